@@ -1,0 +1,58 @@
+import { execSync } from 'node:child_process';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Where benchmark results are written. */
+export const RESULTS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'results');
+
+/** A description of the machine a benchmark ran on, stored with every result. */
+export function machineDescription(): Record<string, unknown> {
+  let osRelease = '';
+  try {
+    osRelease = execSync('. /etc/os-release && echo "$PRETTY_NAME"', { encoding: 'utf8' }).trim();
+  } catch {
+    osRelease = os.type();
+  }
+  const cpus = os.cpus();
+  return {
+    os: osRelease,
+    kernel: os.release(),
+    arch: os.arch(),
+    cpuModel: cpus[0]?.model ?? 'unknown',
+    logicalCores: cpus.length,
+    totalMemoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+    node: process.version,
+    date: new Date().toISOString(),
+  };
+}
+
+/** Writes one benchmark's JSON result atomically (temporary file, then rename). */
+export function writeResult(name: string, result: Record<string, unknown>): string {
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const file = path.join(RESULTS_DIR, `${name}.json`);
+  const temporary = `${file}.${process.pid}.tmp`;
+  writeFileSync(temporary, `${JSON.stringify({ benchmark: name, machine: machineDescription(), ...result }, null, 2)}\n`);
+  renameSync(temporary, file);
+  return file;
+}
+
+/** Median of a list of numbers. */
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
+
+/** Runs `fn` `warmup` times untimed, then `repeats` times timed; returns the times in milliseconds. */
+export async function timeRepeated(fn: () => unknown | Promise<unknown>, repeats: number, warmup = 2): Promise<number[]> {
+  for (let index = 0; index < warmup; index += 1) await fn();
+  const times: number[] = [];
+  for (let index = 0; index < repeats; index += 1) {
+    const start = performance.now();
+    await fn();
+    times.push(performance.now() - start);
+  }
+  return times;
+}

@@ -1,0 +1,93 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { setBackend, withLeakGuard } from '@fineprune/tensor';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { adam, sgd } from './optimizers';
+
+for (const backend of ['cpu', 'wasm'] as const) {
+  describe(`optimizers on ${backend}`, () => {
+    beforeAll(async () => {
+      await setBackend(backend);
+    });
+
+    it('SGD: θ ← θ − αg, and with momentum v ← μv + g', async () => {
+      await withLeakGuard(() => {
+        const w = tf.tidy(() => tf.variable(tf.tensor([1, -2])));
+        const g = tf.tensor([0.5, 1]);
+        const plain = sgd({ learningRate: 0.1 });
+        plain.apply([{ name: 'w', variable: w, gradient: g }], 0);
+        expect(Array.from(w.dataSync())).toEqual([Math.fround(1 - 0.05), Math.fround(-2 - 0.1)]);
+        const heavy = sgd({ learningRate: 0.1, momentum: 0.9 });
+        tf.tidy(() => w.assign(tf.tensor([1, -2])));
+        heavy.apply([{ name: 'w', variable: w, gradient: g }], 0); // v = g, w = w − 0.1g
+        heavy.apply([{ name: 'w', variable: w, gradient: g }], 1); // v = 1.9g, w −= 0.19g
+        const expected = [1 - 0.05 - 0.095, -2 - 0.1 - 0.19];
+        Array.from(w.dataSync()).forEach((value, index) => expect(value).toBeCloseTo(expected[index]!, 6));
+        heavy.dispose();
+        plain.dispose();
+        tf.dispose([w, g]);
+      });
+    });
+
+    it('Adam: two steps against the update written out by hand (tolerance 1e-6)', async () => {
+      await withLeakGuard(() => {
+        const w = tf.tidy(() => tf.variable(tf.tensor([0.5])));
+        const optimizer = adam({ learningRate: 0.01, weightDecay: 0.1 });
+        const gradients = [0.2, -0.4];
+        let m = 0;
+        let v = 0;
+        let theta = 0.5;
+        for (const [t, g] of gradients.entries()) {
+          const gradient = tf.tensor([g]);
+          optimizer.apply([{ name: 'w', variable: w, gradient }], t);
+          gradient.dispose();
+          m = 0.9 * m + 0.1 * g;
+          v = 0.999 * v + 0.001 * g * g;
+          const mHat = m / (1 - 0.9 ** (t + 1));
+          const vHat = v / (1 - 0.999 ** (t + 1));
+          theta = theta - 0.01 * mHat / (Math.sqrt(vHat) + 1e-8) - 0.01 * 0.1 * theta;
+          expect(w.dataSync()[0]).toBeCloseTo(theta, 6);
+        }
+        optimizer.dispose();
+        w.dispose();
+      });
+    });
+
+    it('Adam state restored into a new optimizer continues exactly', async () => {
+      const gradientAt = (step: number) => tf.tensor([Math.sin(step), Math.cos(step * 1.3)]);
+      const straight = tf.tidy(() => tf.variable(tf.tensor([1, 1])));
+      const first = adam({ learningRate: 0.05 });
+      for (let step = 0; step < 6; step += 1) {
+        const gradient = gradientAt(step);
+        first.apply([{ name: 'w', variable: straight, gradient }], step);
+        gradient.dispose();
+      }
+      const resumed = tf.tidy(() => tf.variable(tf.tensor([1, 1])));
+      const before = adam({ learningRate: 0.05 });
+      for (let step = 0; step < 3; step += 1) {
+        const gradient = gradientAt(step);
+        before.apply([{ name: 'w', variable: resumed, gradient }], step);
+        gradient.dispose();
+      }
+      const after = adam({ learningRate: 0.05 });
+      after.loadState(before.state(), [{ name: 'w', variable: resumed }]);
+      before.dispose();
+      for (let step = 3; step < 6; step += 1) {
+        const gradient = gradientAt(step);
+        after.apply([{ name: 'w', variable: resumed, gradient }], step);
+        gradient.dispose();
+      }
+      expect(Array.from(resumed.dataSync())).toEqual(Array.from(straight.dataSync()));
+      expect(() => after.loadState({ 'nobody/m': tf.zeros([2]) }, [{ name: 'w', variable: resumed }])).toThrow(/CHECKPOINT_MISMATCH/);
+      tf.dispose([straight, resumed]);
+      first.dispose();
+      after.dispose();
+    });
+
+    it('rejects bad hyper-parameters with FinepruneErrors', () => {
+      expect(() => sgd({ learningRate: 0 })).toThrow(/learning rate must be a positive/);
+      expect(() => sgd({ learningRate: 0.1, momentum: 1 })).toThrow(/momentum/);
+      expect(() => adam({ learningRate: -1 })).toThrow(/INVALID_ARGUMENT/);
+      expect(() => adam({ learningRate: 1e-3, beta2: 1 })).toThrow(/beta2/);
+    });
+  });
+}

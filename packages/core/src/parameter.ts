@@ -1,0 +1,93 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { ErrorCodes, FinepruneError, maskedWeight } from '@fineprune/tensor';
+import type { ParameterKind, PrunableParameter, WeightTransform } from './types';
+
+/** What {@link createPrunableParameter} needs. */
+export interface PrunableParameterOptions {
+  /** Stable unique name, for example `dense_1/kernel`. */
+  name: string;
+  /** Layer or block name. */
+  group: string;
+  kind: ParameterKind;
+  /** The raw weight variable. */
+  weight: tf.Variable;
+  /** An existing mask to adopt (same shape); a mask of ones is created otherwise. */
+  mask?: tf.Variable;
+}
+
+/**
+ * Wraps a weight variable as a {@link PrunableParameter} with its own mask variable (all ones).
+ * Model adapters call this for every weight they expose.
+ *
+ * @example
+ * ```ts
+ * const kernel = tf.variable(tf.randomNormal([784, 300]));
+ * const parameter = createPrunableParameter({ name: 'fc1/kernel', group: 'fc1', kind: 'dense', weight: kernel });
+ * parameter.effectiveWeight(); // kernel ⊙ mask
+ * ```
+ */
+export function createPrunableParameter(options: PrunableParameterOptions): PrunableParameter {
+  const { name, group, kind, weight } = options;
+  if (weight.dtype !== 'float32') {
+    throw new FinepruneError({
+      code: ErrorCodes.INVALID_ARGUMENT,
+      message: `Parameter "${name}" has dtype ${weight.dtype}; only float32 weights can be pruned.`,
+      fix: 'Exclude this weight from pruning or cast the model to float32.',
+    });
+  }
+  const shape = [...weight.shape];
+  if (options.mask && !tf.util.arraysEqual(options.mask.shape, weight.shape)) {
+    throw new FinepruneError({
+      code: ErrorCodes.SHAPE_MISMATCH,
+      message: `The mask of "${name}" has shape [${options.mask.shape}] but the weight has shape [${shape}].`,
+      fix: 'Pass a mask with the same shape as the weight.',
+    });
+  }
+  const mask = options.mask ?? tf.tidy(() => tf.variable(tf.ones(shape), false));
+  let transform: WeightTransform | null = null;
+  const parameter: PrunableParameter = {
+    name,
+    group,
+    kind,
+    shape,
+    size: weight.size,
+    weight,
+    mask,
+    effectiveWeight: () => (transform ? transform(parameter) : maskedWeight(weight, mask)),
+    setWeightTransform: (next) => {
+      transform = next;
+    },
+  };
+  return parameter;
+}
+
+/** Picks parameters by exact name, by pattern, or by predicate. */
+export type ParameterSelector = string | RegExp | ((parameter: PrunableParameter) => boolean) | ReadonlyArray<string | RegExp>;
+
+/** True when `parameter` matches `selector` (a name, a pattern, a predicate or a list of names and patterns). */
+export function matchesSelector(parameter: PrunableParameter, selector: ParameterSelector): boolean {
+  if (typeof selector === 'function') return selector(parameter);
+  const list = Array.isArray(selector) ? selector : [selector as string | RegExp];
+  return list.some((entry) =>
+    typeof entry === 'string' ? entry === parameter.name || entry === parameter.group : entry.test(parameter.name),
+  );
+}
+
+/**
+ * Filters parameters by `include` and `exclude` selectors.
+ *
+ * @example
+ * ```ts
+ * selectParameters(model.parameters(), { include: /dense/, exclude: 'dense_3/kernel' });
+ * ```
+ */
+export function selectParameters(
+  parameters: readonly PrunableParameter[],
+  options: { include?: ParameterSelector; exclude?: ParameterSelector } = {},
+): PrunableParameter[] {
+  return parameters.filter(
+    (parameter) =>
+      (options.include === undefined || matchesSelector(parameter, options.include)) &&
+      (options.exclude === undefined || !matchesSelector(parameter, options.exclude)),
+  );
+}

@@ -1,0 +1,224 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { countTensors, setBackend, withLeakGuard } from '@fineprune/tensor';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { testLearnedScores, testLinearSchedule, testLocalTopK, testMagnitude, tinyBatches, tinyModel } from './__fixtures__/tiny-model';
+import { adam, sgd } from './optimizers';
+import { Pruner, type PrunerOptions } from './pruner';
+import { sparsityReport } from './report';
+import { FinepruneError } from './index';
+import type { LossTerm, Plugin } from './types';
+
+function options(model: ReturnType<typeof tinyModel>, extra: Partial<PrunerOptions> = {}): PrunerOptions {
+  return {
+    model,
+    scores: testMagnitude,
+    mask: testLocalTopK,
+    schedule: testLinearSchedule(0.6, 20, 5),
+    optimizers: { weights: adam({ learningRate: 0.01 }) },
+    ...extra,
+  };
+}
+
+function errorOf(fn: () => unknown): FinepruneError {
+  try {
+    fn();
+  } catch (error) {
+    if (FinepruneError.is(error)) return error;
+    throw error;
+  }
+  throw new Error('expected a FinepruneError');
+}
+
+for (const backend of ['cpu', 'wasm'] as const) {
+  describe(`Pruner on ${backend}`, () => {
+    beforeAll(async () => {
+      await setBackend(backend);
+    });
+
+    it('prunes to the scheduled sparsity and keeps masked weights out of the output', async () => {
+      const model = tinyModel();
+      const pruner = new Pruner(options(model));
+      await pruner.run({ data: tinyBatches(), untilStep: 25 });
+      const report = await sparsityReport(model.parameters());
+      // 0.6 of 30 = 18 pruned, 0.6 of 15 = 9 pruned (local selection, exact counts).
+      expect(report.parameters.map((row) => row.kept)).toEqual([12, 6]);
+      const x = tf.randomNormal([4, 6], 0, 1, 'float32', 5);
+      const before = model.forward(x, { training: false }) as tf.Tensor;
+      // Change every masked weight wildly: the output must not move.
+      const [p1] = model.parameters();
+      p1!.weight.assign(tf.tidy(() => tf.add(p1!.weight, tf.mul(tf.sub(1, p1!.mask), 1e3))));
+      const after = model.forward(x, { training: false }) as tf.Tensor;
+      expect(Array.from(after.dataSync())).toEqual(Array.from(before.dataSync()));
+      tf.dispose([x, before, after]);
+      pruner.dispose();
+      model.dispose();
+    });
+
+    it('re-selects masks only every interval steps and whenever the target changes', async () => {
+      const model = tinyModel();
+      const updated: number[] = [];
+      const pruner = new Pruner(options(model, { schedule: testLinearSchedule(0.5, 10, 4) }));
+      await pruner.run({ data: tinyBatches(), untilStep: 13, onStep: (result) => void (result.masksUpdated && updated.push(result.step - 1)) });
+      expect(updated).toEqual([0, 4, 8, 12]);
+      pruner.dispose();
+      model.dispose();
+    });
+
+    it('runs hooks in order and tags a failing hook with the plugin and hook', async () => {
+      const model = tinyModel();
+      const calls: string[] = [];
+      const logger: Plugin = {
+        id: 'logger',
+        onRunStart: () => void calls.push('runStart'),
+        onStepStart: ({ step }) => void calls.push(`stepStart${step}`),
+        afterMaskUpdate: ({ step }) => void calls.push(`masks${step}`),
+        onStepEnd: ({ step }) => void calls.push(`stepEnd${step}`),
+        onRunEnd: () => void calls.push('runEnd'),
+      };
+      const pruner = new Pruner(options(model, { plugins: [logger] }));
+      await pruner.run({ data: tinyBatches(), untilStep: 2 });
+      expect(calls).toEqual(['runStart', 'stepStart0', 'masks0', 'stepEnd1', 'stepStart1', 'stepEnd2', 'runEnd']);
+      pruner.dispose();
+      const faulty: Plugin = {
+        id: 'faulty',
+        onStepEnd: () => {
+          throw new Error('disk full');
+        },
+      };
+      const failing = new Pruner(options(model, { plugins: [faulty], optimizers: { weights: adam({ learningRate: 0.01 }) } }));
+      const error = await failing.run({ data: tinyBatches(), untilStep: 3 }).catch((caught) => caught);
+      expect(FinepruneError.is(error)).toBe(true);
+      expect(error.code).toBe('PLUGIN_HOOK_FAILED');
+      expect(error.message).toContain('Plugin "faulty" failed in onStepEnd at step 1: disk full');
+      expect(error.details).toMatchObject({ plugin: 'faulty', hook: 'onStepEnd' });
+      failing.dispose();
+      model.dispose();
+    });
+
+    it('routes the straight-through gradient to learned scores: ∂L/∂S = ∂L/∂(W⊙M) ⊙ W (Eq. 2)', async () => {
+      const model = tinyModel();
+      const batch = tinyBatches()(0);
+      // Reference gradient of the task loss with respect to the effective weights.
+      const [p1, p2] = model.parameters();
+      const effective = [p1!, p2!].map((p) => tf.variable(tf.mul(p.weight, p.mask)));
+      const reference = tf.tidy(() => {
+        const w1 = effective[0]!;
+        const w2 = effective[1]!;
+        const { grads } = tf.variableGrads(() => {
+          const bias = model.trainableVariables();
+          const hidden = tf.relu(tf.add(tf.matMul(batch.x as tf.Tensor2D, w1), bias[1]!.variable));
+          const logits = tf.add(tf.matMul(hidden, w2), bias[3]!.variable);
+          return model.loss(logits, batch);
+        }, [w1, w2]);
+        return [tf.keep(tf.mul(grads[w1.name]!, p1!.weight)), tf.keep(tf.mul(grads[w2.name]!, p2!.weight))];
+      });
+      const initial = 1;
+      const lr = 0.5;
+      const pruner = new Pruner(
+        options(model, {
+          scores: testLearnedScores(initial),
+          schedule: testLinearSchedule(0, 10),
+          optimizers: { weights: sgd({ learningRate: 1e-9 }), scores: sgd({ learningRate: lr }) },
+        }),
+      );
+      await pruner.trainStep(batch);
+      // Under SGD: S = S0 − α_S ∂L/∂S.
+      pruner.pruned().forEach(({ scores }, index) => {
+        const expected = tf.tidy(() => tf.sub(initial, tf.mul(reference[index]!, lr)));
+        const difference = tf.tidy(() => tf.max(tf.abs(tf.sub(expected, scores!))).dataSync()[0]!);
+        expect(difference).toBeLessThan(1e-6);
+        expected.dispose();
+      });
+      tf.dispose([...reference, ...effective, batch.x, batch.y] as tf.Tensor[]);
+      pruner.dispose();
+      model.dispose();
+    });
+
+    it('adds loss terms and clips the global gradient norm', async () => {
+      const model = tinyModel();
+      const constantTerm: LossTerm = { id: 'plus-two', compute: () => tf.scalar(2), toConfig: () => ({}) };
+      const pruner = new Pruner(options(model, { lossTerms: [constantTerm], gradientClipping: { maxNorm: 1e-3 } }));
+      const batch = tinyBatches()(0);
+      const result = await pruner.trainStep(batch);
+      expect(result.loss - result.taskLoss).toBeCloseTo(2, 5);
+      expect(result.gradientNorm).toBeGreaterThan(1e-3);
+      tf.dispose([batch.x, batch.y] as tf.Tensor[]);
+      pruner.dispose();
+      model.dispose();
+    });
+
+    it('reports a NaN loss as NON_FINITE with the step', async () => {
+      const model = tinyModel();
+      const pruner = new Pruner(options(model));
+      const batch = { x: tf.fill([8, 6], Number.NaN), y: tf.zeros([8], 'int32') };
+      await expect(pruner.trainStep(batch)).rejects.toMatchObject({ code: 'NON_FINITE', message: expect.stringContaining('step 0') });
+      tf.dispose([batch.x, batch.y]);
+      pruner.dispose();
+      model.dispose();
+    });
+
+    it('checks the composition when the pruner is built', () => {
+      const model = tinyModel();
+      const thresholdMask = { ...testLocalTopK, id: 'threshold-like', targetKind: 'threshold' as const };
+      expect(errorOf(() => new Pruner(options(model, { mask: thresholdMask }))).code).toBe('INCOMPATIBLE_PLUGINS');
+      expect(errorOf(() => new Pruner(options(model, { scores: testLearnedScores() }))).code).toBe('INVALID_ARGUMENT');
+      expect(errorOf(() => new Pruner(options(model, { parameters: /nothing/ }))).code).toBe('NO_PRUNABLE_PARAMETERS');
+      const empty = { ...model, parameters: () => [] };
+      expect(errorOf(() => new Pruner(options(empty))).code).toBe('NO_PRUNABLE_PARAMETERS');
+      expect(errorOf(() => new Pruner(options(model, { gradientClipping: { maxNorm: 0 } }))).message).toContain('maxNorm');
+      model.dispose();
+    });
+
+    it('resumes from exported state to the same masks and weights as an uninterrupted run', async () => {
+      const run = async (stopAt?: number) => {
+        const model = tinyModel(6, 5, 3, 11);
+        let pruner = new Pruner(options(model, { schedule: testLinearSchedule(0.7, 30, 3) }));
+        if (stopAt !== undefined) {
+          await pruner.run({ data: tinyBatches(), untilStep: stopAt });
+          const state = pruner.exportState({ includeVariables: true });
+          pruner.dispose();
+          // Scramble the model, as a fresh process would have other values.
+          for (const { variable } of model.trainableVariables()) tf.tidy(() => variable.assign(tf.randomNormal(variable.shape)));
+          pruner = new Pruner(options(model, { schedule: testLinearSchedule(0.7, 30, 3) }));
+          pruner.loadState(state);
+          tf.dispose(Object.values(state.tensors));
+        }
+        await pruner.run({ data: tinyBatches(), untilStep: 40 });
+        const masks = model.parameters().map((p) => Array.from(p.mask.dataSync()));
+        const weights = model.trainableVariables().map(({ variable }) => Array.from(variable.dataSync()));
+        pruner.dispose();
+        model.dispose();
+        return { masks, weights };
+      };
+      const straight = await run();
+      const resumed = await run(17);
+      expect(resumed.masks).toEqual(straight.masks);
+      expect(resumed.weights).toEqual(straight.weights);
+    });
+
+    it('refuses a state whose masks do not match the model', () => {
+      const model = tinyModel();
+      const pruner = new Pruner(options(model));
+      const state = pruner.exportState();
+      state.tensors['mask/fc1/kernel']!.dispose();
+      state.tensors['mask/fc1/kernel'] = tf.ones([2, 2]);
+      expect(errorOf(() => pruner.loadState(state)).code).toBe('CHECKPOINT_MISMATCH');
+      tf.dispose(Object.values(state.tensors));
+      pruner.dispose();
+      model.dispose();
+    });
+
+    it('leaks no tensor over 200 training steps', async () => {
+      const model = tinyModel();
+      const pruner = new Pruner(options(model, { schedule: testLinearSchedule(0.8, 150, 10), gradientClipping: { maxNorm: 1 } }));
+      const first = tinyBatches()(0);
+      await pruner.trainStep(first); // allocates the optimizer slots, which live as long as the pruner
+      tf.dispose([first.x, first.y] as tf.Tensor[]);
+      const before = countTensors();
+      await withLeakGuard(() => pruner.run({ data: tinyBatches(), untilStep: 201 }), { label: '200 pruner steps' });
+      expect(countTensors()).toBe(before);
+      pruner.dispose();
+      model.dispose();
+    });
+  });
+}

@@ -1,0 +1,599 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { ErrorCodes, FinepruneError, createRandom, maskedWeight, type RandomSource } from '@fineprune/tensor';
+import type { GradientEntry, Optimizer } from './optimizers';
+import { type ParameterSelector, selectParameters } from './parameter';
+import { PluginDriver } from './plugin-driver';
+import {
+  type Batch,
+  type LossTerm,
+  type MaskFunction,
+  type Plugin,
+  type PluginContext,
+  type PrunableModel,
+  type PrunableParameter,
+  SPEC_VERSION,
+  type ScoreStrategy,
+  type SparsitySchedule,
+  type StepResult,
+} from './types';
+
+/** One pruning group: a set of parameters pruned by one composition of plugins. */
+export interface PruningGroupOptions {
+  /** Group name, for reports and checkpoints; default `default` (or `group<i>`). */
+  name?: string;
+  /** Which parameters of the model this group prunes; default every parameter no earlier group took. */
+  parameters?: ParameterSelector;
+  /** Parameters to leave out of this group. */
+  exclude?: ParameterSelector;
+  scores: ScoreStrategy;
+  mask: MaskFunction;
+  schedule: SparsitySchedule;
+  /** Re-select masks every this many steps (and whenever the target changes); default the schedule's `updateInterval`, or 1. */
+  maskUpdateInterval?: number;
+}
+
+/** The optimizer of each variable group. */
+export interface OptimizerGroups {
+  /** Trains the model's trainable variables. */
+  weights: Optimizer;
+  /** Trains learned scores; required when a score strategy is learnable. */
+  scores?: Optimizer;
+}
+
+/** Options of {@link Pruner}. Pass `groups`, or `scores`, `mask` and `schedule` for a single group. */
+export interface PrunerOptions {
+  model: PrunableModel;
+  groups?: PruningGroupOptions[];
+  scores?: ScoreStrategy;
+  mask?: MaskFunction;
+  schedule?: SparsitySchedule;
+  parameters?: ParameterSelector;
+  exclude?: ParameterSelector;
+  maskUpdateInterval?: number;
+  optimizers: OptimizerGroups;
+  /** Terms added to the task loss (regularisers, distillation). */
+  lossTerms?: LossTerm[];
+  /** Further plugins that only use hooks (loggers, metrics, checkpointing). */
+  plugins?: Plugin[];
+  /** Clip the global gradient norm (over weights and scores together) to this value. */
+  gradientClipping?: { maxNorm: number };
+  /** Seed of the run's random source (stochastic masks, random scores); default 0. */
+  seed?: number;
+}
+
+/** A source of training batches that depends only on the step, so runs can resume exactly. */
+export interface BatchProvider {
+  batch(step: number): Batch;
+}
+
+/** An evaluation callback of {@link Pruner.run}. */
+export interface EvaluationCallback {
+  /** Run every this many steps (counted from step 0). */
+  every: number;
+  /** Computes metrics; the model's masks are applied (training is false). */
+  evaluate(context: PluginContext): Record<string, number> | Promise<Record<string, number>>;
+}
+
+/** Options of {@link Pruner.run}. */
+export interface RunOptions {
+  /** Where batches come from. The pruner disposes each batch's tensors after its step. */
+  data: BatchProvider | ((step: number) => Batch);
+  /** Run until this many steps have been completed in total (a resumed run continues to the same number). */
+  untilStep: number;
+  evaluations?: EvaluationCallback[];
+  /** Called after every step. */
+  onStep?(result: StepResult): void | Promise<void>;
+  /** Called with each evaluation's metrics. */
+  onEvaluate?(step: number, metrics: Record<string, number>): void | Promise<void>;
+  /** Stops after the current step when aborted. */
+  signal?: AbortSignal;
+}
+
+/** Serialisable run state of a {@link Pruner}: everything needed to continue a run exactly. */
+export interface PrunerState {
+  specVersion: typeof SPEC_VERSION;
+  step: number;
+  random: number[];
+  groups: Array<{ name: string; lastTarget: number | null }>;
+  /**
+   * Tensors by name: `mask/<param>`, `scores/<param>`, `optimizer/<weights|scores>/<slot>`, and with
+   * `includeVariables` also `variable/<name>`. The caller owns (and disposes) them.
+   */
+  tensors: Record<string, tf.Tensor>;
+}
+
+interface Group {
+  readonly name: string;
+  readonly scores: ScoreStrategy;
+  readonly mask: MaskFunction;
+  readonly schedule: SparsitySchedule;
+  readonly interval: number;
+  readonly parameters: PrunableParameter[];
+  readonly scoreVariables: Array<tf.Variable | undefined>;
+  lastTarget: number | null;
+}
+
+function invalid(message: string, fix: string, code: (typeof ErrorCodes)[keyof typeof ErrorCodes] = ErrorCodes.INVALID_ARGUMENT): never {
+  throw new FinepruneError({ code, message, fix });
+}
+
+/**
+ * The driver. Each step: schedule → scores → masks (when due) → masked forward → task loss + loss
+ * terms → gradients to weights and learned scores → clipping → one optimizer per variable group.
+ * Plugin hooks run at fixed points; every plugin error is tagged with the plugin and the hook.
+ *
+ * @example
+ * ```ts
+ * const pruner = new Pruner({
+ *   model: prunable,
+ *   scores: magnitudeScores(),
+ *   mask: topV({ scope: 'global' }),
+ *   schedule: cubic({ finalSparsity: 0.9, totalSteps: 6000, warmupSteps: 600, cooldownSteps: 1200, interval: 100 }),
+ *   optimizers: { weights: adam({ learningRate: 1e-3 }) },
+ * });
+ * await pruner.run({ data: batches(train, { batchSize: 100, seed: 1 }), untilStep: 6000 });
+ * ```
+ */
+export class Pruner {
+  readonly model: PrunableModel;
+  private readonly groups: Group[];
+  private readonly optimizers: OptimizerGroups;
+  private readonly lossTerms: LossTerm[];
+  private readonly driver: PluginDriver;
+  private readonly clipNorm: number | undefined;
+  private readonly random: RandomSource;
+  private currentStep = 0;
+  private training = false;
+  private disposed = false;
+
+  constructor(options: PrunerOptions) {
+    const { model } = options;
+    if (!model || model.specVersion !== SPEC_VERSION) {
+      invalid(
+        `The model does not implement PrunableModel version ${SPEC_VERSION}.`,
+        'Build it with an adapter such as fromLayersModel() from @fineprune/layers.',
+      );
+    }
+    this.model = model;
+    const all = model.parameters();
+    if (all.length === 0) {
+      invalid(
+        `Model "${model.name}" exposes no prunable parameter.`,
+        'Choose layers with prunable weights (Dense, Conv2D, DepthwiseConv2D, Embedding) or widen the include pattern.',
+        ErrorCodes.NO_PRUNABLE_PARAMETERS,
+      );
+    }
+    const groupOptions: PruningGroupOptions[] =
+      options.groups ??
+      (options.scores && options.mask && options.schedule
+        ? [
+            {
+              scores: options.scores,
+              mask: options.mask,
+              schedule: options.schedule,
+              ...(options.parameters !== undefined ? { parameters: options.parameters } : {}),
+              ...(options.exclude !== undefined ? { exclude: options.exclude } : {}),
+              ...(options.maskUpdateInterval !== undefined ? { maskUpdateInterval: options.maskUpdateInterval } : {}),
+            },
+          ]
+        : invalid('The pruner needs `groups`, or `scores`, `mask` and `schedule`.', 'Pass the three plugins of your method.'));
+    if (groupOptions.length === 0) invalid('`groups` is empty.', 'Give at least one pruning group.');
+    this.optimizers = options.optimizers;
+    if (!options.optimizers?.weights) invalid('No weight optimizer was given.', 'Pass optimizers: { weights: adam({ learningRate: 1e-3 }) }.');
+    this.random = createRandom(options.seed ?? 0);
+    this.lossTerms = [...(options.lossTerms ?? [])];
+    const clip = options.gradientClipping?.maxNorm;
+    if (clip !== undefined && !(clip > 0)) invalid(`gradientClipping.maxNorm must be > 0, got ${clip}.`, 'Use a positive norm such as 1.');
+    this.clipNorm = clip;
+
+    const taken = new Set<string>();
+    this.groups = groupOptions.map((group, index) => {
+      const name = group.name ?? (groupOptions.length === 1 ? 'default' : `group${index}`);
+      const free = all.filter((parameter) => !taken.has(parameter.name));
+      const parameters = selectParameters(free, {
+        ...(group.parameters !== undefined ? { include: group.parameters } : {}),
+        ...(group.exclude !== undefined ? { exclude: group.exclude } : {}),
+      });
+      if (parameters.length === 0) {
+        invalid(
+          `Pruning group "${name}" selects no parameter of model "${model.name}".`,
+          `Check its parameter selector; the model's parameters are: ${all.map((parameter) => parameter.name).join(', ')}.`,
+          ErrorCodes.NO_PRUNABLE_PARAMETERS,
+        );
+      }
+      for (const parameter of parameters) taken.add(parameter.name);
+      this.checkComposition(name, group);
+      const interval = group.maskUpdateInterval ?? group.schedule.updateInterval ?? 1;
+      if (!(Number.isInteger(interval) && interval >= 1)) {
+        invalid(`maskUpdateInterval of group "${name}" must be an integer ≥ 1, got ${interval}.`, 'Use 1 to re-select masks every step.');
+      }
+      return { name, scores: group.scores, mask: group.mask, schedule: group.schedule, interval, parameters, scoreVariables: [], lastTarget: null };
+    });
+    if (new Set(this.groups.map((group) => group.name)).size !== this.groups.length) {
+      invalid('Two pruning groups have the same name.', 'Give each group a unique `name`.');
+    }
+    if (this.groups.some((group) => group.scores.learnable) && !this.optimizers.scores) {
+      invalid('A score strategy learns its scores, but no score optimizer was given.', 'Pass optimizers: { weights, scores: adam({ learningRate: 1e-2 }) }.');
+    }
+    this.driver = new PluginDriver([
+      ...this.groups.flatMap((group) => [group.scores, group.mask]),
+      ...this.lossTerms,
+      ...(options.plugins ?? []),
+    ]);
+    const context = this.context();
+    for (const group of this.groups) {
+      for (const parameter of group.parameters) {
+        const scores = group.scores.learnable
+          ? PluginDriver.callSync(group.scores, 'createScores', 0, () => {
+              const created = group.scores.createScores?.(parameter, context);
+              if (!created) {
+                invalid(`Score strategy "${group.scores.id}" is learnable but created no scores.`, 'Implement createScores().');
+              }
+              if (!tf.util.arraysEqual(created.shape, [...parameter.shape])) {
+                invalid(
+                  `Scores of "${parameter.name}" have shape [${created.shape}], the weight [${parameter.shape}].`,
+                  `Fix createScores() of "${group.scores.id}".`,
+                  ErrorCodes.SHAPE_MISMATCH,
+                );
+              }
+              return created;
+            })
+          : undefined;
+        group.scoreVariables.push(scores);
+        const mask = group.mask;
+        parameter.setWeightTransform(() =>
+          mask.transform
+            ? PluginDriver.callSync(mask, 'transform', this.currentStep, () =>
+                mask.transform!({ parameter, scores, training: this.training }, this.context()),
+              )
+            : maskedWeight(parameter.weight, parameter.mask, this.training ? scores : undefined),
+        );
+      }
+    }
+  }
+
+  private checkComposition(name: string, group: PruningGroupOptions): void {
+    for (const [role, plugin] of [
+      ['scores', group.scores],
+      ['mask', group.mask],
+      ['schedule', group.schedule],
+    ] as const) {
+      if (!plugin || typeof plugin.id !== 'string') {
+        invalid(`Pruning group "${name}" has no valid ${role} plugin.`, `Pass a ${role} plugin object with an id.`);
+      }
+    }
+    if (group.mask.targetKind !== group.schedule.kind) {
+      invalid(
+        `In group "${name}", mask "${group.mask.id}" needs a ${group.mask.targetKind} target but schedule "${group.schedule.id}" produces a ${group.schedule.kind}.`,
+        `Use a schedule that produces a ${group.mask.targetKind}.`,
+        ErrorCodes.INCOMPATIBLE_PLUGINS,
+      );
+    }
+    if (group.mask.requiresLearnableScores && !group.scores.learnable) {
+      invalid(
+        `In group "${name}", mask "${group.mask.id}" needs learned scores but "${group.scores.id}" computes them.`,
+        'Use a learnable score strategy such as movement or l0 with this mask.',
+        ErrorCodes.INCOMPATIBLE_PLUGINS,
+      );
+    }
+  }
+
+  /** Number of optimizer steps completed. */
+  get step(): number {
+    return this.currentStep;
+  }
+
+  /** The pruned parameters of every group, with their learned scores (if any). */
+  pruned(): Array<{ group: string; parameter: PrunableParameter; scores: tf.Variable | undefined }> {
+    return this.groups.flatMap((group) =>
+      group.parameters.map((parameter, index) => ({ group: group.name, parameter, scores: group.scoreVariables[index] })),
+    );
+  }
+
+  /** The target of every group at `step` (default: the current step). */
+  targets(step = this.currentStep): Record<string, number> {
+    return Object.fromEntries(this.groups.map((group) => [group.name, group.schedule.valueAt(step)]));
+  }
+
+  private context(): PluginContext {
+    return { step: this.currentStep, model: this.model, random: this.random };
+  }
+
+  private assertLive(): void {
+    if (this.disposed) invalid('The pruner was disposed.', 'Create a new Pruner.', ErrorCodes.DISPOSED);
+  }
+
+  /** Re-selects the masks of one group (or all) for a target now, whatever the schedule says. */
+  async updateMasks(groupName?: string, target?: number): Promise<void> {
+    for (const group of this.groups) {
+      if (groupName !== undefined && group.name !== groupName) continue;
+      await this.selectMasks(group, target ?? group.schedule.valueAt(this.currentStep));
+    }
+  }
+
+  private async selectMasks(group: Group, target: number): Promise<void> {
+    const context = this.context();
+    const step = this.currentStep;
+    const inputs: Array<{ parameter: PrunableParameter; scores: tf.Tensor }> = [];
+    let masks: tf.Tensor[] = [];
+    try {
+      for (const [index, parameter] of group.parameters.entries()) {
+        const scores = await PluginDriver.call(group.scores, 'compute', step, () =>
+          group.scores.compute({ parameter, scores: group.scoreVariables[index] }, context),
+        );
+        inputs.push({ parameter, scores });
+      }
+      masks = await PluginDriver.call(group.mask, 'compute', step, () => group.mask.compute(inputs, target, context));
+      if (masks.length !== group.parameters.length) {
+        invalid(
+          `Mask function "${group.mask.id}" returned ${masks.length} masks for ${group.parameters.length} parameters.`,
+          'Return one mask per input, in order.',
+        );
+      }
+      for (const [index, parameter] of group.parameters.entries()) {
+        const mask = masks[index]!;
+        if (!tf.util.arraysEqual(mask.shape, [...parameter.shape])) {
+          invalid(
+            `Mask function "${group.mask.id}" returned shape [${mask.shape}] for "${parameter.name}" of shape [${parameter.shape}].`,
+            'Return masks with the shapes of the weights.',
+            ErrorCodes.SHAPE_MISMATCH,
+          );
+        }
+        parameter.mask.assign(mask.dtype === 'float32' ? mask : tf.tidy(() => tf.cast(mask, 'float32')));
+      }
+    } finally {
+      for (const input of inputs) input.scores.dispose();
+      for (const mask of masks) mask.dispose();
+    }
+    group.lastTarget = target;
+    await this.driver.run('afterMaskUpdate', { ...this.context(), target, group: group.name });
+  }
+
+  private weightVariables() {
+    return this.model.trainableVariables();
+  }
+
+  private scoreVariables() {
+    return this.pruned()
+      .filter((entry) => entry.scores !== undefined)
+      .map((entry) => ({ name: `${entry.parameter.name}/scores`, variable: entry.scores! }));
+  }
+
+  /**
+   * One training step on a batch. The batch's tensors stay owned by the caller.
+   *
+   * @example
+   * ```ts
+   * const batch = source.batch(pruner.step);
+   * const result = await pruner.trainStep(batch);
+   * tf.dispose([batch.x, batch.y]);
+   * ```
+   */
+  async trainStep(batch: Batch): Promise<StepResult> {
+    this.assertLive();
+    const step = this.currentStep;
+    const targets = this.targets(step);
+    await this.driver.run('onStepStart', { ...this.context(), target: targets[this.groups[0]!.name]! });
+    let masksUpdated = false;
+    for (const group of this.groups) {
+      const target = targets[group.name]!;
+      if (group.lastTarget === null || group.lastTarget !== target || step % group.interval === 0) {
+        await this.selectMasks(group, target);
+        masksUpdated = true;
+      }
+    }
+
+    const weights = this.weightVariables();
+    const scores = this.scoreVariables();
+    const named = [...weights, ...scores];
+    let taskLoss: tf.Scalar | undefined;
+    let value: tf.Scalar | undefined;
+    let grads: tf.NamedTensorMap = {};
+    this.training = true;
+    try {
+      ({ value, grads } = tf.variableGrads(() => {
+        const outputs = this.model.forward(batch.x, { training: true });
+        const task = this.model.loss(outputs, batch);
+        taskLoss = tf.keep(task.clone());
+        if (this.lossTerms.length === 0) return task;
+        const lossContext = { ...this.context(), batch, outputs, targets, pruned: this.pruned() };
+        const terms = this.lossTerms.map((term) =>
+          PluginDriver.callSync(term, 'compute', step, () => term.compute(lossContext)),
+        );
+        return tf.addN([task, ...terms]) as tf.Scalar;
+      }, named.map((entry) => entry.variable)));
+    } catch (error) {
+      taskLoss?.dispose();
+      if (FinepruneError.is(error)) throw error;
+      throw new FinepruneError({
+        code: ErrorCodes.INVALID_ARGUMENT,
+        message: `The forward or backward pass failed at step ${step}: ${(error as Error).message}`,
+        fix: 'Check that the batch fits the model (input shape, label format) and that the loss is a scalar.',
+        cause: error,
+      });
+    } finally {
+      this.training = false;
+    }
+    try {
+      const [lossValue, taskValue] = await Promise.all([value.data(), taskLoss!.data()]);
+      if (!Number.isFinite(lossValue[0]!)) {
+        throw new FinepruneError({
+          code: ErrorCodes.NON_FINITE,
+          message: `The loss became ${lossValue[0]} at step ${step}.`,
+          fix: 'Lower the learning rates, enable gradientClipping, or check the data for NaN.',
+          details: { step },
+        });
+      }
+      let gradientNorm: number | undefined;
+      if (this.clipNorm !== undefined) {
+        const norm = tf.tidy(() => tf.sqrt(tf.addN(Object.values(grads).map((grad) => tf.sum(tf.square(grad))))));
+        gradientNorm = (await norm.data())[0]!;
+        norm.dispose();
+        if (gradientNorm > this.clipNorm) {
+          const factor = this.clipNorm / (gradientNorm + 1e-6);
+          const clipped = tf.tidy(() => Object.fromEntries(Object.entries(grads).map(([key, grad]) => [key, tf.mul(grad, factor)])));
+          tf.dispose(grads);
+          grads = clipped;
+        }
+      }
+      const entries = (list: readonly { name: string; variable: tf.Variable }[]): GradientEntry[] =>
+        list.flatMap(({ name, variable }) => {
+          const gradient = grads[variable.name];
+          return gradient ? [{ name, variable, gradient }] : [];
+        });
+      this.optimizers.weights.apply(entries(weights), step);
+      if (this.optimizers.scores && scores.length > 0) this.optimizers.scores.apply(entries(scores), step);
+      this.currentStep = step + 1;
+      const learningRates: Record<string, number> = { weights: this.optimizers.weights.learningRate(step) };
+      if (this.optimizers.scores) learningRates.scores = this.optimizers.scores.learningRate(step);
+      const result: StepResult = {
+        step: this.currentStep,
+        loss: lossValue[0]!,
+        taskLoss: taskValue[0]!,
+        targets,
+        masksUpdated,
+        learningRates,
+        ...(gradientNorm !== undefined ? { gradientNorm } : {}),
+      };
+      await this.driver.run('onStepEnd', { ...this.context(), result });
+      return result;
+    } finally {
+      value.dispose();
+      taskLoss?.dispose();
+      tf.dispose(grads);
+    }
+  }
+
+  /**
+   * Trains until `untilStep` steps are completed, taking batch `s` for step `s`; runs evaluation
+   * callbacks and hooks. Calling it again (or after {@link loadState}) continues where it stopped.
+   */
+  async run(options: RunOptions): Promise<StepResult | undefined> {
+    this.assertLive();
+    const provide = typeof options.data === 'function' ? options.data : options.data.batch.bind(options.data);
+    if (!(Number.isInteger(options.untilStep) && options.untilStep >= 0)) {
+      invalid(`untilStep must be a non-negative integer, got ${options.untilStep}.`, 'Pass the total number of steps to reach.');
+    }
+    for (const evaluation of options.evaluations ?? []) {
+      if (!(Number.isInteger(evaluation.every) && evaluation.every >= 1)) {
+        invalid(`An evaluation's every must be an integer ≥ 1, got ${evaluation.every}.`, 'Evaluate every N steps with N ≥ 1.');
+      }
+    }
+    await this.driver.run('onRunStart', this.context());
+    let last: StepResult | undefined;
+    while (this.currentStep < options.untilStep && !options.signal?.aborted) {
+      const batch = provide(this.currentStep);
+      try {
+        last = await this.trainStep(batch);
+      } finally {
+        tf.dispose([batch.x, batch.y] as tf.TensorContainer);
+      }
+      await options.onStep?.(last);
+      for (const evaluation of options.evaluations ?? []) {
+        if (this.currentStep % evaluation.every === 0) await this.evaluate(evaluation, options);
+      }
+    }
+    await this.driver.run('onRunEnd', this.context());
+    return last;
+  }
+
+  private async evaluate(evaluation: EvaluationCallback, options: RunOptions): Promise<void> {
+    const metrics = await evaluation.evaluate(this.context());
+    await options.onEvaluate?.(this.currentStep, metrics);
+    await this.driver.run('onEvaluate', { ...this.context(), metrics });
+  }
+
+  /**
+   * Everything needed to continue the run exactly: step, random state, masks, learned scores,
+   * optimizer slots, and (with `includeVariables`) the model's variables. The caller disposes the tensors.
+   */
+  exportState(options: { includeVariables?: boolean } = {}): PrunerState {
+    this.assertLive();
+    const tensors: Record<string, tf.Tensor> = {};
+    tf.tidy(() => {
+      for (const { parameter, scores } of this.pruned()) {
+        tensors[`mask/${parameter.name}`] = tf.keep(parameter.mask.clone());
+        if (scores) tensors[`scores/${parameter.name}`] = tf.keep(scores.clone());
+      }
+      for (const [groupName, optimizer] of Object.entries(this.optimizers) as Array<[string, Optimizer | undefined]>) {
+        if (!optimizer) continue;
+        for (const [slot, tensor] of Object.entries(optimizer.state())) tensors[`optimizer/${groupName}/${slot}`] = tf.keep(tensor.clone());
+      }
+      if (options.includeVariables) {
+        for (const { name, variable } of [...this.model.trainableVariables(), ...this.model.frozenVariables()]) {
+          tensors[`variable/${name}`] = tf.keep(variable.clone());
+        }
+      }
+    });
+    return {
+      specVersion: SPEC_VERSION,
+      step: this.currentStep,
+      random: this.random.state(),
+      groups: this.groups.map((group) => ({ name: group.name, lastTarget: group.lastTarget })),
+      tensors,
+    };
+  }
+
+  /** Restores a state from {@link exportState}. Checks every name and shape first; the caller keeps ownership of `state.tensors`. */
+  loadState(state: PrunerState): void {
+    this.assertLive();
+    const mismatch: (message: string) => never = (message) =>
+      invalid(message, 'Load a checkpoint saved from this model with the same pruning groups.', ErrorCodes.CHECKPOINT_MISMATCH);
+    if (state?.specVersion !== SPEC_VERSION) mismatch(`The state has spec version ${state?.specVersion}, expected ${SPEC_VERSION}.`);
+    if (!(Number.isInteger(state.step) && state.step >= 0)) mismatch(`The state's step ${state.step} is not a non-negative integer.`);
+    const { tensors } = state;
+    const expectShape = (key: string, shape: readonly number[]) => {
+      const tensor = tensors[key];
+      if (!tensor) mismatch(`The state has no "${key}".`);
+      if (!tf.util.arraysEqual(tensor.shape, [...shape])) mismatch(`"${key}" has shape [${tensor.shape}] but the model needs [${shape}].`);
+      return tensor;
+    };
+    for (const group of this.groups) {
+      if (!state.groups.some((saved) => saved.name === group.name)) mismatch(`The state has no pruning group "${group.name}".`);
+    }
+    const variables = [...this.model.trainableVariables(), ...this.model.frozenVariables()];
+    const hasVariables = Object.keys(tensors).some((key) => key.startsWith('variable/'));
+    for (const { parameter, scores } of this.pruned()) {
+      expectShape(`mask/${parameter.name}`, parameter.shape);
+      if (scores) expectShape(`scores/${parameter.name}`, parameter.shape);
+    }
+    if (hasVariables) for (const { name, variable } of variables) expectShape(`variable/${name}`, variable.shape);
+    const optimizerState = (groupName: string) =>
+      Object.fromEntries(
+        Object.entries(tensors)
+          .filter(([key]) => key.startsWith(`optimizer/${groupName}/`))
+          .map(([key, tensor]) => [key.slice(`optimizer/${groupName}/`.length), tensor]),
+      );
+    for (const [groupName, optimizer] of Object.entries(this.optimizers) as Array<[string, Optimizer | undefined]>) {
+      const slots = optimizerState(groupName);
+      const owners = groupName === 'scores' ? this.scoreVariables() : this.model.trainableVariables();
+      for (const [slot, tensor] of Object.entries(slots)) {
+        const owner = owners.find((entry) => slot.startsWith(`${entry.name}/`));
+        if (owner && !tf.util.arraysEqual(owner.variable.shape, tensor.shape)) {
+          mismatch(`Optimizer slot "${slot}" has shape [${tensor.shape}] but its variable has [${owner.variable.shape}].`);
+        }
+      }
+      optimizer?.loadState(slots, owners);
+    }
+    for (const { parameter, scores } of this.pruned()) {
+      parameter.mask.assign(tensors[`mask/${parameter.name}`]!);
+      if (scores) scores.assign(tensors[`scores/${parameter.name}`]!);
+    }
+    if (hasVariables) for (const { name, variable } of variables) variable.assign(tensors[`variable/${name}`]!);
+    for (const group of this.groups) group.lastTarget = state.groups.find((saved) => saved.name === group.name)!.lastTarget;
+    this.random.setState(state.random);
+    this.currentStep = state.step;
+  }
+
+  /** Frees the learned scores and optimizer slots and removes the weight transforms. The model stays usable (W ⊙ M). */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const group of this.groups) {
+      for (const parameter of group.parameters) parameter.setWeightTransform(null);
+      for (const scores of group.scoreVariables) scores?.dispose();
+    }
+    this.optimizers.weights.dispose();
+    this.optimizers.scores?.dispose();
+  }
+}

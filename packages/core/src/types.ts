@@ -1,0 +1,258 @@
+import type * as tf from '@tensorflow/tfjs-core';
+
+/** Version of the plugin and model interfaces in this file. Bumped on any breaking change. */
+export const SPEC_VERSION = 1 as const;
+
+/** JSON-compatible data: what every `toConfig()` returns. */
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+/** A JSON object. */
+export type JsonObject = { [key: string]: JsonValue };
+
+/** The kind of weight a parameter is; adapters use the built-in kinds, custom layers may add their own. */
+export type ParameterKind = 'dense' | 'conv2d' | 'depthwiseConv2d' | 'embedding' | (string & {});
+
+/**
+ * Builds the weight that the forward pass uses from the raw weight. Installed on a parameter by
+ * the {@link Pruner}; it runs inside the gradient tape on every forward pass.
+ */
+export type WeightTransform = (parameter: PrunableParameter) => tf.Tensor;
+
+/**
+ * One prunable weight of a model: a stable name, the weight variable, and its mask.
+ *
+ * @example
+ * ```ts
+ * for (const parameter of model.parameters()) {
+ *   console.log(parameter.name, parameter.shape, parameter.kind);
+ * }
+ * ```
+ */
+export interface PrunableParameter {
+  /** Stable, unique name within the model, for example `dense_1/kernel`. */
+  readonly name: string;
+  /** The layer or block the parameter belongs to, for grouping and reports. */
+  readonly group: string;
+  /** What kind of weight this is. */
+  readonly kind: ParameterKind;
+  /** Shape of the weight (and of its mask and scores). */
+  readonly shape: readonly number[];
+  /** Number of elements. */
+  readonly size: number;
+  /** The raw weight. Pruned entries keep their values here; the mask hides them. */
+  readonly weight: tf.Variable;
+  /** The binary mask (float32 0/1, same shape as the weight), not trainable. */
+  readonly mask: tf.Variable;
+  /**
+   * The weight the forward pass uses. Without a transform it is `weight ⊙ mask`; a {@link Pruner}
+   * installs a transform that also routes gradients to learned scores.
+   */
+  effectiveWeight(): tf.Tensor;
+  /** Installs (or with `null` removes) the transform that {@link effectiveWeight} applies. */
+  setWeightTransform(transform: WeightTransform | null): void;
+}
+
+/** A named variable, as models report their trainable and frozen variables. */
+export interface NamedVariable {
+  /** Stable name, used in checkpoints. */
+  readonly name: string;
+  readonly variable: tf.Variable;
+}
+
+/** Model inputs: one tensor, several, or a map of named tensors. */
+export type ModelInput = tf.Tensor | tf.Tensor[] | Record<string, tf.Tensor>;
+/** Model outputs: one tensor or several. */
+export type ModelOutput = tf.Tensor | tf.Tensor[];
+
+/** A batch of training or evaluation data. */
+export interface Batch {
+  readonly x: ModelInput;
+  readonly y: tf.Tensor | tf.Tensor[];
+}
+
+/**
+ * What a model must offer to be pruned. Adapters build it from a `tf.LayersModel`
+ * (`@fineprune/layers`), from the transformer encoder, or from a user's own model.
+ *
+ * @example
+ * ```ts
+ * const prunable: PrunableModel = fromLayersModel(model, { loss: 'sparseCategoricalCrossentropy' });
+ * const outputs = prunable.forward(x, { training: false });
+ * ```
+ */
+export interface PrunableModel {
+  /** The interface version this model implements. */
+  readonly specVersion: typeof SPEC_VERSION;
+  /** A name for reports. */
+  readonly name: string;
+  /** The weights that can be pruned, in a stable order. */
+  parameters(): readonly PrunableParameter[];
+  /** Forward pass with masked weights. Runs inside the gradient tape when training. */
+  forward(x: ModelInput, options: { training: boolean }): ModelOutput;
+  /** The task loss of `outputs` against the batch's targets, a scalar. */
+  loss(outputs: ModelOutput, batch: Batch): tf.Scalar;
+  /** Every variable trained by the weight optimizer (prunable weights, biases, norms…), frozen ones excluded. */
+  trainableVariables(): readonly NamedVariable[];
+  /** Variables that are part of the model but must not change. */
+  frozenVariables(): readonly NamedVariable[];
+}
+
+/** Facts about the run that every plugin hook and plugin method receives. */
+export interface PluginContext {
+  /** Number of optimizer steps completed so far. */
+  readonly step: number;
+  /** The model being pruned. */
+  readonly model: PrunableModel;
+  /** The seeded random source of the run (its state is saved in checkpoints). */
+  readonly random: { next(): number; nextUint32(): number };
+}
+
+/** Lifecycle hooks any plugin may implement. Errors thrown here are tagged with the plugin and the hook. */
+export interface PluginHooks {
+  /** Before the first step of `run` (also after a resume). */
+  onRunStart?(context: PluginContext): void | Promise<void>;
+  /** At the start of each step, before masks are updated. */
+  onStepStart?(context: PluginContext & { readonly target: number }): void | Promise<void>;
+  /** After new masks were assigned. */
+  afterMaskUpdate?(context: PluginContext & { readonly target: number; readonly group: string }): void | Promise<void>;
+  /** After the optimizer step. */
+  onStepEnd?(context: PluginContext & { readonly result: StepResult }): void | Promise<void>;
+  /** After an evaluation callback produced metrics. */
+  onEvaluate?(context: PluginContext & { readonly metrics: Readonly<Record<string, number>> }): void | Promise<void>;
+  /** After the last step of `run`. */
+  onRunEnd?(context: PluginContext): void | Promise<void>;
+}
+
+/** A plugin: an object with a required `id` and any of the {@link PluginHooks}. */
+export interface Plugin extends PluginHooks {
+  /** Unique id, for example `magnitude` or `my-company/fisher`. */
+  readonly id: string;
+}
+
+/** Anything serialisable: plugins, schedules and loss terms return their options as JSON. */
+export interface Configurable {
+  /** The options this object was created with, as JSON; `fromConfig` of its package rebuilds it. */
+  toConfig(): JsonObject;
+}
+
+/**
+ * How importance scores come to be: computed from weights (`magnitude`), learned by gradient
+ * (`movement`, `l0`), or measured on data (saliency criteria).
+ *
+ * @example
+ * ```ts
+ * const magnitude: ScoreStrategy = {
+ *   id: 'magnitude', learnable: false,
+ *   compute: ({ parameter }) => tf.abs(parameter.weight),
+ *   toConfig: () => ({}),
+ * };
+ * ```
+ */
+export interface ScoreStrategy extends Plugin, Configurable {
+  /** True when the scores are variables trained by the score optimizer. */
+  readonly learnable: boolean;
+  /** Creates the learned score variable of a parameter (learnable strategies only). */
+  createScores?(parameter: PrunableParameter, context: PluginContext): tf.Variable;
+  /**
+   * The scores that the mask function ranks, same shape as the weight. Called outside the gradient
+   * tape when masks are updated; the caller disposes the result.
+   */
+  compute(input: { parameter: PrunableParameter; scores: tf.Variable | undefined }, context: PluginContext): tf.Tensor | Promise<tf.Tensor>;
+}
+
+/** What a mask function receives for one parameter. */
+export interface MaskInput {
+  readonly parameter: PrunableParameter;
+  /** Scores to rank (from {@link ScoreStrategy.compute}). */
+  readonly scores: tf.Tensor;
+}
+
+/** What kind of target a schedule produces and a mask function consumes. */
+export type TargetKind = 'sparsity' | 'threshold' | 'none';
+
+/**
+ * Turns scores and a target into masks, and defines how gradients reach the scores.
+ *
+ * @example
+ * ```ts
+ * const masks = await topV({ scope: 'global' }).compute(inputs, 0.9, context);
+ * ```
+ */
+export interface MaskFunction extends Plugin, Configurable {
+  /** The target this mask function needs from its schedule. */
+  readonly targetKind: TargetKind;
+  /** True when the function needs learned scores (it makes no sense on computed ones). */
+  readonly requiresLearnableScores?: boolean;
+  /**
+   * New binary masks, one per input, in order. Selection across inputs (global) or per input
+   * (local) is this function's concern. The caller disposes the results.
+   */
+  compute(inputs: readonly MaskInput[], target: number, context: PluginContext): tf.Tensor[] | Promise<tf.Tensor[]>;
+  /**
+   * The forward weight, inside the gradient tape. Default: straight-through `W ⊙ M`, with the
+   * gradient reaching learned scores as `dL/d(W⊙M) ⊙ W` (Eq. 2 of Movement Pruning).
+   */
+  transform?(input: { parameter: PrunableParameter; scores: tf.Variable | undefined; training: boolean }, context: PluginContext): tf.Tensor;
+}
+
+/**
+ * Step → target (a sparsity, or a threshold). Pure and serialisable.
+ *
+ * @example
+ * ```ts
+ * const schedule = cubic({ initialSparsity: 0, finalSparsity: 0.9, totalSteps: 6000, warmupSteps: 600, cooldownSteps: 1200, interval: 100 });
+ * schedule.valueAt(0); // 0
+ * ```
+ */
+export interface SparsitySchedule extends Configurable {
+  readonly id: string;
+  /** What the value means for the mask function. */
+  readonly kind: TargetKind;
+  /** The target at a step (the number of steps completed before it). */
+  valueAt(step: number): number;
+  /** How often (in steps) masks should be re-selected while this schedule runs; default 1. */
+  readonly updateInterval?: number;
+}
+
+/** What a loss term receives, inside the gradient tape. */
+export interface LossContext extends PluginContext {
+  readonly batch: Batch;
+  readonly outputs: ModelOutput;
+  /** The current target of each pruning group, by group name. */
+  readonly targets: Readonly<Record<string, number>>;
+  /** Every pruned parameter with its learned scores (if any). */
+  readonly pruned: ReadonlyArray<{ readonly parameter: PrunableParameter; readonly scores: tf.Variable | undefined }>;
+}
+
+/**
+ * A term added to the task loss: a regulariser on scores, distillation, a penalty.
+ *
+ * @example
+ * ```ts
+ * const l2: LossTerm = {
+ *   id: 'l2', toConfig: () => ({ weight: 1e-4 }),
+ *   compute: ({ pruned }) => tf.addN(pruned.map(({ parameter }) => tf.sum(tf.square(parameter.weight)))).mul(1e-4),
+ * };
+ * ```
+ */
+export interface LossTerm extends Plugin, Configurable {
+  /** The term's value (a scalar) for this step. */
+  compute(context: LossContext): tf.Scalar;
+}
+
+/** What one training step reports. */
+export interface StepResult {
+  /** The step number after this step (1 after the first). */
+  readonly step: number;
+  /** The total loss (task loss plus loss terms). */
+  readonly loss: number;
+  /** The task loss alone. */
+  readonly taskLoss: number;
+  /** The target of each pruning group at this step. */
+  readonly targets: Readonly<Record<string, number>>;
+  /** True when masks were re-selected at this step. */
+  readonly masksUpdated: boolean;
+  /** Global gradient norm before clipping, when clipping is on. */
+  readonly gradientNorm?: number;
+  /** Learning rate of each optimizer group at this step. */
+  readonly learningRates: Readonly<Record<string, number>>;
+}

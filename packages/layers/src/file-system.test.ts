@@ -1,0 +1,191 @@
+import * as fs from 'node:fs';
+import { mkdtemp, readdir, readFile, rm, truncate, writeFile, mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { FinepruneError } from '@fineprune/core';
+import { setBackend } from '@fineprune/tensor';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { fileSystem } from './file-system';
+import { BACKENDS, expectNoLeak, mlp, values } from './test-support';
+
+async function codeOf(promise: Promise<unknown>): Promise<string | undefined> {
+  try {
+    await promise;
+  } catch (error) {
+    if (FinepruneError.is(error)) return error.code;
+    throw error;
+  }
+  return undefined;
+}
+
+async function binFiles(directory: string): Promise<string[]> {
+  return (await readdir(directory)).filter((file) => file.endsWith('.bin'));
+}
+
+let root: string;
+let counter = 0;
+const fresh = () => join(root, `case-${counter++}`);
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), 'fineprune-fs-'));
+});
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+for (const backend of BACKENDS) {
+  describe(`fileSystem on ${backend}`, () => {
+    beforeAll(async () => {
+      await setBackend(backend);
+    });
+
+    it('writes model.json and one weights file in the TF.js layers-model format and loads them back', async () => {
+      const directory = fresh();
+      const model = mlp(41);
+      model.setUserDefinedMetadata({ note: 'hello' });
+      await model.save(fileSystem(directory));
+      const files = (await readdir(directory)).sort();
+      expect(files).toHaveLength(2);
+      expect(files).toContain('model.json');
+      const json = JSON.parse(await readFile(join(directory, 'model.json'), 'utf8'));
+      expect(json.format).toBe('layers-model');
+      expect(json.modelTopology.class_name).toBe('Sequential');
+      expect(json.userDefinedMetadata).toEqual({ note: 'hello' });
+      expect(json.weightsManifest).toHaveLength(1);
+      expect(json.weightsManifest[0].paths).toEqual([(await binFiles(directory))[0]]);
+      expect(json.weightsManifest[0].weights.map((spec: { name: string }) => spec.name)).toEqual([
+        'fc1/kernel',
+        'fc1/bias',
+        'fc2/kernel',
+        'fc2/bias',
+        'out/kernel',
+        'out/bias',
+      ]);
+
+      await expectNoLeak(async () => {
+        const loaded = await tfl.loadLayersModel(fileSystem(directory));
+        const x = tf.ones([2, 8]);
+        const [a, b] = [model.predict(x) as tf.Tensor, loaded.predict(x) as tf.Tensor];
+        expect(await values(b)).toEqual(await values(a));
+        tf.dispose([x, a, b]);
+        loaded.dispose();
+      });
+      model.dispose();
+    });
+
+    it('replaces the previous save and removes its weights file', async () => {
+      const directory = fresh();
+      const first = mlp(42);
+      const second = mlp(43);
+      await first.save(fileSystem(directory));
+      const [firstBin] = await binFiles(directory);
+      // A stock weights file that the old model.json does not name stays; one it names goes.
+      await writeFile(join(directory, 'unrelated.bin'), 'keep me');
+      await second.save(fileSystem(directory));
+      const bins = await binFiles(directory);
+      expect(bins).toHaveLength(2);
+      expect(bins).toContain('unrelated.bin');
+      expect(bins).not.toContain(firstBin);
+      const loaded = await tfl.loadLayersModel(fileSystem(directory));
+      expect(await values(loaded.getWeights()[0]!)).toEqual(await values(second.getWeights()[0]!));
+      loaded.dispose();
+      first.dispose();
+      second.dispose();
+    });
+
+    it('reports a truncated or missing weights file and a damaged model.json as CHECKPOINT_CORRUPT', async () => {
+      const model = mlp(44);
+      const truncated = fresh();
+      await model.save(fileSystem(truncated));
+      const [bin] = await binFiles(truncated);
+      const fullSize = fs.statSync(join(truncated, bin!)).size;
+      await truncate(join(truncated, bin!), fullSize - 4);
+      try {
+        await fileSystem(truncated).load!();
+        expect.unreachable();
+      } catch (error) {
+        expect(FinepruneError.is(error) && error.code).toBe('CHECKPOINT_CORRUPT');
+        expect((error as FinepruneError).message).toContain(`${fullSize - 4} bytes`);
+        expect((error as FinepruneError).message).toContain(`${fullSize}`);
+        expect((error as FinepruneError).fix).toMatch(/save the model again/);
+      }
+
+      const missing = fresh();
+      await model.save(fileSystem(missing));
+      await rm(join(missing, (await binFiles(missing))[0]!));
+      expect(await codeOf(fileSystem(missing).load!())).toBe('CHECKPOINT_CORRUPT');
+
+      const damaged = fresh();
+      await model.save(fileSystem(damaged));
+      const text = await readFile(join(damaged, 'model.json'), 'utf8');
+      await writeFile(join(damaged, 'model.json'), text.slice(0, text.length / 2));
+      expect(await codeOf(fileSystem(damaged).load!())).toBe('CHECKPOINT_CORRUPT');
+
+      expect(await codeOf(fileSystem(fresh()).load!())).toBe('IO_FAILED');
+      model.dispose();
+    });
+
+    it('is atomic: a save that fails midway leaves the previous model loadable', async () => {
+      const directory = fresh();
+      const first = mlp(45);
+      const second = mlp(46);
+      await first.save(fileSystem(directory));
+      const before = (await readdir(directory)).sort();
+      const x = tf.ones([1, 8]);
+      const expected = first.predict(x) as tf.Tensor;
+      const check = async () => {
+        expect((await readdir(directory)).sort()).toEqual(before);
+        const loaded = await tfl.loadLayersModel(fileSystem(directory));
+        const y = loaded.predict(x) as tf.Tensor;
+        expect(await values(y)).toEqual(await values(expected));
+        y.dispose();
+        loaded.dispose();
+      };
+
+      // 1. The rename that would publish the new model.json fails.
+      const rename = vi.spyOn(fs.promises, 'rename').mockRejectedValueOnce(new Error('disk vanished'));
+      try {
+        await second.save(fileSystem(directory));
+        expect.unreachable();
+      } catch (error) {
+        expect(FinepruneError.is(error) && error.code).toBe('IO_FAILED');
+        expect((error as FinepruneError).message).toContain('rename');
+        expect((error as FinepruneError).message).toContain('disk vanished');
+      }
+      expect(rename).toHaveBeenCalledTimes(1);
+      await check();
+
+      // 2. The temporary model.json cannot be written (a directory is in its way).
+      const blocker = join(directory, `model.json.${process.pid}.tmp`);
+      await mkdir(blocker);
+      expect(await codeOf(second.save(fileSystem(directory)))).toBe('IO_FAILED');
+      await rm(blocker, { recursive: true });
+      await check();
+
+      // 3. Writing the weights file fails.
+      vi.spyOn(fs.promises, 'open').mockRejectedValueOnce(new Error('no space left on device'));
+      expect(await codeOf(second.save(fileSystem(directory)))).toBe('IO_FAILED');
+      await check();
+
+      // 4. A crash after the rename, before the old weights were removed: model.json names a
+      //    complete file, the stale one is removed by the next save.
+      vi.spyOn(fs.promises, 'rm').mockRejectedValue(new Error('crash'));
+      await second.save(fileSystem(directory));
+      vi.restoreAllMocks();
+      expect(await binFiles(directory)).toHaveLength(2);
+      const loaded = await tfl.loadLayersModel(fileSystem(directory));
+      expect(await values(loaded.getWeights()[0]!)).toEqual(await values(second.getWeights()[0]!));
+      loaded.dispose();
+      await second.save(fileSystem(directory));
+      expect(await binFiles(directory)).toHaveLength(1);
+
+      tf.dispose([x, expected]);
+      first.dispose();
+      second.dispose();
+    });
+  });
+}

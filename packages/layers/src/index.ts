@@ -1,0 +1,24 @@
+export {
+  type FromLayersModelOptions,
+  fromLayersModel,
+  isLayersPrunableModel,
+  type LayersPrunableModel,
+} from './from-layers-model';
+export { type LayersLoss, type LossFunction, resolveLoss } from './losses';
+export {
+  type PrunableLayerSpec,
+  prunableLayerClasses,
+  prunableLayerSpec,
+  registerPrunableLayer,
+} from './registry';
+export { maskedWeights, type NamedTensor, saveStripped, strip } from './strip';
+export { fileSystem } from './file-system';
+export {
+  CHECKPOINT_FORMAT_VERSION,
+  CHECKPOINT_PREFIX,
+  type CheckpointMetadata,
+  type LoadedCheckpoint,
+  loadCheckpoint,
+  type PrunerStateSource,
+  saveCheckpoint,
+} from './checkpoint';

@@ -1,0 +1,1 @@
+export { keptCount, topV, type TopVOptions } from './top-v';

@@ -1,0 +1,22 @@
+import { ErrorCodes, FinepruneError, type JsonObject, type SparsitySchedule } from '@fineprune/core';
+import { constant } from './constant';
+import { cubic } from './cubic';
+
+/**
+ * Rebuilds a schedule from its `toConfig()` output.
+ *
+ * @example
+ * ```ts
+ * const copy = scheduleFromConfig(cubic({ finalSparsity: 0.9, totalSteps: 100 }).toConfig());
+ * ```
+ */
+export function scheduleFromConfig(config: JsonObject): SparsitySchedule {
+  const { type, ...options } = config as JsonObject & { type?: unknown };
+  if (type === 'cubic') return cubic(options as never);
+  if (type === 'constant') return constant(options as never);
+  throw new FinepruneError({
+    code: ErrorCodes.INVALID_ARGUMENT,
+    message: `Unknown schedule type ${JSON.stringify(type)}.`,
+    fix: 'Use one of: "cubic", "constant".',
+  });
+}

@@ -1,0 +1,3 @@
+export { constant, type ConstantScheduleOptions } from './constant';
+export { cubic, type CubicScheduleOptions } from './cubic';
+export { scheduleFromConfig } from './from-config';

@@ -1,0 +1,362 @@
+/**
+ * Backend selection: named providers that make a TF.js backend available, an explained choice
+ * among them, and an offline setup of the wasm backend in Node.
+ */
+
+import * as tf from '@tensorflow/tfjs-core';
+import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { ErrorCodes, FinepruneError } from './errors';
+
+/**
+ * A backend to select: `'cpu'`, `'wasm'`, `'auto'` (the best provider that works), or the name of
+ * a provider another package registered (for example `'webgpu'`).
+ *
+ * @example
+ * ```ts
+ * const name: BackendName = process.env.BACKEND ?? 'auto';
+ * await setBackend(name);
+ * ```
+ */
+export type BackendName = 'cpu' | 'wasm' | 'auto' | (string & {});
+
+/**
+ * One try at starting a backend.
+ *
+ * @example
+ * ```ts
+ * const attempt: BackendAttempt = { name: 'webgpu', ok: false, reason: 'navigator.gpu is missing' };
+ * ```
+ */
+export interface BackendAttempt {
+  /** The provider's name. */
+  name: string;
+  /** Whether the backend started and is now active. */
+  ok: boolean;
+  /** Why it failed (only when `ok` is false). */
+  reason?: string;
+  /** Time the provider's setup and the backend's initialisation took, in milliseconds. */
+  millisecondsToInit?: number;
+}
+
+/**
+ * What {@link setBackend} chose, and why.
+ *
+ * @example
+ * ```ts
+ * const selection: BackendSelection = await setBackend('auto');
+ * console.log(selection.explanation);
+ * ```
+ */
+export interface BackendSelection {
+  /** The active TF.js backend's name. */
+  backend: string;
+  /** Every backend tried, in order: the failures and then the one that worked. */
+  attempts: BackendAttempt[];
+  /** One human-readable sentence or two on the choice. */
+  explanation: string;
+}
+
+/**
+ * Makes one TF.js backend available. `setup()` does whatever the backend needs before
+ * `tf.setBackend(name)` can succeed (import and register it, point it at its binaries, create a
+ * device); it may throw to say the backend cannot run here. {@link setBackend} then activates the
+ * backend and checks that it initialised.
+ *
+ * @example
+ * ```ts
+ * registerBackendProvider({
+ *   name: 'webgpu',
+ *   priority: 3,
+ *   async setup() {
+ *     if (!('gpu' in navigator)) throw new Error('navigator.gpu is missing');
+ *     await import('@tensorflow/tfjs-backend-webgpu');
+ *   },
+ * });
+ * ```
+ */
+export interface BackendProvider {
+  /** The TF.js backend name it provides (as given to `tf.setBackend`). */
+  name: string;
+  /** Higher is tried first by `'auto'`. The built-ins are wasm = 2 and cpu = 1. */
+  priority: number;
+  /** Prepares the backend; throws when it cannot run here. */
+  setup(): Promise<void>;
+}
+
+function isNode(): boolean {
+  const process = (globalThis as { process?: { versions?: { node?: string } } }).process;
+  return typeof process?.versions?.node === 'string';
+}
+
+/** Directory of the installed @tensorflow/tfjs-backend-wasm binaries, with a trailing slash. */
+async function wasmBinaryDirectory(): Promise<string> {
+  const { createRequire } = await import('node:module');
+  const { dirname, join } = await import('node:path');
+  const require = createRequire(import.meta.url);
+  const packageJson = require.resolve('@tensorflow/tfjs-backend-wasm/package.json');
+  return `${join(dirname(packageJson), 'dist')}/`;
+}
+
+let wasmPathsSet = false;
+
+const cpuProvider: BackendProvider = {
+  name: 'cpu',
+  priority: 1,
+  async setup() {
+    // Importing @tensorflow/tfjs-backend-cpu registers it; register again only if a bundler dropped
+    // that side effect.
+    if (tf.findBackendFactory('cpu') == null) tf.registerBackend('cpu', () => new MathBackendCPU(), 1);
+  },
+};
+
+const wasmProvider: BackendProvider = {
+  name: 'wasm',
+  priority: 2,
+  async setup() {
+    if (tf.findBackendFactory('wasm') == null) {
+      throw new Error('the wasm backend is not registered (importing @tensorflow/tfjs-backend-wasm failed)');
+    }
+    if (tf.engine().registry.wasm != null || wasmPathsSet) return;
+    if (isNode()) {
+      // Load the .wasm binaries from the installed package, never from the network. Threads are
+      // unsupported in Node (the backend turns them off there), so the single-threaded SIMD build runs.
+      tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
+      setWasmPaths(await wasmBinaryDirectory());
+    }
+    wasmPathsSet = true;
+  },
+};
+
+/** Successful selections by requested name, to make repeated calls cheap. */
+const selected = new Map<string, BackendSelection>();
+/** Selections under way, so that concurrent calls share one initialisation. */
+const pending = new Map<string, Promise<BackendSelection>>();
+
+const providers = new Map<string, BackendProvider>([
+  [wasmProvider.name, wasmProvider],
+  [cpuProvider.name, cpuProvider],
+]);
+
+/**
+ * Adds (or replaces) a backend provider, so that {@link setBackend} accepts its name and `'auto'`
+ * tries it in priority order.
+ *
+ * @param provider - the provider; its `name` is the TF.js backend name
+ *
+ * @example
+ * ```ts
+ * registerBackendProvider({ name: 'webgpu', priority: 3, setup: setUpDawn });
+ * await setBackend('webgpu');
+ * ```
+ */
+export function registerBackendProvider(provider: BackendProvider): void {
+  if (
+    typeof provider !== 'object' ||
+    provider === null ||
+    typeof provider.name !== 'string' ||
+    provider.name === '' ||
+    provider.name === 'auto' ||
+    typeof provider.setup !== 'function' ||
+    !Number.isFinite(provider.priority)
+  ) {
+    throw new FinepruneError({
+      code: ErrorCodes.INVALID_ARGUMENT,
+      message:
+        'A backend provider needs a non-empty name other than "auto", a finite priority and a setup() function.',
+      fix: "Pass { name: 'webgpu', priority: 3, async setup() { ... } }.",
+    });
+  }
+  providers.set(provider.name, provider);
+  selected.delete(provider.name);
+  selected.delete('auto');
+}
+
+/**
+ * The registered backend providers, highest priority first (the order `'auto'` tries them in).
+ *
+ * @returns a copy of the provider list
+ *
+ * @example
+ * ```ts
+ * backendProviders().map((provider) => provider.name); // ['wasm', 'cpu']
+ * ```
+ */
+export function backendProviders(): BackendProvider[] {
+  return [...providers.values()].sort((a, b) => b.priority - a.priority);
+}
+
+/**
+ * The backend fineprune uses when none is named: `'wasm'` (in Node and in browsers).
+ *
+ * @returns the default backend's name
+ *
+ * @example
+ * ```ts
+ * await setBackend(defaultBackendName());
+ * ```
+ */
+export function defaultBackendName(): string {
+  return 'wasm';
+}
+
+/**
+ * The active TF.js backend's name, or `''` when none has been initialised yet.
+ *
+ * @returns the backend name
+ *
+ * @example
+ * ```ts
+ * if (currentBackend() === 'wasm') console.log('fast path');
+ * ```
+ */
+export function currentBackend(): string {
+  return tf.getBackend() ?? '';
+}
+
+function message(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  if (typeof error === 'object' && error !== null && 'message' in error) return String(error.message);
+  return String(error);
+}
+
+/**
+ * Runs `tf.setBackend(name)` and returns why it failed, or undefined when it worked. TF.js reports
+ * initialisation errors only through console.warn, so those warnings are captured meanwhile.
+ */
+async function activate(name: string): Promise<string | undefined> {
+  const warnings: string[] = [];
+  const originalWarn = console.warn;
+  let capturing = false;
+  console.warn = (...args: unknown[]) => {
+    const text = args.map((arg) => message(arg)).join(' ');
+    if (capturing || text.startsWith(`Initialization of backend ${name} failed`)) {
+      // The first line names the backend, the next one is the error itself.
+      capturing = !capturing;
+      warnings.push(text);
+      return;
+    }
+    originalWarn.apply(console, args);
+  };
+  try {
+    const ok = await tf.setBackend(name);
+    if (ok && tf.getBackend() === name) return undefined;
+    const cause = warnings.slice(1).join(' ').split('\n')[0];
+    return cause ? cause : `tf.setBackend('${name}') returned false`;
+  } catch (error) {
+    return message(error);
+  } finally {
+    console.warn = originalWarn;
+  }
+}
+
+async function tryProvider(provider: BackendProvider): Promise<BackendAttempt> {
+  const start = performance.now();
+  const elapsed = () => Math.round((performance.now() - start) * 100) / 100;
+  if (tf.getBackend() === provider.name && tf.engine().registry[provider.name] != null) {
+    return { name: provider.name, ok: true, millisecondsToInit: 0 };
+  }
+  const previous = tf.engine().registry[tf.getBackend() ?? ''] != null ? tf.getBackend() : undefined;
+  let reason: string | undefined;
+  try {
+    await provider.setup();
+    reason = await activate(provider.name);
+  } catch (error) {
+    reason = message(error);
+  }
+  if (reason === undefined) return { name: provider.name, ok: true, millisecondsToInit: elapsed() };
+  // Leave TF.js on the backend that was working before, not half-switched to the failed one.
+  if (previous && tf.getBackend() !== previous) await tf.setBackend(previous);
+  return { name: provider.name, ok: false, reason, millisecondsToInit: elapsed() };
+}
+
+function describeFailures(attempts: readonly BackendAttempt[]): string {
+  return attempts
+    .filter((attempt) => !attempt.ok)
+    .map((attempt) => `${attempt.name}: ${attempt.reason}`)
+    .join('; ');
+}
+
+async function select(name: string): Promise<BackendSelection> {
+  if (name === 'auto') {
+    const attempts: BackendAttempt[] = [];
+    for (const provider of backendProviders()) {
+      const attempt = await tryProvider(provider);
+      attempts.push(attempt);
+      if (attempt.ok) {
+        const failed = attempts.length > 1 ? ` after ${describeFailures(attempts)}` : '';
+        return {
+          backend: provider.name,
+          attempts,
+          explanation: `'auto' chose '${provider.name}', the highest-priority backend that started${failed}.`,
+        };
+      }
+    }
+    throw new FinepruneError({
+      code: ErrorCodes.BACKEND_UNAVAILABLE,
+      message: `No backend could be started. ${describeFailures(attempts)}.`,
+      fix: 'Check that @tensorflow/tfjs-backend-cpu and @tensorflow/tfjs-backend-wasm are installed, or register a provider that works here.',
+      details: { attempts },
+    });
+  }
+  const provider = providers.get(name);
+  if (provider === undefined) {
+    const known = ['auto', ...backendProviders().map((entry) => entry.name)];
+    throw new FinepruneError({
+      code: ErrorCodes.UNKNOWN_BACKEND,
+      message: `Unknown backend '${name}'. Known backends: ${known.map((entry) => `'${entry}'`).join(', ')}.`,
+      fix: `Use one of ${known.join(', ')}, or registerBackendProvider() first for another backend.`,
+      details: { name, known },
+    });
+  }
+  const attempt = await tryProvider(provider);
+  if (!attempt.ok) {
+    throw new FinepruneError({
+      code: ErrorCodes.BACKEND_UNAVAILABLE,
+      message: `Backend '${name}' could not be started: ${attempt.reason}.`,
+      fix: `Use setBackend('auto') to fall back to a backend that works, or fix the cause above.`,
+      details: { attempts: [attempt] },
+      cause: attempt.reason,
+    });
+  }
+  return {
+    backend: name,
+    attempts: [attempt],
+    explanation: `'${name}' was requested and started.`,
+  };
+}
+
+/**
+ * Selects and initialises the TF.js backend. A named backend must start or the call throws; `'auto'`
+ * tries every registered provider, highest priority first, and keeps the first that starts. A second
+ * call with the same name while that backend is still active returns the first result at once.
+ *
+ * @param name - `'wasm'` (the default), `'cpu'`, `'auto'` or a registered provider's name
+ * @returns the chosen backend, every attempt, and an explanation
+ * @throws FinepruneError `UNKNOWN_BACKEND` for a name no provider has, `BACKEND_UNAVAILABLE` when
+ *   the backend (or, for `'auto'`, every backend) fails to start
+ *
+ * @example
+ * ```ts
+ * const { backend, attempts, explanation } = await setBackend('auto');
+ * console.log(backend, explanation); // 'wasm' "'auto' chose 'wasm', ..."
+ * ```
+ */
+export async function setBackend(name: BackendName = defaultBackendName()): Promise<BackendSelection> {
+  if (typeof name !== 'string' || name === '') {
+    throw new FinepruneError({
+      code: ErrorCodes.UNKNOWN_BACKEND,
+      message: `A backend name must be a non-empty string, got ${JSON.stringify(name)}.`,
+      fix: "Pass 'wasm', 'cpu' or 'auto'.",
+    });
+  }
+  const previous = selected.get(name);
+  if (previous !== undefined && tf.getBackend() === previous.backend) return previous;
+  const inFlight = pending.get(name);
+  if (inFlight !== undefined) return inFlight;
+  const promise = select(name).finally(() => pending.delete(name));
+  pending.set(name, promise);
+  const selection = await promise;
+  selected.set(name, selection);
+  return selection;
+}

@@ -1,0 +1,120 @@
+/**
+ * The one error type of fineprune. Every failure caused by the user's input or environment is a
+ * `FinepruneError` with a stable `code`, a sentence on the cause, and a sentence on the fix.
+ *
+ * It lives in `@fineprune/tensor` (the package every other one depends on) and is re-exported by
+ * `@fineprune/core`.
+ */
+
+const FINEPRUNE_ERROR_MARKER = Symbol.for('fineprune.error');
+
+/**
+ * Stable error codes. Codes are part of the public API: they never change meaning, and new ones
+ * are only added.
+ */
+export const ErrorCodes = {
+  /** An argument has the wrong type or is out of range. */
+  INVALID_ARGUMENT: 'INVALID_ARGUMENT',
+  /** A sparsity (or kept fraction) is outside its allowed range. */
+  INVALID_SPARSITY: 'INVALID_SPARSITY',
+  /** A schedule's steps are inconsistent (for example it ends before it starts). */
+  INVALID_SCHEDULE: 'INVALID_SCHEDULE',
+  /** A backend name is not known. */
+  UNKNOWN_BACKEND: 'UNKNOWN_BACKEND',
+  /** No requested backend could be initialised. */
+  BACKEND_UNAVAILABLE: 'BACKEND_UNAVAILABLE',
+  /** A model exposes no weight that can be pruned. */
+  NO_PRUNABLE_PARAMETERS: 'NO_PRUNABLE_PARAMETERS',
+  /** A layer type cannot be pruned by the adapter. */
+  UNSUPPORTED_LAYER: 'UNSUPPORTED_LAYER',
+  /** Two shapes that must agree do not. */
+  SHAPE_MISMATCH: 'SHAPE_MISMATCH',
+  /** A loss, score or gradient became NaN or infinite. */
+  NON_FINITE: 'NON_FINITE',
+  /** A data file is malformed (truncated, wrong magic number, wrong counts). */
+  INVALID_DATA: 'INVALID_DATA',
+  /** A saved model or checkpoint does not match the model it is loaded into. */
+  CHECKPOINT_MISMATCH: 'CHECKPOINT_MISMATCH',
+  /** A saved model or checkpoint is unreadable or incomplete. */
+  CHECKPOINT_CORRUPT: 'CHECKPOINT_CORRUPT',
+  /** Reading or writing a file failed. */
+  IO_FAILED: 'IO_FAILED',
+  /** A plugin threw inside one of its hooks. */
+  PLUGIN_HOOK_FAILED: 'PLUGIN_HOOK_FAILED',
+  /** Plugins were composed in a way that cannot work (for example a threshold schedule with a Top-v mask). */
+  INCOMPATIBLE_PLUGINS: 'INCOMPATIBLE_PLUGINS',
+  /** A block of code left tensors allocated. */
+  TENSOR_LEAK: 'TENSOR_LEAK',
+  /** The object was used after `dispose()`. */
+  DISPOSED: 'DISPOSED',
+} as const;
+
+/** One of the stable {@link ErrorCodes}. */
+export type FinepruneErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+
+/** What a {@link FinepruneError} is made from. */
+export interface FinepruneErrorOptions {
+  /** Stable machine-readable code. */
+  code: FinepruneErrorCode;
+  /** What went wrong, in one or two sentences. */
+  message: string;
+  /** What the user should do about it. */
+  fix: string;
+  /** The underlying error, when one was caught. */
+  cause?: unknown;
+  /** Structured facts for scripts (names, shapes, values). */
+  details?: Record<string, unknown>;
+}
+
+/**
+ * The error every fineprune package throws for bad input or environment.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await setBackend('tpu');
+ * } catch (error) {
+ *   if (FinepruneError.is(error) && error.code === 'UNKNOWN_BACKEND') console.error(error.fix);
+ * }
+ * ```
+ */
+export class FinepruneError extends Error {
+  readonly code: FinepruneErrorCode;
+  readonly fix: string;
+  readonly details: Record<string, unknown> | undefined;
+  readonly [FINEPRUNE_ERROR_MARKER] = true;
+
+  constructor(options: FinepruneErrorOptions) {
+    super(`[${options.code}] ${options.message} Fix: ${options.fix}`, { cause: options.cause });
+    this.name = 'FinepruneError';
+    this.code = options.code;
+    this.fix = options.fix;
+    this.details = options.details;
+  }
+
+  /** True for any `FinepruneError`, also one from another copy of the package. */
+  static is(value: unknown): value is FinepruneError {
+    return (
+      typeof value === 'object' &&
+      value !== null &&
+      (value as Record<symbol, unknown>)[FINEPRUNE_ERROR_MARKER] === true
+    );
+  }
+}
+
+/**
+ * Throws an `INVALID_ARGUMENT` {@link FinepruneError} unless `condition` holds.
+ *
+ * @example
+ * ```ts
+ * check(batchSize > 0, 'batchSize must be positive, got 0.', 'Pass a batchSize of 1 or more.');
+ * ```
+ */
+export function check(
+  condition: unknown,
+  message: string,
+  fix: string,
+  code: FinepruneErrorCode = ErrorCodes.INVALID_ARGUMENT,
+): asserts condition {
+  if (!condition) throw new FinepruneError({ code, message, fix });
+}

@@ -1,0 +1,24 @@
+import './register-gradients';
+export {
+  type BackendAttempt,
+  type BackendName,
+  type BackendProvider,
+  type BackendSelection,
+  backendProviders,
+  currentBackend,
+  defaultBackendName,
+  registerBackendProvider,
+  setBackend,
+} from './backend';
+export { dense } from './dense';
+export {
+  check,
+  ErrorCodes,
+  FinepruneError,
+  type FinepruneErrorCode,
+  type FinepruneErrorOptions,
+} from './errors';
+export { countTensors, type LeakGuardOptions, withLeakGuard } from './leak-guard';
+export { maskedWeight } from './masked-weight';
+export { createRandom, type RandomSource } from './random';
+export { kthLargest, kthLargestOfTensors, readFloat32, topCountMasks } from './select';
