@@ -5,7 +5,9 @@ import path from 'node:path';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const folders = ['packages', 'examples'].flatMap((parent) =>
-  existsSync(path.join(root, parent)) ? readdirSync(path.join(root, parent)).map((name) => path.join(root, parent, name)) : [],
+  existsSync(path.join(root, parent))
+    ? readdirSync(path.join(root, parent)).map((name) => path.join(root, parent, name))
+    : [],
 );
 folders.push(path.join(root, 'bench'));
 let passed = 0;
@@ -18,7 +20,9 @@ for (const folder of folders) {
   passed += report.numPassedTests ?? 0;
   failed += report.numFailedTests ?? 0;
   skipped += (report.numPendingTests ?? 0) + (report.numTodoTests ?? 0);
-  console.log(`${path.relative(root, folder)}: ${report.numPassedTests} passed, ${report.numFailedTests} failed`);
+  console.log(
+    `${path.relative(root, folder)}: ${report.numPassedTests} passed, ${report.numFailedTests} failed`,
+  );
 }
 console.log(`Tests: ${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
 process.exitCode = failed > 0 || passed === 0 ? 1 : 0;

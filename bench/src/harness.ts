@@ -33,7 +33,10 @@ export function writeResult(name: string, result: Record<string, unknown>): stri
   mkdirSync(RESULTS_DIR, { recursive: true });
   const file = path.join(RESULTS_DIR, `${name}.json`);
   const temporary = `${file}.${process.pid}.tmp`;
-  writeFileSync(temporary, `${JSON.stringify({ benchmark: name, machine: machineDescription(), ...result }, null, 2)}\n`);
+  writeFileSync(
+    temporary,
+    `${JSON.stringify({ benchmark: name, machine: machineDescription(), ...result }, null, 2)}\n`,
+  );
   renameSync(temporary, file);
   return file;
 }
@@ -46,7 +49,11 @@ export function median(values: readonly number[]): number {
 }
 
 /** Runs `fn` `warmup` times untimed, then `repeats` times timed; returns the times in milliseconds. */
-export async function timeRepeated(fn: () => unknown | Promise<unknown>, repeats: number, warmup = 2): Promise<number[]> {
+export async function timeRepeated(
+  fn: () => unknown | Promise<unknown>,
+  repeats: number,
+  warmup = 2,
+): Promise<number[]> {
   for (let index = 0; index < warmup; index += 1) await fn();
   const times: number[] = [];
   for (let index = 0; index < repeats; index += 1) {

@@ -21,8 +21,17 @@ import { median, writeResult } from './harness';
 function mlp(seed: number): tfl.Sequential {
   return tfl.sequential({
     layers: [
-      tfl.layers.dense({ units: 300, activation: 'relu', inputShape: [784], kernelInitializer: tfl.initializers.glorotUniform({ seed }) }),
-      tfl.layers.dense({ units: 100, activation: 'relu', kernelInitializer: tfl.initializers.glorotUniform({ seed: seed + 1 }) }),
+      tfl.layers.dense({
+        units: 300,
+        activation: 'relu',
+        inputShape: [784],
+        kernelInitializer: tfl.initializers.glorotUniform({ seed }),
+      }),
+      tfl.layers.dense({
+        units: 100,
+        activation: 'relu',
+        kernelInitializer: tfl.initializers.glorotUniform({ seed: seed + 1 }),
+      }),
       tfl.layers.dense({ units: 10, kernelInitializer: tfl.initializers.glorotUniform({ seed: seed + 2 }) }),
     ],
   });
@@ -53,7 +62,10 @@ function denseLoop(model: PrunableModel) {
 }
 
 export async function main(argv = process.argv.slice(2)): Promise<Record<string, unknown>> {
-  const { values } = parseArgs({ args: argv, options: { backend: { type: 'string', default: 'wasm' }, steps: { type: 'string', default: '300' } } });
+  const { values } = parseArgs({
+    args: argv,
+    options: { backend: { type: 'string', default: 'wasm' }, steps: { type: 'string', default: '300' } },
+  });
   const backend = await setBackend(values.backend!);
   const steps = Number(values.steps);
   const dataset = await loadMnist();
@@ -82,7 +94,11 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
   const stockOptimizer = tf.train.adam(1e-3);
   const stockStep = async (batch: Batch) => {
     const loss = stockOptimizer.minimize(
-      () => tf.losses.softmaxCrossEntropy(tf.oneHot(batch.y as tf.Tensor1D, 10), stockModel.apply(batch.x as tf.Tensor, { training: true }) as tf.Tensor) as tf.Scalar,
+      () =>
+        tf.losses.softmaxCrossEntropy(
+          tf.oneHot(batch.y as tf.Tensor1D, 10),
+          stockModel.apply(batch.x as tf.Tensor, { training: true }) as tf.Tensor,
+        ) as tf.Scalar,
       true,
     )!;
     await loss.data();

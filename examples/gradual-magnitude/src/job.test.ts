@@ -42,7 +42,10 @@ async function serve(directory: string): Promise<{ url: string; close(): Promise
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as { port: number };
-  return { url: `http://127.0.0.1:${port}/model.json`, close: () => new Promise((resolve) => server.close(() => resolve())) };
+  return {
+    url: `http://127.0.0.1:${port}/model.json`,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
 }
 
 describe('the main job on a shortened schedule', () => {
@@ -69,11 +72,19 @@ describe('the main job on a shortened schedule', () => {
     try {
       const loaded = await tfl.loadLayersModel(server.url);
       const kernels = loaded.layers.map((layer) => layer.getWeights()[0]!);
-      const zeros = kernels.reduce((sum, kernel) => sum + tf.tidy(() => tf.sum(tf.cast(tf.equal(kernel, 0), 'int32')).dataSync()[0]!), 0);
+      const zeros = kernels.reduce(
+        (sum, kernel) => sum + tf.tidy(() => tf.sum(tf.cast(tf.equal(kernel, 0), 'int32')).dataSync()[0]!),
+        0,
+      );
       expect(zeros).toBeGreaterThanOrEqual(result.report.total - result.report.kept);
       const x = tf.tensor2d(mnist.test.images.subarray(0, 1000 * 784), [1000, 784]);
       const labels = tf.tensor1d(mnist.test.labels.subarray(0, 1000), 'int32');
-      const accuracy = tf.tidy(() => tf.mean(tf.cast(tf.equal(tf.argMax(loaded.predict(x) as tf.Tensor, -1), labels), 'float32')).dataSync()[0]!);
+      const accuracy = tf.tidy(
+        () =>
+          tf
+            .mean(tf.cast(tf.equal(tf.argMax(loaded.predict(x) as tf.Tensor, -1), labels), 'float32'))
+            .dataSync()[0]!,
+      );
       expect(accuracy).toBeGreaterThan(0.9);
       tf.dispose([x, labels]);
       loaded.dispose();
@@ -90,7 +101,12 @@ for (const backend of ['cpu', 'wasm'] as const) {
     });
 
     it('save in mid-pruning → load → continue gives the same masks as an uninterrupted run', async () => {
-      const subset = { ...mnist.train, count: 2000, images: mnist.train.images.subarray(0, 2000 * 784), labels: mnist.train.labels.subarray(0, 2000) };
+      const subset = {
+        ...mnist.train,
+        count: 2000,
+        images: mnist.train.images.subarray(0, 2000 * 784),
+        labels: mnist.train.labels.subarray(0, 2000),
+      };
       const source = batches(subset, { batchSize: 50, seed: 9 });
       const totalSteps = 60;
       const makePruner = (model: ReturnType<typeof fromLayersModel>) =>
@@ -98,7 +114,13 @@ for (const backend of ['cpu', 'wasm'] as const) {
           model,
           scores: magnitude(),
           mask: topV({ scope: 'global' }),
-          schedule: cubic({ finalSparsity: 0.9, totalSteps, warmupSteps: 10, cooldownSteps: 10, interval: 5 }),
+          schedule: cubic({
+            finalSparsity: 0.9,
+            totalSteps,
+            warmupSteps: 10,
+            cooldownSteps: 10,
+            interval: 5,
+          }),
           optimizers: { weights: adam({ learningRate: 1e-3 }) },
         });
       const finish = async (model: ReturnType<typeof fromLayersModel>, pruner: Pruner) => {
@@ -110,10 +132,16 @@ for (const backend of ['cpu', 'wasm'] as const) {
         return { masks, weights };
       };
 
-      const straightModel = fromLayersModel(buildMlp(5), { loss: 'sparseCategoricalCrossentropy', fromLogits: true });
+      const straightModel = fromLayersModel(buildMlp(5), {
+        loss: 'sparseCategoricalCrossentropy',
+        fromLogits: true,
+      });
       const straight = await finish(straightModel, makePruner(straightModel));
 
-      const firstModel = fromLayersModel(buildMlp(5), { loss: 'sparseCategoricalCrossentropy', fromLogits: true });
+      const firstModel = fromLayersModel(buildMlp(5), {
+        loss: 'sparseCategoricalCrossentropy',
+        fromLogits: true,
+      });
       const firstPruner = makePruner(firstModel);
       await firstPruner.run({ data: source, untilStep: 27 }); // in the middle of the cubic ramp
       const directory = temporaryDirectory();
@@ -121,7 +149,10 @@ for (const backend of ['cpu', 'wasm'] as const) {
       firstPruner.dispose();
       firstModel.dispose();
 
-      const { model: resumedModel, state } = await loadCheckpoint(fileSystem(directory), { loss: 'sparseCategoricalCrossentropy', fromLogits: true });
+      const { model: resumedModel, state } = await loadCheckpoint(fileSystem(directory), {
+        loss: 'sparseCategoricalCrossentropy',
+        fromLogits: true,
+      });
       const resumedPruner = makePruner(resumedModel);
       resumedPruner.loadState(state);
       tf.dispose(Object.values(state.tensors));

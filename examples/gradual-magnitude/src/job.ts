@@ -1,5 +1,12 @@
 import * as tfl from '@tensorflow/tfjs-layers';
-import { Pruner, adam, evaluateClassifier, sparsityReport, type SparsityReport, type StepResult } from '@fineprune/core';
+import {
+  Pruner,
+  adam,
+  evaluateClassifier,
+  sparsityReport,
+  type SparsityReport,
+  type StepResult,
+} from '@fineprune/core';
 import { batches, evaluationBatches, loadMnist, type Dataset } from '@fineprune/datasets';
 import { fileSystem, fromLayersModel, saveStripped } from '@fineprune/layers';
 import { topV } from '@fineprune/masks';
@@ -48,7 +55,7 @@ export interface GradualMagnitudeResult {
 export function buildMlp(seed: number): tfl.Sequential {
   const model = tfl.sequential({ name: 'mnist_mlp' });
   const sizes = [300, 100, 10];
-  sizes.forEach((units, index) =>
+  for (const [index, units] of sizes.entries()) {
     model.add(
       tfl.layers.dense({
         name: `dense_${index + 1}`,
@@ -57,8 +64,8 @@ export function buildMlp(seed: number): tfl.Sequential {
         kernelInitializer: tfl.initializers.glorotUniform({ seed: seed + index }),
         ...(index === 0 ? { inputShape: [784] } : {}),
       }),
-    ),
-  );
+    );
+  }
   return model;
 }
 
@@ -66,7 +73,9 @@ export function buildMlp(seed: number): tfl.Sequential {
  * Gradual magnitude pruning (Zhu & Gupta, 2018) of an MNIST MLP: dense warm-up, then the cubic
  * schedule of Eq. (5) of Movement Pruning with global Top-v selection of |W|, then a cool-down.
  */
-export async function runGradualMagnitude(options: GradualMagnitudeOptions = {}): Promise<GradualMagnitudeResult> {
+export async function runGradualMagnitude(
+  options: GradualMagnitudeOptions = {},
+): Promise<GradualMagnitudeResult> {
   const started = performance.now();
   const backend = await setBackend(options.backend ?? 'wasm');
   const seed = options.seed ?? 42;

@@ -58,15 +58,27 @@ async function main(): Promise<void> {
     },
   });
   console.log(`\nbackend: ${result.backend.backend} (${result.backend.explanation})`);
-  const rows = result.report.parameters.map((row) => [row.name, `[${row.shape.join(', ')}]`, String(row.kept), `${(row.sparsity * 100).toFixed(2)}%`]);
+  const rows = result.report.parameters.map((row) => [
+    row.name,
+    `[${row.shape.join(', ')}]`,
+    String(row.kept),
+    `${(row.sparsity * 100).toFixed(2)}%`,
+  ]);
   rows.push(['total', '', String(result.report.kept), `${(result.report.sparsity * 100).toFixed(2)}%`]);
   const header = ['parameter', 'shape', 'kept', 'sparsity'];
-  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));
-  const format = (row: string[]) => row.map((cell, column) => (column < 2 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!))).join('  ');
+  const widths = header.map((title, column) =>
+    Math.max(title.length, ...rows.map((row) => row[column]!.length)),
+  );
+  const format = (row: string[]) =>
+    row
+      .map((cell, column) => (column < 2 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!)))
+      .join('  ');
   console.log(format(header));
   console.log(widths.map((width) => '-'.repeat(width)).join('  '));
   for (const row of rows) console.log(format(row));
-  console.log(`\ntest accuracy: dense ${(result.denseAccuracy * 100).toFixed(2)}%  →  pruned ${(result.prunedAccuracy * 100).toFixed(2)}% at ${(result.report.sparsity * 100).toFixed(1)}% sparsity`);
+  console.log(
+    `\ntest accuracy: dense ${(result.denseAccuracy * 100).toFixed(2)}%  →  pruned ${(result.prunedAccuracy * 100).toFixed(2)}% at ${(result.report.sparsity * 100).toFixed(1)}% sparsity`,
+  );
   console.log(`stripped model saved to ${result.savedTo} (loads with tf.loadLayersModel)`);
   console.log(`finished ${result.steps} steps in ${formatSeconds(result.seconds)}`);
 }

@@ -21,7 +21,8 @@ for (const backend of ['cpu', 'wasm'] as const) {
         heavy.apply([{ name: 'w', variable: w, gradient: g }], 0); // v = g, w = w − 0.1g
         heavy.apply([{ name: 'w', variable: w, gradient: g }], 1); // v = 1.9g, w −= 0.19g
         const expected = [1 - 0.05 - 0.095, -2 - 0.1 - 0.19];
-        Array.from(w.dataSync()).forEach((value, index) => expect(value).toBeCloseTo(expected[index]!, 6));
+        for (const [index, value] of Array.from(w.dataSync()).entries())
+          expect(value).toBeCloseTo(expected[index]!, 6);
         heavy.dispose();
         plain.dispose();
         tf.dispose([w, g]);
@@ -44,7 +45,7 @@ for (const backend of ['cpu', 'wasm'] as const) {
           v = 0.999 * v + 0.001 * g * g;
           const mHat = m / (1 - 0.9 ** (t + 1));
           const vHat = v / (1 - 0.999 ** (t + 1));
-          theta = theta - 0.01 * mHat / (Math.sqrt(vHat) + 1e-8) - 0.01 * 0.1 * theta;
+          theta = theta - (0.01 * mHat) / (Math.sqrt(vHat) + 1e-8) - 0.01 * 0.1 * theta;
           expect(w.dataSync()[0]).toBeCloseTo(theta, 6);
         }
         optimizer.dispose();
@@ -77,7 +78,9 @@ for (const backend of ['cpu', 'wasm'] as const) {
         gradient.dispose();
       }
       expect(Array.from(resumed.dataSync())).toEqual(Array.from(straight.dataSync()));
-      expect(() => after.loadState({ 'nobody/m': tf.zeros([2]) }, [{ name: 'w', variable: resumed }])).toThrow(/CHECKPOINT_MISMATCH/);
+      expect(() =>
+        after.loadState({ 'nobody/m': tf.zeros([2]) }, [{ name: 'w', variable: resumed }]),
+      ).toThrow(/CHECKPOINT_MISMATCH/);
       tf.dispose([straight, resumed]);
       first.dispose();
       after.dispose();

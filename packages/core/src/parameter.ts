@@ -62,15 +62,23 @@ export function createPrunableParameter(options: PrunableParameterOptions): Prun
 }
 
 /** Picks parameters by exact name, by pattern, or by predicate. */
-export type ParameterSelector = string | RegExp | ((parameter: PrunableParameter) => boolean) | ReadonlyArray<string | RegExp>;
+export type ParameterSelector =
+  | string
+  | RegExp
+  | ((parameter: PrunableParameter) => boolean)
+  | ReadonlyArray<string | RegExp>;
 
 /** True when `parameter` matches `selector` (a name, a pattern, a predicate or a list of names and patterns). */
 export function matchesSelector(parameter: PrunableParameter, selector: ParameterSelector): boolean {
   if (typeof selector === 'function') return selector(parameter);
   const list = Array.isArray(selector) ? selector : [selector as string | RegExp];
-  return list.some((entry) =>
-    typeof entry === 'string' ? entry === parameter.name || entry === parameter.group : entry.test(parameter.name),
-  );
+  return list.some((entry) => {
+    if (typeof entry === 'string') return entry === parameter.name || entry === parameter.group;
+    // A global or sticky RegExp keeps state between test() calls; match with a stateless copy.
+    const pattern =
+      entry.global || entry.sticky ? new RegExp(entry.source, entry.flags.replace(/[gy]/g, '')) : entry;
+    return pattern.test(parameter.name);
+  });
 }
 
 /**

@@ -1,7 +1,14 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { countTensors, setBackend, withLeakGuard } from '@fineprune/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { testLearnedScores, testLinearSchedule, testLocalTopK, testMagnitude, tinyBatches, tinyModel } from './__fixtures__/tiny-model';
+import {
+  testLearnedScores,
+  testLinearSchedule,
+  testLocalTopK,
+  testMagnitude,
+  tinyBatches,
+  tinyModel,
+} from './__fixtures__/tiny-model';
 import { adam, sgd } from './optimizers';
 import { Pruner, type PrunerOptions } from './pruner';
 import { sparsityReport } from './report';
@@ -58,7 +65,11 @@ for (const backend of ['cpu', 'wasm'] as const) {
       const model = tinyModel();
       const updated: number[] = [];
       const pruner = new Pruner(options(model, { schedule: testLinearSchedule(0.5, 10, 4) }));
-      await pruner.run({ data: tinyBatches(), untilStep: 13, onStep: (result) => void (result.masksUpdated && updated.push(result.step - 1)) });
+      await pruner.run({
+        data: tinyBatches(),
+        untilStep: 13,
+        onStep: (result) => void (result.masksUpdated && updated.push(result.step - 1)),
+      });
       expect(updated).toEqual([0, 4, 8, 12]);
       pruner.dispose();
       model.dispose();
@@ -77,7 +88,15 @@ for (const backend of ['cpu', 'wasm'] as const) {
       };
       const pruner = new Pruner(options(model, { plugins: [logger] }));
       await pruner.run({ data: tinyBatches(), untilStep: 2 });
-      expect(calls).toEqual(['runStart', 'stepStart0', 'masks0', 'stepEnd1', 'stepStart1', 'stepEnd2', 'runEnd']);
+      expect(calls).toEqual([
+        'runStart',
+        'stepStart0',
+        'masks0',
+        'stepEnd1',
+        'stepStart1',
+        'stepEnd2',
+        'runEnd',
+      ]);
       pruner.dispose();
       const faulty: Plugin = {
         id: 'faulty',
@@ -85,7 +104,9 @@ for (const backend of ['cpu', 'wasm'] as const) {
           throw new Error('disk full');
         },
       };
-      const failing = new Pruner(options(model, { plugins: [faulty], optimizers: { weights: adam({ learningRate: 0.01 }) } }));
+      const failing = new Pruner(
+        options(model, { plugins: [faulty], optimizers: { weights: adam({ learningRate: 0.01 }) } }),
+      );
       const error = await failing.run({ data: tinyBatches(), untilStep: 3 }).catch((caught) => caught);
       expect(FinepruneError.is(error)).toBe(true);
       expect(error.code).toBe('PLUGIN_HOOK_FAILED');
@@ -137,7 +158,9 @@ for (const backend of ['cpu', 'wasm'] as const) {
     it('adds loss terms and clips the global gradient norm', async () => {
       const model = tinyModel();
       const constantTerm: LossTerm = { id: 'plus-two', compute: () => tf.scalar(2), toConfig: () => ({}) };
-      const pruner = new Pruner(options(model, { lossTerms: [constantTerm], gradientClipping: { maxNorm: 1e-3 } }));
+      const pruner = new Pruner(
+        options(model, { lossTerms: [constantTerm], gradientClipping: { maxNorm: 1e-3 } }),
+      );
       const batch = tinyBatches()(0);
       const result = await pruner.trainStep(batch);
       expect(result.loss - result.taskLoss).toBeCloseTo(2, 5);
@@ -151,7 +174,10 @@ for (const backend of ['cpu', 'wasm'] as const) {
       const model = tinyModel();
       const pruner = new Pruner(options(model));
       const batch = { x: tf.fill([8, 6], Number.NaN), y: tf.zeros([8], 'int32') };
-      await expect(pruner.trainStep(batch)).rejects.toMatchObject({ code: 'NON_FINITE', message: expect.stringContaining('step 0') });
+      await expect(pruner.trainStep(batch)).rejects.toMatchObject({
+        code: 'NON_FINITE',
+        message: expect.stringContaining('step 0'),
+      });
       tf.dispose([batch.x, batch.y]);
       pruner.dispose();
       model.dispose();
@@ -160,12 +186,20 @@ for (const backend of ['cpu', 'wasm'] as const) {
     it('checks the composition when the pruner is built', () => {
       const model = tinyModel();
       const thresholdMask = { ...testLocalTopK, id: 'threshold-like', targetKind: 'threshold' as const };
-      expect(errorOf(() => new Pruner(options(model, { mask: thresholdMask }))).code).toBe('INCOMPATIBLE_PLUGINS');
-      expect(errorOf(() => new Pruner(options(model, { scores: testLearnedScores() }))).code).toBe('INVALID_ARGUMENT');
-      expect(errorOf(() => new Pruner(options(model, { parameters: /nothing/ }))).code).toBe('NO_PRUNABLE_PARAMETERS');
+      expect(errorOf(() => new Pruner(options(model, { mask: thresholdMask }))).code).toBe(
+        'INCOMPATIBLE_PLUGINS',
+      );
+      expect(errorOf(() => new Pruner(options(model, { scores: testLearnedScores() }))).code).toBe(
+        'INVALID_ARGUMENT',
+      );
+      expect(errorOf(() => new Pruner(options(model, { parameters: /nothing/ }))).code).toBe(
+        'NO_PRUNABLE_PARAMETERS',
+      );
       const empty = { ...model, parameters: () => [] };
       expect(errorOf(() => new Pruner(options(empty))).code).toBe('NO_PRUNABLE_PARAMETERS');
-      expect(errorOf(() => new Pruner(options(model, { gradientClipping: { maxNorm: 0 } }))).message).toContain('maxNorm');
+      expect(
+        errorOf(() => new Pruner(options(model, { gradientClipping: { maxNorm: 0 } }))).message,
+      ).toContain('maxNorm');
       model.dispose();
     });
 
@@ -178,7 +212,8 @@ for (const backend of ['cpu', 'wasm'] as const) {
           const state = pruner.exportState({ includeVariables: true });
           pruner.dispose();
           // Scramble the model, as a fresh process would have other values.
-          for (const { variable } of model.trainableVariables()) tf.tidy(() => variable.assign(tf.randomNormal(variable.shape)));
+          for (const { variable } of model.trainableVariables())
+            tf.tidy(() => variable.assign(tf.randomNormal(variable.shape)));
           pruner = new Pruner(options(model, { schedule: testLinearSchedule(0.7, 30, 3) }));
           pruner.loadState(state);
           tf.dispose(Object.values(state.tensors));
@@ -210,12 +245,16 @@ for (const backend of ['cpu', 'wasm'] as const) {
 
     it('leaks no tensor over 200 training steps', async () => {
       const model = tinyModel();
-      const pruner = new Pruner(options(model, { schedule: testLinearSchedule(0.8, 150, 10), gradientClipping: { maxNorm: 1 } }));
+      const pruner = new Pruner(
+        options(model, { schedule: testLinearSchedule(0.8, 150, 10), gradientClipping: { maxNorm: 1 } }),
+      );
       const first = tinyBatches()(0);
       await pruner.trainStep(first); // allocates the optimizer slots, which live as long as the pruner
       tf.dispose([first.x, first.y] as tf.Tensor[]);
       const before = countTensors();
-      await withLeakGuard(() => pruner.run({ data: tinyBatches(), untilStep: 201 }), { label: '200 pruner steps' });
+      await withLeakGuard(() => pruner.run({ data: tinyBatches(), untilStep: 201 }), {
+        label: '200 pruner steps',
+      });
       expect(countTensors()).toBe(before);
       pruner.dispose();
       model.dispose();

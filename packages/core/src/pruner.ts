@@ -113,7 +113,11 @@ interface Group {
   lastTarget: number | null;
 }
 
-function invalid(message: string, fix: string, code: (typeof ErrorCodes)[keyof typeof ErrorCodes] = ErrorCodes.INVALID_ARGUMENT): never {
+function invalid(
+  message: string,
+  fix: string,
+  code: (typeof ErrorCodes)[keyof typeof ErrorCodes] = ErrorCodes.INVALID_ARGUMENT,
+): never {
   throw new FinepruneError({ code, message, fix });
 }
 
@@ -173,17 +177,27 @@ export class Pruner {
               schedule: options.schedule,
               ...(options.parameters !== undefined ? { parameters: options.parameters } : {}),
               ...(options.exclude !== undefined ? { exclude: options.exclude } : {}),
-              ...(options.maskUpdateInterval !== undefined ? { maskUpdateInterval: options.maskUpdateInterval } : {}),
+              ...(options.maskUpdateInterval !== undefined
+                ? { maskUpdateInterval: options.maskUpdateInterval }
+                : {}),
             },
           ]
-        : invalid('The pruner needs `groups`, or `scores`, `mask` and `schedule`.', 'Pass the three plugins of your method.'));
+        : invalid(
+            'The pruner needs `groups`, or `scores`, `mask` and `schedule`.',
+            'Pass the three plugins of your method.',
+          ));
     if (groupOptions.length === 0) invalid('`groups` is empty.', 'Give at least one pruning group.');
     this.optimizers = options.optimizers;
-    if (!options.optimizers?.weights) invalid('No weight optimizer was given.', 'Pass optimizers: { weights: adam({ learningRate: 1e-3 }) }.');
+    if (!options.optimizers?.weights)
+      invalid(
+        'No weight optimizer was given.',
+        'Pass optimizers: { weights: adam({ learningRate: 1e-3 }) }.',
+      );
     this.random = createRandom(options.seed ?? 0);
     this.lossTerms = [...(options.lossTerms ?? [])];
     const clip = options.gradientClipping?.maxNorm;
-    if (clip !== undefined && !(clip > 0)) invalid(`gradientClipping.maxNorm must be > 0, got ${clip}.`, 'Use a positive norm such as 1.');
+    if (clip !== undefined && !(clip > 0))
+      invalid(`gradientClipping.maxNorm must be > 0, got ${clip}.`, 'Use a positive norm such as 1.');
     this.clipNorm = clip;
 
     const taken = new Set<string>();
@@ -205,15 +219,30 @@ export class Pruner {
       this.checkComposition(name, group);
       const interval = group.maskUpdateInterval ?? group.schedule.updateInterval ?? 1;
       if (!(Number.isInteger(interval) && interval >= 1)) {
-        invalid(`maskUpdateInterval of group "${name}" must be an integer ≥ 1, got ${interval}.`, 'Use 1 to re-select masks every step.');
+        invalid(
+          `maskUpdateInterval of group "${name}" must be an integer ≥ 1, got ${interval}.`,
+          'Use 1 to re-select masks every step.',
+        );
       }
-      return { name, scores: group.scores, mask: group.mask, schedule: group.schedule, interval, parameters, scoreVariables: [], lastTarget: null };
+      return {
+        name,
+        scores: group.scores,
+        mask: group.mask,
+        schedule: group.schedule,
+        interval,
+        parameters,
+        scoreVariables: [],
+        lastTarget: null,
+      };
     });
     if (new Set(this.groups.map((group) => group.name)).size !== this.groups.length) {
       invalid('Two pruning groups have the same name.', 'Give each group a unique `name`.');
     }
     if (this.groups.some((group) => group.scores.learnable) && !this.optimizers.scores) {
-      invalid('A score strategy learns its scores, but no score optimizer was given.', 'Pass optimizers: { weights, scores: adam({ learningRate: 1e-2 }) }.');
+      invalid(
+        'A score strategy learns its scores, but no score optimizer was given.',
+        'Pass optimizers: { weights, scores: adam({ learningRate: 1e-2 }) }.',
+      );
     }
     this.driver = new PluginDriver([
       ...this.groups.flatMap((group) => [group.scores, group.mask]),
@@ -227,7 +256,10 @@ export class Pruner {
           ? PluginDriver.callSync(group.scores, 'createScores', 0, () => {
               const created = group.scores.createScores?.(parameter, context);
               if (!created) {
-                invalid(`Score strategy "${group.scores.id}" is learnable but created no scores.`, 'Implement createScores().');
+                invalid(
+                  `Score strategy "${group.scores.id}" is learnable but created no scores.`,
+                  'Implement createScores().',
+                );
               }
               if (!tf.util.arraysEqual(created.shape, [...parameter.shape])) {
                 invalid(
@@ -259,7 +291,10 @@ export class Pruner {
       ['schedule', group.schedule],
     ] as const) {
       if (!plugin || typeof plugin.id !== 'string') {
-        invalid(`Pruning group "${name}" has no valid ${role} plugin.`, `Pass a ${role} plugin object with an id.`);
+        invalid(
+          `Pruning group "${name}" has no valid ${role} plugin.`,
+          `Pass a ${role} plugin object with an id.`,
+        );
       }
     }
     if (group.mask.targetKind !== group.schedule.kind) {
@@ -286,7 +321,11 @@ export class Pruner {
   /** The pruned parameters of every group, with their learned scores (if any). */
   pruned(): Array<{ group: string; parameter: PrunableParameter; scores: tf.Variable | undefined }> {
     return this.groups.flatMap((group) =>
-      group.parameters.map((parameter, index) => ({ group: group.name, parameter, scores: group.scoreVariables[index] })),
+      group.parameters.map((parameter, index) => ({
+        group: group.name,
+        parameter,
+        scores: group.scoreVariables[index],
+      })),
     );
   }
 
@@ -323,7 +362,9 @@ export class Pruner {
         );
         inputs.push({ parameter, scores });
       }
-      masks = await PluginDriver.call(group.mask, 'compute', step, () => group.mask.compute(inputs, target, context));
+      masks = await PluginDriver.call(group.mask, 'compute', step, () =>
+        group.mask.compute(inputs, target, context),
+      );
       if (masks.length !== group.parameters.length) {
         invalid(
           `Mask function "${group.mask.id}" returned ${masks.length} masks for ${group.parameters.length} parameters.`,
@@ -347,6 +388,15 @@ export class Pruner {
     }
     group.lastTarget = target;
     await this.driver.run('afterMaskUpdate', { ...this.context(), target, group: group.name });
+  }
+
+  /** Every variable of the model a checkpoint keeps: trained, frozen and other state. */
+  private modelVariables() {
+    return [
+      ...this.model.trainableVariables(),
+      ...this.model.frozenVariables(),
+      ...(this.model.stateVariables?.() ?? []),
+    ];
   }
 
   private weightVariables() {
@@ -391,17 +441,20 @@ export class Pruner {
     let grads: tf.NamedTensorMap = {};
     this.training = true;
     try {
-      ({ value, grads } = tf.variableGrads(() => {
-        const outputs = this.model.forward(batch.x, { training: true });
-        const task = this.model.loss(outputs, batch);
-        taskLoss = tf.keep(task.clone());
-        if (this.lossTerms.length === 0) return task;
-        const lossContext = { ...this.context(), batch, outputs, targets, pruned: this.pruned() };
-        const terms = this.lossTerms.map((term) =>
-          PluginDriver.callSync(term, 'compute', step, () => term.compute(lossContext)),
-        );
-        return tf.addN([task, ...terms]) as tf.Scalar;
-      }, named.map((entry) => entry.variable)));
+      ({ value, grads } = tf.variableGrads(
+        () => {
+          const outputs = this.model.forward(batch.x, { training: true });
+          const task = this.model.loss(outputs, batch);
+          taskLoss = tf.keep(task.clone());
+          if (this.lossTerms.length === 0) return task;
+          const lossContext = { ...this.context(), batch, outputs, targets, pruned: this.pruned() };
+          const terms = this.lossTerms.map((term) =>
+            PluginDriver.callSync(term, 'compute', step, () => term.compute(lossContext)),
+          );
+          return tf.addN([task, ...terms]) as tf.Scalar;
+        },
+        named.map((entry) => entry.variable),
+      ));
     } catch (error) {
       taskLoss?.dispose();
       if (FinepruneError.is(error)) throw error;
@@ -426,12 +479,16 @@ export class Pruner {
       }
       let gradientNorm: number | undefined;
       if (this.clipNorm !== undefined) {
-        const norm = tf.tidy(() => tf.sqrt(tf.addN(Object.values(grads).map((grad) => tf.sum(tf.square(grad))))));
+        const norm = tf.tidy(() =>
+          tf.sqrt(tf.addN(Object.values(grads).map((grad) => tf.sum(tf.square(grad))))),
+        );
         gradientNorm = (await norm.data())[0]!;
         norm.dispose();
         if (gradientNorm > this.clipNorm) {
           const factor = this.clipNorm / (gradientNorm + 1e-6);
-          const clipped = tf.tidy(() => Object.fromEntries(Object.entries(grads).map(([key, grad]) => [key, tf.mul(grad, factor)])));
+          const clipped = tf.tidy(() =>
+            Object.fromEntries(Object.entries(grads).map(([key, grad]) => [key, tf.mul(grad, factor)])),
+          );
           tf.dispose(grads);
           grads = clipped;
         }
@@ -472,11 +529,17 @@ export class Pruner {
     this.assertLive();
     const provide = typeof options.data === 'function' ? options.data : options.data.batch.bind(options.data);
     if (!(Number.isInteger(options.untilStep) && options.untilStep >= 0)) {
-      invalid(`untilStep must be a non-negative integer, got ${options.untilStep}.`, 'Pass the total number of steps to reach.');
+      invalid(
+        `untilStep must be a non-negative integer, got ${options.untilStep}.`,
+        'Pass the total number of steps to reach.',
+      );
     }
     for (const evaluation of options.evaluations ?? []) {
       if (!(Number.isInteger(evaluation.every) && evaluation.every >= 1)) {
-        invalid(`An evaluation's every must be an integer ≥ 1, got ${evaluation.every}.`, 'Evaluate every N steps with N ≥ 1.');
+        invalid(
+          `An evaluation's every must be an integer ≥ 1, got ${evaluation.every}.`,
+          'Evaluate every N steps with N ≥ 1.',
+        );
       }
     }
     await this.driver.run('onRunStart', this.context());
@@ -515,12 +578,15 @@ export class Pruner {
         tensors[`mask/${parameter.name}`] = tf.keep(parameter.mask.clone());
         if (scores) tensors[`scores/${parameter.name}`] = tf.keep(scores.clone());
       }
-      for (const [groupName, optimizer] of Object.entries(this.optimizers) as Array<[string, Optimizer | undefined]>) {
+      for (const [groupName, optimizer] of Object.entries(this.optimizers) as Array<
+        [string, Optimizer | undefined]
+      >) {
         if (!optimizer) continue;
-        for (const [slot, tensor] of Object.entries(optimizer.state())) tensors[`optimizer/${groupName}/${slot}`] = tf.keep(tensor.clone());
+        for (const [slot, tensor] of Object.entries(optimizer.state()))
+          tensors[`optimizer/${groupName}/${slot}`] = tf.keep(tensor.clone());
       }
       if (options.includeVariables) {
-        for (const { name, variable } of [...this.model.trainableVariables(), ...this.model.frozenVariables()]) {
+        for (const { name, variable } of this.modelVariables()) {
           tensors[`variable/${name}`] = tf.keep(variable.clone());
         }
       }
@@ -538,49 +604,67 @@ export class Pruner {
   loadState(state: PrunerState): void {
     this.assertLive();
     const mismatch: (message: string) => never = (message) =>
-      invalid(message, 'Load a checkpoint saved from this model with the same pruning groups.', ErrorCodes.CHECKPOINT_MISMATCH);
-    if (state?.specVersion !== SPEC_VERSION) mismatch(`The state has spec version ${state?.specVersion}, expected ${SPEC_VERSION}.`);
-    if (!(Number.isInteger(state.step) && state.step >= 0)) mismatch(`The state's step ${state.step} is not a non-negative integer.`);
+      invalid(
+        message,
+        'Load a checkpoint saved from this model with the same pruning groups.',
+        ErrorCodes.CHECKPOINT_MISMATCH,
+      );
+    if (state?.specVersion !== SPEC_VERSION)
+      mismatch(`The state has spec version ${state?.specVersion}, expected ${SPEC_VERSION}.`);
+    if (!(Number.isInteger(state.step) && state.step >= 0))
+      mismatch(`The state's step ${state.step} is not a non-negative integer.`);
     const { tensors } = state;
     const expectShape = (key: string, shape: readonly number[]) => {
       const tensor = tensors[key];
       if (!tensor) mismatch(`The state has no "${key}".`);
-      if (!tf.util.arraysEqual(tensor.shape, [...shape])) mismatch(`"${key}" has shape [${tensor.shape}] but the model needs [${shape}].`);
+      if (!tf.util.arraysEqual(tensor.shape, [...shape]))
+        mismatch(`"${key}" has shape [${tensor.shape}] but the model needs [${shape}].`);
       return tensor;
     };
     for (const group of this.groups) {
-      if (!state.groups.some((saved) => saved.name === group.name)) mismatch(`The state has no pruning group "${group.name}".`);
+      if (!state.groups.some((saved) => saved.name === group.name))
+        mismatch(`The state has no pruning group "${group.name}".`);
     }
-    const variables = [...this.model.trainableVariables(), ...this.model.frozenVariables()];
+    const variables = this.modelVariables();
     const hasVariables = Object.keys(tensors).some((key) => key.startsWith('variable/'));
     for (const { parameter, scores } of this.pruned()) {
       expectShape(`mask/${parameter.name}`, parameter.shape);
       if (scores) expectShape(`scores/${parameter.name}`, parameter.shape);
     }
-    if (hasVariables) for (const { name, variable } of variables) expectShape(`variable/${name}`, variable.shape);
+    if (hasVariables)
+      for (const { name, variable } of variables) expectShape(`variable/${name}`, variable.shape);
     const optimizerState = (groupName: string) =>
       Object.fromEntries(
         Object.entries(tensors)
           .filter(([key]) => key.startsWith(`optimizer/${groupName}/`))
           .map(([key, tensor]) => [key.slice(`optimizer/${groupName}/`.length), tensor]),
       );
-    for (const [groupName, optimizer] of Object.entries(this.optimizers) as Array<[string, Optimizer | undefined]>) {
-      const slots = optimizerState(groupName);
-      const owners = groupName === 'scores' ? this.scoreVariables() : this.model.trainableVariables();
-      for (const [slot, tensor] of Object.entries(slots)) {
-        const owner = owners.find((entry) => slot.startsWith(`${entry.name}/`));
-        if (owner && !tf.util.arraysEqual(owner.variable.shape, tensor.shape)) {
-          mismatch(`Optimizer slot "${slot}" has shape [${tensor.shape}] but its variable has [${owner.variable.shape}].`);
+    // Check every optimizer slot before anything is changed, so a bad state leaves the pruner as it was.
+    const optimizerGroups = (Object.entries(this.optimizers) as Array<[string, Optimizer | undefined]>).map(
+      ([groupName, optimizer]) => {
+        const slots = optimizerState(groupName);
+        const owners = groupName === 'scores' ? this.scoreVariables() : this.model.trainableVariables();
+        for (const [slot, tensor] of Object.entries(slots)) {
+          const owner = owners.find((entry) => slot.startsWith(`${entry.name}/`));
+          if (!owner) mismatch(`Optimizer slot "${slot}" belongs to no variable of the model.`);
+          if (!tf.util.arraysEqual(owner.variable.shape, tensor.shape)) {
+            mismatch(
+              `Optimizer slot "${slot}" has shape [${tensor.shape}] but its variable has [${owner.variable.shape}].`,
+            );
+          }
         }
-      }
-      optimizer?.loadState(slots, owners);
-    }
+        return { optimizer, slots, owners };
+      },
+    );
+    for (const { optimizer, slots, owners } of optimizerGroups) optimizer?.loadState(slots, owners);
     for (const { parameter, scores } of this.pruned()) {
       parameter.mask.assign(tensors[`mask/${parameter.name}`]!);
       if (scores) scores.assign(tensors[`scores/${parameter.name}`]!);
     }
-    if (hasVariables) for (const { name, variable } of variables) variable.assign(tensors[`variable/${name}`]!);
-    for (const group of this.groups) group.lastTarget = state.groups.find((saved) => saved.name === group.name)!.lastTarget;
+    if (hasVariables)
+      for (const { name, variable } of variables) variable.assign(tensors[`variable/${name}`]!);
+    for (const group of this.groups)
+      group.lastTarget = state.groups.find((saved) => saved.name === group.name)!.lastTarget;
     this.random.setState(state.random);
     this.currentStep = state.step;
   }

@@ -67,7 +67,10 @@ export interface ClassifierMetrics {
  * const { accuracy } = await evaluateClassifier(prunable, evaluationBatches(mnist.test, 1000));
  * ```
  */
-export async function evaluateClassifier(model: PrunableModel, batches: Iterable<Batch>): Promise<ClassifierMetrics> {
+export async function evaluateClassifier(
+  model: PrunableModel,
+  batches: Iterable<Batch>,
+): Promise<ClassifierMetrics> {
   let lossSum = 0;
   let correct = 0;
   let count = 0;
@@ -86,5 +89,9 @@ export async function evaluateClassifier(model: PrunableModel, batches: Iterable
     count += size;
     tf.dispose([lossTensor, correctTensor, batch.x, batch.y] as tf.TensorContainer);
   }
-  return { loss: count ? lossSum / count : Number.NaN, accuracy: count ? correct / count : Number.NaN, count };
+  return {
+    loss: count ? lossSum / count : Number.NaN,
+    accuracy: count ? correct / count : Number.NaN,
+    count,
+  };
 }

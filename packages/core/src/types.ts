@@ -94,6 +94,11 @@ export interface PrunableModel {
   trainableVariables(): readonly NamedVariable[];
   /** Variables that are part of the model but must not change. */
   frozenVariables(): readonly NamedVariable[];
+  /**
+   * Further model state that no optimizer trains but a checkpoint must keep (batch-norm moving
+   * statistics, for example). Optional.
+   */
+  stateVariables?(): readonly NamedVariable[];
 }
 
 /** Facts about the run that every plugin hook and plugin method receives. */
@@ -113,11 +118,15 @@ export interface PluginHooks {
   /** At the start of each step, before masks are updated. */
   onStepStart?(context: PluginContext & { readonly target: number }): void | Promise<void>;
   /** After new masks were assigned. */
-  afterMaskUpdate?(context: PluginContext & { readonly target: number; readonly group: string }): void | Promise<void>;
+  afterMaskUpdate?(
+    context: PluginContext & { readonly target: number; readonly group: string },
+  ): void | Promise<void>;
   /** After the optimizer step. */
   onStepEnd?(context: PluginContext & { readonly result: StepResult }): void | Promise<void>;
   /** After an evaluation callback produced metrics. */
-  onEvaluate?(context: PluginContext & { readonly metrics: Readonly<Record<string, number>> }): void | Promise<void>;
+  onEvaluate?(
+    context: PluginContext & { readonly metrics: Readonly<Record<string, number>> },
+  ): void | Promise<void>;
   /** After the last step of `run`. */
   onRunEnd?(context: PluginContext): void | Promise<void>;
 }
@@ -156,7 +165,10 @@ export interface ScoreStrategy extends Plugin, Configurable {
    * The scores that the mask function ranks, same shape as the weight. Called outside the gradient
    * tape when masks are updated; the caller disposes the result.
    */
-  compute(input: { parameter: PrunableParameter; scores: tf.Variable | undefined }, context: PluginContext): tf.Tensor | Promise<tf.Tensor>;
+  compute(
+    input: { parameter: PrunableParameter; scores: tf.Variable | undefined },
+    context: PluginContext,
+  ): tf.Tensor | Promise<tf.Tensor>;
 }
 
 /** What a mask function receives for one parameter. */
@@ -186,12 +198,19 @@ export interface MaskFunction extends Plugin, Configurable {
    * New binary masks, one per input, in order. Selection across inputs (global) or per input
    * (local) is this function's concern. The caller disposes the results.
    */
-  compute(inputs: readonly MaskInput[], target: number, context: PluginContext): tf.Tensor[] | Promise<tf.Tensor[]>;
+  compute(
+    inputs: readonly MaskInput[],
+    target: number,
+    context: PluginContext,
+  ): tf.Tensor[] | Promise<tf.Tensor[]>;
   /**
    * The forward weight, inside the gradient tape. Default: straight-through `W ⊙ M`, with the
    * gradient reaching learned scores as `dL/d(W⊙M) ⊙ W` (Eq. 2 of Movement Pruning).
    */
-  transform?(input: { parameter: PrunableParameter; scores: tf.Variable | undefined; training: boolean }, context: PluginContext): tf.Tensor;
+  transform?(
+    input: { parameter: PrunableParameter; scores: tf.Variable | undefined; training: boolean },
+    context: PluginContext,
+  ): tf.Tensor;
 }
 
 /**
@@ -220,7 +239,10 @@ export interface LossContext extends PluginContext {
   /** The current target of each pruning group, by group name. */
   readonly targets: Readonly<Record<string, number>>;
   /** Every pruned parameter with its learned scores (if any). */
-  readonly pruned: ReadonlyArray<{ readonly parameter: PrunableParameter; readonly scores: tf.Variable | undefined }>;
+  readonly pruned: ReadonlyArray<{
+    readonly parameter: PrunableParameter;
+    readonly scores: tf.Variable | undefined;
+  }>;
 }
 
 /**

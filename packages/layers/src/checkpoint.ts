@@ -9,9 +9,25 @@ import {
 } from './from-layers-model';
 import { modelFromTopology, modelTopology, type NamedTensor } from './strip';
 
-/** Prefix of the pruner's tensors among a checkpoint's weights. */
+/**
+ * Prefix of the pruner's tensors among a checkpoint's weights.
+ *
+ * @example
+ * ```ts
+ * const artifacts = await fileSystem('./checkpoints/run1').load();
+ * const prunerTensors = artifacts.weightSpecs!.filter((spec) => spec.name.startsWith(CHECKPOINT_PREFIX));
+ * ```
+ */
 export const CHECKPOINT_PREFIX = 'fineprune/';
-/** Version of the checkpoint layout written by {@link saveCheckpoint}. */
+/**
+ * Version of the checkpoint layout written by {@link saveCheckpoint}.
+ *
+ * @example
+ * ```ts
+ * const meta = artifacts.userDefinedMetadata?.fineprune as CheckpointMetadata;
+ * if (meta.formatVersion !== CHECKPOINT_FORMAT_VERSION) throw new Error('written by another version');
+ * ```
+ */
 export const CHECKPOINT_FORMAT_VERSION = 1 as const;
 
 /**

@@ -11,7 +11,12 @@ type NodePath = typeof import('node:path');
 
 async function nodeModules(): Promise<{ fs: NodeFs; path: NodePath }> {
   try {
-    const [fs, path] = await Promise.all([import('node:fs'), import('node:path')]);
+    // Variable specifiers keep browser bundlers from trying to resolve Node built-ins.
+    const [fsModule, pathModule] = ['node:fs', 'node:path'];
+    const [fs, path] = (await Promise.all([
+      import(/* webpackIgnore: true */ /* @vite-ignore */ fsModule),
+      import(/* webpackIgnore: true */ /* @vite-ignore */ pathModule),
+    ])) as [NodeFs & { default?: NodeFs }, NodePath & { default?: NodePath }];
     return {
       fs: (fs as { default?: NodeFs }).default ?? fs,
       path: (path as { default?: NodePath }).default ?? path,

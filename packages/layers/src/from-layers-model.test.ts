@@ -163,7 +163,9 @@ for (const backend of BACKENDS) {
           .parameters()
           .map((parameter) => parameter.name),
       ).toEqual(['conv/kernel', 'depthwise/depthwiseKernel']);
-      const frozen = wrap(mlp(5), { freeze: /bias$/ });
+      // Global patterns are stateful in RegExp.test(); they still select every match.
+      expect(wrap(mlp(10), { include: /kernel/g }).parameters()).toHaveLength(3);
+      const frozen = wrap(mlp(5), { freeze: /bias$/g });
       expect(frozen.frozenVariables().map((entry) => entry.name)).toEqual([
         'fc1/bias',
         'fc2/bias',
@@ -326,6 +328,28 @@ for (const backend of BACKENDS) {
         });
         x.dispose();
       }
+    });
+
+    it('stock fit() trains through the masks: masked raw weights get no gradient', async () => {
+      const model = mlp(12);
+      const prunable = wrap(model);
+      for (const parameter of prunable.parameters()) maskHalf(parameter.mask, 8);
+      const kernel = prunable.parameter('fc1/kernel');
+      const [mask, before] = [await values(kernel.mask), await values(kernel.weight)];
+      model.compile({ optimizer: tf.train.sgd(0.5), loss: 'meanSquaredError' });
+      const x = tf.randomNormal([16, 8], 0, 1, 'float32', 9);
+      const y = tf.randomNormal([16, 3], 0, 1, 'float32', 10);
+      await expectNoLeak(async () => {
+        await model.fit(x, y, { epochs: 2, batchSize: 8, verbose: 0 });
+      });
+      const after = await values(kernel.weight);
+      let moved = 0;
+      for (let index = 0; index < mask.length; index += 1) {
+        if (mask[index] === 0) expect(after[index]).toBe(before[index]);
+        else if (after[index] !== before[index]) moved += 1;
+      }
+      expect(moved).toBeGreaterThan(0);
+      tf.dispose([x, y]);
     });
 
     it('unwrap() restores the stock methods; the raw weights are used again', async () => {

@@ -181,6 +181,24 @@ function describeLayers(layers: readonly Layer[]): string {
   return layers.map((layer) => `${layer.name} (${layer.getClassName()})`).join(', ');
 }
 
+/** A copy without the `g` / `y` flags: `test()` on those is stateful and would skip every other match. */
+function statelessPattern(pattern: RegExp): RegExp {
+  return pattern.global || pattern.sticky
+    ? new RegExp(pattern.source, pattern.flags.replace(/[gy]/g, ''))
+    : pattern;
+}
+
+/** The selector with stateless patterns. */
+function stateless<T extends ParameterSelector | string[] | undefined>(selector: T): T {
+  if (selector instanceof RegExp) return statelessPattern(selector) as T;
+  if (Array.isArray(selector)) {
+    return (selector as ReadonlyArray<string | RegExp>).map((entry) =>
+      entry instanceof RegExp ? statelessPattern(entry) : entry,
+    ) as unknown as T;
+  }
+  return selector;
+}
+
 function selectorStrings(selector: ParameterSelector | string[] | undefined): string[] {
   if (selector === undefined || typeof selector === 'function' || selector instanceof RegExp) return [];
   if (typeof selector === 'string') return [selector];
@@ -337,6 +355,14 @@ class LayersPrunableModelImpl implements LayersPrunableModel {
     this.assertLive();
     return this.model.weights
       .filter((weight) => this.frozen.has(weight))
+      .map((weight) => this.namedVariable(weight));
+  }
+
+  /** Non-trainable layer weights that are not frozen by the wrapper (batch-norm moving statistics). */
+  stateVariables(): readonly NamedVariable[] {
+    this.assertLive();
+    return this.model.nonTrainableWeights
+      .filter((weight) => !this.frozen.has(weight))
       .map((weight) => this.namedVariable(weight));
   }
 
@@ -603,7 +629,6 @@ export function fromLayersModel(
   }
   const candidates: Candidate[] = [];
   const entries = new Map<LayerVariable, WeightEntry>();
-  const candidateOf = new Map<LayerVariable, Candidate>();
   for (const layer of layers) {
     const spec = prunableLayerSpec(layer.getClassName());
     const prunableVariables = new Map<LayerVariable, string>();
@@ -652,7 +677,6 @@ export function fromLayersModel(
         }
         candidate = { entry, name: viewName, kind: spec.kind, view, mask: undefined };
         candidates.push(candidate);
-        candidateOf.set(layerVariable, candidate);
       }
     }
   }
@@ -666,28 +690,31 @@ export function fromLayersModel(
     }
   };
 
+  const include = stateless(options.include);
+  const exclude = stateless(options.exclude);
+  const freeze = stateless(options.freeze);
   let chosen: Candidate[];
   const frozen = new Set<LayerVariable>();
   try {
-    checkIncludes(options.include, candidates, layers, model.name);
+    checkIncludes(include, candidates, layers, model.name);
     const byView = new Map(candidates.map((candidate) => [candidate.view, candidate]));
     chosen = selectParameters(
       candidates.map((candidate) => candidate.view),
       {
-        ...(options.include !== undefined ? { include: options.include } : {}),
-        ...(options.exclude !== undefined ? { exclude: options.exclude } : {}),
+        ...(include !== undefined ? { include } : {}),
+        ...(exclude !== undefined ? { exclude } : {}),
       },
     ).map((view) => byView.get(view)!);
     if (chosen.length === 0) {
       invalid(
-        `No prunable weight of model "${model.name}" was chosen${options.include !== undefined || options.exclude !== undefined ? ' by include / exclude' : ''}.`,
+        `No prunable weight of model "${model.name}" was chosen${include !== undefined || exclude !== undefined ? ' by include / exclude' : ''}.`,
         `Prune Dense, Conv2D, DepthwiseConv2D or Embedding layers (or registerPrunableLayer() yours), and check include / exclude; the model's layers are: ${describeLayers(layers)}.`,
         ErrorCodes.NO_PRUNABLE_PARAMETERS,
       );
     }
-    if (options.freeze !== undefined) {
+    if (freeze !== undefined) {
       const all = [...entries.values()];
-      for (const item of selectorStrings(options.freeze)) {
+      for (const item of selectorStrings(freeze)) {
         if (!all.some((entry) => matchesFreeze(entry, [item]))) {
           invalid(
             `freeze names "${item}", which is neither a layer nor a weight of model "${model.name}".`,
@@ -695,7 +722,7 @@ export function fromLayersModel(
           );
         }
       }
-      for (const entry of all) if (matchesFreeze(entry, options.freeze)) frozen.add(entry.layerVariable);
+      for (const entry of all) if (matchesFreeze(entry, freeze)) frozen.add(entry.layerVariable);
     }
   } catch (error) {
     releaseLazyMasks(new Set());

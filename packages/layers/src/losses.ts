@@ -1,7 +1,15 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ErrorCodes, FinepruneError } from '@fineprune/tensor';
 
-/** A loss function on one output: targets first, predictions second, a scalar result. */
+/**
+ * A loss function on one output: targets first, predictions second, a scalar result.
+ *
+ * @example
+ * ```ts
+ * const meanAbsolute: LossFunction = (yTrue, yPred) => tf.mean(tf.abs(tf.sub(yTrue, yPred)));
+ * fromLayersModel(model, { loss: meanAbsolute });
+ * ```
+ */
 export type LossFunction = (yTrue: tf.Tensor, yPred: tf.Tensor) => tf.Scalar;
 
 /**

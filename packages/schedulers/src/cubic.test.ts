@@ -6,7 +6,13 @@ import { scheduleFromConfig } from './from-config';
 // Hand-derived values of Eq. (5) (continuous form, nΔt = T − t_i − t_f); tolerance 1e-12 (double precision).
 describe('cubic schedule, Eq. (5) of Movement Pruning', () => {
   // T = 1000, t_i = 100, t_f = 100, so nΔt = 800; v_i = 0, v_f = 0.9, Δt = 1.
-  const schedule = cubic({ initialSparsity: 0, finalSparsity: 0.9, totalSteps: 1000, warmupSteps: 100, cooldownSteps: 100 });
+  const schedule = cubic({
+    initialSparsity: 0,
+    finalSparsity: 0.9,
+    totalSteps: 1000,
+    warmupSteps: 100,
+    cooldownSteps: 100,
+  });
 
   it('holds v_i through the warm-up, up to the last warm-up step', () => {
     expect(schedule.valueAt(0)).toBe(0);
@@ -49,7 +55,13 @@ describe('cubic schedule, Eq. (5) of Movement Pruning', () => {
 
   it('changes only every Δt steps after the warm-up (pruning interval)', () => {
     // T = 1000, t_i = 100, t_f = 100, Δt = 50: value at t is the value at 100 + 50·⌊(t − 100)/50⌋.
-    const stepped = cubic({ finalSparsity: 0.9, totalSteps: 1000, warmupSteps: 100, cooldownSteps: 100, interval: 50 });
+    const stepped = cubic({
+      finalSparsity: 0.9,
+      totalSteps: 1000,
+      warmupSteps: 100,
+      cooldownSteps: 100,
+      interval: 50,
+    });
     expect(stepped.updateInterval).toBe(50);
     expect(stepped.valueAt(100)).toBeCloseTo(0, 12);
     expect(stepped.valueAt(149)).toBeCloseTo(0, 12);
@@ -71,7 +83,8 @@ describe('cubic schedule, Eq. (5) of Movement Pruning', () => {
 
   it('round-trips through toConfig and scheduleFromConfig', () => {
     const copy = scheduleFromConfig(schedule.toConfig());
-    for (const step of [0, 99, 100, 101, 500, 899, 900, 999]) expect(copy.valueAt(step)).toBe(schedule.valueAt(step));
+    for (const step of [0, 99, 100, 101, 500, 899, 900, 999])
+      expect(copy.valueAt(step)).toBe(schedule.valueAt(step));
   });
 
   it.each([

@@ -75,8 +75,18 @@ export function cubic(options: CubicScheduleOptions): SparsitySchedule {
       if (step >= totalSteps - cooldownSteps) return finalSparsity;
       const pruningStep = warmupSteps + Math.floor((step - warmupSteps) / interval) * interval;
       // Eq. (5): v_f + (v_i − v_f)(1 − (t − t_i)/(nΔt))³
-      return finalSparsity + (initialSparsity - finalSparsity) * (1 - (pruningStep - warmupSteps) / span) ** 3;
+      return (
+        finalSparsity + (initialSparsity - finalSparsity) * (1 - (pruningStep - warmupSteps) / span) ** 3
+      );
     },
-    toConfig: () => ({ type: 'cubic', initialSparsity, finalSparsity, totalSteps, warmupSteps, cooldownSteps, interval }),
+    toConfig: () => ({
+      type: 'cubic',
+      initialSparsity,
+      finalSparsity,
+      totalSteps,
+      warmupSteps,
+      cooldownSteps,
+      interval,
+    }),
   };
 }

@@ -1,10 +1,22 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { dense, topCountMasks } from '@fineprune/tensor';
 import { createPrunableParameter } from '../parameter';
-import { type Batch, type MaskFunction, type PrunableModel, SPEC_VERSION, type ScoreStrategy, type SparsitySchedule } from '../types';
+import {
+  type Batch,
+  type MaskFunction,
+  type PrunableModel,
+  SPEC_VERSION,
+  type ScoreStrategy,
+  type SparsitySchedule,
+} from '../types';
 
 /** A 2-layer MLP (in → hidden → classes) built from raw variables, for tests of the core. */
-export function tinyModel(inputs = 6, hidden = 5, classes = 3, seed = 1): PrunableModel & { dispose(): void } {
+export function tinyModel(
+  inputs = 6,
+  hidden = 5,
+  classes = 3,
+  seed = 1,
+): PrunableModel & { dispose(): void } {
   const w1 = tf.tidy(() => tf.variable(tf.randomNormal([inputs, hidden], 0, 0.5, 'float32', seed)));
   const b1 = tf.variable(tf.zeros([hidden])) as tf.Variable<tf.Rank.R1>;
   const w2 = tf.tidy(() => tf.variable(tf.randomNormal([hidden, classes], 0, 0.5, 'float32', seed + 1)));
@@ -15,9 +27,22 @@ export function tinyModel(inputs = 6, hidden = 5, classes = 3, seed = 1): Prunab
     specVersion: SPEC_VERSION,
     name: 'tiny',
     parameters: () => [p1, p2],
-    forward: (x) => tf.tidy(() => dense(tf.relu(dense(x as tf.Tensor2D, p1.effectiveWeight() as tf.Tensor2D, b1)), p2.effectiveWeight() as tf.Tensor2D, b2)),
+    forward: (x) =>
+      tf.tidy(() =>
+        dense(
+          tf.relu(dense(x as tf.Tensor2D, p1.effectiveWeight() as tf.Tensor2D, b1)),
+          p2.effectiveWeight() as tf.Tensor2D,
+          b2,
+        ),
+      ),
     loss: (outputs, batch: Batch) =>
-      tf.tidy(() => tf.losses.softmaxCrossEntropy(tf.oneHot(batch.y as tf.Tensor1D, classes), outputs as tf.Tensor2D) as tf.Scalar),
+      tf.tidy(
+        () =>
+          tf.losses.softmaxCrossEntropy(
+            tf.oneHot(batch.y as tf.Tensor1D, classes),
+            outputs as tf.Tensor2D,
+          ) as tf.Scalar,
+      ),
     trainableVariables: () => [
       { name: 'fc1/kernel', variable: w1 },
       { name: 'fc1/bias', variable: b1 },
