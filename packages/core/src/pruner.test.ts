@@ -155,6 +155,44 @@ for (const backend of ['cpu', 'wasm'] as const) {
       model.dispose();
     });
 
+    it('runs evaluation callbacks every N steps with the masks applied, and hands their metrics to hooks', async () => {
+      const model = tinyModel();
+      const seen: Array<[number, number]> = [];
+      const hooked: number[] = [];
+      const pruner = new Pruner(
+        options(model, {
+          plugins: [{ id: 'metrics-sink', onEvaluate: ({ step }) => void hooked.push(step) }],
+        }),
+      );
+      await pruner.run({
+        data: tinyBatches(),
+        untilStep: 12,
+        evaluations: [
+          {
+            every: 5,
+            evaluate: async ({ step }) => {
+              const report = await sparsityReport(model.parameters());
+              return { step, kept: report.kept };
+            },
+          },
+        ],
+        onEvaluate: (step, metrics) => void seen.push([step, metrics.kept!]),
+      });
+      // Evaluations run after steps 5 and 10 complete, so they see the masks selected at steps 4 and 9.
+      // The test schedule is 0.6 · ⌊s/5⌋·5/20: 0 at step 4, 0.15 at step 9. fc1 has 30 entries, fc2 15:
+      // kept = 45 at step 4, and (30 − round(4.5)) + (15 − round(2.25)) = 25 + 13 = 38 at step 9.
+      expect(seen.map(([step]) => step)).toEqual([5, 10]);
+      expect(hooked).toEqual([5, 10]);
+      expect(seen.map(([, kept]) => kept)).toEqual([45, 38]);
+      await expect(
+        pruner.run({ data: tinyBatches(), untilStep: 13, evaluations: [{ every: 0, evaluate: () => ({}) }] }),
+      ).rejects.toMatchObject({
+        code: 'INVALID_ARGUMENT',
+      });
+      pruner.dispose();
+      model.dispose();
+    });
+
     it('adds loss terms and clips the global gradient norm', async () => {
       const model = tinyModel();
       const constantTerm: LossTerm = { id: 'plus-two', compute: () => tf.scalar(2), toConfig: () => ({}) };
