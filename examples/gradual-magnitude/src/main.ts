@@ -48,6 +48,9 @@ async function main(): Promise<void> {
     backend: values.backend!,
     sparsity: Number(values.sparsity),
     epochs: Number(values.epochs),
+    // 20% dense warm-up and 30% cool-down, whatever the length (2 and 3 of the default 10 epochs).
+    warmupEpochs: Math.round(Number(values.epochs) * 0.2),
+    cooldownEpochs: Math.round(Number(values.epochs) * 0.3),
     scope: values.scope as 'local' | 'global',
     seed: Number(values.seed),
     outputDirectory: values.out!,
