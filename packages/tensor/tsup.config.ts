@@ -1,8 +1,12 @@
 import { libraryConfig } from '../../tsup.shared';
 
 export default libraryConfig({
+  entry: ['src/index.ts', 'src/conformance.ts'],
   // backend.ts resolves the wasm binaries with createRequire(import.meta.url), also in the CJS build.
   shims: true,
   // tfjs-core ships its gradient registrations only as extensionless ESM; see src/register-gradients.ts.
   noExternal: ['@tensorflow/tfjs-core/dist/register_all_gradients'],
+  // The conformance entry imports the package's main entry by name, so both entries share one
+  // backend registry (also in the CJS build, which tsup does not split into shared chunks).
+  external: ['@fineprune/tensor'],
 });

@@ -49,7 +49,17 @@ function checkLearningRate(learningRate: LearningRate, what: string): void {
 }
 
 function resolve(learningRate: LearningRate, step: number): number {
-  return typeof learningRate === 'number' ? learningRate : learningRate(step);
+  if (typeof learningRate === 'number') return learningRate;
+  const value = learningRate(step);
+  if (!(value > 0 && Number.isFinite(value))) {
+    throw new FinepruneError({
+      code: ErrorCodes.INVALID_ARGUMENT,
+      message: `The learning-rate function returned ${value} at step ${step}; a learning rate must be a positive finite number.`,
+      fix: 'Make the learning-rate function return a value greater than 0 at every step (a floor such as Math.max(lr, 1e-8)).',
+      details: { step, learningRate: value },
+    });
+  }
+  return value;
 }
 
 class SlotStore {

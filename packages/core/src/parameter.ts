@@ -99,3 +99,34 @@ export function selectParameters(
       (options.exclude === undefined || !matchesSelector(parameter, options.exclude)),
   );
 }
+
+/**
+ * Picks variables by name: an exact name or layer prefix, a pattern, a predicate on the name, or a list.
+ *
+ * @example
+ * ```ts
+ * const freeze: VariableSelector = ['embedding', /layer_norm/];
+ * ```
+ */
+export type VariableSelector = string | RegExp | ((name: string) => boolean) | ReadonlyArray<string | RegExp>;
+
+/**
+ * True when the variable name matches `selector`: a string equal to the name or naming its layer
+ * (`dense_1` matches `dense_1/kernel`), a pattern tested on the name, a predicate, or a list of these.
+ *
+ * @example
+ * ```ts
+ * matchesVariable('embedding/embeddings', 'embedding'); // true
+ * matchesVariable('dense_1/bias', [/kernel$/]); // false
+ * ```
+ */
+export function matchesVariable(name: string, selector: VariableSelector): boolean {
+  if (typeof selector === 'function') return selector(name);
+  const list = Array.isArray(selector) ? selector : [selector as string | RegExp];
+  return list.some((entry) => {
+    if (typeof entry === 'string') return entry === name || name.startsWith(`${entry}/`);
+    const pattern =
+      entry.global || entry.sticky ? new RegExp(entry.source, entry.flags.replace(/[gy]/g, '')) : entry;
+    return pattern.test(name);
+  });
+}

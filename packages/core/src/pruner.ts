@@ -1,7 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ErrorCodes, FinepruneError, createRandom, maskedWeight, type RandomSource } from '@fineprune/tensor';
 import type { GradientEntry, Optimizer } from './optimizers';
-import { type ParameterSelector, selectParameters } from './parameter';
+import {
+  type ParameterSelector,
+  selectParameters,
+  type VariableSelector,
+  matchesVariable,
+} from './parameter';
 import { PluginDriver } from './plugin-driver';
 import {
   type Batch,
@@ -28,8 +33,17 @@ export interface PruningGroupOptions {
   scores: ScoreStrategy;
   mask: MaskFunction;
   schedule: SparsitySchedule;
-  /** Re-select masks every this many steps (and whenever the target changes); default the schedule's `updateInterval`, or 1. */
+  /**
+   * Re-select masks every this many steps (and whenever the target changes). Default: 1 (every step)
+   * when the scores are learned (`scores.learnable`), since learned scores change at every step;
+   * otherwise the schedule's `updateInterval`, or 1.
+   */
   maskUpdateInterval?: number;
+  /**
+   * The optimizer that trains this group's learned scores, for a learning rate (or optimizer) of its
+   * own; default `optimizers.scores`. Its slots are saved in checkpoints as `optimizer/scores@<group>/…`.
+   */
+  scoreOptimizer?: Optimizer;
 }
 
 /** The optimizer of each variable group. */
@@ -59,6 +73,14 @@ export interface PrunerOptions {
   gradientClipping?: { maxNorm: number };
   /** Seed of the run's random source (stochastic masks, random scores); default 0. */
   seed?: number;
+  /**
+   * Trainable variables of the model that the weight optimizer must not change (the paper freezes
+   * the embeddings): names from {@link PrunableModel.trainableVariables}, a layer prefix (`dense_1`
+   * selects `dense_1/kernel` and `dense_1/bias`), patterns, or a predicate on the name. Frozen
+   * variables get no gradient and no update; a frozen prunable weight keeps its mask and learned
+   * scores, which are still trained. A name that selects nothing is an error.
+   */
+  freeze?: VariableSelector;
 }
 
 /** A source of training batches that depends only on the step, so runs can resume exactly. */
@@ -110,6 +132,8 @@ interface Group {
   readonly interval: number;
   readonly parameters: PrunableParameter[];
   readonly scoreVariables: Array<tf.Variable | undefined>;
+  /** The group's own score optimizer, if it has one. */
+  readonly scoreOptimizer: Optimizer | undefined;
   lastTarget: number | null;
 }
 
@@ -146,6 +170,7 @@ export class Pruner {
   private readonly driver: PluginDriver;
   private readonly clipNorm: number | undefined;
   private readonly random: RandomSource;
+  private readonly frozenNames: ReadonlySet<string>;
   private currentStep = 0;
   private training = false;
   private disposed = false;
@@ -217,7 +242,9 @@ export class Pruner {
       }
       for (const parameter of parameters) taken.add(parameter.name);
       this.checkComposition(name, group);
-      const interval = group.maskUpdateInterval ?? group.schedule.updateInterval ?? 1;
+      // Learned scores move at every step, so their masks are re-selected every step unless asked otherwise.
+      const interval =
+        group.maskUpdateInterval ?? (group.scores.learnable ? 1 : (group.schedule.updateInterval ?? 1));
       if (!(Number.isInteger(interval) && interval >= 1)) {
         invalid(
           `maskUpdateInterval of group "${name}" must be an integer ≥ 1, got ${interval}.`,
@@ -232,18 +259,39 @@ export class Pruner {
         interval,
         parameters,
         scoreVariables: [],
+        scoreOptimizer: group.scoreOptimizer,
         lastTarget: null,
       };
     });
     if (new Set(this.groups.map((group) => group.name)).size !== this.groups.length) {
       invalid('Two pruning groups have the same name.', 'Give each group a unique `name`.');
     }
-    if (this.groups.some((group) => group.scores.learnable) && !this.optimizers.scores) {
+    for (const group of this.groups) {
+      if (group.scores.learnable && !group.scoreOptimizer && !this.optimizers.scores) {
+        invalid(
+          `Score strategy "${group.scores.id}" of group "${group.name}" learns its scores, but no score optimizer was given.`,
+          'Pass optimizers: { weights, scores: adam({ learningRate: 1e-2 }) }, or a scoreOptimizer in the group.',
+        );
+      }
+      if (group.scoreOptimizer && !group.scores.learnable) {
+        invalid(
+          `Group "${group.name}" has a scoreOptimizer but its score strategy "${group.scores.id}" learns nothing.`,
+          'Remove the scoreOptimizer, or use a learnable score strategy such as movement().',
+        );
+      }
+    }
+    const optimizerObjects = [
+      this.optimizers.weights,
+      this.optimizers.scores,
+      ...this.groups.map((group) => group.scoreOptimizer),
+    ].filter((optimizer) => optimizer !== undefined);
+    if (new Set(optimizerObjects).size !== optimizerObjects.length) {
       invalid(
-        'A score strategy learns its scores, but no score optimizer was given.',
-        'Pass optimizers: { weights, scores: adam({ learningRate: 1e-2 }) }.',
+        'The same optimizer object trains two variable groups; its slots and checkpoint entries would mix.',
+        'Create one optimizer per group, e.g. scoreOptimizer: adam({ learningRate: 1e-2 }) for each.',
       );
     }
+    this.frozenNames = this.resolveFreeze(options.freeze);
     this.driver = new PluginDriver([
       ...this.groups.flatMap((group) => [group.scores, group.mask]),
       ...this.lossTerms,
@@ -311,6 +359,33 @@ export class Pruner {
         ErrorCodes.INCOMPATIBLE_PLUGINS,
       );
     }
+  }
+
+  private resolveFreeze(selector: VariableSelector | undefined): ReadonlySet<string> {
+    if (selector === undefined) return new Set();
+    const names = this.model.trainableVariables().map((entry) => entry.name);
+    const entries = typeof selector === 'function' ? [] : Array.isArray(selector) ? selector : [selector];
+    for (const entry of entries) {
+      if (typeof entry === 'string' && !names.some((name) => matchesVariable(name, entry))) {
+        invalid(
+          `freeze names "${entry}", which is neither a trainable variable nor a layer of model "${this.model.name}".`,
+          `Use one of: ${names.join(', ')}.`,
+        );
+      }
+    }
+    return new Set(names.filter((name) => matchesVariable(name, selector)));
+  }
+
+  /**
+   * Names of the trainable variables that {@link PrunerOptions.freeze} keeps unchanged.
+   *
+   * @example
+   * ```ts
+   * new Pruner({ ...options, freeze: 'embedding' }).frozen(); // ['embedding/embeddings']
+   * ```
+   */
+  frozen(): string[] {
+    return [...this.frozenNames];
   }
 
   /** Number of optimizer steps completed. */
@@ -400,13 +475,46 @@ export class Pruner {
   }
 
   private weightVariables() {
-    return this.model.trainableVariables();
+    const all = this.model.trainableVariables();
+    return this.frozenNames.size === 0 ? all : all.filter((entry) => !this.frozenNames.has(entry.name));
   }
 
-  private scoreVariables() {
-    return this.pruned()
-      .filter((entry) => entry.scores !== undefined)
-      .map((entry) => ({ name: `${entry.parameter.name}/scores`, variable: entry.scores! }));
+  private scoreVariables(groups: readonly Group[] = this.groups) {
+    return groups.flatMap((group) =>
+      group.parameters.flatMap((parameter, index) => {
+        const variable = group.scoreVariables[index];
+        return variable ? [{ name: `${parameter.name}/scores`, variable }] : [];
+      }),
+    );
+  }
+
+  /** Every optimizer with its checkpoint name and the variables it trains. */
+  private optimizerEntries(): Array<{
+    key: string;
+    optimizer: Optimizer;
+    owners: () => Array<{ name: string; variable: tf.Variable }>;
+  }> {
+    const shared = this.groups.filter((group) => !group.scoreOptimizer);
+    const list: Array<{
+      key: string;
+      optimizer: Optimizer;
+      owners: () => Array<{ name: string; variable: tf.Variable }>;
+    }> = [{ key: 'weights', optimizer: this.optimizers.weights, owners: () => [...this.weightVariables()] }];
+    if (this.optimizers.scores)
+      list.push({
+        key: 'scores',
+        optimizer: this.optimizers.scores,
+        owners: () => this.scoreVariables(shared),
+      });
+    for (const group of this.groups) {
+      if (group.scoreOptimizer)
+        list.push({
+          key: `scores@${group.name}`,
+          optimizer: group.scoreOptimizer,
+          owners: () => this.scoreVariables([group]),
+        });
+    }
+    return list;
   }
 
   /**
@@ -498,11 +606,13 @@ export class Pruner {
           const gradient = grads[variable.name];
           return gradient ? [{ name, variable, gradient }] : [];
         });
-      this.optimizers.weights.apply(entries(weights), step);
-      if (this.optimizers.scores && scores.length > 0) this.optimizers.scores.apply(entries(scores), step);
+      const learningRates: Record<string, number> = {};
+      for (const { key, optimizer, owners } of this.optimizerEntries()) {
+        const list = entries(owners());
+        if (list.length > 0) optimizer.apply(list, step);
+        learningRates[key] = optimizer.learningRate(step);
+      }
       this.currentStep = step + 1;
-      const learningRates: Record<string, number> = { weights: this.optimizers.weights.learningRate(step) };
-      if (this.optimizers.scores) learningRates.scores = this.optimizers.scores.learningRate(step);
       const result: StepResult = {
         step: this.currentStep,
         loss: lossValue[0]!,
@@ -578,12 +688,9 @@ export class Pruner {
         tensors[`mask/${parameter.name}`] = tf.keep(parameter.mask.clone());
         if (scores) tensors[`scores/${parameter.name}`] = tf.keep(scores.clone());
       }
-      for (const [groupName, optimizer] of Object.entries(this.optimizers) as Array<
-        [string, Optimizer | undefined]
-      >) {
-        if (!optimizer) continue;
+      for (const { key, optimizer } of this.optimizerEntries()) {
         for (const [slot, tensor] of Object.entries(optimizer.state()))
-          tensors[`optimizer/${groupName}/${slot}`] = tf.keep(tensor.clone());
+          tensors[`optimizer/${key}/${slot}`] = tf.keep(tensor.clone());
       }
       if (options.includeVariables) {
         for (const { name, variable } of this.modelVariables()) {
@@ -640,23 +747,21 @@ export class Pruner {
           .map(([key, tensor]) => [key.slice(`optimizer/${groupName}/`.length), tensor]),
       );
     // Check every optimizer slot before anything is changed, so a bad state leaves the pruner as it was.
-    const optimizerGroups = (Object.entries(this.optimizers) as Array<[string, Optimizer | undefined]>).map(
-      ([groupName, optimizer]) => {
-        const slots = optimizerState(groupName);
-        const owners = groupName === 'scores' ? this.scoreVariables() : this.model.trainableVariables();
-        for (const [slot, tensor] of Object.entries(slots)) {
-          const owner = owners.find((entry) => slot.startsWith(`${entry.name}/`));
-          if (!owner) mismatch(`Optimizer slot "${slot}" belongs to no variable of the model.`);
-          if (!tf.util.arraysEqual(owner.variable.shape, tensor.shape)) {
-            mismatch(
-              `Optimizer slot "${slot}" has shape [${tensor.shape}] but its variable has [${owner.variable.shape}].`,
-            );
-          }
+    const optimizerGroups = this.optimizerEntries().map(({ key: groupName, optimizer, owners: ownersOf }) => {
+      const slots = optimizerState(groupName);
+      const owners = ownersOf();
+      for (const [slot, tensor] of Object.entries(slots)) {
+        const owner = owners.find((entry) => slot.startsWith(`${entry.name}/`));
+        if (!owner) mismatch(`Optimizer slot "${slot}" belongs to no variable of the model.`);
+        if (!tf.util.arraysEqual(owner.variable.shape, tensor.shape)) {
+          mismatch(
+            `Optimizer slot "${slot}" has shape [${tensor.shape}] but its variable has [${owner.variable.shape}].`,
+          );
         }
-        return { optimizer, slots, owners };
-      },
-    );
-    for (const { optimizer, slots, owners } of optimizerGroups) optimizer?.loadState(slots, owners);
+      }
+      return { optimizer, slots, owners };
+    });
+    for (const { optimizer, slots, owners } of optimizerGroups) optimizer.loadState(slots, owners);
     for (const { parameter, scores } of this.pruned()) {
       parameter.mask.assign(tensors[`mask/${parameter.name}`]!);
       if (scores) scores.assign(tensors[`scores/${parameter.name}`]!);
@@ -677,7 +782,6 @@ export class Pruner {
       for (const parameter of group.parameters) parameter.setWeightTransform(null);
       for (const scores of group.scoreVariables) scores?.dispose();
     }
-    this.optimizers.weights.dispose();
-    this.optimizers.scores?.dispose();
+    for (const { optimizer } of this.optimizerEntries()) optimizer.dispose();
   }
 }

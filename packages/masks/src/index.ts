@@ -1,1 +1,23 @@
 export { keptCount, topV, type TopVOptions } from './top-v';
+export {
+  checkPenalty,
+  type PenaltyReduction,
+  reducePenalty,
+  sigmoidPenalty,
+  type SigmoidPenaltyOptions,
+  threshold,
+  type ThresholdOptions,
+} from './threshold';
+export {
+  checkHardConcrete,
+  expectedL0,
+  hardConcrete,
+  hardConcreteGate,
+  type HardConcreteOptions,
+  type HardConcreteParameters,
+  hardConcreteTestMask,
+  l0Penalty,
+  type L0PenaltyOptions,
+  uniformNoise,
+} from './hard-concrete';
+export { lossTermFromConfig, maskFromConfig } from './from-config';

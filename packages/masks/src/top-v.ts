@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ErrorCodes, FinepruneError, type MaskFunction, type MaskInput } from '@fineprune/core';
-import { readFloat32, topCountMasks } from '@fineprune/tensor';
+import { topCountMasks } from '@fineprune/tensor';
+import { readScores } from './read-scores';
 
 /** Options of {@link topV}. */
 export interface TopVOptions {
@@ -50,7 +51,7 @@ export function topV(options: TopVOptions = {}): MaskFunction {
           fix: 'Give the schedule a final sparsity below 1.',
         });
       }
-      const scores = await Promise.all(inputs.map((input) => readFloat32(input.scores)));
+      const scores = await Promise.all(inputs.map((input) => readScores(input.scores)));
       let masks: Float32Array[];
       if (scope === 'global') {
         const total = scores.reduce((sum, values) => sum + values.length, 0);

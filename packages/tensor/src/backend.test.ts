@@ -122,16 +122,27 @@ describe('backend selection', () => {
     expect(warnings).toEqual([]);
   });
 
-  it("'auto' tries providers by priority and lists the failures", async () => {
+  it("'auto' probes every provider, picks the fastest, and explains timings and failures", async () => {
     const selection = await setBackend('auto');
     expect(selection.backend).toBe('wasm');
     expect(selection.attempts.map((attempt) => [attempt.name, attempt.ok])).toEqual([
       ['broken', false],
       ['unregistered', false],
       ['wasm', true],
+      ['cpu', true],
+      // Left registered by the previous test; their TF.js backends were removed.
+      ['test-throwing', false],
+      ['test-rejecting', false],
     ]);
     expect(selection.attempts[0]!.reason).toBe('no device here');
     expect(selection.explanation).toContain('broken: no device here');
+    expect(selection.explanation).toContain("'auto' chose 'wasm', the fastest working backend");
+    const [wasm, cpu] = selection.attempts.slice(2);
+    expect(wasm!.probeMilliseconds).toBeGreaterThan(0);
+    // wasm's SIMD matMul is an order of magnitude faster than the pure-JS cpu backend.
+    expect(cpu!.probeMilliseconds).toBeGreaterThan(wasm!.probeMilliseconds!);
+    expect(selection.explanation).toMatch(/wasm [\d.]+ ms, cpu [\d.]+ ms/);
+    expect(currentBackend()).toBe('wasm');
     for (const attempt of selection.attempts) expect(attempt.millisecondsToInit).toBeGreaterThanOrEqual(0);
     // Idempotent while the chosen backend stays active.
     expect(await setBackend('auto')).toBe(selection);
@@ -160,6 +171,39 @@ describe('backend selection', () => {
     registerBackendProvider({ name: 'unregistered', priority: -11, async setup() {} });
     expect((await setBackend('auto')).backend).toBe('wasm');
     tf.removeBackend('test-dummy');
+  });
+
+  it("'auto' rejects a backend whose probe gives a wrong product", async () => {
+    tf.registerBackend('test-wrong', () => new MathBackendCPU(), -100);
+    // A matMul kernel that returns zeros: the backend starts but computes wrongly.
+    tf.registerKernel({
+      kernelName: 'BatchMatMul',
+      backendName: 'test-wrong',
+      kernelFunc: ({ inputs, backend }) => {
+        const a = inputs.a!;
+        const b = inputs.b!;
+        const shape = [...a.shape.slice(0, -1), b.shape.at(-1)!];
+        const zeros = new Float32Array(shape.reduce((size, length) => size * length, 1));
+        return (backend as MathBackendCPU).makeTensorInfo(shape, 'float32', zeros);
+      },
+    });
+    registerBackendProvider({ name: 'test-wrong', priority: 100, async setup() {} });
+    try {
+      const selection = await setBackend('auto');
+      expect(selection.attempts[0]).toMatchObject({ name: 'test-wrong', ok: false });
+      expect(selection.attempts[0]!.reason).toMatch(/probe matMul gave 0 instead of/);
+      expect(selection.backend).toBe('wasm');
+    } finally {
+      registerBackendProvider({
+        name: 'test-wrong',
+        priority: -100,
+        async setup() {
+          throw new Error('off');
+        },
+      });
+      tf.unregisterKernel('BatchMatMul', 'test-wrong');
+      tf.removeBackend('test-wrong');
+    }
   });
 
   it('rejects malformed providers', () => {

@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { ErrorCodes, FinepruneError } from './errors';
+import { registerWasmTrainingKernels } from './wasm-kernels';
 
 /**
  * A backend to select: `'cpu'`, `'wasm'`, `'auto'` (the best provider that works), or the name of
@@ -37,6 +38,11 @@ export interface BackendAttempt {
   reason?: string;
   /** Time the provider's setup and the backend's initialisation took, in milliseconds. */
   millisecondsToInit?: number;
+  /**
+   * `'auto'` only: the fastest time of a 128×128 float32 matMul with read-back on this backend, in
+   * milliseconds (absent when the backend failed to start or gave a wrong product).
+   */
+  probeMilliseconds?: number;
 }
 
 /**
@@ -78,7 +84,10 @@ export interface BackendSelection {
 export interface BackendProvider {
   /** The TF.js backend name it provides (as given to `tf.setBackend`). */
   name: string;
-  /** Higher is tried first by `'auto'`. The built-ins are wasm = 2 and cpu = 1. */
+  /**
+   * Order of trying in `'auto'`, higher first, and the tie-break between equally fast probes. The
+   * built-ins are wasm = 2 and cpu = 1.
+   */
   priority: number;
   /** Prepares the backend; throws when it cannot run here. */
   setup(): Promise<void>;
@@ -117,6 +126,8 @@ const wasmProvider: BackendProvider = {
     if (tf.findBackendFactory('wasm') == null) {
       throw new Error('the wasm backend is not registered (importing @tensorflow/tfjs-backend-wasm failed)');
     }
+    // The gradients of gather, conv2d filters, depthwise convolutions and max-pooling (idempotent).
+    registerWasmTrainingKernels();
     if (tf.engine().registry.wasm != null || wasmPathsSet) return;
     if (isNode()) {
       // Load the .wasm binaries from the installed package, never from the network. Threads are
@@ -253,6 +264,8 @@ async function activate(name: string): Promise<string | undefined> {
 async function tryProvider(provider: BackendProvider): Promise<BackendAttempt> {
   const start = performance.now();
   const elapsed = () => Math.round((performance.now() - start) * 100) / 100;
+  // Also when wasm was activated with tf.setBackend directly, which skips the provider's setup.
+  if (provider.name === 'wasm') registerWasmTrainingKernels();
   if (tf.getBackend() === provider.name && tf.engine().registry[provider.name] != null) {
     return { name: provider.name, ok: true, millisecondsToInit: 0 };
   }
@@ -277,21 +290,88 @@ function describeFailures(attempts: readonly BackendAttempt[]): string {
     .join('; ');
 }
 
-async function select(name: string): Promise<BackendSelection> {
-  if (name === 'auto') {
-    const attempts: BackendAttempt[] = [];
-    for (const provider of backendProviders()) {
-      const attempt = await tryProvider(provider);
-      attempts.push(attempt);
-      if (attempt.ok) {
-        const failed = attempts.length > 1 ? ` after ${describeFailures(attempts)}` : '';
-        return {
-          backend: provider.name,
-          attempts,
-          explanation: `'auto' chose '${provider.name}', the highest-priority backend that started${failed}.`,
-        };
+/** Side of the square matrices of the speed probe. */
+const PROBE_SIZE = 128;
+/** Timed repetitions of the probe (after one warm-up); the fastest counts. */
+const PROBE_REPETITIONS = 3;
+
+/** Probe entries: small multiples of 1/8, so every product and sum is exact in float32. */
+function probeEntry(row: number, column: number): number {
+  return (((row * 7 + column * 3) % 11) - 5) / 8;
+}
+
+let probeExpectedRow: Float64Array | undefined;
+
+/** Row 0 of the probe's product, computed in JavaScript. */
+function expectedProbeRow(): Float64Array {
+  if (probeExpectedRow === undefined) {
+    probeExpectedRow = new Float64Array(PROBE_SIZE);
+    for (let column = 0; column < PROBE_SIZE; column += 1) {
+      let sum = 0;
+      for (let k = 0; k < PROBE_SIZE; k += 1) sum += probeEntry(0, k) * probeEntry(k, column);
+      probeExpectedRow[column] = sum;
+    }
+  }
+  return probeExpectedRow;
+}
+
+/**
+ * Times a 128×128 float32 matMul (with reading the result back) on the active backend and checks its
+ * first row. Returns the fastest of three timed runs after a warm-up, or why the backend failed.
+ */
+async function probeActiveBackend(): Promise<{ milliseconds: number } | { reason: string }> {
+  const values = new Float32Array(PROBE_SIZE * PROBE_SIZE);
+  for (let row = 0; row < PROBE_SIZE; row += 1) {
+    for (let column = 0; column < PROBE_SIZE; column += 1)
+      values[row * PROBE_SIZE + column] = probeEntry(row, column);
+  }
+  const matrix = tf.tensor2d(values, [PROBE_SIZE, PROBE_SIZE]);
+  try {
+    let fastest = Number.POSITIVE_INFINITY;
+    for (let repetition = 0; repetition <= PROBE_REPETITIONS; repetition += 1) {
+      const start = performance.now();
+      const product = tf.matMul(matrix, matrix);
+      const result = await product.data();
+      const milliseconds = performance.now() - start;
+      product.dispose();
+      if (repetition === 0) {
+        const expected = expectedProbeRow();
+        for (let column = 0; column < PROBE_SIZE; column += 1) {
+          if (result[column] !== expected[column]) {
+            return {
+              reason: `the probe matMul gave ${result[column]} instead of ${expected[column]} at [0, ${column}]`,
+            };
+          }
+        }
+      } else {
+        fastest = Math.min(fastest, milliseconds);
       }
     }
+    return { milliseconds: Math.round(fastest * 1000) / 1000 };
+  } catch (error) {
+    return { reason: `the probe matMul failed: ${message(error)}` };
+  } finally {
+    matrix.dispose();
+  }
+}
+
+async function selectAuto(): Promise<BackendSelection> {
+  const attempts: BackendAttempt[] = [];
+  for (const provider of backendProviders()) {
+    const attempt = await tryProvider(provider);
+    if (attempt.ok) {
+      const probe = await probeActiveBackend();
+      if ('reason' in probe) {
+        attempt.ok = false;
+        attempt.reason = probe.reason;
+      } else {
+        attempt.probeMilliseconds = probe.milliseconds;
+      }
+    }
+    attempts.push(attempt);
+  }
+  const working = attempts.filter((attempt) => attempt.ok);
+  if (working.length === 0) {
     throw new FinepruneError({
       code: ErrorCodes.BACKEND_UNAVAILABLE,
       message: `No backend could be started. ${describeFailures(attempts)}.`,
@@ -299,6 +379,24 @@ async function select(name: string): Promise<BackendSelection> {
       details: { attempts },
     });
   }
+  // The fastest probe wins; on a tie, the higher priority (earlier in the list).
+  const best = working.reduce((fastest, attempt) =>
+    attempt.probeMilliseconds! < fastest.probeMilliseconds! ? attempt : fastest,
+  );
+  if (tf.getBackend() !== best.name) await tf.setBackend(best.name);
+  const timings = working.map((attempt) => `${attempt.name} ${attempt.probeMilliseconds} ms`).join(', ');
+  const failures = attempts.length > working.length ? ` Failed: ${describeFailures(attempts)}.` : '';
+  return {
+    backend: best.name,
+    attempts,
+    explanation:
+      `'auto' chose '${best.name}', the fastest working backend on a ${PROBE_SIZE}×${PROBE_SIZE} matMul probe ` +
+      `(fastest of ${PROBE_REPETITIONS} runs after a warm-up: ${timings}).${failures}`,
+  };
+}
+
+async function select(name: string): Promise<BackendSelection> {
+  if (name === 'auto') return selectAuto();
   const provider = providers.get(name);
   if (provider === undefined) {
     const known = ['auto', ...backendProviders().map((entry) => entry.name)];
@@ -328,8 +426,10 @@ async function select(name: string): Promise<BackendSelection> {
 
 /**
  * Selects and initialises the TF.js backend. A named backend must start or the call throws; `'auto'`
- * tries every registered provider, highest priority first, and keeps the first that starts. A second
- * call with the same name while that backend is still active returns the first result at once.
+ * starts every registered provider (highest priority first), times a small matMul probe on each that
+ * starts (checking its result), and keeps the fastest; the explanation lists each backend's probe time
+ * and every failure. A second call with the same name while that backend is still active returns the
+ * first result at once (so the probes run once).
  *
  * @param name - `'wasm'` (the default), `'cpu'`, `'auto'` or a registered provider's name
  * @returns the chosen backend, every attempt, and an explanation

@@ -47,6 +47,20 @@ export const ErrorCodes = {
   TENSOR_LEAK: 'TENSOR_LEAK',
   /** The object was used after `dispose()`. */
   DISPOSED: 'DISPOSED',
+  /** A data-driven score (a saliency criterion) was read before it was measured on data. */
+  NOT_MEASURED: 'NOT_MEASURED',
+  /** A recipe does not follow the recipe format (wrong type, missing field, out-of-range number). */
+  INVALID_RECIPE: 'INVALID_RECIPE',
+  /** A recipe names a plugin id that no registered plugin package provides. */
+  UNKNOWN_PLUGIN: 'UNKNOWN_PLUGIN',
+  /** A plugin package named in a recipe cannot be imported or registers nothing valid. */
+  PLUGIN_PACKAGE_FAILED: 'PLUGIN_PACKAGE_FAILED',
+  /** A run was interrupted (Ctrl-C) after writing a checkpoint. */
+  INTERRUPTED: 'INTERRUPTED',
+  /** A mask would keep no weight at all (for example a threshold above every score, with no floor). */
+  EMPTY_MASK: 'EMPTY_MASK',
+  /** An optional peer dependency that a feature needs is not installed, or installed but unusable. */
+  MISSING_DEPENDENCY: 'MISSING_DEPENDENCY',
 } as const;
 
 /** One of the stable {@link ErrorCodes}. */

@@ -22,3 +22,4 @@ export { countTensors, type LeakGuardOptions, withLeakGuard } from './leak-guard
 export { maskedWeight } from './masked-weight';
 export { createRandom, type RandomSource } from './random';
 export { kthLargest, kthLargestOfTensors, readFloat32, topCountMasks } from './select';
+export { registerWasmTrainingKernels, wasmTrainingKernelNames } from './wasm-kernels';

@@ -1,0 +1,228 @@
+/**
+ * Training-step time of the 784-300-100-10 MLP on MNIST batches of 100 on wasm, measured side by
+ * side in one process (the variants are interleaved step by step): dense fine-tuning against the
+ * methods of Movement Pruning — MvP with local and global Top-v (masks re-selected every step, and
+ * global every 10 steps as an option), soft MvP (threshold + λ Σ σ(S)) and L0 (hard-concrete gates +
+ * expected-L0 penalty) — and the memory each adds (learned scores + score-optimizer slots). MvP
+ * local is also measured with SGD + momentum for the scores, to separate the mask machinery from the
+ * cost of Adam's element-wise chain on 266k scores.
+ * Writes results/movement-step-<backend>.json.
+ *
+ *   cd bench && npx tsx --conditions=source src/movement-step.ts [--backend wasm] [--steps 200]
+ */
+import { parseArgs } from 'node:util';
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import {
+  Pruner,
+  type PrunerOptions,
+  adam,
+  type Batch,
+  type Optimizer,
+  type PrunableModel,
+  sgd,
+} from '@fineprune/core';
+import { batches, loadMnist } from '@fineprune/datasets';
+import { fromLayersModel } from '@fineprune/layers';
+import { hardConcrete, l0Penalty, sigmoidPenalty, threshold, topV } from '@fineprune/masks';
+import { constant, cubicThreshold, noTarget } from '@fineprune/schedulers';
+import { l0, movement } from '@fineprune/scores';
+import { setBackend } from '@fineprune/tensor';
+import { median, writeResult } from './harness';
+
+function mlp(seed: number): tfl.Sequential {
+  return tfl.sequential({
+    layers: [
+      tfl.layers.dense({
+        units: 300,
+        activation: 'relu',
+        inputShape: [784],
+        kernelInitializer: tfl.initializers.glorotUniform({ seed }),
+      }),
+      tfl.layers.dense({
+        units: 100,
+        activation: 'relu',
+        kernelInitializer: tfl.initializers.glorotUniform({ seed: seed + 1 }),
+      }),
+      tfl.layers.dense({ units: 10, kernelInitializer: tfl.initializers.glorotUniform({ seed: seed + 2 }) }),
+    ],
+  });
+}
+
+/** A plain training loop with no masks: forward, loss, gradients, Adam (as in mlp-step.ts). */
+function denseLoop(model: PrunableModel) {
+  const optimizer = adam({ learningRate: 1e-3 });
+  let step = 0;
+  return {
+    async train(batch: Batch) {
+      const variables = model.trainableVariables();
+      const { value, grads } = tf.variableGrads(
+        () => model.loss(model.forward(batch.x, { training: true }), batch),
+        variables.map((entry) => entry.variable),
+      );
+      optimizer.apply(
+        variables.map(({ name, variable }) => ({ name, variable, gradient: grads[variable.name]! })),
+        step,
+      );
+      step += 1;
+      await value.data();
+      value.dispose();
+      tf.dispose(Object.values(grads));
+    },
+    dispose: () => optimizer.dispose(),
+  };
+}
+
+type Recipe = Pick<PrunerOptions, 'scores' | 'mask' | 'schedule' | 'lossTerms' | 'maskUpdateInterval'> & {
+  /** The score optimizer; default Adam 1e-2 (as the reference implementation trains its scores). */
+  scoreOptimizer?: () => Optimizer;
+};
+
+export async function main(argv = process.argv.slice(2)): Promise<Record<string, unknown>> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { backend: { type: 'string', default: 'wasm' }, steps: { type: 'string', default: '200' } },
+  });
+  const backend = await setBackend(values.backend!);
+  const steps = Number(values.steps);
+  const dataset = await loadMnist();
+  const source = batches(dataset.train, { batchSize: 100, seed: 3 });
+  const rssBefore = process.memoryUsage().rss;
+
+  const denseModel = fromLayersModel(mlp(1), { loss: 'sparseCategoricalCrossentropy', fromLogits: true });
+  for (const parameter of denseModel.parameters()) parameter.setWeightTransform((p) => p.weight);
+  const denseTrainer = denseLoop(denseModel);
+
+  const recipes: Record<string, Recipe> = {
+    mvpLocal: { scores: movement(), mask: topV({ scope: 'local' }), schedule: constant({ sparsity: 0.9 }) },
+    mvpLocalSgdScores: {
+      scores: movement(),
+      mask: topV({ scope: 'local' }),
+      schedule: constant({ sparsity: 0.9 }),
+      scoreOptimizer: () => sgd({ learningRate: 1e-2, momentum: 0.9 }),
+    },
+    mvpGlobal: { scores: movement(), mask: topV({ scope: 'global' }), schedule: constant({ sparsity: 0.9 }) },
+    mvpGlobalEvery10: {
+      scores: movement(),
+      mask: topV({ scope: 'global' }),
+      schedule: constant({ sparsity: 0.9 }),
+      maskUpdateInterval: 10,
+    },
+    softMvp: {
+      scores: movement(),
+      mask: threshold(),
+      schedule: cubicThreshold({ initialThreshold: 0, finalThreshold: 0.1, totalSteps: 1000 }),
+      lossTerms: [sigmoidPenalty({ lambda: 1e-6, rampWithThreshold: { finalThreshold: 0.1 } })],
+    },
+    l0: {
+      scores: l0(),
+      mask: hardConcrete(),
+      schedule: noTarget(),
+      lossTerms: [l0Penalty({ lambda: 1e-6 })],
+    },
+  };
+  const pruners: Record<string, { pruner: Pruner; scoreOptimizer: Optimizer }> = {};
+  for (const [name, { scoreOptimizer: makeScoreOptimizer, ...recipe }] of Object.entries(recipes)) {
+    const model = fromLayersModel(mlp(1), { loss: 'sparseCategoricalCrossentropy', fromLogits: true });
+    const scoreOptimizer = makeScoreOptimizer?.() ?? adam({ learningRate: 1e-2 });
+    pruners[name] = {
+      pruner: new Pruner({
+        model,
+        ...recipe,
+        optimizers: { weights: adam({ learningRate: 1e-3 }), scores: scoreOptimizer },
+      }),
+      scoreOptimizer,
+    };
+  }
+
+  const variants: Array<[string, (batch: Batch) => Promise<unknown>]> = [
+    ['dense', (batch) => denseTrainer.train(batch)],
+    ...Object.entries(pruners).map(
+      ([name, { pruner }]) =>
+        [name, (batch: Batch) => pruner.trainStep(batch)] as [string, (batch: Batch) => Promise<unknown>],
+    ),
+  ];
+  const times: Record<string, number[]> = Object.fromEntries(variants.map(([name]) => [name, []]));
+  const warmup = 5;
+  let tensorsBefore = 0;
+  for (let step = 0; step < steps + warmup; step += 1) {
+    if (step === warmup) tensorsBefore = tf.memory().numTensors;
+    // Rotate the order each step so no variant always runs right after the same neighbour.
+    for (let offset = 0; offset < variants.length; offset += 1) {
+      const [name, train] = variants[(step + offset) % variants.length]!;
+      const batch = source.batch(step);
+      const start = performance.now();
+      await train(batch);
+      const elapsed = performance.now() - start;
+      tf.dispose([batch.x, batch.y]);
+      if (step >= warmup) times[name]!.push(elapsed);
+    }
+  }
+  const tensorsAfter = tf.memory().numTensors;
+  const denseMedian = median(times.dense!);
+  const round = (value: number, digits = 2) => Math.round(value * 10 ** digits) / 10 ** digits;
+  const targets: Record<string, number> = {
+    mvpLocal: 1.15,
+    mvpLocalSgdScores: 1.15,
+    mvpGlobal: 1.25,
+    mvpGlobalEvery10: 1.25,
+  };
+  const rows: Record<string, unknown> = {
+    dense: {
+      medianMs: round(denseMedian),
+      meanMs: round(times.dense!.reduce((a, b) => a + b, 0) / times.dense!.length),
+      samples: times.dense!.length,
+    },
+  };
+  const weightBytes = denseModel.parameters().reduce((sum, parameter) => sum + parameter.size * 4, 0);
+  for (const [name, { pruner, scoreOptimizer }] of Object.entries(pruners)) {
+    const list = times[name]!;
+    const scoreBytes = pruner
+      .pruned()
+      .reduce((sum, entry) => sum + (entry.scores ? entry.scores.size * 4 : 0), 0);
+    const slotBytes = Object.values(scoreOptimizer.state()).reduce((sum, tensor) => sum + tensor.size * 4, 0);
+    const ratio = median(list) / denseMedian;
+    rows[name] = {
+      medianMs: round(median(list)),
+      meanMs: round(list.reduce((a, b) => a + b, 0) / list.length),
+      samples: list.length,
+      overDense: round(ratio, 3),
+      ...(targets[name] !== undefined ? { target: targets[name], meetsTarget: ratio <= targets[name]! } : {}),
+      addedMemory: {
+        scoresBytes: scoreBytes,
+        scoreOptimizerSlotsBytes: slotBytes,
+        totalBytes: scoreBytes + slotBytes,
+        overPrunableWeightBytes: round((scoreBytes + slotBytes) / weightBytes, 2),
+      },
+    };
+  }
+  const result = {
+    backend: backend.backend,
+    batchSize: 100,
+    steps,
+    sparsity: 0.9,
+    optimizers:
+      'Adam for weights (1e-3); Adam for scores (1e-2, slots m and v) except mvpLocalSgdScores (SGD with momentum 0.9, one velocity slot)',
+    prunableWeightBytes: weightBytes,
+    variants: rows,
+    memory: {
+      tfBytes: tf.memory().numBytes,
+      tensorsLeakedDuringRun: tensorsAfter - tensorsBefore,
+      rssIncreaseMiB: Math.round((process.memoryUsage().rss - rssBefore) / 2 ** 20),
+      peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
+    },
+  };
+  denseTrainer.dispose();
+  for (const { pruner } of Object.values(pruners)) pruner.dispose();
+  const file = writeResult(`movement-step-${backend.backend}`, result);
+  console.log(JSON.stringify(result, null, 2));
+  console.log(`written to ${file}`);
+  return result;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  main().catch((error) => {
+    console.error(error);
+    process.exitCode = 1;
+  });
+}

@@ -1,0 +1,15 @@
+export {
+  type AdapterAttempt,
+  type AdapterLike,
+  type AdapterPreference,
+  type DeviceLike,
+  defaultAdapterPreferences,
+  disposeWebGPU,
+  type GpuLike,
+  registerWebGPUBackend,
+  requestWebGPUDevice,
+  type WebGPUDeviceSelection,
+  type WebGPUEnvironment,
+  type WebGPUOptions,
+  webgpuSelection,
+} from './webgpu';

@@ -1,0 +1,443 @@
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { ErrorCodes, FinepruneError } from '@fineprune/core';
+import { fileSystem, loadCheckpoint, saveStripped } from '@fineprune/layers';
+import {
+  loadPluginPackage,
+  parseRecipe,
+  type PluginRegistry,
+  type Recipe,
+  recipeJsonSchema,
+  shortenRecipe,
+} from '@fineprune/recipes';
+import { setBackend } from '@fineprune/tensor';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { builtinRegistry } from './builtins';
+import { type ExitCode, ExitCodes, exitCodeFor } from './exit-codes';
+import { writeFileAtomic } from './files';
+import { createProgress, type ProgressOutput } from './progress';
+import { renderHtmlReport } from './report/html';
+import { readSavedModel, type SavedModelSummary } from './report/read-model';
+import { keptHistograms, layerTable } from './report/text';
+import { type RunEvent, runRecipe } from './run-recipe';
+import type { RunRecord } from './run-record';
+
+/**
+ * Where the command writes: stdout for results (and `--json`), stderr for progress and errors.
+ *
+ * @example
+ * ```ts
+ * const io: CliIo = { stdout: process.stdout, stderr: process.stderr };
+ * ```
+ */
+export interface CliIo {
+  stdout: ProgressOutput;
+  stderr: ProgressOutput;
+  /** Installs a handler for Ctrl-C / SIGTERM; returns a function that removes it. */
+  onInterrupt?(handler: () => void): () => void;
+}
+
+/**
+ * Reads and validates a recipe file (JSON or YAML, by extension).
+ *
+ * @throws FinepruneError `IO_FAILED` when the file cannot be read, `INVALID_RECIPE` when it is invalid
+ *
+ * @example
+ * ```ts
+ * const { recipe, baseDirectory } = await readRecipeFile('examples/recipes/gradual-magnitude.yaml');
+ * ```
+ */
+export async function readRecipeFile(
+  file: string,
+): Promise<{ recipe: Recipe; baseDirectory: string; source: string }> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    throw new FinepruneError({
+      code: ErrorCodes.IO_FAILED,
+      message: `The recipe ${file} cannot be read: ${(error as Error).message}`,
+      fix: 'Check the path (recipes are .yaml, .yml or .json files).',
+      cause: error,
+    });
+  }
+  const source = path.basename(file);
+  return { recipe: parseRecipe(text, { source }), baseDirectory: path.dirname(path.resolve(file)), source };
+}
+
+function positiveInteger(value: string): number {
+  const parsed = Number(value);
+  if (!(Number.isInteger(parsed) && parsed >= 1)) throw new InvalidArgumentError('expected an integer ≥ 1.');
+  return parsed;
+}
+
+function reportError(io: CliIo, error: unknown, json: boolean): ExitCode {
+  if (FinepruneError.is(error)) {
+    const exitCode = exitCodeFor(error.code);
+    const message = error.message.replace(/^\[[A-Z_]+\] /, '').replace(/ Fix: [\s\S]*$/, '');
+    io.stderr.write(`error [${error.code}]: ${message}\nfix: ${error.fix}\n`);
+    if (json) {
+      io.stdout.write(
+        `${JSON.stringify({ type: 'error', code: error.code, message, fix: error.fix, exitCode, details: error.details ?? {} })}\n`,
+      );
+    }
+    return exitCode;
+  }
+  const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
+  io.stderr.write(`internal error: ${message}\n`);
+  if (json)
+    io.stdout.write(
+      `${JSON.stringify({ type: 'error', code: 'INTERNAL', message: String(error), exitCode: 1 })}\n`,
+    );
+  return ExitCodes.INTERNAL;
+}
+
+/** The model directory of a path: a run output directory (its checkpoint) or a model/checkpoint directory. */
+function modelDirectory(target: string): { directory: string } {
+  const resolved = path.resolve(target.replace(/model\.json$/, ''));
+  if (
+    !existsSync(path.join(resolved, 'model.json')) &&
+    existsSync(path.join(resolved, 'checkpoint', 'model.json'))
+  ) {
+    return { directory: path.join(resolved, 'checkpoint') };
+  }
+  return { directory: resolved };
+}
+
+async function readRunRecord(file: string): Promise<RunRecord> {
+  const resolved = existsSync(path.join(file, 'run.json')) ? path.join(file, 'run.json') : file;
+  try {
+    const record = JSON.parse(await readFile(resolved, 'utf8')) as RunRecord;
+    if (record?.formatVersion !== 1 || !Array.isArray(record.layers))
+      throw new Error('not a fineprune run.json');
+    return record;
+  } catch (error) {
+    throw new FinepruneError({
+      code: ErrorCodes.IO_FAILED,
+      message: `${resolved} is not a readable run record: ${(error as Error).message}`,
+      fix: 'Pass the run.json (or the output directory) written by `fineprune run`.',
+      cause: error,
+    });
+  }
+}
+
+/**
+ * Runs the `fineprune` command with `argv` (without `node` and the script) and returns its exit
+ * code (see {@link ExitCodes}). Used by the `fineprune` binary and by tests.
+ *
+ * @example
+ * ```ts
+ * const code = await main(['report', 'out/run/checkpoint', '--json'], { stdout: process.stdout, stderr: process.stderr });
+ * ```
+ */
+export async function main(
+  argv: readonly string[],
+  io: CliIo,
+  registry: PluginRegistry = builtinRegistry(),
+): Promise<ExitCode> {
+  let exitCode: ExitCode = ExitCodes.OK;
+  const program = new Command('fineprune')
+    .description('Composable neural-network pruning for TensorFlow.js: run recipes, report, export.')
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => io.stdout.write(text),
+      writeErr: (text) => io.stderr.write(text),
+    })
+    .showHelpAfterError();
+
+  program
+    .command('run')
+    .description(
+      'Run a recipe (JSON or YAML) with live progress; Ctrl-C writes a checkpoint and exits with 130.',
+    )
+    .argument('<recipe>', 'the recipe file')
+    .option('--resume', 'continue from the recipe’s checkpoint when it exists')
+    .option(
+      '--checkpoint <directory>',
+      'checkpoint directory (default: recipe checkpoint.directory or <out>/checkpoint)',
+    )
+    .option(
+      '--out <directory>',
+      'output directory (default: recipe export.directory or out/<name> beside the recipe)',
+    )
+    .option(
+      '--max-steps <steps>',
+      'shorten the run to this many steps, scaling the schedules',
+      positiveInteger,
+    )
+    .option('--train-limit <examples>', 'use only the first N training examples', positiveInteger)
+    .option('--test-limit <examples>', 'evaluate on only the first N test examples', positiveInteger)
+    .option('--json', 'print events as JSON lines on stdout (for scripts)')
+    .option('--quiet', 'no progress display')
+    .action(async (file: string, options: Record<string, unknown>) => {
+      const json = options.json === true;
+      const controller = new AbortController();
+      const removeHandler = io.onInterrupt?.(() => controller.abort());
+      const progress = createProgress(io.stderr);
+      const stepEvery = { value: 1 };
+      try {
+        const loaded = await readRecipeFile(file);
+        for (const name of loaded.recipe.plugins)
+          await loadPluginPackage(registry, name, { from: loaded.baseDirectory });
+        const recipe =
+          options.maxSteps !== undefined ||
+          options.trainLimit !== undefined ||
+          options.testLimit !== undefined
+            ? shortenRecipe(loaded.recipe, registry, {
+                ...(options.maxSteps !== undefined ? { maxSteps: options.maxSteps as number } : {}),
+                ...(options.trainLimit !== undefined ? { trainLimit: options.trainLimit as number } : {}),
+                ...(options.testLimit !== undefined ? { testLimit: options.testLimit as number } : {}),
+              })
+            : loaded.recipe;
+        stepEvery.value = Math.max(1, Math.floor(recipe.training.steps / 100));
+        const onEvent = (event: RunEvent) => {
+          if (json) {
+            if (
+              event.type === 'step' &&
+              event.step % stepEvery.value !== 0 &&
+              event.step !== event.totalSteps
+            )
+              return;
+            const payload =
+              event.type === 'done'
+                ? {
+                    type: 'done',
+                    outputDirectory: event.outputDirectory,
+                    final: event.record.final,
+                    dense: event.record.dense ?? null,
+                    steps: event.record.steps,
+                  }
+                : event;
+            io.stdout.write(`${JSON.stringify(payload)}\n`);
+          } else if (!options.quiet) {
+            progress.onEvent(event);
+          }
+        };
+        const outcome = await runRecipe({
+          recipe,
+          baseDirectory: loaded.baseDirectory,
+          source: loaded.source,
+          registry,
+          resume: options.resume === true,
+          signal: controller.signal,
+          onEvent,
+          ...(typeof options.checkpoint === 'string' ? { checkpointDirectory: options.checkpoint } : {}),
+          ...(typeof options.out === 'string' ? { outputDirectory: path.resolve(options.out) } : {}),
+        });
+        progress.finish();
+        if (outcome.status === 'interrupted') {
+          exitCode = ExitCodes.INTERRUPTED;
+          return;
+        }
+        if (!json && outcome.record) {
+          const record = outcome.record;
+          io.stdout.write(`${layerTable(record.layers)}\n\n`);
+          io.stdout.write(
+            `test accuracy ${(record.final.accuracy * 100).toFixed(2)}%${record.dense ? ` (dense ${(record.dense.accuracy * 100).toFixed(2)}%)` : ''} at ${((1 - record.final.remaining) * 100).toFixed(2)}% sparsity\n`,
+          );
+          io.stdout.write(
+            `results: ${outcome.outputDirectory} (report.html, run.json, model/, checkpoint/)\n`,
+          );
+        }
+      } catch (error) {
+        progress.finish();
+        exitCode = reportError(io, error, json);
+      } finally {
+        removeHandler?.();
+      }
+    });
+
+  program
+    .command('report')
+    .description(
+      'Per-layer table (shape, kept, sparsity) and kept-weight histograms of a model, checkpoint or run; optionally the HTML report.',
+    )
+    .argument('<model>', 'a run output directory, a checkpoint directory, or a saved model directory')
+    .option('--html <file>', 'write the HTML report (with the papers’ plots) to this file')
+    .addOption(
+      new Option(
+        '--compare <runs...>',
+        'other runs (run.json files or output directories) to plot alongside',
+      ),
+    )
+    .option('--json', 'print the report as JSON on stdout')
+    .action(async (target: string, options: { html?: string; compare?: string[]; json?: boolean }) => {
+      try {
+        const resolved = path.resolve(target.replace(/model\.json$/, ''));
+        let record: RunRecord | undefined;
+        let summary: SavedModelSummary;
+        if (existsSync(path.join(resolved, 'run.json'))) {
+          record = await readRunRecord(resolved);
+          summary = {
+            kind: 'checkpoint',
+            step: record.steps,
+            layers: record.layers,
+            samples: record.samples,
+          };
+        } else {
+          await setBackend('cpu');
+          summary = await readSavedModel(modelDirectory(target).directory);
+        }
+        const compared = await Promise.all((options.compare ?? []).map(readRunRecord));
+        if (options.html) {
+          const primary: RunRecord = record ?? {
+            formatVersion: 1,
+            name: path.basename(resolved),
+            method: summary.kind === 'checkpoint' ? 'checkpoint' : 'saved model',
+            backend: 'n/a',
+            steps: summary.step ?? 0,
+            seed: 0,
+            evaluations: [],
+            lossChanges: [],
+            seconds: 0,
+            final: {
+              accuracy: Number.NaN,
+              loss: Number.NaN,
+              remaining:
+                summary.layers.reduce((sum, row) => sum + row.kept, 0) /
+                Math.max(
+                  1,
+                  summary.layers.reduce((sum, row) => sum + row.total, 0),
+                ),
+            },
+            layers: summary.layers,
+            samples: summary.samples,
+            recipe: null,
+            finishedAt: new Date().toISOString(),
+          };
+          await writeFileAtomic(path.resolve(options.html), renderHtmlReport([primary, ...compared]));
+        }
+        if (options.json) {
+          io.stdout.write(
+            `${JSON.stringify({
+              kind: record ? 'run' : summary.kind,
+              step: summary.step ?? null,
+              layers: summary.layers,
+              histograms: summary.samples.map((sample) => ({ name: sample.name, ...sample.keptHistogram })),
+              ...(record
+                ? { final: record.final, dense: record.dense ?? null, evaluations: record.evaluations }
+                : {}),
+              ...(options.html ? { html: path.resolve(options.html) } : {}),
+            })}\n`,
+          );
+        } else {
+          io.stdout.write(
+            `${layerTable(summary.layers)}\n\nkept weights per parameter:\n${keptHistograms(summary.samples)}\n`,
+          );
+          if (options.html) io.stdout.write(`\nHTML report: ${path.resolve(options.html)}\n`);
+        }
+      } catch (error) {
+        exitCode = reportError(io, error, options.json === true);
+      }
+    });
+
+  program
+    .command('export')
+    .description(
+      'Export a checkpoint (or a run’s) as a plain TF.js model: masks applied, scores and masks dropped; loads with tf.loadLayersModel.',
+    )
+    .argument('<model>', 'a checkpoint directory or a run output directory')
+    .requiredOption('--out <directory>', 'where to write model.json and the weights')
+    .option('--strip', 'apply the masks and drop scores (the default and only export form)', true)
+    .option('--json', 'print the result as JSON on stdout')
+    .action(async (target: string, options: { out: string; json?: boolean }) => {
+      try {
+        const { directory } = modelDirectory(target);
+        if (!existsSync(path.join(directory, 'model.json'))) {
+          throw new FinepruneError({
+            code: ErrorCodes.IO_FAILED,
+            message: `${directory} holds no model.json.`,
+            fix: 'Pass a checkpoint directory or a run output directory written by `fineprune run`.',
+          });
+        }
+        await setBackend('cpu');
+        const { model, state } = await loadCheckpoint(fileSystem(directory), { loss: 'meanSquaredError' });
+        const { dispose } = await import('@tensorflow/tfjs-core');
+        dispose(Object.values(state.tensors));
+        try {
+          await saveStripped(model, fileSystem(path.resolve(options.out)));
+        } finally {
+          model.dispose();
+        }
+        const summary = await readSavedModel(path.resolve(options.out));
+        const kept = summary.layers.reduce((sum, row) => sum + row.kept, 0);
+        const total = summary.layers.reduce((sum, row) => sum + row.total, 0);
+        if (options.json) {
+          io.stdout.write(
+            `${JSON.stringify({ directory: path.resolve(options.out), kept, total, sparsity: total ? 1 - kept / total : 0 })}\n`,
+          );
+        } else {
+          io.stdout.write(
+            `stripped model written to ${path.resolve(options.out)} (${((1 - kept / Math.max(1, total)) * 100).toFixed(2)}% of prunable weights are zero); load it with tf.loadLayersModel\n`,
+          );
+        }
+      } catch (error) {
+        exitCode = reportError(io, error, options.json === true);
+      }
+    });
+
+  program
+    .command('plugins')
+    .description('List the plugin ids recipes can use (built-in, plus the packages given).')
+    .argument('[packages...]', 'plugin packages to load first')
+    .option('--json', 'print JSON')
+    .action(async (packages: string[], options: { json?: boolean }) => {
+      try {
+        for (const name of packages) await loadPluginPackage(registry, name, { from: process.cwd() });
+        const list = registry.list().map((definition) => ({
+          kind: definition.kind,
+          id: definition.id,
+          description: definition.description ?? '',
+          package: definition.package ?? 'built-in',
+        }));
+        if (options.json) io.stdout.write(`${JSON.stringify(list)}\n`);
+        else
+          for (const entry of list)
+            io.stdout.write(
+              `${entry.kind.padEnd(9)} ${entry.id.padEnd(22)} ${entry.description} [${entry.package}]\n`,
+            );
+      } catch (error) {
+        exitCode = reportError(io, error, options.json === true);
+      }
+    });
+
+  program
+    .command('validate')
+    .description('Check a recipe (schema, plugin ids) without running it.')
+    .argument('<recipe>', 'the recipe file')
+    .option('--json', 'print JSON')
+    .action(async (file: string, options: { json?: boolean }) => {
+      try {
+        const { recipe, baseDirectory, source } = await readRecipeFile(file);
+        for (const name of recipe.plugins) await loadPluginPackage(registry, name, { from: baseDirectory });
+        const { checkRecipePlugins } = await import('@fineprune/recipes');
+        checkRecipePlugins(recipe, registry, source);
+        if (options.json) io.stdout.write(`${JSON.stringify({ valid: true, name: recipe.name })}\n`);
+        else io.stdout.write(`${file}: valid\n`);
+      } catch (error) {
+        exitCode = reportError(io, error, options.json === true);
+      }
+    });
+
+  program
+    .command('schema')
+    .description('Print the JSON Schema of recipes (also published as @fineprune/recipes/schema.json).')
+    .action(() => {
+      io.stdout.write(`${JSON.stringify(recipeJsonSchema(), null, 2)}\n`);
+    });
+
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      return error.exitCode === 0 ||
+        error.code === 'commander.helpDisplayed' ||
+        error.code === 'commander.version'
+        ? ExitCodes.OK
+        : ExitCodes.USAGE;
+    }
+    return reportError(io, error, false);
+  }
+  return exitCode;
+}

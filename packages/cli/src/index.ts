@@ -1,0 +1,51 @@
+/**
+ * `@fineprune/cli`: the `fineprune` command (run, report, export, plugins, validate, schema), and
+ * the library behind it: {@link runRecipe}, the built-in plugin registry, checkpoints with run
+ * history, and the self-contained HTML report with the papers' plots.
+ *
+ * @packageDocumentation
+ */
+export { builtinPluginDefinitions, builtinRegistry } from './builtins';
+export { type CliIo, main, readRecipeFile } from './cli';
+export {
+  hasCheckpoint,
+  loadRunCheckpoint,
+  type RunCheckpointMetadata,
+  saveRunCheckpoint,
+} from './checkpoint';
+export { type ExitCode, ExitCodes, exitCodeFor } from './exit-codes';
+export { writeFileAtomic } from './files';
+export { builtinModel, loadRecipeModel } from './models';
+export { createProgress, type ProgressOutput } from './progress';
+export {
+  type HtmlReportOptions,
+  keptDistributionPlot,
+  lossChangeVersusGapPlot,
+  metricVersusRemainingPlot,
+  remainingPerLayerPlot,
+  renderHtmlReport,
+  spearmanRho,
+  weightsVersusScoresPlots,
+} from './report/html';
+export { readSavedModel, type SavedModelSummary } from './report/read-model';
+export { histogram, keptHistogram, sampleParameter } from './report/samples';
+export { keptHistograms, layerTable } from './report/text';
+export {
+  loadRecipeDataset,
+  methodLabel,
+  type RunEvent,
+  type RunOutcome,
+  type RunRecipeOptions,
+  runDirectories,
+  runRecipe,
+} from './run-recipe';
+export {
+  type EvaluationPoint,
+  type Histogram,
+  type LayerRow,
+  type LossChange,
+  type ParameterSample,
+  type RunHistory,
+  type RunRecord,
+  totalLossChange,
+} from './run-record';

@@ -1,0 +1,109 @@
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { ErrorCodes, FinepruneError } from '@fineprune/core';
+import { fileSystem } from '@fineprune/layers';
+import type { RecipeModel } from '@fineprune/recipes';
+import * as tfl from '@tensorflow/tfjs-layers';
+
+/**
+ * A built-in ReLU MLP from an id such as `mlp-784-300-100-10` (input width, hidden widths, classes)
+ * with seeded Glorot initialisation; it outputs logits. Layers are named `dense_1`, `dense_2`, ….
+ *
+ * @example
+ * ```ts
+ * const model = builtinModel('mlp-784-300-100-10', 42);
+ * ```
+ */
+export function builtinModel(id: string, seed: number): tfl.LayersModel {
+  const match = /^mlp((?:-\d+){2,8})$/.exec(id);
+  if (!match) {
+    throw new FinepruneError({
+      code: ErrorCodes.INVALID_RECIPE,
+      message: `model.builtin: no built-in model ${JSON.stringify(id.slice(0, 80))}.`,
+      fix: 'Use an MLP id such as `mlp-784-300-100-10` (input, hidden widths…, classes).',
+      details: { path: 'model.builtin' },
+    });
+  }
+  const sizes = match[1]!.slice(1).split('-').map(Number);
+  const [inputs, ...units] = sizes as [number, ...number[]];
+  const model = tfl.sequential({ name: id.replace(/-/g, '_') });
+  units.forEach((width, index) => {
+    model.add(
+      tfl.layers.dense({
+        name: `dense_${index + 1}`,
+        units: width,
+        activation: index < units.length - 1 ? 'relu' : 'linear',
+        kernelInitializer: tfl.initializers.glorotUniform({ seed: seed + index }),
+        ...(index === 0 ? { inputShape: [inputs] } : {}),
+      }),
+    );
+  });
+  return model;
+}
+
+/**
+ * Builds or loads the model a recipe names: a built-in model, a saved TF.js layers model (a
+ * directory with `model.json`), or a module whose export `(seed) => tf.LayersModel` builds one.
+ *
+ * @param model - the recipe's `model` section
+ * @param options - the recipe's seed and directory (relative paths start there)
+ *
+ * @example
+ * ```ts
+ * const model = await loadRecipeModel(recipe.model, { seed: recipe.seed, baseDirectory: path.dirname(file) });
+ * ```
+ */
+export async function loadRecipeModel(
+  model: RecipeModel,
+  options: { seed: number; baseDirectory: string },
+): Promise<tfl.LayersModel> {
+  if ('builtin' in model) return builtinModel(model.builtin, options.seed);
+  if ('path' in model) {
+    const directory = path.resolve(options.baseDirectory, model.path.replace(/model\.json$/, ''));
+    try {
+      return await tfl.loadLayersModel(fileSystem(directory));
+    } catch (error) {
+      if (FinepruneError.is(error)) throw error;
+      throw new FinepruneError({
+        code: ErrorCodes.IO_FAILED,
+        message: `model.path: the model in ${directory} cannot be loaded: ${(error as Error).message}`,
+        fix: 'Point model.path at a directory holding model.json and its weights (saved with model.save()).',
+        cause: error,
+      });
+    }
+  }
+  const specifier =
+    model.module.startsWith('.') || path.isAbsolute(model.module)
+      ? pathToFileURL(path.resolve(options.baseDirectory, model.module)).href
+      : model.module;
+  let loaded: Record<string, unknown>;
+  try {
+    loaded = (await import(/* @vite-ignore */ specifier)) as Record<string, unknown>;
+  } catch (error) {
+    throw new FinepruneError({
+      code: ErrorCodes.IO_FAILED,
+      message: `model.module: ${model.module} cannot be imported: ${(error as Error).message}`,
+      fix: 'Give a path relative to the recipe (./build-model.mjs) or an installed package name.',
+      cause: error,
+    });
+  }
+  const build = loaded[model.export];
+  if (typeof build !== 'function') {
+    throw new FinepruneError({
+      code: ErrorCodes.INVALID_RECIPE,
+      message: `model.export: ${model.module} has no function export "${model.export}".`,
+      fix: 'Export a function `(seed) => tf.LayersModel` and name it in model.export.',
+      details: { path: 'model.export' },
+    });
+  }
+  const built = await (build as (seed: number) => unknown)(options.seed);
+  if (!(built instanceof tfl.LayersModel)) {
+    throw new FinepruneError({
+      code: ErrorCodes.INVALID_RECIPE,
+      message: `model.export: "${model.export}" of ${model.module} did not return a tf.LayersModel.`,
+      fix: 'Return tf.sequential(...) or tf.model(...) built with the same @tensorflow/tfjs-layers.',
+      details: { path: 'model.export' },
+    });
+  }
+  return built;
+}

@@ -1,0 +1,228 @@
+import { cpSync, existsSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { fileSystem } from '@fineprune/layers';
+import { setBackend } from '@fineprune/tensor';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { stringify } from 'yaml';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../src/cli';
+import { ExitCodes } from '../src/exit-codes';
+import { readSavedModel } from '../src/report/read-model';
+import { runRecipe } from '../src/run-recipe';
+import { validateRecipe } from '@fineprune/recipes';
+import { dataset, RECIPES_DIRECTORY, temporaryDirectory, tinyRecipe } from './support';
+
+function io() {
+  let stdout = '';
+  let stderr = '';
+  return {
+    stdout: {
+      write: (text: string) => {
+        stdout += text;
+      },
+    },
+    stderr: {
+      write: (text: string) => {
+        stderr += text;
+      },
+    },
+    out: () => stdout,
+    err: () => stderr,
+  };
+}
+
+function recipeFile(content: unknown, name = 'recipe.yaml'): string {
+  const file = path.join(temporaryDirectory(), name);
+  writeFileSync(file, typeof content === 'string' ? content : stringify(content));
+  return file;
+}
+
+describe('fineprune command', () => {
+  let runDirectory: string;
+
+  beforeAll(async () => {
+    await setBackend('cpu');
+    runDirectory = temporaryDirectory();
+    const outcome = await runRecipe({
+      recipe: validateRecipe(tinyRecipe()),
+      baseDirectory: runDirectory,
+      outputDirectory: runDirectory,
+      dataset: await dataset('mnist'),
+    });
+    expect(outcome.status).toBe('completed');
+  });
+
+  it('validates recipes, with exit code 3 and the path, cause and fix of each problem', async () => {
+    const good = io();
+    expect(await main(['validate', recipeFile(tinyRecipe())], good)).toBe(ExitCodes.OK);
+    expect(good.out()).toMatch(/valid/);
+    const bad = io();
+    const broken = { ...tinyRecipe(), training: { steps: 0, optimizer: { learningRate: -1 } } };
+    expect(await main(['validate', recipeFile(broken), '--json'], bad)).toBe(ExitCodes.INVALID_RECIPE);
+    const error = JSON.parse(bad.out().trim().split('\n').at(-1)!);
+    expect(error).toMatchObject({ type: 'error', code: 'INVALID_RECIPE', exitCode: 3 });
+    expect(error.details.issues.map((issue: { path: string }) => issue.path)).toEqual([
+      'training.steps',
+      'training.optimizer.learningRate',
+    ]);
+    expect(bad.err()).toMatch(/fix: /);
+    const unknown = io();
+    const typo = tinyRecipe();
+    typo.pruning[0]!.scores = { id: 'magnitud' };
+    expect(await main(['validate', recipeFile(typo)], unknown)).toBe(ExitCodes.INVALID_RECIPE);
+    expect(unknown.err()).toMatch(/UNKNOWN_PLUGIN[\s\S]*Did you mean "magnitude"/);
+  });
+
+  it('maps usage errors to 2, unreadable files to 4 and unknown plugin packages to 6', async () => {
+    expect(await main(['frobnicate'], io())).toBe(ExitCodes.USAGE);
+    expect(await main(['run'], io())).toBe(ExitCodes.USAGE);
+    expect(await main(['run', 'x.yaml', '--max-steps', 'many'], io())).toBe(ExitCodes.USAGE);
+    expect(await main(['--help'], io())).toBe(ExitCodes.OK);
+    expect(await main(['run', '/no/such/recipe.yaml'], io())).toBe(ExitCodes.IO);
+    expect(await main(['report', '/no/such/model'], io())).toBe(ExitCodes.IO);
+    const missing = io();
+    expect(
+      await main(
+        ['validate', recipeFile({ ...tinyRecipe(), plugins: ['fineprune-criterion-nope'] })],
+        missing,
+      ),
+    ).toBe(ExitCodes.PLUGIN_PACKAGE);
+    expect(missing.err()).toMatch(/npm install fineprune-criterion-nope/);
+  });
+
+  it('reports a run, a checkpoint and a stripped model: per-layer table and histograms, also as JSON', async () => {
+    const text = io();
+    expect(await main(['report', runDirectory], text)).toBe(ExitCodes.OK);
+    expect(text.out()).toMatch(/parameter\s+shape\s+kept\s+total\s+sparsity/);
+    expect(text.out()).toMatch(/dense_1\/kernel\s+\[784, 16\]/);
+    expect(text.out()).toMatch(/total\s+\d+\s+\d+\s+80\.00%/);
+    expect(text.out()).toMatch(/kept weights per parameter:\n.*[▁▂▃▄▅▆▇█]/);
+    const json = io();
+    expect(await main(['report', path.join(runDirectory, 'checkpoint'), '--json'], json)).toBe(ExitCodes.OK);
+    const report = JSON.parse(json.out());
+    expect(report.kind).toBe('checkpoint');
+    expect(report.step).toBe(12);
+    expect(report.layers.map((row: { name: string }) => row.name)).toEqual([
+      'dense_1/kernel',
+      'dense_2/kernel',
+    ]);
+    expect(report.histograms[0].counts.length).toBe(40);
+    // An interrupted run has a checkpoint but no run.json yet: report reads the checkpoint.
+    const interrupted = temporaryDirectory();
+    cpSync(path.join(runDirectory, 'checkpoint'), path.join(interrupted, 'checkpoint'), { recursive: true });
+    const partial = io();
+    expect(await main(['report', interrupted, '--json'], partial)).toBe(ExitCodes.OK);
+    expect(JSON.parse(partial.out()).kind).toBe('checkpoint');
+  });
+
+  it('exports a stripped model that stock TF.js loads, with the masks applied', async () => {
+    const out = path.join(temporaryDirectory(), 'stripped');
+    const result = io();
+    expect(await main(['export', runDirectory, '--strip', '--out', out, '--json'], result)).toBe(
+      ExitCodes.OK,
+    );
+    const exported = JSON.parse(result.out());
+    expect(exported.sparsity).toBeCloseTo(0.8, 2);
+    const model = await tfl.loadLayersModel(fileSystem(out));
+    expect(model.layers.length).toBe(2);
+    model.dispose();
+    const summary = await readSavedModel(out);
+    expect(summary.kind).toBe('model');
+    expect(await main(['export', runDirectory], io())).toBe(ExitCodes.USAGE);
+  });
+
+  it('lists plugins (built-in and from packages) and prints the schema', async () => {
+    const list = io();
+    expect(await main(['plugins', '--json'], list)).toBe(ExitCodes.OK);
+    const ids = JSON.parse(list.out()).map(
+      (entry: { kind: string; id: string }) => `${entry.kind}:${entry.id}`,
+    );
+    expect(ids).toEqual(
+      expect.arrayContaining(['scores:magnitude', 'mask:topV', 'schedule:cubic', 'schedule:constant']),
+    );
+    const schema = io();
+    expect(await main(['schema'], schema)).toBe(ExitCodes.OK);
+    expect(JSON.parse(schema.out()).title).toBe('fineprune recipe');
+    expect(existsSync(path.join(RECIPES_DIRECTORY, 'gradual-magnitude.yaml'))).toBe(true);
+  });
+
+  it('builds the model from a module or loads a saved TF.js model, with parameter groups', async () => {
+    const fixtures = fileURLToPath(new URL('./__fixtures__/', import.meta.url));
+    const mnist = await dataset('mnist');
+    const fromModule = await runRecipe({
+      recipe: validateRecipe(
+        tinyRecipe({
+          model: { module: './build-model.mjs', export: 'buildModel' },
+          parameters: { exclude: ['logits/kernel'], frozen: [{ pattern: '^logits/' }] },
+          training: { steps: 4, optimizer: { learningRate: 0.01 } },
+          pruning: [
+            {
+              scores: { id: 'magnitude' },
+              mask: { id: 'topV' },
+              schedule: { id: 'constant', options: { sparsity: 0.5 } },
+            },
+          ],
+        }),
+      ),
+      baseDirectory: fixtures,
+      outputDirectory: temporaryDirectory(),
+      dataset: mnist,
+    });
+    expect(fromModule.record!.layers.map((row) => [row.name, row.sparsity])).toEqual([
+      ['hidden/kernel', 0.5],
+    ]);
+    const saved = await tfl.loadLayersModel(fileSystem(path.join(fromModule.outputDirectory, 'model')));
+    expect(saved.getLayer('logits')).toBeDefined();
+    saved.dispose();
+    const fromPath = await runRecipe({
+      recipe: validateRecipe(
+        tinyRecipe({
+          model: { path: path.join(fromModule.outputDirectory, 'model') },
+          training: { steps: 4, optimizer: { learningRate: 0.01 } },
+        }),
+      ),
+      baseDirectory: fixtures,
+      outputDirectory: temporaryDirectory(),
+      dataset: mnist,
+    });
+    expect(fromPath.record!.layers.map((row) => row.name)).toEqual(['hidden/kernel', 'logits/kernel']);
+    const missing = io();
+    const file = recipeFile({ ...tinyRecipe(), model: { module: './nope.mjs' } });
+    expect(await main(['run', file], missing)).toBe(ExitCodes.IO);
+    expect(missing.err()).toMatch(/model\.module: \.\/nope\.mjs cannot be imported/);
+  });
+
+  it('runs a recipe with --json events and shortening flags, and --resume of a finished run changes nothing', async () => {
+    const file = recipeFile(
+      tinyRecipe({ training: { steps: 40, optimizer: { learningRate: 0.01 }, evaluateEvery: 10 } }),
+    );
+    const out = path.join(path.dirname(file), 'out');
+    const first = io();
+    expect(
+      await main(['run', file, '--json', '--max-steps', '8', '--train-limit', '100', '--out', out], first),
+    ).toBe(ExitCodes.OK);
+    const events = first
+      .out()
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line));
+    expect(events[0]).toMatchObject({ type: 'start', totalSteps: 8, resumed: false });
+    expect(events.filter((event) => event.type === 'step').at(-1)).toMatchObject({ step: 8, totalSteps: 8 });
+    expect(events.at(-1)).toMatchObject({ type: 'done', steps: 8 });
+    const again = io();
+    expect(
+      await main(
+        ['run', file, '--json', '--max-steps', '8', '--train-limit', '100', '--out', out, '--resume'],
+        again,
+      ),
+    ).toBe(ExitCodes.OK);
+    const resumed = again
+      .out()
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line));
+    expect(resumed[0]).toMatchObject({ type: 'start', startStep: 8, resumed: true });
+    expect(resumed.filter((event) => event.type === 'step')).toEqual([]);
+  });
+});

@@ -1,0 +1,273 @@
+import * as tf from '@tensorflow/tfjs-core';
+import {
+  type Batch,
+  type MaskFunction,
+  Pruner,
+  type PrunableModel,
+  type SparsitySchedule,
+  sgd,
+} from '@fineprune/core';
+import { FinepruneError, readFloat32, setBackend, topCountMasks, withLeakGuard } from '@fineprune/tensor';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  criterionFromConfig,
+  grasp,
+  linearModel,
+  magnitudeCriterion,
+  optimalBrainDamage,
+  quadraticModel,
+  randomCriterion,
+  type SaliencyCriterion,
+  synflow,
+} from './criteria';
+import { type DenseNetwork, denseNetwork } from './dense-network';
+import { trainSteps } from './framework';
+import { syntheticBatch } from './test-support';
+
+const context = (model: PrunableModel, step = 0) => ({
+  step,
+  model,
+  random: { next: () => 0.5, nextUint32: () => 0 },
+});
+
+async function lossOf(model: PrunableModel, batch: Batch): Promise<number> {
+  const loss = tf.tidy(() => model.loss(model.forward(batch.x, { training: false }), batch));
+  const value = (await loss.data())[0]!;
+  loss.dispose();
+  return value;
+}
+
+async function saliencies(criterion: SaliencyCriterion, model: PrunableModel): Promise<Float32Array[]> {
+  const result: Float32Array[] = [];
+  for (const parameter of model.parameters()) {
+    const tensor = await criterion.compute({ parameter, scores: undefined }, context(model));
+    result.push(await readFloat32(tensor));
+    tensor.dispose();
+  }
+  return result;
+}
+
+for (const backend of ['cpu', 'wasm'] as const) {
+  describe(`saliency criteria on ${backend}`, () => {
+    let linear: DenseNetwork;
+    let mlp: DenseNetwork;
+    let batch: Batch;
+    beforeAll(async () => {
+      await setBackend(backend);
+      batch = syntheticBatch(128, 6, 3, 21);
+      linear = denseNetwork({ units: [6, 3], activation: 'linear', seed: 1 });
+      mlp = denseNetwork({ units: [6, 8, 3], activation: 'tanh', seed: 2 });
+      // A few steps so that the gradient is not that of a random network.
+      for (const model of [linear, mlp]) {
+        const optimizer = sgd({ learningRate: 0.1 });
+        await trainSteps(model, {
+          optimizer,
+          batch: () => ({ x: (batch.x as tf.Tensor).clone(), y: (batch.y as tf.Tensor).clone() }),
+          steps: 20,
+        });
+        optimizer.dispose();
+      }
+    });
+    afterAll(() => {
+      linear.dispose();
+      mlp.dispose();
+      tf.dispose([batch.x, batch.y] as tf.TensorContainer);
+    });
+
+    it('LM and QM predict the loss change of removing one small weight (linear softmax model: G = H)', async () => {
+      const parameter = linear.parameters()[0]!;
+      const weights = await readFloat32(parameter.weight);
+      const set = (k: number, value: number) =>
+        tf.tidy(() => {
+          const values = Float32Array.from(weights);
+          values[k] = value;
+          parameter.weight.assign(tf.tensor(values, parameter.shape as number[]));
+        });
+      const theta = 0.05; // a small weight: the step Δθ_k = −0.05 is local
+      let lmError = 0;
+      let qmError = 0;
+      for (let k = 0; k < parameter.size; k += 3) {
+        set(k, theta);
+        const qm = quadraticModel({ gaussNewton: 'exact' });
+        await qm.measure(linear, [batch]);
+        const g = (await readFloat32(qm.measurements!.gradient!.get(parameter.name)!))[k]!;
+        const G = (await readFloat32(qm.measurements!.gaussNewton!.get(parameter.name)!))[k]!;
+        qm.dispose();
+        const before = await lossOf(linear, batch);
+        set(k, 0);
+        const actual = (await lossOf(linear, batch)) - before;
+        lmError = Math.max(lmError, Math.abs(-g * theta - actual)); // Eq. 6
+        qmError = Math.max(qmError, Math.abs(-g * theta + 0.5 * G * theta * theta - actual)); // Eq. 5
+      }
+      tf.tidy(() => parameter.weight.assign(tf.tensor(weights, parameter.shape as number[])));
+      // QM neglects O(θ³), LM O(θ²): QM within 1e-5 absolute and 5× better than LM.
+      expect(qmError).toBeLessThan(1e-5);
+      expect(qmError).toBeLessThan(lmError / 5);
+    });
+
+    it('LM and QM saliencies track the real loss change of removing each weight of a tanh MLP', async () => {
+      const lm = linearModel();
+      const qm = quadraticModel({ gaussNewton: 'exact' });
+      await lm.measure(mlp, [batch]);
+      await qm.measure(mlp, [batch]);
+      const parameter = mlp.parameters()[1]!; // fc2/kernel, 24 weights
+      const weights = await readFloat32(parameter.weight);
+      const gradient = await readFloat32(qm.measurements!.gradient!.get(parameter.name)!);
+      const curvature = await readFloat32(qm.measurements!.gaussNewton!.get(parameter.name)!);
+      const base = await lossOf(mlp, batch);
+      let lmError = 0;
+      let qmError = 0;
+      let scale = 0;
+      for (let k = 0; k < parameter.size; k += 1) {
+        tf.tidy(() => {
+          const values = Float32Array.from(weights);
+          values[k] = 0;
+          parameter.weight.assign(tf.tensor(values, parameter.shape as number[]));
+        });
+        const actual = (await lossOf(mlp, batch)) - base;
+        const theta = weights[k]!;
+        lmError += Math.abs(-gradient[k]! * theta - actual);
+        qmError += Math.abs(-gradient[k]! * theta + 0.5 * curvature[k]! * theta * theta - actual);
+        scale += Math.abs(actual);
+      }
+      tf.tidy(() => parameter.weight.assign(tf.tensor(weights, parameter.shape as number[])));
+      // The Gauss–Newton term captures most of the curvature: QM's summed error is below LM's and
+      // below 25% of the summed real changes.
+      expect(qmError).toBeLessThan(lmError);
+      expect(qmError / scale).toBeLessThan(0.25);
+      lm.dispose();
+      qm.dispose();
+    });
+
+    it('MP, OBD, LM, QM saliencies follow Eqs. 3–6 and λ adds ½λθ²', async () => {
+      const parameter = mlp.parameters()[0]!;
+      const theta = await readFloat32(parameter.weight);
+      const qm = quadraticModel({ gaussNewton: 'exact' });
+      await qm.measure(mlp, [batch]);
+      const g = await readFloat32(qm.measurements!.gradient!.get(parameter.name)!);
+      const G = await readFloat32(qm.measurements!.gaussNewton!.get(parameter.name)!);
+      const [qmScores] = await saliencies(qm, mlp);
+      const lambda = 0.3;
+      const criteria = [
+        [magnitudeCriterion({ lambda }), (k: number) => theta[k]! ** 2],
+        [optimalBrainDamage({ lambda }), (k: number) => 0.5 * G[k]! * theta[k]! ** 2],
+        [linearModel({ lambda }), (k: number) => Math.abs(g[k]! * theta[k]!)],
+      ] as const;
+      for (let k = 0; k < theta.length; k += 1) {
+        expect(qmScores![k]).toBeCloseTo(Math.abs(-g[k]! * theta[k]! + 0.5 * G[k]! * theta[k]! ** 2), 6);
+      }
+      for (const [criterion, expected] of criteria) {
+        await criterion.measure(mlp, [batch]);
+        const [scores] = await saliencies(criterion, mlp);
+        for (let k = 0; k < theta.length; k += 1) {
+          expect(scores![k]).toBeCloseTo(expected(k) + 0.5 * lambda * theta[k]! ** 2, 5);
+        }
+        criterion.dispose();
+      }
+      qm.dispose();
+    });
+
+    it('λ → ∞ reproduces MP’s ranking (same global masks at every count)', async () => {
+      const mp = magnitudeCriterion();
+      const reference = await saliencies(mp, mlp);
+      for (const factory of [optimalBrainDamage, linearModel, quadraticModel, grasp, synflow]) {
+        const criterion = factory({ lambda: 1e9 });
+        await criterion.measure(mlp, [batch]);
+        const scores = await saliencies(criterion, mlp);
+        for (const keep of [1, 10, 40, 70]) {
+          const a = topCountMasks(reference, keep);
+          const b = topCountMasks(scores, keep);
+          expect(b.map((mask) => [...mask])).toEqual(a.map((mask) => [...mask]));
+        }
+        const plain = factory({ lambda: 0 });
+        await plain.measure(mlp, [batch]);
+        const unpenalised = await saliencies(plain, mlp);
+        if (factory !== synflow) expect(unpenalised).not.toEqual(reference);
+        criterion.dispose();
+        plain.dispose();
+      }
+    });
+
+    it('leaks no tensor: measure, compute and dispose of every criterion', async () => {
+      const all = [
+        magnitudeCriterion(),
+        optimalBrainDamage({ gaussNewton: 'sampled' }),
+        linearModel(),
+        quadraticModel(),
+        randomCriterion({ seed: 1 }),
+        grasp(),
+        synflow(),
+      ];
+      await withLeakGuard(async () => {
+        for (const criterion of all) {
+          await criterion.measure(mlp, [batch]);
+          const scores = await saliencies(criterion, mlp);
+          expect(scores.every((values) => values.every(Number.isFinite))).toBe(true);
+          criterion.dispose();
+        }
+      });
+    });
+
+    it('works inside the core Pruner: `data` makes the criterion measure itself once per step', async () => {
+      const model = denseNetwork({ units: [6, 8, 3], activation: 'tanh', seed: 4 });
+      let measured = 0;
+      const criterion = linearModel({
+        data: () => {
+          measured += 1;
+          return [{ x: (batch.x as tf.Tensor).clone(), y: (batch.y as tf.Tensor).clone() }];
+        },
+      });
+      // A minimal global top-count mask (the real one lives in @fineprune/masks).
+      const mask: MaskFunction = {
+        id: 'test/global-top',
+        targetKind: 'sparsity',
+        compute: async (inputs, target) => {
+          const arrays = await Promise.all(inputs.map((input) => readFloat32(input.scores)));
+          const total = arrays.reduce((sum, array) => sum + array.length, 0);
+          return topCountMasks(arrays, total - Math.round(target * total)).map((values, index) =>
+            tf.tensor(values, [...inputs[index]!.parameter.shape]),
+          );
+        },
+        toConfig: () => ({}),
+      };
+      const schedule: SparsitySchedule = {
+        id: 'test/constant',
+        kind: 'sparsity',
+        valueAt: () => 0.5,
+        updateInterval: 2,
+        toConfig: () => ({}),
+      };
+      const pruner = new Pruner({
+        model,
+        scores: criterion,
+        mask,
+        schedule,
+        optimizers: { weights: sgd({ learningRate: 0.05 }) },
+      });
+      await pruner.run({
+        data: () => ({ x: (batch.x as tf.Tensor).clone(), y: (batch.y as tf.Tensor).clone() }),
+        untilStep: 4,
+      });
+      expect(measured).toBe(2); // steps 0 and 2, once for both parameters
+      const kept = tf.tidy(() => tf.addN(model.parameters().map((parameter) => tf.sum(parameter.mask))));
+      expect((await kept.data())[0]).toBe(36); // 72 weights, half kept
+      kept.dispose();
+      pruner.dispose();
+      criterion.dispose();
+      model.dispose();
+    });
+
+    it('toConfig round-trips through criterionFromConfig, and reading before measuring says NOT_MEASURED', async () => {
+      const qm = quadraticModel({ lambda: 0.1, gaussNewton: 'sampled', seed: 3 });
+      const copy = criterionFromConfig(qm.id, qm.toConfig());
+      expect(copy.toConfig()).toEqual(qm.toConfig());
+      expect(copy.id).toBe('qm');
+      const error = await Promise.resolve()
+        .then(() => qm.compute({ parameter: mlp.parameters()[0]!, scores: undefined }, context(mlp)))
+        .catch((caught: unknown) => caught);
+      expect(FinepruneError.is(error) && error.code).toBe('NOT_MEASURED');
+      expect(() => criterionFromConfig('nope')).toThrow(/Unknown criterion/);
+      expect(() => linearModel({ lambda: -1 })).toThrow(/λ/);
+    });
+  });
+}

@@ -1,0 +1,283 @@
+import * as tf from '@tensorflow/tfjs-core';
+import {
+  ErrorCodes,
+  FinepruneError,
+  type LossTerm,
+  type MaskFunction,
+  type MaskInput,
+  matchesSelector,
+  type ParameterSelector,
+} from '@fineprune/core';
+import { topCountMasks } from '@fineprune/tensor';
+import { readScores } from './read-scores';
+
+/**
+ * Options of {@link threshold}.
+ *
+ * @example
+ * ```ts
+ * const options: ThresholdOptions = { on: 'scores', minKeptFraction: 0.005, floorScope: 'local' };
+ * ```
+ */
+export interface ThresholdOptions {
+  /**
+   * What τ is compared with: `scores` (default) keeps S > τ (Sec. 4 of Movement Pruning); `sigmoid`
+   * keeps σ(S) > τ, as the reference implementation's `ThresholdBinarizer` does (τ in [0, 1)).
+   */
+  on?: 'scores' | 'sigmoid';
+  /**
+   * The floor on the fraction of weights kept, in [0, 1): when the threshold would keep fewer, the
+   * top `ceil(minKeptFraction · n)` scores are kept instead, so a run cannot prune everything.
+   * Default 0.005 (the reference code keeps at least 0.5% of each matrix). With 0, a threshold that
+   * keeps nothing is an `EMPTY_MASK` error.
+   */
+  minKeptFraction?: number;
+  /** Where the floor applies: to each matrix (`local`, default, as the reference) or to the whole group (`global`). */
+  floorScope?: 'local' | 'global';
+}
+
+function invalid(
+  message: string,
+  fix: string,
+  code: (typeof ErrorCodes)[keyof typeof ErrorCodes] = ErrorCodes.INVALID_ARGUMENT,
+): never {
+  throw new FinepruneError({ code, message, fix });
+}
+
+/**
+ * The threshold mask of soft movement pruning (SMvP, Sec. 4): M = (S > τ) with τ from a schedule of
+ * kind `threshold` (such as `cubicThreshold` of `@fineprune/schedulers`). The selection is global by
+ * nature (one τ for every matrix), so layers end with different sparsities; the regulariser
+ * {@link sigmoidPenalty} pushes the scores down and so sets the sparsity. The forward pass is the
+ * default straight-through one (Eq. 2): learned scores receive dL/d(W ⊙ M) ⊙ W.
+ *
+ * @example
+ * ```ts
+ * const pruner = new Pruner({
+ *   model,
+ *   scores: movement(),
+ *   mask: threshold({ minKeptFraction: 0.01 }),
+ *   schedule: cubicThreshold({ initialThreshold: 0, finalThreshold: 0.1, totalSteps: 1800, warmupSteps: 180, cooldownSteps: 360 }),
+ *   lossTerms: [sigmoidPenalty({ lambda: 1e-5, rampWithThreshold: { finalThreshold: 0.1 } })],
+ *   optimizers: { weights: adam({ learningRate: 1e-3 }), scores: adam({ learningRate: 1e-2 }) },
+ * });
+ * ```
+ */
+export function threshold(options: ThresholdOptions = {}): MaskFunction {
+  const on = options.on ?? 'scores';
+  const minKeptFraction = options.minKeptFraction ?? 0.005;
+  const floorScope = options.floorScope ?? 'local';
+  if (on !== 'scores' && on !== 'sigmoid')
+    invalid(
+      `threshold: on must be "scores" or "sigmoid", got ${JSON.stringify(on)}.`,
+      'Use "scores" (S > τ) or "sigmoid" (σ(S) > τ).',
+    );
+  if (!(minKeptFraction >= 0 && minKeptFraction < 1))
+    invalid(
+      `threshold: minKeptFraction must be in [0, 1), got ${minKeptFraction}.`,
+      'Use a small floor such as 0.005 (0.5% of the weights), or 0 for none.',
+      ErrorCodes.INVALID_SPARSITY,
+    );
+  if (floorScope !== 'local' && floorScope !== 'global')
+    invalid(
+      `threshold: floorScope must be "local" or "global", got ${JSON.stringify(floorScope)}.`,
+      'Use "local" or "global".',
+    );
+  return {
+    id: 'threshold',
+    targetKind: 'threshold',
+    async compute(inputs: readonly MaskInput[], tau: number) {
+      if (Number.isNaN(tau) || tau === Number.POSITIVE_INFINITY || (on === 'sigmoid' && tau >= 1)) {
+        if (minKeptFraction === 0)
+          invalid(
+            `threshold: τ = ${tau} keeps nothing${on === 'sigmoid' ? ' (σ(S) < 1 always)' : ''} and minKeptFraction is 0.`,
+            'Use a schedule whose thresholds stay finite (below 1 with on: "sigmoid"), or set a minKeptFraction floor.',
+            ErrorCodes.EMPTY_MASK,
+          );
+      }
+      // σ(S) > τ ⇔ S > logit(τ) for τ in (0, 1); τ ≤ 0 keeps every finite score.
+      const cut =
+        on === 'scores'
+          ? tau
+          : tau <= 0
+            ? Number.NEGATIVE_INFINITY
+            : tau >= 1
+              ? Number.POSITIVE_INFINITY
+              : Math.log(tau / (1 - tau));
+      const masks = inputs.map((input) => tf.tidy(() => tf.cast(tf.greater(input.scores, cut), 'float32')));
+      const countsTensor = tf.tidy(() => tf.stack(masks.map((mask) => tf.sum(mask))));
+      const counts = Array.from(await readScores(countsTensor));
+      countsTensor.dispose();
+      const sizes = inputs.map((input) => input.scores.size);
+      const floorOf = (size: number) => Math.min(size, Math.ceil(minKeptFraction * size));
+      const total = sizes.reduce((sum, size) => sum + size, 0);
+      const kept = counts.reduce((sum, count) => sum + count, 0);
+      if (kept === 0 && minKeptFraction === 0)
+        invalid(
+          `threshold: τ = ${tau} is above every score, so the mask would keep nothing.`,
+          'Lower the final threshold or the penalty λ, or set a minKeptFraction floor (for example 0.005).',
+          ErrorCodes.EMPTY_MASK,
+        );
+      // The floor: keep the top entries when the threshold keeps fewer than minKeptFraction.
+      if (floorScope === 'global' && kept < floorOf(total)) {
+        const values = await Promise.all(inputs.map((input) => readScores(input.scores)));
+        const floored = topCountMasks(values, floorOf(total));
+        masks.forEach((mask, index) => {
+          mask.dispose();
+          masks[index] = tf.tensor(floored[index]!, [...inputs[index]!.parameter.shape], 'float32');
+        });
+      } else if (floorScope === 'local') {
+        for (const [index, input] of inputs.entries()) {
+          if (counts[index]! >= floorOf(sizes[index]!)) continue;
+          const floored = topCountMasks([await readScores(input.scores)], floorOf(sizes[index]!))[0]!;
+          masks[index]!.dispose();
+          masks[index] = tf.tensor(floored, [...input.parameter.shape], 'float32');
+        }
+      }
+      return masks;
+    },
+    toConfig: () => ({ type: 'threshold', on, minKeptFraction, floorScope }),
+  };
+}
+
+/**
+ * How a penalty sums over the scores.
+ *
+ * @example
+ * ```ts
+ * const reduction: PenaltyReduction = 'meanPerParameter'; // as the reference implementation
+ * ```
+ */
+export type PenaltyReduction = 'sum' | 'mean' | 'meanPerParameter';
+
+/**
+ * Options of {@link sigmoidPenalty}.
+ *
+ * @example
+ * ```ts
+ * const options: SigmoidPenaltyOptions = { lambda: 1e-5, rampWithThreshold: { finalThreshold: 0.1 } };
+ * ```
+ */
+export interface SigmoidPenaltyOptions {
+  /** λ_mvp ≥ 0. */
+  lambda: number;
+  /**
+   * `sum` (default): λ Σ σ(S) over every learned score, as written in Sec. 4. `mean`: divided by the
+   * number of scores. `meanPerParameter`: the mean of σ(S) of each matrix, averaged over matrices,
+   * as the reference implementation computes it.
+   */
+  reduction?: PenaltyReduction;
+  /**
+   * Scale λ along the threshold schedule as the reference does: λ_t = λ · τ_t / τ_f, with τ_t the
+   * current target of `group` (default the first group). `finalThreshold` must not be 0.
+   */
+  rampWithThreshold?: { finalThreshold: number; group?: string };
+  /** Only the scores of these parameters; default every pruned parameter with learned scores. */
+  parameters?: ParameterSelector;
+}
+
+/**
+ * Reduces per-parameter penalty sums into one scalar (inside the gradient tape): their sum, their
+ * sum over the total number of scores (`mean`), or the mean of each parameter's mean
+ * (`meanPerParameter`). Shared by {@link sigmoidPenalty} and `l0Penalty`.
+ *
+ * @example
+ * ```ts
+ * reducePenalty([{ sum: tf.scalar(3), size: 4 }, { sum: tf.scalar(1), size: 2 }], 'meanPerParameter'); // (0.75 + 0.5)/2
+ * ```
+ */
+export function reducePenalty(
+  terms: ReadonlyArray<{ sum: tf.Scalar; size: number }>,
+  reduction: PenaltyReduction,
+): tf.Scalar {
+  if (terms.length === 0) return tf.scalar(0);
+  if (reduction === 'sum') return tf.addN(terms.map((term) => term.sum)) as tf.Scalar;
+  if (reduction === 'mean') {
+    const size = terms.reduce((total, term) => total + term.size, 0);
+    return tf.div(tf.addN(terms.map((term) => term.sum)), size) as tf.Scalar;
+  }
+  return tf.div(tf.addN(terms.map((term) => tf.div(term.sum, term.size))), terms.length) as tf.Scalar;
+}
+
+/**
+ * Checks a penalty's λ (finite, ≥ 0) and reduction; throws `INVALID_ARGUMENT` naming the owner.
+ *
+ * @example
+ * ```ts
+ * checkPenalty('myPenalty', 1e-5, 'sum');
+ * ```
+ */
+export function checkPenalty(owner: string, lambda: number, reduction: string): void {
+  if (!(lambda >= 0 && Number.isFinite(lambda)))
+    invalid(
+      `${owner}: lambda must be a finite number ≥ 0, got ${lambda}.`,
+      'Pass a penalty weight such as 1e-5 (0 turns it off).',
+    );
+  if (!['sum', 'mean', 'meanPerParameter'].includes(reduction))
+    invalid(
+      `${owner}: reduction must be "sum", "mean" or "meanPerParameter", got ${JSON.stringify(reduction)}.`,
+      'Use "sum" (the paper) or "meanPerParameter" (the reference code).',
+    );
+}
+
+/**
+ * The regulariser of soft movement pruning, R(S) = λ_mvp Σ σ(S) (Sec. 4 of Movement Pruning): it
+ * pushes every score down, so that fewer stay above the threshold; λ sets the sparsity.
+ *
+ * @example
+ * ```ts
+ * const penalty = sigmoidPenalty({ lambda: 1e-5, rampWithThreshold: { finalThreshold: 0.1 } });
+ * new Pruner({ ..., mask: threshold(), lossTerms: [penalty] });
+ * ```
+ */
+export function sigmoidPenalty(options: SigmoidPenaltyOptions): LossTerm {
+  const lambda = options?.lambda;
+  const reduction = options.reduction ?? 'sum';
+  checkPenalty('sigmoidPenalty', lambda, reduction);
+  const ramp = options.rampWithThreshold;
+  if (ramp !== undefined && !(Number.isFinite(ramp.finalThreshold) && ramp.finalThreshold !== 0))
+    invalid(
+      `sigmoidPenalty: rampWithThreshold.finalThreshold must be a finite non-zero number, got ${ramp.finalThreshold}.`,
+      'Pass the final threshold of the schedule (for example 0.1).',
+    );
+  return {
+    id: 'sigmoidPenalty',
+    compute({ pruned, targets }) {
+      let scale = lambda;
+      if (ramp) {
+        const group = ramp.group ?? Object.keys(targets)[0]!;
+        const current = targets[group];
+        if (current === undefined)
+          invalid(
+            `sigmoidPenalty: no pruning group "${group}"; the groups are ${Object.keys(targets).join(', ')}.`,
+            'Name an existing group in rampWithThreshold.group.',
+          );
+        // λ_t = λ · τ_t / τ_f (the reference implementation's ramp)
+        scale = (lambda * current) / ramp.finalThreshold;
+      }
+      return tf.tidy(() => {
+        const terms = pruned
+          .filter(
+            ({ parameter, scores }) =>
+              scores && (options.parameters === undefined || matchesSelector(parameter, options.parameters)),
+          )
+          // R(S) = λ_mvp Σ σ(S) (Sec. 4)
+          .map(({ scores }) => ({ sum: tf.sum(tf.sigmoid(scores!)) as tf.Scalar, size: scores!.size }));
+        return tf.mul(reducePenalty(terms, reduction), scale) as tf.Scalar;
+      });
+    },
+    toConfig: () => ({
+      type: 'sigmoidPenalty',
+      lambda,
+      reduction,
+      ...(ramp
+        ? {
+            rampWithThreshold: {
+              finalThreshold: ramp.finalThreshold,
+              ...(ramp.group ? { group: ramp.group } : {}),
+            },
+          }
+        : {}),
+    }),
+  };
+}

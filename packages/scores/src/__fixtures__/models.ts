@@ -1,0 +1,80 @@
+import * as tf from '@tensorflow/tfjs-core';
+import {
+  type Batch,
+  createPrunableParameter,
+  type MaskFunction,
+  type PrunableModel,
+  SPEC_VERSION,
+  type SparsitySchedule,
+} from '@fineprune/core';
+import { dense, topCountMasks } from '@fineprune/tensor';
+
+/** A 2-layer MLP (in → hidden → classes) on raw variables; forward uses the effective weights. */
+export function tinyMlp(inputs = 6, hidden = 5, classes = 3, seed = 1): PrunableModel & { dispose(): void } {
+  const w1 = tf.tidy(() => tf.variable(tf.randomNormal([inputs, hidden], 0, 0.5, 'float32', seed)));
+  const b1 = tf.tidy(() => tf.variable(tf.zeros([hidden])));
+  const w2 = tf.tidy(() => tf.variable(tf.randomNormal([hidden, classes], 0, 0.5, 'float32', seed + 1)));
+  const b2 = tf.tidy(() => tf.variable(tf.zeros([classes])));
+  const p1 = createPrunableParameter({ name: 'fc1/kernel', group: 'fc1', kind: 'dense', weight: w1 });
+  const p2 = createPrunableParameter({ name: 'fc2/kernel', group: 'fc2', kind: 'dense', weight: w2 });
+  return {
+    specVersion: SPEC_VERSION,
+    name: 'tiny-mlp',
+    parameters: () => [p1, p2],
+    forward: (x) =>
+      tf.tidy(() =>
+        dense(
+          tf.relu(dense(x as tf.Tensor2D, p1.effectiveWeight() as tf.Tensor2D, b1 as tf.Tensor1D)),
+          p2.effectiveWeight() as tf.Tensor2D,
+          b2 as tf.Tensor1D,
+        ),
+      ),
+    loss: (outputs, batch: Batch) => crossEntropy(outputs as tf.Tensor2D, batch.y as tf.Tensor1D, classes),
+    trainableVariables: () => [
+      { name: 'fc1/kernel', variable: w1 },
+      { name: 'fc1/bias', variable: b1 },
+      { name: 'fc2/kernel', variable: w2 },
+      { name: 'fc2/bias', variable: b2 },
+    ],
+    frozenVariables: () => [],
+    dispose: () => tf.dispose([w1, b1, w2, b2, p1.mask, p2.mask]),
+  };
+}
+
+/** Mean softmax cross-entropy of logits against integer labels. */
+export function crossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D, classes: number): tf.Scalar {
+  return tf.tidy(() => tf.losses.softmaxCrossEntropy(tf.oneHot(labels, classes), logits) as tf.Scalar);
+}
+
+/** Deterministic batches: batch s is a fixed function of s. */
+export function tinyBatches(inputs = 6, classes = 3, batchSize = 8) {
+  return (step: number): Batch =>
+    tf.tidy(() => ({
+      x: tf.randomNormal([batchSize, inputs], 0, 1, 'float32', 1000 + step),
+      y: tf.tensor1d(
+        Array.from({ length: batchSize }, (_, index) => (index * 7 + step * 3) % classes),
+        'int32',
+      ),
+    }));
+}
+
+/** Local Top-k mask written against the interfaces (plugin packages do not import each other). */
+export const testTopK: MaskFunction = {
+  id: 'test-topk',
+  targetKind: 'sparsity',
+  async compute(inputs, sparsity) {
+    const masks: tf.Tensor[] = [];
+    for (const { parameter, scores } of inputs) {
+      const values = Float32Array.from(await scores.data());
+      const keep = values.length - Math.round(sparsity * values.length);
+      masks.push(tf.tensor(topCountMasks([values], keep)[0]!, [...parameter.shape]));
+    }
+    return masks;
+  },
+  toConfig: () => ({}),
+};
+
+/** A constant sparsity schedule. */
+export function fixedSparsity(sparsity: number): SparsitySchedule {
+  return { id: 'test-fixed', kind: 'sparsity', valueAt: () => sparsity, toConfig: () => ({ sparsity }) };
+}
