@@ -4,11 +4,11 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import {
   testLearnedScores,
   testLinearSchedule,
-  testLocalTopK,
+  testTopK,
   testMagnitude,
   tinyBatches,
-  tinyModel,
-} from './__fixtures__/tiny-model';
+  tinyMlp,
+} from './testing';
 import { FinepruneError } from './index';
 import { adam, sgd } from './optimizers';
 import { matchesVariable } from './parameter';
@@ -31,11 +31,11 @@ for (const backend of ['cpu', 'wasm'] as const) {
     });
 
     it('freezes selected trainable variables: no gradient, no update, no optimizer slot', async () => {
-      const model = tinyModel();
+      const model = tinyMlp();
       const pruner = new Pruner({
         model,
         scores: testMagnitude,
-        mask: testLocalTopK,
+        mask: testTopK,
         schedule: testLinearSchedule(0.5, 10),
         freeze: ['fc1', /fc2\/bias/],
         optimizers: { weights: adam({ learningRate: 0.05 }) },
@@ -62,7 +62,7 @@ for (const backend of ['cpu', 'wasm'] as const) {
             new Pruner({
               model,
               scores: testMagnitude,
-              mask: testLocalTopK,
+              mask: testTopK,
               schedule: testLinearSchedule(0.5, 10),
               freeze: 'embedding',
               optimizers: { weights: adam({ learningRate: 0.05 }) },
@@ -76,7 +76,7 @@ for (const backend of ['cpu', 'wasm'] as const) {
     });
 
     it('trains each group’s scores with its own optimizer and re-selects learned-score masks every step by default', async () => {
-      const model = tinyModel();
+      const model = tinyMlp();
       const updated: number[] = [];
       const pruner = new Pruner({
         model,
@@ -85,7 +85,7 @@ for (const backend of ['cpu', 'wasm'] as const) {
             name: 'slow',
             parameters: 'fc1/kernel',
             scores: testLearnedScores(0),
-            mask: testLocalTopK,
+            mask: testTopK,
             schedule: testLinearSchedule(0.5, 10, 5),
             scoreOptimizer: sgd({ learningRate: 0.01 }),
           },
@@ -93,7 +93,7 @@ for (const backend of ['cpu', 'wasm'] as const) {
             name: 'fast',
             parameters: 'fc2/kernel',
             scores: testLearnedScores(0),
-            mask: testLocalTopK,
+            mask: testTopK,
             schedule: testLinearSchedule(0.5, 10, 5),
             scoreOptimizer: sgd({ learningRate: 1 }),
           },
@@ -117,7 +117,7 @@ for (const backend of ['cpu', 'wasm'] as const) {
       const sparse = new Pruner({
         model,
         scores: testLearnedScores(0),
-        mask: testLocalTopK,
+        mask: testTopK,
         schedule: testLinearSchedule(0.5, 1000, 1000), // target constant over these steps
         maskUpdateInterval: 3,
         optimizers: { weights: sgd({ learningRate: 1e-3 }), scores: sgd({ learningRate: 0.1 }) },
@@ -130,7 +130,7 @@ for (const backend of ['cpu', 'wasm'] as const) {
     });
 
     it('refuses a shared optimizer object, a scoreOptimizer on computed scores, and a learnable group with no score optimizer', () => {
-      const model = tinyModel();
+      const model = tinyMlp();
       const shared = adam({ learningRate: 0.01 });
       expect(
         errorOf(
@@ -138,7 +138,7 @@ for (const backend of ['cpu', 'wasm'] as const) {
             new Pruner({
               model,
               scores: testLearnedScores(),
-              mask: testLocalTopK,
+              mask: testTopK,
               schedule: testLinearSchedule(0.5, 10),
               optimizers: { weights: shared, scores: shared },
             }),
@@ -152,7 +152,7 @@ for (const backend of ['cpu', 'wasm'] as const) {
               groups: [
                 {
                   scores: testMagnitude,
-                  mask: testLocalTopK,
+                  mask: testTopK,
                   schedule: testLinearSchedule(0.5, 10),
                   scoreOptimizer: sgd({ learningRate: 0.1 }),
                 },
@@ -167,7 +167,7 @@ for (const backend of ['cpu', 'wasm'] as const) {
             new Pruner({
               model,
               groups: [
-                { scores: testLearnedScores(), mask: testLocalTopK, schedule: testLinearSchedule(0.5, 10) },
+                { scores: testLearnedScores(), mask: testTopK, schedule: testLinearSchedule(0.5, 10) },
               ],
               optimizers: { weights: sgd({ learningRate: 0.1 }) },
             }),

@@ -4,22 +4,22 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import {
   testLearnedScores,
   testLinearSchedule,
-  testLocalTopK,
+  testTopK,
   testMagnitude,
   tinyBatches,
-  tinyModel,
-} from './__fixtures__/tiny-model';
+  tinyMlp,
+} from './testing';
 import { adam, sgd } from './optimizers';
 import { Pruner, type PrunerOptions } from './pruner';
 import { sparsityReport } from './report';
 import { FinepruneError } from './index';
 import type { LossTerm, Plugin } from './types';
 
-function options(model: ReturnType<typeof tinyModel>, extra: Partial<PrunerOptions> = {}): PrunerOptions {
+function options(model: ReturnType<typeof tinyMlp>, extra: Partial<PrunerOptions> = {}): PrunerOptions {
   return {
     model,
     scores: testMagnitude,
-    mask: testLocalTopK,
+    mask: testTopK,
     schedule: testLinearSchedule(0.6, 20, 5),
     optimizers: { weights: adam({ learningRate: 0.01 }) },
     ...extra,
@@ -43,7 +43,7 @@ for (const backend of ['cpu', 'wasm'] as const) {
     });
 
     it('prunes to the scheduled sparsity and keeps masked weights out of the output', async () => {
-      const model = tinyModel();
+      const model = tinyMlp();
       const pruner = new Pruner(options(model));
       await pruner.run({ data: tinyBatches(), untilStep: 25 });
       const report = await sparsityReport(model.parameters());
@@ -62,7 +62,7 @@ for (const backend of ['cpu', 'wasm'] as const) {
     });
 
     it('re-selects masks only every interval steps and whenever the target changes', async () => {
-      const model = tinyModel();
+      const model = tinyMlp();
       const updated: number[] = [];
       const pruner = new Pruner(options(model, { schedule: testLinearSchedule(0.5, 10, 4) }));
       await pruner.run({
@@ -76,7 +76,7 @@ for (const backend of ['cpu', 'wasm'] as const) {
     });
 
     it('runs hooks in order and tags a failing hook with the plugin and hook', async () => {
-      const model = tinyModel();
+      const model = tinyMlp();
       const calls: string[] = [];
       const logger: Plugin = {
         id: 'logger',
@@ -117,7 +117,7 @@ for (const backend of ['cpu', 'wasm'] as const) {
     });
 
     it('routes the straight-through gradient to learned scores: ∂L/∂S = ∂L/∂(W⊙M) ⊙ W (Eq. 2)', async () => {
-      const model = tinyModel();
+      const model = tinyMlp();
       const batch = tinyBatches()(0);
       // Reference gradient of the task loss with respect to the effective weights.
       const [p1, p2] = model.parameters();
@@ -156,7 +156,7 @@ for (const backend of ['cpu', 'wasm'] as const) {
     });
 
     it('runs evaluation callbacks every N steps with the masks applied, and hands their metrics to hooks', async () => {
-      const model = tinyModel();
+      const model = tinyMlp();
       const seen: Array<[number, number]> = [];
       const hooked: number[] = [];
       const pruner = new Pruner(
@@ -194,7 +194,7 @@ for (const backend of ['cpu', 'wasm'] as const) {
     });
 
     it('adds loss terms and clips the global gradient norm', async () => {
-      const model = tinyModel();
+      const model = tinyMlp();
       const constantTerm: LossTerm = { id: 'plus-two', compute: () => tf.scalar(2), toConfig: () => ({}) };
       const pruner = new Pruner(
         options(model, { lossTerms: [constantTerm], gradientClipping: { maxNorm: 1e-3 } }),
@@ -209,7 +209,7 @@ for (const backend of ['cpu', 'wasm'] as const) {
     });
 
     it('reports a NaN loss as NON_FINITE with the step', async () => {
-      const model = tinyModel();
+      const model = tinyMlp();
       const pruner = new Pruner(options(model));
       const batch = { x: tf.fill([8, 6], Number.NaN), y: tf.zeros([8], 'int32') };
       await expect(pruner.trainStep(batch)).rejects.toMatchObject({
@@ -222,8 +222,8 @@ for (const backend of ['cpu', 'wasm'] as const) {
     });
 
     it('checks the composition when the pruner is built', () => {
-      const model = tinyModel();
-      const thresholdMask = { ...testLocalTopK, id: 'threshold-like', targetKind: 'threshold' as const };
+      const model = tinyMlp();
+      const thresholdMask = { ...testTopK, id: 'threshold-like', targetKind: 'threshold' as const };
       expect(errorOf(() => new Pruner(options(model, { mask: thresholdMask }))).code).toBe(
         'INCOMPATIBLE_PLUGINS',
       );
@@ -243,7 +243,7 @@ for (const backend of ['cpu', 'wasm'] as const) {
 
     it('resumes from exported state to the same masks and weights as an uninterrupted run', async () => {
       const run = async (stopAt?: number) => {
-        const model = tinyModel(6, 5, 3, 11);
+        const model = tinyMlp(6, 5, 3, 11);
         let pruner = new Pruner(options(model, { schedule: testLinearSchedule(0.7, 30, 3) }));
         if (stopAt !== undefined) {
           await pruner.run({ data: tinyBatches(), untilStep: stopAt });
@@ -270,7 +270,7 @@ for (const backend of ['cpu', 'wasm'] as const) {
     });
 
     it('refuses a state whose masks do not match the model', () => {
-      const model = tinyModel();
+      const model = tinyMlp();
       const pruner = new Pruner(options(model));
       const state = pruner.exportState();
       state.tensors['mask/fc1/kernel']!.dispose();
@@ -282,7 +282,7 @@ for (const backend of ['cpu', 'wasm'] as const) {
     });
 
     it('leaks no tensor over 200 training steps', async () => {
-      const model = tinyModel();
+      const model = tinyMlp();
       const pruner = new Pruner(
         options(model, { schedule: testLinearSchedule(0.8, 150, 10), gradientClipping: { maxNorm: 1 } }),
       );

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { FinepruneError, type PrunableModel, Pruner, adam, sparsityReport } from '@fineprune/core';
 import { countTensors, createRandom, setBackend, withLeakGuard } from '@fineprune/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { fixedTarget, testLearnedScores, tinyBatches, tinyMlp } from './__fixtures__/models';
+import { fixedTarget, testLearnedScores, tinyBatches, tinyMlp } from '@fineprune/core/testing';
 import { lossTermFromConfig, maskFromConfig } from './from-config';
 import {
   checkHardConcrete,

@@ -10,7 +10,7 @@ import {
 } from '@fineprune/core';
 import { countTensors, createRandom, setBackend, withLeakGuard } from '@fineprune/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { fixedTarget, testLearnedScores, tinyBatches, tinyMlp } from './__fixtures__/models';
+import { fixedTarget, testLearnedScores, tinyBatches, tinyMlp } from '@fineprune/core/testing';
 import { lossTermFromConfig, maskFromConfig } from './from-config';
 import { sigmoidPenalty, threshold } from './threshold';
 

@@ -12,7 +12,7 @@ import {
 } from '@fineprune/core';
 import { countTensors, createRandom, setBackend, withLeakGuard } from '@fineprune/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { crossEntropy, fixedSparsity, testTopK, tinyBatches, tinyMlp } from './__fixtures__/models';
+import { crossEntropy, fixedSparsity, testTopK, tinyBatches, tinyMlp } from '@fineprune/core/testing';
 import { scoresFromConfig } from './from-config';
 import { fanIn } from './init';
 import { movement } from './movement';

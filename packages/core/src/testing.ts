@@ -1,12 +1,26 @@
+/**
+ * Small models and minimal plugins for tests of plugins and models, written against the interfaces
+ * alone: plugin packages do not import each other, so their tests share these instead.
+ * Published as `@fineprune/core/testing`.
+ *
+ * @example
+ * ```ts
+ * import { tinyMlp, tinyBatches, testTopK, fixedSparsity } from '@fineprune/core/testing';
+ * const model = tinyMlp();
+ * const pruner = new Pruner({ model, scores: myScores(), mask: testTopK, schedule: fixedSparsity(0.5), optimizers });
+ * await pruner.run({ data: tinyBatches(), untilStep: 10 });
+ * ```
+ */
 import * as tf from '@tensorflow/tfjs-core';
+import { createPrunableParameter } from './parameter';
 import {
   type Batch,
-  createPrunableParameter,
   type MaskFunction,
   type PrunableModel,
   SPEC_VERSION,
+  type ScoreStrategy,
   type SparsitySchedule,
-} from '@fineprune/core';
+} from './types';
 import { dense, topCountMasks } from '@fineprune/tensor';
 
 /** A 2-layer MLP (in → hidden → classes) on raw variables; forward uses the effective weights. */
@@ -80,7 +94,7 @@ export function fixedSparsity(sparsity: number): SparsitySchedule {
 }
 
 /** Learned scores written against the interfaces: a variable per parameter filled with `initial`. */
-export function testLearnedScores(initial = 0): import('@fineprune/core').ScoreStrategy {
+export function testLearnedScores(initial = 0): ScoreStrategy {
   return {
     id: 'test-learned',
     learnable: true,
@@ -93,4 +107,23 @@ export function testLearnedScores(initial = 0): import('@fineprune/core').ScoreS
 /** A schedule of a fixed threshold (kind `threshold`) or of no target (kind `none`). */
 export function fixedTarget(kind: 'threshold' | 'none', value = 0): SparsitySchedule {
   return { id: `test-${kind}`, kind, valueAt: () => value, toConfig: () => ({ kind, value }) };
+}
+
+/** Magnitude scores written against the interfaces: S = |W|. */
+export const testMagnitude: ScoreStrategy = {
+  id: 'test-magnitude',
+  learnable: false,
+  compute: ({ parameter }) => tf.abs(parameter.weight),
+  toConfig: () => ({}),
+};
+
+/** A sparsity that grows linearly to `final` over `steps`, changing every `interval` steps. */
+export function testLinearSchedule(final: number, steps: number, interval = 1): SparsitySchedule {
+  return {
+    id: 'test-linear',
+    kind: 'sparsity',
+    updateInterval: interval,
+    valueAt: (step) => Math.min(final, (final * Math.floor(step / interval) * interval) / steps),
+    toConfig: () => ({ final, steps }),
+  };
 }
