@@ -8,8 +8,7 @@
  */
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
-import * as tfl from '@tensorflow/tfjs-layers';
-import { Pruner, adam, type Batch, type PrunableModel } from '@fineprune/core';
+import { Pruner, adam, type Batch } from '@fineprune/core';
 import { batches, loadMnist } from '@fineprune/datasets';
 import { fromLayersModel } from '@fineprune/layers';
 import { topV } from '@fineprune/masks';
@@ -17,49 +16,7 @@ import { constant } from '@fineprune/schedulers';
 import { magnitude } from '@fineprune/scores';
 import { setBackend } from '@fineprune/tensor';
 import { median, writeResult } from './harness';
-
-function mlp(seed: number): tfl.Sequential {
-  return tfl.sequential({
-    layers: [
-      tfl.layers.dense({
-        units: 300,
-        activation: 'relu',
-        inputShape: [784],
-        kernelInitializer: tfl.initializers.glorotUniform({ seed }),
-      }),
-      tfl.layers.dense({
-        units: 100,
-        activation: 'relu',
-        kernelInitializer: tfl.initializers.glorotUniform({ seed: seed + 1 }),
-      }),
-      tfl.layers.dense({ units: 10, kernelInitializer: tfl.initializers.glorotUniform({ seed: seed + 2 }) }),
-    ],
-  });
-}
-
-/** A plain training loop (no masks at all): forward, loss, gradients, Adam. */
-function denseLoop(model: PrunableModel) {
-  const optimizer = adam({ learningRate: 1e-3 });
-  let step = 0;
-  return {
-    async train(batch: Batch) {
-      const variables = model.trainableVariables();
-      const { value, grads } = tf.variableGrads(
-        () => model.loss(model.forward(batch.x, { training: true }), batch),
-        variables.map((entry) => entry.variable),
-      );
-      optimizer.apply(
-        variables.map(({ name, variable }) => ({ name, variable, gradient: grads[variable.name]! })),
-        step,
-      );
-      step += 1;
-      await value.data();
-      value.dispose();
-      tf.dispose(Object.values(grads));
-    },
-    dispose: () => optimizer.dispose(),
-  };
-}
+import { benchmarkMlp, denseTrainingLoop } from './mlp-fixtures';
 
 export async function main(argv = process.argv.slice(2)): Promise<Record<string, unknown>> {
   const { values } = parseArgs({
@@ -73,13 +30,13 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
   const rssBefore = process.memoryUsage().rss;
 
   // Dense: the adapter with the masks bypassed (the forward pass reads the raw weights).
-  const denseModel = mlp(1);
+  const denseModel = benchmarkMlp(1);
   const dense = fromLayersModel(denseModel, { loss: 'sparseCategoricalCrossentropy', fromLogits: true });
   for (const parameter of dense.parameters()) parameter.setWeightTransform((p) => p.weight);
-  const denseTrainer = denseLoop(dense);
+  const denseTrainer = denseTrainingLoop(dense);
 
   // Pruned: magnitude scores, global Top-v at 90%, masks re-selected every 100 steps.
-  const prunedModel = mlp(1);
+  const prunedModel = benchmarkMlp(1);
   const pruned = fromLayersModel(prunedModel, { loss: 'sparseCategoricalCrossentropy', fromLogits: true });
   const pruner = new Pruner({
     model: pruned,
@@ -90,7 +47,7 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
   });
 
   // Stock: TF.js Layers' own Dense (matMul with transpose flags in the gradient).
-  const stockModel = mlp(1);
+  const stockModel = benchmarkMlp(1);
   const stockOptimizer = tf.train.adam(1e-3);
   const stockStep = async (batch: Batch) => {
     const loss = stockOptimizer.minimize(

@@ -12,16 +12,7 @@
  */
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
-import * as tfl from '@tensorflow/tfjs-layers';
-import {
-  Pruner,
-  type PrunerOptions,
-  adam,
-  type Batch,
-  type Optimizer,
-  type PrunableModel,
-  sgd,
-} from '@fineprune/core';
+import { Pruner, type PrunerOptions, adam, type Batch, type Optimizer, sgd } from '@fineprune/core';
 import { batches, loadMnist } from '@fineprune/datasets';
 import { fromLayersModel } from '@fineprune/layers';
 import { hardConcrete, l0Penalty, sigmoidPenalty, threshold, topV } from '@fineprune/masks';
@@ -29,49 +20,7 @@ import { constant, cubicThreshold, noTarget } from '@fineprune/schedulers';
 import { l0, movement } from '@fineprune/scores';
 import { setBackend } from '@fineprune/tensor';
 import { median, writeResult } from './harness';
-
-function mlp(seed: number): tfl.Sequential {
-  return tfl.sequential({
-    layers: [
-      tfl.layers.dense({
-        units: 300,
-        activation: 'relu',
-        inputShape: [784],
-        kernelInitializer: tfl.initializers.glorotUniform({ seed }),
-      }),
-      tfl.layers.dense({
-        units: 100,
-        activation: 'relu',
-        kernelInitializer: tfl.initializers.glorotUniform({ seed: seed + 1 }),
-      }),
-      tfl.layers.dense({ units: 10, kernelInitializer: tfl.initializers.glorotUniform({ seed: seed + 2 }) }),
-    ],
-  });
-}
-
-/** A plain training loop with no masks: forward, loss, gradients, Adam (as in mlp-step.ts). */
-function denseLoop(model: PrunableModel) {
-  const optimizer = adam({ learningRate: 1e-3 });
-  let step = 0;
-  return {
-    async train(batch: Batch) {
-      const variables = model.trainableVariables();
-      const { value, grads } = tf.variableGrads(
-        () => model.loss(model.forward(batch.x, { training: true }), batch),
-        variables.map((entry) => entry.variable),
-      );
-      optimizer.apply(
-        variables.map(({ name, variable }) => ({ name, variable, gradient: grads[variable.name]! })),
-        step,
-      );
-      step += 1;
-      await value.data();
-      value.dispose();
-      tf.dispose(Object.values(grads));
-    },
-    dispose: () => optimizer.dispose(),
-  };
-}
+import { benchmarkMlp, denseTrainingLoop } from './mlp-fixtures';
 
 type Recipe = Pick<PrunerOptions, 'scores' | 'mask' | 'schedule' | 'lossTerms' | 'maskUpdateInterval'> & {
   /** The score optimizer; default Adam 1e-2 (as the reference implementation trains its scores). */
@@ -89,9 +38,12 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
   const source = batches(dataset.train, { batchSize: 100, seed: 3 });
   const rssBefore = process.memoryUsage().rss;
 
-  const denseModel = fromLayersModel(mlp(1), { loss: 'sparseCategoricalCrossentropy', fromLogits: true });
+  const denseModel = fromLayersModel(benchmarkMlp(1), {
+    loss: 'sparseCategoricalCrossentropy',
+    fromLogits: true,
+  });
   for (const parameter of denseModel.parameters()) parameter.setWeightTransform((p) => p.weight);
-  const denseTrainer = denseLoop(denseModel);
+  const denseTrainer = denseTrainingLoop(denseModel);
 
   const recipes: Record<string, Recipe> = {
     mvpLocal: { scores: movement(), mask: topV({ scope: 'local' }), schedule: constant({ sparsity: 0.9 }) },
@@ -123,7 +75,10 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
   };
   const pruners: Record<string, { pruner: Pruner; scoreOptimizer: Optimizer }> = {};
   for (const [name, { scoreOptimizer: makeScoreOptimizer, ...recipe }] of Object.entries(recipes)) {
-    const model = fromLayersModel(mlp(1), { loss: 'sparseCategoricalCrossentropy', fromLogits: true });
+    const model = fromLayersModel(benchmarkMlp(1), {
+      loss: 'sparseCategoricalCrossentropy',
+      fromLogits: true,
+    });
     const scoreOptimizer = makeScoreOptimizer?.() ?? adam({ learningRate: 1e-2 });
     pruners[name] = {
       pruner: new Pruner({
