@@ -257,6 +257,38 @@ interface DepthwiseAttributes {
 }
 
 /**
+ * Visits every (output position, filter tap) pair of a depthwise convolution whose input position
+ * lies inside the image, with the flat offsets of dy[b, yR, yC, 0], x[b, r, c, 0] and W[wR, wC, 0]
+ * (r = yR·sH + wR − padTop, c = yC·sW + wC − padLeft). Both depthwise gradients are sums over these.
+ */
+function forEachDepthwiseTap(
+  info: tf.backend_util.Conv2DInfo,
+  visit: (dyOffset: number, inputOffset: number, filterOffset: number) => void,
+): void {
+  const { inChannels, outChannels, inHeight, inWidth, outHeight, outWidth, filterHeight, filterWidth } = info;
+  for (let b = 0; b < info.batchSize; b += 1) {
+    for (let yR = 0; yR < outHeight; yR += 1) {
+      for (let yC = 0; yC < outWidth; yC += 1) {
+        const dyOffset = ((b * outHeight + yR) * outWidth + yC) * outChannels;
+        for (let wR = 0; wR < filterHeight; wR += 1) {
+          const row = yR * info.strideHeight + wR - info.padInfo.top;
+          if (row < 0 || row >= inHeight) continue;
+          for (let wC = 0; wC < filterWidth; wC += 1) {
+            const column = yC * info.strideWidth + wC - info.padInfo.left;
+            if (column < 0 || column >= inWidth) continue;
+            visit(
+              dyOffset,
+              ((b * inHeight + row) * inWidth + column) * inChannels,
+              (wR * filterWidth + wC) * outChannels,
+            );
+          }
+        }
+      }
+    }
+  }
+}
+
+/**
  * `DepthwiseConv2dNativeBackpropInput`: dx[b, r, c, ci] = Σ dy[b, yR, yC, ci·m + k] · W[wR, wC, ci, k]
  * over the outputs (yR, yC) whose window covers (r, c) at (wR, wC). NHWC, dilations 1.
  */
@@ -279,32 +311,17 @@ function depthwiseConv2dNativeBackpropInput({ inputs, backend, attrs }: KernelAr
   );
   const dyValues = view(wasm, dy);
   const filterValues = view(wasm, filter);
-  const { inChannels, outChannels, inHeight, inWidth, outHeight, outWidth, filterHeight, filterWidth } = info;
+  const { inChannels, outChannels, inHeight, inWidth } = info;
   const inputOf = inputChannelOf(outChannels, outChannels / inChannels);
   const gradient = new Float64Array(info.batchSize * inHeight * inWidth * inChannels);
-  for (let b = 0; b < info.batchSize; b += 1) {
-    for (let yR = 0; yR < outHeight; yR += 1) {
-      for (let yC = 0; yC < outWidth; yC += 1) {
-        const dyOffset = ((b * outHeight + yR) * outWidth + yC) * outChannels;
-        for (let wR = 0; wR < filterHeight; wR += 1) {
-          const row = yR * info.strideHeight + wR - info.padInfo.top;
-          if (row < 0 || row >= inHeight) continue;
-          for (let wC = 0; wC < filterWidth; wC += 1) {
-            const column = yC * info.strideWidth + wC - info.padInfo.left;
-            if (column < 0 || column >= inWidth) continue;
-            const dxOffset = ((b * inHeight + row) * inWidth + column) * inChannels;
-            const filterOffset = (wR * filterWidth + wC) * outChannels;
-            // Output channel c = ci·m + k reads input channel ci: one flat loop over c.
-            for (let channel = 0; channel < outChannels; channel += 1) {
-              const target = dxOffset + inputOf[channel]!;
-              gradient[target] =
-                gradient[target]! + dyValues[dyOffset + channel]! * filterValues[filterOffset + channel]!;
-            }
-          }
-        }
-      }
+  forEachDepthwiseTap(info, (dyOffset, inputOffset, filterOffset) => {
+    // Output channel c = ci·m + k reads input channel ci: one flat loop over c.
+    for (let channel = 0; channel < outChannels; channel += 1) {
+      const target = inputOffset + inputOf[channel]!;
+      gradient[target] =
+        gradient[target]! + dyValues[dyOffset + channel]! * filterValues[filterOffset + channel]!;
     }
-  }
+  });
   return float32Output(wasm, [...info.inShape], gradient);
 }
 
@@ -332,31 +349,16 @@ function depthwiseConv2dNativeBackpropFilter({ inputs, backend, attrs }: KernelA
   );
   const xValues = view(wasm, x);
   const dyValues = view(wasm, dy);
-  const { inChannels, outChannels, inHeight, inWidth, outHeight, outWidth, filterHeight, filterWidth } = info;
+  const { inChannels, outChannels, filterHeight, filterWidth } = info;
   const inputOf = inputChannelOf(outChannels, outChannels / inChannels);
   const gradient = new Float64Array(filterHeight * filterWidth * outChannels);
-  for (let b = 0; b < info.batchSize; b += 1) {
-    for (let yR = 0; yR < outHeight; yR += 1) {
-      for (let yC = 0; yC < outWidth; yC += 1) {
-        const dyOffset = ((b * outHeight + yR) * outWidth + yC) * outChannels;
-        for (let wR = 0; wR < filterHeight; wR += 1) {
-          const row = yR * info.strideHeight + wR - info.padInfo.top;
-          if (row < 0 || row >= inHeight) continue;
-          for (let wC = 0; wC < filterWidth; wC += 1) {
-            const column = yC * info.strideWidth + wC - info.padInfo.left;
-            if (column < 0 || column >= inWidth) continue;
-            const xOffset = ((b * inHeight + row) * inWidth + column) * inChannels;
-            const gradientOffset = (wR * filterWidth + wC) * outChannels;
-            for (let channel = 0; channel < outChannels; channel += 1) {
-              const target = gradientOffset + channel;
-              gradient[target] =
-                gradient[target]! + xValues[xOffset + inputOf[channel]!]! * dyValues[dyOffset + channel]!;
-            }
-          }
-        }
-      }
+  forEachDepthwiseTap(info, (dyOffset, inputOffset, filterOffset) => {
+    for (let channel = 0; channel < outChannels; channel += 1) {
+      const target = filterOffset + channel;
+      gradient[target] =
+        gradient[target]! + xValues[inputOffset + inputOf[channel]!]! * dyValues[dyOffset + channel]!;
     }
-  }
+  });
   return float32Output(wasm, [...info.filterShape], gradient);
 }
 
