@@ -8,21 +8,11 @@ import {
   testMagnitude,
   tinyBatches,
   tinyMlp,
+  errorOf,
 } from './testing';
-import { FinepruneError } from './index';
 import { adam, sgd } from './optimizers';
 import { matchesVariable } from './parameter';
 import { Pruner } from './pruner';
-
-function errorOf(fn: () => unknown): FinepruneError {
-  try {
-    fn();
-  } catch (error) {
-    if (FinepruneError.is(error)) return error;
-    throw error;
-  }
-  throw new Error('expected a FinepruneError');
-}
 
 for (const backend of ['cpu', 'wasm'] as const) {
   describe(`Pruner freeze, per-group score optimizers and mask intervals on ${backend}`, () => {

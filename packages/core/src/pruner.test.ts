@@ -8,6 +8,7 @@ import {
   testMagnitude,
   tinyBatches,
   tinyMlp,
+  errorOf,
 } from './testing';
 import { adam, sgd } from './optimizers';
 import { Pruner, type PrunerOptions } from './pruner';
@@ -24,16 +25,6 @@ function options(model: ReturnType<typeof tinyMlp>, extra: Partial<PrunerOptions
     optimizers: { weights: adam({ learningRate: 0.01 }) },
     ...extra,
   };
-}
-
-function errorOf(fn: () => unknown): FinepruneError {
-  try {
-    fn();
-  } catch (error) {
-    if (FinepruneError.is(error)) return error;
-    throw error;
-  }
-  throw new Error('expected a FinepruneError');
 }
 
 for (const backend of ['cpu', 'wasm'] as const) {

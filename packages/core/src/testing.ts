@@ -21,7 +21,7 @@ import {
   type ScoreStrategy,
   type SparsitySchedule,
 } from './types';
-import { dense, topCountMasks } from '@fineprune/tensor';
+import { dense, FinepruneError, topCountMasks } from '@fineprune/tensor';
 
 /** A 2-layer MLP (in → hidden → classes) on raw variables; forward uses the effective weights. */
 export function tinyMlp(inputs = 6, hidden = 5, classes = 3, seed = 1): PrunableModel & { dispose(): void } {
@@ -126,4 +126,23 @@ export function testLinearSchedule(final: number, steps: number, interval = 1): 
     valueAt: (step) => Math.min(final, (final * Math.floor(step / interval) * interval) / steps),
     toConfig: () => ({ final, steps }),
   };
+}
+
+/**
+ * Runs `fn` and returns the FinepruneError it throws; any other error is rethrown, and returning
+ * normally fails the test.
+ *
+ * @example
+ * ```ts
+ * expect(errorOf(() => cubic({ finalSparsity: 1, totalSteps: 10 })).code).toBe('INVALID_SPARSITY');
+ * ```
+ */
+export function errorOf(fn: () => unknown): FinepruneError {
+  try {
+    fn();
+  } catch (error) {
+    if (FinepruneError.is(error)) return error;
+    throw error;
+  }
+  throw new Error('expected a FinepruneError, but nothing was thrown');
 }

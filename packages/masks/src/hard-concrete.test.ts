@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { FinepruneError, type PrunableModel, Pruner, adam, sparsityReport } from '@fineprune/core';
+import { type PrunableModel, Pruner, adam, sparsityReport } from '@fineprune/core';
 import { countTensors, createRandom, setBackend, withLeakGuard } from '@fineprune/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { fixedTarget, testLearnedScores, tinyBatches, tinyMlp } from '@fineprune/core/testing';
+import { fixedTarget, testLearnedScores, tinyBatches, tinyMlp, errorOf } from '@fineprune/core/testing';
 import { lossTermFromConfig, maskFromConfig } from './from-config';
 import {
   checkHardConcrete,
@@ -16,16 +16,6 @@ import {
 
 const defaults = checkHardConcrete();
 const sigma = (x: number) => 1 / (1 + Math.exp(-x));
-
-function errorOf(fn: () => unknown): FinepruneError {
-  try {
-    fn();
-  } catch (error) {
-    if (FinepruneError.is(error)) return error;
-    throw error;
-  }
-  throw new Error('expected a FinepruneError');
-}
 
 for (const backend of ['cpu', 'wasm'] as const) {
   describe(`hardConcrete mask and L0 penalty on ${backend}`, () => {

@@ -2,7 +2,6 @@ import * as tf from '@tensorflow/tfjs-core';
 import {
   type Batch,
   createPrunableParameter,
-  FinepruneError,
   type LossTerm,
   Pruner,
   type PrunableModel,
@@ -12,20 +11,17 @@ import {
 } from '@fineprune/core';
 import { countTensors, createRandom, setBackend, withLeakGuard } from '@fineprune/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { crossEntropy, fixedSparsity, testTopK, tinyBatches, tinyMlp } from '@fineprune/core/testing';
+import {
+  crossEntropy,
+  fixedSparsity,
+  testTopK,
+  tinyBatches,
+  tinyMlp,
+  errorOf,
+} from '@fineprune/core/testing';
 import { scoresFromConfig } from './from-config';
 import { fanIn } from './init';
 import { movement } from './movement';
-
-function errorOf(fn: () => unknown): FinepruneError {
-  try {
-    fn();
-  } catch (error) {
-    if (FinepruneError.is(error)) return error;
-    throw error;
-  }
-  throw new Error('expected a FinepruneError');
-}
 
 /** Task loss of the tiny MLP for given effective weights E1, E2 (what the forward pass multiplies with). */
 function lossWithEffective(
