@@ -199,6 +199,39 @@ for (const backend of ['cpu', 'wasm'] as const) {
       model.dispose();
     });
 
+    it("weights the task loss by the product of the terms' taskLossWeight", async () => {
+      const model = tinyMlp();
+      const half: LossTerm = {
+        id: 'half',
+        taskLossWeight: 0.5,
+        compute: () => tf.scalar(0),
+        toConfig: () => ({}),
+      };
+      const tenth: LossTerm = {
+        id: 'tenth',
+        taskLossWeight: 0.2,
+        compute: () => tf.scalar(1),
+        toConfig: () => ({}),
+      };
+      const pruner = new Pruner(options(model, { lossTerms: [half, tenth] }));
+      const batch = tinyBatches()(0);
+      const result = await pruner.trainStep(batch);
+      // loss = 0.5 · 0.2 · task + 0 + 1; taskLoss is reported unweighted (float32 tolerance 1e-5).
+      expect(result.loss).toBeCloseTo(0.1 * result.taskLoss + 1, 5);
+      expect(result.taskLoss).toBeGreaterThan(0.1);
+      tf.dispose([batch.x, batch.y] as tf.Tensor[]);
+      pruner.dispose();
+      const bad: LossTerm = {
+        id: 'bad',
+        taskLossWeight: -1,
+        compute: () => tf.scalar(0),
+        toConfig: () => ({}),
+      };
+      const error = errorOf(() => new Pruner(options(model, { lossTerms: [bad] })));
+      expect(error).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('"bad"') });
+      model.dispose();
+    });
+
     it('reports a NaN loss as NON_FINITE with the step', async () => {
       const model = tinyMlp();
       const pruner = new Pruner(options(model));

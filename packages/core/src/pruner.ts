@@ -220,6 +220,14 @@ export class Pruner {
       );
     this.random = createRandom(options.seed ?? 0);
     this.lossTerms = [...(options.lossTerms ?? [])];
+    for (const term of this.lossTerms) {
+      const weight = term.taskLossWeight;
+      if (weight !== undefined && !(weight >= 0 && Number.isFinite(weight)))
+        invalid(
+          `Loss term "${term.id}" asks for a task-loss weight of ${weight}; it must be a finite number ≥ 0.`,
+          'Give the term a task-loss weight such as 0.5 (or leave it unset for 1).',
+        );
+    }
     const clip = options.gradientClipping?.maxNorm;
     if (clip !== undefined && !(clip > 0))
       invalid(`gradientClipping.maxNorm must be > 0, got ${clip}.`, 'Use a positive norm such as 1.');
@@ -409,6 +417,11 @@ export class Pruner {
     return Object.fromEntries(this.groups.map((group) => [group.name, group.schedule.valueAt(step)]));
   }
 
+  /** The factor on the task loss: the product of the loss terms' `taskLossWeight` (1 without any). */
+  private taskLossWeight(): number {
+    return this.lossTerms.reduce((product, term) => product * (term.taskLossWeight ?? 1), 1);
+  }
+
   private context(): PluginContext {
     return { step: this.currentStep, model: this.model, random: this.random };
   }
@@ -559,7 +572,8 @@ export class Pruner {
           const terms = this.lossTerms.map((term) =>
             PluginDriver.callSync(term, 'compute', step, () => term.compute(lossContext)),
           );
-          return tf.addN([task, ...terms]) as tf.Scalar;
+          const weight = this.taskLossWeight();
+          return tf.addN([weight === 1 ? task : tf.mul(task, weight), ...terms]) as tf.Scalar;
         },
         named.map((entry) => entry.variable),
       ));

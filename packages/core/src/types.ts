@@ -259,6 +259,12 @@ export interface LossContext extends PluginContext {
 export interface LossTerm extends Plugin, Configurable {
   /** The term's value (a scalar) for this step. */
   compute(context: LossContext): tf.Scalar;
+  /**
+   * A factor on the model's task loss while this term is active (default 1). Distillation uses it
+   * to weight the task cross-entropy by α_ce; the factors of several terms multiply. Must be a
+   * finite number ≥ 0. {@link StepResult.taskLoss} stays the unweighted task loss.
+   */
+  readonly taskLossWeight?: number;
 }
 
 /** What one training step reports. */
