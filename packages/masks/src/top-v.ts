@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ErrorCodes, FinepruneError, type MaskFunction, type MaskInput } from '@fineprune/core';
 import { topCountMasks } from '@fineprune/tensor';
-import { readScores } from './read-scores';
+import { readScoresTransient } from './read-scores';
 
 /** Options of {@link topV}. */
 export interface TopVOptions {
@@ -51,7 +51,9 @@ export function topV(options: TopVOptions = {}): MaskFunction {
           fix: 'Give the schedule a final sparsity below 1.',
         });
       }
-      const scores = await Promise.all(inputs.map((input) => readScores(input.scores)));
+      // The score arrays may be views of backend memory, valid only until the next tensor is
+      // allocated: select every mask before creating any tensor.
+      const scores = await readScoresTransient(inputs.map((input) => input.scores));
       let masks: Float32Array[];
       if (scope === 'global') {
         const total = scores.reduce((sum, values) => sum + values.length, 0);
