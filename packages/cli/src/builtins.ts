@@ -9,6 +9,8 @@ import {
   type SparsitySchedule,
 } from '@fineprune/core';
 import * as criteria from '@fineprune/criteria';
+import * as distillationPackage from '@fineprune/distillation';
+import { fromLayersModel } from '@fineprune/layers';
 import * as masks from '@fineprune/masks';
 import {
   createPluginRegistry,
@@ -20,6 +22,9 @@ import {
 } from '@fineprune/recipes';
 import * as schedulers from '@fineprune/schedulers';
 import * as scores from '@fineprune/scores';
+import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { loadSavedModel } from './models';
 
 /** Options without the `type` key that `toConfig()` adds, so a plugin's config can be pasted into a recipe. */
 function withoutType(options: JsonObject): JsonObject {
@@ -261,6 +266,131 @@ function criteriaDefinitions(): PluginDefinition[] {
   return definitions;
 }
 
+const DISTILLATION_OPTIONS = ['teacher', 'temperature', 'alphaDistil', 'alphaCe'];
+
+/** True when output `index` of a layers model ends in a softmax (probabilities, not logits). */
+function outputsProbabilities(model: tfl.LayersModel, index: number): boolean {
+  const layer = model.outputs[index]?.sourceLayer as tfl.layers.Layer | undefined;
+  if (!layer) return false;
+  if (layer.getClassName() === 'Softmax') return true;
+  return (layer.getConfig() as { activation?: unknown }).activation === 'softmax';
+}
+
+/** A layers shape as text, with `null` for the batch axis: `[null, 784]`. */
+function shapeText(shape: readonly (number | null)[]): string {
+  return `[${shape.map((size) => (size === null ? 'null' : String(size))).join(', ')}]`;
+}
+
+function invalidRecipe(message: string, fix: string): FinepruneError {
+  return new FinepruneError({ code: ErrorCodes.INVALID_RECIPE, message, fix });
+}
+
+type DistillationFactory = (options: {
+  teacher: ((x: never) => tf.Tensor | tf.Tensor[]) | object;
+  temperature?: number;
+  alphaDistil?: number;
+  alphaCe?: number;
+}) => LossTerm;
+
+/**
+ * The `distillation` loss term of `@fineprune/distillation` for recipes: `options.teacher` is a
+ * saved TF.js layers model (a directory with model.json, relative to the recipe), loaded as
+ * `model: { path }` is and wrapped with `fromLayersModel`; the other options go to the term.
+ * Checked when the recipe is resolved: a missing or unloadable teacher (`IO_FAILED`), outputs
+ * that differ from the student's (`SHAPE_MISMATCH`), a student that outputs probabilities
+ * (`INVALID_RECIPE`). A teacher that ends in a softmax is distilled from log p (softmax(log p / T)
+ * is its softened distribution). The loaded teacher is freed when the run reaches its last step.
+ */
+function distillationDefinition(): PluginDefinition | undefined {
+  const factory = exported<LossTerm>(distillationPackage, 'distillation') as DistillationFactory | undefined;
+  if (!factory) return undefined;
+  return definePlugin({
+    kind: 'lossTerm',
+    id: 'distillation',
+    description: 'α_ce · task loss + α_distil · T² · KL(teacher ‖ student) (Movement Pruning, Sec. 6.2)',
+    async create(options, environment) {
+      const { type: _type, teacher, ...rest } = options as JsonObject & { teacher?: unknown };
+      const unknown = Object.keys(options).filter(
+        (key) => key !== 'type' && !DISTILLATION_OPTIONS.includes(key),
+      );
+      if (unknown.length > 0)
+        throw invalidRecipe(
+          `distillation: unknown option(s) ${unknown.map((key) => JSON.stringify(key)).join(', ')}.`,
+          `Use ${DISTILLATION_OPTIONS.join(', ')}.`,
+        );
+      if (typeof teacher !== 'string' || teacher.trim().length === 0)
+        throw invalidRecipe(
+          `options.teacher: a path to the teacher model is required, got ${JSON.stringify(teacher ?? null)}.`,
+          'Set options.teacher to a directory holding the dense model’s model.json (for example ./out/dense-teacher/model), relative to the recipe.',
+        );
+      for (const [name, value] of Object.entries(rest))
+        if (typeof value !== 'number')
+          throw invalidRecipe(
+            `options.${name}: must be a number, got ${JSON.stringify(value)}.`,
+            `Write ${name} as a number, for example 2 for temperature or 0.5 for the weights.`,
+          );
+      // Check the numbers before loading a possibly large teacher.
+      factory({ teacher: () => [], ...(rest as Record<string, number>) });
+      const studentModel = (environment.model as { model?: tfl.LayersModel } | undefined)?.model;
+      if (studentModel?.outputs.some((_, index) => outputsProbabilities(studentModel, index)))
+        throw invalidRecipe(
+          'distillation: the model ends in a softmax, but distillation compares logits.',
+          'Give the model a linear last layer (logits); the task loss then uses model.fromLogits: true.',
+        );
+      const model = await loadSavedModel(teacher, {
+        baseDirectory: environment.baseDirectory ?? process.cwd(),
+        where: 'options.teacher',
+      });
+      let prunableTeacher: ReturnType<typeof fromLayersModel> | undefined;
+      try {
+        if (studentModel) {
+          const shapes = (outputs: tfl.SymbolicTensor[]) => outputs.map((output) => shapeText(output.shape));
+          const [student, loaded] = [shapes(studentModel.outputs), shapes(model.outputs)];
+          const inputs = [studentModel.inputs, model.inputs].map((list) =>
+            list.map((input) => shapeText(input.shape)).join(', '),
+          );
+          if (student.join() !== loaded.join() || inputs[0] !== inputs[1])
+            throw new FinepruneError({
+              code: ErrorCodes.SHAPE_MISMATCH,
+              message: `options.teacher: the teacher maps ${inputs[1]} to ${loaded.join(', ')} but the model maps ${inputs[0]} to ${student.join(', ')}.`,
+              fix: 'Distil from a teacher with the same inputs and outputs as the model (the dense fine-tuned model of the same task).',
+              details: { teacher: loaded, student },
+            });
+        }
+        prunableTeacher = fromLayersModel(model, { loss: 'sparseCategoricalCrossentropy', name: 'teacher' });
+        const wrapped = prunableTeacher;
+        const probabilities = model.outputs.map((_, index) => outputsProbabilities(model, index));
+        const teacherModel = probabilities.some(Boolean)
+          ? (x: never) => {
+              const outputs = wrapped.forward(x, { training: false });
+              const list = Array.isArray(outputs) ? outputs : [outputs];
+              // softmax(log p / T) = p^(1/T) / Σ p^(1/T): log-probabilities are valid logits
+              const logits = list.map((output, index) =>
+                probabilities[index] ? tf.log(tf.clipByValue(output, 1e-7, 1)) : output,
+              );
+              return Array.isArray(outputs) ? logits : logits[0]!;
+            }
+          : wrapped;
+        const term = factory({ teacher: teacherModel, ...(rest as Record<string, number>) });
+        return {
+          ...term,
+          onRunEnd(context: { step: number }) {
+            // runRecipe never continues a run that reached its last step: free the teacher then.
+            if (context.step >= environment.totalSteps && !wrapped.disposed) {
+              wrapped.dispose();
+              model.dispose();
+            }
+          },
+        } satisfies LossTerm;
+      } catch (error) {
+        prunableTeacher?.dispose();
+        model.dispose();
+        throw error;
+      }
+    },
+  });
+}
+
 /**
  * Definitions of every built-in plugin available in the installed packages.
  *
@@ -287,7 +417,8 @@ export function builtinPluginDefinitions(): PluginDefinition[] {
       }),
     );
   }
-  return [...definitions, ...criteriaDefinitions()];
+  const distil = distillationDefinition();
+  return [...definitions, ...(distil ? [distil] : []), ...criteriaDefinitions()];
 }
 
 /**

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ErrorCodes, FinepruneError } from '@fineprune/core';
@@ -42,6 +43,51 @@ export function builtinModel(id: string, seed: number): tfl.LayersModel {
 }
 
 /**
+ * Loads a saved TF.js layers model (a directory with `model.json` and its weights, as
+ * `model.save()` or `fineprune export` write it) for a recipe: the `model: { path }` section and
+ * the teacher of a `distillation` loss term both come through here.
+ *
+ * @param modelPath - the directory (or its `model.json`), relative to `baseDirectory`
+ * @param options - `baseDirectory`: where relative paths start (the recipe's directory);
+ *   `where`: the recipe path named in errors (default `model.path`)
+ * @throws FinepruneError `IO_FAILED` when there is no `model.json` or it cannot be loaded, with the recipe path in the message and `details.path`
+ *
+ * @example
+ * ```ts
+ * const teacher = await loadSavedModel('./teacher', { baseDirectory: path.dirname(recipeFile), where: 'lossTerms[0].options.teacher' });
+ * ```
+ */
+export async function loadSavedModel(
+  modelPath: string,
+  options: { baseDirectory: string; where?: string },
+): Promise<tfl.LayersModel> {
+  const where = options.where ?? 'model.path';
+  const directory = path.resolve(options.baseDirectory, modelPath.replace(/model\.json$/, ''));
+  if (!existsSync(path.join(directory, 'model.json'))) {
+    throw new FinepruneError({
+      code: ErrorCodes.IO_FAILED,
+      message: `${where}: there is no model.json in ${directory}.`,
+      fix: `Point ${where} at a directory holding model.json and its weights (saved with model.save() or written by \`fineprune run\` under out/<name>/model), relative to the recipe.`,
+      details: { path: where, directory },
+    });
+  }
+  try {
+    return await tfl.loadLayersModel(fileSystem(directory));
+  } catch (error) {
+    const reason = FinepruneError.is(error)
+      ? error.message.replace(/^\[[A-Z_]+\] /, '').replace(/ Fix: [\s\S]*$/, '')
+      : (error as Error).message;
+    throw new FinepruneError({
+      code: FinepruneError.is(error) ? error.code : ErrorCodes.IO_FAILED,
+      message: `${where}: the model in ${directory} cannot be loaded: ${reason}`,
+      fix: `Point ${where} at a directory holding model.json and its weights (saved with model.save()).`,
+      cause: error,
+      details: { path: where, directory },
+    });
+  }
+}
+
+/**
  * Builds or loads the model a recipe names: a built-in model, a saved TF.js layers model (a
  * directory with `model.json`), or a module whose export `(seed) => tf.LayersModel` builds one.
  *
@@ -58,20 +104,7 @@ export async function loadRecipeModel(
   options: { seed: number; baseDirectory: string },
 ): Promise<tfl.LayersModel> {
   if ('builtin' in model) return builtinModel(model.builtin, options.seed);
-  if ('path' in model) {
-    const directory = path.resolve(options.baseDirectory, model.path.replace(/model\.json$/, ''));
-    try {
-      return await tfl.loadLayersModel(fileSystem(directory));
-    } catch (error) {
-      if (FinepruneError.is(error)) throw error;
-      throw new FinepruneError({
-        code: ErrorCodes.IO_FAILED,
-        message: `model.path: the model in ${directory} cannot be loaded: ${(error as Error).message}`,
-        fix: 'Point model.path at a directory holding model.json and its weights (saved with model.save()).',
-        cause: error,
-      });
-    }
-  }
+  if ('path' in model) return loadSavedModel(model.path, { baseDirectory: options.baseDirectory });
   const specifier =
     model.module.startsWith('.') || path.isAbsolute(model.module)
       ? pathToFileURL(path.resolve(options.baseDirectory, model.module)).href

@@ -7,12 +7,51 @@ import { describe, expect, it } from 'vitest';
 import { fileSystem } from '@fineprune/layers';
 import { builtinRegistry } from '../src/builtins';
 import { runRecipe } from '../src/run-recipe';
-import { loadPluginPackage, shortenRecipe } from '@fineprune/recipes';
+import { loadPluginPackage, type Recipe, shortenRecipe } from '@fineprune/recipes';
 import { dataset, RECIPES_DIRECTORY, temporaryDirectory } from './support';
 
 const recipes = readdirSync(RECIPES_DIRECTORY).filter(
   (file) => /\.(ya?ml|json)$/.test(file) && file !== 'package.json',
 );
+
+const SHORT = { maxSteps: 12, trainLimit: 300, testLimit: 200 };
+const savedModels = new Map<string, Promise<string>>();
+
+/**
+ * A recipe may read the model another recipe writes, as `./out/<name>/model` (the distillation
+ * teacher of movement-distillation.yaml comes from dense-teacher.yaml). When that model is not on
+ * disk, `<name>.yaml` runs first, shortened like every recipe here, into a temporary directory, and
+ * the option points there.
+ */
+async function withSavedModels(recipe: Recipe): Promise<Recipe> {
+  for (const term of recipe.lossTerms) {
+    const teacher = term.options.teacher;
+    const match = typeof teacher === 'string' ? /^\.\/out\/([\w-]+)\/model\/?$/.exec(teacher) : null;
+    if (!match || existsSync(path.join(RECIPES_DIRECTORY, teacher as string, 'model.json'))) continue;
+    const name = match[1]!;
+    if (!savedModels.has(name)) {
+      savedModels.set(
+        name,
+        (async () => {
+          const text = await readFile(path.join(RECIPES_DIRECTORY, `${name}.yaml`), 'utf8');
+          const registry = builtinRegistry();
+          const source = shortenRecipe(parseRecipe(text, { source: `${name}.yaml` }), registry, SHORT);
+          const outputDirectory = temporaryDirectory();
+          await runRecipe({
+            recipe: source,
+            baseDirectory: RECIPES_DIRECTORY,
+            registry,
+            outputDirectory,
+            dataset: await dataset(source.data.dataset),
+          });
+          return path.join(outputDirectory, 'model');
+        })(),
+      );
+    }
+    term.options.teacher = await savedModels.get(name)!;
+  }
+  return recipe;
+}
 
 // Every recipe under examples/recipes runs on a shortened schedule (12 steps, 300 training and 200
 // test examples), as CI does; the full schedules are what the recipes describe.
@@ -30,7 +69,7 @@ describe('example recipes', () => {
       const importer = (name: string) => import(/* @vite-ignore */ name);
       for (const name of parsed.plugins)
         await loadPluginPackage(registry, name, { from: RECIPES_DIRECTORY, importer });
-      const recipe = shortenRecipe(parsed, registry, { maxSteps: 12, trainLimit: 300, testLimit: 200 });
+      const recipe = await withSavedModels(shortenRecipe(parsed, registry, SHORT));
       const outputDirectory = temporaryDirectory();
       const outcome = await runRecipe({
         recipe,
