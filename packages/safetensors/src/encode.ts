@@ -1,0 +1,344 @@
+/**
+ * The safetensors writer: a deterministic file from typed arrays.
+ */
+
+import { ErrorCodes } from '@fineprune/tensor';
+import { corrupt, dtypeInfo, invalid } from './dtypes';
+import { float32BitsToBfloat16Bits, float32BitsToFloat16Bits } from './half';
+
+/**
+ * The dtypes {@link encodeSafetensors} writes.
+ *
+ * @example
+ * ```ts
+ * const dtype: EncodableDtype = 'F16';
+ * ```
+ */
+export type EncodableDtype = 'F32' | 'F16' | 'BF16' | 'I32' | 'I64' | 'U8' | 'BOOL';
+
+const ENCODABLE: readonly EncodableDtype[] = ['F32', 'F16', 'BF16', 'I32', 'I64', 'U8', 'BOOL'];
+
+/**
+ * One tensor to write: its dtype, shape and values in row-major order. Float dtypes take any
+ * numbers (rounded to float32 first, then to F16/BF16 to nearest even); `I32` takes integers in
+ * the int32 range; `I64` takes safe integers or a `BigInt64Array`; `U8` takes integers 0..255;
+ * `BOOL` takes 0 and 1.
+ *
+ * @example
+ * ```ts
+ * const input: SafetensorsInput = { dtype: 'F32', shape: [2, 2], data: new Float32Array([1, 2, 3, 4]) };
+ * ```
+ */
+export interface SafetensorsInput {
+  /** The element type to store. */
+  dtype: EncodableDtype;
+  /** The dimensions, outermost first; `[]` for a scalar. */
+  shape: readonly number[];
+  /** `product(shape)` values. */
+  data: ArrayLike<number> | BigInt64Array;
+}
+
+const NATIVE_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+const METADATA_KEY = '__metadata__';
+/** A lone UTF-16 surrogate, which UTF-8 cannot encode (TextEncoder would replace it with U+FFFD). */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+function compareCodeUnits(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+interface Planned {
+  name: string;
+  input: SafetensorsInput;
+  size: number;
+  elementBytes: number;
+  begin: number;
+  end: number;
+}
+
+function checkName(name: string): void {
+  if (name.length === 0 || name === METADATA_KEY) {
+    throw invalid(
+      `A safetensors tensor cannot be named ${JSON.stringify(name)}.`,
+      name === METADATA_KEY
+        ? 'Rename the tensor: __metadata__ is reserved for the metadata; pass metadata as the second argument.'
+        : 'Give every tensor a non-empty name.',
+      { name },
+    );
+  }
+  if (LONE_SURROGATE.test(name)) {
+    throw invalid(
+      `The tensor name ${JSON.stringify(name)} holds a lone UTF-16 surrogate, which UTF-8 cannot store.`,
+      'Use a well-formed string as the name.',
+      { name },
+    );
+  }
+}
+
+function checkValues(name: string, input: SafetensorsInput): void {
+  const { dtype, data } = input;
+  if (data instanceof BigInt64Array) {
+    if (dtype !== 'I64') {
+      throw invalid(
+        `Tensor ${JSON.stringify(name)} has BigInt64Array data but dtype ${dtype}.`,
+        "Use dtype 'I64' for BigInt64Array data, or pass numbers.",
+        { name },
+      );
+    }
+    return;
+  }
+  if (dtype === 'F32' || dtype === 'F16' || dtype === 'BF16') {
+    if (data instanceof Float32Array || data instanceof Float64Array) return;
+  } else if (
+    (dtype === 'I32' && data instanceof Int32Array) ||
+    (dtype === 'U8' && data instanceof Uint8Array)
+  ) {
+    return;
+  }
+  const [low, high] =
+    dtype === 'I32'
+      ? [-0x80000000, 0x7fffffff]
+      : dtype === 'U8'
+        ? [0, 255]
+        : dtype === 'BOOL'
+          ? [0, 1]
+          : dtype === 'I64'
+            ? [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER]
+            : [Number.NEGATIVE_INFINITY, Number.POSITIVE_INFINITY];
+  const integer = dtype !== 'F32' && dtype !== 'F16' && dtype !== 'BF16';
+  for (let index = 0; index < data.length; index += 1) {
+    const value = data[index];
+    if (
+      typeof value !== 'number' ||
+      (integer && !(Number.isInteger(value) && value >= low && value <= high))
+    ) {
+      throw invalid(
+        `Tensor ${JSON.stringify(name)} has the value ${String(value)} at index ${index}, which dtype ${dtype} cannot store${integer ? ` (integers in [${low}, ${high}])` : ''}.`,
+        integer
+          ? 'Round or clip the values first, or choose a dtype that holds them.'
+          : 'Pass numbers (a Float32Array or an array of numbers).',
+        { name, index },
+      );
+    }
+  }
+}
+
+function plan(name: string, input: unknown): Planned {
+  checkName(name);
+  if (typeof input !== 'object' || input === null) {
+    throw invalid(
+      `Tensor ${JSON.stringify(name)} is ${input === null ? 'null' : typeof input}, not { dtype, shape, data }.`,
+      "Pass objects such as { dtype: 'F32', shape: [2], data: new Float32Array([1, 2]) }.",
+      { name },
+    );
+  }
+  const { dtype, shape, data } = input as Partial<SafetensorsInput>;
+  if (!ENCODABLE.includes(dtype as EncodableDtype)) {
+    throw invalid(
+      `Tensor ${JSON.stringify(name)} has the dtype ${JSON.stringify(dtype)}, which encodeSafetensors() does not write.`,
+      `Use one of ${ENCODABLE.join(', ')}.`,
+      { name, dtype },
+    );
+  }
+  if (!Array.isArray(shape)) {
+    throw invalid(
+      `Tensor ${JSON.stringify(name)} has no shape array.`,
+      'Pass shape as an array such as [2, 3].',
+      {
+        name,
+      },
+    );
+  }
+  let size = 1;
+  for (const [axis, dimension] of shape.entries()) {
+    if (typeof dimension !== 'number' || !Number.isSafeInteger(dimension) || dimension < 0) {
+      throw invalid(
+        `Tensor ${JSON.stringify(name)} has the shape [${shape.join(', ')}]: dimension ${axis} is not a non-negative integer.`,
+        'Use non-negative integer dimensions.',
+        { name, axis },
+      );
+    }
+    size *= dimension;
+  }
+  if (
+    data === null ||
+    typeof data !== 'object' ||
+    typeof (data as { length?: unknown }).length !== 'number' ||
+    !Number.isSafeInteger(size)
+  ) {
+    throw invalid(
+      `Tensor ${JSON.stringify(name)} has no data array (or a shape too large to hold).`,
+      'Pass data as a typed array or an array of numbers.',
+      { name },
+    );
+  }
+  if (data.length !== size) {
+    throw corrupt(
+      `Tensor ${JSON.stringify(name)} has ${data.length} values but its shape [${shape.join(', ')}] needs ${size}.`,
+      'Pass exactly product(shape) values in row-major order.',
+      { name, length: data.length, expected: size },
+      undefined,
+      ErrorCodes.SHAPE_MISMATCH,
+    );
+  }
+  const typed = input as SafetensorsInput;
+  checkValues(name, typed);
+  return { name, input: typed, size, elementBytes: dtypeInfo(typed.dtype).bytes, begin: 0, end: 0 };
+}
+
+function checkMetadata(metadata: unknown): [string, string][] {
+  if (metadata === undefined) return [];
+  if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata)) {
+    throw invalid(
+      'The safetensors metadata must be an object of strings.',
+      "Pass metadata such as { format: 'pt' }.",
+    );
+  }
+  const entries = Object.entries(metadata);
+  for (const [key, value] of entries) {
+    if (typeof value !== 'string' || LONE_SURROGATE.test(key) || LONE_SURROGATE.test(value)) {
+      throw invalid(
+        `The metadata value for ${JSON.stringify(key)} is ${typeof value === 'string' ? 'a string with a lone UTF-16 surrogate' : `a ${typeof value}`}; the format allows only (well-formed) strings.`,
+        'Convert metadata values to strings, for example with JSON.stringify.',
+        { key },
+      );
+    }
+  }
+  return (entries as [string, string][]).sort(([a], [b]) => compareCodeUnits(a, b));
+}
+
+function writeData(out: Uint8Array, offset: number, item: Planned, nativeLittleEndian: boolean): void {
+  const { dtype, data } = item.input;
+  const count = item.size;
+  const view = new DataView(out.buffer, out.byteOffset + offset, item.end - item.begin);
+  const values = data as ArrayLike<number>;
+  switch (dtype) {
+    case 'F32':
+      // The layout puts every tensor at a multiple of its element size, so the view is aligned.
+      if (nativeLittleEndian) new Float32Array(out.buffer, out.byteOffset + offset, count).set(values);
+      else for (let index = 0; index < count; index += 1) view.setFloat32(4 * index, values[index]!, true);
+      return;
+    case 'F16':
+    case 'BF16': {
+      // Round to float32 once, then convert the bit patterns with integer arithmetic.
+      const bits = new Uint32Array(Float32Array.from(values).buffer);
+      const convert = dtype === 'F16' ? float32BitsToFloat16Bits : float32BitsToBfloat16Bits;
+      if (nativeLittleEndian) {
+        const halves = new Uint16Array(out.buffer, out.byteOffset + offset, count);
+        for (let index = 0; index < count; index += 1) halves[index] = convert(bits[index]!);
+      } else {
+        for (let index = 0; index < count; index += 1) view.setUint16(2 * index, convert(bits[index]!), true);
+      }
+      return;
+    }
+    case 'I32':
+      if (nativeLittleEndian) new Int32Array(out.buffer, out.byteOffset + offset, count).set(values);
+      else for (let index = 0; index < count; index += 1) view.setInt32(4 * index, values[index]!, true);
+      return;
+    case 'I64':
+      if (data instanceof BigInt64Array) {
+        for (let index = 0; index < count; index += 1) view.setBigInt64(8 * index, data[index]!, true);
+      } else {
+        for (let index = 0; index < count; index += 1)
+          view.setBigInt64(8 * index, BigInt(values[index]!), true);
+      }
+      return;
+    case 'U8':
+    case 'BOOL':
+      out.set(values, offset);
+      return;
+  }
+}
+
+/** {@link encodeSafetensors} as on a platform of the given byte order (tests cover both paths). @internal */
+export function encodeSafetensorsWith(
+  tensors: Record<string, SafetensorsInput>,
+  metadata: Record<string, string> | undefined,
+  nativeLittleEndian: boolean,
+): Uint8Array {
+  if (typeof tensors !== 'object' || tensors === null || Array.isArray(tensors)) {
+    throw invalid(
+      'encodeSafetensors() needs an object mapping tensor names to { dtype, shape, data }.',
+      "Pass for example { 'fc.weight': { dtype: 'F32', shape: [2], data: new Float32Array([1, 2]) } }.",
+    );
+  }
+  const items = Object.entries(tensors).map(([name, input]) => plan(name, input));
+  const metadataEntries = checkMetadata(metadata);
+
+  // Data order: larger elements first, then by name, so each tensor starts at a multiple of its
+  // element size once the data buffer starts 8-byte aligned (as the reference writer does).
+  const byLayout = items
+    .slice()
+    .sort((a, b) => b.elementBytes - a.elementBytes || compareCodeUnits(a.name, b.name));
+  let dataLength = 0;
+  for (const item of byLayout) {
+    item.begin = dataLength;
+    dataLength += item.size * item.elementBytes;
+    item.end = dataLength;
+  }
+
+  // Header keys: __metadata__ first, then tensor names in code-unit order. Built by hand, because
+  // JavaScript objects list integer-like keys first whatever their insertion order.
+  const parts: string[] = [];
+  if (metadataEntries.length > 0) {
+    const fields = metadataEntries.map(([key, value]) => `${JSON.stringify(key)}:${JSON.stringify(value)}`);
+    parts.push(`${JSON.stringify(METADATA_KEY)}:{${fields.join(',')}}`);
+  }
+  for (const item of items.slice().sort((a, b) => compareCodeUnits(a.name, b.name))) {
+    parts.push(
+      `${JSON.stringify(item.name)}:{"dtype":${JSON.stringify(item.input.dtype)},"shape":[${item.input.shape.join(',')}],"data_offsets":[${item.begin},${item.end}]}`,
+    );
+  }
+  const json = new TextEncoder().encode(`{${parts.join(',')}}`);
+  // Pad with spaces (allowed by the format) so that 8 + N, the start of the data, is a multiple of 8.
+  const headerLength = Math.ceil(json.byteLength / 8) * 8;
+  const total = 8 + headerLength + dataLength;
+  let out: Uint8Array;
+  try {
+    out = new Uint8Array(total);
+  } catch (error) {
+    throw corrupt(
+      `The safetensors file would have ${total} bytes, more than this JavaScript engine can allocate.`,
+      'Split the tensors over several files (shards).',
+      { bytes: total },
+      error,
+      ErrorCodes.INVALID_ARGUMENT,
+    );
+  }
+  new DataView(out.buffer).setBigUint64(0, BigInt(headerLength), true);
+  out.set(json, 8);
+  out.fill(0x20, 8 + json.byteLength, 8 + headerLength);
+  const dataOffset = 8 + headerLength;
+  for (const item of byLayout) writeData(out, dataOffset + item.begin, item, nativeLittleEndian);
+  return out;
+}
+
+/**
+ * Writes tensors into a safetensors file in memory. The output is deterministic: the same input
+ * gives the same bytes. Header keys are `__metadata__` (when given) and then the tensor names in
+ * code-unit order; the header is padded with spaces so the data starts 8-byte aligned; data is laid
+ * out larger element types first, then by name, so every tensor is aligned to its element size.
+ * F16 and BF16 values are rounded from float32 to nearest, ties to even.
+ *
+ * @param tensors - tensor name → {@link SafetensorsInput}
+ * @param metadata - optional `__metadata__` strings (for example `{ format: 'pt' }`)
+ * @returns the file's bytes
+ * @throws FinepruneError `INVALID_ARGUMENT` for an empty or reserved name, an unsupported dtype, a
+ *   dimension that is not a non-negative integer, a value the dtype cannot store or non-string
+ *   metadata; `SHAPE_MISMATCH` when the data length is not product(shape)
+ *
+ * @example
+ * ```ts
+ * const bytes = encodeSafetensors(
+ *   { 'fc.weight': { dtype: 'F16', shape: [2, 2], data: new Float32Array([1, 2, 3, 4]) } },
+ *   { format: 'pt' },
+ * );
+ * readSafetensors(bytes).tensors.get('fc.weight')?.dtype; // 'F16'
+ * ```
+ */
+export function encodeSafetensors(
+  tensors: Record<string, SafetensorsInput>,
+  metadata?: Record<string, string>,
+): Uint8Array {
+  return encodeSafetensorsWith(tensors, metadata, NATIVE_LITTLE_ENDIAN);
+}

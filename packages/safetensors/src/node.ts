@@ -1,0 +1,154 @@
+/**
+ * Node.js file layer of `@fineprune/safetensors`, published as `@fineprune/safetensors/node` so
+ * that browser bundles of the main entry never see `node:fs`.
+ */
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor';
+import { invalid } from './dtypes';
+import { type ReadSafetensorsOptions, readSafetensors, type SafetensorsFile } from './read';
+
+function checkPath(file: unknown, caller: string): asserts file is string {
+  if (typeof file !== 'string' || file.length === 0) {
+    throw invalid(
+      `${caller}() needs a file path, got ${JSON.stringify(file)}.`,
+      "Pass a path such as './model.safetensors'.",
+    );
+  }
+}
+
+function ioFailed(message: string, fix: string, cause: unknown, file: string): FinepruneError {
+  return new FinepruneError({ code: ErrorCodes.IO_FAILED, message, fix, cause, details: { path: file } });
+}
+
+/**
+ * Reads and checks a safetensors file (the whole file is read into memory, then parsed by
+ * {@link readSafetensors}; tensors are views of that buffer).
+ *
+ * @param file - the path
+ * @param options - `maxHeaderBytes` (default 100 MiB)
+ * @returns the parsed file
+ * @throws FinepruneError `IO_FAILED` when the file cannot be read (missing, a directory, over
+ *   2 GiB), `CHECKPOINT_CORRUPT` (message prefixed with the path) when it is malformed
+ *
+ * @example
+ * ```ts
+ * import { readSafetensorsFile } from '@fineprune/safetensors/node';
+ * const file = await readSafetensorsFile('./model.safetensors');
+ * console.log([...file.tensors.keys()]);
+ * ```
+ */
+export async function readSafetensorsFile(
+  file: string,
+  options: ReadSafetensorsOptions = {},
+): Promise<SafetensorsFile> {
+  checkPath(file, 'readSafetensorsFile');
+  let bytes: Uint8Array;
+  try {
+    bytes = await fs.promises.readFile(file);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw ioFailed(
+      `Cannot read the safetensors file ${file}: ${(error as Error).message}`,
+      code === 'ERR_FS_FILE_TOO_LARGE' || code === 'ERR_STRING_TOO_LONG'
+        ? 'The file is larger than Node.js reads at once (2 GiB); save the weights in several shards.'
+        : 'Check the path and that the file is readable.',
+      error,
+      file,
+    );
+  }
+  try {
+    return readSafetensors(bytes, options);
+  } catch (error) {
+    if (!FinepruneError.is(error)) throw error;
+    // FinepruneError's message is "[CODE] <message> Fix: <fix>"; keep <message> and name the file.
+    const inner = error.message.slice(`[${error.code}] `.length, -` Fix: ${error.fix}`.length);
+    throw new FinepruneError({
+      code: error.code,
+      message: `${file}: ${inner}`,
+      fix: error.fix,
+      cause: error,
+      details: { ...error.details, path: file },
+    });
+  }
+}
+
+/** Flushes a directory entry change (a rename) where the platform allows it. */
+async function syncDirectory(directory: string): Promise<void> {
+  let handle: fs.promises.FileHandle | undefined;
+  try {
+    handle = await fs.promises.open(directory, 'r');
+    await handle.sync();
+  } catch {
+    // Directories cannot be opened or synced on some platforms (Windows); the rename is still atomic.
+  } finally {
+    await handle?.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Writes a safetensors file atomically: the bytes go to a new temporary file in the same directory
+ * (`.<name>.<pid>-<random>.tmp`), which is flushed to disk (fsync), given the old file's permissions,
+ * and renamed over `file`; then the directory is flushed. If anything fails, the temporary file is
+ * removed and the previous `file` is left as it was. The bytes are checked with
+ * {@link readSafetensors} first, so a malformed file is never written.
+ *
+ * @param file - the path to write (its directory must exist)
+ * @param bytes - a whole safetensors file, for example from `encodeSafetensors()`
+ * @throws FinepruneError `CHECKPOINT_CORRUPT` when `bytes` is not a valid safetensors file,
+ *   `IO_FAILED` (naming the step that failed) when writing fails
+ *
+ * @example
+ * ```ts
+ * import { encodeSafetensors } from '@fineprune/safetensors';
+ * import { writeSafetensorsFile } from '@fineprune/safetensors/node';
+ * await writeSafetensorsFile(
+ *   './model.safetensors',
+ *   encodeSafetensors({ bias: { dtype: 'F32', shape: [2], data: new Float32Array([0.5, -1]) } }),
+ * );
+ * ```
+ */
+export async function writeSafetensorsFile(file: string, bytes: Uint8Array): Promise<void> {
+  checkPath(file, 'writeSafetensorsFile');
+  if (!(bytes instanceof Uint8Array)) {
+    throw invalid(
+      'writeSafetensorsFile() needs the file contents as a Uint8Array.',
+      'Pass the result of encodeSafetensors() or safetensorsFromTensors().',
+    );
+  }
+  readSafetensors(bytes, { maxHeaderBytes: Number.MAX_SAFE_INTEGER });
+  const directory = path.dirname(file);
+  const random = Math.floor(Math.random() * 36 ** 6).toString(36);
+  const temporary = path.join(directory, `.${path.basename(file)}.${process.pid}-${random}.tmp`);
+  let step = `create ${temporary}`;
+  let created = false;
+  try {
+    const handle = await fs.promises.open(temporary, 'wx');
+    created = true;
+    try {
+      step = `write ${temporary}`;
+      await handle.writeFile(bytes);
+      step = `flush ${temporary}`;
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    const previous = await fs.promises.stat(file).catch(() => undefined);
+    if (previous?.isFile()) {
+      step = `copy the permissions of ${file}`;
+      await fs.promises.chmod(temporary, previous.mode & 0o7777);
+    }
+    step = `rename ${temporary} to ${file}`;
+    await fs.promises.rename(temporary, file);
+  } catch (error) {
+    if (created) await fs.promises.rm(temporary, { force: true }).catch(() => undefined);
+    throw ioFailed(
+      `Writing the safetensors file ${file} failed (${step}): ${(error as Error).message}`,
+      'Check that the directory exists and is writable, that the path is not a directory and that the disk has space; any previous file is unchanged.',
+      error,
+      file,
+    );
+  }
+  await syncDirectory(directory);
+}
