@@ -1,3 +1,4 @@
 import { libraryConfig } from '../../tsup.shared';
 
-export default libraryConfig();
+// `import.meta.url` (used to find the data files of the corpus packages) needs a shim in the CommonJS build.
+export default libraryConfig({ shims: true });

@@ -1,1 +1,57 @@
-export {};
+export {
+  BROWN_GENRES,
+  type BrownDocument,
+  type BrownGenre,
+  brownPlainText,
+  loadBrown,
+  loadMobyDick,
+  loadSotu,
+  loadSpamAssassin,
+  type SpamAssassinMessage,
+  type TextDocument,
+} from './corpora';
+export {
+  disposeBatch,
+  type EncodeExamplesOptions,
+  encodeExamples,
+  type TextBatch,
+  TextBatchSource,
+  type TextInputs,
+} from './encode';
+export { decodeQuotedPrintable, htmlToText, mailBody } from './mail';
+export {
+  type MlmArrays,
+  type MlmBatch,
+  type MlmBatchOptions,
+  MlmBatchSource,
+  type MlmCorpus,
+  type MlmCorpusOptions,
+  type MlmSplit,
+  mlmBatches,
+  mlmCorpus,
+} from './mlm';
+export {
+  type BrownGenreCounts,
+  type BrownTaskOptions,
+  type BrownTaskStats,
+  brownGenreTask,
+  chunkText,
+  type SpamTaskOptions,
+  type SpamTaskStats,
+  spamTask,
+  type TextExample,
+  type TextTask,
+} from './tasks';
+export {
+  BERT_VOCAB_SIZE,
+  type BertTokenizer,
+  type BertTokenizerOptions,
+  bertBaseUncasedVocabulary,
+  bertTokenizerJson,
+  createBertTokenizer,
+  type DecodeOptions,
+  type EncodeOptions,
+  type Encoded,
+  fromSentencePieceVocabulary,
+  type SpecialIds,
+} from './tokenizer';

@@ -1,0 +1,354 @@
+/**
+ * Seeded, resumable mini-batches of encoded text examples, in the `Batch` format of
+ * `@fineprune/core`.
+ */
+
+import type { Batch } from '@fineprune/core';
+import { check, ErrorCodes, FinepruneError } from '@fineprune/tensor';
+import * as tf from '@tensorflow/tfjs-core';
+import { StreamDomain, streamRandom } from './streams';
+import type { MlmBatch } from './mlm';
+import type { TextExample } from './tasks';
+import type { BertTokenizer } from './tokenizer';
+
+/**
+ * Encoder inputs: three int32 `[B, L]` tensors. A type alias (not an interface) so that it is a
+ * `Record<string, tf.Tensor>`, i.e. a `ModelInput` of `@fineprune/core`.
+ *
+ * @example
+ * ```ts
+ * const { inputIds, tokenTypeIds, attentionMask }: TextInputs = batch.x;
+ * ```
+ */
+export type TextInputs = {
+  /** Token ids, int32 `[B, L]`, `[CLS]` first, `[PAD]` (0) after the end. */
+  inputIds: tf.Tensor2D;
+  /** Segment ids, int32 `[B, L]` (0 for single texts). */
+  tokenTypeIds: tf.Tensor2D;
+  /** 1 on real tokens, 0 on padding, int32 `[B, L]`. */
+  attentionMask: tf.Tensor2D;
+};
+
+/**
+ * A classification batch: `x` the encoder inputs, `y` int32 labels `[B]`. Compatible with
+ * `Batch` of `@fineprune/core`. The caller disposes the tensors.
+ *
+ * @example
+ * ```ts
+ * const batch: TextBatch = source.batch(0);
+ * tf.dispose([batch.x.inputIds, batch.x.tokenTypeIds, batch.x.attentionMask, batch.y]);
+ * ```
+ */
+export type TextBatch = {
+  x: TextInputs;
+  y: tf.Tensor1D;
+};
+
+/**
+ * Options of {@link encodeExamples}.
+ *
+ * @example
+ * ```ts
+ * const options: EncodeExamplesOptions = { maxLength: 128, batchSize: 32, seed: 0, shuffle: true };
+ * ```
+ */
+export interface EncodeExamplesOptions {
+  /** Sequence length L, `[CLS]`/`[SEP]` included; longer texts are truncated. Default 128. */
+  maxLength?: number;
+  /** Examples per batch; an integer in `1 … examples.length`. */
+  batchSize: number;
+  /** Seed of the per-epoch shuffles; any safe integer. Default 0. */
+  seed?: number;
+  /** Shuffle every epoch (default `true`); with `false`, `batch(i)` walks the examples in order. */
+  shuffle?: boolean;
+  /** Drop the last, smaller batch of each epoch in `batch(i)`. Default `true`. */
+  dropRemainder?: boolean;
+  /** Number of classes, for label validation. Default: the largest label + 1. */
+  classes?: number;
+}
+
+/**
+ * Disposes every tensor of a batch: a {@link TextBatch}, an {@link MlmBatch} or any `Batch` of
+ * `@fineprune/core`.
+ *
+ * @example
+ * ```ts
+ * const batch = source.batch(0);
+ * // … use it …
+ * disposeBatch(batch);
+ * ```
+ */
+export function disposeBatch(batch: Batch): void {
+  const { x, y } = batch;
+  const inputs = x instanceof tf.Tensor ? [x] : Array.isArray(x) ? x : Object.values(x);
+  tf.dispose([...inputs, ...(Array.isArray(y) ? y : [y])]);
+}
+
+/**
+ * Encoded examples with seeded, resumable batches. Create with {@link encodeExamples}.
+ *
+ * Epoch `e` visits the examples in a seeded permutation that depends only on `(seed, e)`; batch
+ * `i` belongs to epoch `floor(i / batchesPerEpoch)`. So `batch(i)` is a pure function of
+ * `(seed, i)` and training resumes from a step number alone.
+ *
+ * @example
+ * ```ts
+ * const source = encodeExamples(tokenizer, task.train, { maxLength: 128, batchSize: 32, seed: 0 });
+ * for (let step = 0; step < 3 * source.batchesPerEpoch; step++) {
+ *   const batch = source.batch(step);
+ *   // … train …
+ *   disposeBatch(batch);
+ * }
+ * ```
+ */
+export class TextBatchSource {
+  /** Number of examples. */
+  readonly size: number;
+  /** Examples per full batch. */
+  readonly batchSize: number;
+  /** Sequence length L. */
+  readonly maxLength: number;
+  /** Seed of the shuffles. */
+  readonly seed: number;
+  /** Whether epochs are shuffled. */
+  readonly shuffle: boolean;
+  /** Whether `batch(i)` drops each epoch's last, smaller batch. */
+  readonly dropRemainder: boolean;
+  /** Batches per epoch: `floor(size / batchSize)`, or `ceil` without `dropRemainder`. */
+  readonly batchesPerEpoch: number;
+  /** Number of classes. */
+  readonly classes: number;
+  /** Labels in example order. */
+  readonly labels: Int32Array;
+  /** Examples truncated to `maxLength`. */
+  readonly truncated: number;
+  private readonly ids: Int32Array;
+  private readonly types: Int32Array;
+  private readonly mask: Int32Array;
+  private readonly cache = new Map<number, Int32Array>();
+
+  /** @internal Use {@link encodeExamples}. */
+  constructor(tokenizer: BertTokenizer, examples: readonly TextExample[], options: EncodeExamplesOptions) {
+    const opts: Partial<EncodeExamplesOptions> = options ?? {};
+    const { maxLength = 128, batchSize = Number.NaN, seed = 0, shuffle = true, dropRemainder = true } = opts;
+    check(
+      Array.isArray(examples) && examples.length > 0,
+      'examples must be a non-empty array of { text, label, source }.',
+      'Pass task.train or task.dev.',
+    );
+    check(
+      Number.isInteger(maxLength) && maxLength >= 2,
+      `maxLength must be an integer of at least 2, got ${maxLength}.`,
+      'Pass the encoder length, e.g. 128.',
+    );
+    check(
+      Number.isInteger(batchSize) && batchSize >= 1 && batchSize <= examples.length,
+      `batchSize must be an integer in 1..${examples.length} (the number of examples), got ${batchSize}.`,
+      'Pass a positive batchSize no larger than the number of examples, e.g. 32.',
+    );
+    check(
+      Number.isSafeInteger(seed),
+      `seed must be a safe integer, got ${seed}.`,
+      'Pass an integer seed such as 0.',
+    );
+    let maxLabel = -1;
+    for (const example of examples) {
+      check(
+        example !== null && typeof example === 'object' && typeof example.text === 'string',
+        'Each example needs a string text.',
+        'Pass TextExample objects { text, label, source }.',
+      );
+      if (!(Number.isInteger(example.label) && example.label >= 0)) {
+        throw new FinepruneError({
+          code: ErrorCodes.INVALID_DATA,
+          message: `Example from ${example.source} has label ${example.label}, not a non-negative integer.`,
+          fix: 'Labels are indices into the task labels: 0, 1, 2, …',
+        });
+      }
+      maxLabel = Math.max(maxLabel, example.label);
+    }
+    const classes = opts.classes ?? maxLabel + 1;
+    check(
+      Number.isInteger(classes) && classes >= 1,
+      `classes must be a positive integer, got ${classes}.`,
+      'Pass task.labels.length.',
+    );
+    if (maxLabel >= classes) {
+      throw new FinepruneError({
+        code: ErrorCodes.INVALID_DATA,
+        message: `A label (${maxLabel}) is not below classes (${classes}).`,
+        fix: 'Pass classes: task.labels.length, or check the labels.',
+        details: { maxLabel, classes },
+      });
+    }
+    const n = examples.length;
+    this.ids = new Int32Array(n * maxLength).fill(tokenizer.specialIds.pad);
+    this.types = new Int32Array(n * maxLength);
+    this.mask = new Int32Array(n * maxLength);
+    this.labels = new Int32Array(n);
+    let truncated = 0;
+    examples.forEach((example, i) => {
+      let encoded = tokenizer.encode(example.text);
+      if (encoded.ids.length > maxLength) {
+        truncated++;
+        encoded = tokenizer.encode(example.text, { maxLength });
+      }
+      this.ids.set(encoded.ids, i * maxLength);
+      this.types.set(encoded.tokenTypeIds, i * maxLength);
+      this.mask.set(encoded.attentionMask, i * maxLength);
+      this.labels[i] = example.label;
+    });
+    this.size = n;
+    this.batchSize = batchSize;
+    this.maxLength = maxLength;
+    this.seed = seed;
+    this.shuffle = shuffle;
+    this.dropRemainder = dropRemainder;
+    this.classes = classes;
+    this.truncated = truncated;
+    this.batchesPerEpoch = dropRemainder ? Math.floor(n / batchSize) : Math.ceil(n / batchSize);
+  }
+
+  /**
+   * The order in which epoch `epoch` visits the examples (cached; do not modify).
+   *
+   * @example
+   * ```ts
+   * source.permutation(0); // Int32Array of source.size example indices
+   * ```
+   */
+  permutation(epoch: number): Int32Array {
+    check(
+      Number.isSafeInteger(epoch) && epoch >= 0,
+      `epoch must be a non-negative integer, got ${epoch}.`,
+      'Pass 0, 1, 2, …',
+    );
+    let order = this.cache.get(epoch);
+    if (order === undefined) {
+      order = this.shuffle
+        ? streamRandom(this.seed, StreamDomain.exampleOrder, epoch).permutation(this.size)
+        : Int32Array.from({ length: this.size }, (_, i) => i);
+      if (this.cache.size >= 2) this.cache.delete(this.cache.keys().next().value!);
+      this.cache.set(epoch, order);
+    }
+    return order;
+  }
+
+  /**
+   * The example indices of batch `step` (a fresh array).
+   *
+   * @example
+   * ```ts
+   * source.indices(0); // Int32Array of batchSize indices
+   * ```
+   */
+  indices(step: number): Int32Array {
+    check(
+      Number.isSafeInteger(step) && step >= 0,
+      `step must be a non-negative integer, got ${step}.`,
+      'Pass the training step counter (0, 1, 2, …).',
+    );
+    const epoch = Math.floor(step / this.batchesPerEpoch);
+    const start = (step - epoch * this.batchesPerEpoch) * this.batchSize;
+    const end = Math.min(start + this.batchSize, this.size);
+    return this.permutation(epoch).slice(start, end);
+  }
+
+  /**
+   * Batch `step`, a pure function of `(seed, step)`. The caller disposes its tensors
+   * ({@link disposeBatch}).
+   *
+   * @throws FinepruneError `INVALID_ARGUMENT` for a negative or non-integer step.
+   *
+   * @example
+   * ```ts
+   * const { x, y } = source.batch(1234);
+   * x.inputIds.shape; // [32, 128]
+   * ```
+   */
+  batch(step: number): TextBatch {
+    return this.gather(this.indices(step));
+  }
+
+  /**
+   * All examples in order, in batches of `batchSize` (default: this source's) — the last one may
+   * be smaller. Tensors are made when the iterator reaches them; the caller disposes them.
+   *
+   * @example
+   * ```ts
+   * for (const batch of devSource.evaluationBatches()) {
+   *   // … accumulate accuracy …
+   *   disposeBatch(batch);
+   * }
+   * ```
+   */
+  *evaluationBatches(batchSize: number = this.batchSize): IterableIterator<TextBatch> {
+    check(
+      Number.isInteger(batchSize) && batchSize >= 1,
+      `batchSize must be a positive integer, got ${batchSize}.`,
+      'Pass a chunk size such as 64.',
+    );
+    for (let start = 0; start < this.size; start += batchSize) {
+      const end = Math.min(start + batchSize, this.size);
+      yield this.gather(Int32Array.from({ length: end - start }, (_, i) => start + i));
+    }
+  }
+
+  private gather(indices: Int32Array): TextBatch {
+    const b = indices.length;
+    const length = this.maxLength;
+    const ids = new Int32Array(b * length);
+    const types = new Int32Array(b * length);
+    const mask = new Int32Array(b * length);
+    const labels = new Int32Array(b);
+    indices.forEach((source, row) => {
+      const from = source * length;
+      ids.set(this.ids.subarray(from, from + length), row * length);
+      types.set(this.types.subarray(from, from + length), row * length);
+      mask.set(this.mask.subarray(from, from + length), row * length);
+      labels[row] = this.labels[source]!;
+    });
+    return {
+      x: {
+        inputIds: tf.tensor2d(ids, [b, length], 'int32'),
+        tokenTypeIds: tf.tensor2d(types, [b, length], 'int32'),
+        attentionMask: tf.tensor2d(mask, [b, length], 'int32'),
+      },
+      y: tf.tensor1d(labels, 'int32'),
+    };
+  }
+}
+
+/**
+ * Encodes examples once (`[CLS] text [SEP]`, truncated to `maxLength`, padded with `[PAD]`) and
+ * serves them as seeded, resumable batches: `batch(i)` (shuffled per epoch, deterministic in
+ * `(seed, i)`) and `evaluationBatches()` (in order, the last batch may be short). Batches are
+ * `Batch`es of `@fineprune/core`: `x = { inputIds, tokenTypeIds, attentionMask }` int32 `[B, L]`,
+ * `y` int32 labels `[B]`.
+ *
+ * @param tokenizer - Encodes the texts.
+ * @param examples - Labelled texts (a task's `train` or `dev`).
+ * @param options - `maxLength` (128), `batchSize`, `seed` (0), `shuffle` (true), `dropRemainder`
+ *   (true), `classes`.
+ * @returns A {@link TextBatchSource}.
+ * @throws FinepruneError `INVALID_ARGUMENT` for bad options or examples; `INVALID_DATA` for a label
+ *   that is not an integer in `0 … classes − 1`.
+ *
+ * @example
+ * ```ts
+ * import { createBertTokenizer, disposeBatch, encodeExamples, spamTask } from '@fineprune/text';
+ *
+ * const tokenizer = createBertTokenizer();
+ * const task = spamTask({ seed: 0 });
+ * const train = encodeExamples(tokenizer, task.train, { maxLength: 128, batchSize: 32, seed: 0, shuffle: true });
+ * const batch = train.batch(0); // x.inputIds int32 [32, 128], y int32 [32]
+ * disposeBatch(batch);
+ * ```
+ */
+export function encodeExamples(
+  tokenizer: BertTokenizer,
+  examples: readonly TextExample[],
+  options: EncodeExamplesOptions,
+): TextBatchSource {
+  return new TextBatchSource(tokenizer, examples, options);
+}

@@ -1,0 +1,71 @@
+/**
+ * Finds the files of installed npm packages (Node only). The CommonJS build gets `import.meta.url`
+ * from tsup's shim.
+ */
+
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor';
+
+/**
+ * The root directory of an installed package, found through its `package.json`.
+ *
+ * @throws FinepruneError `IO_FAILED` when the package is not installed.
+ */
+export function packageDirectory(name: string): string {
+  try {
+    const require = createRequire(import.meta.url);
+    return dirname(require.resolve(`${name}/package.json`));
+  } catch (error) {
+    throw new FinepruneError({
+      code: ErrorCodes.IO_FAILED,
+      message: `The package ${name} could not be found, so its data cannot be read.`,
+      fix: `Install it next to @fineprune/text (npm install ${name}).`,
+      cause: error,
+    });
+  }
+}
+
+/**
+ * Reads a UTF-8 (or, with `encoding`, Latin-1) file inside an installed package.
+ *
+ * @throws FinepruneError `IO_FAILED` when the file cannot be read.
+ */
+export function readPackageFile(
+  name: string,
+  relativePath: string,
+  encoding: 'utf8' | 'latin1' = 'utf8',
+): string {
+  const path = join(packageDirectory(name), relativePath);
+  try {
+    return readFileSync(path, encoding);
+  } catch (error) {
+    throw new FinepruneError({
+      code: ErrorCodes.IO_FAILED,
+      message: `The file ${relativePath} of the package ${name} could not be read (${path}).`,
+      fix: `Reinstall ${name}; its data files may be missing or damaged.`,
+      cause: error,
+      details: { path },
+    });
+  }
+}
+
+/**
+ * Parses JSON read from a package, turning a syntax error into `INVALID_DATA`.
+ *
+ * @throws FinepruneError `INVALID_DATA` for malformed JSON.
+ */
+export function parsePackageJson(name: string, relativePath: string): unknown {
+  const text = readPackageFile(name, relativePath);
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new FinepruneError({
+      code: ErrorCodes.INVALID_DATA,
+      message: `The file ${relativePath} of the package ${name} is not valid JSON.`,
+      fix: `Reinstall ${name}; the file is damaged.`,
+      cause: error,
+    });
+  }
+}
