@@ -1,1 +1,45 @@
-export {};
+export {
+  bertBaseUncasedConfig,
+  configFromHuggingFace,
+  configToHuggingFace,
+  type EncoderConfig,
+  type HiddenActivation,
+  validateConfig,
+} from './config';
+export {
+  type BertLayoutEntry,
+  type BertTask,
+  type BertVariablePart,
+  bertLayout,
+  validateTask,
+} from './layout';
+export {
+  type BertInputs,
+  type BertModel,
+  type BertModelOptions,
+  type BertVariable,
+  createBertModel,
+  MASK_VALUE,
+  mlmAccuracy,
+} from './model';
+export {
+  type AttentionInputs,
+  batchMatMul,
+  gelu,
+  geluTanh,
+  layerNorm,
+  multiHeadAttention,
+  type ProjectionWeights,
+  rowCrossEntropy,
+  seededDropout,
+} from './ops';
+export {
+  type ExportHuggingFaceOptions,
+  exportHuggingFace,
+  type HuggingFaceLoadReport,
+  huggingFaceNames,
+  type LoadHuggingFaceOptions,
+  loadHuggingFaceWeights,
+  MASK_SUFFIX,
+  taskFromHuggingFace,
+} from './checkpoint';

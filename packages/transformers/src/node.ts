@@ -1,0 +1,195 @@
+/**
+ * `@fineprune/transformers/node`: Hugging Face checkpoint directories (model.safetensors +
+ * config.json) on the Node.js file system. Kept out of the main entry so browser bundles stay free
+ * of `node:fs`.
+ */
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { readSafetensorsFile, writeSafetensorsFile } from '@fineprune/safetensors/node';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor';
+import {
+  type ExportHuggingFaceOptions,
+  exportHuggingFace,
+  type HuggingFaceLoadReport,
+  loadHuggingFaceWeights,
+  taskFromHuggingFace,
+} from './checkpoint';
+import { configFromHuggingFace } from './config';
+import type { BertTask } from './layout';
+import { type BertModel, createBertModel } from './model';
+
+/**
+ * The weights file of a checkpoint directory.
+ *
+ * @example
+ * ```ts
+ * path.join(directory, WEIGHTS_FILE); // …/model.safetensors
+ * ```
+ */
+export const WEIGHTS_FILE = 'model.safetensors';
+/**
+ * The configuration file of a checkpoint directory.
+ *
+ * @example
+ * ```ts
+ * JSON.parse(fs.readFileSync(path.join(directory, CONFIG_FILE), 'utf8'));
+ * ```
+ */
+export const CONFIG_FILE = 'config.json';
+
+function ioFailed(message: string, fix: string, cause: unknown): FinepruneError {
+  return new FinepruneError({ code: ErrorCodes.IO_FAILED, message, fix, cause });
+}
+
+/** Writes a text file atomically: temporary file in the same directory, fsync, rename. */
+async function writeTextAtomically(file: string, text: string): Promise<void> {
+  const random = Math.floor(Math.random() * 36 ** 6).toString(36);
+  const temporary = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}-${random}.tmp`);
+  try {
+    const handle = await fs.promises.open(temporary, 'wx');
+    try {
+      await handle.writeFile(text, 'utf8');
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await fs.promises.rename(temporary, file);
+  } catch (error) {
+    await fs.promises.rm(temporary, { force: true }).catch(() => undefined);
+    throw ioFailed(
+      `Cannot write ${file}: ${(error as Error).message}`,
+      'Check that the directory is writable and the disk is not full; the previous file is unchanged.',
+      error,
+    );
+  }
+}
+
+/**
+ * Saves a model as a Hugging Face checkpoint directory: `model.safetensors` (written atomically by
+ * `@fineprune/safetensors/node`) and `config.json` (temporary file + rename). The directory is
+ * created when missing. See {@link exportHuggingFace} for what is written.
+ *
+ * @param model - the model to save
+ * @param directory - the target directory
+ * @param options - `dtype`, `includeMasks`
+ * @returns the two paths written
+ * @throws FinepruneError `IO_FAILED` when the directory or a file cannot be written
+ *
+ * @example
+ * ```ts
+ * import { saveHuggingFaceDirectory } from '@fineprune/transformers/node';
+ * await saveHuggingFaceDirectory(model, './pruned-bert', { includeMasks: true });
+ * ```
+ */
+export async function saveHuggingFaceDirectory(
+  model: BertModel,
+  directory: string,
+  options: ExportHuggingFaceOptions = {},
+): Promise<{ weights: string; config: string }> {
+  const { safetensors, config } = await exportHuggingFace(model, options);
+  try {
+    await fs.promises.mkdir(directory, { recursive: true });
+  } catch (error) {
+    throw ioFailed(
+      `Cannot create the directory ${directory}: ${(error as Error).message}`,
+      'Choose a writable location.',
+      error,
+    );
+  }
+  const weights = path.join(directory, WEIGHTS_FILE);
+  const configPath = path.join(directory, CONFIG_FILE);
+  await writeSafetensorsFile(weights, safetensors);
+  await writeTextAtomically(configPath, `${JSON.stringify(config, null, 2)}\n`);
+  return { weights, config: configPath };
+}
+
+/**
+ * Options of {@link loadHuggingFaceDirectory}.
+ *
+ * @example
+ * ```ts
+ * const options: LoadHuggingFaceDirectoryOptions = { task: { type: 'span' }, strict: false };
+ * ```
+ */
+export interface LoadHuggingFaceDirectoryOptions {
+  /**
+   * The task head to build; default: the one config.json's `architectures` names (classification,
+   * question answering or masked LM).
+   */
+  task?: BertTask;
+  /** Seed of the fresh parts (a new head) and of dropout; default 0. */
+  seed?: number;
+  /** See `createBertModel`; default true for classification and span, false for mlm. */
+  freezeEmbeddings?: boolean;
+  /** See {@link loadHuggingFaceWeights}; default true. */
+  strict?: boolean;
+}
+
+/**
+ * Builds a model from a Hugging Face checkpoint directory (`config.json` + `model.safetensors`)
+ * and loads its weights.
+ *
+ * @param directory - the checkpoint directory
+ * @param options - task, seed, freezeEmbeddings, strict
+ * @returns the model and the load report
+ * @throws FinepruneError `IO_FAILED` when a file cannot be read, `CHECKPOINT_CORRUPT` for a
+ *   malformed file, `INVALID_ARGUMENT` when config.json is not a BERT config or names no task and
+ *   none is given, `CHECKPOINT_MISMATCH` when the weights do not fit
+ *
+ * @example
+ * ```ts
+ * import { loadHuggingFaceDirectory } from '@fineprune/transformers/node';
+ * const { model, report } = await loadHuggingFaceDirectory('./bert-base-uncased', {
+ *   task: { type: 'classification', numLabels: 2 },
+ *   strict: false,
+ * });
+ * ```
+ */
+export async function loadHuggingFaceDirectory(
+  directory: string,
+  options: LoadHuggingFaceDirectoryOptions = {},
+): Promise<{ model: BertModel; report: HuggingFaceLoadReport }> {
+  const configPath = path.join(directory, CONFIG_FILE);
+  let json: Record<string, unknown>;
+  try {
+    json = JSON.parse(await fs.promises.readFile(configPath, 'utf8')) as Record<string, unknown>;
+  } catch (error) {
+    if (error instanceof SyntaxError) {
+      throw new FinepruneError({
+        code: ErrorCodes.CHECKPOINT_CORRUPT,
+        message: `${configPath} is not valid JSON: ${error.message}`,
+        fix: 'Restore config.json from the original checkpoint.',
+        cause: error,
+      });
+    }
+    throw ioFailed(
+      `Cannot read ${configPath}: ${(error as Error).message}`,
+      'Pass a directory that holds config.json and model.safetensors.',
+      error,
+    );
+  }
+  const config = configFromHuggingFace(json);
+  const task = options.task ?? taskFromHuggingFace(json);
+  if (task === undefined) {
+    throw new FinepruneError({
+      code: ErrorCodes.INVALID_ARGUMENT,
+      message: `${configPath} names no task head this package builds (architectures ${JSON.stringify(json.architectures)}).`,
+      fix: "Pass options.task, for example { type: 'classification', numLabels: 2 }.",
+    });
+  }
+  const file = await readSafetensorsFile(path.join(directory, WEIGHTS_FILE));
+  const model = createBertModel({
+    config,
+    task,
+    ...(options.seed !== undefined ? { seed: options.seed } : {}),
+    ...(options.freezeEmbeddings !== undefined ? { freezeEmbeddings: options.freezeEmbeddings } : {}),
+  });
+  try {
+    const report = loadHuggingFaceWeights(model, file, { strict: options.strict ?? true });
+    return { model, report };
+  } catch (error) {
+    model.dispose();
+    throw error;
+  }
+}
