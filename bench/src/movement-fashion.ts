@@ -22,7 +22,7 @@ import { hardConcrete, l0Penalty, sigmoidPenalty, threshold, topV } from '@finep
 import { constant, cubic, cubicThreshold, noTarget } from '@fineprune/schedulers';
 import { l0, magnitude, movement } from '@fineprune/scores';
 import { setBackend } from '@fineprune/tensor';
-import { writeResult } from './harness';
+import { mean, std, writeResult } from './harness';
 
 type Method = 'dense' | 'MaP' | 'MvP' | 'SMvP' | 'L0';
 
@@ -50,13 +50,6 @@ function mlp(): tfl.Sequential {
     ],
   });
 }
-
-const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
-const std = (values: number[]) => {
-  if (values.length < 2) return 0;
-  const m = mean(values);
-  return Math.sqrt(values.reduce((sum, value) => sum + (value - m) ** 2, 0) / (values.length - 1));
-};
 
 export async function main(argv = process.argv.slice(2)): Promise<Record<string, unknown>> {
   const { values } = parseArgs({

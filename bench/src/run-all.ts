@@ -1,10 +1,12 @@
 /**
  * Runs every benchmark in sequence (one at a time: the machines have two cores) and writes each
- * one's JSON under results/.
+ * one's JSON under results/. The paper-table reproductions (movement-fashion, loss-modelling,
+ * encoder-pretrain, encoder-transfer) take from minutes to hours and are run on their own.
  *
  *   pnpm bench            (from the repository root, through turbo)
  */
 import { main as backends } from './backends-bench';
+import { main as encoderThroughput } from './encoder-throughput';
 import { main as kthSelection } from './kth-selection';
 import { main as lossModellingStage } from './loss-modelling-stage';
 import { main as mainJob } from './main-job';
@@ -18,6 +20,7 @@ async function runAll(): Promise<void> {
   await movementStep([]);
   await lossModellingStage([]);
   await backends([]);
+  await encoderThroughput([]);
 }
 
 runAll().catch((error) => {

@@ -1,0 +1,308 @@
+/**
+ * The movement-pruning transfer setting at this project's scale (Tables 2 and 3, Figures 5 and 6 of
+ * *Movement Pruning*): the offline-pretrained small encoder (bench/pretrained/encoder-small, made by
+ * encoder-pretrain.ts) is fine-tuned dense on a downstream task (the baseline, and the teacher), and
+ * fine-pruned with MaP, MvP, SMvP and L0 to a target share of remaining encoder weights, with and
+ * without distillation from the dense model, local and global selection, several seeds. Results
+ * (dev accuracy, remaining weights per projection, seconds) go to results/<output>.json after every
+ * run, so a long run can be read while it goes and split over processes (one wasm thread each).
+ *
+ *   cd bench && npx tsx --conditions=source src/encoder-transfer.ts --task brown --seeds 1,2,3 \
+ *     --methods dense,MaP,MvP,SMvP,L0 --remaining 0.1,0.03 --distil no,yes --steps 400
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import {
+  adam,
+  evaluateClassifier,
+  type LossTerm,
+  Pruner,
+  type PrunerOptions,
+  sparsityReport,
+} from '@fineprune/core';
+import { distillation } from '@fineprune/distillation';
+import { hardConcrete, l0Penalty, sigmoidPenalty, threshold, topV } from '@fineprune/masks';
+import { readSafetensorsFile } from '@fineprune/safetensors/node';
+import { constant, cubic, cubicThreshold, noTarget } from '@fineprune/schedulers';
+import { l0, magnitude, movement } from '@fineprune/scores';
+import { setBackend } from '@fineprune/tensor';
+import {
+  brownGenreTask,
+  createBertTokenizer,
+  encodeExamples,
+  spamTask,
+  type TextTask,
+} from '@fineprune/text';
+import {
+  type BertModel,
+  configFromHuggingFace,
+  createBertModel,
+  loadHuggingFaceWeights,
+} from '@fineprune/transformers';
+import { BROWN_SPLIT_SEED, PRETRAINED_DIR, SPAM_SPLIT_SEED } from './encoder-fixtures';
+import { mean, std, writeResult } from './harness';
+
+export type TransferMethod = 'dense' | 'MaP' | 'MvP' | 'SMvP' | 'L0';
+
+const list = (value: string | undefined) => (value ? value.split(',').filter((entry) => entry !== '') : []);
+
+export async function main(argv = process.argv.slice(2)): Promise<Record<string, unknown>> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      backend: { type: 'string', default: 'wasm' },
+      task: { type: 'string', default: 'brown' },
+      seeds: { type: 'string', default: '1,2,3' },
+      methods: { type: 'string', default: 'dense,MaP,MvP,SMvP,L0' },
+      remaining: { type: 'string', default: '0.1,0.03' },
+      distil: { type: 'string', default: 'no,yes' },
+      scopes: { type: 'string', default: 'local' },
+      steps: { type: 'string', default: '400' },
+      batch: { type: 'string', default: '16' },
+      sequence: { type: 'string', default: '128' },
+      devExamples: { type: 'string', default: '0' },
+      learningRate: { type: 'string', default: '3e-4' },
+      scoreLearningRate: { type: 'string', default: '1e-2' },
+      smvpLambda: { type: 'string', default: '0.1:1e-6,0.03:1e-5' },
+      l0Lambda: { type: 'string', default: '0.1:2e-4,0.03:8e-4' },
+      pretrained: { type: 'string', default: PRETRAINED_DIR },
+      output: { type: 'string', default: '' },
+    },
+  });
+  const started = performance.now();
+  const log = (message: string) =>
+    console.log(`[${((performance.now() - started) / 1000).toFixed(0)}s] ${message}`);
+  const backend = await setBackend(values.backend!);
+  const steps = Number(values.steps);
+  const batchSize = Number(values.batch);
+  const sequence = Number(values.sequence);
+  const seeds = list(values.seeds).map(Number);
+  const methods = list(values.methods) as TransferMethod[];
+  const targets = list(values.remaining).map(Number);
+  const distilModes = list(values.distil).map((mode) => mode === 'yes');
+  const scopes = list(values.scopes) as Array<'local' | 'global'>;
+  const lambdas = (spec: string) =>
+    new Map(list(spec).map((pair) => pair.split(':').map(Number) as [number, number]));
+  const smvpLambda = lambdas(values.smvpLambda!);
+  const l0Lambda = lambdas(values.l0Lambda!);
+
+  const tokenizer = createBertTokenizer();
+  const task: TextTask =
+    values.task === 'spam'
+      ? spamTask({ seed: SPAM_SPLIT_SEED })
+      : brownGenreTask(tokenizer, { seed: BROWN_SPLIT_SEED, chunkTokens: sequence });
+  const devLimit = Number(values.devExamples);
+  const dev =
+    devLimit > 0
+      ? task.dev.filter((_, index) => index % Math.ceil(task.dev.length / devLimit) === 0)
+      : task.dev;
+  const devSource = encodeExamples(tokenizer, dev, {
+    maxLength: sequence,
+    batchSize: Math.min(64, dev.length),
+    shuffle: false,
+    dropRemainder: false,
+    classes: task.labels.length,
+  });
+  log(
+    `task ${task.name}: ${task.labels.length} labels, ${task.train.length} train / ${dev.length} dev examples`,
+  );
+
+  const config = configFromHuggingFace(
+    JSON.parse(readFileSync(path.join(values.pretrained!, 'config.json'), 'utf8')),
+  );
+  const pretrainedFile = await readSafetensorsFile(path.join(values.pretrained!, 'model.safetensors'));
+  const freshModel = (seed: number): BertModel => {
+    const model = createBertModel({
+      config,
+      task: { type: 'classification', numLabels: task.labels.length },
+      seed,
+    });
+    loadHuggingFaceWeights(model, pretrainedFile, { strict: false });
+    return model;
+  };
+  const warmupSteps = Math.round(0.1 * steps);
+  const cooldownSteps = Math.round(0.2 * steps);
+  const peak = Number(values.learningRate);
+  // Linear warm-up over the first 10% then linear decay, as in BERT fine-tuning.
+  const weightRate = (step: number) =>
+    Math.max(
+      peak * (step < warmupSteps ? (step + 1) / warmupSteps : (steps - step) / (steps - warmupSteps)),
+      1e-8,
+    );
+
+  const output = values.output || `encoder-transfer-${task.name}`;
+  const runs: Array<Record<string, unknown>> = [];
+  const result: Record<string, unknown> = {
+    backend: backend.backend,
+    task: { name: task.name, labels: task.labels.length, train: task.train.length, dev: dev.length },
+    setting: {
+      encoder: config,
+      pretrained: values.pretrained,
+      fineTuning: `${steps} steps, batch ${batchSize} × ${sequence} tokens, AdamW peak ${peak} (10% warm-up, linear decay), scores Adam ${values.scoreLearningRate}; embeddings frozen; cubic schedule (Eq. 5) with ${warmupSteps} warm-up and ${cooldownSteps} cool-down steps`,
+      smvp: 'movement scores, M = (S > τ), τ 0 → 0.1 on the cubic schedule, λ Σ σ(S) ramped by τ/τ_f, 0.5% floor per matrix',
+      l0: 'l0 scores, hard-concrete b = 2/3, l = −0.1, r = 1.1, λ E[L0], test-time M̂',
+      distillation: 'teacher = the dense fine-tuned model of the same seed; α_ce = α_distil = 0.5, T = 2',
+    },
+    runs,
+  };
+  const save = () =>
+    writeResult(output, { ...result, seconds: Math.round((performance.now() - started) / 1000) });
+
+  const teachers = new Map<number, BertModel>();
+  const runOnce = async (
+    method: TransferMethod,
+    remaining: number,
+    seed: number,
+    distil: boolean,
+    scope: 'local' | 'global',
+  ) => {
+    const model = freshModel(seed);
+    const weights = adam({ learningRate: weightRate, weightDecay: 0.01 });
+    const scoresOptimizer = adam({ learningRate: Number(values.scoreLearningRate) });
+    const sparsity = 1 - remaining;
+    let recipe: Omit<PrunerOptions, 'model'>;
+    let lambda: number | undefined;
+    if (method === 'dense') {
+      recipe = {
+        scores: magnitude(),
+        mask: topV(),
+        schedule: constant({ sparsity: 0, updateInterval: steps }),
+        optimizers: { weights },
+      };
+    } else if (method === 'MaP' || method === 'MvP') {
+      recipe = {
+        scores: method === 'MaP' ? magnitude() : movement(),
+        mask: topV({ scope }),
+        schedule: cubic({
+          finalSparsity: sparsity,
+          totalSteps: steps,
+          warmupSteps,
+          cooldownSteps,
+          interval: 10,
+        }),
+        ...(method === 'MvP' ? { maskUpdateInterval: 1 } : {}),
+        optimizers: method === 'MvP' ? { weights, scores: scoresOptimizer } : { weights },
+      };
+    } else if (method === 'SMvP') {
+      const finalThreshold = 0.1;
+      lambda = smvpLambda.get(remaining) ?? 1e-5;
+      recipe = {
+        scores: movement(),
+        mask: threshold({ minKeptFraction: 0.005 }),
+        schedule: cubicThreshold({
+          initialThreshold: 0,
+          finalThreshold,
+          totalSteps: steps,
+          warmupSteps,
+          cooldownSteps,
+        }),
+        lossTerms: [sigmoidPenalty({ lambda, rampWithThreshold: { finalThreshold } })],
+        optimizers: { weights, scores: scoresOptimizer },
+      };
+    } else {
+      lambda = l0Lambda.get(remaining) ?? 5e-4;
+      recipe = {
+        scores: l0(),
+        mask: hardConcrete(),
+        schedule: noTarget(),
+        lossTerms: [l0Penalty({ lambda })],
+        optimizers: { weights, scores: scoresOptimizer },
+      };
+    }
+    if (!recipe.optimizers.scores) scoresOptimizer.dispose();
+    if (distil) {
+      const teacher = teachers.get(seed);
+      if (!teacher)
+        throw new Error(`distillation needs the dense run of seed ${seed} first (include "dense")`);
+      const term: LossTerm = distillation({ teacher, temperature: 2, alphaDistil: 0.5, alphaCe: 0.5 });
+      recipe = { ...recipe, lossTerms: [...(recipe.lossTerms ?? []), term] };
+    }
+    const pruner = new Pruner({
+      model,
+      ...recipe,
+      seed,
+      gradientClipping: { maxNorm: 1 },
+    });
+    const source = encodeExamples(tokenizer, task.train, {
+      maxLength: sequence,
+      batchSize,
+      seed,
+      classes: task.labels.length,
+    });
+    const runStart = performance.now();
+    await pruner.run({ data: (step: number) => source.batch(step), untilStep: steps });
+    const seconds = (performance.now() - runStart) / 1000;
+    if (method !== 'dense') await pruner.updateMasks(); // final masks from the final scores (L0: M̂)
+    const metrics = await evaluateClassifier(model, devSource.evaluationBatches());
+    const report = await sparsityReport(model.parameters());
+    pruner.dispose();
+    if (method === 'dense' && !teachers.has(seed)) teachers.set(seed, model);
+    else model.dispose();
+    return {
+      accuracy: metrics.accuracy,
+      remaining: 1 - report.sparsity,
+      perParameterRemaining: Object.fromEntries(
+        report.parameters.map((row) => [row.name, Math.round((row.kept / row.total) * 10000) / 10000]),
+      ),
+      ...(lambda !== undefined ? { lambda } : {}),
+      seconds: Math.round(seconds),
+      tokensPerSecond: Math.round((steps * batchSize * sequence) / seconds),
+    };
+  };
+
+  for (const seed of seeds) {
+    for (const method of methods.includes('dense') ? ['dense' as const] : []) {
+      const outcome = await runOnce(method, 1, seed, false, 'local');
+      runs.push({ method, target: 1, seed, distil: false, scope: 'local', ...outcome });
+      log(`dense seed ${seed}: ${(outcome.accuracy * 100).toFixed(2)}% (${outcome.seconds} s)`);
+      save();
+    }
+    for (const target of targets) {
+      for (const distil of distilModes) {
+        for (const method of methods.filter((entry) => entry !== 'dense')) {
+          for (const scope of method === 'MaP' || method === 'MvP' ? scopes : (['local'] as const)) {
+            const outcome = await runOnce(method, target, seed, distil, scope);
+            runs.push({ method, target, seed, distil, scope, ...outcome });
+            log(
+              `${method}${distil ? '+KD' : ''} ${scope} ${target * 100}% seed ${seed}: ${(outcome.accuracy * 100).toFixed(2)}% at ${(outcome.remaining * 100).toFixed(2)}% remaining (${outcome.seconds} s, ${outcome.tokensPerSecond} tokens/s)`,
+            );
+            save();
+          }
+        }
+      }
+    }
+  }
+  const table: Array<Record<string, unknown>> = [];
+  const keys = new Set(runs.map((run) => `${run.method}|${run.target}|${run.distil}|${run.scope}`));
+  for (const key of keys) {
+    const rows = runs.filter((run) => `${run.method}|${run.target}|${run.distil}|${run.scope}` === key);
+    const accuracy = rows.map((row) => (row.accuracy as number) * 100);
+    const remaining = rows.map((row) => (row.remaining as number) * 100);
+    const [method, target, distil, scope] = key.split('|');
+    table.push({
+      method,
+      targetRemainingPercent: Number(target) * 100,
+      distillation: distil === 'true',
+      scope,
+      accuracyMean: Math.round(mean(accuracy) * 100) / 100,
+      accuracyStd: Math.round(std(accuracy) * 100) / 100,
+      remainingPercentMean: Math.round(mean(remaining) * 100) / 100,
+      remainingPercentStd: Math.round(std(remaining) * 100) / 100,
+      runs: rows.length,
+    });
+  }
+  result.table = table;
+  for (const teacher of teachers.values()) teacher.dispose();
+  const file = save();
+  console.table(table);
+  log(`written to ${file}`);
+  return result;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  main().catch((error) => {
+    console.error(error);
+    process.exitCode = 1;
+  });
+}
