@@ -40,7 +40,7 @@ import {
   createBertModel,
   loadHuggingFaceWeights,
 } from '@fineprune/transformers';
-import { BROWN_SPLIT_SEED, PRETRAINED_DIR, SPAM_SPLIT_SEED } from './encoder-fixtures';
+import { BROWN_SPLIT_SEED, PRETRAINED_DIR, SMALL_ENCODER, SPAM_SPLIT_SEED } from './encoder-fixtures';
 import { mean, std, writeResult } from './harness';
 
 export type TransferMethod = 'dense' | 'MaP' | 'MvP' | 'SMvP' | 'L0';
@@ -63,7 +63,8 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
       sequence: { type: 'string', default: '128' },
       devExamples: { type: 'string', default: '0' },
       learningRate: { type: 'string', default: '3e-4' },
-      scoreLearningRate: { type: 'string', default: '1e-2' },
+      scoreLearningRate: { type: 'string', default: '5e-2' },
+      l0ScoreLearningRate: { type: 'string', default: '1e-1' },
       smvpLambda: { type: 'string', default: '0.1:1e-6,0.03:1e-5' },
       l0Lambda: { type: 'string', default: '0.1:2e-4,0.03:8e-4' },
       pretrained: { type: 'string', default: PRETRAINED_DIR },
@@ -108,17 +109,21 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
     `task ${task.name}: ${task.labels.length} labels, ${task.train.length} train / ${dev.length} dev examples`,
   );
 
-  const config = configFromHuggingFace(
-    JSON.parse(readFileSync(path.join(values.pretrained!, 'config.json'), 'utf8')),
-  );
-  const pretrainedFile = await readSafetensorsFile(path.join(values.pretrained!, 'model.safetensors'));
+  // `--pretrained none` starts from a random encoder (for probes and for the no-pretraining control).
+  const fromScratch = values.pretrained === 'none';
+  const config = fromScratch
+    ? SMALL_ENCODER
+    : configFromHuggingFace(JSON.parse(readFileSync(path.join(values.pretrained!, 'config.json'), 'utf8')));
+  const pretrainedFile = fromScratch
+    ? undefined
+    : await readSafetensorsFile(path.join(values.pretrained!, 'model.safetensors'));
   const freshModel = (seed: number): BertModel => {
     const model = createBertModel({
       config,
       task: { type: 'classification', numLabels: task.labels.length },
       seed,
     });
-    loadHuggingFaceWeights(model, pretrainedFile, { strict: false });
+    if (pretrainedFile) loadHuggingFaceWeights(model, pretrainedFile, { strict: false });
     return model;
   };
   const warmupSteps = Math.round(0.1 * steps);
@@ -139,7 +144,7 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
     setting: {
       encoder: config,
       pretrained: values.pretrained,
-      fineTuning: `${steps} steps, batch ${batchSize} × ${sequence} tokens, AdamW peak ${peak} (10% warm-up, linear decay), scores Adam ${values.scoreLearningRate}; embeddings frozen; cubic schedule (Eq. 5) with ${warmupSteps} warm-up and ${cooldownSteps} cool-down steps`,
+      fineTuning: `${steps} steps, batch ${batchSize} × ${sequence} tokens, AdamW peak ${peak} (10% warm-up, linear decay), scores Adam ${values.scoreLearningRate} (L0 log α: ${values.l0ScoreLearningRate}); embeddings frozen; cubic schedule (Eq. 5) with ${warmupSteps} warm-up and ${cooldownSteps} cool-down steps`,
       smvp: 'movement scores, M = (S > τ), τ 0 → 0.1 on the cubic schedule, λ Σ σ(S) ramped by τ/τ_f, 0.5% floor per matrix',
       l0: 'l0 scores, hard-concrete b = 2/3, l = −0.1, r = 1.1, λ E[L0], test-time M̂',
       distillation: 'teacher = the dense fine-tuned model of the same seed; α_ce = α_distil = 0.5, T = 2',
@@ -159,7 +164,9 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
   ) => {
     const model = freshModel(seed);
     const weights = adam({ learningRate: weightRate, weightDecay: 0.01 });
-    const scoresOptimizer = adam({ learningRate: Number(values.scoreLearningRate) });
+    const scoresOptimizer = adam({
+      learningRate: Number(method === 'L0' ? values.l0ScoreLearningRate : values.scoreLearningRate),
+    });
     const sparsity = 1 - remaining;
     let recipe: Omit<PrunerOptions, 'model'>;
     let lambda: number | undefined;
