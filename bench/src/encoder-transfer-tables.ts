@@ -1,0 +1,90 @@
+/**
+ * Merges the result files of an encoder-transfer reproduction split over processes
+ * (results/encoder-transfer-<task>-*.json), writes results/encoder-transfer-<task>.json with every
+ * run and the summary table, and prints the table (mean ± std over seeds) and the remaining weights
+ * per projection (Fig. 6) as Markdown.
+ *
+ *   cd bench && npx tsx --conditions=source src/encoder-transfer-tables.ts [--task brown-genre]
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { mean, RESULTS_DIR, std, writeResult } from './harness';
+
+interface Run {
+  method: string;
+  target: number;
+  seed: number;
+  distil: boolean;
+  scope: string;
+  accuracy: number;
+  remaining: number;
+  perParameterRemaining: Record<string, number>;
+  lambda?: number;
+  seconds: number;
+  tokensPerSecond: number;
+}
+
+export function main(argv = process.argv.slice(2)): Record<string, unknown> {
+  const { values } = parseArgs({ args: argv, options: { task: { type: 'string', default: 'brown-genre' } } });
+  const prefix = `encoder-transfer-${values.task}-`;
+  const files = readdirSync(RESULTS_DIR).filter((name) => name.startsWith(prefix) && name.endsWith('.json'));
+  const parts = files.map((name) => JSON.parse(readFileSync(path.join(RESULTS_DIR, name), 'utf8')));
+  const runs: Run[] = parts.flatMap((part) => part.runs as Run[]);
+  const key = (run: Run) => `${run.method}|${run.target}|${run.distil}|${run.scope}|${run.lambda ?? ''}`;
+  const groups = new Map<string, Run[]>();
+  for (const run of runs) groups.set(key(run), [...(groups.get(key(run)) ?? []), run]);
+  const format = (values: number[], digits = 2) =>
+    values.length > 1
+      ? `${mean(values).toFixed(digits)} ± ${std(values).toFixed(digits)}`
+      : values[0]!.toFixed(digits);
+  const table = [...groups.values()].map((rows) => ({
+    method: rows[0]!.method,
+    targetRemainingPercent: rows[0]!.target * 100,
+    distillation: rows[0]!.distil,
+    scope: rows[0]!.scope,
+    ...(rows[0]!.lambda !== undefined ? { lambda: rows[0]!.lambda } : {}),
+    accuracy: format(rows.map((row) => row.accuracy * 100)),
+    remainingPercent: format(rows.map((row) => row.remaining * 100)),
+    seeds: rows.map((row) => row.seed),
+  }));
+  const order = ['dense', 'MaP', 'MvP', 'SMvP', 'L0'];
+  table.sort(
+    (a, b) =>
+      Number(a.distillation) - Number(b.distillation) ||
+      b.targetRemainingPercent - a.targetRemainingPercent ||
+      a.scope.localeCompare(b.scope) ||
+      order.indexOf(a.method) - order.indexOf(b.method),
+  );
+  console.log(
+    '| method | target remaining | distillation | selection | dev accuracy % | remaining % | seeds |',
+  );
+  console.log('|---|---|---|---|---|---|---|');
+  for (const row of table) {
+    console.log(
+      `| ${row.method}${'lambda' in row ? ` (λ = ${row.lambda})` : ''} | ${row.targetRemainingPercent}% | ${row.distillation ? 'yes' : 'no'} | ${row.scope} | ${row.accuracy} | ${row.remainingPercent} | ${row.seeds.join(', ')} |`,
+    );
+  }
+  // Fig. 6: remaining weights per projection, mean over the runs of each method at each target.
+  const projections = Object.keys(runs.find((run) => run.method !== 'dense')?.perParameterRemaining ?? {});
+  if (projections.length > 0) {
+    console.log(
+      `\n| method | target | ${projections.map((name) => name.replace('/kernel', '')).join(' | ')} |`,
+    );
+    console.log(`|---|---|${projections.map(() => '---|').join('')}`);
+    for (const rows of groups.values()) {
+      const first = rows[0]!;
+      if (first.method === 'dense' || first.distil) continue;
+      const cells = projections.map((name) =>
+        (mean(rows.map((row) => row.perParameterRemaining[name]!)) * 100).toFixed(1),
+      );
+      console.log(`| ${first.method} ${first.scope} | ${first.target * 100}% | ${cells.join(' | ')} |`);
+    }
+  }
+  const merged = { task: values.task, parts: files, runs, table };
+  const file = writeResult(`encoder-transfer-${values.task}`, merged);
+  console.log(`\nwritten to ${file}`);
+  return merged;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) main();
