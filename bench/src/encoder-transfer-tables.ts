@@ -30,7 +30,17 @@ export function main(argv = process.argv.slice(2)): Record<string, unknown> {
   const prefix = `encoder-transfer-${values.task}-`;
   const files = readdirSync(RESULTS_DIR).filter((name) => name.startsWith(prefix) && name.endsWith('.json'));
   const parts = files.map((name) => JSON.parse(readFileSync(path.join(RESULTS_DIR, name), 'utf8')));
-  const runs: Run[] = parts.flatMap((part) => part.runs as Run[]);
+  // A part that needed a dense teacher reran the dense model of a seed another part already has:
+  // the runs are deterministic, so keep one run per (configuration, seed).
+  const seen = new Set<string>();
+  const runs: Run[] = parts
+    .flatMap((part) => part.runs as Run[])
+    .filter((run) => {
+      const id = `${run.method}|${run.target}|${run.distil}|${run.scope}|${run.lambda ?? ''}|${run.seed}`;
+      if (seen.has(id)) return false;
+      seen.add(id);
+      return true;
+    });
   const key = (run: Run) => `${run.method}|${run.target}|${run.distil}|${run.scope}|${run.lambda ?? ''}`;
   const groups = new Map<string, Run[]>();
   for (const run of runs) groups.set(key(run), [...(groups.get(key(run)) ?? []), run]);
