@@ -72,7 +72,7 @@ export function main(argv = process.argv.slice(2)): Record<string, unknown> {
   console.log('|---|---|---|---|---|---|---|');
   for (const row of table) {
     console.log(
-      `| ${row.method}${'lambda' in row ? ` (λ = ${row.lambda})` : ''} | ${row.targetRemainingPercent}% | ${row.distillation ? 'yes' : 'no'} | ${row.scope} | ${row.accuracy} | ${row.remainingPercent} | ${row.seeds.join(', ')} |`,
+      `| ${row.method}${'lambda' in row ? ` (λ = ${(row.lambda as number).toExponential(0)})` : ''} | ${row.targetRemainingPercent}% | ${row.distillation ? 'yes' : 'no'} | ${row.scope} | ${row.accuracy} | ${row.remainingPercent} | ${row.seeds.join(', ')} |`,
     );
   }
   // Fig. 6: remaining weights per projection, mean over the runs of each method at each target.
