@@ -3,6 +3,7 @@ import { adam, Pruner, sgd } from '@fineprune/core';
 import { errorOf, fixedSparsity, testLearnedScores, testTopK } from '@fineprune/core/testing';
 import { setBackend, withLeakGuard } from '@fineprune/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { attentionRow } from './test-support';
 import {
   bertBaseUncasedConfig,
   configFromHuggingFace,
@@ -142,23 +143,7 @@ function referenceEncode(model: BertModel, idRows: number[][]): Matrix[] {
       const q = hidden.map((h) => denseRef(h, `${p}/attention/query`));
       const k = hidden.map((h) => denseRef(h, `${p}/attention/key`));
       const v = hidden.map((h) => denseRef(h, `${p}/attention/value`));
-      const context = hidden.map((_, i) => {
-        const out = new Array<number>(H).fill(0);
-        for (let head = 0; head < heads; head += 1) {
-          const scores = Array.from({ length: L }, (_, j) => {
-            let dot = 0;
-            for (let t = 0; t < d; t += 1) dot += q[i]![head * d + t]! * k[j]![head * d + t]!;
-            return dot / Math.sqrt(d) + (masks[s]![j] === 1 ? 0 : -10000);
-          });
-          const top = Math.max(...scores);
-          const exps = scores.map((score) => Math.exp(score - top));
-          const total = exps.reduce((a, b) => a + b, 0);
-          for (let j = 0; j < L; j += 1) {
-            for (let t = 0; t < d; t += 1) out[head * d + t]! += (exps[j]! / total) * v[j]![head * d + t]!;
-          }
-        }
-        return out;
-      });
+      const context = hidden.map((_, i) => attentionRow(q, k, v, masks[s]!, heads, i));
       const attended = context.map((c, i) =>
         norm(
           denseRef(c, `${p}/attention/output`).map((x, c2) => x + hidden[i]![c2]!),

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { createRandom, setBackend, withLeakGuard } from '@fineprune/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { attentionRow } from './test-support';
 import {
   batchMatMul,
   gelu,
@@ -224,21 +225,7 @@ for (const backend of ['cpu', 'wasm'] as const) {
           const k = rows.map((row) => project(row, w.k, b.k));
           const v = rows.map((row) => project(row, w.v, b.v));
           for (let i = 0; i < L; i += 1) {
-            const context = new Array<number>(H).fill(0);
-            for (let head = 0; head < heads; head += 1) {
-              const scores = Array.from({ length: L }, (_, j) => {
-                let dot = 0;
-                for (let t = 0; t < d; t += 1) dot += q[i]![head * d + t]! * k[j]![head * d + t]!;
-                return dot / Math.sqrt(d) + (masks[s]![j] === 1 ? 0 : -10000);
-              });
-              const top = Math.max(...scores);
-              const exps = scores.map((score) => Math.exp(score - top));
-              const total = exps.reduce((a, c) => a + c, 0);
-              for (let j = 0; j < L; j += 1) {
-                for (let t = 0; t < d; t += 1)
-                  context[head * d + t]! += (exps[j]! / total) * v[j]![head * d + t]!;
-              }
-            }
+            const context = attentionRow(q, k, v, masks[s]!, heads, i);
             expected.push(...context);
           }
         }
