@@ -126,7 +126,6 @@ function referenceEncode(model: BertModel, idRows: number[][]): Matrix[] {
     );
   };
   return idRows.map((sequence, s) => {
-    const L = sequence.length;
     let hidden = sequence.map((id, t) => {
       const sum = row('embeddings/word_embeddings', id).map(
         (v, i) =>
@@ -137,7 +136,6 @@ function referenceEncode(model: BertModel, idRows: number[][]): Matrix[] {
       return norm(sum, 'embeddings/layer_norm');
     });
     const heads = config.numHeads;
-    const d = H / heads;
     for (let layer = 0; layer < config.numLayers; layer += 1) {
       const p = `layer_${layer}`;
       const q = hidden.map((h) => denseRef(h, `${p}/attention/query`));

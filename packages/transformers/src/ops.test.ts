@@ -183,7 +183,6 @@ for (const backend of ['cpu', 'wasm'] as const) {
         const L = 3;
         const H = 4;
         const heads = 2;
-        const d = H / heads;
         const hidden = randomArray(B * L * H, 10);
         const w = { q: randomArray(H * H, 11), k: randomArray(H * H, 12), v: randomArray(H * H, 13) };
         const b = { q: randomArray(H, 14), k: randomArray(H, 15), v: randomArray(H, 16) };
