@@ -1,5 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { ErrorCodes, FinepruneError, createRandom, maskedWeight, type RandomSource } from '@fineprune/tensor';
+import {
+  addMany,
+  ErrorCodes,
+  FinepruneError,
+  createRandom,
+  maskedWeight,
+  type RandomSource,
+} from '@fineprune/tensor';
 import type { GradientEntry, Optimizer } from './optimizers';
 import {
   type ParameterSelector,
@@ -573,7 +580,7 @@ export class Pruner {
             PluginDriver.callSync(term, 'compute', step, () => term.compute(lossContext)),
           );
           const weight = this.taskLossWeight();
-          return tf.addN([weight === 1 ? task : tf.mul(task, weight), ...terms]) as tf.Scalar;
+          return addMany([weight === 1 ? task : tf.mul(task, weight), ...terms]) as tf.Scalar;
         },
         named.map((entry) => entry.variable),
       ));
@@ -602,7 +609,7 @@ export class Pruner {
       let gradientNorm: number | undefined;
       if (this.clipNorm !== undefined) {
         const norm = tf.tidy(() =>
-          tf.sqrt(tf.addN(Object.values(grads).map((grad) => tf.sum(tf.square(grad))))),
+          tf.sqrt(addMany(Object.values(grads).map((grad) => tf.sum(tf.square(grad))))),
         );
         gradientNorm = (await norm.data())[0]!;
         norm.dispose();

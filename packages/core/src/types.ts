@@ -250,9 +250,11 @@ export interface LossContext extends PluginContext {
  *
  * @example
  * ```ts
+ * import { addMany } from '@fineprune/tensor'; // tf.addN in groups of ≤ 7 inputs (WebGPU's limit)
+ *
  * const l2: LossTerm = {
  *   id: 'l2', toConfig: () => ({ weight: 1e-4 }),
- *   compute: ({ pruned }) => tf.addN(pruned.map(({ parameter }) => tf.sum(tf.square(parameter.weight)))).mul(1e-4),
+ *   compute: ({ pruned }) => addMany(pruned.map(({ parameter }) => tf.sum(tf.square(parameter.weight)))).mul(1e-4),
  * };
  * ```
  */

@@ -1,6 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Batch, ModelOutput, PrunableModel, PrunableParameter } from '@fineprune/core';
-import { createRandom, dense, ErrorCodes, FinepruneError, type RandomSource } from '@fineprune/tensor';
+import {
+  addMany,
+  createRandom,
+  dense,
+  ErrorCodes,
+  FinepruneError,
+  type RandomSource,
+} from '@fineprune/tensor';
 import { type DenseProduct, isDenseHookModel } from './dense-network';
 
 /**
@@ -412,7 +419,7 @@ async function measureHessianGradient(
   gradient: ReadonlyMap<string, tf.Tensor>,
 ): Promise<Map<string, tf.Tensor>> {
   const norms = tf.tidy(() => {
-    const squares = (tensors: tf.Tensor[]) => tf.addN(tensors.map((tensor) => tf.sum(tf.square(tensor))));
+    const squares = (tensors: tf.Tensor[]) => addMany(tensors.map((tensor) => tf.sum(tf.square(tensor))));
     return tf.sqrt(
       tf.stack([
         squares(parameters.map((parameter) => tf.mul(parameter.weight, parameter.mask))),

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { addMany } from '@fineprune/tensor';
 import { ErrorCodes, FinepruneError, type ModelOutput } from '@fineprune/core';
 
 /** Throws an `INVALID_ARGUMENT` (or another code) FinepruneError. */
@@ -167,6 +168,6 @@ export function distillationLoss(
   return tf.tidy(() => {
     const terms = students.map((student, index) => pairLoss(student, teachers[index]!, temperature));
     // Several heads: the mean of their terms ((start + end) / 2 in masked_run_squad.py)
-    return (terms.length === 1 ? terms[0]! : tf.div(tf.addN(terms), terms.length)) as tf.Scalar;
+    return (terms.length === 1 ? terms[0]! : tf.div(addMany(terms), terms.length)) as tf.Scalar;
   });
 }

@@ -13,7 +13,7 @@ import {
   SPEC_VERSION,
   selectParameters,
 } from '@fineprune/core';
-import { dense, ErrorCodes, FinepruneError, maskedWeight } from '@fineprune/tensor';
+import { addMany, dense, ErrorCodes, FinepruneError, maskedWeight } from '@fineprune/tensor';
 import { type LayersLoss, type LossFunction, resolveLoss } from './losses';
 import { prunableLayerSpec } from './registry';
 
@@ -410,7 +410,7 @@ class LayersPrunableModelImpl implements LayersPrunableModel {
           );
         }
       }
-      return (losses.length === 1 ? losses[0]! : tf.addN(losses)) as tf.Scalar;
+      return (losses.length === 1 ? losses[0]! : addMany(losses)) as tf.Scalar;
     });
   }
 

@@ -8,7 +8,7 @@ import {
   matchesSelector,
   type ParameterSelector,
 } from '@fineprune/core';
-import { topCountMasks } from '@fineprune/tensor';
+import { addMany, topCountMasks } from '@fineprune/tensor';
 import { readScores } from './read-scores';
 
 /**
@@ -191,12 +191,12 @@ export function reducePenalty(
   reduction: PenaltyReduction,
 ): tf.Scalar {
   if (terms.length === 0) return tf.scalar(0);
-  if (reduction === 'sum') return tf.addN(terms.map((term) => term.sum)) as tf.Scalar;
+  if (reduction === 'sum') return addMany(terms.map((term) => term.sum)) as tf.Scalar;
   if (reduction === 'mean') {
     const size = terms.reduce((total, term) => total + term.size, 0);
-    return tf.div(tf.addN(terms.map((term) => term.sum)), size) as tf.Scalar;
+    return tf.div(addMany(terms.map((term) => term.sum)), size) as tf.Scalar;
   }
-  return tf.div(tf.addN(terms.map((term) => tf.div(term.sum, term.size))), terms.length) as tf.Scalar;
+  return tf.div(addMany(terms.map((term) => tf.div(term.sum, term.size))), terms.length) as tf.Scalar;
 }
 
 /**

@@ -1,4 +1,5 @@
 import './register-gradients';
+export { ADD_MANY_GROUP, addMany } from './add-many';
 export {
   type BackendAttempt,
   type BackendName,

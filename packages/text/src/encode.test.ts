@@ -3,7 +3,7 @@ import { errorOf } from '@fineprune/core/testing';
 import { setBackend, withLeakGuard } from '@fineprune/tensor';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { disposeBatch, encodeExamples } from './encode';
+import { batchesFromEncoded, disposeBatch, encodeExamples } from './encode';
 import type { TextExample } from './tasks';
 import { createBertTokenizer } from './tokenizer';
 
@@ -125,6 +125,54 @@ for (const backend of ['cpu', 'wasm'] as const) {
       const before = tf.memory().numTensors;
       for (let step = 0; step < 50; step++) disposeBatch(source.batch(step));
       expect(tf.memory().numTensors).toBe(before);
+    });
+
+    it('serves saved encodings as the same batches, without the tokenizer', async () => {
+      const options = { maxLength: 6, batchSize: 3, seed: 7 };
+      const source = encodeExamples(tokenizer, examples, options);
+      const saved = source.encoded();
+      expect(saved.inputIds.length).toBe(11 * 6);
+      expect(saved.truncated).toBe(source.truncated);
+      // A copy: changing it does not change the source.
+      saved.labels[0] = 2;
+      expect(source.labels[0]).toBe(0);
+      saved.labels[0] = 0;
+      const again = batchesFromEncoded(saved, options);
+      expect([again.size, again.batchesPerEpoch, again.classes]).toEqual([11, 3, 3]);
+      await withLeakGuard(async () => {
+        for (const step of [0, 1, 2, 3, 10]) {
+          const a = source.batch(step);
+          const b = again.batch(step);
+          expect(Array.from(await b.x.inputIds.data())).toEqual(Array.from(await a.x.inputIds.data()));
+          expect(Array.from(await b.x.attentionMask.data())).toEqual(
+            Array.from(await a.x.attentionMask.data()),
+          );
+          expect(Array.from(await b.x.tokenTypeIds.data())).toEqual(
+            Array.from(await a.x.tokenTypeIds.data()),
+          );
+          expect(Array.from(await b.y.data())).toEqual(Array.from(await a.y.data()));
+          disposeBatch(a);
+          disposeBatch(b);
+        }
+      });
+    });
+
+    it('refuses encodings whose arrays disagree or hold impossible values', () => {
+      const saved = encodeExamples(tokenizer, examples, { maxLength: 6, batchSize: 2 }).encoded();
+      const codeOf = (patch: Record<string, unknown>, options = { batchSize: 2 }) =>
+        errorOf(() => batchesFromEncoded({ ...saved, ...patch } as typeof saved, options)).code;
+      expect(codeOf({ inputIds: saved.inputIds.subarray(1) })).toBe('INVALID_DATA');
+      expect(
+        codeOf({ attentionMask: Int32Array.from(saved.attentionMask, (v, i) => (i === 5 ? 2 : v)) }),
+      ).toBe('INVALID_DATA');
+      expect(codeOf({ inputIds: Int32Array.from(saved.inputIds, (v, i) => (i === 3 ? -4 : v)) })).toBe(
+        'INVALID_DATA',
+      );
+      expect(codeOf({ labels: new Float32Array(11) })).toBe('INVALID_DATA');
+      expect(codeOf({ maxLength: 1.5 })).toBe('INVALID_DATA');
+      expect(codeOf({}, { batchSize: 2, maxLength: 8 } as never)).toBe('INVALID_DATA');
+      expect(codeOf({}, { batchSize: 2, classes: 2 } as never)).toBe('INVALID_DATA');
+      expect(codeOf({}, { batchSize: 0 })).toBe('INVALID_ARGUMENT');
     });
 
     it('rejects bad options and labels', () => {

@@ -127,23 +127,15 @@ export class TextBatchSource {
   private readonly mask: Int32Array;
   private readonly cache = new Map<number, Int32Array>();
 
-  /** @internal Use {@link encodeExamples}. */
-  constructor(tokenizer: BertTokenizer, examples: readonly TextExample[], options: EncodeExamplesOptions) {
+  /** @internal Use {@link encodeExamples} or {@link batchesFromEncoded}. */
+  constructor(encoded: EncodedExamples, options: EncodeExamplesOptions) {
     const opts: Partial<EncodeExamplesOptions> = options ?? {};
-    const { maxLength = 128, batchSize = Number.NaN, seed = 0, shuffle = true, dropRemainder = true } = opts;
+    const { batchSize = Number.NaN, seed = 0, shuffle = true, dropRemainder = true } = opts;
+    const { maxLength, labels } = encoded;
+    const n = labels.length;
     check(
-      Array.isArray(examples) && examples.length > 0,
-      'examples must be a non-empty array of { text, label, source }.',
-      'Pass task.train or task.dev.',
-    );
-    check(
-      Number.isInteger(maxLength) && maxLength >= 2,
-      `maxLength must be an integer of at least 2, got ${maxLength}.`,
-      'Pass the encoder length, e.g. 128.',
-    );
-    check(
-      Number.isInteger(batchSize) && batchSize >= 1 && batchSize <= examples.length,
-      `batchSize must be an integer in 1..${examples.length} (the number of examples), got ${batchSize}.`,
+      Number.isInteger(batchSize) && batchSize >= 1 && batchSize <= n,
+      `batchSize must be an integer in 1..${n} (the number of examples), got ${batchSize}.`,
       'Pass a positive batchSize no larger than the number of examples, e.g. 32.',
     );
     check(
@@ -152,21 +144,7 @@ export class TextBatchSource {
       'Pass an integer seed such as 0.',
     );
     let maxLabel = -1;
-    for (const example of examples) {
-      check(
-        example !== null && typeof example === 'object' && typeof example.text === 'string',
-        'Each example needs a string text.',
-        'Pass TextExample objects { text, label, source }.',
-      );
-      if (!(Number.isInteger(example.label) && example.label >= 0)) {
-        throw new FinepruneError({
-          code: ErrorCodes.INVALID_DATA,
-          message: `Example from ${example.source} has label ${example.label}, not a non-negative integer.`,
-          fix: 'Labels are indices into the task labels: 0, 1, 2, …',
-        });
-      }
-      maxLabel = Math.max(maxLabel, example.label);
-    }
+    for (const label of labels) maxLabel = Math.max(maxLabel, label);
     const classes = opts.classes ?? maxLabel + 1;
     check(
       Number.isInteger(classes) && classes >= 1,
@@ -181,23 +159,10 @@ export class TextBatchSource {
         details: { maxLabel, classes },
       });
     }
-    const n = examples.length;
-    this.ids = new Int32Array(n * maxLength).fill(tokenizer.specialIds.pad);
-    this.types = new Int32Array(n * maxLength);
-    this.mask = new Int32Array(n * maxLength);
-    this.labels = new Int32Array(n);
-    let truncated = 0;
-    examples.forEach((example, i) => {
-      let encoded = tokenizer.encode(example.text);
-      if (encoded.ids.length > maxLength) {
-        truncated++;
-        encoded = tokenizer.encode(example.text, { maxLength });
-      }
-      this.ids.set(encoded.ids, i * maxLength);
-      this.types.set(encoded.tokenTypeIds, i * maxLength);
-      this.mask.set(encoded.attentionMask, i * maxLength);
-      this.labels[i] = example.label;
-    });
+    this.ids = encoded.inputIds;
+    this.types = encoded.tokenTypeIds;
+    this.mask = encoded.attentionMask;
+    this.labels = labels;
     this.size = n;
     this.batchSize = batchSize;
     this.maxLength = maxLength;
@@ -205,8 +170,29 @@ export class TextBatchSource {
     this.shuffle = shuffle;
     this.dropRemainder = dropRemainder;
     this.classes = classes;
-    this.truncated = truncated;
+    this.truncated = encoded.truncated ?? 0;
     this.batchesPerEpoch = dropRemainder ? Math.floor(n / batchSize) : Math.ceil(n / batchSize);
+  }
+
+  /**
+   * The encoded examples (copies), e.g. to save them and serve them later without the tokenizer
+   * and the corpora ({@link batchesFromEncoded}).
+   *
+   * @example
+   * ```ts
+   * const encoded = source.encoded(); // { maxLength, inputIds, tokenTypeIds, attentionMask, labels, truncated }
+   * const again = batchesFromEncoded(encoded, { batchSize: 32, seed: 0 }); // same batches as source
+   * ```
+   */
+  encoded(): EncodedExamples {
+    return {
+      maxLength: this.maxLength,
+      inputIds: this.ids.slice(),
+      tokenTypeIds: this.types.slice(),
+      attentionMask: this.mask.slice(),
+      labels: this.labels.slice(),
+      truncated: this.truncated,
+    };
   }
 
   /**
@@ -350,5 +336,145 @@ export function encodeExamples(
   examples: readonly TextExample[],
   options: EncodeExamplesOptions,
 ): TextBatchSource {
-  return new TextBatchSource(tokenizer, examples, options);
+  return new TextBatchSource(encodeTexts(tokenizer, examples, options?.maxLength ?? 128), options);
+}
+
+/** Tokenizes labelled texts into `[n, maxLength]` arrays, checking texts and labels. */
+function encodeTexts(
+  tokenizer: BertTokenizer,
+  examples: readonly TextExample[],
+  maxLength: number,
+): EncodedExamples {
+  check(
+    Array.isArray(examples) && examples.length > 0,
+    'examples must be a non-empty array of { text, label, source }.',
+    'Pass task.train or task.dev.',
+  );
+  check(
+    Number.isInteger(maxLength) && maxLength >= 2,
+    `maxLength must be an integer of at least 2, got ${maxLength}.`,
+    'Pass the encoder length, e.g. 128.',
+  );
+  for (const example of examples) {
+    check(
+      example !== null && typeof example === 'object' && typeof example.text === 'string',
+      'Each example needs a string text.',
+      'Pass TextExample objects { text, label, source }.',
+    );
+    if (!(Number.isInteger(example.label) && example.label >= 0)) {
+      throw new FinepruneError({
+        code: ErrorCodes.INVALID_DATA,
+        message: `Example from ${example.source} has label ${example.label}, not a non-negative integer.`,
+        fix: 'Labels are indices into the task labels: 0, 1, 2, …',
+      });
+    }
+  }
+  const n = examples.length;
+  const inputIds = new Int32Array(n * maxLength).fill(tokenizer.specialIds.pad);
+  const tokenTypeIds = new Int32Array(n * maxLength);
+  const attentionMask = new Int32Array(n * maxLength);
+  const labels = new Int32Array(n);
+  let truncated = 0;
+  examples.forEach((example, i) => {
+    let encoded = tokenizer.encode(example.text);
+    if (encoded.ids.length > maxLength) {
+      truncated++;
+      encoded = tokenizer.encode(example.text, { maxLength });
+    }
+    inputIds.set(encoded.ids, i * maxLength);
+    tokenTypeIds.set(encoded.tokenTypeIds, i * maxLength);
+    attentionMask.set(encoded.attentionMask, i * maxLength);
+    labels[i] = example.label;
+  });
+  return { maxLength, inputIds, tokenTypeIds, attentionMask, labels, truncated };
+}
+
+/**
+ * Examples already encoded: row `i` of each `[n · maxLength]` array is example `i`. What
+ * {@link TextBatchSource.encoded} returns and {@link batchesFromEncoded} takes.
+ *
+ * @example
+ * ```ts
+ * const encoded: EncodedExamples = source.encoded();
+ * encoded.inputIds.length === encoded.labels.length * encoded.maxLength; // true
+ * ```
+ */
+export interface EncodedExamples {
+  /** Sequence length L. */
+  readonly maxLength: number;
+  /** Token ids, `n · L` non-negative integers. */
+  readonly inputIds: Int32Array;
+  /** Segment ids, `n · L` values in 0 … 1. */
+  readonly tokenTypeIds: Int32Array;
+  /** `n · L` values in 0 … 1 (1 on real tokens). */
+  readonly attentionMask: Int32Array;
+  /** `n` non-negative integer labels. */
+  readonly labels: Int32Array;
+  /** How many texts were truncated when they were encoded (information only). */
+  readonly truncated?: number;
+}
+
+/**
+ * Serves examples that were encoded before (by {@link TextBatchSource.encoded}, perhaps saved to a
+ * file and read back) as the same seeded, resumable batches as {@link encodeExamples}, without the
+ * tokenizer or the corpora. With the same options the batches are identical.
+ *
+ * @param encoded - The arrays (kept, not copied: do not modify them afterwards).
+ * @param options - As {@link encodeExamples}; `maxLength`, if given, must equal `encoded.maxLength`.
+ * @returns A {@link TextBatchSource}.
+ * @throws FinepruneError `INVALID_DATA` when the arrays' lengths disagree with `maxLength` and the
+ *   number of labels, or hold values out of range; `INVALID_ARGUMENT` for bad options.
+ *
+ * @example
+ * ```ts
+ * import { batchesFromEncoded, createBertTokenizer, encodeExamples, spamTask } from '@fineprune/text';
+ *
+ * const train = encodeExamples(createBertTokenizer(), spamTask({ seed: 0 }).train, { batchSize: 32 });
+ * const saved = train.encoded(); // typed arrays: write them anywhere
+ * const again = batchesFromEncoded(saved, { batchSize: 32 }); // again.batch(i) equals train.batch(i)
+ * ```
+ */
+export function batchesFromEncoded(
+  encoded: EncodedExamples,
+  options: EncodeExamplesOptions,
+): TextBatchSource {
+  const invalid = (message: string, details?: Record<string, unknown>): never => {
+    throw new FinepruneError({
+      code: ErrorCodes.INVALID_DATA,
+      message: `Encoded examples: ${message}`,
+      fix: 'Pass the object that TextBatchSource.encoded() returned, read back unchanged.',
+      details,
+    });
+  };
+  if (encoded === null || typeof encoded !== 'object') invalid('expected an object of typed arrays.');
+  const { maxLength, inputIds, tokenTypeIds, attentionMask, labels } = encoded;
+  if (!(Number.isInteger(maxLength) && maxLength >= 2))
+    invalid(`maxLength must be an integer ≥ 2, got ${maxLength}.`);
+  for (const [name, array] of Object.entries({ inputIds, tokenTypeIds, attentionMask, labels })) {
+    if (!(array instanceof Int32Array)) invalid(`${name} must be an Int32Array.`);
+  }
+  const n = labels.length;
+  if (n === 0) invalid('there are no examples.');
+  for (const [name, array] of Object.entries({ inputIds, tokenTypeIds, attentionMask })) {
+    if (array.length !== n * maxLength) {
+      invalid(
+        `${name} has ${array.length} values, expected ${n} examples × ${maxLength} = ${n * maxLength}.`,
+        {
+          name,
+          length: array.length,
+          expected: n * maxLength,
+        },
+      );
+    }
+  }
+  if (options?.maxLength !== undefined && options.maxLength !== maxLength) {
+    invalid(`they were encoded with maxLength ${maxLength}, but options ask for ${options.maxLength}.`);
+  }
+  for (let i = 0; i < inputIds.length; i++) {
+    if (inputIds[i]! < 0) invalid(`inputIds[${i}] is ${inputIds[i]}, not a token id.`);
+    if (tokenTypeIds[i]! >>> 1 !== 0) invalid(`tokenTypeIds[${i}] is ${tokenTypeIds[i]}, not 0 or 1.`);
+    if (attentionMask[i]! >>> 1 !== 0) invalid(`attentionMask[${i}] is ${attentionMask[i]}, not 0 or 1.`);
+  }
+  for (let i = 0; i < n; i++) if (labels[i]! < 0) invalid(`labels[${i}] is ${labels[i]}, not a label index.`);
+  return new TextBatchSource(encoded, options);
 }

@@ -13,7 +13,9 @@ export {
 export {
   disposeBatch,
   type EncodeExamplesOptions,
+  batchesFromEncoded,
   encodeExamples,
+  type EncodedExamples,
   type TextBatch,
   TextBatchSource,
   type TextInputs,

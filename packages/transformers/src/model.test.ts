@@ -596,6 +596,23 @@ describe('bad input', () => {
     expect(errorOf(() => model.forward(good, { training: false })).code).toBe('DISPOSED');
   });
 
+  it('checks a reused id tensor again against a narrower range (values are read once per range)', () => {
+    const wide = createBertModel({ config: tiny, task: { type: 'classification', numLabels: 3 } });
+    const narrow = createBertModel({
+      config: { ...tiny, vocabSize: 6 },
+      task: { type: 'classification', numLabels: 3 },
+    });
+    const x = { inputIds: tf.tensor2d([[1, 9]], undefined, 'int32') };
+    tf.dispose(wide.forward(x, { training: false })); // 9 is inside [0, 10]
+    tf.dispose(wide.forward(x, { training: false })); // the same tensor again: still accepted
+    expect(errorOf(() => narrow.forward(x, { training: false })).message).toMatch(
+      /holds 9 .* outside \[0, 5\]/,
+    );
+    tf.dispose(x.inputIds);
+    wide.dispose();
+    narrow.dispose();
+  });
+
   it('rejects mlm targets that do not fit', () => {
     const model = createBertModel({ config: tiny, task: { type: 'mlm', maxPredictions: 2 } });
     const x = inputs();

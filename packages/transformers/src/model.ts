@@ -167,6 +167,31 @@ function isTensor(value: unknown): value is tf.Tensor {
   return value instanceof tf.Tensor;
 }
 
+/**
+ * Int tensors whose values were already checked against a range, with that range: tensors are
+ * immutable, so a batch used twice (a forward pass, then the loss and an accuracy on the same
+ * labels) is read once. This also keeps the check from reading a tensor back synchronously after a
+ * GPU backend has uploaded it (which `dataSync` cannot do in Node on webgpu).
+ */
+const checkedValues = new WeakMap<tf.Tensor, { min: number; max: number }>();
+
+/**
+ * The values of an int tensor when they can be read synchronously: always on the cpu and wasm
+ * backends (main memory); on GPU backends (webgpu, webgl) only while the tensor has not been
+ * uploaded yet — as with batches made from typed arrays, which is how batches reach a model. A
+ * synchronous read-back of GPU data stalls a browser's GPU pipeline and is not implemented at all
+ * by tfjs-backend-webgpu in Node (it needs OffscreenCanvas), so such tensors are not read.
+ */
+function hostValues(value: tf.Tensor): Int32Array | undefined {
+  const name = tf.getBackend();
+  if (name === 'cpu' || name === 'wasm') return value.dataSync() as Int32Array;
+  const backend = tf.backend() as unknown as {
+    tensorMap?: { get(dataId: unknown): { values?: unknown } | undefined };
+  };
+  const values = backend.tensorMap?.get?.(value.dataId)?.values;
+  return values instanceof Int32Array ? values : undefined;
+}
+
 /** Checks an int32 tensor of a given shape and the range of its values. */
 function checkIntTensor(
   label: string,
@@ -202,7 +227,11 @@ function checkIntTensor(
       details: { shape: value.shape, expected: shape },
     });
   }
-  const values = value.dataSync() as Int32Array;
+  const known = checkedValues.get(value);
+  if (known !== undefined && known.min >= range.min && known.max <= range.max) return value;
+  const values = hostValues(value);
+  // Already on a GPU: not readable synchronously (see hostValues), so left unchecked.
+  if (values === undefined) return value;
   for (let index = 0; index < values.length; index += 1) {
     const v = values[index]!;
     if (v < range.min || v > range.max) {
@@ -213,6 +242,7 @@ function checkIntTensor(
       );
     }
   }
+  checkedValues.set(value, { min: range.min, max: range.max });
   return value;
 }
 
