@@ -274,8 +274,8 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<void
       'SGD. cnnTrainingStep: conv 3×3×1→8, max-pool, depthwise 3×3 ×2, max-pool, dense, batch 32 of 28×28×1, SGD. ' +
       'kthSelection1M: |W| on the backend for 1M weights, read back, 10% threshold by radix select. maskedDense: ' +
       '[100,784]·(W⊙M)[784,300] forward with read-back; backward = gradients to W and to the scores. trainingKernels ' +
-      '(wasm only): each gradient kernel @fineprune/tensor adds to wasm, alone, with read-back. No GPU on this ' +
-      'machine: webgpu is Dawn on OpenGL on Mesa llvmpipe (software).',
+      '(wasm only): each gradient kernel @fineprune/tensor adds to wasm, alone, with read-back. webgpu runs on ' +
+      'the adapter named in results.webgpu.adapter (Dawn: Vulkan on a GPU, else OpenGL on Mesa llvmpipe).',
     tfjs: tf.version_core,
     results,
     auto: { backend: auto.backend, explanation: auto.explanation, attempts: auto.attempts },

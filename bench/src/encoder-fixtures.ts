@@ -27,10 +27,23 @@ export const BROWN_SPLIT_SEED = 0;
 /** Seed of the SpamAssassin train/dev split (by message). */
 export const SPAM_SPLIT_SEED = 0;
 
-/** Directory of the committed pretrained encoder (model.safetensors, config.json, pretraining.json). */
+/**
+ * Directory of the committed pretrained encoder that the transfer benchmarks start from
+ * (model.safetensors, config.json, pretraining.json): BERT-Tiny's shape, pretrained with
+ * bench/python/pretrain_encoder_torch.py on a GPU (Hugging Face BertForMaskedLM) on the token ids
+ * of `pnpm encoder-data`.
+ */
 export const PRETRAINED_DIR = path.resolve(
   path.dirname(fileURLToPath(import.meta.url)),
   '..',
   'pretrained',
   'encoder-small',
+);
+
+/** Where `pnpm encoder-pretrain` (fineprune's own BERT on TF.js) writes its encoder. */
+export const TFJS_PRETRAINED_DIR = path.resolve(
+  path.dirname(fileURLToPath(import.meta.url)),
+  '..',
+  'pretrained',
+  'encoder-small-tfjs',
 );

@@ -14,11 +14,11 @@ import { distillation } from '@fineprune/distillation';
 import { hardConcrete, l0Penalty, sigmoidPenalty, threshold, topV } from '@fineprune/masks';
 import { constant, cubicThreshold, noTarget } from '@fineprune/schedulers';
 import { l0, magnitude, movement } from '@fineprune/scores';
-import { setBackend } from '@fineprune/tensor';
-import { brownGenreTask, createBertTokenizer, disposeBatch, encodeExamples } from '@fineprune/text';
+import { batchesFromEncoded, disposeBatch } from '@fineprune/text';
 import { createBertModel } from '@fineprune/transformers';
-import { BROWN_SPLIT_SEED, SMALL_ENCODER } from './encoder-fixtures';
-import { median, writeResult } from './harness';
+import { loadTask } from './encoder-data';
+import { SMALL_ENCODER } from './encoder-fixtures';
+import { median, writeResult, selectBackend } from './harness';
 
 export async function main(argv = process.argv.slice(2)): Promise<Record<string, unknown>> {
   const { values } = parseArgs({
@@ -27,14 +27,15 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
       backend: { type: 'string', default: 'wasm' },
       steps: { type: 'string', default: '12' },
       batch: { type: 'string', default: '16' },
+      // The tokenized tasks from `pnpm encoder-data` (default: tokenize the corpora packages now).
+      data: { type: 'string' },
     },
   });
-  const backend = await setBackend(values.backend!);
+  const backend = await selectBackend(values.backend!);
   const steps = Number(values.steps);
   const batchSize = Number(values.batch);
-  const tokenizer = createBertTokenizer();
-  const task = brownGenreTask(tokenizer, { seed: BROWN_SPLIT_SEED });
-  const source = encodeExamples(tokenizer, task.train, { maxLength: 128, batchSize, seed: 1, classes: 15 });
+  const task = loadTask('brown-genre', values.data, 128);
+  const source = batchesFromEncoded(task.train, { batchSize, seed: 1, classes: 15 });
   const newModel = () =>
     createBertModel({ config: SMALL_ENCODER, task: { type: 'classification', numLabels: 15 }, seed: 1 });
   const teacher = newModel();

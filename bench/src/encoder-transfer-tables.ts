@@ -26,8 +26,15 @@ interface Run {
 }
 
 export function main(argv = process.argv.slice(2)): Record<string, unknown> {
-  const { values } = parseArgs({ args: argv, options: { task: { type: 'string', default: 'brown-genre' } } });
-  const prefix = `encoder-transfer-${values.task}-`;
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      task: { type: 'string', default: 'brown-genre' },
+      // The result files to merge: <prefix>-<task>-*.json (encoder-gpu for the runs of bench/python/transfer_grid.py).
+      prefix: { type: 'string', default: 'encoder-transfer' },
+    },
+  });
+  const prefix = `${values.prefix}-${values.task}-`;
   const files = readdirSync(RESULTS_DIR).filter((name) => name.startsWith(prefix) && name.endsWith('.json'));
   const parts = files.map((name) => JSON.parse(readFileSync(path.join(RESULTS_DIR, name), 'utf8')));
   // A part that needed a dense teacher reran the dense model of a seed another part already has:
@@ -92,7 +99,7 @@ export function main(argv = process.argv.slice(2)): Record<string, unknown> {
     }
   }
   const merged = { task: values.task, parts: files, runs, table };
-  const file = writeResult(`encoder-transfer-${values.task}`, merged);
+  const file = writeResult(`${values.prefix}-${values.task}`, merged);
   console.log(`\nwritten to ${file}`);
   return merged;
 }

@@ -1,11 +1,13 @@
 /**
  * The movement-pruning transfer setting at this project's scale (Tables 2 and 3, Figures 5 and 6 of
  * *Movement Pruning*): the offline-pretrained small encoder (bench/pretrained/encoder-small, made by
+ * python/pretrain_encoder_torch.py; `--pretrained` names another, e.g. encoder-small-tfjs from
  * encoder-pretrain.ts) is fine-tuned dense on a downstream task (the baseline, and the teacher), and
  * fine-pruned with MaP, MvP, SMvP and L0 to a target share of remaining encoder weights, with and
  * without distillation from the dense model, local and global selection, several seeds. Results
  * (dev accuracy, remaining weights per projection, seconds) go to results/<output>.json after every
- * run, so a long run can be read while it goes and split over processes (one wasm thread each).
+ * run, so a long run can be read while it goes and split over processes (one wasm thread each;
+ * python/transfer_grid.py runs the whole grid that way).
  *
  *   cd bench && npx tsx --conditions=source src/encoder-transfer.ts --task brown --seeds 1,2,3 \
  *     --methods dense,MaP,MvP,SMvP,L0 --remaining 0.1,0.03 --distil no,yes --steps 400
@@ -26,22 +28,17 @@ import { hardConcrete, l0Penalty, sigmoidPenalty, threshold, topV } from '@finep
 import { readSafetensorsFile } from '@fineprune/safetensors/node';
 import { constant, cubic, cubicThreshold, noTarget } from '@fineprune/schedulers';
 import { l0, magnitude, movement } from '@fineprune/scores';
-import { setBackend } from '@fineprune/tensor';
-import {
-  brownGenreTask,
-  createBertTokenizer,
-  encodeExamples,
-  spamTask,
-  type TextTask,
-} from '@fineprune/text';
+import { batchesFromEncoded } from '@fineprune/text';
 import {
   type BertModel,
   configFromHuggingFace,
   createBertModel,
   loadHuggingFaceWeights,
 } from '@fineprune/transformers';
-import { BROWN_SPLIT_SEED, PRETRAINED_DIR, SMALL_ENCODER, SPAM_SPLIT_SEED } from './encoder-fixtures';
-import { mean, std, writeResult } from './harness';
+import { loadHuggingFaceDirectory, saveHuggingFaceDirectory } from '@fineprune/transformers/node';
+import { everyNth, loadTask } from './encoder-data';
+import { PRETRAINED_DIR, SMALL_ENCODER } from './encoder-fixtures';
+import { mean, std, writeResult, selectBackend } from './harness';
 
 export type TransferMethod = 'dense' | 'MaP' | 'MvP' | 'SMvP' | 'L0';
 
@@ -69,12 +66,18 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
       l0Lambda: { type: 'string', default: '0.1:2e-4,0.03:8e-4' },
       pretrained: { type: 'string', default: PRETRAINED_DIR },
       output: { type: 'string', default: '' },
+      // The tokenized tasks from `pnpm encoder-data` (default: tokenize the corpora packages now).
+      data: { type: 'string' },
+      // Save each dense fine-tuned model (a distillation teacher) under <dir>/seed-<seed>/ …
+      saveTeachers: { type: 'string' },
+      // … and load teachers from there when this process has not trained them (split runs).
+      teachers: { type: 'string' },
     },
   });
   const started = performance.now();
   const log = (message: string) =>
     console.log(`[${((performance.now() - started) / 1000).toFixed(0)}s] ${message}`);
-  const backend = await setBackend(values.backend!);
+  const backend = await selectBackend(values.backend!);
   const steps = Number(values.steps);
   const batchSize = Number(values.batch);
   const sequence = Number(values.sequence);
@@ -88,25 +91,16 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
   const smvpLambda = lambdas(values.smvpLambda!);
   const l0Lambda = lambdas(values.l0Lambda!);
 
-  const tokenizer = createBertTokenizer();
-  const task: TextTask =
-    values.task === 'spam'
-      ? spamTask({ seed: SPAM_SPLIT_SEED })
-      : brownGenreTask(tokenizer, { seed: BROWN_SPLIT_SEED, chunkTokens: sequence });
-  const devLimit = Number(values.devExamples);
-  const dev =
-    devLimit > 0
-      ? task.dev.filter((_, index) => index % Math.ceil(task.dev.length / devLimit) === 0)
-      : task.dev;
-  const devSource = encodeExamples(tokenizer, dev, {
-    maxLength: sequence,
-    batchSize: Math.min(64, dev.length),
+  const task = loadTask(values.task === 'spam' ? 'spam-assassin' : 'brown-genre', values.data, sequence);
+  const dev = everyNth(task.dev, Number(values.devExamples));
+  const devSource = batchesFromEncoded(dev, {
+    batchSize: Math.min(64, dev.labels.length),
     shuffle: false,
     dropRemainder: false,
     classes: task.labels.length,
   });
   log(
-    `task ${task.name}: ${task.labels.length} labels, ${task.train.length} train / ${dev.length} dev examples`,
+    `task ${task.name}: ${task.labels.length} labels, ${task.train.labels.length} train / ${dev.labels.length} dev examples`,
   );
 
   // `--pretrained none` starts from a random encoder (for probes and for the no-pretraining control).
@@ -117,13 +111,29 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
   const pretrainedFile = fromScratch
     ? undefined
     : await readSafetensorsFile(path.join(values.pretrained!, 'model.safetensors'));
+  let loadReported = false;
   const freshModel = (seed: number): BertModel => {
     const model = createBertModel({
       config,
       task: { type: 'classification', numLabels: task.labels.length },
       seed,
     });
-    if (pretrainedFile) loadHuggingFaceWeights(model, pretrainedFile, { strict: false });
+    if (pretrainedFile) {
+      const report = loadHuggingFaceWeights(model, pretrainedFile, { strict: false });
+      // Only the pooler and the classifier may be missing (an MLM checkpoint has neither).
+      const missingEncoder = report.missing.filter((name) => !/pooler|classifier/.test(name));
+      if (missingEncoder.length > 0 || report.mismatched.length > 0) {
+        throw new Error(
+          `The pretrained encoder does not fit: missing ${missingEncoder.join(', ')}; mismatched ${report.mismatched.join(', ')}`,
+        );
+      }
+      if (!loadReported) {
+        loadReported = true;
+        log(
+          `pretrained encoder: ${report.loaded.length} tensors loaded; left initialised: ${report.missing.join(', ')}`,
+        );
+      }
+    }
     return model;
   };
   const warmupSteps = Math.round(0.1 * steps);
@@ -140,7 +150,12 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
   const runs: Array<Record<string, unknown>> = [];
   const result: Record<string, unknown> = {
     backend: backend.backend,
-    task: { name: task.name, labels: task.labels.length, train: task.train.length, dev: dev.length },
+    task: {
+      name: task.name,
+      labels: task.labels.length,
+      train: task.train.labels.length,
+      dev: dev.labels.length,
+    },
     setting: {
       encoder: config,
       pretrained: values.pretrained,
@@ -219,9 +234,20 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
     }
     if (!recipe.optimizers.scores) scoresOptimizer.dispose();
     if (distil) {
+      if (!teachers.has(seed) && values.teachers) {
+        const { model: saved } = await loadHuggingFaceDirectory(path.join(values.teachers, `seed-${seed}`), {
+          task: { type: 'classification', numLabels: task.labels.length },
+          seed,
+          strict: true,
+        });
+        teachers.set(seed, saved);
+        log(`teacher of seed ${seed} loaded from ${values.teachers}`);
+      }
       const teacher = teachers.get(seed);
       if (!teacher)
-        throw new Error(`distillation needs the dense run of seed ${seed} first (include "dense")`);
+        throw new Error(
+          `distillation needs the dense run of seed ${seed} first (include "dense", or pass --teachers)`,
+        );
       const term: LossTerm = distillation({ teacher, temperature: 2, alphaDistil: 0.5, alphaCe: 0.5 });
       recipe = { ...recipe, lossTerms: [...(recipe.lossTerms ?? []), term] };
     }
@@ -231,8 +257,7 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
       seed,
       gradientClipping: { maxNorm: 1 },
     });
-    const source = encodeExamples(tokenizer, task.train, {
-      maxLength: sequence,
+    const source = batchesFromEncoded(task.train, {
       batchSize,
       seed,
       classes: task.labels.length,
@@ -244,8 +269,14 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
     const metrics = await evaluateClassifier(model, devSource.evaluationBatches());
     const report = await sparsityReport(model.parameters());
     pruner.dispose();
-    if (method === 'dense' && !teachers.has(seed)) teachers.set(seed, model);
-    else model.dispose();
+    if (method === 'dense' && !teachers.has(seed)) {
+      teachers.set(seed, model);
+      if (values.saveTeachers) {
+        await saveHuggingFaceDirectory(model, path.join(values.saveTeachers, `seed-${seed}`), {
+          dtype: 'F16',
+        });
+      }
+    } else model.dispose();
     return {
       accuracy: metrics.accuracy,
       remaining: 1 - report.sparsity,

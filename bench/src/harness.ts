@@ -3,9 +3,25 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { registerWebGPUBackend, webgpuSelection } from '@fineprune/backend-webgpu';
+import { type BackendSelection, setBackend } from '@fineprune/tensor';
 
-/** Where benchmark results are written. */
-export const RESULTS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'results');
+/** Where benchmark results are written: bench/results, or `$FINEPRUNE_BENCH_RESULTS` when set. */
+export const RESULTS_DIR =
+  process.env.FINEPRUNE_BENCH_RESULTS ??
+  path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'results');
+
+/**
+ * `setBackend` of `@fineprune/tensor`, with the WebGPU provider registered first when `webgpu` or
+ * `auto` is asked for (Dawn in Node: Vulkan on a machine with a GPU, else OpenGL on llvmpipe).
+ */
+export async function selectBackend(name: string): Promise<BackendSelection> {
+  if (name === 'webgpu' || name === 'auto') registerWebGPUBackend();
+  const selection = await setBackend(name);
+  const adapter = webgpuSelection()?.adapter;
+  if (selection.backend === 'webgpu' && adapter) console.log(`webgpu adapter: ${JSON.stringify(adapter)}`);
+  return selection;
+}
 
 /** A description of the machine a benchmark ran on, stored with every result. */
 export function machineDescription(): Record<string, unknown> {

@@ -30,8 +30,7 @@ import {
   trainSteps,
 } from '@fineprune/criteria';
 import { batches, evaluationBatches, loadMnist, type Split, splitValidation } from '@fineprune/datasets';
-import { setBackend } from '@fineprune/tensor';
-import { writeResult } from './harness';
+import { writeResult, selectBackend } from './harness';
 
 const SPARSITY = 0.9885;
 
@@ -93,7 +92,7 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
       'wait-dense': { type: 'boolean', default: false },
     },
   });
-  const backend = await setBackend(values.backend!);
+  const backend = await selectBackend(values.backend!);
   const seeds = Number(values.seeds);
   const epochs = Number(values.epochs);
   const fineTuneSteps = Number(values['fine-tune-steps']);

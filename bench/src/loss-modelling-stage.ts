@@ -24,8 +24,7 @@ import {
   synflow,
 } from '@fineprune/criteria';
 import { batches, loadMnist, splitValidation } from '@fineprune/datasets';
-import { setBackend } from '@fineprune/tensor';
-import { median, writeResult } from './harness';
+import { median, writeResult, selectBackend } from './harness';
 
 const CRITERIA: Record<string, () => SaliencyCriterion> = {
   mp: () => magnitudeCriterion(),
@@ -48,7 +47,7 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
       examples: { type: 'string', default: '1000' },
     },
   });
-  const backend = await setBackend(values.backend!);
+  const backend = await selectBackend(values.backend!);
   const repeats = Number(values.repeats);
   const examples = Number(values.examples);
   const mnist = await loadMnist();

@@ -14,8 +14,7 @@ import { fromLayersModel } from '@fineprune/layers';
 import { topV } from '@fineprune/masks';
 import { constant } from '@fineprune/schedulers';
 import { magnitude } from '@fineprune/scores';
-import { setBackend } from '@fineprune/tensor';
-import { median, writeResult } from './harness';
+import { median, writeResult, selectBackend } from './harness';
 import { benchmarkMlp, denseTrainingLoop } from './mlp-fixtures';
 
 export async function main(argv = process.argv.slice(2)): Promise<Record<string, unknown>> {
@@ -23,7 +22,7 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
     args: argv,
     options: { backend: { type: 'string', default: 'wasm' }, steps: { type: 'string', default: '300' } },
   });
-  const backend = await setBackend(values.backend!);
+  const backend = await selectBackend(values.backend!);
   const steps = Number(values.steps);
   const dataset = await loadMnist();
   const source = batches(dataset.train, { batchSize: 100, seed: 3 });

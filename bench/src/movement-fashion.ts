@@ -21,8 +21,7 @@ import { fromLayersModel } from '@fineprune/layers';
 import { hardConcrete, l0Penalty, sigmoidPenalty, threshold, topV } from '@fineprune/masks';
 import { constant, cubic, cubicThreshold, noTarget } from '@fineprune/schedulers';
 import { l0, magnitude, movement } from '@fineprune/scores';
-import { setBackend } from '@fineprune/tensor';
-import { mean, std, writeResult } from './harness';
+import { mean, std, writeResult, selectBackend } from './harness';
 
 type Method = 'dense' | 'MaP' | 'MvP' | 'SMvP' | 'L0';
 
@@ -68,7 +67,7 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
     },
   });
   const started = performance.now();
-  const backend = await setBackend(values.backend!);
+  const backend = await selectBackend(values.backend!);
   const epochs = Number(values.epochs);
   const seeds = Array.from({ length: Number(values.seeds) }, (_, index) => index + 1);
   const methods = values.methods!.split(',') as Method[];

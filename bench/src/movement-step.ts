@@ -18,8 +18,7 @@ import { fromLayersModel } from '@fineprune/layers';
 import { hardConcrete, l0Penalty, sigmoidPenalty, threshold, topV } from '@fineprune/masks';
 import { constant, cubicThreshold, noTarget } from '@fineprune/schedulers';
 import { l0, movement } from '@fineprune/scores';
-import { setBackend } from '@fineprune/tensor';
-import { median, writeResult } from './harness';
+import { median, writeResult, selectBackend } from './harness';
 import { benchmarkMlp, denseTrainingLoop } from './mlp-fixtures';
 
 type Recipe = Pick<PrunerOptions, 'scores' | 'mask' | 'schedule' | 'lossTerms' | 'maskUpdateInterval'> & {
@@ -32,7 +31,7 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
     args: argv,
     options: { backend: { type: 'string', default: 'wasm' }, steps: { type: 'string', default: '200' } },
   });
-  const backend = await setBackend(values.backend!);
+  const backend = await selectBackend(values.backend!);
   const steps = Number(values.steps);
   const dataset = await loadMnist();
   const source = batches(dataset.train, { batchSize: 100, seed: 3 });

@@ -1,0 +1,152 @@
+"""Runs the encoder-transfer grid (Tables 2-3, Figs. 5-6 of Movement Pruning) as many single-run
+processes at once, for a machine with many cores (each TF.js process drives one core, wasm or
+WebGPU alike). Dense runs come first and save their models as the distillation teachers; a
+distillation run starts once its seed's teacher exists. Runs that cannot finish before the
+deadline are not started; those still running at the deadline are stopped (their results are
+lost, the finished ones are kept: every process writes its JSON when its run ends).
+
+    python3 bench/python/transfer_grid.py --run "node bench/dist-bundle/run.mjs" \
+        --data .cache/encoder-data.safetensors --pretrained bench/pretrained/encoder-small \
+        --task brown --slots 14 --deadline 480
+
+Results: $FINEPRUNE_BENCH_RESULTS/encoder-gpu-<task>-<run>.json, merged by
+`pnpm encoder-transfer-tables --prefix encoder-gpu --task <task name>`.
+"""
+
+import argparse
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+
+
+def jobs_for(args):
+    seeds = [int(s) for s in args.seeds.split(",")]
+    methods = ["MaP", "MvP", "SMvP", "L0"]
+    targets = [float(t) for t in args.remaining.split(",")]
+    jobs = []
+    for seed in seeds:
+        jobs.append({"name": f"dense-s{seed}", "methods": "dense", "remaining": "1", "distil": "no",
+                     "scope": "local", "seed": seed, "teacher": "save"})
+    for phase in args.phases.split(","):
+        for target in targets:
+            for method in methods:
+                for seed in seeds:
+                    if phase == "local":
+                        jobs.append({"name": f"{method}-{target}-local-s{seed}", "methods": method,
+                                     "remaining": str(target), "distil": "no", "scope": "local", "seed": seed})
+                    elif phase == "kd":
+                        jobs.append({"name": f"{method}-{target}-kd-s{seed}", "methods": method,
+                                     "remaining": str(target), "distil": "yes", "scope": "local", "seed": seed,
+                                     "teacher": "load"})
+                    elif phase == "global" and method in ("MaP", "MvP"):
+                        jobs.append({"name": f"{method}-{target}-global-s{seed}", "methods": method,
+                                     "remaining": str(target), "distil": "no", "scope": "global", "seed": seed})
+    return jobs
+
+
+def command(args, job):
+    task_name = "spam-assassin" if args.task == "spam" else "brown-genre"
+    parts = shlex.split(args.run) + [
+        "encoderTransfer", "--backend", args.backend, "--data", args.data, "--pretrained", args.pretrained,
+        "--task", args.task, "--seeds", str(job["seed"]), "--methods", job["methods"],
+        "--remaining", job["remaining"], "--distil", job["distil"], "--scopes", job["scope"],
+        "--steps", str(args.steps), "--batch", str(args.batch), "--devExamples", str(args.dev_examples),
+        "--output", f"encoder-gpu-{task_name}-{job['name']}",
+    ] + args.extra.split()
+    if job.get("teacher") == "save":
+        parts += ["--saveTeachers", args.teachers]
+    elif job.get("teacher") == "load":
+        parts += ["--teachers", args.teachers]
+    return parts
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--run", required=True, help="the command that runs one bench script")
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--pretrained", required=True)
+    parser.add_argument("--task", default="brown")
+    parser.add_argument("--seeds", default="1,2,3")
+    parser.add_argument("--remaining", default="0.1,0.03")
+    parser.add_argument("--phases", default="local,kd,global")
+    parser.add_argument("--backend", default="webgpu")
+    parser.add_argument("--steps", type=int, default=150)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--dev-examples", type=int, default=0)
+    parser.add_argument("--teachers", default="/tmp/teachers")
+    parser.add_argument("--slots", type=int, default=max(1, (os.cpu_count() or 2) - 2))
+    parser.add_argument("--deadline", type=float, default=540, help="seconds from now")
+    parser.add_argument("--skip", default="", help="comma-separated job names already done")
+    parser.add_argument("--extra", default="", help="more encoder-transfer arguments")
+    parser.add_argument("--logs", default="/tmp/grid-logs")
+    args = parser.parse_args()
+
+    start = time.time()
+    deadline = start + args.deadline
+    os.makedirs(args.logs, exist_ok=True)
+    skip = set(filter(None, args.skip.split(",")))
+    pending = [job for job in jobs_for(args) if job["name"] not in skip]
+    running = {}
+    durations = []
+    finished, failed, not_started = [], [], []
+
+    def ready(job):
+        if job.get("teacher") != "load":
+            return True
+        return os.path.exists(os.path.join(args.teachers, f"seed-{job['seed']}", "model.safetensors"))
+
+    while pending or running:
+        for name, (process, job, began, log) in list(running.items()):
+            code = process.poll()
+            if code is None:
+                continue
+            log.close()
+            del running[name]
+            took = time.time() - began
+            (finished if code == 0 else failed).append(name)
+            if code == 0:
+                durations.append(took)
+            print(f"[{time.time() - start:5.0f}s] {'done' if code == 0 else f'FAILED ({code})'} {name} in {took:.0f}s",
+                  flush=True)
+            if code != 0:
+                with open(os.path.join(args.logs, f"{name}.log")) as f:
+                    print("".join(f.readlines()[-15:]), flush=True)
+        expected = statistics.median(durations) if durations else 0
+        while len(running) < args.slots and pending:
+            job = next((job for job in pending if ready(job)), None)
+            if job is None:
+                break
+            if time.time() + expected * 1.1 > deadline:
+                not_started.extend(j["name"] for j in pending)
+                pending = []
+                break
+            pending.remove(job)
+            log = open(os.path.join(args.logs, f"{job['name']}.log"), "w")
+            process = subprocess.Popen(command(args, job), stdout=log, stderr=subprocess.STDOUT)
+            running[job["name"]] = (process, job, time.time(), log)
+            print(f"[{time.time() - start:5.0f}s] start {job['name']}", flush=True)
+        if time.time() > deadline:
+            for name, (process, job, began, log) in running.items():
+                process.kill()
+                not_started.append(name)
+                print(f"[{time.time() - start:5.0f}s] stopped at the deadline: {name}", flush=True)
+            running = {}
+            not_started.extend(j["name"] for j in pending)
+            pending = []
+        if not running and pending and not any(ready(job) for job in pending):
+            print("waiting on teachers that no running job will write: " + ", ".join(j["name"] for j in pending))
+            not_started.extend(j["name"] for j in pending)
+            break
+        time.sleep(1)
+    print(f"finished {len(finished)}, failed {len(failed)}: {','.join(failed)}")
+    print(f"not run: {','.join(not_started)}")
+    if durations:
+        print(f"median job {statistics.median(durations):.0f}s over {len(durations)} jobs; wall {time.time() - start:.0f}s")
+    return 0 if not failed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
