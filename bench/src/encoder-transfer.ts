@@ -15,19 +15,9 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import {
-  adam,
-  evaluateClassifier,
-  type LossTerm,
-  Pruner,
-  type PrunerOptions,
-  sparsityReport,
-} from '@fineprune/core';
+import { adam, evaluateClassifier, type LossTerm, Pruner, sparsityReport } from '@fineprune/core';
 import { distillation } from '@fineprune/distillation';
-import { hardConcrete, l0Penalty, sigmoidPenalty, threshold, topV } from '@fineprune/masks';
 import { readSafetensorsFile } from '@fineprune/safetensors/node';
-import { constant, cubic, cubicThreshold, noTarget } from '@fineprune/schedulers';
-import { l0, magnitude, movement } from '@fineprune/scores';
 import { batchesFromEncoded } from '@fineprune/text';
 import {
   type BertModel,
@@ -38,9 +28,10 @@ import {
 import { loadHuggingFaceDirectory, saveHuggingFaceDirectory } from '@fineprune/transformers/node';
 import { everyNth, loadTask } from './encoder-data';
 import { PRETRAINED_DIR, SMALL_ENCODER } from './encoder-fixtures';
+import { type PaperMethod, paperRecipe } from './paper-recipes';
 import { mean, std, writeResult, selectBackend } from './harness';
 
-export type TransferMethod = 'dense' | 'MaP' | 'MvP' | 'SMvP' | 'L0';
+export type TransferMethod = PaperMethod;
 
 const list = (value: string | undefined) => (value ? value.split(',').filter((entry) => entry !== '') : []);
 
@@ -182,57 +173,23 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
     const scoresOptimizer = adam({
       learningRate: Number(method === 'L0' ? values.l0ScoreLearningRate : values.scoreLearningRate),
     });
-    const sparsity = 1 - remaining;
-    let recipe: Omit<PrunerOptions, 'model'>;
-    let lambda: number | undefined;
-    if (method === 'dense') {
-      recipe = {
-        scores: magnitude(),
-        mask: topV(),
-        schedule: constant({ sparsity: 0, updateInterval: steps }),
-        optimizers: { weights },
-      };
-    } else if (method === 'MaP' || method === 'MvP') {
-      recipe = {
-        scores: method === 'MaP' ? magnitude() : movement(),
-        mask: topV({ scope }),
-        schedule: cubic({
-          finalSparsity: sparsity,
-          totalSteps: steps,
-          warmupSteps,
-          cooldownSteps,
-          interval: 10,
-        }),
-        ...(method === 'MvP' ? { maskUpdateInterval: 1 } : {}),
-        optimizers: method === 'MvP' ? { weights, scores: scoresOptimizer } : { weights },
-      };
-    } else if (method === 'SMvP') {
-      const finalThreshold = 0.1;
-      lambda = smvpLambda.get(remaining) ?? 1e-5;
-      recipe = {
-        scores: movement(),
-        mask: threshold({ minKeptFraction: 0.005 }),
-        schedule: cubicThreshold({
-          initialThreshold: 0,
-          finalThreshold,
-          totalSteps: steps,
-          warmupSteps,
-          cooldownSteps,
-        }),
-        lossTerms: [sigmoidPenalty({ lambda, rampWithThreshold: { finalThreshold } })],
-        optimizers: { weights, scores: scoresOptimizer },
-      };
-    } else {
-      lambda = l0Lambda.get(remaining) ?? 5e-4;
-      recipe = {
-        scores: l0(),
-        mask: hardConcrete(),
-        schedule: noTarget(),
-        lossTerms: [l0Penalty({ lambda })],
-        optimizers: { weights, scores: scoresOptimizer },
-      };
-    }
-    if (!recipe.optimizers.scores) scoresOptimizer.dispose();
+    const lambda =
+      method === 'SMvP'
+        ? (smvpLambda.get(remaining) ?? 1e-5)
+        : method === 'L0'
+          ? (l0Lambda.get(remaining) ?? 5e-4)
+          : undefined;
+    let recipe = paperRecipe({
+      method,
+      remaining,
+      totalSteps: steps,
+      warmupSteps,
+      cooldownSteps,
+      scope,
+      lambda,
+      weights,
+      scores: scoresOptimizer,
+    });
     if (distil) {
       if (!teachers.has(seed) && values.teachers) {
         const { model: saved } = await loadHuggingFaceDirectory(path.join(values.teachers, `seed-${seed}`), {

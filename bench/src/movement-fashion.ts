@@ -15,15 +15,16 @@
  */
 import { parseArgs } from 'node:util';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { Pruner, type PrunerOptions, adam, evaluateClassifier, sparsityReport } from '@fineprune/core';
+import { Pruner, adam, evaluateClassifier, sparsityReport } from '@fineprune/core';
 import { batches, evaluationBatches, loadFashionMnist, loadMnist } from '@fineprune/datasets';
 import { fromLayersModel } from '@fineprune/layers';
-import { hardConcrete, l0Penalty, sigmoidPenalty, threshold, topV } from '@fineprune/masks';
-import { constant, cubic, cubicThreshold, noTarget } from '@fineprune/schedulers';
-import { l0, magnitude, movement } from '@fineprune/scores';
+import { topV } from '@fineprune/masks';
+import { constant } from '@fineprune/schedulers';
+import { magnitude } from '@fineprune/scores';
 import { mean, std, writeResult, selectBackend } from './harness';
+import { type PaperMethod, paperRecipe } from './paper-recipes';
 
-type Method = 'dense' | 'MaP' | 'MvP' | 'SMvP' | 'L0';
+type Method = PaperMethod;
 
 function mlp(): tfl.Sequential {
   return tfl.sequential({
@@ -118,57 +119,16 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
       variable.assign(pretrained.find((entry) => entry.name === name)!.value);
     const weights = adam({ learningRate: 1e-3 });
     const scoresOptimizer = adam({ learningRate: 1e-2 });
-    const sparsity = 1 - remaining;
-    const cubicSchedule = (interval: number) =>
-      cubic({ finalSparsity: sparsity, totalSteps, warmupSteps, cooldownSteps, interval });
-    let recipe: Omit<PrunerOptions, 'model'>;
-    if (method === 'dense') {
-      recipe = {
-        scores: magnitude(),
-        mask: topV(),
-        schedule: constant({ sparsity: 0, updateInterval: totalSteps }),
-        optimizers: { weights },
-      };
-    } else if (method === 'MaP') {
-      recipe = {
-        scores: magnitude(),
-        mask: topV({ scope: 'local' }),
-        schedule: cubicSchedule(10),
-        optimizers: { weights },
-      };
-    } else if (method === 'MvP') {
-      recipe = {
-        scores: movement(),
-        mask: topV({ scope: 'local' }),
-        schedule: cubicSchedule(10),
-        maskUpdateInterval: 1,
-        optimizers: { weights, scores: scoresOptimizer },
-      };
-    } else if (method === 'SMvP') {
-      const finalThreshold = 0.1;
-      recipe = {
-        scores: movement(),
-        mask: threshold({ minKeptFraction: 0.005 }),
-        schedule: cubicThreshold({
-          initialThreshold: 0,
-          finalThreshold,
-          totalSteps,
-          warmupSteps,
-          cooldownSteps,
-        }),
-        lossTerms: [sigmoidPenalty({ lambda: lambda!, rampWithThreshold: { finalThreshold } })],
-        optimizers: { weights, scores: scoresOptimizer },
-      };
-    } else {
-      recipe = {
-        scores: l0(),
-        mask: hardConcrete(),
-        schedule: noTarget(),
-        lossTerms: [l0Penalty({ lambda: lambda! })],
-        optimizers: { weights, scores: scoresOptimizer },
-      };
-    }
-    if (!recipe.optimizers.scores) scoresOptimizer.dispose();
+    const recipe = paperRecipe({
+      method,
+      remaining,
+      totalSteps,
+      warmupSteps,
+      cooldownSteps,
+      lambda,
+      weights,
+      scores: scoresOptimizer,
+    });
     const pruner = new Pruner({ model: prunable, ...recipe, seed });
     const runStart = performance.now();
     await pruner.run({ data: source(seed), untilStep: totalSteps });
