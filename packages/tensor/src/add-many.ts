@@ -5,7 +5,7 @@ import { ErrorCodes, FinepruneError } from './errors';
  * The most inputs {@link addMany} gives one `tf.addN`. WebGPU guarantees 8 storage buffers per
  * shader stage, and tfjs-backend-webgpu 4.22 binds every input of `AddN` (plus its output) at
  * once without splitting, so an `addN` of more than 7 tensors fails on a default WebGPU device —
- * with a validation message and a wrong result, not an exception.
+ * with a validation message and a sum that is never computed, not an exception.
  */
 export const ADD_MANY_GROUP = 7;
 
