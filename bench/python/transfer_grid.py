@@ -11,6 +11,14 @@ lost, the finished ones are kept: every process writes its JSON when its run end
 
 Results: $FINEPRUNE_BENCH_RESULTS/encoder-gpu-<task>-<run>.json, merged by
 `pnpm encoder-transfer-tables --prefix encoder-gpu --task <task name>`.
+
+`--plan FILE` replaces the generated grid with an ordered list of runs, one per line:
+
+    <task> <phase> <method> <target> <seed> [lambda]
+
+with task brown or spam, phase dense, local, kd or global, and lambda the regulariser of SMvP or L0
+(its run is then named <method>-lam<lambda>-<target>-<phase>-s<seed>, so runs at another lambda are
+kept beside it). Runs start in the file's order as slots free up; a kd run waits for its teacher.
 """
 
 import argparse
@@ -47,19 +55,66 @@ def jobs_for(args):
     return jobs
 
 
+def jobs_from_plan(path):
+    jobs = []
+    with open(path) as f:
+        for number, line in enumerate(f, 1):
+            fields = line.split("#")[0].split()
+            if not fields:
+                continue
+            if len(fields) not in (5, 6):
+                raise SystemExit(f"{path}:{number}: expected <task> <phase> <method> <target> <seed> [lambda]")
+            task, phase, method, target, seed = fields[:5]
+            lam = fields[5] if len(fields) == 6 else None
+            if task not in ("brown", "spam") or phase not in ("dense", "local", "kd", "global"):
+                raise SystemExit(f"{path}:{number}: unknown task {task!r} or phase {phase!r}")
+            if lam is not None and method not in ("SMvP", "L0"):
+                raise SystemExit(f"{path}:{number}: only SMvP and L0 take a lambda")
+            seed = int(seed)
+            if phase == "dense":
+                jobs.append({"task": task, "name": f"dense-s{seed}", "methods": "dense", "remaining": "1",
+                             "distil": "no", "scope": "local", "seed": seed, "teacher": "save"})
+                continue
+            name = f"{method}-lam{float(lam):.2g}" if lam is not None else method
+            job = {"task": task, "name": f"{name}-{float(target):g}-{phase}-s{seed}", "methods": method,
+                   "remaining": str(float(target)), "distil": "yes" if phase == "kd" else "no",
+                   "scope": "global" if phase == "global" else "local", "seed": seed}
+            if phase == "kd":
+                job["teacher"] = "load"
+            if lam is not None:
+                option = "--smvpLambda" if method == "SMvP" else "--l0Lambda"
+                job["extra"] = [option, f"{float(target)}:{lam}"]
+            jobs.append(job)
+    return jobs
+
+
+def teachers_dir(args, job):
+    # Each task's teachers live apart when a plan mixes tasks.
+    return os.path.join(args.teachers, job["task"]) if args.plan else args.teachers
+
+
+def dev_examples(args, task):
+    # "527" for every task, or "brown=527,spam=0" per task (0: the whole dev split).
+    if "=" not in args.dev_examples:
+        return args.dev_examples
+    per_task = dict(pair.split("=") for pair in args.dev_examples.split(","))
+    return per_task.get(task, "0")
+
+
 def command(args, job):
-    task_name = "spam-assassin" if args.task == "spam" else "brown-genre"
+    task = job.get("task", args.task)
+    task_name = "spam-assassin" if task == "spam" else "brown-genre"
     parts = shlex.split(args.run) + [
         "encoderTransfer", "--backend", args.backend, "--data", args.data, "--pretrained", args.pretrained,
-        "--task", args.task, "--seeds", str(job["seed"]), "--methods", job["methods"],
+        "--task", task, "--seeds", str(job["seed"]), "--methods", job["methods"],
         "--remaining", job["remaining"], "--distil", job["distil"], "--scopes", job["scope"],
-        "--steps", str(args.steps), "--batch", str(args.batch), "--devExamples", str(args.dev_examples),
-        "--output", f"encoder-gpu-{task_name}-{job['name']}",
-    ] + args.extra.split()
+        "--steps", str(args.steps), "--batch", str(args.batch), "--devExamples", dev_examples(args, task),
+        "--output", f"encoder-gpu-{task_name}-{job['output']}",
+    ] + args.extra.split() + job.get("extra", [])
     if job.get("teacher") == "save":
-        parts += ["--saveTeachers", args.teachers]
+        parts += ["--saveTeachers", teachers_dir(args, job)]
     elif job.get("teacher") == "load":
-        parts += ["--teachers", args.teachers]
+        parts += ["--teachers", teachers_dir(args, job)]
     return parts
 
 
@@ -75,20 +130,26 @@ def main():
     parser.add_argument("--backend", default="webgpu")
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--dev-examples", type=int, default=0)
+    parser.add_argument("--dev-examples", default="0", help='"527", or per task "brown=527,spam=0"')
     parser.add_argument("--teachers", default="/tmp/teachers")
     parser.add_argument("--slots", type=int, default=max(1, (os.cpu_count() or 2) - 2))
     parser.add_argument("--deadline", type=float, default=540, help="seconds from now")
     parser.add_argument("--skip", default="", help="comma-separated job names already done")
     parser.add_argument("--extra", default="", help="more encoder-transfer arguments")
     parser.add_argument("--logs", default="/tmp/grid-logs")
+    parser.add_argument("--plan", default="", help="a file of runs to do in order (see the module's text)")
     args = parser.parse_args()
 
     start = time.time()
     deadline = start + args.deadline
     os.makedirs(args.logs, exist_ok=True)
     skip = set(filter(None, args.skip.split(",")))
-    pending = [job for job in jobs_for(args) if job["name"] not in skip]
+    planned = jobs_from_plan(args.plan) if args.plan else jobs_for(args)
+    for job in planned:
+        job["output"] = job["name"]
+        if args.plan:
+            job["name"] = f"{job['task']}-{job['name']}"
+    pending = [job for job in planned if job["name"] not in skip]
     running = {}
     durations = []
     finished, failed, not_started = [], [], []
@@ -96,7 +157,7 @@ def main():
     def ready(job):
         if job.get("teacher") != "load":
             return True
-        return os.path.exists(os.path.join(args.teachers, f"seed-{job['seed']}", "model.safetensors"))
+        return os.path.exists(os.path.join(teachers_dir(args, job), f"seed-{job['seed']}", "model.safetensors"))
 
     while pending or running:
         for name, (process, job, began, log) in list(running.items()):
