@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { ErrorCodes, FinepruneError } from '@fineprune/tensor';
+import { ErrorCodes, FinepruneError, fusedAdamStep } from '@fineprune/tensor';
 import type { JsonObject, NamedVariable } from './types';
 
 /** A learning rate: a number, or a function of the step. */
@@ -223,6 +223,20 @@ export function adam(options: AdamOptions): Optimizer {
         for (const { name, variable, gradient } of entries) {
           const first = slots.get(`${name}/m`, variable);
           const second = slots.get(`${name}/v`, variable);
+          // On wasm the same update runs as one SIMD pass over the heap, bit-identical to the ops below.
+          const fused = fusedAdamStep(variable, first, second, gradient, {
+            beta1,
+            beta2,
+            stepSize,
+            epsilonHat,
+            decay: weightDecay > 0 ? rate * weightDecay : 0,
+          });
+          if (fused !== undefined) {
+            first.assign(fused[1]);
+            second.assign(fused[2]);
+            variable.assign(fused[0]);
+            continue;
+          }
           first.assign(tf.add(tf.mul(first, beta1), tf.mul(gradient, 1 - beta1)));
           second.assign(tf.add(tf.mul(second, beta2), tf.mul(tf.square(gradient), 1 - beta2)));
           let update = tf.div(tf.mul(first, stepSize), tf.add(tf.sqrt(second), epsilonHat));

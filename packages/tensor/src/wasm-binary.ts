@@ -1,0 +1,228 @@
+/**
+ * A minimal WebAssembly binary writer: just enough to build fineprune's small SIMD helpers (the
+ * fused Adam step and the selection scans) at run time from instructions written in TypeScript,
+ * so the package ships no opaque binary. Every module it builds imports one memory as `env.memory`
+ * and exports functions. Opcodes follow the WebAssembly 2.0 core and fixed-width SIMD specifications.
+ */
+
+export const I32 = 0x7f;
+export const F32 = 0x7d;
+export const V128 = 0x7b;
+
+/** Unsigned LEB128. */
+export function unsignedLeb(value: number): number[] {
+  const bytes: number[] = [];
+  let rest = value >>> 0;
+  do {
+    let byte = rest & 0x7f;
+    rest >>>= 7;
+    if (rest !== 0) byte |= 0x80;
+    bytes.push(byte);
+  } while (rest !== 0);
+  return bytes;
+}
+
+/** Signed LEB128 (for i32.const). */
+export function signedLeb(value: number): number[] {
+  const bytes: number[] = [];
+  let rest = value | 0;
+  for (;;) {
+    const byte = rest & 0x7f;
+    rest >>= 7;
+    const done = (rest === 0 && (byte & 0x40) === 0) || (rest === -1 && (byte & 0x40) !== 0);
+    bytes.push(done ? byte : byte | 0x80);
+    if (done) return bytes;
+  }
+}
+
+function section(id: number, body: number[]): number[] {
+  return [id, ...unsignedLeb(body.length), ...body];
+}
+
+function vector(items: number[][]): number[] {
+  return [...unsignedLeb(items.length), ...items.flat()];
+}
+
+function name(text: string): number[] {
+  const bytes = [...new TextEncoder().encode(text)];
+  return [...unsignedLeb(bytes.length), ...bytes];
+}
+
+/** Core opcodes used here. */
+export const op = {
+  block: 0x02,
+  loop: 0x03,
+  if: 0x04,
+  br: 0x0c,
+  brIf: 0x0d,
+  end: 0x0b,
+  localGet: 0x20,
+  localSet: 0x21,
+  localTee: 0x22,
+  i32Load: 0x28,
+  f32Load: 0x2a,
+  i32Store: 0x36,
+  f32Store: 0x38,
+  i32Const: 0x41,
+  f32Const: 0x43,
+  i32GeU: 0x4f,
+  f32Lt: 0x5d,
+  f32Gt: 0x5e,
+  f32Le: 0x5f,
+  f32Ge: 0x60,
+  i32Add: 0x6a,
+  i32Sub: 0x6b,
+  i32And: 0x71,
+  i32Shl: 0x74,
+  f32Sqrt: 0x91,
+  f32Add: 0x92,
+  f32Sub: 0x93,
+  f32Mul: 0x94,
+  f32Div: 0x95,
+  f32ConvertI32S: 0xb2,
+} as const;
+
+/** Fixed-width SIMD opcodes used here (each is emitted as 0xfd followed by its LEB128 code). */
+export const simdOp = {
+  v128Load: 0x00,
+  v128Store: 0x0b,
+  i32x4Splat: 0x11,
+  f32x4Splat: 0x13,
+  i32x4ExtractLane: 0x1b,
+  f32x4Lt: 0x43,
+  f32x4Gt: 0x44,
+  f32x4Le: 0x45,
+  f32x4Ge: 0x46,
+  v128And: 0x4e,
+  v128AnyTrue: 0x53,
+  i32x4Add: 0xae,
+  i32x4Sub: 0xb1,
+  f32x4Sqrt: 0xe3,
+  f32x4Add: 0xe4,
+  f32x4Sub: 0xe5,
+  f32x4Mul: 0xe6,
+  f32x4Div: 0xe7,
+} as const;
+
+/** One SIMD instruction. */
+export function simd(code: number): number[] {
+  return [0xfd, ...unsignedLeb(code)];
+}
+
+/** A memory access immediate: alignment 4 bytes (2^2), the given constant offset. */
+export function memarg(offset = 0): number[] {
+  return [2, ...unsignedLeb(offset)];
+}
+
+/** `f32.const value` (little-endian IEEE-754 single). */
+export function f32Const(value: number): number[] {
+  const bytes = new Uint8Array(new Float32Array([value]).buffer);
+  return [op.f32Const, ...bytes];
+}
+
+/** `i32.const value`. */
+export function i32Const(value: number): number[] {
+  return [op.i32Const, ...signedLeb(value)];
+}
+
+/** `local.get index`. */
+export function get(local: number): number[] {
+  return [op.localGet, ...unsignedLeb(local)];
+}
+
+/** `local.set index`. */
+export function set(local: number): number[] {
+  return [op.localSet, ...unsignedLeb(local)];
+}
+
+/**
+ * `while (local < limit) { body; local += stride }` over an i32 local: a block around a loop that
+ * exits when `local ≥ limit` (unsigned).
+ */
+export function loopWhileBelow(local: number, limit: number, stride: number, body: number[]): number[] {
+  return [
+    op.block,
+    0x40,
+    op.loop,
+    0x40,
+    ...get(local),
+    ...get(limit),
+    op.i32GeU,
+    op.brIf,
+    1,
+    ...body,
+    ...get(local),
+    ...i32Const(stride),
+    op.i32Add,
+    ...set(local),
+    op.br,
+    0,
+    op.end,
+    op.end,
+  ];
+}
+
+/** One exported function of a module. */
+export interface FunctionSpec {
+  name: string;
+  params: number[];
+  results: number[];
+  /** Extra locals after the parameters, by type, in order. */
+  locals: number[];
+  /** The instructions, without the final `end`. */
+  body: number[];
+}
+
+/**
+ * A module that imports its memory as `env.memory` (at least one page) and exports `functions`.
+ */
+export function buildModule(functions: readonly FunctionSpec[]): Uint8Array<ArrayBuffer> {
+  const types = functions.map((fn) => [
+    0x60,
+    ...vector(fn.params.map((type) => [type])),
+    ...vector(fn.results.map((type) => [type])),
+  ]);
+  const codes = functions.map((fn) => {
+    // Run-length groups of equal local types.
+    const groups: number[][] = [];
+    for (const type of fn.locals) {
+      const last = groups[groups.length - 1];
+      if (last && last[1] === type) last[0]! += 1;
+      else groups.push([1, type]);
+    }
+    const body = [
+      ...vector(groups.map(([count, type]) => [...unsignedLeb(count!), type!])),
+      ...fn.body,
+      op.end,
+    ];
+    return [...unsignedLeb(body.length), ...body];
+  });
+  return new Uint8Array([
+    0x00,
+    0x61,
+    0x73,
+    0x6d,
+    0x01,
+    0x00,
+    0x00,
+    0x00,
+    ...section(1, vector(types)),
+    ...section(2, vector([[...name('env'), ...name('memory'), 0x02, 0x00, 0x01]])),
+    ...section(3, vector(functions.map((_, index) => unsignedLeb(index)))),
+    ...section(7, vector(functions.map((fn, index) => [...name(fn.name), 0x00, ...unsignedLeb(index)]))),
+    ...section(10, vector(codes)),
+  ]);
+}
+
+/**
+ * Instantiates `bytes` against `memory`; `undefined` when this runtime lacks what the module uses
+ * (WebAssembly SIMD) or refuses it.
+ */
+export function instantiate<T>(bytes: Uint8Array<ArrayBuffer>, memory: WebAssembly.Memory): T | undefined {
+  try {
+    if (typeof WebAssembly !== 'object' || !WebAssembly.validate(bytes)) return undefined;
+    return new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports as T;
+  } catch {
+    return undefined;
+  }
+}
