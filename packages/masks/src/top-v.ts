@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ErrorCodes, FinepruneError, type MaskFunction, type MaskInput } from '@fineprune/core';
-import { topCountMasks } from '@fineprune/tensor';
+import { type SelectionHint, topCountMaskTensors, topCountMasks } from '@fineprune/tensor';
 import { readScoresTransient } from './read-scores';
 
 /** Options of {@link topV}. */
@@ -40,6 +40,16 @@ export function topV(options: TopVOptions = {}): MaskFunction {
       fix: 'Use "local" to prune each matrix to the same sparsity, "global" to rank all matrices together.',
     });
   }
+  // Selection hints per parameter list (keyed by the first parameter, checked by all names).
+  const hints = new WeakMap<object, { names: string; hint: SelectionHint }>();
+  const hintFor = (parameters: readonly MaskInput['parameter'][]): SelectionHint => {
+    const names = parameters.map((parameter) => parameter.name).join('\n');
+    const entry = hints.get(parameters[0]!);
+    if (entry?.names === names) return entry.hint;
+    const hint: SelectionHint = {};
+    hints.set(parameters[0]!, { names, hint });
+    return hint;
+  };
   return {
     id: 'topV',
     targetKind: 'sparsity',
@@ -51,9 +61,27 @@ export function topV(options: TopVOptions = {}): MaskFunction {
           fix: 'Give the schedule a final sparsity below 1.',
         });
       }
+      const tensors = inputs.map((input) => input.scores);
+      const keep = (list: readonly tf.Tensor[]) =>
+        keptCount(
+          list.reduce((sum, tensor) => sum + tensor.size, 0),
+          sparsity,
+        );
+      // On wasm, large selections run where the scores lie (no read-out, no mask upload), starting
+      // from the last threshold of the same parameters (a speed-up only: the masks are exact).
+      const direct: Array<tf.Tensor | undefined> =
+        scope === 'global'
+          ? (topCountMaskTensors(tensors, keep(tensors), hintFor(inputs.map((input) => input.parameter))) ??
+            tensors.map(() => undefined))
+          : tensors.map(
+              (tensor, index) =>
+                topCountMaskTensors([tensor], keep([tensor]), hintFor([inputs[index]!.parameter]))?.[0],
+            );
+      const rest = inputs.flatMap((_input, index) => (direct[index] === undefined ? [index] : []));
+      if (rest.length === 0) return direct as tf.Tensor[];
       // The score arrays may be views of backend memory, valid only until the next tensor is
       // allocated: select every mask before creating any tensor.
-      const scores = await readScoresTransient(inputs.map((input) => input.scores));
+      const scores = await readScoresTransient(rest.map((index) => inputs[index]!.scores));
       let masks: Float32Array[];
       if (scope === 'global') {
         const total = scores.reduce((sum, values) => sum + values.length, 0);
@@ -61,7 +89,10 @@ export function topV(options: TopVOptions = {}): MaskFunction {
       } else {
         masks = scores.map((values) => topCountMasks([values], keptCount(values.length, sparsity))[0]!);
       }
-      return masks.map((mask, index) => tf.tensor(mask, [...inputs[index]!.parameter.shape], 'float32'));
+      rest.forEach((inputIndex, index) => {
+        direct[inputIndex] = tf.tensor(masks[index]!, [...inputs[inputIndex]!.parameter.shape], 'float32');
+      });
+      return direct as tf.Tensor[];
     },
     toConfig: () => ({ type: 'topV', scope }),
   };

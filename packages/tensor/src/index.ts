@@ -23,5 +23,12 @@ export { FUSED_ADAM_KERNEL, type FusedAdamScalars, fusedAdamStep } from './fused
 export { countTensors, type LeakGuardOptions, withLeakGuard } from './leak-guard';
 export { maskedWeight } from './masked-weight';
 export { createRandom, type RandomSource } from './random';
-export { kthLargest, kthLargestOfTensors, readFloat32, topCountMasks } from './select';
+export {
+  kthLargest,
+  kthLargestOfTensors,
+  readFloat32,
+  type SelectionHint,
+  topCountMaskTensors,
+  topCountMasks,
+} from './select';
 export { registerWasmTrainingKernels, wasmTrainingKernelNames } from './wasm-kernels';

@@ -183,6 +183,41 @@ describe('topCountMasks', () => {
     }
   });
 
+  it('is exact on large inputs (the sampled bracket and SIMD scans) with ties, ±0, infinities and a sorted order', () => {
+    const random = createRandom(21);
+    const sorted = Float32Array.from({ length: 20_000 }, (_, index) => index / 7);
+    const quantized = new Float32Array(40_000).map(() => Math.round(random.next() * 40) / 8);
+    const cases: Float32Array[][] = [
+      [awkwardScores(random, 50_000)],
+      [awkwardScores(random, 17_000), awkwardScores(random, 0), awkwardScores(random, 9_000)],
+      [sorted],
+      [quantized],
+      [new Float32Array(20_000)], // every score ties at 0
+    ];
+    for (const arrays of cases) {
+      const n = arrays.reduce((sum, array) => sum + array.length, 0);
+      for (const keep of [
+        1,
+        Math.floor(n * 0.03),
+        Math.floor(n * 0.5),
+        Math.floor(random.next() * n),
+        n - 1,
+      ]) {
+        const masks = topCountMasks(arrays, keep);
+        expect(ones(masks), `n ${n}, keep ${keep}`).toBe(keep);
+        expect(masks, `n ${n}, keep ${keep}`).toEqual(referenceMasks(arrays, keep));
+        expect(kthLargest(arrays, keep)).toBe(referenceKth(arrays, keep));
+      }
+    }
+  });
+
+  it('rejects a NaN hidden in a large input', () => {
+    const scores = new Float32Array(40_000).map((_, index) => Math.sin(index));
+    scores[31_337] = Number.NaN;
+    const error = expectFinepruneError(() => topCountMasks([scores], 4_000), 'NON_FINITE');
+    expect(error.message).toContain('index 31337');
+  });
+
   it('returns all zeros for keep = 0 and all ones for keep = n', () => {
     const scores = [new Float32Array([3, 1]), new Float32Array([2])];
     expect(topCountMasks(scores, 0)).toEqual([new Float32Array(2), new Float32Array(1)]);

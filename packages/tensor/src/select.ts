@@ -1,14 +1,25 @@
 /**
- * k-th value selection over float32 scores: a two-pass radix select on the IEEE-754 bit patterns.
+ * k-th value selection over float32 scores.
  *
- * Pass 1 histograms the high 16 bits of every score, pass 2 histograms the low 16 bits of the scores
- * that fall in the bucket holding the k-th value. Both passes are a single linear scan with no sort,
- * no comparison-based partitioning and no copy of the scores, so selection is O(n) with 512 KiB of
- * extra memory whatever n is.
+ * The exact method is a two-pass radix select on the IEEE-754 bit patterns: pass 1 histograms the
+ * high 16 bits of every score, pass 2 histograms the low 16 bits of the scores that fall in the
+ * bucket holding the k-th value. Both passes are a single linear scan with no sort and no copy, so
+ * it is O(n) with 512 KiB of extra memory whatever n is.
+ *
+ * Large inputs (n ≥ 16,384) first try a sampled bracket (the idea of Floyd and Rivest's SELECT): the
+ * k-th value of a small quasi-random sample, widened by four binomial standard deviations, gives
+ * bounds lo ≤ hi that hold the k-th value with near certainty; one branch-free scan counts the
+ * scores above hi and copies those in [lo, hi] (a few percent of them) aside, and the radix select
+ * runs on that copy only. A streaming comparison scan is ~3x cheaper than a histogram scan (whose
+ * random increments into 256 KiB miss the cache), so selection costs about one pass instead of two.
+ * The result is exact either way: when the bracket misses (or a NaN is present), the full radix
+ * select runs.
  */
 
+import * as tfCore from '@tensorflow/tfjs-core';
 import type * as tf from '@tensorflow/tfjs-core';
 import { ErrorCodes, FinepruneError } from './errors';
+import { SimdSelector, scansFor } from './select-simd';
 
 const BUCKETS = 0x10000;
 /** High 16 bits of +Infinity (0x7f800000) and -Infinity (0xff800000); NaNs sit at or beyond them. */
@@ -160,6 +171,414 @@ function histogramLow(bits: Uint32Array, high: number): void {
  * the histograms are indexed by raw bits and visited in key order instead, which saves the mapping.
  */
 function selectInternal(arrays: readonly Float32Array[], k: number): Selection {
+  stagedList = null;
+  const n = totalLength(arrays);
+  if (n >= SAMPLED_MIN_LENGTH) {
+    const sampled = selectBySample(arrays, n, k);
+    if (sampled !== undefined) return sampled;
+  } else {
+    // Small inputs: the radix select's fixed cost (clearing and scanning two 64k-bucket
+    // histograms, ~0.1 ms) outweighs a quickselect on a copy.
+    if (smallScratch.length < n) smallScratch = new Float32Array(Math.max(n, 1024));
+    const copy = smallScratch.subarray(0, n);
+    let offset = 0;
+    for (const array of arrays) {
+      copy.set(array, offset);
+      offset += array.length;
+    }
+    if (!containsNaN(copy)) {
+      const quick = selectByQuickselect(copy, k);
+      if (quick !== undefined) return quick;
+    }
+  }
+  return radixSelect(arrays, k);
+}
+
+let smallScratch = new Float32Array(0);
+const RANGE_BUCKETS = 1024;
+const rangeHistogram = new Uint32Array(RANGE_BUCKETS);
+
+/**
+ * The k-th largest of `values`, all finite and within [lo, hi]: a histogram of 1,024 equal-width
+ * buckets over [lo, hi] (bucket = ⌊(x − lo)·scale⌋, monotonic in x, so bucket order is value order and
+ * equal values share a bucket), then a sort of the one bucket that holds the k-th value.
+ * `undefined` when the range is unbounded or that bucket is crowded (> 4,096 values).
+ */
+function selectInRange(values: Float32Array, k: number, lo: number, hi: number): Selection | undefined {
+  const n = values.length;
+  if (!(Number.isFinite(lo) && Number.isFinite(hi))) return undefined;
+  if (lo === hi) return { value: lo === 0 ? 0 : lo, above: 0, ties: n };
+  const scale = (RANGE_BUCKETS - 1) / (hi - lo);
+  if (!Number.isFinite(scale)) return undefined;
+  rangeHistogram.fill(0);
+  for (let index = 0; index < n; index += 1) rangeHistogram[Math.floor((values[index]! - lo) * scale)]!++;
+  let above = 0;
+  let bucket = RANGE_BUCKETS - 1;
+  for (; bucket >= 0; bucket -= 1) {
+    const count = rangeHistogram[bucket]!;
+    if (above + count >= k) break;
+    above += count;
+  }
+  const size = rangeHistogram[bucket]!;
+  if (bucket < 0 || size > 4096) return undefined;
+  if (bucketScratch.length < size) bucketScratch = new Float32Array(Math.max(size, 256));
+  const members = bucketScratch.subarray(0, size);
+  let filled = 0;
+  for (let index = 0; index < n; index += 1) {
+    const x = values[index]!;
+    if (Math.floor((x - lo) * scale) === bucket) members[filled++] = x;
+  }
+  members.sort(); // ascending
+  const value = members[size - (k - above)]!;
+  let ties = 0;
+  for (let index = 0; index < size; index += 1) {
+    const x = members[index]!;
+    above += +(x > value);
+    ties += +(x === value);
+  }
+  return { value: value === 0 ? 0 : value, above, ties };
+}
+let bucketScratch = new Float32Array(0);
+
+function containsNaN(values: Float32Array): boolean {
+  for (let index = 0; index < values.length; index += 1) if (Number.isNaN(values[index])) return true;
+  return false;
+}
+
+/**
+ * The k-th largest of `values` (no NaN), found by a quickselect that permutes `values` in place:
+ * three-way partitions around a median-of-three pivot, so runs of equal scores cost one pass. Gives
+ * up (`undefined`) after 4·log₂(n) + 32 partitions, so an adversarial order cannot make it
+ * quadratic; the caller then runs the radix select.
+ */
+function selectByQuickselect(values: Float32Array, k: number): Selection | undefined {
+  let low = 0;
+  let high = values.length - 1;
+  // Descending order: the k-th largest ends up at index k − 1.
+  const target = k - 1;
+  let rounds = 4 * Math.ceil(Math.log2(values.length + 1)) + 32;
+  let value = Number.NaN;
+  while (rounds > 0) {
+    rounds -= 1;
+    if (low === high) {
+      value = values[low]!;
+      break;
+    }
+    const a = values[low]!;
+    const b = values[(low + high) >>> 1]!;
+    const c = values[high]!;
+    const pivot = a < b ? (b < c ? b : a < c ? c : a) : a < c ? a : b < c ? c : b;
+    // Dutch flag: [low, lt) > pivot, [lt, i) == pivot, (gt, high] < pivot.
+    let lt = low;
+    let gt = high;
+    let i = low;
+    while (i <= gt) {
+      const x = values[i]!;
+      if (x > pivot) {
+        values[i] = values[lt]!;
+        values[lt] = x;
+        lt += 1;
+        i += 1;
+      } else if (x < pivot) {
+        values[i] = values[gt]!;
+        values[gt] = x;
+        gt -= 1;
+      } else {
+        i += 1;
+      }
+    }
+    if (target < lt) high = lt - 1;
+    else if (target > gt) low = gt + 1;
+    else {
+      value = pivot;
+      break;
+    }
+  }
+  if (Number.isNaN(value)) return undefined;
+  let above = 0;
+  let ties = 0;
+  for (let index = 0; index < values.length; index += 1) {
+    const x = values[index]!;
+    above += +(x > value);
+    ties += +(x === value);
+  }
+  // −0 and +0 are one value; report +0.
+  return { value: value === 0 ? 0 : value, above, ties };
+}
+
+/** Inputs at least this long try the sampled bracket first. */
+const SAMPLED_MIN_LENGTH = 16384;
+/** The golden ratio's fractional part: j·φ mod 1 spreads sample positions evenly (a Weyl sequence). */
+const GOLDEN_FRACTION = 0.6180339887498949;
+let sampleScratch = new Float32Array(0);
+/** Created on first use; `null` where WebAssembly SIMD is missing. */
+let simdSelector: SimdSelector | null | undefined;
+/** The list whose scores the last selection staged in the SIMD selector's memory (reset on each selection). */
+let stagedList: readonly Float32Array[] | null = null;
+
+function selector(): SimdSelector | null {
+  if (simdSelector === undefined) simdSelector = SimdSelector.create() ?? null;
+  return simdSelector;
+}
+
+/** The value at 0-based position `index` of the concatenation of `arrays`. */
+function valueAt(arrays: readonly Float32Array[], index: number): number {
+  let rest = index;
+  for (const array of arrays) {
+    if (rest < array.length) return array[rest]!;
+    rest -= array.length;
+  }
+  return Number.NaN;
+}
+
+/**
+ * The sampled bracket described in the module comment; `undefined` when WebAssembly SIMD is
+ * missing, the input is too long to stage, the bracket misses the k-th value or a NaN is seen (the
+ * caller then runs the full radix select, which also reports NaNs).
+ */
+function selectBySample(arrays: readonly Float32Array[], n: number, k: number): Selection | undefined {
+  const simd = selector();
+  if (simd === null || !simd.stage(arrays, n)) return undefined;
+  stagedList = arrays;
+  return bracketSelect(n, k, arrays, (lo, hi) => simd.bracket(lo, hi));
+}
+
+/**
+ * The k-th largest of the n scores of `parts` (read as one concatenation) from a sampled bracket:
+ * `scan` counts those above hi and below lo and returns those in [lo, hi].
+ */
+function bracketSelect(
+  n: number,
+  k: number,
+  parts: readonly Float32Array[],
+  scan: (lo: number, hi: number) => { above: number; below: number; inside: Float32Array },
+  hint?: SelectionHint,
+): Selection | undefined {
+  if (hint?.lo !== undefined && hint.hi !== undefined) {
+    const hinted = selectWithin(n, k, hint.lo, hint.hi, scan);
+    if (hinted !== undefined) {
+      updateHint(hint, n, hinted);
+      return hinted.selection;
+    }
+  }
+  const sampled = sampleAndSelect(n, k, parts, scan);
+  if (sampled !== undefined && hint !== undefined) updateHint(hint, n, sampled);
+  return sampled?.selection;
+}
+
+/**
+ * What a caller that selects from slowly changing scores (learned scores, re-selected every step)
+ * keeps between calls to {@link topCountMaskTensors}: the last threshold and a bracket around it.
+ * The next call first tries that bracket, which skips the sample and its sort and, being narrow,
+ * copies few scores aside; when it misses, the call samples as usual. Results are exact either way.
+ * Create an empty object and pass the same one each time.
+ */
+export interface SelectionHint {
+  lo?: number;
+  hi?: number;
+  threshold?: number;
+}
+
+interface Bracketed {
+  selection: Selection;
+  lo: number;
+  hi: number;
+  inside: number;
+}
+
+/** Scans with bounds [lo, hi]; `undefined` when they do not hold the k-th value or a NaN is seen. */
+function selectWithin(
+  n: number,
+  k: number,
+  lo: number,
+  hi: number,
+  scan: (lo: number, hi: number) => { above: number; below: number; inside: Float32Array },
+): Bracketed | undefined {
+  const { above, below, inside } = scan(lo, hi);
+  // A NaN fails every comparison, so it shows up as a missing count.
+  if (above + below + inside.length !== n) return undefined;
+  if (!(above < k && k <= above + inside.length)) return undefined;
+  const inner = selectInRange(inside, k - above, lo, hi) ?? radixSelect([inside], k - above);
+  return {
+    selection: { value: inner.value, above: above + inner.above, ties: inner.ties },
+    lo,
+    hi,
+    inside: inside.length,
+  };
+}
+
+/**
+ * Centres the next bracket on this threshold, wide enough to hold ~0.5% of the scores (at the
+ * density just seen) and at least four times the threshold's last move.
+ */
+function updateHint(hint: SelectionHint, n: number, bracketed: Bracketed): void {
+  const threshold = bracketed.selection.value;
+  const width = bracketed.hi - bracketed.lo;
+  const density = Number.isFinite(width) && width > 0 ? bracketed.inside / width : Number.NaN;
+  const wanted = Math.max(64, n * 0.005);
+  let half = Number.isFinite(density) && density > 0 ? wanted / (2 * density) : Math.abs(threshold) * 0.01;
+  if (hint.threshold !== undefined) half = Math.max(half, 4 * Math.abs(threshold - hint.threshold));
+  half = Math.max(half, Math.abs(threshold) * 1e-6, 1e-30);
+  hint.lo = threshold - half;
+  hint.hi = threshold + half;
+  hint.threshold = threshold;
+}
+
+/** The sampled bracket of the module comment. */
+function sampleAndSelect(
+  n: number,
+  k: number,
+  parts: readonly Float32Array[],
+  scan: (lo: number, hi: number) => { above: number; below: number; inside: Float32Array },
+): Bracketed | undefined {
+  const m = Math.min(4096, Math.max(1024, Math.round(4 * Math.sqrt(n))));
+  if (sampleScratch.length < m) sampleScratch = new Float32Array(m);
+  const sample = sampleScratch.subarray(0, m);
+  let position = 0.5 * GOLDEN_FRACTION;
+  if (parts.length === 1) {
+    const only = parts[0]!;
+    for (let j = 0; j < m; j += 1) {
+      sample[j] = only[Math.floor(position * n)]!;
+      position += GOLDEN_FRACTION;
+      if (position >= 1) position -= 1;
+    }
+  } else {
+    for (let j = 0; j < m; j += 1) {
+      sample[j] = valueAt(parts, Math.floor(position * n));
+      position += GOLDEN_FRACTION;
+      if (position >= 1) position -= 1;
+    }
+  }
+  sample.sort(); // ascending; NaNs last
+  if (Number.isNaN(sample[m - 1])) return undefined;
+  // The k-th largest sits near rank q·m from the top of the sample; bracket it by ±(4σ + 2) ranks.
+  const q = (k - 0.5) / n;
+  const fromTop = q * m;
+  const spread = Math.ceil(4 * Math.sqrt(m * q * (1 - q)) + 2);
+  const hiRank = Math.floor(fromTop - spread);
+  const loRank = Math.ceil(fromTop + spread);
+  const hi = hiRank < 0 ? Number.POSITIVE_INFINITY : sample[m - 1 - hiRank]!;
+  const lo = loRank >= m ? Number.NEGATIVE_INFINITY : sample[m - 1 - loRank]!;
+  return selectWithin(n, k, lo, hi, scan);
+}
+
+/** The parts of the wasm backend (`BackendWasm`) that {@link topCountMaskTensors} uses. */
+interface WasmHeapBackend {
+  wasm?: { asm?: { memory?: unknown }; _malloc?(bytes: number): number; _free?(offset: number): void };
+  dataIdMap?: { get(dataId: unknown): { memoryOffset: number } | undefined };
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  disposeData(dataId: unknown): boolean;
+}
+
+/** Scratch space in the wasm backend's heap for the bracket's copy, per backend instance. */
+const heapScratch = new WeakMap<object, { offset: number; bytes: number }>();
+
+/**
+ * Top-count masks of score tensors, computed where the tensors lie on the `wasm` backend: the same
+ * masks as {@link topCountMasks} (exactly `keep` ones over all the tensors together, ties to the lower
+ * tensor then the lower index), returned as new float32 tensors, without reading the scores out of
+ * the wasm heap nor copying masks back in. The bracket scan and the mask writes are WebAssembly SIMD
+ * bound to the backend's memory. Returns `undefined` when this route does not apply (another
+ * backend, no WebAssembly SIMD, fewer than 16,384 scores, keep of 0 or all, a NaN, or the rare
+ * bracket miss): use `topCountMasks` on the read values then.
+ *
+ * @param scores - float32 score tensors (one for a local selection, several for a global one)
+ * @param keep - how many ones the masks hold in total
+ * @param hint - optional state kept by the caller between calls on the same, slowly changing scores
+ *   (see {@link SelectionHint}); it speeds selection up and never changes the result
+ * @returns one 0/1 float32 mask per score tensor (owned by the caller), or `undefined`
+ *
+ * @example
+ * ```ts
+ * const masks = topCountMaskTensors([scores], 1000) ?? [tf.tensor(topCountMasks([await readFloat32(scores)], 1000)[0]!, scores.shape)];
+ * ```
+ */
+export function topCountMaskTensors(
+  scores: readonly tf.Tensor[],
+  keep: number,
+  hint?: SelectionHint,
+): tf.Tensor[] | undefined {
+  if (tfCore.getBackend() !== 'wasm' || scores.length === 0) return undefined;
+  if (scores.some((tensor) => tensor.dtype !== 'float32' || tensor.isDisposed)) return undefined;
+  const n = scores.reduce((sum, tensor) => sum + tensor.size, 0);
+  if (n < SAMPLED_MIN_LENGTH || !(Number.isInteger(keep) && keep > 0 && keep < n)) return undefined;
+  const backend = tfCore.backend() as unknown as WasmHeapBackend;
+  const memory = backend.wasm?.asm?.memory;
+  const malloc = backend.wasm?._malloc;
+  const free = backend.wasm?._free;
+  if (!(memory instanceof WebAssembly.Memory) || !backend.dataIdMap || !malloc || !free) return undefined;
+  const scans = scansFor(memory);
+  if (scans === undefined) return undefined;
+
+  // Allocate everything first: an allocation may grow (and so move) the heap's buffer.
+  let scratch = heapScratch.get(backend);
+  if (scratch === undefined || scratch.bytes < n * 4) {
+    if (scratch !== undefined) free(scratch.offset);
+    scratch = { offset: malloc(n * 4 + 16), bytes: n * 4 };
+    if (scratch.offset === 0) {
+      heapScratch.delete(backend);
+      return undefined;
+    }
+    heapScratch.set(backend, scratch);
+  }
+  const outputs = scores.map((tensor) => backend.makeOutput([...tensor.shape], 'float32'));
+  const offsetOf = (info: tf.TensorInfo) => backend.dataIdMap!.get(info.dataId)!.memoryOffset;
+  const sources = scores.map((tensor) => ({ offset: offsetOf(tensor), size: tensor.size }));
+  const heap = new Float32Array(memory.buffer);
+  const band = scratch.offset;
+
+  const parts = sources.map((source) => heap.subarray(source.offset / 4, source.offset / 4 + source.size));
+  const selection = bracketSelect(
+    n,
+    keep,
+    parts,
+    (lo, hi) => {
+      let above = 0;
+      let below = 0;
+      let count = 0;
+      // Two i32 counters right after the bracket's space.
+      const counters = scratch.offset + scratch.bytes;
+      for (const source of sources) {
+        count += scans.bracket(source.offset, source.size, lo, hi, band + count * 4, counters);
+        const view = new Int32Array(memory.buffer, counters, 2);
+        above += view[0]!;
+        below += view[1]!;
+      }
+      return { above, below, inside: new Float32Array(memory.buffer, band, count) };
+    },
+    hint,
+  );
+  if (selection === undefined) {
+    for (const output of outputs) backend.disposeData(output.dataId);
+    return undefined;
+  }
+  const { value: threshold, above, ties } = selection;
+  const tiesToKeep = keep - above;
+  const allTies = tiesToKeep === ties;
+  outputs.forEach((output, index) => {
+    const source = sources[index]!;
+    (allTies ? scans.maskAtLeast : scans.maskAbove)(source.offset, source.size, threshold, offsetOf(output));
+  });
+  if (!allTies) {
+    // Keep the first `tiesToKeep` scores equal to the threshold, in (tensor, index) order.
+    const values = new Float32Array(memory.buffer);
+    let tiesLeft = tiesToKeep;
+    outputs.forEach((output, index) => {
+      const source = sources[index]!;
+      const maskBase = offsetOf(output) / 4;
+      const scoreBase = source.offset / 4;
+      for (let element = 0; element < source.size && tiesLeft > 0; element += 1) {
+        if (values[scoreBase + element] === threshold) {
+          values[maskBase + element] = 1;
+          tiesLeft -= 1;
+        }
+      }
+    });
+  }
+  return outputs.map((output) => tfCore.engine().makeTensorFromTensorInfo(output));
+}
+
+function radixSelect(arrays: readonly Float32Array[], k: number): Selection {
   highHistogram.fill(0);
   for (const array of arrays) histogramHigh(bitsOf(array));
   if (mayContainNaN(highHistogram)) throwFirstNaN(arrays);
@@ -312,18 +731,27 @@ export function topCountMasks(
     return masks;
   }
   const { value: threshold, above, ties } = selectInternal(arrays, keep);
+  // The selection may have copied these scores into the SIMD selector: then it writes the masks.
+  const staged = stagedList === arrays ? simdSelector : null;
+  stagedList = null;
   const tiesToKeep = keep - above;
   if (tiesToKeep === ties) {
     // Every tie is kept: one branch-free pass, mask = [score >= threshold].
-    for (let arrayIndex = 0; arrayIndex < arrays.length; arrayIndex += 1) {
-      writeMaskAtLeast(arrays[arrayIndex]!, masks[arrayIndex]!, threshold);
+    if (staged) staged.writeMasks(threshold, false, masks);
+    else {
+      for (let arrayIndex = 0; arrayIndex < arrays.length; arrayIndex += 1) {
+        writeMaskAtLeast(arrays[arrayIndex]!, masks[arrayIndex]!, threshold);
+      }
     }
     return masks;
   }
   // Some ties are dropped: mask = [score > threshold], then the first `tiesToKeep` ties in
   // (array index, element index) order.
-  for (let arrayIndex = 0; arrayIndex < arrays.length; arrayIndex += 1) {
-    writeMaskAbove(arrays[arrayIndex]!, masks[arrayIndex]!, threshold);
+  if (staged) staged.writeMasks(threshold, true, masks);
+  else {
+    for (let arrayIndex = 0; arrayIndex < arrays.length; arrayIndex += 1) {
+      writeMaskAbove(arrays[arrayIndex]!, masks[arrayIndex]!, threshold);
+    }
   }
   let tiesLeft = tiesToKeep;
   for (let arrayIndex = 0; arrayIndex < arrays.length && tiesLeft > 0; arrayIndex += 1) {

@@ -1,0 +1,85 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { setBackend } from './backend';
+import { createRandom } from './random';
+import { type SelectionHint, topCountMaskTensors, topCountMasks } from './select';
+
+/** Masks from the tensor route, read back, or undefined when it declined. */
+async function direct(arrays: Float32Array[], keep: number, hint?: SelectionHint) {
+  const tensors = arrays.map((array) => tf.tensor1d(array));
+  const masks = topCountMaskTensors(tensors, keep, hint);
+  const values = masks && (await Promise.all(masks.map(async (mask) => (await mask.data()) as Float32Array)));
+  tf.dispose([...tensors, ...(masks ?? [])]);
+  return values;
+}
+
+function scores(seed: number, length: number, quantum = 0): Float32Array {
+  const random = createRandom(seed);
+  return new Float32Array(length).map(() => {
+    const value = (random.next() - 0.5) * 2;
+    return quantum > 0 ? Math.round(value / quantum) * quantum : value;
+  });
+}
+
+describe('topCountMaskTensors on wasm', () => {
+  beforeAll(async () => {
+    await setBackend('wasm');
+  });
+
+  it('gives exactly the masks of topCountMasks, locally and globally, with and without ties', async () => {
+    const cases: Float32Array[][] = [
+      [scores(1, 235_200)],
+      [scores(2, 30_000), scores(3, 1_000), scores(4, 17)],
+      [scores(5, 40_000, 0.125)], // 17 distinct values: the threshold has thousands of ties
+      [new Float32Array(20_000), new Float32Array(5_000).fill(-0)], // ±0 tie everywhere
+    ];
+    for (const arrays of cases) {
+      const n = arrays.reduce((sum, array) => sum + array.length, 0);
+      for (const keep of [1, Math.round(0.1 * n), Math.round(0.03 * n), n - 1]) {
+        const got = await direct(arrays, keep);
+        expect(got, `n ${n}: the wasm route runs`).toBeDefined();
+        expect(got, `n ${n}, keep ${keep}`).toEqual(topCountMasks(arrays, keep));
+      }
+    }
+  });
+
+  it('stays exact with a hint carried across drifting scores, and with a wrong hint', async () => {
+    const base = scores(6, 50_000);
+    const hint: SelectionHint = {};
+    const random = createRandom(7);
+    for (let step = 0; step < 12; step += 1) {
+      // Scores move a little each step, as learned scores do; every 5th step they jump.
+      const drift = step % 5 === 4 ? 0.5 : 0.002;
+      for (let index = 0; index < base.length; index += 1) base[index]! += (random.next() - 0.5) * drift;
+      const keep = 5_000 + step * 100;
+      expect(await direct([base], keep, hint), `step ${step}`).toEqual(topCountMasks([base], keep));
+    }
+    expect(hint.threshold).toBeTypeOf('number');
+    // A hint that brackets nothing near the threshold is only a wasted scan.
+    const wrong: SelectionHint = { lo: 100, hi: 101, threshold: 100.5 };
+    expect(await direct([base], 4_321, wrong)).toEqual(topCountMasks([base], 4_321));
+  });
+
+  it('declines (undefined) small inputs, keep 0 or all, NaN scores, and other backends, without leaking', async () => {
+    const before = tf.memory().numTensors;
+    expect(await direct([scores(8, 1_000)], 10)).toBeUndefined();
+    const big = scores(9, 20_000);
+    expect(await direct([big], 0)).toBeUndefined();
+    expect(await direct([big], 20_000)).toBeUndefined();
+    big[12_345] = Number.NaN;
+    expect(await direct([big], 2_000)).toBeUndefined();
+    expect(tf.memory().numTensors).toBe(before);
+    await setBackend('cpu');
+    expect(await direct([scores(10, 20_000)], 2_000)).toBeUndefined();
+    await setBackend('wasm');
+  });
+
+  it('does not leak tensors over repeated selections', async () => {
+    const tensor = tf.tensor1d(scores(11, 60_000));
+    const hint: SelectionHint = {};
+    const before = tf.memory().numTensors;
+    for (let step = 0; step < 20; step += 1) tf.dispose(topCountMaskTensors([tensor], 6_000, hint));
+    expect(tf.memory().numTensors).toBe(before);
+    tensor.dispose();
+  });
+});
