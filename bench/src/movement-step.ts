@@ -16,7 +16,7 @@ import { Pruner, type PrunerOptions, adam, type Batch, type Optimizer, sgd } fro
 import { batches, loadMnist } from '@fineprune/datasets';
 import { fromLayersModel } from '@fineprune/layers';
 import { hardConcrete, l0Penalty, sigmoidPenalty, threshold, topV } from '@fineprune/masks';
-import { constant, cubicThreshold, noTarget } from '@fineprune/schedulers';
+import { cubic, cubicThreshold, noTarget } from '@fineprune/schedulers';
 import { l0, movement } from '@fineprune/scores';
 import { median, writeResult, selectBackend } from './harness';
 import { benchmarkMlp, denseTrainingLoop } from './mlp-fixtures';
@@ -29,7 +29,12 @@ type Recipe = Pick<PrunerOptions, 'scores' | 'mask' | 'schedule' | 'lossTerms' |
 export async function main(argv = process.argv.slice(2)): Promise<Record<string, unknown>> {
   const { values } = parseArgs({
     args: argv,
-    options: { backend: { type: 'string', default: 'wasm' }, steps: { type: 'string', default: '200' } },
+    options: {
+      backend: { type: 'string', default: 'wasm' },
+      steps: { type: 'string', default: '200' },
+      // A comma-separated subset of the pruned variants (dense always runs), for profiling.
+      variants: { type: 'string', default: '' },
+    },
   });
   const backend = await selectBackend(values.backend!);
   const steps = Number(values.steps);
@@ -44,19 +49,25 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
   for (const parameter of denseModel.parameters()) parameter.setWeightTransform((p) => p.weight);
   const denseTrainer = denseTrainingLoop(denseModel);
 
+  // Untimed warm-up steps at sparsity 0, as in the paper's schedule, then 90% for every timed step.
+  // Without them the constant-0 scores all tie at the first selection, global Top-v keeps the
+  // first matrix only (ties go to the lower index), and the network is dead: scores never move.
+  const warmup = 10;
+  const atNinetyAfterWarmup = () =>
+    cubic({ finalSparsity: 0.9, totalSteps: warmup + steps, warmupSteps: warmup - 1, cooldownSteps: steps });
   const recipes: Record<string, Recipe> = {
-    mvpLocal: { scores: movement(), mask: topV({ scope: 'local' }), schedule: constant({ sparsity: 0.9 }) },
+    mvpLocal: { scores: movement(), mask: topV({ scope: 'local' }), schedule: atNinetyAfterWarmup() },
     mvpLocalSgdScores: {
       scores: movement(),
       mask: topV({ scope: 'local' }),
-      schedule: constant({ sparsity: 0.9 }),
+      schedule: atNinetyAfterWarmup(),
       scoreOptimizer: () => sgd({ learningRate: 1e-2, momentum: 0.9 }),
     },
-    mvpGlobal: { scores: movement(), mask: topV({ scope: 'global' }), schedule: constant({ sparsity: 0.9 }) },
+    mvpGlobal: { scores: movement(), mask: topV({ scope: 'global' }), schedule: atNinetyAfterWarmup() },
     mvpGlobalEvery10: {
       scores: movement(),
       mask: topV({ scope: 'global' }),
-      schedule: constant({ sparsity: 0.9 }),
+      schedule: atNinetyAfterWarmup(),
       maskUpdateInterval: 10,
     },
     softMvp: {
@@ -72,8 +83,13 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
       lossTerms: [l0Penalty({ lambda: 1e-6 })],
     },
   };
+  const chosen = values.variants ? values.variants.split(',') : Object.keys(recipes);
+  const unknown = chosen.filter((name) => !(name in recipes));
+  if (unknown.length > 0)
+    throw new Error(`unknown variants ${unknown.join(', ')}; known: ${Object.keys(recipes).join(', ')}`);
   const pruners: Record<string, { pruner: Pruner; scoreOptimizer: Optimizer }> = {};
   for (const [name, { scoreOptimizer: makeScoreOptimizer, ...recipe }] of Object.entries(recipes)) {
+    if (!chosen.includes(name)) continue;
     const model = fromLayersModel(benchmarkMlp(1), {
       loss: 'sparseCategoricalCrossentropy',
       fromLogits: true,
@@ -97,7 +113,6 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
     ),
   ];
   const times: Record<string, number[]> = Object.fromEntries(variants.map(([name]) => [name, []]));
-  const warmup = 5;
   let tensorsBefore = 0;
   for (let step = 0; step < steps + warmup; step += 1) {
     if (step === warmup) tensorsBefore = tf.memory().numTensors;
@@ -168,7 +183,7 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
   };
   denseTrainer.dispose();
   for (const { pruner } of Object.values(pruners)) pruner.dispose();
-  const file = writeResult(`movement-step-${backend.backend}`, result);
+  const file = writeResult(`movement-step-${backend.backend}${values.variants ? '-subset' : ''}`, result);
   console.log(JSON.stringify(result, null, 2));
   console.log(`written to ${file}`);
   return result;

@@ -25,6 +25,13 @@ export function keptCount(total: number, sparsity: number): number {
  * The default transform is straight-through (Eq. 2): the forward pass uses W ⊙ M and learned
  * scores receive dL/d(W ⊙ M) ⊙ W.
  *
+ * Start learned scores with a warm-up at sparsity 0 (the paper's cubic schedule has one), or with a
+ * random `init`: constant-0 scores all tie at the first selection, and a global Top-v then keeps the
+ * first matrices whole and prunes the last ones entirely, after which no gradient reaches any score.
+ *
+ * On wasm, inputs of 16,384 scores or more are selected where they lie in the wasm heap, starting
+ * from the previous threshold of the same parameters; the masks are the same as elsewhere.
+ *
  * @example
  * ```ts
  * const mask = topV({ scope: 'global' });
