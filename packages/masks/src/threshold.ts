@@ -8,7 +8,7 @@ import {
   matchesSelector,
   type ParameterSelector,
 } from '@fineprune/core';
-import { addMany, topCountMasks } from '@fineprune/tensor';
+import { addMany, thresholdMaskTensors, topCountMasks } from '@fineprune/tensor';
 import { readScores } from './read-scores';
 
 /**
@@ -104,10 +104,21 @@ export function threshold(options: ThresholdOptions = {}): MaskFunction {
             : tau >= 1
               ? Number.POSITIVE_INFINITY
               : Math.log(tau / (1 - tau));
-      const masks = inputs.map((input) => tf.tidy(() => tf.cast(tf.greater(input.scores, cut), 'float32')));
-      const countsTensor = tf.tidy(() => tf.stack(masks.map((mask) => tf.sum(mask))));
-      const counts = Array.from(await readScores(countsTensor));
-      countsTensor.dispose();
+      // On wasm one SIMD pass per tensor writes the mask and counts it; elsewhere TF.js ops.
+      const direct = thresholdMaskTensors(
+        inputs.map((input) => input.scores),
+        cut,
+      );
+      let masks: tf.Tensor[];
+      let counts: number[];
+      if (direct !== undefined) {
+        ({ masks, counts } = direct);
+      } else {
+        masks = inputs.map((input) => tf.tidy(() => tf.cast(tf.greater(input.scores, cut), 'float32')));
+        const countsTensor = tf.tidy(() => tf.stack(masks.map((mask) => tf.sum(mask))));
+        counts = Array.from(await readScores(countsTensor));
+        countsTensor.dispose();
+      }
       const sizes = inputs.map((input) => input.scores.size);
       const floorOf = (size: number) => Math.min(size, Math.ceil(minKeptFraction * size));
       const total = sizes.reduce((sum, size) => sum + size, 0);

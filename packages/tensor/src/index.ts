@@ -28,6 +28,7 @@ export {
   kthLargestOfTensors,
   readFloat32,
   type SelectionHint,
+  thresholdMaskTensors,
   topCountMaskTensors,
   topCountMasks,
 } from './select';

@@ -38,8 +38,9 @@ const SCORES = 64;
 /** The scans, bound to one memory. */
 export interface SelectScans {
   bracket(src: number, n: number, lo: number, hi: number, band: number, counters: number): number;
-  maskAtLeast(src: number, n: number, threshold: number, out: number): void;
-  maskAbove(src: number, n: number, threshold: number, out: number): void;
+  /** Writes the mask and returns its number of ones. */
+  maskAtLeast(src: number, n: number, threshold: number, out: number): number;
+  maskAbove(src: number, n: number, threshold: number, out: number): number;
 }
 
 /** The bracket scan. Params: src, n, lo, hi, band, counters. */
@@ -139,10 +140,6 @@ function bracketFunction() {
     ...set(belowScalar),
     ...keepIfInside,
   ];
-  const laneSum = (vector: number, plus: number) => [
-    ...get(plus),
-    ...[0, 1, 2, 3].flatMap((index) => [...get(vector), ...simd(simdOp.i32x4ExtractLane), index, op.i32Add]),
-  ];
   const body = [
     ...get(n),
     ...i32Const(2),
@@ -183,11 +180,15 @@ function bracketFunction() {
   };
 }
 
-/** out[i] = 1 if src[i] ≥ t (or > t when `strict`), else 0. Params: src, n, t, out. */
+/**
+ * out[i] = 1 if src[i] ≥ t (or > t when `strict`), else 0; returns the number of ones.
+ * Params: src, n, t, out.
+ */
 function maskFunction(strict: boolean) {
   const [src, n, threshold, out] = [0, 1, 2, 3];
-  const [cursor, simdEnd, end] = [4, 5, 6];
-  const [vThreshold, vOne] = [7, 8];
+  const [cursor, simdEnd, end, count, compared] = [4, 5, 6, 7, 8];
+  const [vThreshold, vOne, vCompared, vCount] = [9, 10, 11, 12];
+  const tee = (local: number) => [op.localTee, local];
   const simdStep = [
     ...get(out),
     ...get(cursor),
@@ -199,10 +200,16 @@ function maskFunction(strict: boolean) {
     ...memarg(),
     ...get(vThreshold),
     ...simd(strict ? simdOp.f32x4Gt : simdOp.f32x4Ge),
+    ...tee(vCompared),
     ...get(vOne),
     ...simd(simdOp.v128And),
     ...simd(simdOp.v128Store),
     ...memarg(),
+    // vCount −= compared (a true lane is −1)
+    ...get(vCount),
+    ...get(vCompared),
+    ...simd(simdOp.i32x4Sub),
+    ...set(vCount),
   ];
   const scalarStep = [
     ...get(out),
@@ -215,15 +222,20 @@ function maskFunction(strict: boolean) {
     ...memarg(),
     ...get(threshold),
     strict ? op.f32Gt : op.f32Ge,
+    ...tee(compared),
     op.f32ConvertI32S,
     op.f32Store,
     ...memarg(),
+    ...get(count),
+    ...get(compared),
+    op.i32Add,
+    ...set(count),
   ];
   return {
     name: strict ? 'maskAbove' : 'maskAtLeast',
     params: [I32, I32, F32, I32],
-    results: [],
-    locals: [I32, I32, I32, V128, V128],
+    results: [I32],
+    locals: [I32, I32, I32, I32, I32, V128, V128, V128, V128],
     body: [
       ...get(n),
       ...i32Const(2),
@@ -245,8 +257,17 @@ function maskFunction(strict: boolean) {
       ...set(vOne),
       ...loopWhileBelow(cursor, simdEnd, 16, simdStep),
       ...loopWhileBelow(cursor, end, 4, scalarStep),
+      ...laneSum(vCount, count),
     ],
   };
+}
+
+/** `plus` + the sum of the four i32 lanes of local `vector`. */
+function laneSum(vector: number, plus: number): number[] {
+  return [
+    ...get(plus),
+    ...[0, 1, 2, 3].flatMap((index) => [...get(vector), ...simd(simdOp.i32x4ExtractLane), index, op.i32Add]),
+  ];
 }
 
 const scanInstances = new WeakMap<WebAssembly.Memory, SelectScans | null>();

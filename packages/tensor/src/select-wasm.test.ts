@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { setBackend } from './backend';
 import { createRandom } from './random';
-import { type SelectionHint, topCountMaskTensors, topCountMasks } from './select';
+import { type SelectionHint, thresholdMaskTensors, topCountMaskTensors, topCountMasks } from './select';
 
 /** Masks from the tensor route, read back, or undefined when it declined. */
 async function direct(arrays: Float32Array[], keep: number, hint?: SelectionHint) {
@@ -81,5 +81,31 @@ describe('topCountMaskTensors on wasm', () => {
     for (let step = 0; step < 20; step += 1) tf.dispose(topCountMaskTensors([tensor], 6_000, hint));
     expect(tf.memory().numTensors).toBe(before);
     tensor.dispose();
+  });
+
+  it('thresholdMaskTensors equals tf.greater (NaN, ±0, ±Infinity, ties at the cut, ragged sizes) and counts the ones', async () => {
+    const random = createRandom(12);
+    const specials = [Number.NaN, 0, -0, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, 0.25, 0.1];
+    for (const size of [1, 3, 4, 7, 1_001, 30_000]) {
+      const values = new Float32Array(size).map(() =>
+        random.next() < 0.2 ? specials[Math.floor(random.next() * specials.length)]! : random.next() - 0.5,
+      );
+      for (const cut of [0.1, 0, -0, -1, Number.NEGATIVE_INFINITY, Number.POSITIVE_INFINITY, 1 / 3]) {
+        const tensor = tf.tensor1d(values);
+        const before = tf.memory().numTensors;
+        const result = thresholdMaskTensors([tensor], cut);
+        expect(result, 'the wasm route runs').toBeDefined();
+        const reference = tf.tidy(() => tf.cast(tf.greater(tensor, cut), 'float32'));
+        const want = (await reference.data()) as Float32Array;
+        expect(await result!.masks[0]!.data(), `size ${size}, cut ${cut}`).toEqual(want);
+        expect(result!.counts[0]).toBe(want.reduce((sum, value) => sum + value, 0));
+        tf.dispose([...result!.masks, reference]);
+        expect(tf.memory().numTensors).toBe(before);
+        tensor.dispose();
+      }
+    }
+    const ints = tf.zeros([4], 'int32');
+    expect(thresholdMaskTensors([ints], 0)).toBeUndefined();
+    ints.dispose();
   });
 });

@@ -578,6 +578,43 @@ export function topCountMaskTensors(
   return outputs.map((output) => tfCore.engine().makeTensorFromTensorInfo(output));
 }
 
+/**
+ * Threshold masks of score tensors on the `wasm` backend: for each tensor a new float32 mask with 1
+ * where score > `cut` (the comparison of `tf.greater(scores, cut)`, `cut` rounded to float32; NaN
+ * scores give 0), and the number of ones, from one WebAssembly SIMD pass over the tensor where it
+ * lies in the wasm heap. Returns `undefined` elsewhere (another backend, no WebAssembly SIMD, a
+ * dtype other than float32): use `tf.greater` then.
+ *
+ * @param scores - float32 score tensors
+ * @param cut - the threshold
+ * @returns the masks (owned by the caller) and their counts of ones, or `undefined`
+ *
+ * @example
+ * ```ts
+ * const result = thresholdMaskTensors([scores], 0.1);
+ * if (result) console.log(result.counts[0], 'kept');
+ * ```
+ */
+export function thresholdMaskTensors(
+  scores: readonly tf.Tensor[],
+  cut: number,
+): { masks: tf.Tensor[]; counts: number[] } | undefined {
+  if (tfCore.getBackend() !== 'wasm' || Number.isNaN(cut)) return undefined;
+  if (scores.some((tensor) => tensor.dtype !== 'float32' || tensor.isDisposed || tensor.size === 0))
+    return undefined;
+  const backend = tfCore.backend() as unknown as WasmHeapBackend;
+  const memory = backend.wasm?.asm?.memory;
+  if (!(memory instanceof WebAssembly.Memory) || !backend.dataIdMap) return undefined;
+  const scans = scansFor(memory);
+  if (scans === undefined) return undefined;
+  const outputs = scores.map((tensor) => backend.makeOutput([...tensor.shape], 'float32'));
+  const offsetOf = (info: tf.TensorInfo) => backend.dataIdMap!.get(info.dataId)!.memoryOffset;
+  const counts = scores.map((tensor, index) =>
+    scans.maskAbove(offsetOf(tensor), tensor.size, cut, offsetOf(outputs[index]!)),
+  );
+  return { masks: outputs.map((output) => tfCore.engine().makeTensorFromTensorInfo(output)), counts };
+}
+
 function radixSelect(arrays: readonly Float32Array[], k: number): Selection {
   highHistogram.fill(0);
   for (const array of arrays) histogramHigh(bitsOf(array));
