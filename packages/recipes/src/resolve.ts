@@ -290,30 +290,18 @@ export async function resolvePlugins(
   environment: PluginEnvironment,
 ): Promise<ResolvedPlugins> {
   checkRecipePlugins(recipe, registry);
+  // One plugin from its reference in the recipe, errors naming the reference's path.
+  const make = <K extends Parameters<PluginRegistry['create']>[0]>(
+    kind: K,
+    reference: { id: string; options?: unknown },
+    path: string,
+  ) => registry.create(kind, reference.id, reference.options as JsonObject, environment, path);
   const groups: PruningGroupOptions[] = [];
   for (const [index, group] of recipe.pruning.entries()) {
     const at = (kind: string) => formatPath(['pruning', index, kind]);
-    const scores = await registry.create(
-      'scores',
-      group.scores.id,
-      group.scores.options as JsonObject,
-      environment,
-      at('scores'),
-    );
-    const mask = await registry.create(
-      'mask',
-      group.mask.id,
-      group.mask.options as JsonObject,
-      environment,
-      at('mask'),
-    );
-    const schedule = await registry.create(
-      'schedule',
-      group.schedule.id,
-      group.schedule.options as JsonObject,
-      environment,
-      at('schedule'),
-    );
+    const scores = await make('scores', group.scores, at('scores'));
+    const mask = await make('mask', group.mask, at('mask'));
+    const schedule = await make('schedule', group.schedule, at('schedule'));
     if (mask.targetKind !== schedule.kind) {
       throw new FinepruneError({
         code: ErrorCodes.INCOMPATIBLE_PLUGINS,
@@ -353,27 +341,11 @@ export async function resolvePlugins(
   }
   const lossTerms: LossTerm[] = [];
   for (const [index, term] of recipe.lossTerms.entries()) {
-    lossTerms.push(
-      await registry.create(
-        'lossTerm',
-        term.id,
-        term.options as JsonObject,
-        environment,
-        formatPath(['lossTerms', index]),
-      ),
-    );
+    lossTerms.push(await make('lossTerm', term, formatPath(['lossTerms', index])));
   }
   const hooks: Plugin[] = [];
   for (const [index, hook] of recipe.hooks.entries()) {
-    hooks.push(
-      await registry.create(
-        'hook',
-        hook.id,
-        hook.options as JsonObject,
-        environment,
-        formatPath(['hooks', index]),
-      ),
-    );
+    hooks.push(await make('hook', hook, formatPath(['hooks', index])));
   }
   return { groups, lossTerms, hooks };
 }
