@@ -73,13 +73,16 @@ export function main(argv = process.argv.slice(2)): Record<string, unknown> {
       a.scope.localeCompare(b.scope) ||
       order.indexOf(a.method) - order.indexOf(b.method),
   );
+  // λ with two significant digits: 3.5e-6, 1e-5.
+  const lambdaLabel = (lambda: number | undefined) =>
+    lambda === undefined ? '' : ` (λ = ${Number(lambda.toPrecision(2)).toExponential()})`;
   console.log(
     '| method | target remaining | distillation | selection | dev accuracy % | remaining % | seeds |',
   );
   console.log('|---|---|---|---|---|---|---|');
   for (const row of table) {
     console.log(
-      `| ${row.method}${'lambda' in row ? ` (λ = ${(row.lambda as number).toExponential(0)})` : ''} | ${row.targetRemainingPercent}% | ${row.distillation ? 'yes' : 'no'} | ${row.scope} | ${row.accuracy} | ${row.remainingPercent} | ${row.seeds.join(', ')} |`,
+      `| ${row.method}${lambdaLabel(row.lambda as number | undefined)} | ${row.targetRemainingPercent}% | ${row.distillation ? 'yes' : 'no'} | ${row.scope} | ${row.accuracy} | ${row.remainingPercent} | ${row.seeds.join(', ')} |`,
     );
   }
   // Fig. 6: remaining weights per projection, mean over the runs of each method at each target.
@@ -95,7 +98,9 @@ export function main(argv = process.argv.slice(2)): Record<string, unknown> {
       const cells = projections.map((name) =>
         (mean(rows.map((row) => row.perParameterRemaining[name]!)) * 100).toFixed(1),
       );
-      console.log(`| ${first.method} ${first.scope} | ${first.target * 100}% | ${cells.join(' | ')} |`);
+      console.log(
+        `| ${first.method}${lambdaLabel(first.lambda)} ${first.scope} | ${first.target * 100}% | ${cells.join(' | ')} |`,
+      );
     }
   }
   const merged = { task: values.task, parts: files, runs, table };
