@@ -47,14 +47,15 @@ export function topV(options: TopVOptions = {}): MaskFunction {
       fix: 'Use "local" to prune each matrix to the same sparsity, "global" to rank all matrices together.',
     });
   }
-  // Selection hints per parameter list (keyed by the first parameter, checked by all names).
-  const hints = new WeakMap<object, { names: string; hint: SelectionHint }>();
-  const hintFor = (parameters: readonly MaskInput['parameter'][]): SelectionHint => {
-    const names = parameters.map((parameter) => parameter.name).join('\n');
-    const entry = hints.get(parameters[0]!);
-    if (entry?.names === names) return entry.hint;
-    const hint: SelectionHint = {};
-    hints.set(parameters[0]!, { names, hint });
+  // Selection hints, keyed by the parameter (local) or the group's first parameter (global). A hint
+  // only speeds selection up, so a stale or shared one cannot change a mask.
+  const hints = new WeakMap<object, SelectionHint>();
+  const hintFor = (parameter: MaskInput['parameter']): SelectionHint => {
+    let hint = hints.get(parameter);
+    if (hint === undefined) {
+      hint = {};
+      hints.set(parameter, hint);
+    }
     return hint;
   };
   return {
@@ -77,12 +78,12 @@ export function topV(options: TopVOptions = {}): MaskFunction {
       // On wasm, large selections run where the scores lie (no read-out, no mask upload), starting
       // from the last threshold of the same parameters (a speed-up only: the masks are exact).
       const direct: Array<tf.Tensor | undefined> =
-        scope === 'global'
-          ? (topCountMaskTensors(tensors, keep(tensors), hintFor(inputs.map((input) => input.parameter))) ??
+        scope === 'global' && inputs.length > 0
+          ? (topCountMaskTensors(tensors, keep(tensors), hintFor(inputs[0]!.parameter)) ??
             tensors.map(() => undefined))
           : tensors.map(
               (tensor, index) =>
-                topCountMaskTensors([tensor], keep([tensor]), hintFor([inputs[index]!.parameter]))?.[0],
+                topCountMaskTensors([tensor], keep([tensor]), hintFor(inputs[index]!.parameter))?.[0],
             );
       const rest = inputs.flatMap((_input, index) => (direct[index] === undefined ? [index] : []));
       if (rest.length === 0) return direct as tf.Tensor[];

@@ -17,15 +17,14 @@
 import * as tf from '@tensorflow/tfjs-core';
 import {
   buildModule,
+  byteBounds,
   F32,
   get,
   I32,
-  i32Const,
   instantiate,
   loopWhileBelow,
   memarg,
   op,
-  set,
   simd,
   simdOp,
 } from './wasm-binary';
@@ -140,19 +139,7 @@ function updateBody(withDecay: boolean): number[] {
   };
 
   return [
-    // end = n·4; simdEnd = (n − n mod 4)·4; cursor = 0
-    ...get(P.n),
-    ...i32Const(2),
-    op.i32Shl,
-    ...set(P.end),
-    ...get(P.n),
-    ...get(P.n),
-    ...i32Const(3),
-    op.i32And,
-    op.i32Sub,
-    ...i32Const(2),
-    op.i32Shl,
-    ...set(P.simdEnd),
+    ...byteBounds(P.n, P.end, P.simdEnd),
     ...loopWhileBelow(P.cursor, P.simdEnd, 16, step('simd')),
     ...loopWhileBelow(P.cursor, P.end, 4, step('scalar')),
   ];

@@ -162,6 +162,27 @@ export function loopWhileBelow(local: number, limit: number, stride: number, bod
   ];
 }
 
+/**
+ * The bounds of a loop over n float32 elements, in bytes: `end` = 4n and `simdEnd` = 4(n − n mod 4),
+ * the end of the part processed four lanes at a time (the rest is the scalar tail).
+ */
+export function byteBounds(n: number, end: number, simdEnd: number): number[] {
+  return [
+    ...get(n),
+    ...i32Const(2),
+    op.i32Shl,
+    ...set(end),
+    ...get(n),
+    ...get(n),
+    ...i32Const(3),
+    op.i32And,
+    op.i32Sub,
+    ...i32Const(2),
+    op.i32Shl,
+    ...set(simdEnd),
+  ];
+}
+
 /** One exported function of a module. */
 export interface FunctionSpec {
   name: string;
