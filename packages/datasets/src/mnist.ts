@@ -175,17 +175,47 @@ async function isDirectory(path: string): Promise<boolean> {
   }
 }
 
-/** Finds `base` or `base.gz` in `directory`. */
-async function findIdxFile(directory: string, base: string, fix: string): Promise<string> {
-  const candidates = [join(directory, base), join(directory, `${base}.gz`)];
-  for (const candidate of candidates) {
+/**
+ * Like `Promise.all`, but when several reject it throws the first rejection in the array's
+ * order, not the first in time, so an error message never depends on which read finished first.
+ */
+async function allInOrder<T extends readonly unknown[]>(
+  promises: { [K in keyof T]: Promise<T[K]> },
+): Promise<T> {
+  const settled = await Promise.allSettled(promises);
+  for (const outcome of settled) if (outcome.status === 'rejected') throw outcome.reason;
+  return settled.map((outcome) => (outcome as PromiseFulfilledResult<unknown>).value) as unknown as T;
+}
+
+/** Finds `base` or `base.gz` in `directory`; `undefined` when neither is a file. */
+async function findIdxFile(directory: string, base: string): Promise<string | undefined> {
+  for (const candidate of [join(directory, base), join(directory, `${base}.gz`)]) {
     try {
       if ((await stat(candidate)).isFile()) return candidate;
     } catch {
       // try the next candidate
     }
   }
-  return ioFailed(`Neither ${candidates.join(' nor ')} exists.`, fix, undefined, { candidates });
+  return undefined;
+}
+
+/**
+ * Finds every base name's file, and names all the missing ones, in the order given, in one
+ * error (the lookups run concurrently; reporting whichever failed first would make the message
+ * depend on timing).
+ */
+async function findIdxFiles(directory: string, bases: readonly string[], fix: string): Promise<string[]> {
+  const found = await Promise.all(bases.map((base) => findIdxFile(directory, base)));
+  const missing = bases.filter((_, i) => found[i] === undefined);
+  if (missing.length > 0) {
+    ioFailed(
+      `${directory} lacks ${missing.map((base) => `${base} (or ${base}.gz)`).join(', ')}.`,
+      fix,
+      undefined,
+      { directory, missing },
+    );
+  }
+  return found as string[];
 }
 
 async function readBytes(path: string, fix: string): Promise<Uint8Array> {
@@ -242,10 +272,7 @@ async function readIdxPair(
   const setName = options.name ?? imagesName;
   const count = options.expectedCount ?? -1;
   const [rows, cols] = options.expectedImageShape ?? [-1, -1];
-  const [imageBytes, labelBytes] = await Promise.all([
-    readBytes(imagesPath, fix),
-    readBytes(labelsPath, fix),
-  ]);
+  const [imageBytes, labelBytes] = await allInOrder([readBytes(imagesPath, fix), readBytes(labelsPath, fix)]);
 
   const images = parseIdx(imageBytes, {
     name: imagesName,
@@ -295,16 +322,18 @@ async function loadMnistDirectory(spec: DirectorySpec): Promise<Dataset> {
   if (!(await isDirectory(directory))) {
     ioFailed(`The ${spec.name} directory ${directory} does not exist.`, fix, undefined, { directory });
   }
-  const [trainImages, trainLabels, testImages, testLabels] = await Promise.all(
+  const [trainImages, trainLabels, testImages, testLabels] = await findIdxFiles(
+    directory,
     [
       MNIST_FILE_NAMES.trainImages,
       MNIST_FILE_NAMES.trainLabels,
       MNIST_FILE_NAMES.testImages,
       MNIST_FILE_NAMES.testLabels,
-    ].map((base) => findIdxFile(directory, base, fix)),
+    ],
+    fix,
   );
   const common = { classes: 10, expectedImageShape: [28, 28] as [number, number], fix };
-  const [train, test] = await Promise.all([
+  const [train, test] = await allInOrder([
     readIdxPair(trainImages!, trainLabels!, { ...common, name: `${spec.name} train`, expectedCount: 60_000 }),
     readIdxPair(testImages!, testLabels!, { ...common, name: `${spec.name} test`, expectedCount: 10_000 }),
   ]);
