@@ -227,8 +227,8 @@ describe('recipe parser under generated malformed recipes', () => {
       );
       expect(counts.INVALID_RECIPE).toBeGreaterThan(CASES / 2);
       expect(counts.UNKNOWN_PLUGIN).toBeGreaterThan(CASES / 200);
-      expect(slowest).toBeLessThan(1000);
-      expect(seconds).toBeLessThan(120);
+      // A hang fails on the test's timeout; the times above are reported, not asserted (timing
+      // targets live in bench/, not in unit tests on a shared machine).
     },
   );
 });

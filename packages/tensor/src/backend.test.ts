@@ -39,15 +39,14 @@ describe('backend selection', () => {
     ]);
   });
 
-  it('selects wasm by default, and again cheaply and idempotently', async () => {
+  it('selects wasm by default, and returns the cached selection when asked again', async () => {
     const first = await setBackend();
     expect(first.backend).toBe('wasm');
     expect(first.attempts.at(-1)).toMatchObject({ name: 'wasm', ok: true });
     expect(currentBackend()).toBe('wasm');
     expect(tf.getBackend()).toBe('wasm');
-    const start = performance.now();
+    // the second call returns the cached selection object itself: nothing was initialised again
     const second = await setBackend('wasm');
-    expect(performance.now() - start).toBeLessThan(5);
     expect(second).toBe(first);
     const [a, b] = await Promise.all([setBackend('cpu'), setBackend('cpu')]);
     expect(a).toBe(b);
