@@ -16,6 +16,7 @@
 
 import * as tf from '@tensorflow/tfjs-core';
 import {
+  address,
   buildModule,
   byteBounds,
   F32,
@@ -72,8 +73,7 @@ const P = {
 
 /** The body of one update function; `withDecay` adds the AdamW term. */
 function updateBody(withDecay: boolean): number[] {
-  // Address: base (a parameter) + cursor.
-  const at = (base: number) => [...get(base), ...get(P.cursor), op.i32Add];
+  const at = (base: number) => address(base, P.cursor);
   const vload = (base: number) => [...at(base), ...simd(simdOp.v128Load), ...memarg()];
   const splat = (local: number) => [...get(local), ...simd(simdOp.f32x4Splat)];
   const fload = (base: number) => [...at(base), op.f32Load, ...memarg()];

@@ -12,6 +12,7 @@
  */
 
 import {
+  address,
   buildModule,
   byteBounds,
   F32,
@@ -75,34 +76,20 @@ function bracketFunction() {
     ...set(count),
   ];
   const lane = (index: number) => [
-    ...get(src),
-    ...get(cursor),
-    op.i32Add,
+    ...address(src, cursor),
     op.f32Load,
     ...memarg(index * 4),
     ...set(scalar),
     ...keepIfInside,
   ];
   const simdStep = [
-    ...get(src),
-    ...get(cursor),
-    op.i32Add,
+    ...address(src, cursor),
     ...simd(simdOp.v128Load),
     ...memarg(),
     ...set(vValue),
-    // aboveAcc −= (value > HI) (a true lane is all ones, i.e. −1)
-    ...get(aboveAcc),
-    ...get(vValue),
-    ...get(vHi),
-    ...simd(simdOp.f32x4Gt),
-    ...simd(simdOp.i32x4Sub),
-    ...set(aboveAcc),
-    ...get(belowAcc),
-    ...get(vValue),
-    ...get(vLo),
-    ...simd(simdOp.f32x4Lt),
-    ...simd(simdOp.i32x4Sub),
-    ...set(belowAcc),
+    // aboveAcc −= (value > HI), belowAcc −= (value < LO) (a true lane is all ones, i.e. −1)
+    ...countWhere(aboveAcc, vValue, vHi, simd(simdOp.f32x4Gt), simd(simdOp.i32x4Sub)),
+    ...countWhere(belowAcc, vValue, vLo, simd(simdOp.f32x4Lt), simd(simdOp.i32x4Sub)),
     // if any lane is inside [lo, hi] (NaN lanes are not), copy the group's insiders one by one
     ...get(vValue),
     ...get(vLo),
@@ -121,24 +108,12 @@ function bracketFunction() {
     op.end,
   ];
   const scalarStep = [
-    ...get(src),
-    ...get(cursor),
-    op.i32Add,
+    ...address(src, cursor),
     op.f32Load,
     ...memarg(),
     ...set(scalar),
-    ...get(aboveScalar),
-    ...get(scalar),
-    ...get(hi),
-    op.f32Gt,
-    op.i32Add,
-    ...set(aboveScalar),
-    ...get(belowScalar),
-    ...get(scalar),
-    ...get(lo),
-    op.f32Lt,
-    op.i32Add,
-    ...set(belowScalar),
+    ...countWhere(aboveScalar, scalar, hi, [op.f32Gt], [op.i32Add]),
+    ...countWhere(belowScalar, scalar, lo, [op.f32Lt], [op.i32Add]),
     ...keepIfInside,
   ];
   const body = [
@@ -180,12 +155,8 @@ function maskFunction(strict: boolean) {
   const [vThreshold, vOne, vCompared, vCount] = [9, 10, 11, 12];
   const tee = (local: number) => [op.localTee, local];
   const simdStep = [
-    ...get(out),
-    ...get(cursor),
-    op.i32Add,
-    ...get(src),
-    ...get(cursor),
-    op.i32Add,
+    ...address(out, cursor),
+    ...address(src, cursor),
     ...simd(simdOp.v128Load),
     ...memarg(),
     ...get(vThreshold),
@@ -202,12 +173,8 @@ function maskFunction(strict: boolean) {
     ...set(vCount),
   ];
   const scalarStep = [
-    ...get(out),
-    ...get(cursor),
-    op.i32Add,
-    ...get(src),
-    ...get(cursor),
-    op.i32Add,
+    ...address(out, cursor),
+    ...address(src, cursor),
     op.f32Load,
     ...memarg(),
     ...get(threshold),
@@ -239,6 +206,14 @@ function maskFunction(strict: boolean) {
       ...laneSum(vCount, count),
     ],
   };
+}
+
+/**
+ * `counter = counter ⊕ compare(value, bound)`: with `accumulate` = i32.add on a scalar 0/1
+ * comparison, or i32x4.sub on a SIMD one (whose true lanes are −1).
+ */
+function countWhere(counter: number, value: number, bound: number, compare: number[], accumulate: number[]) {
+  return [...get(counter), ...get(value), ...get(bound), ...compare, ...accumulate, ...set(counter)];
 }
 
 /** `plus` + the sum of the four i32 lanes of local `vector`. */

@@ -59,7 +59,6 @@ export const op = {
   localGet: 0x20,
   localSet: 0x21,
   localTee: 0x22,
-  i32Load: 0x28,
   f32Load: 0x2a,
   i32Store: 0x36,
   f32Store: 0x38,
@@ -86,7 +85,6 @@ export const op = {
 export const simdOp = {
   v128Load: 0x00,
   v128Store: 0x0b,
-  i32x4Splat: 0x11,
   f32x4Splat: 0x13,
   i32x4ExtractLane: 0x1b,
   f32x4Lt: 0x43,
@@ -95,7 +93,6 @@ export const simdOp = {
   f32x4Ge: 0x46,
   v128And: 0x4e,
   v128AnyTrue: 0x53,
-  i32x4Add: 0xae,
   i32x4Sub: 0xb1,
   f32x4Sqrt: 0xe3,
   f32x4Add: 0xe4,
@@ -133,6 +130,11 @@ export function get(local: number): number[] {
 /** `local.set index`. */
 export function set(local: number): number[] {
   return [op.localSet, ...unsignedLeb(local)];
+}
+
+/** The byte address `base + cursor` (two i32 locals) on the stack. */
+export function address(base: number, cursor: number): number[] {
+  return [...get(base), ...get(cursor), op.i32Add];
 }
 
 /**
