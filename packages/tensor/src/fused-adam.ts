@@ -29,6 +29,7 @@ import {
   simd,
   simdOp,
 } from './wasm-binary';
+import { wasmHeapOf } from './wasm-heap';
 
 /** The name under which the fused update is registered as a TF.js kernel for `wasm`. */
 export const FUSED_ADAM_KERNEL = 'FinepruneFusedAdam';
@@ -178,23 +179,15 @@ type UpdateFunction = (
   decay: number,
 ) => void;
 
-/** The parts of the wasm backend (`BackendWasm`) the kernel uses. */
-interface WasmBackendInternals {
-  wasm?: { asm?: { memory?: unknown } };
-  dataIdMap?: { get(dataId: unknown): { memoryOffset: number } | undefined };
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-}
+type UpdateFunctions = { adam: UpdateFunction; adamw: UpdateFunction };
 
-const instances = new WeakMap<object, { adam: UpdateFunction; adamw: UpdateFunction } | null>();
+const instances = new WeakMap<WebAssembly.Memory, UpdateFunctions | null>();
 
-function functionsFor(backend: WasmBackendInternals): { adam: UpdateFunction; adamw: UpdateFunction } | null {
-  const memory = backend.wasm?.asm?.memory;
-  if (!(memory instanceof WebAssembly.Memory) || backend.dataIdMap === undefined) return null;
-  if (instances.has(memory)) return instances.get(memory)!;
-  const functions =
-    instantiate<{ adam: UpdateFunction; adamw: UpdateFunction }>(moduleBytes(), memory) ?? null;
-  instances.set(memory, functions);
-  return functions;
+/** The update functions bound to `memory` (cached); `null` where WebAssembly SIMD is missing. */
+function functionsFor(memory: WebAssembly.Memory): UpdateFunctions | null {
+  if (!instances.has(memory))
+    instances.set(memory, instantiate<UpdateFunctions>(moduleBytes(), memory) ?? null);
+  return instances.get(memory)!;
 }
 
 function fusedAdamKernel({
@@ -206,8 +199,8 @@ function fusedAdamKernel({
   backend: unknown;
   attrs?: tf.NamedAttrMap;
 }): tf.TensorInfo[] {
-  const wasm = backend as WasmBackendInternals;
-  const functions = functionsFor(wasm)!;
+  const { backend: wasm, memory, offsetOf } = wasmHeapOf(backend)!;
+  const functions = functionsFor(memory)!;
   const { variable, m, v, gradient } = inputs as Record<string, tf.TensorInfo>;
   const scalars = attrs as unknown as FusedAdamScalars;
   const shape = [...variable!.shape];
@@ -215,16 +208,15 @@ function fusedAdamKernel({
   const outM = wasm.makeOutput(shape, 'float32');
   const outV = wasm.makeOutput(shape, 'float32');
   // Offsets are read after the outputs are allocated; the heap may have grown, but offsets stay.
-  const offset = (info: tf.TensorInfo) => wasm.dataIdMap!.get(info.dataId)!.memoryOffset;
   const update = scalars.decay > 0 ? functions.adamw : functions.adam;
   update(
-    offset(variable!),
-    offset(m!),
-    offset(v!),
-    offset(gradient!),
-    offset(outW),
-    offset(outM),
-    offset(outV),
+    offsetOf(variable!),
+    offsetOf(m!),
+    offsetOf(v!),
+    offsetOf(gradient!),
+    offsetOf(outW),
+    offsetOf(outM),
+    offsetOf(outV),
     tf.util.sizeFromShape(shape),
     scalars.beta1,
     1 - scalars.beta1,
@@ -270,7 +262,8 @@ export function fusedAdamStep(
     tensors.some((tensor) => tensor.dtype !== 'float32' || !tf.util.arraysEqual(tensor.shape, variable.shape))
   )
     return undefined;
-  if (functionsFor(tf.backend() as unknown as WasmBackendInternals) === null) return undefined;
+  const heap = wasmHeapOf();
+  if (heap === undefined || functionsFor(heap.memory) === null) return undefined;
   if (tf.getKernel(FUSED_ADAM_KERNEL, 'wasm') === undefined) {
     tf.registerKernel({
       kernelName: FUSED_ADAM_KERNEL,

@@ -20,6 +20,7 @@ import * as tfCore from '@tensorflow/tfjs-core';
 import type * as tf from '@tensorflow/tfjs-core';
 import { ErrorCodes, FinepruneError } from './errors';
 import { SimdSelector, scansFor } from './select-simd';
+import { wasmHeapOf } from './wasm-heap';
 
 const BUCKETS = 0x10000;
 /** High 16 bits of +Infinity (0x7f800000) and -Infinity (0xff800000); NaNs sit at or beyond them. */
@@ -169,9 +170,10 @@ function histogramLow(bits: Uint32Array, high: number): void {
  * Radix select of the k-th largest float (1 <= k <= n, checked by the callers). Floats are ordered by
  * their bit patterns read as order-preserving keys (negative → ~bits, positive → bits | 0x80000000);
  * the histograms are indexed by raw bits and visited in key order instead, which saves the mapping.
+ * `staged` is set when the selection copied `arrays` into the SIMD selector, which can then write
+ * their masks.
  */
-function selectInternal(arrays: readonly Float32Array[], k: number): Selection {
-  stagedList = null;
+function selectInternal(arrays: readonly Float32Array[], k: number): Selection & { staged?: SimdSelector } {
   const n = totalLength(arrays);
   if (n >= SAMPLED_MIN_LENGTH) {
     const sampled = selectBySample(arrays, n, k);
@@ -229,14 +231,8 @@ function selectInRange(values: Float32Array, k: number, lo: number, hi: number):
     if (Math.floor((x - lo) * scale) === bucket) members[filled++] = x;
   }
   members.sort(); // ascending
-  const value = members[size - (k - above)]!;
-  let ties = 0;
-  for (let index = 0; index < size; index += 1) {
-    const x = members[index]!;
-    above += +(x > value);
-    ties += +(x === value);
-  }
-  return { value: value === 0 ? 0 : value, above, ties };
+  const selection = tally(members, members[size - (k - above)]!);
+  return { ...selection, above: above + selection.above };
 }
 let bucketScratch = new Float32Array(0);
 
@@ -294,7 +290,11 @@ function selectByQuickselect(values: Float32Array, k: number): Selection | undef
       break;
     }
   }
-  if (Number.isNaN(value)) return undefined;
+  return Number.isNaN(value) ? undefined : tally(values, value);
+}
+
+/** `value` as a selection of `values`: how many are above it and equal to it (−0 and +0 are one value; +0 is reported). */
+function tally(values: Float32Array, value: number): Selection {
   let above = 0;
   let ties = 0;
   for (let index = 0; index < values.length; index += 1) {
@@ -302,7 +302,6 @@ function selectByQuickselect(values: Float32Array, k: number): Selection | undef
     above += +(x > value);
     ties += +(x === value);
   }
-  // −0 and +0 are one value; report +0.
   return { value: value === 0 ? 0 : value, above, ties };
 }
 
@@ -313,8 +312,6 @@ const GOLDEN_FRACTION = 0.6180339887498949;
 let sampleScratch = new Float32Array(0);
 /** Created on first use; `null` where WebAssembly SIMD is missing. */
 let simdSelector: SimdSelector | null | undefined;
-/** The list whose scores the last selection staged in the SIMD selector's memory (reset on each selection). */
-let stagedList: readonly Float32Array[] | null = null;
 
 function selector(): SimdSelector | null {
   if (simdSelector === undefined) simdSelector = SimdSelector.create() ?? null;
@@ -336,11 +333,15 @@ function valueAt(arrays: readonly Float32Array[], index: number): number {
  * missing, the input is too long to stage, the bracket misses the k-th value or a NaN is seen (the
  * caller then runs the full radix select, which also reports NaNs).
  */
-function selectBySample(arrays: readonly Float32Array[], n: number, k: number): Selection | undefined {
+function selectBySample(
+  arrays: readonly Float32Array[],
+  n: number,
+  k: number,
+): (Selection & { staged: SimdSelector }) | undefined {
   const simd = selector();
   if (simd === null || !simd.stage(arrays, n)) return undefined;
-  stagedList = arrays;
-  return bracketSelect(n, k, arrays, (lo, hi) => simd.bracket(lo, hi));
+  const selection = bracketSelect(n, k, arrays, (lo, hi) => simd.bracket(lo, hi));
+  return selection && { ...selection, staged: simd };
 }
 
 /**
@@ -435,19 +436,10 @@ function sampleAndSelect(
   if (sampleScratch.length < m) sampleScratch = new Float32Array(m);
   const sample = sampleScratch.subarray(0, m);
   let position = 0.5 * GOLDEN_FRACTION;
-  if (parts.length === 1) {
-    const only = parts[0]!;
-    for (let j = 0; j < m; j += 1) {
-      sample[j] = only[Math.floor(position * n)]!;
-      position += GOLDEN_FRACTION;
-      if (position >= 1) position -= 1;
-    }
-  } else {
-    for (let j = 0; j < m; j += 1) {
-      sample[j] = valueAt(parts, Math.floor(position * n));
-      position += GOLDEN_FRACTION;
-      if (position >= 1) position -= 1;
-    }
+  for (let j = 0; j < m; j += 1) {
+    sample[j] = valueAt(parts, Math.floor(position * n));
+    position += GOLDEN_FRACTION;
+    if (position >= 1) position -= 1;
   }
   sample.sort(); // ascending; NaNs last
   if (Number.isNaN(sample[m - 1])) return undefined;
@@ -462,27 +454,14 @@ function sampleAndSelect(
   return selectWithin(n, k, lo, hi, scan);
 }
 
-/** The parts of the wasm backend (`BackendWasm`) that {@link topCountMaskTensors} uses. */
-interface WasmHeapBackend {
-  wasm?: { asm?: { memory?: unknown }; _malloc?(bytes: number): number; _free?(offset: number): void };
-  dataIdMap?: { get(dataId: unknown): { memoryOffset: number } | undefined };
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  disposeData(dataId: unknown): boolean;
-}
-
 /**
- * The active wasm backend's memory, the SIMD scans bound to it and a tensor's byte offset in it;
- * `undefined` when the backend does not expose them or WebAssembly SIMD is missing.
+ * The active wasm backend's heap and the SIMD scans bound to its memory; `undefined` on another
+ * backend or where WebAssembly SIMD is missing.
  */
 function wasmHeap() {
-  const backend = tfCore.backend() as unknown as WasmHeapBackend;
-  const memory = backend.wasm?.asm?.memory;
-  const dataIdMap = backend.dataIdMap;
-  if (!(memory instanceof WebAssembly.Memory) || dataIdMap === undefined) return undefined;
-  const scans = scansFor(memory);
-  if (scans === undefined) return undefined;
-  const offsetOf = (info: tf.TensorInfo) => dataIdMap.get(info.dataId)!.memoryOffset;
-  return { backend, memory, scans, offsetOf };
+  const heap = wasmHeapOf();
+  const scans = heap && scansFor(heap.memory);
+  return heap && scans && { ...heap, scans };
 }
 
 /** Scratch space in the wasm backend's heap for the bracket's copy, per backend instance. */
@@ -769,10 +748,8 @@ export function topCountMasks(
     for (const mask of masks) mask.fill(keep === n ? 1 : 0);
     return masks;
   }
-  const { value: threshold, above, ties } = selectInternal(arrays, keep);
   // The selection may have copied these scores into the SIMD selector: then it writes the masks.
-  const staged = stagedList === arrays ? simdSelector : null;
-  stagedList = null;
+  const { value: threshold, above, ties, staged } = selectInternal(arrays, keep);
   const tiesToKeep = keep - above;
   if (tiesToKeep === ties) {
     // Every tie is kept: one branch-free pass, mask = [score >= threshold].
