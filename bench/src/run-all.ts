@@ -12,12 +12,14 @@ import { main as lossModellingStage } from './loss-modelling-stage';
 import { main as mainJob } from './main-job';
 import { main as mlpStep } from './mlp-step';
 import { main as movementStep } from './movement-step';
+import { main as wasmKernels } from './wasm-kernels';
 
 async function runAll(): Promise<void> {
   await kthSelection();
   await mlpStep(['--backend', 'wasm']);
   await mainJob();
   await movementStep([]);
+  await wasmKernels([]);
   await lossModellingStage([]);
   await backends([]);
   await encoderThroughput([]);

@@ -1,0 +1,227 @@
+/**
+ * Benchmark: the wasm kernels that fineprune replaces with its own WebAssembly SIMD passes, each
+ * timed side by side with what it replaces, on the tensors of the 784-300-100-10 benchmark MLP:
+ *
+ * - TF.js's `Sqrt` against `Mul` on 235,200 floats (why Adam's op chain is slow on wasm);
+ * - one Adam step over the MLP's six variables: the twelve-kernel op chain against `fusedAdamStep`;
+ * - SMvP's threshold masks of the three weight matrices: `greater` + `cast` + `sum` + read the counts,
+ *   against `thresholdMaskTensors`;
+ * - Top-v masks of the three matrices at 10% kept: read the scores from the heap, `topCountMasks`,
+ *   upload the masks (the JavaScript route), against `topCountMaskTensors` with no hint (sampled
+ *   bracket) and with a hint carried between calls (on unchanged scores, the hint's best case).
+ *
+ * Writes bench/results/wasm-kernels.json. Run: `cd bench && pnpm wasm-kernels [--repeats 300]`.
+ */
+
+import { parseArgs } from 'node:util';
+import {
+  createRandom,
+  fusedAdamStep,
+  type FusedAdamScalars,
+  type SelectionHint,
+  setBackend,
+  thresholdMaskTensors,
+  topCountMaskTensors,
+  topCountMasks,
+} from '@fineprune/tensor';
+import * as tf from '@tensorflow/tfjs-core';
+import { median, timeRepeated, writeResult } from './harness';
+
+/** The MLP's variables: three kernels and three biases (266,610 floats). */
+const SHAPES: number[][] = [[784, 300], [300], [300, 100], [100], [100, 10], [10]];
+const MATRICES = SHAPES.filter((shape) => shape.length === 2);
+
+function randomTensor(shape: number[], seed: number, scale: number): tf.Tensor {
+  const random = createRandom(seed);
+  const size = shape.reduce((product, dimension) => product * dimension, 1);
+  return tf.tensor(
+    Float32Array.from({ length: size }, () => (random.next() - 0.5) * 2 * scale),
+    shape,
+    'float32',
+  );
+}
+
+/** The op chain of `adam()` in @fineprune/core (the route `fusedAdamStep` replaces on wasm). */
+function adamOpChain(
+  w: tf.Tensor,
+  m: tf.Tensor,
+  v: tf.Tensor,
+  g: tf.Tensor,
+  s: FusedAdamScalars,
+): tf.Tensor[] {
+  return tf.tidy(() => {
+    const first = tf.add(tf.mul(m, s.beta1), tf.mul(g, 1 - s.beta1));
+    const second = tf.add(tf.mul(v, s.beta2), tf.mul(tf.square(g), 1 - s.beta2));
+    const update = tf.div(tf.mul(first, s.stepSize), tf.add(tf.sqrt(second), s.epsilonHat));
+    return [tf.sub(w, update), first, second];
+  });
+}
+
+interface Pair {
+  baselineMs: number;
+  simdMs: number;
+  /** baseline / SIMD: how many times faster fineprune's SIMD pass is. */
+  speedup: number;
+}
+
+function pair(baseline: number[], simd: number[]): Pair {
+  const baselineMs = median(baseline);
+  const simdMs = median(simd);
+  return {
+    baselineMs: round(baselineMs, 4),
+    simdMs: round(simdMs, 4),
+    speedup: round(baselineMs / simdMs, 2),
+  };
+}
+
+function round(value: number, digits: number): number {
+  return Number(value.toFixed(digits));
+}
+
+/**
+ * Times `a` and `b` alternately, `repeats` times each after `warmup` untimed rounds, so drifts in
+ * the machine's load fall on both alike. Each call's tensors are disposed inside the call.
+ */
+async function sideBySide(
+  a: () => unknown,
+  b: () => unknown,
+  repeats: number,
+): Promise<[number[], number[]]> {
+  const timesA: number[] = [];
+  const timesB: number[] = [];
+  for (let round = 0; round < repeats + 10; round += 1) {
+    const [first] = await timeRepeated(a, 1, 0);
+    const [second] = await timeRepeated(b, 1, 0);
+    if (round >= 10) {
+      timesA.push(first!);
+      timesB.push(second!);
+    }
+  }
+  return [timesA, timesB];
+}
+
+export async function main(argv = process.argv.slice(2)): Promise<Record<string, unknown>> {
+  const { values } = parseArgs({ args: argv, options: { repeats: { type: 'string', default: '300' } } });
+  const repeats = Number(values.repeats);
+  if (!(Number.isInteger(repeats) && repeats > 0))
+    throw new Error(`--repeats must be a positive integer, got ${values.repeats}`);
+  const selection = await setBackend('wasm');
+  if (selection.backend !== 'wasm') throw new Error('this benchmark needs the wasm backend');
+  const tensorsAtStart = tf.memory().numTensors;
+
+  // 1. Sqrt against Mul on the first two matrices' size (235,200 floats).
+  const floats = randomTensor([235_200], 1, 1);
+  const positive = tf.abs(floats);
+  const [sqrtTimes, mulTimes] = await sideBySide(
+    () => tf.sqrt(positive).dispose(),
+    () => tf.mul(positive, positive).dispose(),
+    repeats,
+  );
+  const sqrtAgainstMul = {
+    elements: 235_200,
+    sqrtMs: round(median(sqrtTimes), 4),
+    mulMs: round(median(mulTimes), 4),
+    sqrtOverMul: round(median(sqrtTimes) / median(mulTimes), 1),
+  };
+  tf.dispose([floats, positive]);
+
+  // 2. One Adam step over the MLP's variables.
+  const scalars: FusedAdamScalars = { beta1: 0.9, beta2: 0.999, stepSize: 1e-3, epsilonHat: 1e-8, decay: 0 };
+  const state = SHAPES.map((shape, index) => ({
+    w: randomTensor(shape, 10 + index, 0.1),
+    m: randomTensor(shape, 20 + index, 1e-3),
+    v: tf.tidy(() => tf.square(randomTensor(shape, 30 + index, 1e-3))),
+    g: randomTensor(shape, 40 + index, 1e-2),
+  }));
+  const [chainTimes, fusedTimes] = await sideBySide(
+    () => {
+      for (const { w, m, v, g } of state) tf.dispose(adamOpChain(w, m, v, g, scalars));
+    },
+    () => {
+      for (const { w, m, v, g } of state) tf.dispose(fusedAdamStep(w, m, v, g, scalars));
+    },
+    repeats,
+  );
+  const adamStep = {
+    variables: SHAPES.length,
+    floats: state.reduce((sum, { w }) => sum + w.size, 0),
+    ...pair(chainTimes, fusedTimes),
+  };
+  tf.dispose(state.flatMap(({ w, m, v, g }) => [w, m, v, g]));
+
+  // 3. Threshold masks (SMvP) of the three matrices, with their counts of ones.
+  const scores = MATRICES.map((shape, index) => randomTensor(shape, 50 + index, 1));
+  const cut = 0.8;
+  const [greaterTimes, simdThresholdTimes] = await sideBySide(
+    () => {
+      const masks = scores.map((tensor) => tf.tidy(() => tf.cast(tf.greater(tensor, cut), 'float32')));
+      const counts = tf.tidy(() => tf.stack(masks.map((mask) => tf.sum(mask))));
+      counts.dataSync();
+      tf.dispose([...masks, counts]);
+    },
+    () => tf.dispose(thresholdMaskTensors(scores, cut)!.masks),
+    repeats,
+  );
+  const scoreCount = scores.reduce((sum, tensor) => sum + tensor.size, 0);
+  const thresholdMasks = { scores: scoreCount, ...pair(greaterTimes, simdThresholdTimes) };
+
+  // 4. Top-v masks at 10% kept, each matrix on its own (local selection).
+  const heap = tf.backend() as unknown as { typedArrayFromHeap(tensor: tf.Tensor): Float32Array };
+  const keepOf = (tensor: tf.Tensor) => Math.round(0.1 * tensor.size);
+  const hints = scores.map((): SelectionHint => ({}));
+  const javascriptRoute = () => {
+    // Select every mask before creating any tensor: the heap views are valid until the next allocation.
+    const masks = scores.map(
+      (tensor) => topCountMasks([heap.typedArrayFromHeap(tensor)], keepOf(tensor))[0]!,
+    );
+    tf.dispose(masks.map((mask, index) => tf.tensor(mask, scores[index]!.shape, 'float32')));
+  };
+  const [jsTimes, sampledTimes] = await sideBySide(
+    javascriptRoute,
+    () => {
+      for (const tensor of scores) tf.dispose(topCountMaskTensors([tensor], keepOf(tensor))!);
+    },
+    repeats,
+  );
+  const [jsTimesAgain, hintedTimes] = await sideBySide(
+    javascriptRoute,
+    () => {
+      scores.forEach((tensor, index) => {
+        tf.dispose(topCountMaskTensors([tensor], keepOf(tensor), hints[index])!);
+      });
+    },
+    repeats,
+  );
+  const topVMasks = {
+    scores: scoreCount,
+    kept: 0.1,
+    javascriptRouteMs: round(median([...jsTimes, ...jsTimesAgain]), 4),
+    tensorRouteSampled: pair(jsTimes, sampledTimes),
+    tensorRouteHinted: pair(jsTimesAgain, hintedTimes),
+  };
+  tf.dispose(scores);
+
+  const tensorsLeaked = tf.memory().numTensors - tensorsAtStart;
+  if (tensorsLeaked !== 0) throw new Error(`${tensorsLeaked} tensors leaked`);
+  const result = {
+    backend: 'wasm',
+    repeats,
+    method: 'medians of alternating timed calls (10 untimed rounds first); speedup = baseline / SIMD',
+    sqrtAgainstMul,
+    adamStep,
+    thresholdMasks,
+    topVMasks,
+    tensorsLeaked,
+  };
+  const file = writeResult('wasm-kernels', result);
+  console.log(JSON.stringify(result, null, 2));
+  console.log(`written to ${file}`);
+  return result;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  main().catch((error) => {
+    console.error(error);
+    process.exitCode = 1;
+  });
+}
