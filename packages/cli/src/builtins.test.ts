@@ -32,7 +32,8 @@ describe('built-in plugin registry', () => {
   });
 
   it('turns the π stages of the criteria package into a step schedule with fixed masks between stages', async () => {
-    if (!registry.has('schedule', 'stages')) return;
+    // @fineprune/criteria is a dependency of the CLI: its `stages` schedule must be registered.
+    expect(registry.has('schedule', 'stages')).toBe(true);
     const stages = await registry.create(
       'schedule',
       'stages',
