@@ -187,6 +187,32 @@ for (const backend of ['cpu', 'wasm'] as const) {
       }
     });
 
+    it('MP with saliency: "half-square" (the reference code\'s ½θ²) halves every saliency and keeps the same masks, with and without λ', async () => {
+      const theta = referenceMlp(mlp, 'tanh').thetas;
+      for (const lambda of [0, 0.3]) {
+        const square = magnitudeCriterion({ lambda });
+        const half = criterionFromConfig(
+          'mp',
+          magnitudeCriterion({ lambda, saliency: 'half-square' }).toConfig(),
+        );
+        expect(half.toConfig()).toEqual({ lambda, saliency: 'half-square' });
+        const [a, b] = [await saliencies(square, mlp), await saliencies(half, mlp)];
+        for (const [layer, values] of a.entries()) {
+          for (const [k, value] of values.entries()) {
+            const weight = theta[layer]![k]!;
+            expect(value).toBeCloseTo(weight ** 2 + 0.5 * lambda * weight ** 2, 6); // Eq. 4 + ½λθ²
+            expect(b[layer]![k]!).toBeCloseTo(0.5 * weight ** 2 + 0.5 * lambda * weight ** 2, 6);
+          }
+        }
+        for (const keep of [1, 10, 40, 70]) {
+          expect(topCountMasks(b, keep).map((mask) => [...mask])).toEqual(
+            topCountMasks(a, keep).map((mask) => [...mask]),
+          );
+        }
+      }
+      expect(() => magnitudeCriterion({ saliency: 'cube' as never })).toThrow(/saliency must be/);
+    });
+
     it('λ → ∞ reproduces MP’s ranking (same global masks at every count)', async () => {
       const mp = magnitudeCriterion();
       const reference = await saliencies(mp, mlp);

@@ -66,6 +66,32 @@ describe('stage schedules (pure)', () => {
     expect(code(() => stageSchedule({ stages: 3, finalSparsity: 1.2 }))).toBe('INVALID_SPARSITY');
   });
 
+  it('keptCount: "half-even" prunes round-half-to-even(κN) as the reference code does (N = 1000, κ = 0.0125: 12, not 13)', () => {
+    const halfUp = stageSchedule({ stages: 1, finalSparsity: 0.0125 });
+    const halfEven = stageSchedule({ stages: 1, finalSparsity: 0.0125, keptCount: 'half-even' });
+    expect(halfUp.keptCounts(1000)).toEqual([987]);
+    expect(halfEven.keptCounts(1000)).toEqual([988]);
+    // Away from halves the rules agree: κ = 0.0126 prunes 12.6 → 13 either way.
+    expect(
+      stageSchedule({ stages: 1, finalSparsity: 0.0126, keptCount: 'half-even' }).keptCounts(1000),
+    ).toEqual([987]);
+    // Every stage follows the rule: linear stages of 0.0125 (12.5 weights each) on N = 1000.
+    const linear = (keptCount: 'round' | 'half-even') =>
+      stageSchedule({ stages: 4, finalSparsity: 0.05, kind: 'linear', keptCount }).keptCounts(1000);
+    expect(linear('round')).toEqual([987, 975, 962, 950]);
+    expect(linear('half-even')).toEqual([988, 975, 962, 950]);
+    expect(halfEven.toConfig()).toEqual({
+      stages: 1,
+      finalSparsity: 0.0125,
+      kind: 'exponential',
+      initialSparsity: 0,
+      keptCount: 'half-even',
+    });
+    expect(() => stageSchedule({ stages: 1, finalSparsity: 0.5, keptCount: 'up' as never })).toThrow(
+      /keptCount must be one of/,
+    );
+  });
+
   it('Spearman ρ of ranks', () => {
     expect(spearman([1, 2, 3, 4], [10, 20, 30, 40])).toBeCloseTo(1, 12);
     expect(spearman([1, 2, 3], [10, 30, 20])).toBeCloseTo(0.5, 12);
