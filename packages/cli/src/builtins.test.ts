@@ -50,4 +50,34 @@ describe('built-in plugin registry', () => {
       registry.create('scores', 'lm', { scoringBatches: 0 }, environment, 'pruning[0].scores'),
     ).rejects.toThrow(/pruning\[0\]\.scores: lm: scoringBatches/);
   });
+
+  it("accepts the options that reproduce the reference code's masks and hands them back in toConfig()", async () => {
+    const cases = [
+      ['mask', 'topV', { scope: 'local', keptCount: 'floor' }],
+      [
+        'mask',
+        'threshold',
+        {
+          on: 'sigmoid',
+          minKeptFraction: 0.005,
+          floorScope: 'local',
+          floorCount: 'floor-plus-one',
+          sigmoidComparison: 'float32',
+        },
+      ],
+      ['scores', 'mp', { lambda: 0, saliency: 'half-square' }],
+      [
+        'schedule',
+        'stages',
+        { stages: 2, finalSparsity: 0.5, kind: 'linear', initialSparsity: 0, keptCount: 'half-even' },
+      ],
+    ] as const;
+    for (const [kind, id, options] of cases) {
+      const plugin = await registry.create(kind, id, { ...options }, environment);
+      expect(plugin.toConfig(), `${kind}:${id}`).toMatchObject(options);
+    }
+    await expect(
+      registry.create('mask', 'topV', { keptCount: 'ceil' }, environment, 'pruning[0].mask'),
+    ).rejects.toThrow(/keptCount must be one of/);
+  });
 });
