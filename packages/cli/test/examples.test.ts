@@ -118,7 +118,8 @@ describe('example recipes', () => {
       });
       expect(outcome.status).toBe('completed');
       expect(outcome.record!.steps).toBe(12);
-      expect(outcome.record!.layers.length).toBeGreaterThan(0);
+      // Every recipe prunes the three kernels of the 784-300-100-10 MLP.
+      expect(outcome.record!.layers.map((row) => row.total)).toEqual([784 * 300, 300 * 100, 100 * 10]);
       expect(Number.isFinite(outcome.record!.final.accuracy)).toBe(true);
       for (const name of ['run.json', 'report.html', 'model/model.json', 'checkpoint/model.json']) {
         expect(existsSync(path.join(outputDirectory, name)), name).toBe(true);
