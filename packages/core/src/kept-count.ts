@@ -19,7 +19,14 @@ import { ErrorCodes, FinepruneError } from '@fineprune/tensor';
  */
 export type KeptCountRule = 'round' | 'floor' | 'half-even';
 
-/** Every {@link KeptCountRule}, for option checks and error messages. */
+/**
+ * Every {@link KeptCountRule}, for option checks and error messages.
+ *
+ * @example
+ * ```ts
+ * KEPT_COUNT_RULES.includes('floor'); // true
+ * ```
+ */
 export const KEPT_COUNT_RULES: readonly KeptCountRule[] = ['round', 'floor', 'half-even'];
 
 /**
