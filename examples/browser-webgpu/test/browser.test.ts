@@ -25,7 +25,9 @@ let url: string;
 let outDir: string;
 let browser: Browser | undefined;
 
-async function runPage(flags: string[]): Promise<{ report?: PruneReport; error?: string }> {
+async function runPage(
+  flags: string[],
+): Promise<{ report?: PruneReport; error?: string; adapterOffered: boolean }> {
   const userDataDir = mkdtempSync(path.join(os.tmpdir(), 'fineprune-chromium-'));
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,
@@ -42,7 +44,13 @@ async function runPage(flags: string[]): Promise<{ report?: PruneReport; error?:
         timeout: 90_000,
       },
     );
-    return await page.evaluate(() => ({ report: window.pruneReport, error: window.pruneError }));
+    const outcome = await page.evaluate(() => ({ report: window.pruneReport, error: window.pruneError }));
+    // Asked of the browser itself, apart from the example: does it offer a WebGPU adapter at all?
+    const adapterOffered = await page.evaluate(async () => {
+      const gpu = (navigator as { gpu?: { requestAdapter(): Promise<unknown> } }).gpu;
+      return gpu !== undefined && (await gpu.requestAdapter()) !== null;
+    });
+    return { ...outcome, adapterOffered };
   } finally {
     await context.close();
     rmSync(userDataDir, { recursive: true, force: true });
@@ -71,15 +79,15 @@ describe('examples/browser-webgpu in headless Chromium', () => {
   });
 
   it('prunes with WebGPU where Chromium offers it (SwiftShader here), else says why and uses wasm', async () => {
-    const { report, error } = await runPage([
+    const { report, error, adapterOffered } = await runPage([
       '--enable-unsafe-webgpu',
       '--enable-unsafe-swiftshader',
       '--use-webgpu-adapter=swiftshader',
     ]);
     expect(error).toBeUndefined();
-    expect(['webgpu', 'wasm']).toContain(report!.backend);
-    if (report!.backend === 'wasm') expect(report!.fallbackReason).toMatch(/webgpu/i);
-    else expect(report!.fallbackReason).toBeUndefined();
+    // Where the browser offers an adapter the example must use it; a fallback then is a failure.
+    expect(report!.backend).toBe(adapterOffered ? 'webgpu' : 'wasm');
+    expect(report!.fallbackReason ?? 'none').toMatch(adapterOffered ? /^none$/ : /webgpu/i);
     expectPruned(report!);
     console.log(
       `WebGPU flags: backend ${report!.backend} (${report!.adapter ?? report!.fallbackReason}), ${report!.milliseconds} ms`,
@@ -87,8 +95,9 @@ describe('examples/browser-webgpu in headless Chromium', () => {
   });
 
   it('falls back to wasm with WebGPU disabled (--disable-gpu), and still prunes', async () => {
-    const { report, error } = await runPage(['--disable-gpu', '--disable-features=WebGPU']);
+    const { report, error, adapterOffered } = await runPage(['--disable-gpu', '--disable-features=WebGPU']);
     expect(error).toBeUndefined();
+    expect(adapterOffered).toBe(false);
     expect(report!.backend).toBe('wasm');
     expect(report!.fallbackReason).toMatch(/webgpu/i);
     expectPruned(report!);

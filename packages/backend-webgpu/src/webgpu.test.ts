@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -77,27 +77,42 @@ describe('@fineprune/backend-webgpu in Node (Dawn)', () => {
     expect((error as FinepruneError).fix).toMatch(/libegl-mesa0/);
   });
 
-  it('lets a Node process exit after disposeWebGPU (fresh process)', () => {
+  it('lets a Node process exit after disposeWebGPU (fresh process): device destroyed, globals and backend gone', () => {
     const here = path.dirname(fileURLToPath(import.meta.url));
     const tsxLoader = createRequire(import.meta.url).resolve('tsx');
     const script = [
-      `const { registerWebGPUBackend, disposeWebGPU } = await import(${JSON.stringify(path.join(here, 'index.ts'))});`,
+      `const { registerWebGPUBackend, disposeWebGPU, webgpuSelection } = await import(${JSON.stringify(path.join(here, 'index.ts'))});`,
       "const { setBackend } = await import('@fineprune/tensor');",
       "const tf = await import('@tensorflow/tfjs-core');",
       'registerWebGPUBackend();',
       "const { backend } = await setBackend('webgpu');",
       'const sum = (await tf.sum(tf.tensor1d([1, 2, 3])).data())[0];',
+      'const device = webgpuSelection().device;',
       'await disposeWebGPU();',
-      'console.log(JSON.stringify({ backend, sum }));',
+      // A destroyed device reports it through `lost`; give it 10 s before calling it still alive.
+      'let timer;',
+      "const lost = await Promise.race([device.lost.then((info) => info.reason), new Promise((resolve) => { timer = setTimeout(resolve, 10_000, 'still alive'); })]);",
+      'clearTimeout(timer);',
+      'const left = {',
+      "  factory: tf.findBackendFactory('webgpu') !== null,",
+      '  gpu: globalThis.navigator?.gpu !== undefined,',
+      "  bufferUsage: typeof globalThis.GPUBufferUsage !== 'undefined',",
+      '};',
+      'console.log(JSON.stringify({ backend, sum, lost, left }));',
     ].join('\n');
-    const start = performance.now();
-    const output = execFileSync(
+    const result = spawnSync(
       process.execPath,
       ['--conditions=source', '--import', tsxLoader, '--input-type=module', '-e', script],
       { cwd: here, encoding: 'utf8', timeout: 60_000, stdio: ['ignore', 'pipe', 'ignore'] },
     );
-    expect(JSON.parse(output.trim().split('\n').at(-1)!)).toEqual({ backend: 'webgpu', sum: 6 });
-    // It exited by itself, well before the timeout.
-    expect(performance.now() - start).toBeLessThan(60_000);
+    // It exited by itself: a process that Dawn kept alive would be killed at the timeout (signal set).
+    expect(result.signal).toBeNull();
+    expect(result.status).toBe(0);
+    expect(JSON.parse(result.stdout.trim().split('\n').at(-1)!)).toEqual({
+      backend: 'webgpu',
+      sum: 6,
+      lost: 'destroyed',
+      left: { factory: false, gpu: false, bufferUsage: false },
+    });
   });
 });

@@ -32,7 +32,8 @@ describe('built-in plugin registry', () => {
   });
 
   it('turns the π stages of the criteria package into a step schedule with fixed masks between stages', async () => {
-    if (!registry.has('schedule', 'stages')) return;
+    // @fineprune/criteria is a dependency of the CLI: its `stages` schedule must be registered.
+    expect(registry.has('schedule', 'stages')).toBe(true);
     const stages = await registry.create(
       'schedule',
       'stages',
@@ -48,5 +49,35 @@ describe('built-in plugin registry', () => {
     await expect(
       registry.create('scores', 'lm', { scoringBatches: 0 }, environment, 'pruning[0].scores'),
     ).rejects.toThrow(/pruning\[0\]\.scores: lm: scoringBatches/);
+  });
+
+  it("accepts the options that reproduce the reference code's masks and hands them back in toConfig()", async () => {
+    const cases = [
+      ['mask', 'topV', { scope: 'local', keptCount: 'floor' }],
+      [
+        'mask',
+        'threshold',
+        {
+          on: 'sigmoid',
+          minKeptFraction: 0.005,
+          floorScope: 'local',
+          floorCount: 'floor-plus-one',
+          sigmoidComparison: 'float32',
+        },
+      ],
+      ['scores', 'mp', { lambda: 0, saliency: 'half-square' }],
+      [
+        'schedule',
+        'stages',
+        { stages: 2, finalSparsity: 0.5, kind: 'linear', initialSparsity: 0, keptCount: 'half-even' },
+      ],
+    ] as const;
+    for (const [kind, id, options] of cases) {
+      const plugin = await registry.create(kind, id, { ...options }, environment);
+      expect(plugin.toConfig(), `${kind}:${id}`).toMatchObject(options);
+    }
+    await expect(
+      registry.create('mask', 'topV', { keptCount: 'ceil' }, environment, 'pruning[0].mask'),
+    ).rejects.toThrow(/keptCount must be one of/);
   });
 });

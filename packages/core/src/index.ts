@@ -1,6 +1,7 @@
 export { ErrorCodes, FinepruneError, check } from '@fineprune/tensor';
 export type { FinepruneErrorCode, FinepruneErrorOptions } from '@fineprune/tensor';
 export * from './types';
+export * from './kept-count';
 export * from './parameter';
 export * from './optimizers';
 export * from './plugin-driver';

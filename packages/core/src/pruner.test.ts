@@ -184,19 +184,64 @@ for (const backend of ['cpu', 'wasm'] as const) {
       model.dispose();
     });
 
-    it('adds loss terms and clips the global gradient norm', async () => {
-      const model = tinyMlp();
-      const constantTerm: LossTerm = { id: 'plus-two', compute: () => tf.scalar(2), toConfig: () => ({}) };
-      const pruner = new Pruner(
-        options(model, { lossTerms: [constantTerm], gradientClipping: { maxNorm: 1e-3 } }),
+    it('adds loss terms and clips the global gradient norm to maxNorm, keeping its direction', async () => {
+      // SGD with learning rate 1 makes each step −(clipped gradient) itself. The reference gradient is
+      // taken here from the model's loss alone (the constant term has no gradient), before the step.
+      const learningRate = 1;
+      const step = async (maxNorm: number) => {
+        const model = tinyMlp();
+        const batch = tinyBatches()(0);
+        const variables = model.trainableVariables().map(({ variable }) => variable);
+        const before = variables.map((variable) => Float64Array.from(variable.dataSync()));
+        const { value, grads } = tf.variableGrads(
+          () => model.loss(model.forward(batch.x, { training: true }), batch),
+          variables,
+        );
+        const gradient = variables.map((variable) => Float64Array.from(grads[variable.name]!.dataSync()));
+        tf.dispose([value, ...Object.values(grads)]);
+        const constantTerm: LossTerm = { id: 'plus-two', compute: () => tf.scalar(2), toConfig: () => ({}) };
+        const pruner = new Pruner(
+          options(model, {
+            lossTerms: [constantTerm],
+            gradientClipping: { maxNorm },
+            optimizers: { weights: sgd({ learningRate }) },
+          }),
+        );
+        const result = await pruner.trainStep(batch);
+        const moved = variables.map((variable, index) =>
+          Float64Array.from(variable.dataSync(), (after, entry) => before[index]![entry]! - after),
+        );
+        tf.dispose([batch.x, batch.y] as tf.Tensor[]);
+        pruner.dispose();
+        model.dispose();
+        return {
+          result,
+          gradient: gradient.flatMap((values) => [...values]),
+          moved: moved.flatMap((values) => [...values]),
+        };
+      };
+      const norm = (values: number[]) => Math.sqrt(values.reduce((sum, value) => sum + value * value, 0));
+
+      // ‖g‖ of this batch is about 0.75: maxNorm 0.05 clips it to 0.05 · g/‖g‖ (up to the 1e-6 guard).
+      const clipped = await step(0.05);
+      const fullNorm = norm(clipped.gradient);
+      expect(fullNorm).toBeGreaterThan(0.5);
+      expect(clipped.result.loss - clipped.result.taskLoss).toBeCloseTo(2, 5);
+      expect(clipped.result.gradientNorm!).toBeCloseTo(fullNorm, 5);
+      // float32 weights of size ~1 move by ≤ 0.05: rounding ≤ 1e-7 per entry, so 1e-6 absolute.
+      expect(norm(clipped.moved)).toBeCloseTo(0.05 * learningRate, 5);
+      const largestMiss = (moved: number[], expected: (index: number) => number) =>
+        Math.max(...moved.map((value, index) => Math.abs(value - expected(index))));
+      expect(
+        largestMiss(clipped.moved, (index) => (learningRate * 0.05 * clipped.gradient[index]!) / fullNorm),
+      ).toBeLessThan(1e-6);
+
+      // A norm below maxNorm is left alone: the step is −lr·g, and the norm is still reported.
+      const untouched = await step(100);
+      expect(untouched.result.gradientNorm!).toBeCloseTo(norm(untouched.gradient), 5);
+      expect(largestMiss(untouched.moved, (index) => learningRate * untouched.gradient[index]!)).toBeLessThan(
+        1e-6,
       );
-      const batch = tinyBatches()(0);
-      const result = await pruner.trainStep(batch);
-      expect(result.loss - result.taskLoss).toBeCloseTo(2, 5);
-      expect(result.gradientNorm).toBeGreaterThan(1e-3);
-      tf.dispose([batch.x, batch.y] as tf.Tensor[]);
-      pruner.dispose();
-      model.dispose();
     });
 
     it("weights the task loss by the product of the terms' taskLossWeight", async () => {

@@ -22,6 +22,7 @@ import {
 } from './criteria';
 import { type DenseNetwork, denseNetwork } from './dense-network';
 import { trainSteps } from './framework';
+import { referenceMlp } from './reference-mlp';
 import { syntheticBatch } from './test-support';
 
 const context = (model: PrunableModel, step = 0) => ({
@@ -139,32 +140,77 @@ for (const backend of ['cpu', 'wasm'] as const) {
       qm.dispose();
     });
 
-    it('MP, OBD, LM, QM saliencies follow Eqs. 3–6 and λ adds ½λθ²', async () => {
-      const parameter = mlp.parameters()[0]!;
-      const theta = await readFloat32(parameter.weight);
-      const qm = quadraticModel({ gaussNewton: 'exact' });
-      await qm.measure(mlp, [batch]);
-      const g = await readFloat32(qm.measurements!.gradient!.get(parameter.name)!);
-      const G = await readFloat32(qm.measurements!.gaussNewton!.get(parameter.name)!);
-      const [qmScores] = await saliencies(qm, mlp);
-      const lambda = 0.3;
-      const criteria = [
-        [magnitudeCriterion({ lambda }), (k: number) => theta[k]! ** 2],
-        [optimalBrainDamage({ lambda }), (k: number) => 0.5 * G[k]! * theta[k]! ** 2],
-        [linearModel({ lambda }), (k: number) => Math.abs(g[k]! * theta[k]!)],
-      ] as const;
-      for (let k = 0; k < theta.length; k += 1) {
-        expect(qmScores![k]).toBeCloseTo(Math.abs(-g[k]! * theta[k]! + 0.5 * G[k]! * theta[k]! ** 2), 6);
-      }
-      for (const [criterion, expected] of criteria) {
-        await criterion.measure(mlp, [batch]);
-        const [scores] = await saliencies(criterion, mlp);
-        for (let k = 0; k < theta.length; k += 1) {
-          expect(scores![k]).toBeCloseTo(expected(k) + 0.5 * lambda * theta[k]! ** 2, 5);
+    it('MP, OBD, LM, QM, GraSP and SynFlow saliencies equal Eqs. 3–6 and C.4 worked out by hand in float64; λ adds ½λθ²', async () => {
+      // g, G, H·g and ∂R/∂|θ| come from reference-mlp.ts: the tanh MLP's derivatives written out on
+      // float64 arrays (backpropagation, the logit Jacobian per example, a float64 central difference),
+      // sharing no code with measure().
+      const reference = referenceMlp(mlp, 'tanh');
+      const g = reference.gradient(batch);
+      const G = reference.gaussNewton(batch);
+      const hessianGradient = reference.hessianGradient(batch);
+      const flow = reference.synflowGradient();
+      const theta = reference.thetas;
+      type Expected = (layer: number, k: number) => number;
+      const cases: Array<[string, (options: { lambda: number }) => SaliencyCriterion, Expected, number]> = [
+        // [id, factory, expected saliency before λ, tolerance as a fraction of the largest saliency]
+        // float32 sums over 128 examples against float64: measured ≤ 4e-7, allowed 2e-6.
+        ['mp', magnitudeCriterion, (l, k) => theta[l]![k]! ** 2, 2e-6], // Eq. 4
+        ['obd', optimalBrainDamage, (l, k) => 0.5 * G[l]![k]! * theta[l]![k]! ** 2, 2e-6], // Eq. 3
+        ['lm', linearModel, (l, k) => Math.abs(g[l]![k]! * theta[l]![k]!), 2e-6], // Eq. 6
+        [
+          'qm',
+          quadraticModel,
+          (l, k) => Math.abs(-g[l]![k]! * theta[l]![k]! + 0.5 * G[l]![k]! * theta[l]![k]! ** 2), // Eq. 5
+          2e-6,
+        ],
+        // GraSP keeps θ ⊙ Hg; the criterion's float32 central difference (ε‖g‖ = 1e-3‖θ‖) is O(ε²)
+        // off the float64 one: measured ≤ 5e-5, allowed 1e-3.
+        ['grasp', grasp, (l, k) => theta[l]![k]! * hessianGradient[l]![k]!, 1e-3],
+        ['synflow', synflow, (l, k) => Math.abs(theta[l]![k]! * flow[l]![k]!), 2e-6], // |θ ⊙ ∂R/∂θ|
+      ];
+      for (const lambda of [0, 0.3]) {
+        for (const [id, factory, expected, tolerance] of cases) {
+          const criterion = factory({ lambda });
+          await criterion.measure(mlp, [batch]);
+          const scores = await saliencies(criterion, mlp);
+          scores.forEach((values, layer) => {
+            const wanted = Array.from(
+              values,
+              (_, k) => expected(layer, k) + 0.5 * lambda * theta[layer]![k]! ** 2,
+            );
+            const scale = Math.max(...wanted.map(Math.abs));
+            const worst = Math.max(...wanted.map((value, k) => Math.abs(values[k]! - value)));
+            expect(worst / scale, `${id}, λ = ${lambda}, layer ${layer + 1}`).toBeLessThan(tolerance);
+          });
+          criterion.dispose();
         }
-        criterion.dispose();
       }
-      qm.dispose();
+    });
+
+    it('MP with saliency: "half-square" (the reference code\'s ½θ²) halves every saliency and keeps the same masks, with and without λ', async () => {
+      const theta = referenceMlp(mlp, 'tanh').thetas;
+      for (const lambda of [0, 0.3]) {
+        const square = magnitudeCriterion({ lambda });
+        const half = criterionFromConfig(
+          'mp',
+          magnitudeCriterion({ lambda, saliency: 'half-square' }).toConfig(),
+        );
+        expect(half.toConfig()).toEqual({ lambda, saliency: 'half-square' });
+        const [a, b] = [await saliencies(square, mlp), await saliencies(half, mlp)];
+        for (const [layer, values] of a.entries()) {
+          for (const [k, value] of values.entries()) {
+            const weight = theta[layer]![k]!;
+            expect(value).toBeCloseTo(weight ** 2 + 0.5 * lambda * weight ** 2, 6); // Eq. 4 + ½λθ²
+            expect(b[layer]![k]!).toBeCloseTo(0.5 * weight ** 2 + 0.5 * lambda * weight ** 2, 6);
+          }
+        }
+        for (const keep of [1, 10, 40, 70]) {
+          expect(topCountMasks(b, keep).map((mask) => [...mask])).toEqual(
+            topCountMasks(a, keep).map((mask) => [...mask]),
+          );
+        }
+      }
+      expect(() => magnitudeCriterion({ saliency: 'cube' as never })).toThrow(/saliency must be/);
     });
 
     it('λ → ∞ reproduces MP’s ranking (same global masks at every count)', async () => {
@@ -179,10 +225,17 @@ for (const backend of ['cpu', 'wasm'] as const) {
           const b = topCountMasks(scores, keep);
           expect(b.map((mask) => [...mask])).toEqual(a.map((mask) => [...mask]));
         }
+        // Without the penalty every criterion ranks differently from MP at some count, so the
+        // agreement above is λ's doing.
         const plain = factory({ lambda: 0 });
         await plain.measure(mlp, [batch]);
         const unpenalised = await saliencies(plain, mlp);
-        if (factory !== synflow) expect(unpenalised).not.toEqual(reference);
+        const differing = [1, 10, 40, 70].filter((keep) => {
+          const a = topCountMasks(reference, keep).map((mask) => [...mask]);
+          const b = topCountMasks(unpenalised, keep).map((mask) => [...mask]);
+          return JSON.stringify(a) !== JSON.stringify(b);
+        });
+        expect(differing.length, `${criterion.id} at λ = 0`).toBeGreaterThan(0);
         criterion.dispose();
         plain.dispose();
       }

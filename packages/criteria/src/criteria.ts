@@ -223,16 +223,50 @@ export function defineCriterion(
 }
 
 /**
- * Magnitude pruning (MP): s_k = θ_k² (Eq. 4). Needs no data; invariant to λ and to the stages.
+ * Options of {@link magnitudeCriterion}.
+ *
+ * @example
+ * ```ts
+ * const options: MagnitudeCriterionOptions = { saliency: 'half-square' }; // the reference code's ½θ²
+ * ```
+ */
+export interface MagnitudeCriterionOptions extends CriterionOptions {
+  /**
+   * `square` (default): s = θ², as Eq. 4 writes it. `half-square`: s = ½θ², the scale of the
+   * loss-modelling reference code (the predicted loss change with the curvature taken as 1). Both
+   * rank the weights the same way, also with λ, so the masks are the same; only the saliency values
+   * and their balance against ½λθ² differ.
+   */
+  saliency?: 'square' | 'half-square';
+}
+
+/**
+ * Magnitude pruning (MP): s_k = θ_k² (Eq. 4), or ½θ_k² with `saliency: 'half-square'`. Needs no
+ * data; invariant to λ and to the stages.
  *
  * @example
  * ```ts
  * const mp = magnitudeCriterion();
  * ```
  */
-export function magnitudeCriterion(options: CriterionOptions = {}): SaliencyCriterion {
+export function magnitudeCriterion(options: MagnitudeCriterionOptions = {}): SaliencyCriterion {
+  const saliency = options.saliency ?? 'square';
+  if (saliency !== 'square' && saliency !== 'half-square') {
+    throw new FinepruneError({
+      code: ErrorCodes.INVALID_ARGUMENT,
+      message: `mp: saliency must be "square" or "half-square", got ${JSON.stringify(saliency)}.`,
+      fix: 'Use "square" (θ², Eq. 4, the default) or "half-square" (½θ², the reference code).',
+    });
+  }
+  const scale = saliency === 'square' ? 1 : 0.5;
   return defineCriterion(
-    { id: 'mp', needs: {}, saliency: ({ theta }) => tf.square(theta) }, // Eq. 4: s = θ²
+    {
+      id: 'mp',
+      needs: {},
+      // Eq. 4: s = θ² (or ½θ²)
+      saliency: ({ theta }) => (scale === 1 ? tf.square(theta) : tf.mul(tf.square(theta), scale)),
+      config: { saliency },
+    },
     options,
   );
 }

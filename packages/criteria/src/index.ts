@@ -17,6 +17,7 @@ export {
   defineCriterion,
   grasp,
   linearModel,
+  type MagnitudeCriterionOptions,
   magnitudeCriterion,
   optimalBrainDamage,
   quadraticModel,

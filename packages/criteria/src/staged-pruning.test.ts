@@ -9,6 +9,7 @@ import { type DenseNetwork, denseNetwork } from './dense-network';
 import { pruningFramework, snapshot, spearman, trainSteps } from './framework';
 import { pruneInStages } from './staged-pruning';
 import { stageSchedule } from './stages';
+import { referenceMlp } from './reference-mlp';
 import { syntheticBatch } from './test-support';
 
 function clone(batch: Batch): Batch {
@@ -63,6 +64,32 @@ describe('stage schedules (pure)', () => {
     expect(code(() => stageSchedule({ stages: 2.5, finalSparsity: 0.9 }))).toBe('INVALID_SCHEDULE');
     expect(code(() => stageSchedule({ stages: 3, finalSparsity: 1 }))).toBe('INVALID_SPARSITY');
     expect(code(() => stageSchedule({ stages: 3, finalSparsity: 1.2 }))).toBe('INVALID_SPARSITY');
+  });
+
+  it('keptCount: "half-even" prunes round-half-to-even(κN) as the reference code does (N = 1000, κ = 0.0125: 12, not 13)', () => {
+    const halfUp = stageSchedule({ stages: 1, finalSparsity: 0.0125 });
+    const halfEven = stageSchedule({ stages: 1, finalSparsity: 0.0125, keptCount: 'half-even' });
+    expect(halfUp.keptCounts(1000)).toEqual([987]);
+    expect(halfEven.keptCounts(1000)).toEqual([988]);
+    // Away from halves the rules agree: κ = 0.0126 prunes 12.6 → 13 either way.
+    expect(
+      stageSchedule({ stages: 1, finalSparsity: 0.0126, keptCount: 'half-even' }).keptCounts(1000),
+    ).toEqual([987]);
+    // Every stage follows the rule: linear stages of 0.0125 (12.5 weights each) on N = 1000.
+    const linear = (keptCount: 'round' | 'half-even') =>
+      stageSchedule({ stages: 4, finalSparsity: 0.05, kind: 'linear', keptCount }).keptCounts(1000);
+    expect(linear('round')).toEqual([987, 975, 962, 950]);
+    expect(linear('half-even')).toEqual([988, 975, 962, 950]);
+    expect(halfEven.toConfig()).toEqual({
+      stages: 1,
+      finalSparsity: 0.0125,
+      kind: 'exponential',
+      initialSparsity: 0,
+      keptCount: 'half-even',
+    });
+    expect(() => stageSchedule({ stages: 1, finalSparsity: 0.5, keptCount: 'up' as never })).toThrow(
+      /keptCount must be one of/,
+    );
   });
 
   it('Spearman ρ of ranks', () => {
@@ -127,32 +154,58 @@ for (const backend of ['cpu', 'wasm'] as const) {
       saved.dispose();
     });
 
-    it('Algorithm 1 end to end: ΔL, validation gaps before and after fine-tuning, step norms', async () => {
+    it('Algorithm 1 end to end: ΔL and the validation gaps equal an independent float64 evaluation of each phase', async () => {
       const saved = snapshot(model);
+      // The loss data and the validation data differ, so swapping them would show.
+      const validation = syntheticBatch(100, 10, 4, 6);
+      // Each phase's network evaluated outside the framework: reference-mlp.ts redoes the forward pass,
+      // the mean cross-entropy and the error rate in float64 from the weights and masks read back.
+      const phase = () => {
+        const reference = referenceMlp(model, 'tanh');
+        return { loss: reference.evaluate(batch).loss, error: reference.evaluate(validation).error };
+      };
+      const measured: Partial<Record<'dense' | 'pruned' | 'fineTuned', ReturnType<typeof phase>>> = {};
+      const fineTuneSteps = async () => {
+        const optimizer = sgd({ learningRate: 0.1, momentum: 0.9 });
+        await trainSteps(model, { optimizer, batch: () => clone(batch), steps: 30, weightDecay: 5e-4 });
+        optimizer.dispose();
+      };
       const report = await pruningFramework({
         model,
         criterion: linearModel(),
         schedule: stageSchedule({ stages: 3, finalSparsity: 0.8 }),
         train: async () => {
-          const optimizer = sgd({ learningRate: 0.1, momentum: 0.9 });
-          await trainSteps(model, { optimizer, batch: () => clone(batch), steps: 30, weightDecay: 5e-4 });
-          optimizer.dispose();
+          await fineTuneSteps();
+          measured.dense = phase();
         },
         scoringData: () => [clone(batch)],
         fineTune: async () => {
-          const optimizer = sgd({ learningRate: 0.1, momentum: 0.9 });
-          await trainSteps(model, { optimizer, batch: () => clone(batch), steps: 30, weightDecay: 5e-4 });
-          optimizer.dispose();
+          measured.pruned = phase(); // the pruned network, before fine-tuning
+          await fineTuneSteps();
         },
         lossData: () => [clone(batch)],
-        validationData: () => [clone(batch)],
+        validationData: () => [clone(validation)],
       });
-      expect(report.deltaLoss).toBeCloseTo(Math.abs(report.lossAfter - report.lossBefore), 10);
+      measured.fineTuned = phase();
+      const [dense, pruned, fineTuned] = [measured.dense!, measured.pruned!, measured.fineTuned!];
+      // float32 forward passes against float64: losses within 1e-5 relative; error rates are counts.
+      expect(Math.abs(report.lossBefore - dense.loss)).toBeLessThan(1e-5 * dense.loss);
+      expect(Math.abs(report.lossAfter - pruned.loss)).toBeLessThan(1e-5 * pruned.loss);
+      expect(Math.abs(report.fineTunedLoss! - fineTuned.loss)).toBeLessThan(1e-5 * fineTuned.loss);
+      // Eq. 1: ΔL = |L(θ + Δθ) − L(θ)|; pruning 80% moves the loss well beyond the tolerance.
+      expect(Math.abs(pruned.loss - dense.loss)).toBeGreaterThan(0.05);
+      expect(Math.abs(report.deltaLoss - Math.abs(pruned.loss - dense.loss))).toBeLessThan(
+        2e-5 * pruned.loss,
+      );
+      expect(report.denseError).toBe(dense.error);
+      expect(report.prunedError).toBe(pruned.error);
+      expect(report.fineTunedError).toBe(fineTuned.error);
+      expect(report.gapBeforeFineTuning).toBeCloseTo(pruned.error - dense.error, 12);
+      expect(report.gapAfterFineTuning!).toBeCloseTo(fineTuned.error - dense.error, 12);
       expect(report.stages).toHaveLength(3);
-      expect(report.gapBeforeFineTuning).toBeCloseTo(report.prunedError - report.denseError, 10);
-      expect(report.gapAfterFineTuning).toBeCloseTo(report.fineTunedError! - report.denseError, 10);
-      expect(report.fineTunedLoss!).toBeLessThan(report.lossAfter);
+      expect(fineTuned.loss).toBeLessThan(pruned.loss);
       expect(await keptCount(model)).toBe(224 - Math.round(0.8 * 224));
+      tf.dispose([validation.x, validation.y] as tf.TensorContainer);
       saved.restore();
       saved.dispose();
     });

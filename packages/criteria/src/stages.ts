@@ -1,4 +1,4 @@
-import type { JsonObject } from '@fineprune/core';
+import { checkKeptCountRule, type JsonObject, type KeptCountRule, keptCountFor } from '@fineprune/core';
 import { ErrorCodes, FinepruneError } from '@fineprune/tensor';
 
 /**
@@ -28,6 +28,12 @@ export interface StageScheduleOptions {
   kind?: StageScheduleKind;
   /** Sparsity κ₀ before the first stage; default 0. */
   initialSparsity?: number;
+  /**
+   * How κ_i·N becomes a count (see `KeptCountRule` of `@fineprune/core`): `round` (default) prunes
+   * round(κ_i·N) with halves up; `half-even` prunes it with Python's round, as the loss-modelling
+   * reference code does (N = 1,000, κ = 0.0125: 12 pruned instead of 13).
+   */
+  keptCount?: KeptCountRule;
 }
 
 /**
@@ -45,11 +51,14 @@ export interface StageSchedule {
   readonly kind: StageScheduleKind;
   readonly finalSparsity: number;
   readonly initialSparsity: number;
+  /** The rule that turns κ_i·N into a count. */
+  readonly keptCount: KeptCountRule;
   /** The target sparsity κ_i after stage i (1 ≤ i ≤ π); κ_π = κ. */
   sparsityAt(stage: number): number;
   /**
    * How many of `total` weights are kept after each stage, non-increasing, the last exactly
-   * `total − round(κ·total)` (the same count a global Top-v mask keeps).
+   * `total − round(κ·total)` under the `keptCount` rule (the same count a global Top-v mask with
+   * that rule keeps).
    */
   keptCounts(total: number): number[];
   toConfig(): JsonObject;
@@ -75,6 +84,8 @@ export function stageSchedule(options: StageScheduleOptions): StageSchedule {
   const { stages, finalSparsity } = options;
   const kind = options.kind ?? 'exponential';
   const initialSparsity = options.initialSparsity ?? 0;
+  const rule = options.keptCount ?? 'round';
+  checkKeptCountRule('stageSchedule', rule);
   if (!(Number.isInteger(stages) && stages >= 1)) {
     throw new FinepruneError({
       code: ErrorCodes.INVALID_SCHEDULE,
@@ -125,6 +136,7 @@ export function stageSchedule(options: StageScheduleOptions): StageSchedule {
     kind,
     finalSparsity,
     initialSparsity,
+    keptCount: rule,
     sparsityAt,
     keptCounts(total) {
       if (!(Number.isInteger(total) && total >= 0)) {
@@ -135,14 +147,14 @@ export function stageSchedule(options: StageScheduleOptions): StageSchedule {
         });
       }
       const counts: number[] = [];
-      let previous = total - Math.round(initialSparsity * total);
+      let previous = keptCountFor(total, initialSparsity, rule);
       for (let stage = 1; stage <= stages; stage += 1) {
-        const kept = Math.min(previous, total - Math.round(sparsityAt(stage) * total));
+        const kept = Math.min(previous, keptCountFor(total, sparsityAt(stage), rule));
         counts.push(kept);
         previous = kept;
       }
       return counts;
     },
-    toConfig: () => ({ stages, finalSparsity, kind, initialSparsity }),
+    toConfig: () => ({ stages, finalSparsity, kind, initialSparsity, keptCount: rule }),
   };
 }

@@ -1,4 +1,5 @@
 export { keptCount, topV, type TopVOptions } from './top-v';
+export { float32SigmoidCut, type SigmoidComparison } from './sigmoid-cut';
 export {
   checkPenalty,
   type PenaltyReduction,

@@ -113,6 +113,8 @@ for (const backend of ['cpu', 'wasm'] as const) {
         on: 'scores',
         minKeptFraction: 0.01,
         floorScope: 'local',
+        floorCount: 'ceil',
+        sigmoidComparison: 'logit',
       });
       tf.dispose([floored!, scores, a.weight, a.mask]);
     });

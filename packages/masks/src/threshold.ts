@@ -10,6 +10,7 @@ import {
 } from '@fineprune/core';
 import { addMany, thresholdMaskTensors, topCountMasks } from '@fineprune/tensor';
 import { readScores } from './read-scores';
+import { type SigmoidComparison, sigmoidCut } from './sigmoid-cut';
 
 /**
  * Options of {@link threshold}.
@@ -17,6 +18,8 @@ import { readScores } from './read-scores';
  * @example
  * ```ts
  * const options: ThresholdOptions = { on: 'scores', minKeptFraction: 0.005, floorScope: 'local' };
+ * // The reference code's masks: σ(S) > τ in float32, a floor of int(0.005·n) + 1 per matrix.
+ * const reference: ThresholdOptions = { on: 'sigmoid', sigmoidComparison: 'float32', floorCount: 'floor-plus-one' };
  * ```
  */
 export interface ThresholdOptions {
@@ -26,14 +29,26 @@ export interface ThresholdOptions {
    */
   on?: 'scores' | 'sigmoid';
   /**
+   * With `on: 'sigmoid'`: `logit` (default) keeps S > logit(τ); `float32` keeps σ(S) > τ both
+   * rounded to float32, as the reference code compares them, which differs only at float32 ties
+   * (see {@link SigmoidComparison}).
+   */
+  sigmoidComparison?: SigmoidComparison;
+  /**
    * The floor on the fraction of weights kept, in [0, 1): when the threshold would keep fewer, the
-   * top `ceil(minKeptFraction · n)` scores are kept instead, so a run cannot prune everything.
-   * Default 0.005 (the reference code keeps at least 0.5% of each matrix). With 0, a threshold that
-   * keeps nothing is an `EMPTY_MASK` error.
+   * top `ceil(minKeptFraction · n)` scores are kept instead (see `floorCount`), so a run cannot
+   * prune everything. Default 0.005 (the reference code keeps at least 0.5% of each matrix). With 0
+   * (and `floorCount: 'ceil'`), a threshold that keeps nothing is an `EMPTY_MASK` error.
    */
   minKeptFraction?: number;
   /** Where the floor applies: to each matrix (`local`, default, as the reference) or to the whole group (`global`). */
   floorScope?: 'local' | 'global';
+  /**
+   * How the floor's count of n entries is rounded: `ceil` (default) keeps ⌈f·n⌉; `floor-plus-one`
+   * keeps ⌊f·n⌋ + 1 as the reference's `ThresholdBinarizer` does (at f = 0.005: 5 and 6 of 1,000;
+   * with f = 0 it still keeps one entry, so the mask is never empty).
+   */
+  floorCount?: 'ceil' | 'floor-plus-one';
 }
 
 function invalid(
@@ -67,6 +82,8 @@ export function threshold(options: ThresholdOptions = {}): MaskFunction {
   const on = options.on ?? 'scores';
   const minKeptFraction = options.minKeptFraction ?? 0.005;
   const floorScope = options.floorScope ?? 'local';
+  const sigmoidComparison = options.sigmoidComparison ?? 'logit';
+  const floorCount = options.floorCount ?? 'ceil';
   if (on !== 'scores' && on !== 'sigmoid')
     invalid(
       `threshold: on must be "scores" or "sigmoid", got ${JSON.stringify(on)}.`,
@@ -83,27 +100,37 @@ export function threshold(options: ThresholdOptions = {}): MaskFunction {
       `threshold: floorScope must be "local" or "global", got ${JSON.stringify(floorScope)}.`,
       'Use "local" or "global".',
     );
+  if (sigmoidComparison !== 'logit' && sigmoidComparison !== 'float32')
+    invalid(
+      `threshold: sigmoidComparison must be "logit" or "float32", got ${JSON.stringify(sigmoidComparison)}.`,
+      'Use "logit" (S > logit(τ), the default) or "float32" (the reference code\'s float32 σ(S) > τ).',
+    );
+  if (floorCount !== 'ceil' && floorCount !== 'floor-plus-one')
+    invalid(
+      `threshold: floorCount must be "ceil" or "floor-plus-one", got ${JSON.stringify(floorCount)}.`,
+      'Use "ceil" (⌈f·n⌉, the default) or "floor-plus-one" (⌊f·n⌋ + 1, the reference code).',
+    );
+  // The floor on the entries kept out of `size`: ⌈f·n⌉, or the reference's int(f·n) + 1.
+  const floorOf = (size: number) =>
+    Math.min(
+      size,
+      floorCount === 'ceil' ? Math.ceil(minKeptFraction * size) : Math.floor(minKeptFraction * size) + 1,
+    );
+  const hasFloor = minKeptFraction > 0 || floorCount === 'floor-plus-one';
   return {
     id: 'threshold',
     targetKind: 'threshold',
     async compute(inputs: readonly MaskInput[], tau: number) {
       if (Number.isNaN(tau) || tau === Number.POSITIVE_INFINITY || (on === 'sigmoid' && tau >= 1)) {
-        if (minKeptFraction === 0)
+        if (!hasFloor)
           invalid(
             `threshold: τ = ${tau} keeps nothing${on === 'sigmoid' ? ' (σ(S) < 1 always)' : ''} and minKeptFraction is 0.`,
             'Use a schedule whose thresholds stay finite (below 1 with on: "sigmoid"), or set a minKeptFraction floor.',
             ErrorCodes.EMPTY_MASK,
           );
       }
-      // σ(S) > τ ⇔ S > logit(τ) for τ in (0, 1); τ ≤ 0 keeps every finite score.
-      const cut =
-        on === 'scores'
-          ? tau
-          : tau <= 0
-            ? Number.NEGATIVE_INFINITY
-            : tau >= 1
-              ? Number.POSITIVE_INFINITY
-              : Math.log(tau / (1 - tau));
+      // With on: 'sigmoid', σ(S) > τ becomes S > cut (logit(τ), or its float32 counterpart).
+      const cut = on === 'scores' ? tau : sigmoidCut(tau, sigmoidComparison);
       // On wasm one SIMD pass per tensor writes the mask and counts it; elsewhere TF.js ops.
       const direct = thresholdMaskTensors(
         inputs.map((input) => input.scores),
@@ -120,15 +147,16 @@ export function threshold(options: ThresholdOptions = {}): MaskFunction {
         countsTensor.dispose();
       }
       const sizes = inputs.map((input) => input.scores.size);
-      const floorOf = (size: number) => Math.min(size, Math.ceil(minKeptFraction * size));
       const total = sizes.reduce((sum, size) => sum + size, 0);
       const kept = counts.reduce((sum, count) => sum + count, 0);
-      if (kept === 0 && minKeptFraction === 0)
+      if (kept === 0 && !hasFloor) {
+        tf.dispose(masks);
         invalid(
           `threshold: τ = ${tau} is above every score, so the mask would keep nothing.`,
           'Lower the final threshold or the penalty λ, or set a minKeptFraction floor (for example 0.005).',
           ErrorCodes.EMPTY_MASK,
         );
+      }
       // The floor: keep the top entries when the threshold keeps fewer than minKeptFraction.
       if (floorScope === 'global' && kept < floorOf(total)) {
         const values = await Promise.all(inputs.map((input) => readScores(input.scores)));
@@ -147,7 +175,7 @@ export function threshold(options: ThresholdOptions = {}): MaskFunction {
       }
       return masks;
     },
-    toConfig: () => ({ type: 'threshold', on, minKeptFraction, floorScope }),
+    toConfig: () => ({ type: 'threshold', on, minKeptFraction, floorScope, floorCount, sigmoidComparison }),
   };
 }
 

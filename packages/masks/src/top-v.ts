@@ -1,5 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { ErrorCodes, FinepruneError, type MaskFunction, type MaskInput } from '@fineprune/core';
+import {
+  checkKeptCountRule,
+  ErrorCodes,
+  FinepruneError,
+  type KeptCountRule,
+  keptCountFor,
+  type MaskFunction,
+  type MaskInput,
+} from '@fineprune/core';
 import { type SelectionHint, topCountMaskTensors, topCountMasks } from '@fineprune/tensor';
 import { readScoresTransient } from './read-scores';
 
@@ -10,17 +18,31 @@ export interface TopVOptions {
    * scores together, so layers end with different sparsities. Default `local`.
    */
   scope?: 'local' | 'global';
-}
-
-/** Number of entries kept out of `total` at sparsity `sparsity`: total − round(v·total). */
-export function keptCount(total: number, sparsity: number): number {
-  return total - Math.round(sparsity * total);
+  /**
+   * How the sparsity v becomes a count of n entries: `round` (default) keeps n − round(v·n);
+   * `floor` keeps ⌊(1 − v)·n⌋ as the movement-pruning reference code does (one entry fewer at, for
+   * example, 784×64 at v = 0.7 or 768×3072 at v = 0.97); `half-even` keeps n − round-half-even(v·n).
+   * With `global` scope the rule applies to the group's total. See `KeptCountRule` of `@fineprune/core`.
+   */
+  keptCount?: KeptCountRule;
 }
 
 /**
+ * Number of entries kept out of `total` at sparsity `sparsity`: total − round(v·total) by default,
+ * or under another {@link KeptCountRule} (the same function as `keptCountFor` of `@fineprune/core`).
+ *
+ * @example
+ * ```ts
+ * keptCount(10, 0.3); // 7
+ * ```
+ */
+export const keptCount: (total: number, sparsity: number, rule?: KeptCountRule) => number = keptCountFor;
+
+/**
  * The Top-v mask of Eq. (1) of Movement Pruning: M = Top_v(S) keeps the entries with the largest
- * scores, exactly `total − round(v · total)` of them; ties at the threshold go to the lowest index
- * (earlier parameter first, for global selection), so the mask is deterministic.
+ * scores, exactly `total − round(v · total)` of them (or the count of another `keptCount` rule);
+ * ties at the threshold go to the lowest index (earlier parameter first, for global selection), so
+ * the mask is deterministic.
  *
  * The default transform is straight-through (Eq. 2): the forward pass uses W ⊙ M and learned
  * scores receive dL/d(W ⊙ M) ⊙ W.
@@ -47,6 +69,8 @@ export function topV(options: TopVOptions = {}): MaskFunction {
       fix: 'Use "local" to prune each matrix to the same sparsity, "global" to rank all matrices together.',
     });
   }
+  const rule = options.keptCount ?? 'round';
+  checkKeptCountRule('topV', rule);
   // Selection hints, keyed by the parameter (local) or the group's first parameter (global). A hint
   // only speeds selection up, so a stale or shared one cannot change a mask.
   const hints = new WeakMap<object, SelectionHint>();
@@ -71,9 +95,10 @@ export function topV(options: TopVOptions = {}): MaskFunction {
       }
       const tensors = inputs.map((input) => input.scores);
       const keep = (list: readonly tf.Tensor[]) =>
-        keptCount(
+        keptCountFor(
           list.reduce((sum, tensor) => sum + tensor.size, 0),
           sparsity,
+          rule,
         );
       // On wasm, large selections run where the scores lie (no read-out, no mask upload), starting
       // from the last threshold of the same parameters (a speed-up only: the masks are exact).
@@ -93,15 +118,17 @@ export function topV(options: TopVOptions = {}): MaskFunction {
       let masks: Float32Array[];
       if (scope === 'global') {
         const total = scores.reduce((sum, values) => sum + values.length, 0);
-        masks = topCountMasks(scores, keptCount(total, sparsity));
+        masks = topCountMasks(scores, keptCountFor(total, sparsity, rule));
       } else {
-        masks = scores.map((values) => topCountMasks([values], keptCount(values.length, sparsity))[0]!);
+        masks = scores.map(
+          (values) => topCountMasks([values], keptCountFor(values.length, sparsity, rule))[0]!,
+        );
       }
       rest.forEach((inputIndex, index) => {
         direct[inputIndex] = tf.tensor(masks[index]!, [...inputs[inputIndex]!.parameter.shape], 'float32');
       });
       return direct as tf.Tensor[];
     },
-    toConfig: () => ({ type: 'topV', scope }),
+    toConfig: () => ({ type: 'topV', scope, keptCount: rule }),
   };
 }
