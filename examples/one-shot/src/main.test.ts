@@ -1,9 +1,10 @@
-import { spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { fileSystem } from '@fineprune/layers';
 import { setBackend } from '@fineprune/tensor';
@@ -27,24 +28,6 @@ function readmeBlock(heading: string): string {
   return block![1]!;
 }
 
-function run(cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--conditions=source', '--import', TSX, MAIN], {
-      cwd,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
 describe('the one-shot example of the README', () => {
   it('is the file this package runs, word for word', () => {
     expect(readmeBlock('Prune once, without training')).toBe(readFileSync(MAIN, 'utf8'));
@@ -53,8 +36,14 @@ describe('the one-shot example of the README', () => {
   it('runs: prunes 50% of the kernels globally, lists the biases left dense, saves a model stock TF.js loads', async () => {
     const directory = mkdtempSync(path.join(os.tmpdir(), 'fineprune-one-shot-'));
     directories.push(directory);
-    const { code, stdout, stderr } = await run(directory);
-    expect(code, stderr).toBe(0);
+    // Rejects (and so fails the test, with the child's stderr) unless the example exits with 0.
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ['--conditions=source', '--import', TSX, MAIN],
+      {
+        cwd: directory,
+      },
+    );
     // 784·300 + 300·100 + 100·10 = 266,200 kernel weights; global Top-v keeps 266,200 − 133,100.
     expect(stdout).toContain('all kernels: 50.0% pruned, 133100 weights kept');
     expect(stdout).toMatch(

@@ -1,8 +1,9 @@
-import { spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
 import { parseRecipe } from '@fineprune/recipes';
 import { describe, expect, it } from 'vitest';
 import { BIN, RECIPES_DIRECTORY } from './support';
@@ -10,24 +11,10 @@ import { BIN, RECIPES_DIRECTORY } from './support';
 const PLUGIN_DIRECTORY = fileURLToPath(new URL('../../../examples/criterion-plugin', import.meta.url));
 const TSX = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 
-function fineprune(
-  args: string[],
-  cwd: string,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--conditions=source', '--import', TSX, BIN, ...args], {
-      cwd,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
+/** Runs the real command; rejects (with its stderr) unless it exits with 0. */
+function fineprune(args: string[], cwd: string): Promise<{ stdout: string; stderr: string }> {
+  return promisify(execFile)(process.execPath, ['--conditions=source', '--import', TSX, BIN, ...args], {
+    cwd,
   });
 }
 
@@ -54,8 +41,7 @@ describe('the criterion plugin package, by the name its docs give', () => {
   });
 
   it('`fineprune plugins @fineprune/criterion-snip` imports it from beside the recipes and lists its plugin', async () => {
-    const { code, stdout, stderr } = await fineprune(['plugins', name, '--json'], RECIPES_DIRECTORY);
-    expect(code, stderr).toBe(0);
+    const { stdout } = await fineprune(['plugins', name, '--json'], RECIPES_DIRECTORY);
     const listed = (JSON.parse(stdout) as Array<{ kind: string; id: string; package: string }>).filter(
       (entry) => entry.package === name,
     );
@@ -63,8 +49,7 @@ describe('the criterion plugin package, by the name its docs give', () => {
   });
 
   it('`fineprune validate snip-plugin.yaml` loads the package the recipe names', async () => {
-    const { code, stdout, stderr } = await fineprune(['validate', 'snip-plugin.yaml'], RECIPES_DIRECTORY);
-    expect(code, stderr).toBe(0);
+    const { stdout } = await fineprune(['validate', 'snip-plugin.yaml'], RECIPES_DIRECTORY);
     expect(stdout).toBe('snip-plugin.yaml: valid\n');
   });
 });

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { ErrorCodes, FinepruneError } from '@fineprune/tensor';
+import { ErrorCodes } from '@fineprune/tensor';
+import { fail } from './fail';
 import { PluginDriver } from './plugin-driver';
 import type { MaskFunction, PluginContext, PrunableParameter, ScoreStrategy } from './types';
 
@@ -12,14 +13,6 @@ export interface MaskSelection {
   readonly mask: MaskFunction;
   readonly target: number;
   readonly context: PluginContext;
-}
-
-function mismatch(
-  message: string,
-  fix: string,
-  code: FinepruneError['code'] = ErrorCodes.INVALID_ARGUMENT,
-): never {
-  throw new FinepruneError({ code, message, fix });
 }
 
 /**
@@ -46,7 +39,7 @@ export async function assignMasks(selection: MaskSelection): Promise<void> {
     }
     masks = await PluginDriver.call(mask, 'compute', step, () => mask.compute(inputs, target, context));
     if (masks.length !== parameters.length) {
-      mismatch(
+      fail(
         `Mask function "${mask.id}" returned ${masks.length} masks for ${parameters.length} parameters.`,
         'Return one mask per input, in order.',
       );
@@ -54,7 +47,7 @@ export async function assignMasks(selection: MaskSelection): Promise<void> {
     for (const [index, parameter] of parameters.entries()) {
       const next = masks[index]!;
       if (!tf.util.arraysEqual(next.shape, [...parameter.shape])) {
-        mismatch(
+        fail(
           `Mask function "${mask.id}" returned shape [${next.shape}] for "${parameter.name}" of shape [${parameter.shape}].`,
           'Return masks with the shapes of the weights.',
           ErrorCodes.SHAPE_MISMATCH,

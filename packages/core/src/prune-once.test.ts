@@ -3,7 +3,7 @@ import { ErrorCodes, FinepruneError, setBackend } from '@fineprune/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createPrunableParameter } from './parameter';
 import { pruneOnce } from './prune-once';
-import { testGlobalTopK, testLearnedScores, testMagnitude, testTopK, tinyMlp } from './testing';
+import { rejectionOf, testGlobalTopK, testLearnedScores, testMagnitude, testTopK, tinyMlp } from './testing';
 import {
   type Batch,
   type MaskFunction,
@@ -137,18 +137,6 @@ function testGradientScores(): ScoreStrategy & { readonly measuredBatches: numbe
   };
 }
 
-function errorOf(promise: Promise<unknown>): Promise<FinepruneError> {
-  return promise.then(
-    () => {
-      throw new Error('expected a FinepruneError');
-    },
-    (error: unknown) => {
-      if (FinepruneError.is(error)) return error;
-      throw error;
-    },
-  );
-}
-
 for (const backend of ['cpu', 'wasm'] as const) {
   describe(`pruneOnce on ${backend}`, () => {
     beforeAll(async () => {
@@ -279,7 +267,7 @@ for (const backend of ['cpu', 'wasm'] as const) {
       await expect(
         pruneOnce(model, { scores: testMagnitude, mask: testTopK, sparsity: 0.3 }),
       ).resolves.toBeDefined();
-      const error = await errorOf(
+      const error = await rejectionOf(
         pruneOnce(model, { scores: testGradientScores(), mask: testTopK, sparsity: 0.3 }),
       );
       expect(error.code).toBe(ErrorCodes.NOT_MEASURED);
@@ -334,7 +322,7 @@ for (const backend of ['cpu', 'wasm'] as const) {
         ],
       ];
       for (const [run, code, fix] of cases) {
-        const error = await errorOf(run());
+        const error = await rejectionOf(run());
         expect(error.code).toBe(code);
         expect(error.fix).toContain(fix);
       }

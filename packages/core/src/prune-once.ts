@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { createRandom, ErrorCodes, FinepruneError } from '@fineprune/tensor';
 import { assignMasks } from './assign-masks';
+import { fail } from './fail';
 import { type ParameterSelector, selectParameters } from './parameter';
 import { PluginDriver } from './plugin-driver';
 import { type SparsityReport, sparsityReport } from './report';
@@ -76,14 +77,6 @@ export interface PruneOnceReport extends SparsityReport {
    * `exclude` left out (their `layerClass` is the parameter's kind).
    */
   readonly skipped: SkippedWeight[];
-}
-
-function fail(
-  message: string,
-  fix: string,
-  code: FinepruneError['code'] = ErrorCodes.INVALID_ARGUMENT,
-): never {
-  throw new FinepruneError({ code, message, fix });
 }
 
 function checkModel(model: PrunableModel): void {

@@ -8,6 +8,7 @@ import {
   type RandomSource,
 } from '@fineprune/tensor';
 import { assignMasks } from './assign-masks';
+import { fail as invalid } from './fail';
 import type { GradientEntry, Optimizer } from './optimizers';
 import {
   type ParameterSelector,
@@ -143,14 +144,6 @@ interface Group {
   /** The group's own score optimizer, if it has one. */
   readonly scoreOptimizer: Optimizer | undefined;
   lastTarget: number | null;
-}
-
-function invalid(
-  message: string,
-  fix: string,
-  code: (typeof ErrorCodes)[keyof typeof ErrorCodes] = ErrorCodes.INVALID_ARGUMENT,
-): never {
-  throw new FinepruneError({ code, message, fix });
 }
 
 /**

@@ -161,3 +161,22 @@ export function errorOf(fn: () => unknown): FinepruneError {
   }
   throw new Error('expected a FinepruneError, but nothing was thrown');
 }
+
+/**
+ * Awaits `promise` and returns the FinepruneError it rejects with; any other error is rethrown, and
+ * resolving fails the test.
+ *
+ * @example
+ * ```ts
+ * expect((await rejectionOf(pruneOnce(model, { scores, mask }))).code).toBe('INVALID_ARGUMENT');
+ * ```
+ */
+export async function rejectionOf(promise: Promise<unknown>): Promise<FinepruneError> {
+  try {
+    await promise;
+  } catch (error) {
+    if (FinepruneError.is(error)) return error;
+    throw error;
+  }
+  throw new Error('expected a FinepruneError, but the promise resolved');
+}

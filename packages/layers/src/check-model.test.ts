@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { loadGraphModelSync } from '@tensorflow/tfjs-converter';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { FinepruneError } from '@fineprune/core';
+import { errorOf } from '@fineprune/core/testing';
 import { setBackend } from '@fineprune/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { fromLayersModel } from './from-layers-model';
@@ -27,16 +27,6 @@ function identityGraph() {
       weightData: new ArrayBuffer(0),
     }),
   });
-}
-
-function errorOf(fn: () => unknown): FinepruneError {
-  try {
-    fn();
-  } catch (error) {
-    if (FinepruneError.is(error)) return error;
-    throw error;
-  }
-  throw new Error('expected a FinepruneError');
 }
 
 describe('fromLayersModel() refuses what it cannot wrap', () => {
