@@ -1,5 +1,5 @@
 /**
- * `fineprune-criterion-snip`: an example third-party fineprune plugin package. It provides the
+ * `@fineprune/criterion-snip`: the worked example of a fineprune plugin package. It provides the
  * SNIP connection-sensitivity criterion as a score strategy, and registers it for recipes under the
  * id `community/snip`: list the package under `plugins` in a recipe and the `fineprune` command
  * imports it by name.
@@ -54,10 +54,10 @@ export const snipDefinition = definePlugin({
  *
  * @example
  * ```ts
- * await loadPluginPackage(registry, 'fineprune-criterion-snip'); // reads fineprunePlugins
+ * await loadPluginPackage(registry, '@fineprune/criterion-snip'); // reads fineprunePlugins
  * ```
  */
 export const fineprunePlugins: PluginPackage = {
-  name: 'fineprune-criterion-snip',
+  name: '@fineprune/criterion-snip',
   plugins: [snipDefinition],
 };

@@ -6,4 +6,5 @@ export * from './parameter';
 export * from './optimizers';
 export * from './plugin-driver';
 export * from './pruner';
+export * from './prune-once';
 export * from './report';

@@ -7,6 +7,8 @@ import {
   maskedWeight,
   type RandomSource,
 } from '@fineprune/tensor';
+import { assignMasks } from './assign-masks';
+import { fail as invalid } from './fail';
 import type { GradientEntry, Optimizer } from './optimizers';
 import {
   type ParameterSelector,
@@ -142,14 +144,6 @@ interface Group {
   /** The group's own score optimizer, if it has one. */
   readonly scoreOptimizer: Optimizer | undefined;
   lastTarget: number | null;
-}
-
-function invalid(
-  message: string,
-  fix: string,
-  code: (typeof ErrorCodes)[keyof typeof ErrorCodes] = ErrorCodes.INVALID_ARGUMENT,
-): never {
-  throw new FinepruneError({ code, message, fix });
 }
 
 /**
@@ -446,41 +440,14 @@ export class Pruner {
   }
 
   private async selectMasks(group: Group, target: number): Promise<void> {
-    const context = this.context();
-    const step = this.currentStep;
-    const inputs: Array<{ parameter: PrunableParameter; scores: tf.Tensor }> = [];
-    let masks: tf.Tensor[] = [];
-    try {
-      for (const [index, parameter] of group.parameters.entries()) {
-        const scores = await PluginDriver.call(group.scores, 'compute', step, () =>
-          group.scores.compute({ parameter, scores: group.scoreVariables[index] }, context),
-        );
-        inputs.push({ parameter, scores });
-      }
-      masks = await PluginDriver.call(group.mask, 'compute', step, () =>
-        group.mask.compute(inputs, target, context),
-      );
-      if (masks.length !== group.parameters.length) {
-        invalid(
-          `Mask function "${group.mask.id}" returned ${masks.length} masks for ${group.parameters.length} parameters.`,
-          'Return one mask per input, in order.',
-        );
-      }
-      for (const [index, parameter] of group.parameters.entries()) {
-        const mask = masks[index]!;
-        if (!tf.util.arraysEqual(mask.shape, [...parameter.shape])) {
-          invalid(
-            `Mask function "${group.mask.id}" returned shape [${mask.shape}] for "${parameter.name}" of shape [${parameter.shape}].`,
-            'Return masks with the shapes of the weights.',
-            ErrorCodes.SHAPE_MISMATCH,
-          );
-        }
-        parameter.mask.assign(mask.dtype === 'float32' ? mask : tf.tidy(() => tf.cast(mask, 'float32')));
-      }
-    } finally {
-      for (const input of inputs) input.scores.dispose();
-      for (const mask of masks) mask.dispose();
-    }
+    await assignMasks({
+      parameters: group.parameters,
+      scores: group.scores,
+      scoreVariables: group.scoreVariables,
+      mask: group.mask,
+      target,
+      context: this.context(),
+    });
     group.lastTarget = target;
     await this.driver.run('afterMaskUpdate', { ...this.context(), target, group: group.name });
   }

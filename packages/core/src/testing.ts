@@ -88,6 +88,21 @@ export const testTopK: MaskFunction = {
   toConfig: () => ({}),
 };
 
+/** Global Top-k mask written against the interfaces: ranks the scores of all inputs together. */
+export const testGlobalTopK: MaskFunction = {
+  id: 'test-global-topk',
+  targetKind: 'sparsity',
+  async compute(inputs, sparsity) {
+    const values = await Promise.all(
+      inputs.map(async ({ scores }) => Float32Array.from(await scores.data())),
+    );
+    const total = values.reduce((sum, array) => sum + array.length, 0);
+    const masks = topCountMasks(values, total - Math.round(sparsity * total));
+    return inputs.map(({ parameter }, index) => tf.tensor(masks[index]!, [...parameter.shape]));
+  },
+  toConfig: () => ({}),
+};
+
 /** A constant sparsity schedule. */
 export function fixedSparsity(sparsity: number): SparsitySchedule {
   return { id: 'test-fixed', kind: 'sparsity', valueAt: () => sparsity, toConfig: () => ({ sparsity }) };
@@ -145,4 +160,23 @@ export function errorOf(fn: () => unknown): FinepruneError {
     throw error;
   }
   throw new Error('expected a FinepruneError, but nothing was thrown');
+}
+
+/**
+ * Awaits `promise` and returns the FinepruneError it rejects with; any other error is rethrown, and
+ * resolving fails the test.
+ *
+ * @example
+ * ```ts
+ * expect((await rejectionOf(pruneOnce(model, { scores, mask }))).code).toBe('INVALID_ARGUMENT');
+ * ```
+ */
+export async function rejectionOf(promise: Promise<unknown>): Promise<FinepruneError> {
+  try {
+    await promise;
+  } catch (error) {
+    if (FinepruneError.is(error)) return error;
+    throw error;
+  }
+  throw new Error('expected a FinepruneError, but the promise resolved');
 }

@@ -99,6 +99,44 @@ export interface PrunableModel {
    * statistics, for example). Optional.
    */
   stateVariables?(): readonly NamedVariable[];
+  /**
+   * Every weight of the model that the adapter left dense, with the reason: normalisation layers,
+   * biases, layers it cannot prune, weights left out by `include` / `exclude`. Optional; adapters
+   * should implement it so that users see what is not pruned.
+   */
+  skippedWeights?(): readonly SkippedWeight[];
+}
+
+/**
+ * Why a weight of a model is not prunable:
+ * - `layer-not-prunable`: its layer (or block) declares no prunable weight (batch or layer
+ *   normalisation, PReLU, a custom layer that is neither registered nor declares its weights);
+ * - `weight-not-prunable`: its layer prunes other weights, not this one (a bias, say);
+ * - `excluded`: it could be pruned but the `include` / `exclude` options (or `parameters`) left it out.
+ */
+export type SkipReason = 'layer-not-prunable' | 'weight-not-prunable' | 'excluded';
+
+/**
+ * A weight that stays dense, as {@link PrunableModel.skippedWeights} and `pruneOnce` report it.
+ *
+ * @example
+ * ```ts
+ * for (const weight of prunable.skippedWeights?.() ?? []) {
+ *   console.log(`${weight.name} [${weight.shape}] of ${weight.layerClass}: ${weight.reason}`);
+ * }
+ * ```
+ */
+export interface SkippedWeight {
+  /** The weight's name in the model's naming, for example `bn_1/gamma` or `dense_1/bias`. */
+  readonly name: string;
+  /** The layer or block it belongs to. */
+  readonly group: string;
+  /** The class (or kind) of that layer or block, for example `BatchNormalization`. */
+  readonly layerClass: string;
+  readonly shape: readonly number[];
+  /** Number of elements. */
+  readonly size: number;
+  readonly reason: SkipReason;
 }
 
 /** Facts about the run that every plugin hook and plugin method receives. */
@@ -169,6 +207,14 @@ export interface ScoreStrategy extends Plugin, Configurable {
     input: { parameter: PrunableParameter; scores: tf.Variable | undefined },
     context: PluginContext,
   ): tf.Tensor | Promise<tf.Tensor>;
+  /**
+   * For scores measured on data (gradients, curvature): measures on scoring batches, which stay
+   * the caller's, and keeps what `compute()` needs until {@link dispose}. Optional; `pruneOnce`
+   * calls it with its `data`.
+   */
+  measure?(model: PrunableModel, batches: Iterable<Batch>): Promise<void>;
+  /** Frees what {@link measure} kept. Optional. */
+  dispose?(): void;
 }
 
 /** What a mask function receives for one parameter. */

@@ -11,11 +11,13 @@ import {
   type PrunableModel,
   type PrunableParameter,
   SPEC_VERSION,
+  type SkippedWeight,
   selectParameters,
 } from '@fineprune/core';
 import { addMany, dense, ErrorCodes, FinepruneError, maskedWeight } from '@fineprune/tensor';
+import { assertLayersModel } from './check-model';
 import { type LayersLoss, type LossFunction, resolveLoss } from './losses';
-import { prunableLayerSpec } from './registry';
+import { prunableWeightsOf } from './prunable-weights';
 
 /**
  * Options of {@link fromLayersModel}.
@@ -30,8 +32,11 @@ import { prunableLayerSpec } from './registry';
  * ```
  */
 export interface FromLayersModelOptions {
-  /** The task loss. A function receives the targets and the predictions of one output. */
-  loss: LayersLoss;
+  /**
+   * The task loss. A function receives the targets and the predictions of one output. Needed to
+   * train and by scores measured on data; pruning by magnitude (`pruneOnce`) works without one.
+   */
+  loss?: LayersLoss;
   /**
    * Whether the model's outputs are logits. Default: true, unless the output layer's activation
    * (or the output layer itself) is a softmax; then the cross-entropy is computed from clipped
@@ -80,6 +85,13 @@ export interface LayersPrunableModel extends PrunableModel {
   readonly disposed: boolean;
   /** The prunable parameter of that name; throws `INVALID_ARGUMENT` when there is none. */
   parameter(name: string): PrunableParameter;
+  /**
+   * Every weight of the model that is not a parameter, with the reason, in the order of the
+   * layers: normalisation layers and other classes that declare no prunable weight
+   * (`layer-not-prunable`), biases and other weights that a prunable layer keeps dense
+   * (`weight-not-prunable`), and prunable weights left out by `include` / `exclude` (`excluded`).
+   */
+  skippedWeights(): readonly SkippedWeight[];
   /**
    * Every weight of the model (trainable, non-trainable and frozen) with its raw variable, in the
    * order of `model.weights`. Names are the weights' original names (`dense_1/kernel`), stable when
@@ -264,7 +276,8 @@ class LayersPrunableModelImpl implements LayersPrunableModel {
   private readonly parameterByName: ReadonlyMap<string, PrunableParameter>;
   private readonly entries: ReadonlyMap<LayerVariable, WeightEntry>;
   private readonly frozen: ReadonlySet<LayerVariable>;
-  private readonly lossFunctions: readonly LossFunction[];
+  private readonly lossFunctions: readonly LossFunction[] | undefined;
+  private readonly skipped: readonly SkippedWeight[];
   private readonly restore: Array<() => void>;
   private readonly layers: readonly Layer[];
   private readonly named = new Map<LayerVariable, NamedVariable>();
@@ -277,7 +290,8 @@ class LayersPrunableModelImpl implements LayersPrunableModel {
     parameters: PrunableParameter[];
     entries: Map<LayerVariable, WeightEntry>;
     frozen: Set<LayerVariable>;
-    lossFunctions: LossFunction[];
+    lossFunctions: LossFunction[] | undefined;
+    skipped: SkippedWeight[];
     restore: Array<() => void>;
     layers: Layer[];
   }) {
@@ -288,6 +302,7 @@ class LayersPrunableModelImpl implements LayersPrunableModel {
     this.entries = options.entries;
     this.frozen = options.frozen;
     this.lossFunctions = options.lossFunctions;
+    this.skipped = Object.freeze([...options.skipped]);
     this.restore = options.restore;
     this.layers = options.layers;
   }
@@ -321,6 +336,11 @@ class LayersPrunableModelImpl implements LayersPrunableModel {
       );
     }
     return parameter;
+  }
+
+  skippedWeights(): readonly SkippedWeight[] {
+    this.assertLive();
+    return this.skipped;
   }
 
   private namedVariable(layerVariable: LayerVariable): NamedVariable {
@@ -389,9 +409,16 @@ class LayersPrunableModelImpl implements LayersPrunableModel {
 
   loss(outputs: ModelOutput, batch: Batch): tf.Scalar {
     this.assertLive();
+    const lossFunctions = this.lossFunctions;
+    if (!lossFunctions) {
+      invalid(
+        `Model "${this.name}" was wrapped without a loss, and training or a score measured on data needs one.`,
+        "Pass one to fromLayersModel(model, { loss: 'sparseCategoricalCrossentropy' }) (or 'categoricalCrossentropy', 'meanSquaredError', a function).",
+      );
+    }
     const predictions = Array.isArray(outputs) ? outputs : [outputs];
     const targets = Array.isArray(batch.y) ? batch.y : [batch.y];
-    if (predictions.length !== targets.length || predictions.length > this.lossFunctions.length) {
+    if (predictions.length !== targets.length || predictions.length > lossFunctions.length) {
       invalid(
         `Model "${this.name}" produced ${predictions.length} output(s) but the batch has ${targets.length} target(s).`,
         'Give one target tensor per model output (an array for several outputs).',
@@ -400,7 +427,7 @@ class LayersPrunableModelImpl implements LayersPrunableModel {
     }
     return tf.tidy(() => {
       const losses = predictions.map((prediction, index) =>
-        this.lossFunctions[index]!(targets[index]!, prediction),
+        lossFunctions[index]!(targets[index]!, prediction),
       );
       for (const value of losses) {
         if (value.rank !== 0) {
@@ -519,10 +546,10 @@ function checkIncludes(
       layers.find((candidate) => entry.startsWith(`${candidate.name}/`));
     if (layer) {
       const className = layer.getClassName();
-      const spec = prunableLayerSpec(className);
-      if (spec) {
+      const prunables = prunableWeightsOf(layer);
+      if (prunables) {
         invalid(
-          `"${entry}" is not a prunable weight of layer "${layer.name}" (${className}); its prunable weights are: ${spec.weights.map((weight) => `${layer.name}/${weight}`).join(', ')}.`,
+          `"${entry}" is not a prunable weight of layer "${layer.name}" (${className}); its prunable weights are: ${[...prunables.weights.values()].map((weight) => `${layer.name}/${weight}`).join(', ')}.`,
           `Include one of those, or registerPrunableLayer('${className}', { weights: [...], kind: '...' }) to choose other weights.`,
           ErrorCodes.UNSUPPORTED_LAYER,
         );
@@ -538,6 +565,34 @@ function checkIncludes(
       `Use layer or parameter names of the model; its layers are: ${describeLayers(layers)}.`,
     );
   }
+}
+
+/** Every weight that is not a chosen parameter, with why it stays dense. */
+function skippedWeights(
+  entries: Iterable<WeightEntry>,
+  candidates: readonly Candidate[],
+  chosen: readonly Candidate[],
+  prunableLayers: ReadonlySet<Layer>,
+): SkippedWeight[] {
+  const candidateEntries = new Set(candidates.map((candidate) => candidate.entry));
+  const chosenEntries = new Set(chosen.map((candidate) => candidate.entry));
+  const skipped: SkippedWeight[] = [];
+  for (const entry of entries) {
+    if (chosenEntries.has(entry)) continue;
+    skipped.push({
+      name: entry.view.name,
+      group: entry.layer.name,
+      layerClass: entry.layer.getClassName(),
+      shape: [...entry.raw.shape],
+      size: entry.raw.size,
+      reason: candidateEntries.has(entry)
+        ? 'excluded'
+        : prunableLayers.has(entry.layer)
+          ? 'weight-not-prunable'
+          : 'layer-not-prunable',
+    });
+  }
+  return skipped;
 }
 
 function matchesFreeze(entry: WeightEntry, selector: ParameterSelector | string[]): boolean {
@@ -586,18 +641,13 @@ function matchesFreeze(entry: WeightEntry, selector: ParameterSelector | string[
  */
 export function fromLayersModel(
   model: tfl.LayersModel,
-  options: FromLayersModelOptions,
+  options: FromLayersModelOptions = {},
 ): LayersPrunableModel {
-  if (!model || !Array.isArray(model.layers) || !Array.isArray(model.weights)) {
+  assertLayersModel(model, 'fromLayersModel()');
+  if (options === null || typeof options !== 'object') {
     invalid(
-      'fromLayersModel() needs a tf.LayersModel.',
-      'Pass a model from tf.sequential(), tf.model() or tf.loadLayersModel().',
-    );
-  }
-  if (!options || options.loss === undefined) {
-    invalid(
-      'fromLayersModel() needs a loss.',
-      "Pass { loss: 'sparseCategoricalCrossentropy' } or another loss.",
+      `fromLayersModel() options must be an object, got ${options === null ? 'null' : typeof options}.`,
+      "Pass { loss: 'sparseCategoricalCrossentropy' }, or nothing to prune without training.",
     );
   }
   if (wrappedModels.has(model)) {
@@ -629,22 +679,11 @@ export function fromLayersModel(
   }
   const candidates: Candidate[] = [];
   const entries = new Map<LayerVariable, WeightEntry>();
+  const prunableLayers = new Set<Layer>();
   for (const layer of layers) {
-    const spec = prunableLayerSpec(layer.getClassName());
-    const prunableVariables = new Map<LayerVariable, string>();
-    for (const attribute of spec?.weights ?? []) {
-      const direct = (layer as unknown as Record<string, unknown>)[attribute];
-      const variable =
-        layer.weights.find((weight) => weight === direct) ??
-        layer.weights.find((weight) => lastSegment(weight.originalName) === attribute);
-      if (!variable) {
-        invalid(
-          `Layer "${layer.name}" (${layer.getClassName()}) has no weight "${attribute}".`,
-          `Fix the registerPrunableLayer('${layer.getClassName()}') entry; the layer's weights are: ${layer.weights.map((weight) => weight.originalName).join(', ')}.`,
-        );
-      }
-      prunableVariables.set(variable, attribute);
-    }
+    const spec = prunableWeightsOf(layer);
+    if (spec) prunableLayers.add(layer);
+    const prunableVariables = spec?.weights ?? new Map<LayerVariable, string>();
     for (const layerVariable of layer.weights) {
       if (entries.has(layerVariable)) continue;
       const raw = layerVariable.read() as tf.Variable;
@@ -708,7 +747,7 @@ export function fromLayersModel(
     if (chosen.length === 0) {
       invalid(
         `No prunable weight of model "${model.name}" was chosen${include !== undefined || exclude !== undefined ? ' by include / exclude' : ''}.`,
-        `Prune Dense, Conv2D, DepthwiseConv2D or Embedding layers (or registerPrunableLayer() yours), and check include / exclude; the model's layers are: ${describeLayers(layers)}.`,
+        `Prune Dense, Conv2D, DepthwiseConv2D or Embedding layers (or registerPrunableLayer() yours, or give your layer class a getPrunableWeights() method), and check include / exclude; the model's layers are: ${describeLayers(layers)}.`,
         ErrorCodes.NO_PRUNABLE_PARAMETERS,
       );
     }
@@ -730,9 +769,14 @@ export function fromLayersModel(
   }
   releaseLazyMasks(new Set(chosen));
 
-  const lossFunctions = outputLayers(model).map((layer) =>
-    resolveLoss(options.loss, options.fromLogits ?? !isProbabilityLayer(layer)),
-  );
+  const { loss } = options;
+  const lossFunctions =
+    loss === undefined
+      ? undefined
+      : outputLayers(model).map((layer) =>
+          resolveLoss(loss, options.fromLogits ?? !isProbabilityLayer(layer)),
+        );
+  const skipped = skippedWeights(entries.values(), candidates, chosen, prunableLayers);
 
   const parameters: PrunableParameter[] = [];
   const restore: Array<() => void> = [];
@@ -780,6 +824,7 @@ export function fromLayersModel(
     entries,
     frozen,
     lossFunctions,
+    skipped,
     restore,
     layers: [...states.keys()],
   });

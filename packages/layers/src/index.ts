@@ -11,7 +11,13 @@ export {
   prunableLayerSpec,
   registerPrunableLayer,
 } from './registry';
+export { declaresPrunableWeights, type PrunableLayer } from './prunable-weights';
 export { maskedWeights, type NamedTensor, saveStripped, strip } from './strip';
+export {
+  type PrunedLayersModel,
+  type PruneLayersModelOptions,
+  pruneLayersModel,
+} from './prune-layers-model';
 export { fileSystem } from './file-system';
 export {
   CHECKPOINT_FORMAT_VERSION,

@@ -1,7 +1,7 @@
 /** Helpers shared by this package's tests: tiny inline plugins and deterministic models (not published). */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import type { Batch, MaskFunction, ScoreStrategy, SparsitySchedule } from '@fineprune/core';
+import type { Batch, MaskFunction, ScoreStrategy, SkippedWeight, SparsitySchedule } from '@fineprune/core';
 import { readFloat32, topCountMasks } from '@fineprune/tensor';
 import { expect } from 'vitest';
 import type { LayersPrunableModel } from './from-layers-model';
@@ -132,3 +132,49 @@ export function maskHalf(mask: tf.Variable, seed = 3): void {
 export function release(prunable: LayersPrunableModel): void {
   prunable.unwrap().dispose();
 }
+
+/**
+ * Conv2D (kernel, bias) → BatchNormalization → DepthwiseConv2D (kernel, bias) → SeparableConv2D (a
+ * weighted class the adapter does not prune) → global average pooling → Dense (kernel, bias).
+ */
+export function mixedModel(): tfl.LayersModel {
+  const input = tfl.input({ shape: [6, 6, 2], name: 'image' });
+  let x = tfl.layers.conv2d({ name: 'conv', filters: 4, kernelSize: 3, padding: 'same' }).apply(input);
+  x = tfl.layers.batchNormalization({ name: 'bn' }).apply(x);
+  x = tfl.layers.reLU({ name: 'relu' }).apply(x);
+  x = tfl.layers.depthwiseConv2d({ name: 'depthwise', kernelSize: 3, padding: 'same' }).apply(x);
+  x = tfl.layers.separableConv2d({ name: 'separable', filters: 6, kernelSize: 3 }).apply(x);
+  x = tfl.layers.globalAveragePooling2d({ name: 'pool' }).apply(x);
+  const output = tfl.layers.dense({ name: 'logits', units: 3 }).apply(x) as tfl.SymbolicTensor;
+  return tfl.model({ name: 'mixed', inputs: input, outputs: output });
+}
+
+export function skipped(
+  name: string,
+  layerClass: string,
+  shape: number[],
+  reason: SkippedWeight['reason'],
+): SkippedWeight {
+  return {
+    name,
+    group: name.slice(0, name.indexOf('/')),
+    layerClass,
+    shape,
+    size: shape.reduce((a, b) => a * b, 1),
+    reason,
+  };
+}
+
+/** What the adapter must report for {@link mixedModel}, written out by hand from the layer definitions. */
+export const MIXED_SKIPPED: SkippedWeight[] = [
+  skipped('conv/bias', 'Conv2D', [4], 'weight-not-prunable'),
+  skipped('bn/gamma', 'BatchNormalization', [4], 'layer-not-prunable'),
+  skipped('bn/beta', 'BatchNormalization', [4], 'layer-not-prunable'),
+  skipped('bn/moving_mean', 'BatchNormalization', [4], 'layer-not-prunable'),
+  skipped('bn/moving_variance', 'BatchNormalization', [4], 'layer-not-prunable'),
+  skipped('depthwise/bias', 'DepthwiseConv2D', [4], 'weight-not-prunable'),
+  skipped('separable/depthwise_kernel', 'SeparableConv2D', [3, 3, 4, 1], 'layer-not-prunable'),
+  skipped('separable/pointwise_kernel', 'SeparableConv2D', [1, 1, 4, 6], 'layer-not-prunable'),
+  skipped('separable/bias', 'SeparableConv2D', [6], 'layer-not-prunable'),
+  skipped('logits/bias', 'Dense', [3], 'weight-not-prunable'),
+];

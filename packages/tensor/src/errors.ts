@@ -61,6 +61,8 @@ export const ErrorCodes = {
   EMPTY_MASK: 'EMPTY_MASK',
   /** An optional peer dependency that a feature needs is not installed, or installed but unusable. */
   MISSING_DEPENDENCY: 'MISSING_DEPENDENCY',
+  /** A model adapter was given something it cannot wrap (a graph model, a plain object, a promise). */
+  UNSUPPORTED_MODEL: 'UNSUPPORTED_MODEL',
 } as const;
 
 /** One of the stable {@link ErrorCodes}. */

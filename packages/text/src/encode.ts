@@ -7,42 +7,9 @@ import type { Batch } from '@fineprune/core';
 import { check, ErrorCodes, FinepruneError } from '@fineprune/tensor';
 import * as tf from '@tensorflow/tfjs-core';
 import { StreamDomain, streamRandom } from './streams';
-import type { MlmBatch } from './mlm';
+import type { MlmBatch, TextBatch } from './batch-types';
 import type { TextExample } from './tasks';
 import type { BertTokenizer } from './tokenizer';
-
-/**
- * Encoder inputs: three int32 `[B, L]` tensors. A type alias (not an interface) so that it is a
- * `Record<string, tf.Tensor>`, i.e. a `ModelInput` of `@fineprune/core`.
- *
- * @example
- * ```ts
- * const { inputIds, tokenTypeIds, attentionMask }: TextInputs = batch.x;
- * ```
- */
-export type TextInputs = {
-  /** Token ids, int32 `[B, L]`, `[CLS]` first, `[PAD]` (0) after the end. */
-  inputIds: tf.Tensor2D;
-  /** Segment ids, int32 `[B, L]` (0 for single texts). */
-  tokenTypeIds: tf.Tensor2D;
-  /** 1 on real tokens, 0 on padding, int32 `[B, L]`. */
-  attentionMask: tf.Tensor2D;
-};
-
-/**
- * A classification batch: `x` the encoder inputs, `y` int32 labels `[B]`. Compatible with
- * `Batch` of `@fineprune/core`. The caller disposes the tensors.
- *
- * @example
- * ```ts
- * const batch: TextBatch = source.batch(0);
- * tf.dispose([batch.x.inputIds, batch.x.tokenTypeIds, batch.x.attentionMask, batch.y]);
- * ```
- */
-export type TextBatch = {
-  x: TextInputs;
-  y: tf.Tensor1D;
-};
 
 /**
  * Options of {@link encodeExamples}.

@@ -10,20 +10,18 @@ export {
   type SpamAssassinMessage,
   type TextDocument,
 } from './corpora';
+export type { MlmBatch, TextBatch, TextInputs } from './batch-types';
 export {
   disposeBatch,
   type EncodeExamplesOptions,
   batchesFromEncoded,
   encodeExamples,
   type EncodedExamples,
-  type TextBatch,
   TextBatchSource,
-  type TextInputs,
 } from './encode';
 export { decodeQuotedPrintable, htmlToText, mailBody } from './mail';
 export {
   type MlmArrays,
-  type MlmBatch,
   type MlmBatchOptions,
   MlmBatchSource,
   type MlmCorpus,

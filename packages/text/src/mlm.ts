@@ -5,7 +5,7 @@
 
 import { check } from '@fineprune/tensor';
 import * as tf from '@tensorflow/tfjs-core';
-import type { TextInputs } from './encode';
+import type { MlmBatch } from './batch-types';
 import { randomBelow, StreamDomain, streamRandom } from './streams';
 import type { BertTokenizer, SpecialIds } from './tokenizer';
 
@@ -227,20 +227,6 @@ export interface MlmBatchOptions {
   /** Drop the last, smaller batch of each epoch in `batch(i)`. Default `true`. */
   dropRemainder?: boolean;
 }
-
-/**
- * A masked-LM batch. `x`: the corrupted inputs; `y = [maskedPositions int32 [B, P], maskedIds
- * int32 [B, P] (the original ids), maskedWeights float32 [B, P]]`, padded entries 0 / 0 / 0.
- *
- * @example
- * ```ts
- * const { x, y: [positions, ids, weights] }: MlmBatch = source.batch(0);
- * ```
- */
-export type MlmBatch = {
-  x: TextInputs;
-  y: [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
-};
 
 /**
  * The masking of one batch as plain arrays (what {@link MlmBatchSource.maskedArrays} returns).
