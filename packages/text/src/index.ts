@@ -1,16 +1,4 @@
 export {
-  BROWN_GENRES,
-  type BrownDocument,
-  type BrownGenre,
-  brownPlainText,
-  loadBrown,
-  loadMobyDick,
-  loadSotu,
-  loadSpamAssassin,
-  type SpamAssassinMessage,
-  type TextDocument,
-} from './corpora';
-export {
   disposeBatch,
   type EncodeExamplesOptions,
   batchesFromEncoded,
@@ -20,7 +8,6 @@ export {
   TextBatchSource,
   type TextInputs,
 } from './encode';
-export { decodeQuotedPrintable, htmlToText, mailBody } from './mail';
 export {
   type MlmArrays,
   type MlmBatch,
@@ -32,18 +19,8 @@ export {
   mlmBatches,
   mlmCorpus,
 } from './mlm';
-export {
-  type BrownGenreCounts,
-  type BrownTaskOptions,
-  type BrownTaskStats,
-  brownGenreTask,
-  chunkText,
-  type SpamTaskOptions,
-  type SpamTaskStats,
-  spamTask,
-  type TextExample,
-  type TextTask,
-} from './tasks';
+export { randomBelow, StreamDomain, streamRandom } from './streams';
+export { chunkText, type TextExample, type TextTask } from './tasks';
 export {
   BERT_VOCAB_SIZE,
   type BertTokenizer,
