@@ -228,6 +228,7 @@ export async function main(
     const record = {
       label,
       commit: run('git', ['rev-parse', 'HEAD'], root).trim(),
+      uncommittedChanges: run('git', ['status', '--porcelain'], root).trim().length > 0,
       npm: run('npm', ['--version'], root).trim(),
       method:
         'pnpm pack of each workspace package of the set, npm install of the tarballs into a fresh project under the system temporary directory, du -sk / du -sh node_modules',
