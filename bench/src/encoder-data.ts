@@ -1,7 +1,7 @@
 /**
  * The data of the encoder benchmarks — the masked-LM pretraining corpus and the two downstream
- * tasks (Brown genres, SpamAssassin) — tokenized once. Built from `@fineprune/text` (the corpora
- * packages and the WordPiece tokenizer), or read back from a cache file that this script writes,
+ * tasks (Brown genres, SpamAssassin) — tokenized once. Built from `@fineprune/corpora` (the corpora
+ * packages) and `@fineprune/text` (the WordPiece tokenizer), or read back from a cache file that this script writes,
  * so that a machine without the corpora (or without pnpm: a bundled script on a GPU machine) runs
  * the same benchmarks on the same token ids.
  *
@@ -13,6 +13,7 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { brownGenreTask, loadBrown, loadMobyDick, loadSotu, spamTask } from '@fineprune/corpora';
 import {
   decodeInt32,
   encodeSafetensors,
@@ -20,16 +21,11 @@ import {
   type SafetensorsInput,
 } from '@fineprune/safetensors';
 import {
-  brownGenreTask,
   createBertTokenizer,
   type EncodedExamples,
   encodeExamples,
-  loadBrown,
-  loadMobyDick,
-  loadSotu,
   type MlmCorpus,
   mlmCorpus,
-  spamTask,
   type TextExample,
 } from '@fineprune/text';
 import { BROWN_SPLIT_SEED, SMALL_ENCODER, SPAM_SPLIT_SEED } from './encoder-fixtures';

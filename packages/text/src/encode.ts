@@ -289,7 +289,8 @@ export class TextBatchSource {
  *
  * @example
  * ```ts
- * import { createBertTokenizer, disposeBatch, encodeExamples, spamTask } from '@fineprune/text';
+ * import { spamTask } from '@fineprune/corpora';
+ * import { createBertTokenizer, disposeBatch, encodeExamples } from '@fineprune/text';
  *
  * const tokenizer = createBertTokenizer();
  * const task = spamTask({ seed: 0 });
@@ -394,7 +395,8 @@ export interface EncodedExamples {
  *
  * @example
  * ```ts
- * import { batchesFromEncoded, createBertTokenizer, encodeExamples, spamTask } from '@fineprune/text';
+ * import { spamTask } from '@fineprune/corpora';
+ * import { batchesFromEncoded, createBertTokenizer, encodeExamples } from '@fineprune/text';
  *
  * const train = encodeExamples(createBertTokenizer(), spamTask({ seed: 0 }).train, { batchSize: 32 });
  * const saved = train.encoded(); // typed arrays: write them anywhere

@@ -1,15 +1,3 @@
-export {
-  BROWN_GENRES,
-  type BrownDocument,
-  type BrownGenre,
-  brownPlainText,
-  loadBrown,
-  loadMobyDick,
-  loadSotu,
-  loadSpamAssassin,
-  type SpamAssassinMessage,
-  type TextDocument,
-} from './corpora';
 export type { MlmBatch, TextBatch, TextInputs } from './batch-types';
 export {
   disposeBatch,
@@ -19,7 +7,6 @@ export {
   type EncodedExamples,
   TextBatchSource,
 } from './encode';
-export { decodeQuotedPrintable, htmlToText, mailBody } from './mail';
 export {
   type MlmArrays,
   type MlmBatchOptions,
@@ -30,18 +17,8 @@ export {
   mlmBatches,
   mlmCorpus,
 } from './mlm';
-export {
-  type BrownGenreCounts,
-  type BrownTaskOptions,
-  type BrownTaskStats,
-  brownGenreTask,
-  chunkText,
-  type SpamTaskOptions,
-  type SpamTaskStats,
-  spamTask,
-  type TextExample,
-  type TextTask,
-} from './tasks';
+export { randomBelow, StreamDomain, streamRandom } from './streams';
+export { chunkText, type TextExample, type TextTask } from './tasks';
 export {
   BERT_VOCAB_SIZE,
   type BertTokenizer,

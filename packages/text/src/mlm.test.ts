@@ -3,7 +3,7 @@ import { errorOf } from '@fineprune/core/testing';
 import { setBackend, withLeakGuard } from '@fineprune/tensor';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { loadMobyDick } from './corpora';
+import { vocabularyDocuments } from '../test/vocabulary-text';
 import { disposeBatch } from './encode';
 import { type MlmCorpus, mlmBatches, mlmCorpus } from './mlm';
 import { createBertTokenizer } from './tokenizer';
@@ -57,8 +57,10 @@ describe('mlmCorpus', () => {
 describe('mlmBatches masking statistics', () => {
   let corpus: MlmCorpus;
   beforeAll(() => {
-    // Chapters 1–20 of Moby Dick: ≈45k wordpieces, ≈360 sequences of 128.
-    corpus = mlmCorpus(tokenizer, loadMobyDick().slice(3, 23), { sequenceLength: 128, seed: 0 });
+    // 20 documents × 2,250 one-piece words = 45,000 wordpieces: ⌈45,000 / 126⌉ = 358 sequences of 128.
+    corpus = mlmCorpus(tokenizer, vocabularyDocuments(tokenizer, 20, 2250), { sequenceLength: 128, seed: 0 });
+    expect(corpus.wordpieces).toBe(45_000);
+    expect(corpus.train.count + corpus.validation.count).toBe(358);
   });
 
   it('masks 80/10/10 and ≈15% of the real positions, never a special token', () => {
@@ -160,7 +162,11 @@ for (const backend of ['cpu', 'wasm'] as const) {
     let corpus: MlmCorpus;
     beforeAll(async () => {
       await setBackend(backend);
-      corpus = mlmCorpus(tokenizer, loadMobyDick().slice(3, 8), { sequenceLength: 64, seed: 0 });
+      // 5 × 2,000 wordpieces: ⌈10,000 / 62⌉ = 162 sequences of 64.
+      corpus = mlmCorpus(tokenizer, vocabularyDocuments(tokenizer, 5, 2000, 1), {
+        sequenceLength: 64,
+        seed: 0,
+      });
     });
 
     it('makes core Batches with the documented shapes and dtypes', async () => {

@@ -92,7 +92,8 @@ export interface MlmCorpusOptions {
  *
  * @example
  * ```ts
- * import { createBertTokenizer, loadMobyDick, mlmCorpus } from '@fineprune/text';
+ * import { loadMobyDick } from '@fineprune/corpora';
+ * import { createBertTokenizer, mlmCorpus } from '@fineprune/text';
  *
  * const corpus = mlmCorpus(createBertTokenizer(), loadMobyDick(), { sequenceLength: 128 });
  * console.log(corpus.train.count, corpus.validation.count); // ≈2,700 and ≈55 sequences
@@ -511,7 +512,8 @@ export class MlmBatchSource {
  *
  * @example
  * ```ts
- * import { createBertTokenizer, disposeBatch, loadMobyDick, mlmBatches, mlmCorpus } from '@fineprune/text';
+ * import { loadMobyDick } from '@fineprune/corpora';
+ * import { createBertTokenizer, disposeBatch, mlmBatches, mlmCorpus } from '@fineprune/text';
  *
  * const corpus = mlmCorpus(createBertTokenizer(), loadMobyDick(), { sequenceLength: 128 });
  * const source = mlmBatches(corpus, { batchSize: 32, maskProbability: 0.15, maxPredictions: 20, seed: 0 });

@@ -1,11 +1,20 @@
 /**
  * Seeded random streams: one independent {@link RandomSource} per `(seed, domain, stream)`, so a
  * batch or a split is a pure function of its seed and index and can be recomputed in any order.
+ * Exported for `@fineprune/corpora`, whose task splits draw from the same streams.
  */
 
 import { check, createRandom, type RandomSource } from '@fineprune/tensor';
 
-/** Keeps unrelated uses of one seed apart. */
+/**
+ * Keeps unrelated uses of one seed apart: each use draws from its own domain. The split domains
+ * belong to the tasks of `@fineprune/corpora`; they are listed here so that no two uses share one.
+ *
+ * @example
+ * ```ts
+ * const order = streamRandom(42, StreamDomain.exampleOrder, 0).permutation(10); // epoch 0's order
+ * ```
+ */
 export const StreamDomain = {
   brownSplit: 11,
   spamSplit: 12,
@@ -38,6 +47,12 @@ function absorb(hash: number, value: number): number {
  * A random source that depends only on `(seed, domain, stream)`.
  *
  * @throws FinepruneError `INVALID_ARGUMENT` when the seed is not a safe integer.
+ *
+ * @example
+ * ```ts
+ * const a = streamRandom(7, StreamDomain.brownSplit, 3).nextUint32();
+ * const b = streamRandom(7, StreamDomain.brownSplit, 3).nextUint32(); // a === b
+ * ```
  */
 export function streamRandom(seed: number, domain: number, stream: number): RandomSource {
   check(
@@ -51,7 +66,14 @@ export function streamRandom(seed: number, domain: number, stream: number): Rand
   return createRandom((a & 0x1fffff) * 4294967296 + b);
 }
 
-/** An unbiased integer in `[0, bound)` for `1 ≤ bound ≤ 2^32` (rejection of the uneven tail). */
+/**
+ * An unbiased integer in `[0, bound)` for `1 ≤ bound ≤ 2^32` (rejection of the uneven tail).
+ *
+ * @example
+ * ```ts
+ * const die = randomBelow(streamRandom(0, StreamDomain.exampleOrder, 0), 6) + 1; // 1 … 6
+ * ```
+ */
 export function randomBelow(random: RandomSource, bound: number): number {
   const limit = 4294967296 - (4294967296 % bound);
   let draw = random.nextUint32();

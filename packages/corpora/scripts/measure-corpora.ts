@@ -1,16 +1,15 @@
 /**
  * Loads every corpus, tokenizes it and prints sizes and timings, then builds both tasks.
- * Run from packages/text: `npx tsx --conditions=source scripts/measure-corpora.ts`.
+ * Run from packages/corpora: `npx tsx --conditions=source scripts/measure-corpora.ts`.
  */
 
+import { createBertTokenizer, mlmCorpus } from '@fineprune/text';
 import {
   brownGenreTask,
-  createBertTokenizer,
   loadBrown,
   loadMobyDick,
   loadSotu,
   loadSpamAssassin,
-  mlmCorpus,
   spamTask,
   type TextDocument,
 } from '../src/index';
