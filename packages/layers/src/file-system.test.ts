@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, truncate, writeFile, mkdir } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -49,8 +49,10 @@ for (const backend of BACKENDS) {
       model.setUserDefinedMetadata({ note: 'hello' });
       await model.save(fileSystem(directory));
       const files = (await readdir(directory)).sort();
-      expect(files).toHaveLength(2);
+      // model.json, the weights file, and the record of the weights files fineprune wrote.
+      expect(files).toHaveLength(3);
       expect(files).toContain('model.json');
+      expect(files).toContain('.fineprune-written.json');
       const json = JSON.parse(await readFile(join(directory, 'model.json'), 'utf8'));
       expect(json.format).toBe('layers-model');
       expect(json.modelTopology.class_name).toBe('Sequential');
@@ -147,7 +149,11 @@ for (const backend of BACKENDS) {
       };
 
       // 1. The rename that would publish the new model.json fails.
-      const rename = vi.spyOn(fs.promises, 'rename').mockRejectedValueOnce(new Error('disk vanished'));
+      const realRename = fs.promises.rename;
+      const rename = vi.spyOn(fs.promises, 'rename').mockImplementation(async (from, to) => {
+        if (String(to).endsWith('model.json')) throw new Error('disk vanished');
+        return realRename(from, to);
+      });
       try {
         await second.save(fileSystem(directory));
         expect.unreachable();
@@ -156,19 +162,28 @@ for (const backend of BACKENDS) {
         expect((error as FinepruneError).message).toContain('rename');
         expect((error as FinepruneError).message).toContain('disk vanished');
       }
-      expect(rename).toHaveBeenCalledTimes(1);
+      expect(rename.mock.calls.filter(([, to]) => String(to).endsWith('model.json'))).toHaveLength(1);
+      rename.mockRestore();
       await check();
 
-      // 2. The temporary model.json cannot be written (a directory is in its way).
-      const blocker = join(directory, `model.json.${process.pid}.tmp`);
-      await mkdir(blocker);
+      // 2. The temporary model.json cannot be written (the disk fills up after the weights).
+      const realOpen = fs.promises.open;
+      const openTemporary = vi.spyOn(fs.promises, 'open').mockImplementation(async (file, ...rest) => {
+        if (/model\.json\.[0-9]+-[0-9a-z]+\.tmp$/.test(String(file)))
+          throw new Error('no space left on device');
+        return realOpen(file, ...(rest as [string]));
+      });
       expect(await codeOf(second.save(fileSystem(directory)))).toBe('IO_FAILED');
-      await rm(blocker, { recursive: true });
+      openTemporary.mockRestore();
       await check();
 
       // 3. Writing the weights file fails.
-      vi.spyOn(fs.promises, 'open').mockRejectedValueOnce(new Error('no space left on device'));
+      const openWeights = vi.spyOn(fs.promises, 'open').mockImplementation(async (file, ...rest) => {
+        if (/weights\.[^/]*\.bin$/.test(String(file))) throw new Error('no space left on device');
+        return realOpen(file, ...(rest as [string]));
+      });
       expect(await codeOf(second.save(fileSystem(directory)))).toBe('IO_FAILED');
+      openWeights.mockRestore();
       await check();
 
       // 4. A crash after the rename, before the old weights were removed: model.json names a
