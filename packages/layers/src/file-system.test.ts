@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -204,3 +204,74 @@ for (const backend of BACKENDS) {
     });
   });
 }
+
+describe('fileSystem never removes or replaces what it did not write', () => {
+  beforeAll(async () => {
+    await setBackend('cpu');
+  });
+
+  it('keeps every file an old model.json names that fineprune did not write', async () => {
+    const directory = fresh();
+    await mkdir(directory);
+    // A model saved by another tool, whose manifest also names a file of the user's.
+    await writeFile(
+      join(directory, 'model.json'),
+      JSON.stringify({
+        modelTopology: { class_name: 'Sequential', config: { layers: [] } },
+        weightsManifest: [{ paths: ['group1-shard1of1.bin', 'notes.txt'], weights: [] }],
+      }),
+    );
+    await writeFile(join(directory, 'group1-shard1of1.bin'), 'stock weights');
+    await writeFile(join(directory, 'notes.txt'), 'my notes');
+    // A file that merely looks like one of ours.
+    await writeFile(join(directory, 'weights.abc-123-xyz.bin'), 'mine, not fineprune’s');
+    const model = mlp(61);
+    await model.save(fileSystem(directory));
+    await model.save(fileSystem(directory));
+    expect(await readFile(join(directory, 'group1-shard1of1.bin'), 'utf8')).toBe('stock weights');
+    expect(await readFile(join(directory, 'notes.txt'), 'utf8')).toBe('my notes');
+    expect(await readFile(join(directory, 'weights.abc-123-xyz.bin'), 'utf8')).toBe('mine, not fineprune’s');
+    // Of fineprune's own weights files only the current one is left.
+    const own = (await binFiles(directory)).filter((file) => /^weights\.[0-9a-z]+-[0-9]+-[0-9a-z]+\.bin$/.test(file));
+    expect(own.filter((file) => file !== 'weights.abc-123-xyz.bin')).toHaveLength(1);
+    model.dispose();
+  });
+
+  it('removes a weights file a crash left behind (recorded before it was written) at the next save', async () => {
+    const directory = fresh();
+    const model = mlp(62);
+    await model.save(fileSystem(directory));
+    // A crash after the weights were written, before model.json was replaced: nothing tidies up.
+    const realRename = fs.promises.rename;
+    vi.spyOn(fs.promises, 'rename').mockImplementation(async (from, to) => {
+      if (String(to).endsWith('model.json')) throw new Error('killed');
+      return realRename(from, to);
+    });
+    vi.spyOn(fs.promises, 'rm').mockResolvedValue(undefined);
+    expect(await codeOf(model.save(fileSystem(directory)))).toBe('IO_FAILED');
+    vi.restoreAllMocks();
+    expect(await binFiles(directory)).toHaveLength(2);
+    const record = JSON.parse(await readFile(join(directory, '.fineprune-written.json'), 'utf8'));
+    expect(record.files).toHaveLength(2);
+    await model.save(fileSystem(directory));
+    expect(await binFiles(directory)).toHaveLength(1);
+    model.dispose();
+  });
+
+  it('refuses to replace a model.json that is not a readable TF.js model', async () => {
+    const directory = fresh();
+    await mkdir(directory);
+    await writeFile(join(directory, 'model.json'), 'my own notes, not a model');
+    const model = mlp(63);
+    try {
+      await model.save(fileSystem(directory));
+      expect.unreachable();
+    } catch (error) {
+      expect(FinepruneError.is(error) && error.code).toBe('IO_FAILED');
+      expect((error as Error).message).toContain('not a readable TF.js model');
+    }
+    expect(await readFile(join(directory, 'model.json'), 'utf8')).toBe('my own notes, not a model');
+    expect(await readdir(directory)).toEqual(['model.json']);
+    model.dispose();
+  });
+});
