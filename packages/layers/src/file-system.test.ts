@@ -232,7 +232,9 @@ describe('fileSystem never removes or replaces what it did not write', () => {
     expect(await readFile(join(directory, 'notes.txt'), 'utf8')).toBe('my notes');
     expect(await readFile(join(directory, 'weights.abc-123-xyz.bin'), 'utf8')).toBe('mine, not fineprune’s');
     // Of fineprune's own weights files only the current one is left.
-    const own = (await binFiles(directory)).filter((file) => /^weights\.[0-9a-z]+-[0-9]+-[0-9a-z]+\.bin$/.test(file));
+    const own = (await binFiles(directory)).filter((file) =>
+      /^weights\.[0-9a-z]+-[0-9]+-[0-9a-z]+\.bin$/.test(file),
+    );
     expect(own.filter((file) => file !== 'weights.abc-123-xyz.bin')).toHaveLength(1);
     model.dispose();
   });

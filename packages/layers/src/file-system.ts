@@ -47,6 +47,21 @@ export interface FileSystemOptions {
   maxWeightBytes?: number;
 }
 
+/**
+ * The handler {@link fileSystem} returns: a `tf.io.IOHandler` that also names its directory (for
+ * messages about the files it reads).
+ *
+ * @example
+ * ```ts
+ * const handler: FileSystemHandler = fileSystem('./models/mlp');
+ * console.log(handler.directory);
+ * ```
+ */
+export interface FileSystemHandler extends tf.io.IOHandler {
+  /** The directory it saves into and loads from. */
+  readonly directory: string;
+}
+
 const DEFAULT_MAX_MODEL_JSON_BYTES = 64 * 1024 * 1024;
 const DEFAULT_MAX_WEIGHT_BYTES = 4 * 1024 ** 3;
 
@@ -413,7 +428,7 @@ function checkLimit(name: string, value: number | undefined): void {
  * const again = await tf.loadLayersModel(fileSystem('./models/mlp'));
  * ```
  */
-export function fileSystem(directory: string, options: FileSystemOptions = {}): tf.io.IOHandler {
+export function fileSystem(directory: string, options: FileSystemOptions = {}): FileSystemHandler {
   if (typeof directory !== 'string' || directory.length === 0) {
     throw new FinepruneError({
       code: ErrorCodes.INVALID_ARGUMENT,
@@ -424,6 +439,7 @@ export function fileSystem(directory: string, options: FileSystemOptions = {}): 
   checkLimit('maxModelJsonBytes', options.maxModelJsonBytes);
   checkLimit('maxWeightBytes', options.maxWeightBytes);
   return {
+    directory,
     save: (artifacts) => save(directory, artifacts),
     load: () => load(directory, options),
   };

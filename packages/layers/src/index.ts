@@ -12,11 +12,18 @@ export {
   registerPrunableLayer,
 } from './registry';
 export { maskedWeights, type NamedTensor, saveStripped, strip } from './strip';
-export { fileSystem } from './file-system';
+export { type FileSystemHandler, type FileSystemOptions, fileSystem } from './file-system';
 export {
   CHECKPOINT_FORMAT_VERSION,
   CHECKPOINT_PREFIX,
   type CheckpointMetadata,
+  type DecodedSavedModel,
+  type DecodeSavedModelOptions,
+  decodeSavedModel,
+  readCheckpointMetadata,
+} from './checkpoint-contents';
+export {
+  type LoadCheckpointOptions,
   type LoadedCheckpoint,
   loadCheckpoint,
   type PrunerStateSource,
