@@ -223,15 +223,20 @@ describe('checkpoint values are checked on load', () => {
 
   it('refuses malformed metadata: groups [null], parameters null, a negative step, a bad random state', async () => {
     const { artifacts } = await checkpoint();
-    const cases: Array<[string, (metadata: any) => void]> = [
-      ['groups[0]', (metadata) => (metadata.groups = [null])],
-      ['parameters', (metadata) => (metadata.parameters = null)],
-      ['parameters[0]', (metadata) => (metadata.parameters[0].shape = 'x')],
-      ['step', (metadata) => (metadata.step = -1)],
-      ['random', (metadata) => (metadata.random = [0, 0, 0, 0])],
+    // [the entry the error names, the field replaced, its new value]
+    const cases: Array<[string, (metadata: any) => [any, string], unknown]> = [
+      ['groups[0]', (metadata) => [metadata, 'groups'], [null]],
+      ['parameters', (metadata) => [metadata, 'parameters'], null],
+      ['parameters[0]', (metadata) => [metadata.parameters[0], 'shape'], 'x'],
+      ['step', (metadata) => [metadata, 'step'], -1],
+      ['random', (metadata) => [metadata, 'random'], [0, 0, 0, 0]],
     ];
-    for (const [entry, edit] of cases) {
-      const error = await failure(loadCheckpoint(tf.io.fromMemory(withMetadata(artifacts, edit)), LOSS));
+    for (const [entry, place, value] of cases) {
+      const edited = withMetadata(artifacts, (metadata) => {
+        const [parent, key] = place(metadata);
+        parent[key] = value;
+      });
+      const error = await failure(loadCheckpoint(tf.io.fromMemory(edited), LOSS));
       expect(error.code, entry).toBe('CHECKPOINT_CORRUPT');
       expect(error.details, entry).toMatchObject({ entry });
     }
