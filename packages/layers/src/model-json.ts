@@ -4,7 +4,13 @@
  */
 
 import type * as tf from '@tensorflow/tfjs-core';
-import { checkJsonBounds, ErrorCodes, FinepruneError, type FinepruneErrorCode } from '@fineprune/tensor';
+import {
+  checkJsonBounds,
+  ErrorCodes,
+  FinepruneError,
+  type FinepruneErrorCode,
+  quoteText,
+} from '@fineprune/tensor';
 
 /** The file that names the model's topology and weights files. */
 export const MODEL_JSON = 'model.json';
@@ -28,18 +34,11 @@ const MAX_MODEL_JSON_DEPTH = 64;
 const MAX_MODEL_JSON_VALUES = 2_000_000;
 /** Most dimensions of one weight. */
 const MAX_RANK = 32;
-/** Longest name or path quoted in a message. */
+/** Longest name kept in error details. */
 const QUOTED_LENGTH = 120;
 
-/**
- * A string for messages: JSON-quoted, cut to {@link QUOTED_LENGTH} characters with the full length
- * noted, so a 90 MB name gives a short message.
- */
-export function quote(value: unknown): string {
-  const text = typeof value === 'string' ? value : String(value);
-  if (text.length <= QUOTED_LENGTH) return JSON.stringify(text);
-  return `${JSON.stringify(text.slice(0, QUOTED_LENGTH))}… (${text.length} characters)`;
-}
+/** A name from the file, quoted and cut short for a message. */
+export const quote = quoteText;
 
 /** A FinepruneError about a file, naming it (and the entry) in its details. */
 export function fileError(

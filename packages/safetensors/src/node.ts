@@ -18,8 +18,17 @@ function checkPath(file: unknown, caller: string): asserts file is string {
   }
 }
 
+/** The most bytes one file read may return in Node.js (buffer.constants.MAX_LENGTH is 2^31 − 1 or more). */
+const MAX_FILE_BYTES = 2 ** 31 - 1;
+
 function ioFailed(message: string, fix: string, cause: unknown, file: string): FinepruneError {
-  return new FinepruneError({ code: ErrorCodes.IO_FAILED, message, fix, cause, details: { path: file } });
+  return new FinepruneError({
+    code: ErrorCodes.IO_FAILED,
+    message,
+    fix,
+    ...(cause !== undefined ? { cause } : {}),
+    details: { path: file },
+  });
 }
 
 /**
@@ -45,18 +54,38 @@ export async function readSafetensorsFile(
 ): Promise<SafetensorsFile> {
   checkPath(file, 'readSafetensorsFile');
   let bytes: Uint8Array;
+  let handle: fs.promises.FileHandle | undefined;
   try {
-    bytes = await fs.promises.readFile(file);
+    // Without blocking: a FIFO or a device named as the file fails at once instead of hanging.
+    handle = await fs.promises.open(file, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));
+    const stats = await handle.stat();
+    if (!stats.isFile()) {
+      throw ioFailed(
+        `The safetensors file ${file} is not a regular file (a directory, device, FIFO or socket).`,
+        'Pass the path of a .safetensors file.',
+        undefined,
+        file,
+      );
+    }
+    if (stats.size > MAX_FILE_BYTES) {
+      throw ioFailed(
+        `The safetensors file ${file} has ${stats.size} bytes, more than Node.js reads at once (2 GiB).`,
+        'Save the weights in several shards of at most 2 GiB.',
+        undefined,
+        file,
+      );
+    }
+    bytes = await handle.readFile();
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
+    if (FinepruneError.is(error)) throw error;
     throw ioFailed(
       `Cannot read the safetensors file ${file}: ${(error as Error).message}`,
-      code === 'ERR_FS_FILE_TOO_LARGE' || code === 'ERR_STRING_TOO_LONG'
-        ? 'The file is larger than Node.js reads at once (2 GiB); save the weights in several shards.'
-        : 'Check the path and that the file is readable.',
+      'Check the path and that the file is readable.',
       error,
       file,
     );
+  } finally {
+    await handle?.close().catch(() => undefined);
   }
   try {
     return readSafetensors(bytes, options);
@@ -117,7 +146,11 @@ export async function writeSafetensorsFile(file: string, bytes: Uint8Array): Pro
       'Pass the result of encodeSafetensors() or safetensorsFromTensors().',
     );
   }
-  readSafetensors(bytes, { maxHeaderBytes: Number.MAX_SAFE_INTEGER });
+  readSafetensors(bytes, {
+    maxHeaderBytes: Number.MAX_SAFE_INTEGER,
+    maxTensors: Number.MAX_SAFE_INTEGER,
+    maxMetadataEntries: Number.MAX_SAFE_INTEGER,
+  });
   const directory = path.dirname(file);
   const random = Math.floor(Math.random() * 36 ** 6).toString(36);
   const temporary = path.join(directory, `.${path.basename(file)}.${process.pid}-${random}.tmp`);

@@ -19,7 +19,7 @@ export {
   type FinepruneErrorCode,
   type FinepruneErrorOptions,
 } from './errors';
-export { checkJsonBounds, type JsonBounds, type JsonExcess } from './json-bounds';
+export { checkJsonBounds, type JsonBounds, type JsonExcess, quoteText } from './json-bounds';
 export { FUSED_ADAM_KERNEL, type FusedAdamScalars, fusedAdamStep } from './fused-adam';
 export { countTensors, type LeakGuardOptions, withLeakGuard } from './leak-guard';
 export { maskedWeight } from './masked-weight';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkJsonBounds } from './json-bounds';
+import { checkJsonBounds, quoteText } from './json-bounds';
 
 const loose = { maxDepth: 100, maxValues: 1_000_000 };
 
@@ -49,5 +49,15 @@ describe('checkJsonBounds', () => {
     expect(checkJsonBounds(text, { maxDepth: 3, maxValues: 6, maxNestedMembers: 3 })).toBeUndefined();
     expect(checkJsonBounds('[ ]', { maxDepth: 1, maxValues: 0 })).toBeUndefined();
     expect(checkJsonBounds('[ 0 ]', { maxDepth: 1, maxValues: 0 })?.bound).toBe('values');
+  });
+});
+
+describe('quoteText', () => {
+  it('quotes short text whole and cuts long text to 120 characters with its length', () => {
+    expect(quoteText('fc1/kernel')).toBe('"fc1/kernel"');
+    expect(quoteText('a"b')).toBe('"a\\"b"');
+    const long = quoteText('x'.repeat(1_000_000));
+    expect(long).toBe(`"${'x'.repeat(120)}"… (1000000 characters)`);
+    expect(quoteText(42)).toBe('"42"');
   });
 });

@@ -139,3 +139,25 @@ export function checkJsonBounds(text: string, bounds: JsonBounds): JsonExcess | 
   }
   return undefined;
 }
+
+/** Longest text {@link quoteText} quotes whole. */
+const QUOTED_LENGTH = 120;
+
+/**
+ * A value from an untrusted file, quoted for an error message: JSON-quoted and cut to 120
+ * characters with its full length noted, so a 90 MB tensor name gives a short message.
+ *
+ * @param value - the text (other values are converted with `String`)
+ * @returns the quoted, possibly shortened text
+ *
+ * @example
+ * ```ts
+ * quoteText('fc1.weight'); // '"fc1.weight"'
+ * quoteText('x'.repeat(1e6)); // '"xxx…xxx"… (1000000 characters)'
+ * ```
+ */
+export function quoteText(value: unknown): string {
+  const text = typeof value === 'string' ? value : String(value);
+  if (text.length <= QUOTED_LENGTH) return JSON.stringify(text);
+  return `${JSON.stringify(text.slice(0, QUOTED_LENGTH))}… (${text.length} characters)`;
+}
