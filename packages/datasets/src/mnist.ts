@@ -3,11 +3,10 @@
  * Fashion-MNIST from Debian's `dataset-fashion-mnist`, or any images/labels pair.
  */
 
-import { constants } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';
-import { check, ErrorCodes, FinepruneError } from '@fineprune/tensor';
+import { check, ErrorCodes, FinepruneError, readRegularFile } from '@fineprune/tensor';
 import { parseIdx, validateLabels } from './idx';
 import { PermutationDomain, seededPermutation } from './seeded-permutation';
 
@@ -222,39 +221,9 @@ async function findIdxFiles(directory: string, bases: readonly string[], fix: st
 /** Largest IDX file read from disk (compressed or not): 1 GiB. */
 const MAX_FILE_BYTES = 2 ** 30;
 
-/**
- * Reads a regular file of at most {@link MAX_FILE_BYTES}: opened without blocking, so a FIFO or a
- * device named as data fails at once instead of hanging or growing without bound.
- */
-async function readBytes(path: string, fix: string): Promise<Uint8Array> {
-  let handle: Awaited<ReturnType<typeof open>>;
-  try {
-    handle = await open(path, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
-  } catch (error) {
-    return ioFailed(`Could not read ${path}: ${(error as Error).message}`, fix, error, { path });
-  }
-  try {
-    const stats = await handle.stat();
-    if (!stats.isFile()) {
-      ioFailed(`${path} is not a regular file (a directory, device, FIFO or socket).`, fix, undefined, {
-        path,
-      });
-    }
-    if (stats.size > MAX_FILE_BYTES) {
-      throw new FinepruneError({
-        code: ErrorCodes.INVALID_DATA,
-        message: `${path} has ${stats.size} bytes, more than the ${MAX_FILE_BYTES} an IDX file of this loader may have.`,
-        fix,
-        details: { path, bytes: stats.size, maxBytes: MAX_FILE_BYTES },
-      });
-    }
-    return await handle.readFile();
-  } catch (error) {
-    if (FinepruneError.is(error)) throw error;
-    return ioFailed(`Could not read ${path}: ${(error as Error).message}`, fix, error, { path });
-  } finally {
-    await handle.close().catch(() => undefined);
-  }
+/** Reads a regular file of at most {@link MAX_FILE_BYTES} (a FIFO or a device fails at once). */
+function readBytes(path: string, fix: string): Promise<Uint8Array> {
+  return readRegularFile(path, { maxBytes: MAX_FILE_BYTES, what: 'the data file', fix });
 }
 
 /**

@@ -4,7 +4,7 @@
  * cannot hang the load), read to exactly the size that was checked beforehand.
  */
 
-import { ErrorCodes, type FinepruneError } from '@fineprune/tensor';
+import { ErrorCodes, type FinepruneError, readRegularFile } from '@fineprune/tensor';
 import { fileError, quote } from './model-json';
 import type { NodeFs, NodeModules } from './node-modules';
 
@@ -133,28 +133,15 @@ export async function readExactly(open: OpenFile, target: Uint8Array): Promise<v
 /**
  * Reads a whole regular file of at most `maxBytes` bytes as UTF-8 text.
  *
- * @throws FinepruneError `onMissing` when it cannot be opened, `CHECKPOINT_CORRUPT` when it is not
+ * @throws FinepruneError `IO_FAILED` when it cannot be opened, `CHECKPOINT_CORRUPT` when it is not
  *   a regular file or is larger than `maxBytes`
  */
-export async function readBoundedText(
-  modules: NodeModules,
-  file: string,
-  maxBytes: number,
-  onMissing: (error: unknown) => FinepruneError,
-): Promise<string> {
-  const open = await openRegularFile(modules, file, onMissing);
-  try {
-    if (open.size > maxBytes) {
-      throw corrupt(
-        `${file} has ${open.size} bytes, more than the ${maxBytes} this loader reads.`,
-        'If the file really is that large, pass a larger maxModelJsonBytes to fileSystem(directory, { maxModelJsonBytes }); otherwise it is not a model.json.',
-        { file, bytes: open.size, maxBytes },
-      );
-    }
-    const bytes = new Uint8Array(open.size);
-    await readExactly(open, bytes);
-    return new TextDecoder().decode(bytes);
-  } finally {
-    await open.handle.close().catch(() => undefined);
-  }
+export async function readBoundedText(file: string, maxBytes: number): Promise<string> {
+  const bytes = await readRegularFile(file, {
+    maxBytes,
+    what: 'the model file',
+    fix: 'Point at a directory holding a model.json saved with fileSystem() or model.save(); if model.json really is that large, pass a larger maxModelJsonBytes to fileSystem(directory, { maxModelJsonBytes }).',
+    code: ErrorCodes.CHECKPOINT_CORRUPT,
+  });
+  return new TextDecoder().decode(bytes);
 }

@@ -127,9 +127,7 @@ async function checkOverwrite(modules: NodeModules, directory: string, writing: 
     );
   let existing: ArtefactKind;
   try {
-    existing = artefactKind(
-      parseModelJson(await readBoundedText(modules, file, DEFAULT_MAX_MODEL_JSON_BYTES, unreadable), file),
-    );
+    existing = artefactKind(parseModelJson(await readBoundedText(file, DEFAULT_MAX_MODEL_JSON_BYTES), file));
   } catch (error) {
     throw unreadable(error);
   }
@@ -329,24 +327,20 @@ async function readWeights(
 async function load(directory: string, options: FileSystemOptions): Promise<tf.io.ModelArtifacts> {
   const modules = await nodeModules();
   const modelJsonPath = modules.path.join(directory, MODEL_JSON);
-  const cannotRead = (error: unknown) =>
-    ioFailed(
+  let realDirectory: string;
+  try {
+    realDirectory = await modules.fs.promises.realpath(directory);
+  } catch (error) {
+    throw ioFailed(
       `Cannot read ${modelJsonPath}: ${(error as Error).message}`,
       'Check the directory: it must hold a model.json saved with fileSystem() or model.save().',
       error,
       { path: modelJsonPath, file: modelJsonPath },
     );
-  let realDirectory: string;
-  try {
-    realDirectory = await modules.fs.promises.realpath(directory);
-  } catch (error) {
-    throw cannotRead(error);
   }
   const text = await readBoundedText(
-    modules,
     modules.path.join(realDirectory, MODEL_JSON),
     options.maxModelJsonBytes ?? DEFAULT_MAX_MODEL_JSON_BYTES,
-    cannotRead,
   );
   const json = parseModelJson(text, modelJsonPath);
   const record = takeIntegrityRecord(json, modelJsonPath);

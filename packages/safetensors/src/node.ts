@@ -5,7 +5,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { ErrorCodes, FinepruneError } from '@fineprune/tensor';
+import { ErrorCodes, FinepruneError, readRegularFile } from '@fineprune/tensor';
 import { invalid } from './dtypes';
 import { type ReadSafetensorsOptions, readSafetensors, type SafetensorsFile } from './read';
 
@@ -22,13 +22,7 @@ function checkPath(file: unknown, caller: string): asserts file is string {
 const MAX_FILE_BYTES = 2 ** 31 - 1;
 
 function ioFailed(message: string, fix: string, cause: unknown, file: string): FinepruneError {
-  return new FinepruneError({
-    code: ErrorCodes.IO_FAILED,
-    message,
-    fix,
-    ...(cause !== undefined ? { cause } : {}),
-    details: { path: file },
-  });
+  return new FinepruneError({ code: ErrorCodes.IO_FAILED, message, fix, cause, details: { path: file } });
 }
 
 /**
@@ -53,40 +47,11 @@ export async function readSafetensorsFile(
   options: ReadSafetensorsOptions = {},
 ): Promise<SafetensorsFile> {
   checkPath(file, 'readSafetensorsFile');
-  let bytes: Uint8Array;
-  let handle: fs.promises.FileHandle | undefined;
-  try {
-    // Without blocking: a FIFO or a device named as the file fails at once instead of hanging.
-    handle = await fs.promises.open(file, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));
-    const stats = await handle.stat();
-    if (!stats.isFile()) {
-      throw ioFailed(
-        `The safetensors file ${file} is not a regular file (a directory, device, FIFO or socket).`,
-        'Pass the path of a .safetensors file.',
-        undefined,
-        file,
-      );
-    }
-    if (stats.size > MAX_FILE_BYTES) {
-      throw ioFailed(
-        `The safetensors file ${file} has ${stats.size} bytes, more than Node.js reads at once (2 GiB).`,
-        'Save the weights in several shards of at most 2 GiB.',
-        undefined,
-        file,
-      );
-    }
-    bytes = await handle.readFile();
-  } catch (error) {
-    if (FinepruneError.is(error)) throw error;
-    throw ioFailed(
-      `Cannot read the safetensors file ${file}: ${(error as Error).message}`,
-      'Check the path and that the file is readable.',
-      error,
-      file,
-    );
-  } finally {
-    await handle?.close().catch(() => undefined);
-  }
+  const bytes = await readRegularFile(file, {
+    maxBytes: MAX_FILE_BYTES,
+    what: 'the safetensors file',
+    fix: 'Check the path and that it is a readable .safetensors file of at most 2 GiB (save larger weights in shards).',
+  });
   try {
     return readSafetensors(bytes, options);
   } catch (error) {
