@@ -49,7 +49,10 @@ function checkTarget(checkpointDirectory: string, out: string): void {
       { directory: out, checkpoint: checkpointDirectory },
     );
   }
-  if (existsSync(path.join(target, 'run.json')) || existsSync(path.join(target, 'checkpoint', 'model.json'))) {
+  if (
+    existsSync(path.join(target, 'run.json')) ||
+    existsSync(path.join(target, 'checkpoint', 'model.json'))
+  ) {
     throw refuse(
       `--out ${out} is a run output directory; an export there would shadow its checkpoint for report and export.`,
       'Write the export to a folder of its own, for example <run>/model.',
