@@ -156,6 +156,12 @@ describe('fileSystem checks sizes and structure before reading weights', () => {
       ],
       ['string topology', (json) => [json, 'modelTopology'], 'x', 'modelTopology that is a string'],
       [
+        'topology without class',
+        (json) => [json.modelTopology, 'class_name'],
+        7,
+        'without a class_name and a config',
+      ],
+      [
         'null weight entry',
         (json) => [json.weightsManifest[0].weights, '2'],
         null,

@@ -267,6 +267,19 @@ export function checkManifest(
   }
   if (!isPlainObject(json.modelTopology))
     throw corrupt(file, `has a modelTopology that is ${describe(json.modelTopology)}, not an object.`);
+  // A layers topology is { class_name, config } (TF.js also accepts it wrapped in model_config).
+  const topology = isPlainObject(json.modelTopology.model_config)
+    ? json.modelTopology.model_config
+    : json.modelTopology;
+  if (typeof topology.class_name !== 'string' || !isPlainObject(topology.config)) {
+    throw corrupt(
+      file,
+      `has a modelTopology without a class_name and a config object; it is not a layers model topology.`,
+      {
+        entry: 'modelTopology',
+      },
+    );
+  }
   const manifest = json.weightsManifest;
   if (!Array.isArray(manifest))
     throw corrupt(file, `has a weightsManifest that is ${describe(manifest)}, not an array of groups.`);

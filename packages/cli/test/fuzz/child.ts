@@ -13,8 +13,8 @@ import { readSafetensorsFile } from '@fineprune/safetensors/node';
 import { setBackend } from '@fineprune/tensor';
 import { loadHuggingFaceDirectory } from '@fineprune/transformers/node';
 import * as tf from '@tensorflow/tfjs-core';
-import * as tfl from '@tensorflow/tfjs-layers';
 import { main } from '../../src/cli';
+import { loadSavedModel } from '../../src/models';
 import type { ChildResult, FuzzCase } from './protocol';
 
 const MESSAGE_KEPT = 2000;
@@ -76,7 +76,8 @@ async function run(fuzzCase: FuzzCase): Promise<Outcome> {
       break;
     }
     case 'load-model':
-      (await tfl.loadLayersModel(fileSystem(first))).dispose();
+      // The path of a recipe's model.path (and a distillation teacher).
+      (await loadSavedModel(first, { baseDirectory: path.dirname(first) })).dispose();
       break;
     case 'idx':
       await loadIdxPair(first, second, { name: path.basename(first), classes: 10 });
