@@ -160,6 +160,7 @@ describe('a tampered checkpoint is an error, never a silent resume', () => {
 describe('checkpoint values are checked on load', () => {
   it('refuses masks holding NaN, 2 or −1, and 0.5 in a binary mask, naming the entry and index', async () => {
     const { artifacts } = await checkpoint();
+    const before = tf.memory().numTensors;
     for (const bad of [Number.NaN, 2, -1, 0.5]) {
       const tampered = await withTensor(artifacts, 'fineprune/mask/fc2/kernel', (values) => {
         values[7] = bad;
@@ -170,6 +171,8 @@ describe('checkpoint values are checked on load', () => {
       expect(error.details, String(bad)).toMatchObject({ entry: 'fineprune/mask/fc2/kernel', index: 7 });
       expect(error.message, String(bad)).toContain(`holds ${bad} at index 7`);
     }
+    // A refused load frees every tensor it decoded.
+    expect(tf.memory().numTensors).toBe(before);
   });
 
   it('accepts 0.5 in a mask the checkpoint records as fractional (hard-concrete), not 1.5', async () => {
@@ -193,6 +196,7 @@ describe('checkpoint values are checked on load', () => {
 
   it('refuses NaN or infinite weights and optimizer slots, and an int32 weight', async () => {
     const { artifacts } = await checkpoint();
+    const before = tf.memory().numTensors;
     const cases: Array<[string, number[], number]> = [
       ['fc1/kernel', [8, 16], Number.NaN],
       ['fc1/bias', [16], Number.POSITIVE_INFINITY],
@@ -219,6 +223,7 @@ describe('checkpoint values are checked on load', () => {
     expect((await failure(loadCheckpoint(tf.io.fromMemory(integerMask), LOSS))).message).toContain(
       'as int32',
     );
+    expect(tf.memory().numTensors).toBe(before);
   });
 
   it('refuses malformed metadata: groups [null], parameters null, a negative step, a bad random state', async () => {
