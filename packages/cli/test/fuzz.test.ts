@@ -2,7 +2,7 @@ import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { validateRecipe } from '@fineprune/recipes';
 import { createRandom, setBackend } from '@fineprune/tensor';
-import { createBertModel } from '@fineprune/transformers';
+import { bertBaseUncasedConfig, createBertModel } from '@fineprune/transformers';
 import { saveHuggingFaceDirectory } from '@fineprune/transformers/node';
 import { stringify } from 'yaml';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -47,18 +47,13 @@ async function baseFiles(directory: string): Promise<BaseFiles> {
   expect(outcome.status).toBe('completed');
   const huggingface = path.join(directory, 'huggingface');
   const config = {
+    ...bertBaseUncasedConfig,
     vocabSize: 13,
     hiddenSize: 4,
     numLayers: 2,
     numHeads: 2,
     intermediateSize: 8,
     maxPositions: 8,
-    typeVocabSize: 2,
-    layerNormEpsilon: 1e-12,
-    hiddenActivation: 'gelu' as const,
-    hiddenDropout: 0.1,
-    attentionDropout: 0.1,
-    initializerRange: 0.4,
   };
   const model = createBertModel({ config, task: { type: 'classification', numLabels: 3 }, seed: 1 });
   await saveHuggingFaceDirectory(model, huggingface);

@@ -6,26 +6,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../src/cli';
 import { ExitCodes } from '../src/exit-codes';
 import { runRecipe } from '../src/run-recipe';
-import { dataset, temporaryDirectory, tinyRecipe } from './support';
+import { captureIo, dataset, temporaryDirectory, tinyRecipe } from './support';
 
-function io() {
-  let stdout = '';
-  let stderr = '';
-  return {
-    stdout: {
-      write: (text: string) => {
-        stdout += text;
-      },
-    },
-    stderr: {
-      write: (text: string) => {
-        stderr += text;
-      },
-    },
-    out: () => stdout,
-    err: () => stderr,
-  };
-}
+const io = captureIo;
 
 /** Every file of a directory with its bytes, to show that nothing changed. */
 function snapshot(directory: string): Record<string, string> {
