@@ -589,7 +589,8 @@ function randomIdxCases(space: Workspace, count: number): void {
   const valid = idxPair(space, 'idx-base', undefined).map((file) => readFileSync(file));
   for (let index = 0; index < count; index += 1) {
     const which = space.int(2);
-    let bytes: Uint8Array = valid[which]!.slice();
+    // A copy: Buffer.prototype.slice would be a view, and the mutations would pile up on the base file.
+    let bytes = new Uint8Array(valid[which]!);
     const kind = space.int(5);
     if (kind === 0) {
       new DataView(bytes.buffer, bytes.byteOffset).setUint32(
@@ -609,7 +610,7 @@ function randomIdxCases(space: Workspace, count: number): void {
     }
     const gzip = space.int(2) === 0;
     if (gzip) {
-      bytes = gzipSync(bytes);
+      bytes = new Uint8Array(gzipSync(bytes));
       const damage = space.int(3);
       if (damage === 0) bytes = bytes.subarray(0, space.int(bytes.length));
       else if (damage === 1) {
