@@ -108,6 +108,17 @@ describe('untrusted files under generated bad inputs, each case in a memory-capp
             .join('; ')}`,
         counts,
       );
+      console.info(
+        `named cases (code, peak resident memory of the child):\n${cases
+          .flatMap((fuzzCase, index) =>
+            fuzzCase.expect
+              ? [
+                  `  ${fuzzCase.id}: ${results[index]!.code}, ${(results[index]!.sampledPeakBytes / 2 ** 20).toFixed(0)} MiB`,
+                ]
+              : [],
+          )
+          .join('\n')}`,
+      );
       expect(failures).toEqual([]);
       expect(peak).toBeLessThanOrEqual(LIMITS.rssLimitBytes);
       // Every format's bad inputs were reached and refused (not all accepted as valid).
