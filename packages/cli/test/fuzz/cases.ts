@@ -667,9 +667,15 @@ function namedHuggingFaceCases(space: Workspace): void {
     editWeights(directory, (tensors) => {
       (tensors['bert.encoder.layer.0.attention.self.query.weight']!.data as Float32Array)[1] = bad;
     });
-    space.add('huggingface', 'huggingface', `a ${bad} weight in the Hugging Face file`, [directory], {
-      expect: ['CHECKPOINT_CORRUPT'],
-    });
+    space.add(
+      'huggingface',
+      'huggingface',
+      `${Number.isNaN(bad) ? 'a NaN' : 'an infinite'} weight in the Hugging Face file`,
+      [directory],
+      {
+        expect: ['CHECKPOINT_CORRUPT'],
+      },
+    );
   }
 }
 
