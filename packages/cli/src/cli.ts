@@ -2,7 +2,6 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ErrorCodes, FinepruneError } from '@fineprune/core';
-import { fileSystem, loadCheckpoint, saveStripped } from '@fineprune/layers';
 import {
   loadPluginPackage,
   parseRecipe,
@@ -15,6 +14,7 @@ import { setBackend } from '@fineprune/tensor';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { builtinRegistry } from './builtins';
 import { type ExitCode, ExitCodes, exitCodeFor } from './exit-codes';
+import { exportCheckpoint } from './export-model';
 import { writeFileAtomic } from './files';
 import { createProgress, type ProgressOutput } from './progress';
 import { renderHtmlReport } from './report/html';
@@ -340,27 +340,16 @@ export async function main(
     .argument('<model>', 'a checkpoint directory or a run output directory')
     .requiredOption('--out <directory>', 'where to write model.json and the weights')
     .option('--strip', 'apply the masks and drop scores (the default and only export form)', true)
+    .option(
+      '--allow-unverified',
+      'export a version-1 checkpoint, written before checkpoints carried content hashes',
+    )
     .option('--json', 'print the result as JSON on stdout')
-    .action(async (target: string, options: { out: string; json?: boolean }) => {
+    .action(async (target: string, options: { out: string; json?: boolean; allowUnverified?: boolean }) => {
       try {
-        const { directory } = modelDirectory(target);
-        if (!existsSync(path.join(directory, 'model.json'))) {
-          throw new FinepruneError({
-            code: ErrorCodes.IO_FAILED,
-            message: `${directory} holds no model.json.`,
-            fix: 'Pass a checkpoint directory or a run output directory written by `fineprune run`.',
-          });
-        }
-        await setBackend('cpu');
-        const { model, state } = await loadCheckpoint(fileSystem(directory), { loss: 'meanSquaredError' });
-        const { dispose } = await import('@tensorflow/tfjs-core');
-        dispose(Object.values(state.tensors));
-        try {
-          await saveStripped(model, fileSystem(path.resolve(options.out)));
-        } finally {
-          model.dispose();
-        }
-        const summary = await readSavedModel(path.resolve(options.out));
+        const summary = await exportCheckpoint(modelDirectory(target).directory, options.out, {
+          allowUnverified: options.allowUnverified === true,
+        });
         const kept = summary.layers.reduce((sum, row) => sum + row.kept, 0);
         const total = summary.layers.reduce((sum, row) => sum + row.total, 0);
         if (options.json) {

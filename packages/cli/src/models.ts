@@ -79,7 +79,8 @@ export async function loadSavedModel(
       : (error as Error).message;
     throw new FinepruneError({
       code: FinepruneError.is(error) ? error.code : ErrorCodes.IO_FAILED,
-      message: `${where}: the model in ${directory} cannot be loaded: ${reason}`,
+      // TF.js's own messages can quote the whole topology (about 100 KB): keep the start.
+      message: `${where}: the model in ${directory} cannot be loaded: ${reason.length > 600 ? `${reason.slice(0, 600)}…` : reason}`,
       fix: `Point ${where} at a directory holding model.json and its weights (saved with model.save()).`,
       cause: error,
       details: { path: where, directory },

@@ -11,26 +11,9 @@ import { ExitCodes } from '../src/exit-codes';
 import { readSavedModel } from '../src/report/read-model';
 import { runRecipe } from '../src/run-recipe';
 import { validateRecipe } from '@fineprune/recipes';
-import { dataset, RECIPES_DIRECTORY, temporaryDirectory, tinyRecipe } from './support';
+import { captureIo, dataset, RECIPES_DIRECTORY, temporaryDirectory, tinyRecipe } from './support';
 
-function io() {
-  let stdout = '';
-  let stderr = '';
-  return {
-    stdout: {
-      write: (text: string) => {
-        stdout += text;
-      },
-    },
-    stderr: {
-      write: (text: string) => {
-        stderr += text;
-      },
-    },
-    out: () => stdout,
-    err: () => stderr,
-  };
-}
+const io = captureIo;
 
 function recipeFile(content: unknown, name = 'recipe.yaml'): string {
   const file = path.join(temporaryDirectory(), name);

@@ -1,6 +1,6 @@
 import { FinepruneError } from '@fineprune/tensor';
 import { describe, expect, it } from 'vitest';
-import { buildIdx, buildImages, buildLabels, gzipSync } from '../test/idx-fixtures';
+import { buildIdx, buildImages, buildLabels, gzipBomb, gzipSync } from '../test/idx-fixtures';
 import { parseIdx, validateLabels } from './idx';
 
 function expectFineprune(fn: () => unknown, code: string, pattern?: RegExp): FinepruneError {
@@ -125,7 +125,42 @@ describe('parseIdx', () => {
 
   it('rejects absurd dimensions without allocating them', () => {
     const bytes = buildIdx(0x0e, [0xffffffff, 0xffffffff, 0xffffffff], []);
-    expectFineprune(() => parseIdx(bytes), 'INVALID_DATA', /truncated/);
+    expectFineprune(() => parseIdx(bytes), 'INVALID_DATA', /more than the 1073741824 this reader accepts/);
+    // 16 + 2·3·4 bytes: within maxBytes 40, beyond 39.
+    expect(parseIdx(buildImages(2, 3, 4), { maxBytes: 40 }).dims).toEqual([2, 3, 4]);
+    expectFineprune(
+      () => parseIdx(buildImages(2, 3, 4), { maxBytes: 39 }),
+      'INVALID_DATA',
+      /40 bytes, more than the 39/,
+    );
+  });
+
+  it('inflates a gzip bomb only up to the size its header declares', () => {
+    // A valid MNIST-shaped header, then 3,000 MiB of zeros in about 3 MB of gzip.
+    const header = buildIdx(0x08, [60000, 28, 28], []);
+    const bomb = gzipBomb(header, 3000);
+    expect(bomb.length).toBeLessThan(4_000_000);
+    const error = expectFineprune(
+      () => parseIdx(bomb, { name: 'bomb.gz' }),
+      'INVALID_DATA',
+      /bomb\.gz is over-long/,
+    );
+    expect(error.details).toMatchObject({ expectedBytes: 16 + 60000 * 28 * 28 });
+    // A header that declares 2^32·2^32 elements fails from the first bytes, before any inflating.
+    const huge = gzipBomb(buildIdx(0x08, [0xffffffff, 0xffffffff], []), 3000);
+    expectFineprune(() => parseIdx(huge, { name: 'huge.gz' }), 'INVALID_DATA', /declares dimensions/);
+  });
+
+  it('reads a gzip file whose header is preceded by a long gzip file name', () => {
+    const labels = gzipSync(buildLabels([2, 7, 1, 8]));
+    // Set FNAME (flag 0x08) and splice a 5,000-character name after the 10-byte gzip header.
+    const name = new TextEncoder().encode(`${'n'.repeat(5000)}\0`);
+    const named = new Uint8Array(labels.length + name.length);
+    named.set(labels.subarray(0, 10), 0);
+    named[3] = named[3]! | 0x08;
+    named.set(name, 10);
+    named.set(labels.subarray(10), 10 + name.length);
+    expect(Array.from(parseIdx(named).data)).toEqual([2, 7, 1, 8]);
   });
 
   it('rejects a non-Uint8Array argument', () => {

@@ -4,7 +4,7 @@
  * big-endian uint32 dimension sizes, then the data, big-endian, row-major.
  */
 
-import { gunzipSync } from 'node:zlib';
+import { constants as zlibConstants, gunzipSync } from 'node:zlib';
 import { ErrorCodes, FinepruneError } from '@fineprune/tensor';
 
 /** Element types an IDX file can hold. */
@@ -48,7 +48,18 @@ export interface ParseIdxOptions {
   expectedDims?: number[];
   /** The fix sentence to put in errors about malformed data. Default: a generic "re-download or reinstall". */
   fix?: string;
+  /**
+   * Largest (decompressed) file accepted, header included, in bytes. Default 1 GiB (MNIST's
+   * training images are 47 MB). A gzipped file is inflated only up to the size its header
+   * declares, so a decompression bomb fails after its first bytes.
+   */
+  maxBytes?: number;
 }
+
+/** The default of {@link ParseIdxOptions.maxBytes}: 1 GiB. */
+const DEFAULT_MAX_BYTES = 2 ** 30;
+/** Deflate expands at most 1032-fold, so a compressed prefix of n bytes inflates to at most this many bytes. */
+const DEFLATE_MAX_RATIO = 1032;
 
 interface TypeInfo {
   dataType: IdxDataType;
@@ -130,18 +141,54 @@ export function parseIdx(bytes: Uint8Array, options: ParseIdxOptions = {}): IdxF
       fix: 'Pass the file contents, e.g. from fs.readFileSync(path).',
     });
   }
-  if (isGzip(bytes)) {
-    try {
-      bytes = gunzipSync(bytes);
-    } catch (error) {
-      invalid(
-        `${name} starts with the gzip magic but could not be decompressed (${(error as Error).message}).`,
-        fix,
-        { file: name, compressedBytes: bytes.length },
-        error,
-      );
-    }
+  const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
+  if (!(Number.isSafeInteger(maxBytes) && maxBytes >= 4)) {
+    throw new FinepruneError({
+      code: ErrorCodes.INVALID_ARGUMENT,
+      message: `parseIdx maxBytes must be an integer of at least 4, got ${maxBytes}.`,
+      fix: 'Leave it out for the default of 1 GiB, or pass a byte count.',
+    });
   }
+  if (isGzip(bytes)) bytes = gunzipBounded(bytes, { ...options, name, fix, maxBytes });
+  const header = readHeader(bytes, { ...options, name, fix, maxBytes });
+  const { type, dims, headerBytes, dataBytes } = header;
+  const actualDataBytes = bytes.length - headerBytes;
+  if (dataBytes !== actualDataBytes) {
+    const kind = dataBytes > actualDataBytes ? 'truncated' : 'over-long';
+    invalid(
+      `${name} is ${kind}: its header declares dimensions [${dims.join(', ')}] of ${type.dataType} ` +
+        `(${dataBytes} data bytes, ${headerBytes + dataBytes} bytes in all), but the file has ` +
+        `${actualDataBytes} data bytes (${bytes.length} bytes in all).`,
+      fix,
+      {
+        file: name,
+        dims,
+        dataType: type.dataType,
+        expectedBytes: headerBytes + dataBytes,
+        actualBytes: bytes.length,
+      },
+    );
+  }
+  return { dataType: type.dataType, dims, data: decode(bytes, headerBytes, header.elements, type.dataType) };
+}
+
+type CheckedOptions = ParseIdxOptions & { name: string; fix: string; maxBytes: number };
+
+interface IdxHeader {
+  type: TypeInfo;
+  dims: number[];
+  elements: number;
+  headerBytes: number;
+  dataBytes: number;
+}
+
+/**
+ * Reads and checks the header at the start of `bytes` (the whole file, or only its first bytes):
+ * the magic number, the type code, the dimensions against the expected ones, and the size they
+ * declare against `maxBytes`.
+ */
+function readHeader(bytes: Uint8Array, options: CheckedOptions): IdxHeader {
+  const { name, fix } = options;
   if (bytes.length < 4) {
     invalid(
       `${name} is too short to be IDX: it has ${bytes.length} bytes, the magic number alone needs 4.`,
@@ -205,34 +252,80 @@ export function parseIdx(bytes: Uint8Array, options: ParseIdxOptions = {}): IdxF
       });
     }
   }
-  const expectedDataBytes = elements * type.size;
-  const actualDataBytes = bytes.length - headerBytes;
-  if (!Number.isSafeInteger(expectedDataBytes) || expectedDataBytes !== actualDataBytes) {
-    const kind = expectedDataBytes > actualDataBytes ? 'truncated' : 'over-long';
+  const dataBytes = elements * type.size;
+  if (!Number.isSafeInteger(dataBytes) || headerBytes + dataBytes > options.maxBytes) {
     invalid(
-      `${name} is ${kind}: its header declares dimensions [${dims.join(', ')}] of ${type.dataType} ` +
-        `(${expectedDataBytes} data bytes, ${headerBytes + expectedDataBytes} bytes in all), but the file has ` +
-        `${actualDataBytes} data bytes (${bytes.length} bytes in all).`,
-      fix,
+      `${name} declares dimensions [${dims.join(', ')}] of ${type.dataType}: ${headerBytes + dataBytes} bytes, ` +
+        `more than the ${options.maxBytes} this reader accepts.`,
+      `${fix} If the file really is that large, pass a larger maxBytes.`,
       {
         file: name,
         dims,
         dataType: type.dataType,
-        expectedBytes: headerBytes + expectedDataBytes,
-        actualBytes: bytes.length,
+        expectedBytes: headerBytes + dataBytes,
+        maxBytes: options.maxBytes,
       },
     );
   }
-  return { dataType: type.dataType, dims, data: decode(bytes, view, headerBytes, elements, type.dataType) };
+  return { type, dims, elements, headerBytes, dataBytes };
 }
 
-function decode(
-  bytes: Uint8Array,
-  view: DataView,
-  offset: number,
-  count: number,
-  dataType: IdxDataType,
-): IdxTypedArray {
+function decompressionFailed(name: string, fix: string, compressedBytes: number, error: unknown): never {
+  return invalid(
+    `${name} starts with the gzip magic but could not be decompressed (${(error as Error).message}).`,
+    fix,
+    { file: name, compressedBytes },
+    error,
+  );
+}
+
+/**
+ * The header of a gzipped IDX file, from inflating only a prefix of it (growing fourfold until
+ * the header is complete); undefined when even the whole stream holds no complete header.
+ */
+function gzippedHeader(bytes: Uint8Array, options: CheckedOptions): IdxHeader | undefined {
+  for (let length = 256; ; length *= 4) {
+    const prefix = bytes.subarray(0, Math.min(length, bytes.length));
+    let inflated: Uint8Array;
+    try {
+      inflated = gunzipSync(prefix, {
+        finishFlush: zlibConstants.Z_SYNC_FLUSH,
+        maxOutputLength: DEFLATE_MAX_RATIO * prefix.length + 1024,
+      });
+    } catch (error) {
+      return decompressionFailed(options.name, options.fix, bytes.length, error);
+    }
+    const needed = inflated.length >= 4 ? 4 + 4 * inflated[3]! : 4;
+    if (inflated.length >= needed) return readHeader(inflated, options);
+    if (prefix.length === bytes.length) return undefined;
+  }
+}
+
+/**
+ * Inflates a gzipped IDX file to at most the size its header declares (plus one byte, to tell an
+ * over-long file), so memory stays bounded by the declared size, itself bounded by `maxBytes`.
+ */
+function gunzipBounded(bytes: Uint8Array, options: CheckedOptions): Uint8Array {
+  const header = gzippedHeader(bytes, options);
+  const declared = header ? header.headerBytes + header.dataBytes : 4 + 4 * 255;
+  try {
+    return gunzipSync(bytes, { maxOutputLength: declared + 1 });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+      invalid(
+        `${options.name} is over-long: it decompresses to more than the ${declared} bytes its header declares ` +
+          `(dimensions [${header?.dims.join(', ')}]); it is damaged or a decompression bomb.`,
+        options.fix,
+        { file: options.name, expectedBytes: declared, compressedBytes: bytes.length },
+        error,
+      );
+    }
+    return decompressionFailed(options.name, options.fix, bytes.length, error);
+  }
+}
+
+function decode(bytes: Uint8Array, offset: number, count: number, dataType: IdxDataType): IdxTypedArray {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   switch (dataType) {
     case 'uint8':
       return bytes.slice(offset, offset + count);

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -135,6 +136,14 @@ describe('loadIdxPair', () => {
       /missing-images/,
     );
     expect((e.cause as NodeJS.ErrnoException).code).toBe('ENOENT');
+  });
+
+  it('refuses a FIFO or a device as a data file at once, without reading it', async () => {
+    const fifo = join(dir, 'fifo-images');
+    execFileSync('mkfifo', [fifo]);
+    const labels = write('fifo-labels', buildLabels([0]));
+    await expectRejects(loadIdxPair(fifo, labels), 'IO_FAILED', /fifo-images is not a regular file/);
+    await expectRejects(loadIdxPair('/dev/zero', labels), 'IO_FAILED', /\/dev\/zero is not a regular file/);
   });
 });
 

@@ -3,10 +3,10 @@
  * Fashion-MNIST from Debian's `dataset-fashion-mnist`, or any images/labels pair.
  */
 
-import { stat, readFile } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { check, ErrorCodes, FinepruneError } from '@fineprune/tensor';
+import { check, ErrorCodes, FinepruneError, readRegularFile } from '@fineprune/tensor';
 import { type DataPackage, dataPackageDirectory } from './data-packages';
 import { parseIdx, validateLabels } from './idx';
 import { PermutationDomain, seededPermutation } from './seeded-permutation';
@@ -224,12 +224,12 @@ async function findIdxFiles(directory: string, bases: readonly string[], fix: st
   return found as string[];
 }
 
-async function readBytes(path: string, fix: string): Promise<Uint8Array> {
-  try {
-    return await readFile(path);
-  } catch (error) {
-    return ioFailed(`Could not read ${path}: ${(error as Error).message}`, fix, error, { path });
-  }
+/** Largest IDX file read from disk (compressed or not): 1 GiB. */
+const MAX_FILE_BYTES = 2 ** 30;
+
+/** Reads a regular file of at most {@link MAX_FILE_BYTES} (a FIFO or a device fails at once). */
+function readBytes(path: string, fix: string): Promise<Uint8Array> {
+  return readRegularFile(path, { maxBytes: MAX_FILE_BYTES, what: 'the data file', fix });
 }
 
 /**

@@ -40,4 +40,17 @@ export function buildLabels(labels: number[]): Uint8Array {
   return buildIdx(0x08, [labels.length], labels);
 }
 
+/**
+ * A gzip file of several members: `head` then `megabytes` members of 1 MiB of zeros each (a member
+ * of 1 MiB of zeros compresses to about 1 KiB), so 3,000 megabytes take about 3 MB on disk.
+ */
+export function gzipBomb(head: Uint8Array, megabytes: number): Uint8Array {
+  const zeros = gzipSync(new Uint8Array(1024 * 1024), { level: 9 });
+  const first = gzipSync(head);
+  const bomb = new Uint8Array(first.length + megabytes * zeros.length);
+  bomb.set(first, 0);
+  for (let index = 0; index < megabytes; index += 1) bomb.set(zeros, first.length + index * zeros.length);
+  return bomb;
+}
+
 export { gzipSync };

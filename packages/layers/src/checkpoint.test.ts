@@ -6,7 +6,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { adam, FinepruneError, Pruner } from '@fineprune/core';
 import { setBackend } from '@fineprune/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type CheckpointMetadata, loadCheckpoint, saveCheckpoint } from './checkpoint';
+import { loadCheckpoint, saveCheckpoint } from './checkpoint';
+import type { CheckpointMetadata } from './checkpoint-contents';
 import { fileSystem } from './file-system';
 import { fromLayersModel, type LayersPrunableModel } from './from-layers-model';
 import { saveStripped } from './strip';
@@ -160,16 +161,16 @@ for (const backend of BACKENDS) {
       ).toEqual([]);
       const metadata = (artifacts.userDefinedMetadata as { fineprune: CheckpointMetadata }).fineprune;
       expect(metadata).toMatchObject({
-        formatVersion: 1,
+        formatVersion: 2,
         step: 2,
         groups: [
           { name: 'hidden', lastTarget: 0.1 },
           { name: 'head', lastTarget: 0.05 },
         ],
         parameters: [
-          { name: 'fc1/kernel', shape: [8, 16] },
-          { name: 'fc2/kernel', shape: [16, 12] },
-          { name: 'out/kernel', shape: [12, 3] },
+          { name: 'fc1/kernel', shape: [8, 16], mask: 'binary' },
+          { name: 'fc2/kernel', shape: [16, 12], mask: 'binary' },
+          { name: 'out/kernel', shape: [12, 3], mask: 'binary' },
         ],
       });
       expect(metadata.random.length).toBeGreaterThan(0);

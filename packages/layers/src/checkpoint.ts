@@ -7,52 +7,14 @@ import {
   type LayersPrunableModel,
   ownModel,
 } from './from-layers-model';
+import {
+  CHECKPOINT_FORMAT_VERSION,
+  CHECKPOINT_PREFIX,
+  type CheckpointMetadata,
+  type DecodeSavedModelOptions,
+  decodeSavedModel,
+} from './checkpoint-contents';
 import { modelFromTopology, modelTopology, type NamedTensor } from './strip';
-
-/**
- * Prefix of the pruner's tensors among a checkpoint's weights.
- *
- * @example
- * ```ts
- * const artifacts = await fileSystem('./checkpoints/run1').load();
- * const prunerTensors = artifacts.weightSpecs!.filter((spec) => spec.name.startsWith(CHECKPOINT_PREFIX));
- * ```
- */
-export const CHECKPOINT_PREFIX = 'fineprune/';
-/**
- * Version of the checkpoint layout written by {@link saveCheckpoint}.
- *
- * @example
- * ```ts
- * const meta = artifacts.userDefinedMetadata?.fineprune as CheckpointMetadata;
- * if (meta.formatVersion !== CHECKPOINT_FORMAT_VERSION) throw new Error('written by another version');
- * ```
- */
-export const CHECKPOINT_FORMAT_VERSION = 1 as const;
-
-/**
- * What a checkpoint stores in `userDefinedMetadata.fineprune`.
- *
- * @example
- * ```ts
- * const artifacts = await fileSystem('./checkpoints/step-1000').load();
- * const meta = artifacts.userDefinedMetadata?.fineprune as CheckpointMetadata;
- * console.log(meta.step, meta.parameters.map((parameter) => parameter.name));
- * ```
- */
-export interface CheckpointMetadata {
-  formatVersion: typeof CHECKPOINT_FORMAT_VERSION;
-  /** The PrunableModel spec version of the pruner state. */
-  specVersion: number;
-  /** Steps completed when the checkpoint was saved. */
-  step: number;
-  /** State of the run's random source. */
-  random: number[];
-  /** Every pruning group with the target its masks were last selected for. */
-  groups: Array<{ name: string; lastTarget: number | null }>;
-  /** Every prunable parameter of the model, with its shape. */
-  parameters: Array<{ name: string; shape: number[] }>;
-}
 
 /**
  * What {@link saveCheckpoint} needs of a pruner: a `Pruner` from `@fineprune/core` fits.
@@ -171,6 +133,7 @@ export async function saveCheckpoint(
   const save = target.save.bind(target);
   const state = pruner.exportState();
   let encoded: { data: ArrayBuffer; specs: tf.io.WeightsManifestEntry[] };
+  const maskKinds = new Map<string, 'binary' | 'fractional'>();
   try {
     const named: NamedTensor[] = prunable
       .variables()
@@ -193,6 +156,14 @@ export async function saveCheckpoint(
       }
       seen.add(name);
     }
+    for (const parameter of parameters) {
+      const mask = state.tensors[`mask/${parameter.name}`] ?? parameter.mask;
+      const values = await mask.data();
+      maskKinds.set(
+        parameter.name,
+        values.every((value) => value === 0 || value === 1) ? 'binary' : 'fractional',
+      );
+    }
     encoded = await tf.io.encodeWeights(named);
   } finally {
     tf.dispose(Object.values(state.tensors));
@@ -203,7 +174,11 @@ export async function saveCheckpoint(
     step: state.step,
     random: [...state.random],
     groups: state.groups.map((group) => ({ name: group.name, lastTarget: group.lastTarget })),
-    parameters: parameters.map((parameter) => ({ name: parameter.name, shape: [...parameter.shape] })),
+    parameters: parameters.map((parameter) => ({
+      name: parameter.name,
+      shape: [...parameter.shape],
+      mask: maskKinds.get(parameter.name)!,
+    })),
   };
   return save({
     modelTopology: modelTopology(prunable.model) as unknown as object,
@@ -216,35 +191,75 @@ export async function saveCheckpoint(
   });
 }
 
-function readMetadata(artifacts: tf.io.ModelArtifacts): CheckpointMetadata {
-  const metadata = (artifacts.userDefinedMetadata as Record<string, unknown> | undefined)?.fineprune as
-    | Partial<CheckpointMetadata>
-    | undefined;
-  if (!metadata || typeof metadata !== 'object') {
-    throw mismatch(
-      'This is not a fineprune checkpoint: its userDefinedMetadata has no "fineprune" entry.',
-      'Load checkpoints written by saveCheckpoint(); load a stripped model with tf.loadLayersModel().',
-    );
+/**
+ * Options of {@link loadCheckpoint}: those of {@link fromLayersModel} (as when the checkpoint was
+ * saved) and `allowUnverified` for version-1 checkpoints.
+ *
+ * @example
+ * ```ts
+ * const options: LoadCheckpointOptions = { loss: 'sparseCategoricalCrossentropy', allowUnverified: true };
+ * ```
+ */
+export interface LoadCheckpointOptions extends FromLayersModelOptions {
+  /** See {@link DecodeSavedModelOptions.allowUnverified}. Default false. */
+  allowUnverified?: boolean;
+}
+
+/** How errors name the checkpoint a handler reads. */
+function sourceOf(handler: tf.io.IOHandler | string): string {
+  if (typeof handler === 'string') return handler;
+  const directory = (handler as { directory?: unknown }).directory;
+  return typeof directory === 'string' ? `the checkpoint ${directory}` : 'the checkpoint';
+}
+
+/** Assigns the checkpoint's weights to the model's variables, by name, after checking each. */
+function assignWeights(prunable: LayersPrunableModel, weights: ReadonlyMap<string, tf.Tensor>): void {
+  const checked = prunable.variables().map(({ name, variable }) => {
+    const value = weights.get(name);
+    if (!value) {
+      throw mismatch(
+        `The checkpoint has no value for the model weight "${name}".`,
+        'Load a checkpoint saved from this model.',
+        {
+          weight: name,
+        },
+      );
+    }
+    if (!tf.util.arraysEqual(value.shape, variable.shape) || value.dtype !== variable.dtype) {
+      throw mismatch(
+        `The checkpoint's "${name}" is ${value.dtype} [${value.shape}] but the model's weight is ${variable.dtype} [${variable.shape}].`,
+        'Load a checkpoint saved from this model.',
+        { weight: name, savedShape: value.shape, weightShape: variable.shape, savedDtype: value.dtype },
+      );
+    }
+    return { variable, value };
+  });
+  for (const { variable, value } of checked) variable.assign(value);
+}
+
+/** Assigns the saved masks to the model's parameters, after checking that each fits one. */
+function assignMasks(prunable: LayersPrunableModel, tensors: Record<string, tf.Tensor>): void {
+  const parameters = new Map(prunable.parameters().map((parameter) => [parameter.name, parameter]));
+  const masks = Object.entries(tensors).filter(([key]) => key.startsWith('mask/'));
+  for (const [key, mask] of masks) {
+    const name = key.slice('mask/'.length);
+    const parameter = parameters.get(name);
+    if (!parameter) {
+      throw mismatch(
+        `The checkpoint has a mask for "${name}", which is not a prunable parameter of the loaded model (its parameters: ${[...parameters.keys()].join(', ')}).`,
+        'Pass the same include / exclude options to loadCheckpoint() as to fromLayersModel() when the checkpoint was saved.',
+        { parameter: name },
+      );
+    }
+    if (!tf.util.arraysEqual(mask.shape, [...parameter.shape])) {
+      throw mismatch(
+        `A saved model whose masks do not match its weights: the mask of "${name}" has shape [${mask.shape}] but the weight has shape [${parameter.shape}].`,
+        'The checkpoint was assembled from different models; save it again from one model and its pruner.',
+        { parameter: name, maskShape: mask.shape, weightShape: [...parameter.shape] },
+      );
+    }
   }
-  if (metadata.formatVersion !== CHECKPOINT_FORMAT_VERSION) {
-    throw mismatch(
-      `The checkpoint has format version ${metadata.formatVersion}; this version of @fineprune/layers reads version ${CHECKPOINT_FORMAT_VERSION}.`,
-      'Load it with the version of @fineprune/layers that saved it.',
-    );
-  }
-  const valid =
-    Number.isInteger(metadata.step) &&
-    (metadata.step ?? -1) >= 0 &&
-    Array.isArray(metadata.random) &&
-    Array.isArray(metadata.groups) &&
-    Array.isArray(metadata.parameters);
-  if (!valid) {
-    throw corrupt(
-      'The checkpoint metadata (userDefinedMetadata.fineprune) lacks step, random, groups or parameters.',
-      'Save the checkpoint again.',
-    );
-  }
-  return metadata as CheckpointMetadata;
+  for (const [key, mask] of masks) parameters.get(key.slice('mask/'.length))!.mask.assign(mask);
 }
 
 /**
@@ -254,12 +269,21 @@ function readMetadata(artifacts: tf.io.ModelArtifacts): CheckpointMetadata {
  * and call `pruner.loadState(state)`; dispose `state.tensors` afterwards. The returned wrapper owns
  * the model it built: its `dispose()` disposes the model too (`unwrap()` hands it to you instead).
  *
+ * Everything is checked before the model is built ({@link decodeSavedModel}): the metadata, every
+ * weight finite and of the model's dtype, every mask within [0, 1] (exactly 0 or 1 where it was
+ * saved binary), scores and optimizer slots finite. Through {@link fileSystem} the content hashes
+ * are verified too, so a flipped byte or an edited step is an error, never a silent resume.
+ * Version-1 checkpoints (without hashes) load only with `allowUnverified: true`.
+ *
  * @param handler - an IOHandler such as {@link fileSystem}, or a URL TF.js knows
- * @param options - the options of {@link fromLayersModel}, as when the checkpoint was saved
+ * @param options - the options of {@link fromLayersModel}, as when the checkpoint was saved, and
+ *   `allowUnverified`
  * @returns the model and the pruner state
  * @throws FinepruneError `CHECKPOINT_MISMATCH` when a mask names no parameter of the model or its
- *   shape differs from its weight's, or the checkpoint is not a fineprune checkpoint;
- *   `CHECKPOINT_CORRUPT` when files are damaged or incomplete
+ *   shape differs from its weight's, a weight's shape or dtype differs, the checkpoint is not a
+ *   fineprune checkpoint or is of version 1 without `allowUnverified`; `CHECKPOINT_CORRUPT` naming
+ *   the file and the entry when files are damaged, edited or incomplete or hold values a
+ *   checkpoint cannot (NaN weights, a mask entry of 2)
  *
  * @example
  * ```ts
@@ -272,7 +296,7 @@ function readMetadata(artifacts: tf.io.ModelArtifacts): CheckpointMetadata {
  */
 export async function loadCheckpoint(
   handler: tf.io.IOHandler | string,
-  options: FromLayersModelOptions,
+  options: LoadCheckpointOptions,
 ): Promise<LoadedCheckpoint> {
   const source = loadHandler(handler);
   if (typeof source.load !== 'function') {
@@ -299,72 +323,36 @@ export async function loadCheckpoint(
       'Save the checkpoint again with saveCheckpoint().',
     );
   }
-  const metadata = readMetadata(artifacts);
-  let decoded: tf.NamedTensorMap;
-  try {
-    decoded = tf.io.decodeWeights(artifacts.weightData, artifacts.weightSpecs);
-  } catch (error) {
-    throw corrupt(
-      `The checkpoint's weights cannot be decoded: ${(error as Error).message}`,
-      'The weights data is truncated or damaged; restore the checkpoint or save it again.',
-      error,
-    );
-  }
-  const tensors: Record<string, tf.Tensor> = {};
-  const weights = new Map<string, tf.Tensor>();
-  for (const [name, tensor] of Object.entries(decoded)) {
-    if (name.startsWith(CHECKPOINT_PREFIX)) tensors[name.slice(CHECKPOINT_PREFIX.length)] = tensor;
-    else weights.set(name, tensor);
-  }
+  const { allowUnverified, ...layersOptions } = options;
+  const decodeOptions: DecodeSavedModelOptions = {
+    source: sourceOf(handler),
+    ...(allowUnverified !== undefined ? { allowUnverified } : {}),
+  };
+  const { metadata, weights, pruner: tensors } = await decodeSavedModel(artifacts, decodeOptions);
   let prunable: LayersPrunableModel | undefined;
   let model: Awaited<ReturnType<typeof modelFromTopology>> | undefined;
   try {
+    if (!metadata) {
+      throw mismatch(
+        'This is not a fineprune checkpoint: its userDefinedMetadata has no "fineprune" entry.',
+        'Load checkpoints written by saveCheckpoint(); load a stripped model with tf.loadLayersModel().',
+      );
+    }
     model = await modelFromTopology(artifacts.modelTopology);
-    prunable = fromLayersModel(model, options);
+    prunable = fromLayersModel(model, layersOptions);
     ownModel(prunable);
-    for (const { name, variable } of prunable.variables()) {
-      const value = weights.get(name);
-      if (!value) {
-        throw mismatch(
-          `The checkpoint has no value for the model weight "${name}".`,
-          'Load a checkpoint saved from this model.',
-          {
-            weight: name,
-          },
-        );
-      }
-      if (!tf.util.arraysEqual(value.shape, variable.shape)) {
-        throw mismatch(
-          `The checkpoint's "${name}" has shape [${value.shape}] but the model's weight has shape [${variable.shape}].`,
-          'Load a checkpoint saved from this model.',
-          { weight: name, savedShape: value.shape, weightShape: variable.shape },
-        );
-      }
-      variable.assign(value);
-    }
-    const parameters = new Map(prunable.parameters().map((parameter) => [parameter.name, parameter]));
-    const masks = Object.entries(tensors).filter(([key]) => key.startsWith('mask/'));
-    for (const [key, mask] of masks) {
-      const name = key.slice('mask/'.length);
-      const parameter = parameters.get(name);
-      if (!parameter) {
-        throw mismatch(
-          `The checkpoint has a mask for "${name}", which is not a prunable parameter of the loaded model (its parameters: ${[...parameters.keys()].join(', ')}).`,
-          'Pass the same include / exclude options to loadCheckpoint() as to fromLayersModel() when the checkpoint was saved.',
-          { parameter: name },
-        );
-      }
-      if (!tf.util.arraysEqual(mask.shape, [...parameter.shape])) {
-        throw mismatch(
-          `A saved model whose masks do not match its weights: the mask of "${name}" has shape [${mask.shape}] but the weight has shape [${parameter.shape}].`,
-          'The checkpoint was assembled from different models; save it again from one model and its pruner.',
-          { parameter: name, maskShape: mask.shape, weightShape: [...parameter.shape] },
-        );
-      }
-    }
-    for (const [key, mask] of masks) {
-      tf.tidy(() => parameters.get(key.slice('mask/'.length))!.mask.assign(tf.cast(mask, 'float32')));
-    }
+    assignWeights(prunable, weights);
+    assignMasks(prunable, tensors);
+    return {
+      model: prunable,
+      state: {
+        specVersion: metadata.specVersion as typeof SPEC_VERSION,
+        step: metadata.step,
+        random: [...metadata.random],
+        groups: metadata.groups.map((group) => ({ name: group.name, lastTarget: group.lastTarget })),
+        tensors,
+      },
+    };
   } catch (error) {
     tf.dispose(Object.values(tensors));
     if (prunable) prunable.dispose();
@@ -373,14 +361,4 @@ export async function loadCheckpoint(
   } finally {
     tf.dispose([...weights.values()]);
   }
-  return {
-    model: prunable,
-    state: {
-      specVersion: metadata.specVersion as typeof SPEC_VERSION,
-      step: metadata.step,
-      random: [...metadata.random],
-      groups: metadata.groups.map((group) => ({ name: group.name, lastTarget: group.lastTarget })),
-      tensors,
-    },
-  };
 }

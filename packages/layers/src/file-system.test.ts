@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, truncate, writeFile, mkdir } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -49,8 +49,10 @@ for (const backend of BACKENDS) {
       model.setUserDefinedMetadata({ note: 'hello' });
       await model.save(fileSystem(directory));
       const files = (await readdir(directory)).sort();
-      expect(files).toHaveLength(2);
+      // model.json, the weights file, and the record of the weights files fineprune wrote.
+      expect(files).toHaveLength(3);
       expect(files).toContain('model.json');
+      expect(files).toContain('.fineprune-written.json');
       const json = JSON.parse(await readFile(join(directory, 'model.json'), 'utf8'));
       expect(json.format).toBe('layers-model');
       expect(json.modelTopology.class_name).toBe('Sequential');
@@ -147,7 +149,11 @@ for (const backend of BACKENDS) {
       };
 
       // 1. The rename that would publish the new model.json fails.
-      const rename = vi.spyOn(fs.promises, 'rename').mockRejectedValueOnce(new Error('disk vanished'));
+      const realRename = fs.promises.rename;
+      const rename = vi.spyOn(fs.promises, 'rename').mockImplementation(async (from, to) => {
+        if (String(to).endsWith('model.json')) throw new Error('disk vanished');
+        return realRename(from, to);
+      });
       try {
         await second.save(fileSystem(directory));
         expect.unreachable();
@@ -156,19 +162,28 @@ for (const backend of BACKENDS) {
         expect((error as FinepruneError).message).toContain('rename');
         expect((error as FinepruneError).message).toContain('disk vanished');
       }
-      expect(rename).toHaveBeenCalledTimes(1);
+      expect(rename.mock.calls.filter(([, to]) => String(to).endsWith('model.json'))).toHaveLength(1);
+      rename.mockRestore();
       await check();
 
-      // 2. The temporary model.json cannot be written (a directory is in its way).
-      const blocker = join(directory, `model.json.${process.pid}.tmp`);
-      await mkdir(blocker);
+      // 2. The temporary model.json cannot be written (the disk fills up after the weights).
+      const realOpen = fs.promises.open;
+      const openTemporary = vi.spyOn(fs.promises, 'open').mockImplementation(async (file, ...rest) => {
+        if (/model\.json\.[0-9]+-[0-9a-z]+\.tmp$/.test(String(file)))
+          throw new Error('no space left on device');
+        return realOpen(file, ...(rest as [string]));
+      });
       expect(await codeOf(second.save(fileSystem(directory)))).toBe('IO_FAILED');
-      await rm(blocker, { recursive: true });
+      openTemporary.mockRestore();
       await check();
 
       // 3. Writing the weights file fails.
-      vi.spyOn(fs.promises, 'open').mockRejectedValueOnce(new Error('no space left on device'));
+      const openWeights = vi.spyOn(fs.promises, 'open').mockImplementation(async (file, ...rest) => {
+        if (/weights\.[^/]*\.bin$/.test(String(file))) throw new Error('no space left on device');
+        return realOpen(file, ...(rest as [string]));
+      });
       expect(await codeOf(second.save(fileSystem(directory)))).toBe('IO_FAILED');
+      openWeights.mockRestore();
       await check();
 
       // 4. A crash after the rename, before the old weights were removed: model.json names a
@@ -189,3 +204,76 @@ for (const backend of BACKENDS) {
     });
   });
 }
+
+describe('fileSystem never removes or replaces what it did not write', () => {
+  beforeAll(async () => {
+    await setBackend('cpu');
+  });
+
+  it('keeps every file an old model.json names that fineprune did not write', async () => {
+    const directory = fresh();
+    await mkdir(directory);
+    // A model saved by another tool, whose manifest also names a file of the user's.
+    await writeFile(
+      join(directory, 'model.json'),
+      JSON.stringify({
+        modelTopology: { class_name: 'Sequential', config: { layers: [] } },
+        weightsManifest: [{ paths: ['group1-shard1of1.bin', 'notes.txt'], weights: [] }],
+      }),
+    );
+    await writeFile(join(directory, 'group1-shard1of1.bin'), 'stock weights');
+    await writeFile(join(directory, 'notes.txt'), 'my notes');
+    // A file that merely looks like one of ours.
+    await writeFile(join(directory, 'weights.abc-123-xyz.bin'), 'mine, not fineprune’s');
+    const model = mlp(61);
+    await model.save(fileSystem(directory));
+    await model.save(fileSystem(directory));
+    expect(await readFile(join(directory, 'group1-shard1of1.bin'), 'utf8')).toBe('stock weights');
+    expect(await readFile(join(directory, 'notes.txt'), 'utf8')).toBe('my notes');
+    expect(await readFile(join(directory, 'weights.abc-123-xyz.bin'), 'utf8')).toBe('mine, not fineprune’s');
+    // Of fineprune's own weights files only the current one is left.
+    const own = (await binFiles(directory)).filter((file) =>
+      /^weights\.[0-9a-z]+-[0-9]+-[0-9a-z]+\.bin$/.test(file),
+    );
+    expect(own.filter((file) => file !== 'weights.abc-123-xyz.bin')).toHaveLength(1);
+    model.dispose();
+  });
+
+  it('removes a weights file a crash left behind (recorded before it was written) at the next save', async () => {
+    const directory = fresh();
+    const model = mlp(62);
+    await model.save(fileSystem(directory));
+    // A crash after the weights were written, before model.json was replaced: nothing tidies up.
+    const realRename = fs.promises.rename;
+    vi.spyOn(fs.promises, 'rename').mockImplementation(async (from, to) => {
+      if (String(to).endsWith('model.json')) throw new Error('killed');
+      return realRename(from, to);
+    });
+    vi.spyOn(fs.promises, 'rm').mockResolvedValue(undefined);
+    expect(await codeOf(model.save(fileSystem(directory)))).toBe('IO_FAILED');
+    vi.restoreAllMocks();
+    expect(await binFiles(directory)).toHaveLength(2);
+    const record = JSON.parse(await readFile(join(directory, '.fineprune-written.json'), 'utf8'));
+    expect(record.files).toHaveLength(2);
+    await model.save(fileSystem(directory));
+    expect(await binFiles(directory)).toHaveLength(1);
+    model.dispose();
+  });
+
+  it('refuses to replace a model.json that is not a readable TF.js model', async () => {
+    const directory = fresh();
+    await mkdir(directory);
+    await writeFile(join(directory, 'model.json'), 'my own notes, not a model');
+    const model = mlp(63);
+    try {
+      await model.save(fileSystem(directory));
+      expect.unreachable();
+    } catch (error) {
+      expect(FinepruneError.is(error) && error.code).toBe('IO_FAILED');
+      expect((error as Error).message).toContain('not a readable TF.js model');
+    }
+    expect(await readFile(join(directory, 'model.json'), 'utf8')).toBe('my own notes, not a model');
+    expect(await readdir(directory)).toEqual(['model.json']);
+    model.dispose();
+  });
+});

@@ -18,11 +18,18 @@ export {
   type PruneLayersModelOptions,
   pruneLayersModel,
 } from './prune-layers-model';
-export { fileSystem } from './file-system';
+export { type FileSystemHandler, type FileSystemOptions, fileSystem } from './file-system';
 export {
   CHECKPOINT_FORMAT_VERSION,
   CHECKPOINT_PREFIX,
   type CheckpointMetadata,
+  type DecodedSavedModel,
+  type DecodeSavedModelOptions,
+  decodeSavedModel,
+  readCheckpointMetadata,
+} from './checkpoint-contents';
+export {
+  type LoadCheckpointOptions,
   type LoadedCheckpoint,
   loadCheckpoint,
   type PrunerStateSource,

@@ -2,7 +2,7 @@
  * Decoding tensor bytes (little-endian, per the safetensors format) into typed arrays.
  */
 
-import { ErrorCodes } from '@fineprune/tensor';
+import { ErrorCodes, quoteText } from '@fineprune/tensor';
 import { corrupt, dtypeInfo, invalid } from './dtypes';
 import {
   bfloat16BitsToFloat32,
@@ -36,9 +36,9 @@ function checkTensor(tensor: Decodable, caller: string): Uint8Array {
   const expected = tensor.size * dtypeInfo(tensor.dtype).bytes;
   if (bytes.byteLength !== expected) {
     throw invalid(
-      `Tensor ${JSON.stringify(tensor.name)} has ${bytes.byteLength} bytes but ${tensor.size} elements of ${tensor.dtype} need ${expected}.`,
+      `Tensor ${quoteText(tensor.name)} has ${bytes.byteLength} bytes but ${tensor.size} elements of ${tensor.dtype} need ${expected}.`,
       'Pass a tensor returned by readSafetensors() unchanged.',
-      { name: tensor.name },
+      { name: tensor.name.slice(0, 200) },
     );
   }
   return bytes;
@@ -95,9 +95,9 @@ export function decodeFloat32With(tensor: Decodable, nativeLittleEndian: boolean
       const value = integers[index]!;
       if (value > FLOAT32_EXACT_INTEGER || value < -FLOAT32_EXACT_INTEGER) {
         throw corrupt(
-          `Tensor ${JSON.stringify(tensor.name)} (${tensor.dtype}) holds ${value} at index ${index}, which float32 cannot represent exactly (|v| > 2^24).`,
+          `Tensor ${quoteText(tensor.name)} (${tensor.dtype}) holds ${value} at index ${index}, which float32 cannot represent exactly (|v| > 2^24).`,
           'Read it with decodeInt32() instead of decodeFloat32().',
-          { name: tensor.name, index, value },
+          { name: tensor.name.slice(0, 200), index, value },
           undefined,
           ErrorCodes.INVALID_DATA,
         );
@@ -162,9 +162,9 @@ export function decodeFloat32With(tensor: Decodable, nativeLittleEndian: boolean
 
 function outOfRange(tensor: Decodable, index: number, value: bigint | number): never {
   throw corrupt(
-    `Tensor ${JSON.stringify(tensor.name)} (${tensor.dtype}) holds ${value} at index ${index}, outside the int32 range [-2147483648, 2147483647].`,
+    `Tensor ${quoteText(tensor.name)} (${tensor.dtype}) holds ${value} at index ${index}, outside the int32 range [-2147483648, 2147483647].`,
     'Read the raw bytes with tensor.bytes() (for example into a BigInt64Array) instead of decodeInt32().',
-    { name: tensor.name, index, value: String(value) },
+    { name: tensor.name.slice(0, 200), index, value: String(value) },
     undefined,
     ErrorCodes.INVALID_DATA,
   );
@@ -195,9 +195,9 @@ export function decodeInt32With(tensor: Decodable, nativeLittleEndian: boolean):
   const info = dtypeInfo(tensor.dtype);
   if (info.kind === 'float') {
     throw invalid(
-      `decodeInt32() was given tensor ${JSON.stringify(tensor.name)} of float dtype ${tensor.dtype}.`,
+      `decodeInt32() was given tensor ${quoteText(tensor.name)} of float dtype ${tensor.dtype}.`,
       'Use decodeFloat32() for float tensors.',
-      { name: tensor.name, dtype: tensor.dtype },
+      { name: tensor.name.slice(0, 200), dtype: tensor.dtype },
     );
   }
   const out = new Int32Array(count);
@@ -224,9 +224,9 @@ export function decodeInt32With(tensor: Decodable, nativeLittleEndian: boolean):
         const value = bytes[index]!;
         if (value > 1) {
           throw corrupt(
-            `Tensor ${JSON.stringify(tensor.name)} (BOOL) holds the byte ${value} at index ${index}; booleans are 0 or 1.`,
+            `Tensor ${quoteText(tensor.name)} (BOOL) holds the byte ${value} at index ${index}; booleans are 0 or 1.`,
             'The file is damaged or was written by a faulty exporter; re-export it.',
-            { name: tensor.name, index, value },
+            { name: tensor.name.slice(0, 200), index, value },
             undefined,
             ErrorCodes.INVALID_DATA,
           );

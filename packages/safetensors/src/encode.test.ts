@@ -145,16 +145,56 @@ describe('encodeSafetensors', () => {
   it('stores the known F16 and BF16 encodings', () => {
     const file = readSafetensors(
       encodeSafetensors({
-        h: { dtype: 'F16', shape: [7], data: [1, 65504, 1e-8, 3 * 2 ** -25, 65520, 1 + 2 ** -11, -0] },
+        h: { dtype: 'F16', shape: [7], data: [1, 65504, 1e-8, 3 * 2 ** -25, Infinity, 1 + 2 ** -11, -0] },
         b: { dtype: 'BF16', shape: [3], data: [1, 1 + 2 ** -8, 1 + 3 * 2 ** -8] },
       }),
     );
     const halves = (name: string) =>
       Array.from(new Uint16Array(file.tensors.get(name)!.bytes().slice().buffer));
     // Hand-derived in half.test.ts: 1 → 0x3C00, 65504 → 0x7BFF, 1e-8 → 0, 1.5 subnormal units → 2 (even),
-    // 65520 → Inf, the tie 1 + 2^-11 → 0x3C00 (even), -0 → 0x8000.
+    // Infinity → 0x7C00, the tie 1 + 2^-11 → 0x3C00 (even), -0 → 0x8000.
     expect(halves('h')).toEqual([0x3c00, 0x7bff, 0, 2, 0x7c00, 0x3c00, 0x8000]);
     expect(halves('b')).toEqual([0x3f80, 0x3f80, 0x3f82]);
+  });
+
+  it('refuses finite values a float dtype would store as Infinity, or saturates them when asked', () => {
+    // F16: 65519 rounds down to 65504 (0x7BFF); 65520, the tie with 2^16, and 1e6 would become Infinity.
+    const error = errorOf(() =>
+      encodeSafetensors({ h: { dtype: 'F16', shape: [3], data: [65519, 1e6, 65520] } }),
+    );
+    expect(error.code).toBe('INVALID_ARGUMENT');
+    expect(error.message).toContain('holds 1000000 at index 1, beyond the largest finite F16 value (65504)');
+    expect(error.fix).toContain("overflow: 'saturate'");
+    expect(
+      errorOf(() => encodeSafetensors({ h: { dtype: 'F16', shape: [1], data: [-65520] } })).details,
+    ).toMatchObject({
+      index: 0,
+      value: -65520,
+    });
+    // BF16 overflows from (2 − 2^-8)·2^127, F32 (from doubles) from where Math.fround gives Infinity.
+    expect(errorOf(() => encodeSafetensors({ b: { dtype: 'BF16', shape: [1], data: [3.4e38] } })).code).toBe(
+      'INVALID_ARGUMENT',
+    );
+    expect(errorOf(() => encodeSafetensors({ f: { dtype: 'F32', shape: [1], data: [1e39] } })).code).toBe(
+      'INVALID_ARGUMENT',
+    );
+    const saturated = readSafetensors(
+      encodeSafetensors(
+        {
+          h: { dtype: 'F16', shape: [4], data: [65520, -1e6, Infinity, 3] },
+          b: { dtype: 'BF16', shape: [1], data: [-3.4e38] },
+          f: { dtype: 'F32', shape: [1], data: [1e39] },
+        },
+        undefined,
+        { overflow: 'saturate' },
+      ),
+    );
+    const halves = (name: string) =>
+      Array.from(new Uint16Array(saturated.tensors.get(name)!.bytes().slice().buffer));
+    // ±65504 is 0x7BFF / 0xFBFF; an infinite input stays Infinity (0x7C00); 3 is 0x4200.
+    expect(halves('h')).toEqual([0x7bff, 0xfbff, 0x7c00, 0x4200]);
+    expect(halves('b')).toEqual([0xff7f]); // −(2 − 2^-7)·2^127
+    expect(Array.from(decodeFloat32(saturated.tensors.get('f')!))).toEqual([(2 - 2 ** -23) * 2 ** 127]);
   });
 
   it('writes the same bytes on the big-endian code path', () => {

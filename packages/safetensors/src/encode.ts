@@ -2,7 +2,7 @@
  * The safetensors writer: a deterministic file from typed arrays.
  */
 
-import { ErrorCodes } from '@fineprune/tensor';
+import { ErrorCodes, quoteText } from '@fineprune/tensor';
 import { corrupt, dtypeInfo, invalid } from './dtypes';
 import { float32BitsToBfloat16Bits, float32BitsToFloat16Bits } from './half';
 
@@ -38,6 +38,37 @@ export interface SafetensorsInput {
   data: ArrayLike<number> | BigInt64Array;
 }
 
+/**
+ * Options of {@link encodeSafetensors}.
+ *
+ * @example
+ * ```ts
+ * encodeSafetensors(tensors, { format: 'pt' }, { overflow: 'saturate' } satisfies EncodeSafetensorsOptions);
+ * ```
+ */
+export interface EncodeSafetensorsOptions {
+  /**
+   * What to do with a finite value beyond the largest finite value of its float dtype (65,504 for
+   * F16, about 3.39e38 for BF16, 3.40e38 for F32), which rounding would turn into Infinity:
+   * `'error'` (default) throws, `'saturate'` stores the largest finite value of the same sign.
+   * Infinite and NaN inputs are stored as they are.
+   */
+  overflow?: 'error' | 'saturate';
+}
+
+/**
+ * The smallest float32 magnitude each float dtype rounds to Infinity, and its largest finite value
+ * (values are rounded to float32 first, as the writer does).
+ */
+const FLOAT_LIMITS: Readonly<Record<'F32' | 'F16' | 'BF16', { overflowsAt: number; largest: number }>> = {
+  // IEEE 754 binary16: 65504 = (2 − 2^-10)·2^15; 65520 is the tie with 2^16, which rounds to even (Infinity).
+  F16: { overflowsAt: 65520, largest: 65504 },
+  // bfloat16 keeps 7 mantissa bits: largest (2 − 2^-7)·2^127; (2 − 2^-8)·2^127 is the tie that rounds up.
+  BF16: { overflowsAt: (2 - 2 ** -8) * 2 ** 127, largest: (2 - 2 ** -7) * 2 ** 127 },
+  // binary32: largest (2 − 2^-23)·2^127; what overflows float32 is already Infinity after Math.fround.
+  F32: { overflowsAt: Number.POSITIVE_INFINITY, largest: (2 - 2 ** -23) * 2 ** 127 },
+};
+
 const NATIVE_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 const METADATA_KEY = '__metadata__';
 /** A lone UTF-16 surrogate, which UTF-8 cannot encode (TextEncoder would replace it with U+FFFD). */
@@ -59,7 +90,7 @@ interface Planned {
 function checkName(name: string): void {
   if (name.length === 0 || name === METADATA_KEY) {
     throw invalid(
-      `A safetensors tensor cannot be named ${JSON.stringify(name)}.`,
+      `A safetensors tensor cannot be named ${quoteText(name)}.`,
       name === METADATA_KEY
         ? 'Rename the tensor: __metadata__ is reserved for the metadata; pass metadata as the second argument.'
         : 'Give every tensor a non-empty name.',
@@ -68,11 +99,35 @@ function checkName(name: string): void {
   }
   if (LONE_SURROGATE.test(name)) {
     throw invalid(
-      `The tensor name ${JSON.stringify(name)} holds a lone UTF-16 surrogate, which UTF-8 cannot store.`,
+      `The tensor name ${quoteText(name)} holds a lone UTF-16 surrogate, which UTF-8 cannot store.`,
       'Use a well-formed string as the name.',
       { name },
     );
   }
+}
+
+/** The index of the first finite value that `dtype` would round to Infinity, or −1. */
+function firstOverflow(data: ArrayLike<number>, dtype: 'F32' | 'F16' | 'BF16'): number {
+  if (dtype === 'F32' && data instanceof Float32Array) return -1;
+  const { overflowsAt } = FLOAT_LIMITS[dtype];
+  for (let index = 0; index < data.length; index += 1) {
+    const value = data[index]!;
+    if (Number.isFinite(value) && Math.abs(Math.fround(value)) >= overflowsAt) return index;
+  }
+  return -1;
+}
+
+function checkFloatRange(name: string, input: SafetensorsInput, overflow: 'error' | 'saturate'): void {
+  const { dtype, data } = input;
+  if ((dtype !== 'F32' && dtype !== 'F16' && dtype !== 'BF16') || overflow === 'saturate') return;
+  const index = firstOverflow(data as ArrayLike<number>, dtype);
+  if (index < 0) return;
+  const value = (data as ArrayLike<number>)[index]!;
+  throw invalid(
+    `Tensor ${quoteText(name)} holds ${value} at index ${index}, beyond the largest finite ${dtype} value (${FLOAT_LIMITS[dtype].largest}); it would be stored as Infinity.`,
+    `Scale the values, store the tensor as ${dtype === 'F16' ? 'F32 or BF16' : 'F32 from a Float32Array'}, or pass { overflow: 'saturate' } to store ±${FLOAT_LIMITS[dtype].largest} instead.`,
+    { name: name.slice(0, 200), index, value },
+  );
 }
 
 function checkValues(name: string, input: SafetensorsInput): void {
@@ -80,7 +135,7 @@ function checkValues(name: string, input: SafetensorsInput): void {
   if (data instanceof BigInt64Array) {
     if (dtype !== 'I64') {
       throw invalid(
-        `Tensor ${JSON.stringify(name)} has BigInt64Array data but dtype ${dtype}.`,
+        `Tensor ${quoteText(name)} has BigInt64Array data but dtype ${dtype}.`,
         "Use dtype 'I64' for BigInt64Array data, or pass numbers.",
         { name },
       );
@@ -113,7 +168,7 @@ function checkValues(name: string, input: SafetensorsInput): void {
       (integer && !(Number.isInteger(value) && value >= low && value <= high))
     ) {
       throw invalid(
-        `Tensor ${JSON.stringify(name)} has the value ${String(value)} at index ${index}, which dtype ${dtype} cannot store${integer ? ` (integers in [${low}, ${high}])` : ''}.`,
+        `Tensor ${quoteText(name)} has the value ${String(value)} at index ${index}, which dtype ${dtype} cannot store${integer ? ` (integers in [${low}, ${high}])` : ''}.`,
         integer
           ? 'Round or clip the values first, or choose a dtype that holds them.'
           : 'Pass numbers (a Float32Array or an array of numbers).',
@@ -123,11 +178,11 @@ function checkValues(name: string, input: SafetensorsInput): void {
   }
 }
 
-function plan(name: string, input: unknown): Planned {
+function plan(name: string, input: unknown, overflow: 'error' | 'saturate'): Planned {
   checkName(name);
   if (typeof input !== 'object' || input === null) {
     throw invalid(
-      `Tensor ${JSON.stringify(name)} is ${input === null ? 'null' : typeof input}, not { dtype, shape, data }.`,
+      `Tensor ${quoteText(name)} is ${input === null ? 'null' : typeof input}, not { dtype, shape, data }.`,
       "Pass objects such as { dtype: 'F32', shape: [2], data: new Float32Array([1, 2]) }.",
       { name },
     );
@@ -135,25 +190,21 @@ function plan(name: string, input: unknown): Planned {
   const { dtype, shape, data } = input as Partial<SafetensorsInput>;
   if (!ENCODABLE.includes(dtype as EncodableDtype)) {
     throw invalid(
-      `Tensor ${JSON.stringify(name)} has the dtype ${JSON.stringify(dtype)}, which encodeSafetensors() does not write.`,
+      `Tensor ${quoteText(name)} has the dtype ${JSON.stringify(dtype)}, which encodeSafetensors() does not write.`,
       `Use one of ${ENCODABLE.join(', ')}.`,
       { name, dtype },
     );
   }
   if (!Array.isArray(shape)) {
-    throw invalid(
-      `Tensor ${JSON.stringify(name)} has no shape array.`,
-      'Pass shape as an array such as [2, 3].',
-      {
-        name,
-      },
-    );
+    throw invalid(`Tensor ${quoteText(name)} has no shape array.`, 'Pass shape as an array such as [2, 3].', {
+      name,
+    });
   }
   let size = 1;
   for (const [axis, dimension] of shape.entries()) {
     if (typeof dimension !== 'number' || !Number.isSafeInteger(dimension) || dimension < 0) {
       throw invalid(
-        `Tensor ${JSON.stringify(name)} has the shape [${shape.join(', ')}]: dimension ${axis} is not a non-negative integer.`,
+        `Tensor ${quoteText(name)} has the shape [${shape.join(', ')}]: dimension ${axis} is not a non-negative integer.`,
         'Use non-negative integer dimensions.',
         { name, axis },
       );
@@ -167,14 +218,14 @@ function plan(name: string, input: unknown): Planned {
     !Number.isSafeInteger(size)
   ) {
     throw invalid(
-      `Tensor ${JSON.stringify(name)} has no data array (or a shape too large to hold).`,
+      `Tensor ${quoteText(name)} has no data array (or a shape too large to hold).`,
       'Pass data as a typed array or an array of numbers.',
       { name },
     );
   }
   if (data.length !== size) {
     throw corrupt(
-      `Tensor ${JSON.stringify(name)} has ${data.length} values but its shape [${shape.join(', ')}] needs ${size}.`,
+      `Tensor ${quoteText(name)} has ${data.length} values but its shape [${shape.join(', ')}] needs ${size}.`,
       'Pass exactly product(shape) values in row-major order.',
       { name, length: data.length, expected: size },
       undefined,
@@ -183,6 +234,7 @@ function plan(name: string, input: unknown): Planned {
   }
   const typed = input as SafetensorsInput;
   checkValues(name, typed);
+  checkFloatRange(name, typed, overflow);
   return { name, input: typed, size, elementBytes: dtypeInfo(typed.dtype).bytes, begin: 0, end: 0 };
 }
 
@@ -207,11 +259,24 @@ function checkMetadata(metadata: unknown): [string, string][] {
   return (entries as [string, string][]).sort(([a], [b]) => compareCodeUnits(a, b));
 }
 
+/** The values with finite overflows replaced by the largest finite value of the same sign. */
+function saturated(values: ArrayLike<number>, dtype: 'F32' | 'F16' | 'BF16'): ArrayLike<number> {
+  if (firstOverflow(values, dtype) < 0) return values;
+  const { overflowsAt, largest } = FLOAT_LIMITS[dtype];
+  return Float64Array.from(values, (value) =>
+    Number.isFinite(value) && Math.abs(Math.fround(value)) >= overflowsAt
+      ? Math.sign(value) * largest
+      : value,
+  );
+}
+
 function writeData(out: Uint8Array, offset: number, item: Planned, nativeLittleEndian: boolean): void {
   const { dtype, data } = item.input;
   const count = item.size;
   const view = new DataView(out.buffer, out.byteOffset + offset, item.end - item.begin);
-  const values = data as ArrayLike<number>;
+  const floating = dtype === 'F32' || dtype === 'F16' || dtype === 'BF16';
+  // Checked already when overflows are errors; with 'saturate', clamp here.
+  const values = floating ? saturated(data as ArrayLike<number>, dtype) : (data as ArrayLike<number>);
   switch (dtype) {
     case 'F32':
       // The layout puts every tensor at a multiple of its element size, so the view is aligned.
@@ -255,14 +320,22 @@ export function encodeSafetensorsWith(
   tensors: Record<string, SafetensorsInput>,
   metadata: Record<string, string> | undefined,
   nativeLittleEndian: boolean,
+  options: EncodeSafetensorsOptions = {},
 ): Uint8Array {
+  const overflow = options.overflow ?? 'error';
+  if (overflow !== 'error' && overflow !== 'saturate') {
+    throw invalid(
+      `encodeSafetensors() option overflow must be 'error' or 'saturate', got ${quoteText(overflow)}.`,
+      "Leave it out (values beyond the dtype's range are an error) or pass 'saturate'.",
+    );
+  }
   if (typeof tensors !== 'object' || tensors === null || Array.isArray(tensors)) {
     throw invalid(
       'encodeSafetensors() needs an object mapping tensor names to { dtype, shape, data }.',
       "Pass for example { 'fc.weight': { dtype: 'F32', shape: [2], data: new Float32Array([1, 2]) } }.",
     );
   }
-  const items = Object.entries(tensors).map(([name, input]) => plan(name, input));
+  const items = Object.entries(tensors).map(([name, input]) => plan(name, input, overflow));
   const metadataEntries = checkMetadata(metadata);
 
   // Data order: larger elements first, then by name, so each tensor starts at a multiple of its
@@ -318,14 +391,17 @@ export function encodeSafetensorsWith(
  * gives the same bytes. Header keys are `__metadata__` (when given) and then the tensor names in
  * code-unit order; the header is padded with spaces so the data starts 8-byte aligned; data is laid
  * out larger element types first, then by name, so every tensor is aligned to its element size.
- * F16 and BF16 values are rounded from float32 to nearest, ties to even.
+ * F16 and BF16 values are rounded from float32 to nearest, ties to even. A finite value beyond
+ * the float dtype's range (65520 or 1e6 in F16) is an error, never a silent Infinity, unless
+ * `options.overflow` is `'saturate'`.
  *
  * @param tensors - tensor name → {@link SafetensorsInput}
  * @param metadata - optional `__metadata__` strings (for example `{ format: 'pt' }`)
+ * @param options - `overflow`: `'error'` (default) or `'saturate'`
  * @returns the file's bytes
  * @throws FinepruneError `INVALID_ARGUMENT` for an empty or reserved name, an unsupported dtype, a
- *   dimension that is not a non-negative integer, a value the dtype cannot store or non-string
- *   metadata; `SHAPE_MISMATCH` when the data length is not product(shape)
+ *   dimension that is not a non-negative integer, a value the dtype cannot store (an integer out
+ *   of range, a finite float beyond the dtype's largest value) or non-string metadata; `SHAPE_MISMATCH` when the data length is not product(shape)
  *
  * @example
  * ```ts
@@ -339,6 +415,7 @@ export function encodeSafetensorsWith(
 export function encodeSafetensors(
   tensors: Record<string, SafetensorsInput>,
   metadata?: Record<string, string>,
+  options: EncodeSafetensorsOptions = {},
 ): Uint8Array {
-  return encodeSafetensorsWith(tensors, metadata, NATIVE_LITTLE_ENDIAN);
+  return encodeSafetensorsWith(tensors, metadata, NATIVE_LITTLE_ENDIAN, options);
 }

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -120,5 +121,15 @@ describe('Node file layer', () => {
       `[CHECKPOINT_CORRUPT] ${target}: Tensor "w" of the safetensors header ends at data offset 8, past the end of the data buffer (6 bytes): the file is truncated. Fix: ${corrupt.fix}`,
     );
     expect(corrupt.details?.path).toBe(target);
+  });
+
+  it('refuses a FIFO or a device at once instead of hanging or reading without end', async () => {
+    const fifo = path.join(directory, 'pipe.safetensors');
+    execFileSync('mkfifo', [fifo]);
+    for (const file of [fifo, '/dev/zero', directory]) {
+      const error = await rejection(readSafetensorsFile(file));
+      expect(error.code, file).toBe('IO_FAILED');
+      expect(error.message, file).toContain('is not a regular file');
+    }
   });
 });

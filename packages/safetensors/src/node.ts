@@ -5,7 +5,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { ErrorCodes, FinepruneError } from '@fineprune/tensor';
+import { ErrorCodes, FinepruneError, readRegularFile } from '@fineprune/tensor';
 import { invalid } from './dtypes';
 import { type ReadSafetensorsOptions, readSafetensors, type SafetensorsFile } from './read';
 
@@ -17,6 +17,9 @@ function checkPath(file: unknown, caller: string): asserts file is string {
     );
   }
 }
+
+/** The most bytes one file read may return in Node.js (buffer.constants.MAX_LENGTH is 2^31 − 1 or more). */
+const MAX_FILE_BYTES = 2 ** 31 - 1;
 
 function ioFailed(message: string, fix: string, cause: unknown, file: string): FinepruneError {
   return new FinepruneError({ code: ErrorCodes.IO_FAILED, message, fix, cause, details: { path: file } });
@@ -44,20 +47,11 @@ export async function readSafetensorsFile(
   options: ReadSafetensorsOptions = {},
 ): Promise<SafetensorsFile> {
   checkPath(file, 'readSafetensorsFile');
-  let bytes: Uint8Array;
-  try {
-    bytes = await fs.promises.readFile(file);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw ioFailed(
-      `Cannot read the safetensors file ${file}: ${(error as Error).message}`,
-      code === 'ERR_FS_FILE_TOO_LARGE' || code === 'ERR_STRING_TOO_LONG'
-        ? 'The file is larger than Node.js reads at once (2 GiB); save the weights in several shards.'
-        : 'Check the path and that the file is readable.',
-      error,
-      file,
-    );
-  }
+  const bytes = await readRegularFile(file, {
+    maxBytes: MAX_FILE_BYTES,
+    what: 'the safetensors file',
+    fix: 'Check the path and that it is a readable .safetensors file of at most 2 GiB (save larger weights in shards).',
+  });
   try {
     return readSafetensors(bytes, options);
   } catch (error) {
@@ -117,7 +111,11 @@ export async function writeSafetensorsFile(file: string, bytes: Uint8Array): Pro
       'Pass the result of encodeSafetensors() or safetensorsFromTensors().',
     );
   }
-  readSafetensors(bytes, { maxHeaderBytes: Number.MAX_SAFE_INTEGER });
+  readSafetensors(bytes, {
+    maxHeaderBytes: Number.MAX_SAFE_INTEGER,
+    maxTensors: Number.MAX_SAFE_INTEGER,
+    maxMetadataEntries: Number.MAX_SAFE_INTEGER,
+  });
   const directory = path.dirname(file);
   const random = Math.floor(Math.random() * 36 ** 6).toString(36);
   const temporary = path.join(directory, `.${path.basename(file)}.${process.pid}-${random}.tmp`);

@@ -327,6 +327,52 @@ describe('readSafetensors defensive checks', () => {
     );
   });
 
+  it('stops deep nesting, too many tensors or metadata entries in one scan, before parsing', () => {
+    // 4 million nested brackets inside a 100 MiB header: refused at the 9th level, character 12 of `{"a":[[[[…`.
+    const deep = errorOf(() => readSafetensors(handFile(`{"a":${'['.repeat(4_000_000)}`)));
+    expect(deep.code).toBe('CHECKPOINT_CORRUPT');
+    expect(deep.message).toContain('nests deeper than 8 levels (at header character 12)');
+    // 200,001 empty tensors: more than the default 100,000.
+    const entries = Array.from(
+      { length: 200_001 },
+      (_, index) => `"t${index}":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}`,
+    );
+    const many = handFile(`{${entries.join(',')}}`);
+    const tooMany = errorOf(() => readSafetensors(many));
+    expect(tooMany.message).toContain('has more than 100001 top-level entries');
+    expect(tooMany.fix).toContain('raise maxTensors');
+    expect(readSafetensors(many, { maxTensors: 200_001 }).tensors.size).toBe(200_001);
+    expect(errorOf(() => readSafetensors(many, { maxTensors: 200_000 })).message).toContain(
+      'has 200001 tensors, more than maxTensors (200000)',
+    );
+    // Metadata entries: 3 within a limit of 3, 4 beyond it (the exact check after the scan).
+    const metadata = (count: number) =>
+      handFile(
+        `{"__metadata__":{${Array.from({ length: count }, (_, index) => `"k${index}":"v"`).join(',')}}}`,
+      );
+    expect(readSafetensors(metadata(3), { maxMetadataEntries: 3 }).metadata).toEqual({
+      k0: 'v',
+      k1: 'v',
+      k2: 'v',
+    });
+    expect(errorOf(() => readSafetensors(metadata(4), { maxMetadataEntries: 3 })).message).toContain(
+      'has 4 entries, more than maxMetadataEntries (3)',
+    );
+    expect(errorOf(() => readSafetensors(metadata(20_000))).message).toContain(
+      'with more than 10000 entries',
+    );
+  });
+
+  it('quotes at most 120 characters of a name in a message', () => {
+    const name = 'n'.repeat(10_000_000);
+    const error = errorOf(() =>
+      readSafetensors(handFile(`{"${name}":{"dtype":"F99","shape":[],"data_offsets":[0,0]}}`)),
+    );
+    expect(error.message).toContain('… (10000000 characters)');
+    expect(error.message.length).toBeLessThan(600);
+    expect(String(error.details?.name).length).toBe(200);
+  });
+
   it('survives 2,000 random mutations with a valid parse or a FinepruneError', () => {
     const base = encodeSafetensors(
       {

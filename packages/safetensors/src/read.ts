@@ -5,6 +5,7 @@
  * JSON header, then the data buffer, which the header's `data_offsets` must index completely.
  */
 
+import { checkJsonBounds, quoteText } from '@fineprune/tensor';
 import {
   type SafetensorsDtype,
   SAFETENSORS_DTYPES,
@@ -25,16 +26,44 @@ import {
 export const DEFAULT_MAX_HEADER_BYTES = 100 * 1024 * 1024;
 
 /**
+ * The default bound on the number of tensors in one file: 100,000 (BERT-large has about 400;
+ * each entry costs about 1 KB to parse).
+ *
+ * @example
+ * ```ts
+ * readSafetensors(bytes, { maxTensors: DEFAULT_MAX_TENSORS * 4 });
+ * ```
+ */
+export const DEFAULT_MAX_TENSORS = 100_000;
+/**
+ * The default bound on the number of `__metadata__` entries: 10,000.
+ *
+ * @example
+ * ```ts
+ * readSafetensors(bytes, { maxMetadataEntries: DEFAULT_MAX_METADATA_ENTRIES });
+ * ```
+ */
+export const DEFAULT_MAX_METADATA_ENTRIES = 10_000;
+/** A valid header nests 3 levels (header, tensor entry, shape); deeper text is refused before parsing. */
+const MAX_HEADER_DEPTH = 8;
+/** JSON values allowed per tensor entry in the value budget (an entry of rank r uses 6 + r). */
+const VALUES_PER_TENSOR = 32;
+
+/**
  * Options of {@link readSafetensors}.
  *
  * @example
  * ```ts
- * const options: ReadSafetensorsOptions = { maxHeaderBytes: 1024 * 1024 };
+ * const options: ReadSafetensorsOptions = { maxHeaderBytes: 1024 * 1024, maxTensors: 1000 };
  * ```
  */
 export interface ReadSafetensorsOptions {
   /** Refuse files whose header is longer than this many bytes. Default 100 MiB. */
   maxHeaderBytes?: number;
+  /** Refuse headers with more tensors than this. Default {@link DEFAULT_MAX_TENSORS}. */
+  maxTensors?: number;
+  /** Refuse headers with more `__metadata__` entries than this. Default {@link DEFAULT_MAX_METADATA_ENTRIES}. */
+  maxMetadataEntries?: number;
 }
 
 /**
@@ -125,8 +154,10 @@ interface Entry {
   size: number;
 }
 
-function checkEntry(name: string, value: unknown, dataLength: number): Entry {
-  const where = `Tensor ${JSON.stringify(name)} of the safetensors header`;
+function checkEntry(fullName: string, value: unknown, dataLength: number): Entry {
+  // Errors keep at most 200 characters of the name in their details.
+  const name = fullName.slice(0, 200);
+  const where = `Tensor ${quoteText(fullName)} of the safetensors header`;
   if (!isPlainObject(value)) {
     throw corrupt(
       `${where} is ${describe(value)}, not an object with dtype, shape and data_offsets.`,
@@ -145,7 +176,7 @@ function checkEntry(name: string, value: unknown, dataLength: number): Entry {
   }
   if (!isSafetensorsDtype(dtype)) {
     throw corrupt(
-      `${where} has the dtype ${JSON.stringify(dtype)}, which this reader does not support.`,
+      `${where} has the dtype ${quoteText(dtype)}, which this reader does not support.`,
       `Convert the tensor to one of ${SAFETENSORS_DTYPES.join(', ')} before saving.`,
       { name, dtype },
     );
@@ -165,7 +196,7 @@ function checkEntry(name: string, value: unknown, dataLength: number): Entry {
     size *= dimension;
     if (!Number.isSafeInteger(size)) {
       throw corrupt(
-        `${where} has the shape ${JSON.stringify(shape)}, whose element count exceeds 2^53.`,
+        `${where} has the shape ${JSON.stringify(shape).slice(0, 80)}, whose element count exceeds 2^53.`,
         REFERENCE,
         { name },
       );
@@ -206,23 +237,30 @@ function checkEntry(name: string, value: unknown, dataLength: number): Entry {
       { name, byteLength: end - begin, expected },
     );
   }
-  return { name, dtype, shape: shape as number[], begin, end, size };
+  return { name: fullName, dtype, shape: shape as number[], begin, end, size };
 }
 
-function readMetadata(value: unknown): Record<string, string> {
+function readMetadata(value: unknown, maxEntries: number): Record<string, string> {
   if (!isPlainObject(value)) {
     throw corrupt(
       `The safetensors header's __metadata__ is ${describe(value)}, not an object of strings.`,
       REFERENCE,
     );
   }
+  if (Object.keys(value).length > maxEntries) {
+    throw corrupt(
+      `The safetensors header's __metadata__ has ${Object.keys(value).length} entries, more than maxMetadataEntries (${maxEntries}).`,
+      'If the file really holds that much metadata, raise maxMetadataEntries.',
+      { entries: Object.keys(value).length, maxMetadataEntries: maxEntries },
+    );
+  }
   const entries: [string, string][] = [];
   for (const [key, entry] of Object.entries(value)) {
     if (typeof entry !== 'string') {
       throw corrupt(
-        `The safetensors header's __metadata__ value for ${JSON.stringify(key)} is ${describe(entry)}; the format allows only strings.`,
+        `The safetensors header's __metadata__ value for ${quoteText(key)} is ${describe(entry)}; the format allows only strings.`,
         'Store metadata values as strings (for example JSON.stringify them) and save again.',
-        { key },
+        { key: key.slice(0, 200) },
       );
     }
     entries.push([key, entry]);
@@ -273,13 +311,46 @@ function readHeaderLength(source: Uint8Array, maxHeaderBytes: number): number {
   return length;
 }
 
-function parseHeader(source: Uint8Array, length: number): Record<string, unknown> {
+interface HeaderLimits {
+  maxTensors: number;
+  maxMetadataEntries: number;
+}
+
+/**
+ * Refuses header text whose structure exceeds what the limits allow, in one scan before
+ * `JSON.parse` builds anything: nesting deeper than a header can be, more top-level entries than
+ * `maxTensors` (+ `__metadata__`), an object or array with more entries than `maxMetadataEntries`,
+ * or more values in all than the tensors and metadata could need.
+ */
+function checkHeaderBounds(text: string, limits: HeaderLimits): void {
+  const excess = checkJsonBounds(text, {
+    maxDepth: MAX_HEADER_DEPTH,
+    maxRootMembers: limits.maxTensors + 1,
+    maxNestedMembers: Math.max(limits.maxMetadataEntries, 64),
+    maxValues: VALUES_PER_TENSOR * (limits.maxTensors + 1) + 2 * limits.maxMetadataEntries,
+  });
+  if (excess === undefined) return;
+  const fix =
+    excess.bound === 'rootMembers'
+      ? 'If the file really holds that many tensors, raise maxTensors; otherwise it is damaged or hostile.'
+      : excess.bound === 'nestedMembers'
+        ? 'If the file really holds that much metadata, raise maxMetadataEntries; otherwise it is damaged or hostile.'
+        : REFERENCE;
+  throw corrupt(
+    `The safetensors header ${excess.description} (at header character ${excess.offset}), beyond what this reader accepts.`,
+    fix,
+    { bound: excess.bound, limit: excess.limit },
+  );
+}
+
+function parseHeader(source: Uint8Array, length: number, limits: HeaderLimits): Record<string, unknown> {
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(source.subarray(8, 8 + length));
   } catch (error) {
     throw corrupt('The safetensors header (bytes 8 onward) is not valid UTF-8.', REFERENCE, undefined, error);
   }
+  checkHeaderBounds(text, limits);
   let header: unknown;
   try {
     header = JSON.parse(text);
@@ -295,6 +366,16 @@ function parseHeader(source: Uint8Array, length: number): Record<string, unknown
     throw corrupt(`The safetensors header is ${describe(header)}, not a JSON object of tensors.`, REFERENCE);
   }
   return header;
+}
+
+function checkedLimit(name: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw invalid(
+      `${name} must be a non-negative integer, got ${value}.`,
+      `Leave ${name} out for the default, or pass a count such as 1000.`,
+    );
+  }
+  return value;
 }
 
 function makeTensor(source: Uint8Array, dataOffset: number, entry: Entry): SafetensorsTensor {
@@ -320,7 +401,13 @@ function makeTensor(source: Uint8Array, dataOffset: number, entry: Entry): Safet
  * copied: each tensor's `bytes()` is a view of `bytes`.
  *
  * @param bytes - the whole file
- * @param options - `maxHeaderBytes` (default 100 MiB)
+ * The header's structure is bounded before it is parsed: nesting, the number of tensors
+ * (`maxTensors`) and of metadata entries (`maxMetadataEntries`), so a header of 40 million nested
+ * brackets or a million empty tensors fails after one linear scan. Names quoted in errors are cut
+ * to 120 characters.
+ *
+ * @param options - `maxHeaderBytes` (default 100 MiB), `maxTensors` (100,000),
+ *   `maxMetadataEntries` (10,000)
  * @returns the metadata and the tensors by name
  * @throws FinepruneError `CHECKPOINT_CORRUPT` naming the first problem found (the tensor, the offset
  *   and the values), `INVALID_ARGUMENT` for a bad argument
@@ -343,17 +430,31 @@ export function readSafetensors(
       'Leave it out for the default of 100 MiB, or pass a byte count such as 1048576.',
     );
   }
+  const limits = {
+    maxTensors: checkedLimit('maxTensors', options.maxTensors ?? DEFAULT_MAX_TENSORS),
+    maxMetadataEntries: checkedLimit(
+      'maxMetadataEntries',
+      options.maxMetadataEntries ?? DEFAULT_MAX_METADATA_ENTRIES,
+    ),
+  };
   const source = toUint8Array(bytes);
   const headerLength = readHeaderLength(source, maxHeaderBytes);
-  const header = parseHeader(source, headerLength);
+  const header = parseHeader(source, headerLength, limits);
   const dataOffset = 8 + headerLength;
   const dataLength = source.byteLength - dataOffset;
 
   let metadata: Record<string, string> = Object.freeze({});
   const entries: Entry[] = [];
   for (const [name, value] of Object.entries(header)) {
-    if (name === METADATA_KEY) metadata = readMetadata(value);
+    if (name === METADATA_KEY) metadata = readMetadata(value, limits.maxMetadataEntries);
     else entries.push(checkEntry(name, value, dataLength));
+  }
+  if (entries.length > limits.maxTensors) {
+    throw corrupt(
+      `The safetensors header has ${entries.length} tensors, more than maxTensors (${limits.maxTensors}).`,
+      'If the file really holds that many tensors, raise maxTensors; otherwise it is damaged or hostile.',
+      { tensors: entries.length, maxTensors: limits.maxTensors },
+    );
   }
 
   // The reference implementation requires the ranges, sorted, to cover [0, dataLength) with no gap.
@@ -363,16 +464,21 @@ export function readSafetensors(
   for (const entry of entries) {
     if (entry.begin < covered) {
       throw corrupt(
-        `Tensor ${JSON.stringify(entry.name)} (data_offsets [${entry.begin}, ${entry.end}]) overlaps tensor ${JSON.stringify(previous?.name)} (data_offsets [${previous?.begin}, ${previous?.end}]).`,
+        `Tensor ${quoteText(entry.name)} (data_offsets [${entry.begin}, ${entry.end}]) overlaps tensor ${quoteText(previous?.name)} (data_offsets [${previous?.begin}, ${previous?.end}]).`,
         `${REFERENCE} Overlapping tensors are refused because writing one would change the other.`,
-        { name: entry.name, other: previous?.name, begin: entry.begin, previousEnd: covered },
+        {
+          name: entry.name.slice(0, 200),
+          other: previous?.name.slice(0, 200),
+          begin: entry.begin,
+          previousEnd: covered,
+        },
       );
     }
     if (entry.begin > covered) {
       throw corrupt(
-        `The data buffer has a hole: bytes ${covered} to ${entry.begin} belong to no tensor (before tensor ${JSON.stringify(entry.name)}).`,
+        `The data buffer has a hole: bytes ${covered} to ${entry.begin} belong to no tensor (before tensor ${quoteText(entry.name)}).`,
         `${REFERENCE} The safetensors format requires the data buffer to be fully indexed.`,
-        { name: entry.name, holeBegin: covered, holeEnd: entry.begin },
+        { name: entry.name.slice(0, 200), holeBegin: covered, holeEnd: entry.begin },
       );
     }
     covered = entry.end;

@@ -6,7 +6,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import { ErrorCodes, FinepruneError } from '@fineprune/tensor';
 import { decodeFloat32, decodeInt32 } from './decode';
 import { dtypeInfo, invalid } from './dtypes';
-import { type EncodableDtype, encodeSafetensors, type SafetensorsInput } from './encode';
+import {
+  type EncodableDtype,
+  type EncodeSafetensorsOptions,
+  encodeSafetensors,
+  type SafetensorsInput,
+} from './encode';
 import type { SafetensorsFile } from './read';
 
 /**
@@ -99,6 +104,8 @@ export interface SafetensorsFromTensorsOptions {
   dtype?: 'F32' | 'F16' | 'BF16';
   /** `__metadata__` strings. */
   metadata?: Record<string, string>;
+  /** See {@link EncodeSafetensorsOptions.overflow}: `'error'` (default) or `'saturate'`. */
+  overflow?: EncodeSafetensorsOptions['overflow'];
 }
 
 /**
@@ -164,5 +171,5 @@ export async function safetensorsFromTensors(
       tensor.dtype === 'float32' ? floatDtype : tensor.dtype === 'int32' ? 'I32' : 'BOOL';
     inputs[name] = { dtype, shape: tensor.shape, data };
   }
-  return encodeSafetensors(inputs, options.metadata);
+  return encodeSafetensors(inputs, options.metadata, options.overflow ? { overflow: options.overflow } : {});
 }

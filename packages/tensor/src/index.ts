@@ -19,6 +19,8 @@ export {
   type FinepruneErrorCode,
   type FinepruneErrorOptions,
 } from './errors';
+export { checkJsonBounds, type JsonBounds, type JsonExcess, quoteText } from './json-bounds';
+export { type ReadRegularFileOptions, readRegularFile } from './regular-file';
 export { FUSED_ADAM_KERNEL, type FusedAdamScalars, fusedAdamStep } from './fused-adam';
 export { countTensors, type LeakGuardOptions, withLeakGuard } from './leak-guard';
 export { maskedWeight } from './masked-weight';

@@ -1,11 +1,12 @@
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { errorOf } from '@fineprune/core/testing';
 import { encodeSafetensors, readSafetensors, type SafetensorsInput } from '@fineprune/safetensors';
-import { setBackend, withLeakGuard } from '@fineprune/tensor';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type FinepruneError, setBackend, withLeakGuard } from '@fineprune/tensor';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   exportHuggingFace,
   huggingFaceNames,
@@ -296,12 +297,12 @@ for (const backend of ['cpu', 'wasm'] as const) {
           }),
         ),
       );
-      expect(extra.message).toMatch(/unexpected cls\.seq_relationship\.bias/);
+      expect(extra.message).toMatch(/unexpected "cls\.seq_relationship\.bias"/);
       const wrong = errorOf(() =>
         loadHuggingFaceWeights(model, handBuiltFile({ ...tiny, intermediateSize: 6 }, task)),
       );
       expect(wrong.message).toMatch(
-        /mismatched bert\.encoder\.layer\.0\.intermediate\.dense\.weight: F32 \[6,4\] in the file, F32 \[8,4\] expected/,
+        /mismatched "bert\.encoder\.layer\.0\.intermediate\.dense\.weight": F32 \[6,4\] in the file, F32 \[8,4\] expected/,
       );
       expect(wrong.details?.mismatched).toHaveLength(6); // 2 layers × (intermediate weight, bias, output weight)
       // A failed load changes nothing.
@@ -388,8 +389,30 @@ for (const backend of ['cpu', 'wasm'] as const) {
         },
       });
       expect(errorOf(() => loadHuggingFaceWeights(model, file)).message).toMatch(
-        /key\.weight_mask: mask values/,
+        /key\.weight_mask": mask values/,
       );
+      model.dispose();
+    });
+
+    it('refuses NaN and infinite weights, naming the tensor and index, and leaves the model unchanged', async () => {
+      const task: BertTask = { type: 'span' };
+      const model = createBertModel({ config: tiny, task, seed: 4 });
+      const before = await model.variables()[0]!.variable.data();
+      const file = handBuiltFile(tiny, task, {
+        set: {
+          'bert.encoder.layer.1.output.dense.weight': (values) => {
+            values[5] = Number.NaN;
+          },
+          'bert.embeddings.LayerNorm.weight': (values) => {
+            values[0] = Number.NEGATIVE_INFINITY;
+          },
+        },
+      });
+      const error = errorOf(() => loadHuggingFaceWeights(model, file));
+      expect(error.code).toBe('CHECKPOINT_CORRUPT');
+      expect(error.message).toContain('"bert.encoder.layer.1.output.dense.weight" holds NaN at index 5');
+      expect(error.message).toContain('"bert.embeddings.LayerNorm.weight" holds -Infinity at index 0');
+      expect(await model.variables()[0]!.variable.data()).toEqual(before);
       model.dispose();
     });
   });
@@ -418,5 +441,64 @@ describe('checkpoint directories (Node)', () => {
     });
     model.dispose();
     reloaded.dispose();
+  });
+
+  it('checks config.json and every tensor against it before building the model', async () => {
+    await setBackend('cpu');
+    const model = createBertModel({ config: tiny, task: { type: 'classification', numLabels: 3 }, seed: 2 });
+    const source = path.join(directory, 'source');
+    await saveHuggingFaceDirectory(model, source);
+    model.dispose();
+    const variant = (name: string, edit: (json: Record<string, unknown>) => void) => {
+      const target = path.join(directory, name);
+      fs.cpSync(source, target, { recursive: true });
+      const json = JSON.parse(fs.readFileSync(path.join(target, 'config.json'), 'utf8'));
+      edit(json);
+      fs.writeFileSync(path.join(target, 'config.json'), JSON.stringify(json));
+      return target;
+    };
+    const tensors = tf.memory().numTensors;
+    // vocab_size 2^40: refused from the sizes alone.
+    const huge = await loadHuggingFaceDirectory(
+      variant('huge', (json) => {
+        json.vocab_size = 2 ** 40;
+      }),
+    ).then(
+      () => undefined,
+      (error: FinepruneError) => error,
+    );
+    expect(huge?.code).toBe('INVALID_ARGUMENT');
+    expect(huge?.message).toContain(
+      `${path.join(directory, 'huge', 'config.json')}: EncoderConfig describes an encoder of about`,
+    );
+    expect(huge?.details).toMatchObject({ file: path.join(directory, 'huge', 'config.json') });
+    // A plausible size the weights do not have: refused by the shapes, before the model is built
+    // (building it makes one tf.Variable per weight).
+    const makeVariable = vi.spyOn(tf.engine(), 'makeVariable');
+    const other = await loadHuggingFaceDirectory(
+      variant('other', (json) => {
+        json.vocab_size = 1000;
+      }),
+    ).then(
+      () => undefined,
+      (error: FinepruneError) => error,
+    );
+    expect(makeVariable).not.toHaveBeenCalled();
+    makeVariable.mockRestore();
+    expect(other?.code).toBe('CHECKPOINT_MISMATCH');
+    expect(other?.message).toContain(
+      'word_embeddings.weight": F32 [13,4] in the file, F32 [1000,4] expected',
+    );
+    expect(tf.memory().numTensors).toBe(tensors);
+    // A config.json of nested brackets, or a FIFO, fails at once.
+    const deep = path.join(directory, 'deep');
+    fs.cpSync(source, deep, { recursive: true });
+    fs.writeFileSync(path.join(deep, 'config.json'), '['.repeat(1_000_000));
+    await expect(loadHuggingFaceDirectory(deep)).rejects.toMatchObject({ code: 'CHECKPOINT_CORRUPT' });
+    const fifo = path.join(directory, 'fifo');
+    fs.cpSync(source, fifo, { recursive: true });
+    fs.rmSync(path.join(fifo, 'config.json'));
+    execFileSync('mkfifo', [path.join(fifo, 'config.json')]);
+    await expect(loadHuggingFaceDirectory(fifo)).rejects.toThrow(/is not a regular file/);
   });
 });

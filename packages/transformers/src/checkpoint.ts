@@ -12,7 +12,7 @@ import {
   type SafetensorsInput,
   type SafetensorsTensor,
 } from '@fineprune/safetensors';
-import { ErrorCodes, FinepruneError } from '@fineprune/tensor';
+import { ErrorCodes, FinepruneError, quoteText } from '@fineprune/tensor';
 import { configToHuggingFace, type EncoderConfig, validateConfig } from './config';
 import { type BertLayoutEntry, type BertTask, bertLayout, validateTask } from './layout';
 import type { BertModel } from './model';
@@ -124,9 +124,144 @@ function transposeValues(values: Float32Array, rows: number, columns: number): F
   return out;
 }
 
-interface Planned {
-  variable: tf.Variable;
-  values: Float32Array;
+/** What a Hugging Face file gives each variable, checked and decoded, before anything is assigned. */
+export interface HuggingFaceLoadPlan {
+  /** Decoded values (in our layout, transposed where needed) by our variable name. */
+  values: Map<string, Float32Array>;
+  /** Decoded masks (in our layout) by our parameter name. */
+  masks: Map<string, Float32Array>;
+  report: HuggingFaceLoadReport;
+}
+
+/** The index of the first NaN or ±Infinity, or −1. */
+function firstNonFinite(values: Float32Array): number {
+  for (let index = 0; index < values.length; index += 1) if (!Number.isFinite(values[index]!)) return index;
+  return -1;
+}
+
+/**
+ * Checks a Hugging Face BERT file against the layout of `config` and `task` and decodes what it
+ * gives each variable, without a model: names, shapes and dtypes first (so a config whose sizes the
+ * file does not have fails before any model is built), then every value finite.
+ *
+ * @throws FinepruneError `CHECKPOINT_MISMATCH` listing missing, unexpected or mismatched tensors;
+ *   `CHECKPOINT_CORRUPT` naming tensors that hold NaN or ±Infinity
+ */
+export function planHuggingFaceLoad(
+  config: EncoderConfig,
+  task: BertTask,
+  file: SafetensorsFile,
+  strict: boolean,
+): HuggingFaceLoadPlan {
+  const layout = bertLayout(validateConfig(config), validateTask(task));
+  const used = new Set<string>();
+  const plan: HuggingFaceLoadPlan = {
+    values: new Map(),
+    masks: new Map(),
+    report: { loaded: [], missing: [], unexpected: [], mismatched: [], masks: [] },
+  };
+  const { report } = plan;
+  const fatalMissing: string[] = [];
+  const fatalShapes: string[] = [];
+  const nonFinite: string[] = [];
+  const headPart = (entry: BertLayoutEntry) => entry.part === 'head' || entry.part === 'pooler';
+
+  const decode = (tensor: SafetensorsTensor, entry: BertLayoutEntry): Float32Array | undefined => {
+    const expected = entry.huggingFaceShape;
+    if (!isFloatDtype(tensor.dtype) || !tf.util.arraysEqual([...tensor.shape], [...expected])) {
+      const problem = `${quoteText(tensor.name)}: ${tensor.dtype} [${tensor.shape}] in the file, F32 [${expected}] expected`;
+      if (!strict && headPart(entry)) report.mismatched.push(tensor.name);
+      else fatalShapes.push(problem);
+      return undefined;
+    }
+    const values = decodeFloat32(tensor);
+    const bad = firstNonFinite(values);
+    if (bad >= 0) nonFinite.push(`${quoteText(tensor.name)} holds ${values[bad]} at index ${bad}`);
+    return entry.transpose ? transposeValues(values, expected[0]!, expected[1]!) : values;
+  };
+
+  for (const entry of layout) {
+    const found = candidateNames(entry.huggingFaceName).find((name) => file.tensors.has(name));
+    if (found === undefined) {
+      if (strict || !headPart(entry)) fatalMissing.push(entry.huggingFaceName);
+      report.missing.push(entry.huggingFaceName);
+      continue;
+    }
+    used.add(found);
+    const values = decode(file.tensors.get(found)!, entry);
+    if (values === undefined) continue;
+    plan.values.set(entry.name, values);
+    report.loaded.push(entry.huggingFaceName);
+    if (entry.prunableGroup === undefined) continue;
+    const maskName = `${found}${MASK_SUFFIX}`;
+    const maskTensor = file.tensors.get(maskName);
+    if (maskTensor === undefined) continue;
+    used.add(maskName);
+    if (!tf.util.arraysEqual([...maskTensor.shape], [...entry.huggingFaceShape])) {
+      fatalShapes.push(
+        `${quoteText(maskName)}: [${maskTensor.shape}] in the file, [${entry.huggingFaceShape}] expected`,
+      );
+      continue;
+    }
+    const raw = isFloatDtype(maskTensor.dtype)
+      ? decodeFloat32(maskTensor)
+      : Float32Array.from(decodeInt32(maskTensor));
+    if (raw.some((value) => !(value >= 0 && value <= 1))) {
+      fatalShapes.push(`${quoteText(maskName)}: mask values must lie in [0, 1]`);
+      continue;
+    }
+    const [rows, columns] = entry.huggingFaceShape as [number, number];
+    plan.masks.set(entry.name, transposeValues(raw, rows, columns));
+    report.masks.push(entry.huggingFaceName);
+  }
+  for (const name of file.tensors.keys()) {
+    if (!used.has(name) && !isIgnorable(name)) report.unexpected.push(name);
+  }
+  const problems: string[] = [];
+  if (fatalMissing.length > 0) problems.push(`missing ${listSome(fatalMissing)}`);
+  if (strict && report.unexpected.length > 0)
+    problems.push(`unexpected ${listSome(report.unexpected.map((name) => quoteText(name)))}`);
+  if (fatalShapes.length > 0) problems.push(`mismatched ${listSome(fatalShapes)}`);
+  if (problems.length > 0) {
+    throw new FinepruneError({
+      code: ErrorCodes.CHECKPOINT_MISMATCH,
+      message: `The checkpoint does not fit this ${task.type} model (${config.numLayers} layers, hidden ${config.hiddenSize}): ${problems.join('; ')}.`,
+      fix: strict
+        ? 'Check that config.json matches the weights; to start a new task head from an encoder checkpoint, pass { strict: false }.'
+        : 'Build the model from the checkpoint’s config.json (configFromHuggingFace) so that the encoder fits.',
+      details: {
+        missing: fatalMissing,
+        unexpected: strict ? report.unexpected.slice(0, 100).map((name) => name.slice(0, 200)) : [],
+        mismatched: fatalShapes,
+      },
+    });
+  }
+  if (nonFinite.length > 0) {
+    throw new FinepruneError({
+      code: ErrorCodes.CHECKPOINT_CORRUPT,
+      message: `The checkpoint holds weights that are not finite numbers: ${listSome(nonFinite)}.`,
+      fix: 'The model that was saved had diverged, or the file is damaged; export it again from a healthy model or restore the file.',
+      details: { tensors: nonFinite },
+    });
+  }
+  return plan;
+}
+
+/** Assigns a checked plan to the model's variables; masks not in the plan are reset to ones. */
+export function applyHuggingFaceLoad(model: BertModel, plan: HuggingFaceLoadPlan): void {
+  const variables = new Map(model.variables().map((entry) => [entry.name, entry.variable]));
+  tf.tidy(() => {
+    for (const [name, values] of plan.values) {
+      const variable = variables.get(name)!;
+      variable.assign(tf.tensor(values, variable.shape, 'float32'));
+    }
+    for (const parameter of model.parameters()) {
+      const mask = plan.masks.get(parameter.name);
+      parameter.mask.assign(
+        mask ? tf.tensor(mask, [...parameter.shape], 'float32') : tf.ones([...parameter.shape]),
+      );
+    }
+  });
 }
 
 /**
@@ -135,16 +270,17 @@ interface Planned {
  * (BertFor… checkpoints) or not (BertModel checkpoints); LayerNorm parameters may be `weight`/`bias`
  * or the legacy `gamma`/`beta`; `cls.predictions.decoder.weight` (tied to the word embeddings) and
  * `position_ids` are ignored. Linear weights are transposed from [out, in]. F32, F16, BF16 and F64
- * tensors are accepted. Masks: a `<name>_mask` entry (U8 0/1, or float in [0, 1]) sets the mask of a
- * pruned weight; every other mask is reset to ones. Everything is checked before anything is
- * assigned, so a failed load leaves the model unchanged.
+ * tensors are accepted; every value must be finite. Masks: a `<name>_mask` entry (U8 0/1, or float
+ * in [0, 1]) sets the mask of a pruned weight; every other mask is reset to ones. Everything is
+ * checked before anything is assigned, so a failed load leaves the model unchanged.
  *
  * @param model - the model to fill
  * @param file - the parsed safetensors file
  * @param options - `strict` (default true)
  * @returns what was loaded, missing, unexpected, mismatched, and which masks came from the file
  * @throws FinepruneError `CHECKPOINT_MISMATCH` listing (first 10 and a count) the missing names,
- *   unexpected names, shape or dtype mismatches that the mode does not allow
+ *   unexpected names, shape or dtype mismatches that the mode does not allow; `CHECKPOINT_CORRUPT`
+ *   naming the tensors that hold NaN or ±Infinity
  *
  * @example
  * ```ts
@@ -158,7 +294,6 @@ export function loadHuggingFaceWeights(
   file: SafetensorsFile,
   options: LoadHuggingFaceOptions = {},
 ): HuggingFaceLoadReport {
-  const strict = options.strict ?? true;
   if (typeof file !== 'object' || file === null || !(file.tensors instanceof Map)) {
     throw new FinepruneError({
       code: ErrorCodes.INVALID_ARGUMENT,
@@ -166,99 +301,9 @@ export function loadHuggingFaceWeights(
       fix: 'Pass readSafetensors(bytes) or await readSafetensorsFile(path) from @fineprune/safetensors.',
     });
   }
-  const layout = new Map(bertLayout(model.config, model.task).map((entry) => [entry.name, entry]));
-  const prunable = new Map(model.parameters().map((parameter) => [parameter.name, parameter]));
-  const used = new Set<string>();
-  const planned: Planned[] = [];
-  const plannedMasks: Planned[] = [];
-  const report: HuggingFaceLoadReport = {
-    loaded: [],
-    missing: [],
-    unexpected: [],
-    mismatched: [],
-    masks: [],
-  };
-  const fatalMissing: string[] = [];
-  const fatalShapes: string[] = [];
-  const headPart = (entry: BertLayoutEntry) => entry.part === 'head' || entry.part === 'pooler';
-
-  const decode = (tensor: SafetensorsTensor, entry: BertLayoutEntry): Float32Array | undefined => {
-    const expected = entry.huggingFaceShape;
-    if (!isFloatDtype(tensor.dtype) || !tf.util.arraysEqual([...tensor.shape], [...expected])) {
-      const problem = `${tensor.name}: ${tensor.dtype} [${tensor.shape}] in the file, F32 [${expected}] expected`;
-      if (!strict && headPart(entry)) report.mismatched.push(tensor.name);
-      else fatalShapes.push(problem);
-      return undefined;
-    }
-    const values = decodeFloat32(tensor);
-    return entry.transpose ? transposeValues(values, expected[0]!, expected[1]!) : values;
-  };
-
-  for (const variable of model.variables()) {
-    const entry = layout.get(variable.name)!;
-    const found = candidateNames(entry.huggingFaceName).find((name) => file.tensors.has(name));
-    if (found === undefined) {
-      if (strict || !headPart(entry)) fatalMissing.push(entry.huggingFaceName);
-      report.missing.push(entry.huggingFaceName);
-      continue;
-    }
-    used.add(found);
-    const tensor = file.tensors.get(found)!;
-    const values = decode(tensor, entry);
-    if (values === undefined) continue;
-    planned.push({ variable: variable.variable, values });
-    report.loaded.push(entry.huggingFaceName);
-    const parameter = prunable.get(variable.name);
-    if (parameter === undefined) continue;
-    const maskName = `${found}${MASK_SUFFIX}`;
-    const maskTensor = file.tensors.get(maskName);
-    if (maskTensor === undefined) continue;
-    used.add(maskName);
-    if (!tf.util.arraysEqual([...maskTensor.shape], [...entry.huggingFaceShape])) {
-      fatalShapes.push(
-        `${maskName}: [${maskTensor.shape}] in the file, [${entry.huggingFaceShape}] expected`,
-      );
-      continue;
-    }
-    const raw = isFloatDtype(maskTensor.dtype)
-      ? decodeFloat32(maskTensor)
-      : Float32Array.from(decodeInt32(maskTensor));
-    if (raw.some((value) => !(value >= 0 && value <= 1))) {
-      fatalShapes.push(`${maskName}: mask values must lie in [0, 1]`);
-      continue;
-    }
-    const [rows, columns] = entry.huggingFaceShape as [number, number];
-    plannedMasks.push({ variable: parameter.mask, values: transposeValues(raw, rows, columns) });
-    report.masks.push(entry.huggingFaceName);
-  }
-  for (const name of file.tensors.keys()) {
-    if (!used.has(name) && !isIgnorable(name)) report.unexpected.push(name);
-  }
-  const problems: string[] = [];
-  if (fatalMissing.length > 0) problems.push(`missing ${listSome(fatalMissing)}`);
-  if (strict && report.unexpected.length > 0) problems.push(`unexpected ${listSome(report.unexpected)}`);
-  if (fatalShapes.length > 0) problems.push(`mismatched ${listSome(fatalShapes)}`);
-  if (problems.length > 0) {
-    throw new FinepruneError({
-      code: ErrorCodes.CHECKPOINT_MISMATCH,
-      message: `The checkpoint does not fit this ${model.task.type} model (${model.config.numLayers} layers, hidden ${model.config.hiddenSize}): ${problems.join('; ')}.`,
-      fix: strict
-        ? 'Check that config.json matches the weights; to start a new task head from an encoder checkpoint, pass { strict: false }.'
-        : 'Build the model from the checkpoint’s config.json (configFromHuggingFace) so that the encoder fits.',
-      details: {
-        missing: fatalMissing,
-        unexpected: strict ? report.unexpected : [],
-        mismatched: fatalShapes,
-      },
-    });
-  }
-  tf.tidy(() => {
-    for (const { variable, values } of planned) variable.assign(tf.tensor(values, variable.shape, 'float32'));
-    for (const parameter of model.parameters()) parameter.mask.assign(tf.ones([...parameter.shape]));
-    for (const { variable, values } of plannedMasks)
-      variable.assign(tf.tensor(values, variable.shape, 'float32'));
-  });
-  return report;
+  const plan = planHuggingFaceLoad(model.config, model.task, file, options.strict ?? true);
+  applyHuggingFaceLoad(model, plan);
+  return plan.report;
 }
 
 /**

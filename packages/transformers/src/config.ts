@@ -95,13 +95,28 @@ const INTEGER_KEYS = [
   'typeVocabSize',
 ] as const;
 
+/** The most parameters an encoder may have: 2^31 (8 GiB of float32; bert-large has about 3.4e8). */
+const MAX_PARAMETERS = 2 ** 31;
+
+/**
+ * The encoder's parameter count (without the task head), from the sizes alone, so that absurd
+ * sizes are refused before any layout or tensor is made: embeddings (V + P + T)·H + 2H (LayerNorm);
+ * per layer Q, K, V, O 4(H² + H), feed-forward H·I + I + I·H + H, two LayerNorms 4H.
+ */
+function parameterCount(config: EncoderConfig): number {
+  const { vocabSize, maxPositions, typeVocabSize, hiddenSize: H, intermediateSize: I, numLayers } = config;
+  const embeddings = (vocabSize + maxPositions + typeVocabSize) * H + 2 * H;
+  const perLayer = 4 * (H * H + H) + 2 * H * I + I + H + 4 * H;
+  return embeddings + numLayers * perLayer;
+}
+
 /**
  * Checks every field of an {@link EncoderConfig} and returns a frozen copy.
  *
  * @param config - the configuration to check
  * @returns the same values, frozen
  * @throws FinepruneError `INVALID_ARGUMENT` naming the first bad field (sizes must be positive
- *   integers, `hiddenSize` a multiple of `numHeads`, dropouts in [0, 1), ε and the init range
+ *   integers describing at most 2^31 parameters, `hiddenSize` a multiple of `numHeads`, dropouts in [0, 1), ε and the init range
  *   positive and finite, the activation `gelu` or `gelu_tanh`)
  *
  * @example
@@ -125,6 +140,14 @@ export function validateConfig(config: EncoderConfig): Readonly<EncoderConfig> {
         { key, value },
       );
     }
+  }
+  const parameters = parameterCount(config);
+  if (parameters > MAX_PARAMETERS) {
+    throw invalidConfig(
+      `EncoderConfig describes an encoder of about ${parameters.toExponential(2)} parameters (vocabSize ${config.vocabSize}, hiddenSize ${config.hiddenSize}, numLayers ${config.numLayers}, intermediateSize ${config.intermediateSize}), more than the 2^31 this package builds.`,
+      'Check the sizes (a config.json from a damaged or hand-edited checkpoint?); bert-large has about 3.4e8 parameters.',
+      { parameters },
+    );
   }
   if (config.hiddenSize % config.numHeads !== 0) {
     throw invalidConfig(

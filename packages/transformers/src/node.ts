@@ -7,12 +7,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readSafetensorsFile, writeSafetensorsFile } from '@fineprune/safetensors/node';
-import { ErrorCodes, FinepruneError } from '@fineprune/tensor';
+import { checkJsonBounds, ErrorCodes, FinepruneError, readRegularFile } from '@fineprune/tensor';
 import {
+  applyHuggingFaceLoad,
   type ExportHuggingFaceOptions,
   exportHuggingFace,
   type HuggingFaceLoadReport,
-  loadHuggingFaceWeights,
+  planHuggingFaceLoad,
   taskFromHuggingFace,
 } from './checkpoint';
 import { configFromHuggingFace } from './config';
@@ -40,6 +41,56 @@ export const CONFIG_FILE = 'config.json';
 
 function ioFailed(message: string, fix: string, cause: unknown): FinepruneError {
   return new FinepruneError({ code: ErrorCodes.IO_FAILED, message, fix, cause });
+}
+
+/** The largest config.json read (a BERT config has about 30 keys). */
+const MAX_CONFIG_BYTES = 1024 * 1024;
+
+/** Reads config.json as untrusted: a regular file of at most 1 MiB, shallow JSON. */
+async function readConfigJson(configPath: string): Promise<Record<string, unknown>> {
+  const bytes = await readRegularFile(configPath, {
+    maxBytes: MAX_CONFIG_BYTES,
+    what: 'the config',
+    fix: 'Pass a directory that holds the config.json and model.safetensors of a BERT checkpoint.',
+    code: ErrorCodes.CHECKPOINT_CORRUPT,
+  });
+  const text = new TextDecoder().decode(bytes);
+  const corrupt = (message: string, cause?: unknown) =>
+    new FinepruneError({
+      code: ErrorCodes.CHECKPOINT_CORRUPT,
+      message: `${configPath} ${message}`,
+      fix: 'Restore config.json from the original checkpoint.',
+      ...(cause !== undefined ? { cause } : {}),
+      details: { file: configPath },
+    });
+  const excess = checkJsonBounds(text, { maxDepth: 16, maxValues: 100_000 });
+  if (excess) throw corrupt(`${excess.description}; no config.json does.`);
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw corrupt(`is not valid JSON: ${(error as Error).message.slice(0, 200)}`, error);
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json))
+    throw corrupt('is not a JSON object.');
+  return json as Record<string, unknown>;
+}
+
+/** Runs `check` and names `file` in any FinepruneError it throws (message and details). */
+function inFile<T>(file: string, check: () => T): T {
+  try {
+    return check();
+  } catch (error) {
+    if (!FinepruneError.is(error)) throw error;
+    const message = error.message.slice(`[${error.code}] `.length, -` Fix: ${error.fix}`.length);
+    throw new FinepruneError({
+      code: error.code,
+      message: `${file}: ${message}`,
+      fix: error.fix,
+      cause: error,
+      details: { ...error.details, file },
+    });
+  }
 }
 
 /** Writes a text file atomically: temporary file in the same directory, fsync, rename. */
@@ -128,14 +179,17 @@ export interface LoadHuggingFaceDirectoryOptions {
 
 /**
  * Builds a model from a Hugging Face checkpoint directory (`config.json` + `model.safetensors`)
- * and loads its weights.
+ * and loads its weights. Both files are untrusted: the config is validated (sizes bounded), and
+ * every tensor is checked against it (names, shapes, dtypes, finite values) before the model is
+ * built, so a config with `vocab_size: 2^40` or a NaN weight fails without allocating anything.
  *
  * @param directory - the checkpoint directory
  * @param options - task, seed, freezeEmbeddings, strict
  * @returns the model and the load report
  * @throws FinepruneError `IO_FAILED` when a file cannot be read, `CHECKPOINT_CORRUPT` for a
- *   malformed file, `INVALID_ARGUMENT` when config.json is not a BERT config or names no task and
- *   none is given, `CHECKPOINT_MISMATCH` when the weights do not fit
+ *   malformed file or non-finite weights, `INVALID_ARGUMENT` when config.json is not a BERT config
+ *   (or describes more than 2^31 parameters) or names no task and none is given,
+ *   `CHECKPOINT_MISMATCH` when the weights do not fit; each names the file
  *
  * @example
  * ```ts
@@ -151,26 +205,9 @@ export async function loadHuggingFaceDirectory(
   options: LoadHuggingFaceDirectoryOptions = {},
 ): Promise<{ model: BertModel; report: HuggingFaceLoadReport }> {
   const configPath = path.join(directory, CONFIG_FILE);
-  let json: Record<string, unknown>;
-  try {
-    json = JSON.parse(await fs.promises.readFile(configPath, 'utf8')) as Record<string, unknown>;
-  } catch (error) {
-    if (error instanceof SyntaxError) {
-      throw new FinepruneError({
-        code: ErrorCodes.CHECKPOINT_CORRUPT,
-        message: `${configPath} is not valid JSON: ${error.message}`,
-        fix: 'Restore config.json from the original checkpoint.',
-        cause: error,
-      });
-    }
-    throw ioFailed(
-      `Cannot read ${configPath}: ${(error as Error).message}`,
-      'Pass a directory that holds config.json and model.safetensors.',
-      error,
-    );
-  }
-  const config = configFromHuggingFace(json);
-  const task = options.task ?? taskFromHuggingFace(json);
+  const json = await readConfigJson(configPath);
+  const config = inFile(configPath, () => configFromHuggingFace(json));
+  const task = options.task ?? inFile(configPath, () => taskFromHuggingFace(json));
   if (task === undefined) {
     throw new FinepruneError({
       code: ErrorCodes.INVALID_ARGUMENT,
@@ -178,7 +215,10 @@ export async function loadHuggingFaceDirectory(
       fix: "Pass options.task, for example { type: 'classification', numLabels: 2 }.",
     });
   }
-  const file = await readSafetensorsFile(path.join(directory, WEIGHTS_FILE));
+  const weightsPath = path.join(directory, WEIGHTS_FILE);
+  const file = await readSafetensorsFile(weightsPath);
+  // Every tensor is checked against the config (names, shapes, finite values) before the model exists.
+  const plan = inFile(weightsPath, () => planHuggingFaceLoad(config, task, file, options.strict ?? true));
   const model = createBertModel({
     config,
     task,
@@ -186,8 +226,8 @@ export async function loadHuggingFaceDirectory(
     ...(options.freezeEmbeddings !== undefined ? { freezeEmbeddings: options.freezeEmbeddings } : {}),
   });
   try {
-    const report = loadHuggingFaceWeights(model, file, { strict: options.strict ?? true });
-    return { model, report };
+    applyHuggingFaceLoad(model, plan);
+    return { model, report: plan.report };
   } catch (error) {
     model.dispose();
     throw error;

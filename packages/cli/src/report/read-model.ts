@@ -1,5 +1,5 @@
-import { ErrorCodes, FinepruneError } from '@fineprune/core';
-import { CHECKPOINT_PREFIX, type CheckpointMetadata, fileSystem } from '@fineprune/layers';
+import path from 'node:path';
+import { decodeSavedModel, fileSystem } from '@fineprune/layers';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayerRow, ParameterSample } from '../run-record';
 import { sampleParameter } from './samples';
@@ -25,8 +25,13 @@ export interface SavedModelSummary {
  * Reads a saved model directory without building the model: a fineprune checkpoint (masks and
  * learned scores from the checkpoint) or a plain TF.js layers model such as a stripped export
  * (weights of rank ≥ 2 are the prunable ones, exact zeros count as pruned, scores are |W|).
+ * Everything is checked as untrusted first (`fileSystem` and `decodeSavedModel` of
+ * `@fineprune/layers`): a mask entry of NaN, −1 or 2 or a NaN weight is an error naming the file and
+ * the entry, never a count. Version-1 checkpoints (without content hashes) are read, since a report
+ * changes nothing; their masks must still lie in [0, 1].
  *
- * @throws FinepruneError `IO_FAILED` / `CHECKPOINT_CORRUPT` when the directory cannot be read
+ * @throws FinepruneError `IO_FAILED` / `CHECKPOINT_CORRUPT` / `CHECKPOINT_MISMATCH` when the
+ *   directory cannot be read or holds a damaged or malformed model
  *
  * @example
  * ```ts
@@ -36,38 +41,28 @@ export interface SavedModelSummary {
  */
 export async function readSavedModel(directory: string): Promise<SavedModelSummary> {
   const artifacts = await fileSystem(directory).load!();
-  if (!artifacts.weightSpecs || !artifacts.weightData) {
-    throw new FinepruneError({
-      code: ErrorCodes.CHECKPOINT_CORRUPT,
-      message: `${directory} holds no weights.`,
-      fix: 'Point at a directory written by fineprune run/export or model.save().',
-    });
-  }
-  const tensors = tf.io.decodeWeights(artifacts.weightData, artifacts.weightSpecs);
+  const { metadata, weights, pruner } = await decodeSavedModel(artifacts, {
+    source: path.join(directory, 'model.json'),
+    allowUnverified: true,
+  });
   try {
-    const metadata = (artifacts.userDefinedMetadata as Record<string, unknown> | undefined)?.fineprune as
-      | CheckpointMetadata
-      | undefined;
     const parameters =
       metadata?.parameters.map((parameter) => parameter.name) ??
-      Object.entries(tensors)
-        .filter(
-          ([name, tensor]) =>
-            !name.startsWith(CHECKPOINT_PREFIX) && tensor.rank >= 2 && tensor.dtype === 'float32',
-        )
+      [...weights.entries()]
+        .filter(([, tensor]) => tensor.rank >= 2 && tensor.dtype === 'float32')
         .map(([name]) => name);
     const layers: LayerRow[] = [];
     const samples: ParameterSample[] = [];
     for (const name of parameters) {
-      const weight = tensors[name];
-      if (!weight) continue;
-      const weights = weight.dataSync() as Float32Array;
-      const maskTensor = metadata ? tensors[`${CHECKPOINT_PREFIX}mask/${name}`] : undefined;
+      // decodeSavedModel checked that every parameter of a checkpoint has its weight and mask.
+      const weight = weights.get(name)!;
+      const values = (await weight.data()) as Float32Array;
+      const maskTensor = metadata ? pruner[`mask/${name}`] : undefined;
       const mask = maskTensor
-        ? Float32Array.from(maskTensor.dataSync())
-        : Float32Array.from(weights, (value) => (value !== 0 ? 1 : 0));
-      const learned = metadata ? tensors[`${CHECKPOINT_PREFIX}scores/${name}`] : undefined;
-      const scores = learned ? (learned.dataSync() as Float32Array) : Float32Array.from(weights, Math.abs);
+        ? Float32Array.from(await maskTensor.data())
+        : Float32Array.from(values, (value) => (value !== 0 ? 1 : 0));
+      const learned = metadata ? pruner[`scores/${name}`] : undefined;
+      const scores = learned ? ((await learned.data()) as Float32Array) : Float32Array.from(values, Math.abs);
       let kept = 0;
       for (const value of mask) if (value !== 0) kept += 1;
       layers.push({
@@ -78,7 +73,7 @@ export async function readSavedModel(directory: string): Promise<SavedModelSumma
         kept,
         sparsity: weight.size ? 1 - kept / weight.size : 0,
       });
-      samples.push(sampleParameter(name, weights, scores, mask, learned ? 'learned' : 'magnitude'));
+      samples.push(sampleParameter(name, values, scores, mask, learned ? 'learned' : 'magnitude'));
     }
     return {
       kind: metadata ? 'checkpoint' : 'model',
@@ -87,6 +82,6 @@ export async function readSavedModel(directory: string): Promise<SavedModelSumma
       samples,
     };
   } finally {
-    tf.dispose(Object.values(tensors));
+    tf.dispose([...weights.values(), ...Object.values(pruner)]);
   }
 }
