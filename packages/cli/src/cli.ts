@@ -20,7 +20,8 @@ import { createProgress, type ProgressOutput } from './progress';
 import { renderHtmlReport } from './report/html';
 import { readSavedModel, type SavedModelSummary } from './report/read-model';
 import { keptHistograms, layerTable } from './report/text';
-import { type RunEvent, runRecipe } from './run-recipe';
+import { runRecipe } from './run-recipe';
+import type { RunEvent } from './run-types';
 import type { RunRecord } from './run-record';
 
 /**

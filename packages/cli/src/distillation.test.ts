@@ -15,7 +15,8 @@ import { builtinRegistry } from './builtins';
 import { main } from './cli';
 import { ExitCodes } from './exit-codes';
 import { builtinModel, loadSavedModel } from './models';
-import { type RunEvent, runRecipe } from './run-recipe';
+import { runRecipe } from './run-recipe';
+import type { RunEvent } from './run-types';
 
 /** A recipe like `tinyRecipe` that distils from the teacher at `teacher` (relative to the base directory). */
 function distillationRecipe(teacher: unknown, options: Record<string, unknown> = {}): RecipeInput {

@@ -30,15 +30,10 @@ export {
 export { readSavedModel, type SavedModelSummary } from './report/read-model';
 export { histogram, keptHistogram, sampleParameter } from './report/samples';
 export { keptHistograms, layerTable } from './report/text';
-export {
-  loadRecipeDataset,
-  methodLabel,
-  type RunEvent,
-  type RunOutcome,
-  type RunRecipeOptions,
-  runDirectories,
-  runRecipe,
-} from './run-recipe';
+export { loadRecipeDataset, runRecipe } from './run-recipe';
+export { runDirectories } from './run-directories';
+export { methodLabel } from './run-results';
+export type { RunEvent, RunOutcome, RunRecipeOptions } from './run-types';
 export {
   type EvaluationPoint,
   type Histogram,
