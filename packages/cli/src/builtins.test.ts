@@ -1,3 +1,4 @@
+import { stepUnits } from '@fineprune/recipes';
 import { describe, expect, it } from 'vitest';
 import { builtinRegistry } from './builtins';
 
@@ -14,7 +15,7 @@ describe('built-in plugin registry', () => {
     ] as const) {
       expect(registry.has(kind, id), `${kind}:${id}`).toBe(true);
     }
-    expect(registry.get('schedule', 'cubic')!.stepOptions).toMatchObject({
+    expect(stepUnits(registry.get('schedule', 'cubic')!)).toMatchObject({
       totalSteps: 'steps',
       interval: 'interval',
     });

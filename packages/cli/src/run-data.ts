@@ -14,6 +14,8 @@ import type { Recipe } from '@fineprune/recipes';
 export interface RunData {
   train: Split;
   test: Split;
+  /** Number of classes of the task (every label is below it). */
+  classes: number;
   source: BatchProvider;
 }
 
@@ -56,5 +58,10 @@ export function runData(recipe: Recipe, dataset: Dataset): RunData {
       details: { path: 'data.batchSize' },
     });
   }
-  return { train, test, source: batches(train, { batchSize: recipe.data.batchSize, seed: recipe.seed }) };
+  return {
+    train,
+    test,
+    classes: dataset.classes,
+    source: batches(train, { batchSize: recipe.data.batchSize, seed: recipe.seed }),
+  };
 }

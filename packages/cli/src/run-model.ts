@@ -59,7 +59,10 @@ function layersOptions(recipe: Recipe): FromLayersModelOptions {
   };
 }
 
-/** Throws SHAPE_MISMATCH unless the model takes one input as wide as an example. */
+/**
+ * Throws SHAPE_MISMATCH unless the model takes one input as wide as an example and has one output
+ * with a column per class.
+ */
 function checkModelFitsData(model: tfl.LayersModel, recipe: Recipe, data: RunData): void {
   const inputWidth = model.inputs[0]?.shape[1];
   if (
@@ -71,6 +74,15 @@ function checkModelFitsData(model: tfl.LayersModel, recipe: Recipe, data: RunDat
       message: `model: the model takes inputs of width ${inputWidth}, the ${recipe.data.dataset} examples have ${data.train.featureSize} values.`,
       fix: `Use a model whose input is [${data.train.featureSize}] (for example mlp-${data.train.featureSize}-300-100-10).`,
       details: { path: 'model' },
+    });
+  }
+  const outputWidth = model.outputs[0]?.shape.at(-1);
+  if (model.outputs.length !== 1 || outputWidth !== data.classes) {
+    throw new FinepruneError({
+      code: ErrorCodes.SHAPE_MISMATCH,
+      message: `model: the model has ${model.outputs.length === 1 ? `${outputWidth ?? 'an unknown number of'} outputs` : `${model.outputs.length} output tensors`}, the ${recipe.data.dataset} task has ${data.classes} classes.`,
+      fix: `Use a model with one output of ${data.classes} values, one per class (for example mlp-${data.train.featureSize}-300-100-${data.classes}).`,
+      details: { path: 'model', outputs: outputWidth ?? null, classes: data.classes },
     });
   }
 }

@@ -1,11 +1,10 @@
 import type { Pruner } from '@fineprune/core';
 import { type Dataset, loadFashionMnist, loadMnist } from '@fineprune/datasets';
-import { checkRecipePlugins, loadPluginPackage, type PluginRegistry, type Recipe } from '@fineprune/recipes';
+import type { Recipe } from '@fineprune/recipes';
 import { setBackend } from '@fineprune/tensor';
 import * as tf from '@tensorflow/tfjs-core';
-import { builtinRegistry } from './builtins';
 import { runData } from './run-data';
-import { runDirectories } from './run-directories';
+import { prepareRun } from './run-check';
 import { createRunMeasurement } from './run-measure';
 import { openRunModel } from './run-model';
 import { createRunPruner } from './run-pruner';
@@ -27,22 +26,10 @@ export async function loadRecipeDataset(id: Recipe['data']['dataset']): Promise<
   return id === 'mnist' ? loadMnist() : loadFashionMnist();
 }
 
-/** Loads the recipe's plugin packages into the registry and checks every plugin id. */
-async function preparePlugins(options: RunRecipeOptions): Promise<PluginRegistry> {
-  const { recipe, baseDirectory } = options;
-  const registry = options.registry ?? builtinRegistry();
-  for (const name of recipe.plugins) {
-    await loadPluginPackage(registry, name, {
-      from: baseDirectory,
-      ...(options.importer ? { importer: options.importer } : {}),
-    });
-  }
-  checkRecipePlugins(recipe, registry, options.source);
-  return registry;
-}
-
 /**
- * Runs a recipe: loads its plugin packages, data and model (or resumes from its checkpoint),
+ * Runs a recipe: checks it ({@link prepareRun}: plugin packages, ids and options, schedule
+ * lengths, directories and their writability, all before any data is loaded), loads its data and
+ * model (or resumes from its checkpoint; the model must fit the data's input width and classes),
  * builds the plugins through the registry, trains with the `Pruner`, evaluates, measures ΔL at
  * mask updates, writes checkpoints (every `checkpoint.every` steps, on abort, at the end), and at
  * the end writes the stripped model, `run.json` and `report.html` to the output directory.
@@ -60,8 +47,7 @@ async function preparePlugins(options: RunRecipeOptions): Promise<PluginRegistry
  */
 export async function runRecipe(options: RunRecipeOptions): Promise<RunOutcome> {
   const { recipe, baseDirectory, signal } = options;
-  const registry = await preparePlugins(options);
-  const { outputDirectory, checkpointDirectory } = runDirectories(recipe, baseDirectory, options);
+  const { registry, outputDirectory, checkpointDirectory } = await prepareRun(options);
   const backend = await setBackend(recipe.backend);
   const dataset = options.dataset ?? (await loadRecipeDataset(recipe.data.dataset));
   const data = runData(recipe, dataset);

@@ -69,6 +69,8 @@ export interface RunRecipeOptions {
   dataset?: Dataset;
   /** How plugin packages are imported (tests, bundlers). */
   importer?: PackageImporter;
+  /** How long to wait for each plugin package's import (default 60 s, `DEFAULT_PLUGIN_IMPORT_TIMEOUT_MS`). */
+  pluginTimeoutMs?: number;
 }
 
 /**

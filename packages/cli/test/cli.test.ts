@@ -179,7 +179,7 @@ describe('fineprune command', () => {
       recipe: validateRecipe(
         tinyRecipe({
           model: { path: path.join(fromModule.outputDirectory, 'model') },
-          training: { steps: 4, optimizer: { learningRate: 0.01 } },
+          training: { steps: 12, optimizer: { learningRate: 0.01 } },
         }),
       ),
       baseDirectory: fixtures,

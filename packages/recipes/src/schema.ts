@@ -20,6 +20,18 @@ export const RECIPE_VERSION = 1 as const;
  */
 export const MAX_STRING_LENGTH = 4096;
 
+/**
+ * What a run name may be: one folder name made of letters, digits, `_`, `.` and `-`, but not `.` or
+ * `..`, so that `out/<name>` stays inside `out/`.
+ *
+ * @example
+ * ```ts
+ * RUN_NAME.test('mnist-90'); // true
+ * RUN_NAME.test('..'); // false
+ * ```
+ */
+export const RUN_NAME = /^(?!\.{1,2}$)[A-Za-z0-9_.-]+$/;
+
 const text = (description: string) => z.string().min(1).max(MAX_STRING_LENGTH).describe(description);
 const count = (description: string, minimum = 1) =>
   z.int().min(minimum).max(1_000_000_000).describe(description);
@@ -258,10 +270,12 @@ export const recipeSchema = z
     version: z.literal(RECIPE_VERSION).describe('The recipe format version.'),
     name: z
       .string()
-      .regex(/^[A-Za-z0-9_.-]+$/)
+      .regex(RUN_NAME)
       .max(100)
       .default('run')
-      .describe('Run name (output directory, reports).'),
+      .describe(
+        'Run name: one folder name (letters, digits, `_`, `.`, `-`; not `.` or `..`), used for out/<name> and reports.',
+      ),
     description: z.string().max(MAX_STRING_LENGTH).optional().describe('Free text.'),
     seed: z.int().min(0).max(2147483647).default(0).describe('Seed of data order, init and random masks.'),
     backend: z
