@@ -1,42 +1,16 @@
-import { cpSync, existsSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fileSystem } from '@fineprune/layers';
 import { setBackend } from '@fineprune/tensor';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { stringify } from 'yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../src/cli';
 import { ExitCodes } from '../src/exit-codes';
 import { readSavedModel } from '../src/report/read-model';
 import { runRecipe } from '../src/run-recipe';
 import { validateRecipe } from '@fineprune/recipes';
-import { dataset, RECIPES_DIRECTORY, temporaryDirectory, tinyRecipe } from './support';
-
-function io() {
-  let stdout = '';
-  let stderr = '';
-  return {
-    stdout: {
-      write: (text: string) => {
-        stdout += text;
-      },
-    },
-    stderr: {
-      write: (text: string) => {
-        stderr += text;
-      },
-    },
-    out: () => stdout,
-    err: () => stderr,
-  };
-}
-
-function recipeFile(content: unknown, name = 'recipe.yaml'): string {
-  const file = path.join(temporaryDirectory(), name);
-  writeFileSync(file, typeof content === 'string' ? content : stringify(content));
-  return file;
-}
+import { dataset, io, RECIPES_DIRECTORY, recipeFile, temporaryDirectory, tinyRecipe } from './support';
 
 describe('fineprune command', () => {
   let runDirectory: string;
