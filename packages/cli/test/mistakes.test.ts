@@ -234,4 +234,16 @@ describe('recipe mistakes: validate refuses what run refuses, with the path, the
     expect(event!.fix).toMatch(/mlp-784-300-100-10/);
     expect(output.out()).not.toMatch(/"type":"start"/);
   });
+
+  it('stops a run whose mask would keep no weight: topV at finalSparsity 0.999999 (exit 3)', async () => {
+    const recipe = tinyRecipe();
+    recipe.pruning[0]!.schedule = { id: 'constant', options: { sparsity: 0.999999 } };
+    const { exitCode, event } = await command('run', recipe);
+    expect(exitCode).toBe(ExitCodes.INVALID_RECIPE);
+    // mlp-784-16-10 has 784·16 + 16·10 = 12704 kernel weights: 12704 − round(12703.987) = 0
+    expect(event).toMatchObject({ code: 'EMPTY_MASK', details: { mask: 'topV', total: 12704 } });
+    expect(event!.message).toMatch(
+      /topV: at sparsity 0\.999999 the mask of the group of 2 parameters \(12704 weights\) would keep none of them/,
+    );
+  });
 });

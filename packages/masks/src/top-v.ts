@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ErrorCodes, FinepruneError, type MaskFunction, type MaskInput } from '@fineprune/core';
 import { type SelectionHint, topCountMaskTensors, topCountMasks } from '@fineprune/tensor';
+import { emptyMaskError } from './empty-mask';
 import { readScoresTransient } from './read-scores';
 
 /** Options of {@link topV}. */
@@ -17,10 +18,38 @@ export function keptCount(total: number, sparsity: number): number {
   return total - Math.round(sparsity * total);
 }
 
+/** Throws EMPTY_MASK when a selection (each parameter, or the group with `global`) would keep no weight. */
+function refuseEmpty(
+  inputs: readonly MaskInput[],
+  scope: 'local' | 'global',
+  sparsity: number,
+  keep: (list: readonly tf.Tensor[]) => number,
+): void {
+  const units =
+    scope === 'global'
+      ? [{ over: `the group of ${inputs.length} parameters`, tensors: inputs.map((input) => input.scores) }]
+      : inputs.map((input) => ({ over: JSON.stringify(input.parameter.name), tensors: [input.scores] }));
+  for (const { over, tensors } of units) {
+    const total = tensors.reduce((sum, tensor) => sum + tensor.size, 0);
+    if (total > 0 && keep(tensors) === 0) {
+      throw emptyMaskError(
+        'topV',
+        over,
+        total,
+        `at sparsity ${sparsity}`,
+        // total − round(v·total) ≥ 1 ⇔ v < 1 − 0.5/total
+        `Lower the final sparsity below ${1 - 0.5 / total} so that at least one weight is kept${scope === 'local' ? ' in every matrix (or use scope: global)' : ''}.`,
+      );
+    }
+  }
+}
+
 /**
  * The Top-v mask of Eq. (1) of Movement Pruning: M = Top_v(S) keeps the entries with the largest
  * scores, exactly `total − round(v · total)` of them; ties at the threshold go to the lowest index
- * (earlier parameter first, for global selection), so the mask is deterministic.
+ * (earlier parameter first, for global selection), so the mask is deterministic. A sparsity that
+ * rounds the kept count to 0 (of a matrix with `local`, of the group with `global`) is an
+ * `EMPTY_MASK` error.
  *
  * The default transform is straight-through (Eq. 2): the forward pass uses W ⊙ M and learned
  * scores receive dL/d(W ⊙ M) ⊙ W.
@@ -75,6 +104,7 @@ export function topV(options: TopVOptions = {}): MaskFunction {
           list.reduce((sum, tensor) => sum + tensor.size, 0),
           sparsity,
         );
+      refuseEmpty(inputs, scope, sparsity, keep);
       // On wasm, large selections run where the scores lie (no read-out, no mask upload), starting
       // from the last threshold of the same parameters (a speed-up only: the masks are exact).
       const direct: Array<tf.Tensor | undefined> =
