@@ -29,7 +29,7 @@ export interface RunModel {
 /**
  * The recipe's identity in checkpoints: its config without the settings that may change between a
  * run and its resume without changing what is computed (export, checkpoint, description, schema,
- * evaluation spacing).
+ * evaluation spacing, the divergence guard).
  *
  * @example
  * ```ts
@@ -46,6 +46,7 @@ export function recipeKey(recipe: Recipe): string {
   } = toConfig(recipe) as Record<string, unknown>;
   const training = { ...(rest.training as Record<string, unknown>) };
   delete training.evaluateEvery;
+  delete training.divergenceGuard;
   return JSON.stringify({ ...rest, training });
 }
 

@@ -8,8 +8,8 @@ import {
   sgd,
 } from '@fineprune/core';
 import { type PluginRegistry, type Recipe, type RecipeOptimizer, resolvePlugins } from '@fineprune/recipes';
-import type { RunData } from './run-data';
 import { evaluationBatches } from '@fineprune/datasets';
+import type { RunData } from './run-data';
 
 /**
  * The optimizer a recipe's `training.optimizer` (or `scoreOptimizer`) describes.
@@ -70,6 +70,9 @@ export async function createRunPruner(
     },
     ...(recipe.training.gradientClipping
       ? { gradientClipping: { maxNorm: recipe.training.gradientClipping } }
+      : {}),
+    ...(recipe.training.divergenceGuard !== undefined
+      ? { divergenceGuard: recipe.training.divergenceGuard }
       : {}),
     seed: recipe.seed,
   });

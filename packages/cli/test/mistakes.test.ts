@@ -246,4 +246,31 @@ describe('recipe mistakes: validate refuses what run refuses, with the path, the
       /topV: at sparsity 0\.999999 the mask of the group of 2 parameters \(12704 weights\) would keep none of them/,
     );
   });
+
+  it('stops a diverging run (Adam at lr 1e6) at the step it diverged (exit 5); with the guard off it trains on', async () => {
+    const diverging = tinyRecipe({
+      training: { steps: 12, optimizer: { type: 'adam', learningRate: 1e6 }, evaluateEvery: 0 },
+    });
+    const { exitCode, event, output } = await command('run', diverging);
+    expect(exitCode).toBe(ExitCodes.RUN_FAILED);
+    expect(event).toMatchObject({ code: 'DIVERGED', details: { step: 1, factor: 1e6 } });
+    expect(event!.message).toMatch(
+      /^Training diverged at step 1: the loss \S+ is above 1000000 × its running minimum/,
+    );
+    // only the first step ran
+    expect(output.out().match(/"type":"step"/g)).toHaveLength(1);
+    // with the growth check off, the same run trains on to the end with losses ~1e14 and exits 0 (what the issue saw)
+    const unguarded = await command('run', {
+      ...diverging,
+      training: { ...diverging.training, divergenceGuard: false },
+    });
+    expect(unguarded.exitCode).toBe(ExitCodes.OK);
+    const losses = unguarded.output
+      .out()
+      .split('\n')
+      .filter((line) => line.includes('"type":"step"'))
+      .map((line) => (JSON.parse(line) as { loss: number }).loss);
+    expect(losses).toHaveLength(12);
+    expect(losses[1]!).toBeGreaterThan(1e6 * losses[0]!);
+  });
 });

@@ -5,4 +5,5 @@ export * from './parameter';
 export * from './optimizers';
 export * from './plugin-driver';
 export * from './pruner';
+export * from './divergence-guard';
 export * from './report';

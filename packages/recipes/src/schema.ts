@@ -181,6 +181,28 @@ export const trainingSchema = z
     scoreOptimizer: optimizerSchema.optional().describe('Trains learned scores (movement, l0).'),
     gradientClipping: positive('Clip the global gradient norm to this value.').optional(),
     evaluateEvery: count('Evaluate on the test data every N steps (0: only at the end).', 0).default(0),
+    divergenceGuard: z
+      .union([
+        z.literal(false),
+        z.strictObject({
+          factor: z
+            .number()
+            .gt(1)
+            .max(1e30)
+            .optional()
+            .describe('Stop when the loss exceeds this many times its running minimum (default 1e6).'),
+          floor: z
+            .number()
+            .min(0)
+            .max(1e30)
+            .optional()
+            .describe('The running minimum counts as at least this much (default 1e-3).'),
+        }),
+      ])
+      .optional()
+      .describe(
+        'Stop a diverging run (the loss grown beyond factor × its running minimum), naming the step and the first non-finite parameter; false turns the growth check off. A non-finite loss always stops the run.',
+      ),
   })
   .describe('Training hyper-parameters.');
 

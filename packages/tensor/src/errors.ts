@@ -61,6 +61,8 @@ export const ErrorCodes = {
   EMPTY_MASK: 'EMPTY_MASK',
   /** An optional peer dependency that a feature needs is not installed, or installed but unusable. */
   MISSING_DEPENDENCY: 'MISSING_DEPENDENCY',
+  /** Training diverged: the loss grew beyond the divergence guard's factor of its running minimum. */
+  DIVERGED: 'DIVERGED',
 } as const;
 
 /** One of the stable {@link ErrorCodes}. */
