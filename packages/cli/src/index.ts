@@ -14,8 +14,14 @@ export {
   saveRunCheckpoint,
 } from './checkpoint';
 export { type ExitCode, ExitCodes, exitCodeFor } from './exit-codes';
-export { writeFileAtomic } from './files';
-export { builtinModel, loadRecipeModel } from './models';
+export { probeWritableDirectory, writeFileAtomic } from './files';
+export {
+  builtinModel,
+  builtinModelSizes,
+  loadRecipeModel,
+  MAX_BUILTIN_PARAMETERS,
+  savedModelDirectory,
+} from './models';
 export { createProgress, type ProgressOutput } from './progress';
 export {
   type HtmlReportOptions,
@@ -31,7 +37,9 @@ export { readSavedModel, type SavedModelSummary } from './report/read-model';
 export { histogram, keptHistogram, sampleParameter } from './report/samples';
 export { keptHistograms, layerTable } from './report/text';
 export { loadRecipeDataset, runRecipe } from './run-recipe';
-export { runDirectories } from './run-directories';
+export { type PreparedRun, prepareRun } from './run-check';
+export { checkRunDirectories, runDirectories } from './run-directories';
+export { cliVersion } from './version';
 export { methodLabel } from './run-results';
 export type { RunEvent, RunOutcome, RunRecipeOptions } from './run-types';
 export {
