@@ -26,7 +26,10 @@ main(process.argv.slice(2), {
     const listener = () => {
       interrupts += 1;
       // A second Ctrl-C exits at once; checkpoints are written atomically, so none is left half-written.
-      if (interrupts > 1) process.exit(ExitCodes.INTERRUPTED);
+      if (interrupts > 1) {
+        finished = true;
+        process.exit(ExitCodes.INTERRUPTED);
+      }
       process.stderr.write(
         '\ninterrupt: finishing the current step and writing a checkpoint (Ctrl-C again to quit now)\n',
       );

@@ -5,8 +5,15 @@ import { describe, expect, it } from 'vitest';
 import { ExitCodes } from '../src/exit-codes';
 import { BIN, recipeFile, temporaryDirectory, tinyRecipe } from './support';
 
-/** Runs the real `fineprune` binary (from source) and collects its exit code and output. */
-function fineprune(args: string[], cwd = path.dirname(BIN)) {
+/**
+ * Runs the real `fineprune` binary (from source) and collects its exit code and output;
+ * `onOutput` sees stdout and stderr so far whenever either grows, with the child process.
+ */
+function fineprune(
+  args: string[],
+  onOutput?: (stdout: string, stderr: string, child: ReturnType<typeof spawn>) => void,
+  cwd = path.dirname(BIN),
+) {
   const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', BIN, ...args], {
     cwd,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -15,9 +22,11 @@ function fineprune(args: string[], cwd = path.dirname(BIN)) {
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => {
     stdout += chunk.toString();
+    onOutput?.(stdout, stderr, child);
   });
   child.stderr.on('data', (chunk: Buffer) => {
     stderr += chunk.toString();
+    onOutput?.(stdout, stderr, child);
   });
   return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
     child.on('close', (code) => resolve({ code, stdout, stderr }));
@@ -91,5 +100,41 @@ describe('the fineprune binary ends every path with a documented exit code', () 
     expect(stderr).toMatch(
       /fineprune stopped before the command finished: something it waited for never settled/,
     );
+  });
+
+  it('quits at once with 130 on a second Ctrl-C, without waiting for the step', async () => {
+    // a hook that makes the second step last ten minutes, so only the second Ctrl-C can end the run
+    const directory = temporaryDirectory();
+    installPlugin(
+      directory,
+      'acme-slow',
+      [
+        'export const fineprunePlugins = { plugins: [{',
+        "  kind: 'hook', id: 'acme/slow',",
+        "  create: () => ({ id: 'acme/slow', onStepStart: (context) => context.step >= 1 ? new Promise((resolve) => setTimeout(resolve, 600000)) : undefined }),",
+        '}] };',
+        '',
+      ].join('\n'),
+    );
+    const file = recipeFile(
+      tinyRecipe({ plugins: ['acme-slow'], hooks: [{ id: 'acme/slow' }] }),
+      'slow.yaml',
+      directory,
+    );
+    let sent = 0;
+    const { code, stdout, stderr } = await fineprune(['run', file, '--json'], (out, err, child) => {
+      if (sent === 0 && out.includes('"type":"step"')) {
+        sent = 1;
+        child.kill('SIGINT');
+      } else if (sent === 1 && err.includes('interrupt: finishing the current step')) {
+        sent = 2;
+        child.kill('SIGINT');
+      }
+    });
+    expect(sent).toBe(2);
+    expect(code).toBe(ExitCodes.INTERRUPTED);
+    // the second Ctrl-C ended the process inside the step: no interrupted event, no checkpoint
+    expect(stdout).not.toMatch(/"type":"(interrupted|checkpoint)"/);
+    expect(stderr).not.toMatch(/stopped before the command finished/);
   });
 });
