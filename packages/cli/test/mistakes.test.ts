@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../src/cli';
 import { ExitCodes } from '../src/exit-codes';
-import { io, recipeFile, temporaryDirectory, tinyRecipe } from './support';
+import { captureIo, recipeFile, temporaryDirectory, tinyRecipe } from './support';
 
 /** The last JSON line a command printed (its `error` event with `--json`). */
 function lastJson(output: string): Record<string, unknown> {
@@ -15,7 +15,7 @@ function lastJson(output: string): Record<string, unknown> {
 
 /** Runs `fineprune <command> <recipe> --json …` and returns the exit code and the error event. */
 async function command(name: 'validate' | 'run', recipe: unknown, ...flags: string[]) {
-  const output = io();
+  const output = captureIo();
   const file = typeof recipe === 'string' ? recipe : recipeFile(recipe);
   const exitCode = await main([name, file, '--json', ...flags], output);
   return { exitCode, output, event: exitCode === 0 ? undefined : lastJson(output.out()), file };

@@ -49,8 +49,8 @@ export const RECIPES_DIRECTORY = fileURLToPath(new URL('../../../examples/recipe
 /** The CLI entry, run from its TypeScript source. */
 export const BIN = fileURLToPath(new URL('../src/bin.ts', import.meta.url));
 
-/** A CliIo that keeps what the command writes. */
-export function io() {
+/** A CliIo that keeps what the command writes, for `main()` in tests. */
+export function captureIo() {
   let stdout = '';
   let stderr = '';
   return {
