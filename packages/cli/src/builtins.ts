@@ -125,7 +125,10 @@ const CANDIDATES: Candidate[] = [
     namespace: masks,
     exportName: 'topV',
     description: 'keep the top (1 − v) scores, local or global (Eq. 1)',
-    options: { scope: { type: 'string', values: ['local', 'global'] } },
+    options: {
+      scope: { type: 'string', values: ['local', 'global'] },
+      keptCount: { type: 'string', description: 'how n − v·n is rounded to a kept count' },
+    },
   },
   {
     kind: 'mask',
@@ -137,6 +140,8 @@ const CANDIDATES: Candidate[] = [
       on: { type: 'string', values: ['scores', 'sigmoid'] },
       minKeptFraction: { type: 'number', description: 'floor on the fraction kept, in [0, 1)' },
       floorScope: { type: 'string', values: ['local', 'global'] },
+      floorCount: { type: 'string', description: 'how the floor count is rounded' },
+      sigmoidComparison: { type: 'string', description: 'how σ(S) > τ is compared with on: sigmoid' },
     },
   },
   {
@@ -281,6 +286,7 @@ const CRITERION_OPTIONS: OptionsSchema = {
 
 /** Options of single criteria beyond {@link CRITERION_OPTIONS}. */
 const CRITERION_EXTRA_OPTIONS: Record<string, OptionsSchema> = {
+  mp: { saliency: { type: 'string', description: 'θ² or ½θ²' } },
   obd: { gaussNewton: { type: 'string', values: ['exact', 'sampled'] }, seed: { type: 'integer' } },
   qm: { gaussNewton: { type: 'string', values: ['exact', 'sampled'] }, seed: { type: 'integer' } },
   random: { seed: { type: 'integer' } },
@@ -348,6 +354,7 @@ function criteriaDefinitions(): PluginDefinition[] {
           initialSparsity: { type: 'number', description: 'κ₀, default 0' },
           warmupSteps: { type: 'integer', unit: 'steps', description: 'dense steps before the first stage' },
           stepsPerStage: { type: 'integer', unit: 'interval', description: 'steps of each stage' },
+          keptCount: { type: 'string', description: 'how each stage’s pruned count is rounded' },
         },
         create: (options) => stagesSchedule(stageSchedule, options),
       }),
