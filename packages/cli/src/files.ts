@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { mkdir, open, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ErrorCodes, FinepruneError } from '@fineprune/core';
 
@@ -36,5 +36,48 @@ export async function writeFileAtomic(file: string, contents: string | Uint8Arra
       fix: 'Check that the directory is writable and the disk has space.',
       cause: error,
     });
+  }
+}
+
+/**
+ * Checks that files can be written in `directory` before a long job starts: creates the missing
+ * directories, writes and removes a small probe file, then removes the directories it created, so
+ * nothing is left behind.
+ *
+ * @param directory - the directory to write in later
+ * @param what - how messages name it (`the output directory (--out)`)
+ * @throws FinepruneError `IO_FAILED` naming the directory and the system's reason
+ *
+ * @example
+ * ```ts
+ * await probeWritableDirectory('out/run', 'the output directory');
+ * ```
+ */
+export async function probeWritableDirectory(directory: string, what: string): Promise<void> {
+  let created: string | undefined;
+  try {
+    created = await mkdir(directory, { recursive: true });
+    const probe = path.join(
+      directory,
+      `.fineprune-probe.${process.pid}.${randomBytes(4).toString('hex')}.tmp`,
+    );
+    await writeFile(probe, 'probe');
+    await rm(probe, { force: true });
+  } catch (error) {
+    throw new FinepruneError({
+      code: ErrorCodes.IO_FAILED,
+      message: `${what} ${directory} is not writable: ${(error as Error).message}`,
+      fix: 'Choose a directory you can write to (and that is not a file), or fix its permissions, before the run starts.',
+      cause: error,
+      details: { directory },
+    });
+  } finally {
+    // Remove what mkdir created, deepest first; a directory that is not empty is left as it is.
+    if (created !== undefined) {
+      for (let current = directory; ; current = path.dirname(current)) {
+        await rmdir(current).catch(() => undefined);
+        if (current === created || path.dirname(current) === current) break;
+      }
+    }
   }
 }

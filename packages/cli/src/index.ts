@@ -15,8 +15,14 @@ export {
 } from './checkpoint';
 export { loadRecipeDataset } from './data-sources';
 export { type ExitCode, ExitCodes, exitCodeFor } from './exit-codes';
-export { writeFileAtomic } from './files';
-export { builtinModel, loadRecipeModel } from './models';
+export { probeWritableDirectory, writeFileAtomic } from './files';
+export {
+  builtinModel,
+  builtinModelSizes,
+  loadRecipeModel,
+  MAX_BUILTIN_PARAMETERS,
+  savedModelDirectory,
+} from './models';
 export { createProgress, type ProgressOutput } from './progress';
 export {
   type HtmlReportOptions,
@@ -31,14 +37,12 @@ export {
 export { readSavedModel, type SavedModelSummary } from './report/read-model';
 export { histogram, keptHistogram, sampleParameter } from './report/samples';
 export { keptHistograms, layerTable } from './report/text';
-export {
-  methodLabel,
-  type RunEvent,
-  type RunOutcome,
-  type RunRecipeOptions,
-  runDirectories,
-  runRecipe,
-} from './run-recipe';
+export { runRecipe } from './run-recipe';
+export { type PreparedRun, prepareRun } from './run-check';
+export { checkRunDirectories, runDirectories } from './run-directories';
+export { cliVersion } from './version';
+export { methodLabel } from './run-results';
+export type { RunEvent, RunOutcome, RunRecipeOptions } from './run-types';
 export {
   type EvaluationPoint,
   type Histogram,

@@ -7,8 +7,64 @@ import type { RecipeModel } from '@fineprune/recipes';
 import * as tfl from '@tensorflow/tfjs-layers';
 
 /**
+ * The most weights and biases a built-in model may hold: 50,000,000 (200 MB of float32, about
+ * 800 MB once Adam's two slots and a gradient are added).
+ *
+ * @example
+ * ```ts
+ * builtinModelSizes('mlp-784-999999-999999-10'); // throws INVALID_RECIPE: more than MAX_BUILTIN_PARAMETERS
+ * ```
+ */
+export const MAX_BUILTIN_PARAMETERS = 50_000_000;
+
+/**
+ * The layer widths of a built-in model id (`mlp-784-300-100-10` → `[784, 300, 100, 10]`), checked
+ * before anything is allocated: 2 to 8 widths, each a whole number ≥ 1, and at most
+ * {@link MAX_BUILTIN_PARAMETERS} weights and biases in all.
+ *
+ * @throws FinepruneError `INVALID_RECIPE` (path `model.builtin`) for an unknown id or a model too large
+ *
+ * @example
+ * ```ts
+ * builtinModelSizes('mlp-784-300-100-10'); // [784, 300, 100, 10]
+ * ```
+ */
+export function builtinModelSizes(id: string): number[] {
+  const match = typeof id === 'string' ? /^mlp((?:-[1-9]\d{0,8}){2,8})$/.exec(id) : null;
+  if (!match) {
+    throw new FinepruneError({
+      code: ErrorCodes.INVALID_RECIPE,
+      message: `model.builtin: no built-in model ${JSON.stringify(String(id).slice(0, 80))}.`,
+      fix: 'Use an MLP id such as `mlp-784-300-100-10` (input, hidden widths…, classes).',
+      details: { path: 'model.builtin' },
+    });
+  }
+  const sizes = match[1]!.slice(1).split('-').map(Number);
+  let parameters = 0;
+  for (let layer = 1; layer < sizes.length; layer++) {
+    parameters += sizes[layer - 1]! * sizes[layer]! + sizes[layer]!;
+  }
+  if (parameters > MAX_BUILTIN_PARAMETERS) {
+    throw new FinepruneError({
+      code: ErrorCodes.INVALID_RECIPE,
+      message: `model.builtin: ${id} would hold ${parameters.toExponential(2)} weights and biases (${(
+        (parameters * 4) / 1e9
+      ).toPrecision(
+        3,
+      )} GB of float32); built-in models hold at most ${MAX_BUILTIN_PARAMETERS.toLocaleString('en-US')}.`,
+      fix: 'Use smaller layer widths, or give a model of your own with model.path or model.module.',
+      details: { path: 'model.builtin', parameters },
+    });
+  }
+  return sizes;
+}
+
+/**
  * A built-in ReLU MLP from an id such as `mlp-784-300-100-10` (input width, hidden widths, classes)
  * with seeded Glorot initialisation; it outputs logits. Layers are named `dense_1`, `dense_2`, ….
+ * The id is checked by {@link builtinModelSizes} before anything is allocated.
+ *
+ * @throws FinepruneError `INVALID_RECIPE` for an unknown id or a model over {@link MAX_BUILTIN_PARAMETERS}
  *
  * @example
  * ```ts
@@ -16,17 +72,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
  * ```
  */
 export function builtinModel(id: string, seed: number): tfl.LayersModel {
-  const match = /^mlp((?:-\d+){2,8})$/.exec(id);
-  if (!match) {
-    throw new FinepruneError({
-      code: ErrorCodes.INVALID_RECIPE,
-      message: `model.builtin: no built-in model ${JSON.stringify(id.slice(0, 80))}.`,
-      fix: 'Use an MLP id such as `mlp-784-300-100-10` (input, hidden widths…, classes).',
-      details: { path: 'model.builtin' },
-    });
-  }
-  const sizes = match[1]!.slice(1).split('-').map(Number);
-  const [inputs, ...units] = sizes as [number, ...number[]];
+  const [inputs, ...units] = builtinModelSizes(id) as [number, ...number[]];
   const model = tfl.sequential({ name: id.replace(/-/g, '_') });
   units.forEach((width, index) => {
     model.add(
@@ -40,6 +86,34 @@ export function builtinModel(id: string, seed: number): tfl.LayersModel {
     );
   });
   return model;
+}
+
+/**
+ * The directory of a saved model a recipe names (a directory or its `model.json`, relative to
+ * `baseDirectory`), checked to hold a `model.json`.
+ *
+ * @throws FinepruneError `IO_FAILED` when there is no `model.json`, with the recipe path (`where`, default `model.path`)
+ *
+ * @example
+ * ```ts
+ * savedModelDirectory('./teacher', { baseDirectory: '.', where: 'options.teacher' }); // '/abs/teacher'
+ * ```
+ */
+export function savedModelDirectory(
+  modelPath: string,
+  options: { baseDirectory: string; where?: string },
+): string {
+  const where = options.where ?? 'model.path';
+  const directory = path.resolve(options.baseDirectory, modelPath.replace(/model\.json$/, ''));
+  if (!existsSync(path.join(directory, 'model.json'))) {
+    throw new FinepruneError({
+      code: ErrorCodes.IO_FAILED,
+      message: `${where}: there is no model.json in ${directory}.`,
+      fix: `Point ${where} at a directory holding model.json and its weights (saved with model.save() or written by \`fineprune run\` under out/<name>/model), relative to the recipe.`,
+      details: { path: where, directory },
+    });
+  }
+  return directory;
 }
 
 /**
@@ -62,15 +136,7 @@ export async function loadSavedModel(
   options: { baseDirectory: string; where?: string },
 ): Promise<tfl.LayersModel> {
   const where = options.where ?? 'model.path';
-  const directory = path.resolve(options.baseDirectory, modelPath.replace(/model\.json$/, ''));
-  if (!existsSync(path.join(directory, 'model.json'))) {
-    throw new FinepruneError({
-      code: ErrorCodes.IO_FAILED,
-      message: `${where}: there is no model.json in ${directory}.`,
-      fix: `Point ${where} at a directory holding model.json and its weights (saved with model.save() or written by \`fineprune run\` under out/<name>/model), relative to the recipe.`,
-      details: { path: where, directory },
-    });
-  }
+  const directory = savedModelDirectory(modelPath, options);
   try {
     return await tfl.loadLayersModel(fileSystem(directory));
   } catch (error) {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createProgress } from './progress';
-import type { RunEvent } from './run-recipe';
+import type { RunEvent } from './run-types';
 
 const step = (value: number): RunEvent => ({
   type: 'step',

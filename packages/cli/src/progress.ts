@@ -1,4 +1,4 @@
-import type { RunEvent } from './run-recipe';
+import type { RunEvent } from './run-types';
 
 function clock(seconds: number): string {
   if (!Number.isFinite(seconds)) return '--:--';

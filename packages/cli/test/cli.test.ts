@@ -1,25 +1,16 @@
-import { cpSync, existsSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fileSystem } from '@fineprune/layers';
 import { setBackend } from '@fineprune/tensor';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { stringify } from 'yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../src/cli';
 import { ExitCodes } from '../src/exit-codes';
 import { readSavedModel } from '../src/report/read-model';
 import { runRecipe } from '../src/run-recipe';
 import { validateRecipe } from '@fineprune/recipes';
-import { captureIo, dataset, RECIPES_DIRECTORY, temporaryDirectory, tinyRecipe } from './support';
-
-const io = captureIo;
-
-function recipeFile(content: unknown, name = 'recipe.yaml'): string {
-  const file = path.join(temporaryDirectory(), name);
-  writeFileSync(file, typeof content === 'string' ? content : stringify(content));
-  return file;
-}
+import { captureIo, dataset, RECIPES_DIRECTORY, recipeFile, temporaryDirectory, tinyRecipe } from './support';
 
 describe('fineprune command', () => {
   let runDirectory: string;
@@ -37,10 +28,10 @@ describe('fineprune command', () => {
   });
 
   it('validates recipes, with exit code 3 and the path, cause and fix of each problem', async () => {
-    const good = io();
+    const good = captureIo();
     expect(await main(['validate', recipeFile(tinyRecipe())], good)).toBe(ExitCodes.OK);
     expect(good.out()).toMatch(/valid/);
-    const bad = io();
+    const bad = captureIo();
     const broken = { ...tinyRecipe(), training: { steps: 0, optimizer: { learningRate: -1 } } };
     expect(await main(['validate', recipeFile(broken), '--json'], bad)).toBe(ExitCodes.INVALID_RECIPE);
     const error = JSON.parse(bad.out().trim().split('\n').at(-1)!);
@@ -50,7 +41,7 @@ describe('fineprune command', () => {
       'training.optimizer.learningRate',
     ]);
     expect(bad.err()).toMatch(/fix: /);
-    const unknown = io();
+    const unknown = captureIo();
     const typo = tinyRecipe();
     typo.pruning[0]!.scores = { id: 'magnitud' };
     expect(await main(['validate', recipeFile(typo)], unknown)).toBe(ExitCodes.INVALID_RECIPE);
@@ -58,13 +49,13 @@ describe('fineprune command', () => {
   });
 
   it('maps usage errors to 2, unreadable files to 4 and unknown plugin packages to 6', async () => {
-    expect(await main(['frobnicate'], io())).toBe(ExitCodes.USAGE);
-    expect(await main(['run'], io())).toBe(ExitCodes.USAGE);
-    expect(await main(['run', 'x.yaml', '--max-steps', 'many'], io())).toBe(ExitCodes.USAGE);
-    expect(await main(['--help'], io())).toBe(ExitCodes.OK);
-    expect(await main(['run', '/no/such/recipe.yaml'], io())).toBe(ExitCodes.IO);
-    expect(await main(['report', '/no/such/model'], io())).toBe(ExitCodes.IO);
-    const missing = io();
+    expect(await main(['frobnicate'], captureIo())).toBe(ExitCodes.USAGE);
+    expect(await main(['run'], captureIo())).toBe(ExitCodes.USAGE);
+    expect(await main(['run', 'x.yaml', '--max-steps', 'many'], captureIo())).toBe(ExitCodes.USAGE);
+    expect(await main(['--help'], captureIo())).toBe(ExitCodes.OK);
+    expect(await main(['run', '/no/such/recipe.yaml'], captureIo())).toBe(ExitCodes.IO);
+    expect(await main(['report', '/no/such/model'], captureIo())).toBe(ExitCodes.IO);
+    const missing = captureIo();
     expect(
       await main(
         ['validate', recipeFile({ ...tinyRecipe(), plugins: ['fineprune-criterion-nope'] })],
@@ -75,13 +66,13 @@ describe('fineprune command', () => {
   });
 
   it('reports a run, a checkpoint and a stripped model: per-layer table and histograms, also as JSON', async () => {
-    const text = io();
+    const text = captureIo();
     expect(await main(['report', runDirectory], text)).toBe(ExitCodes.OK);
     expect(text.out()).toMatch(/parameter\s+shape\s+kept\s+total\s+sparsity/);
     expect(text.out()).toMatch(/dense_1\/kernel\s+\[784, 16\]/);
     expect(text.out()).toMatch(/total\s+\d+\s+\d+\s+80\.00%/);
     expect(text.out()).toMatch(/kept weights per parameter:\n.*[▁▂▃▄▅▆▇█]/);
-    const json = io();
+    const json = captureIo();
     expect(await main(['report', path.join(runDirectory, 'checkpoint'), '--json'], json)).toBe(ExitCodes.OK);
     const report = JSON.parse(json.out());
     expect(report.kind).toBe('checkpoint');
@@ -94,14 +85,14 @@ describe('fineprune command', () => {
     // An interrupted run has a checkpoint but no run.json yet: report reads the checkpoint.
     const interrupted = temporaryDirectory();
     cpSync(path.join(runDirectory, 'checkpoint'), path.join(interrupted, 'checkpoint'), { recursive: true });
-    const partial = io();
+    const partial = captureIo();
     expect(await main(['report', interrupted, '--json'], partial)).toBe(ExitCodes.OK);
     expect(JSON.parse(partial.out()).kind).toBe('checkpoint');
   });
 
   it('exports a stripped model that stock TF.js loads, with the masks applied', async () => {
     const out = path.join(temporaryDirectory(), 'stripped');
-    const result = io();
+    const result = captureIo();
     expect(await main(['export', runDirectory, '--strip', '--out', out, '--json'], result)).toBe(
       ExitCodes.OK,
     );
@@ -112,11 +103,11 @@ describe('fineprune command', () => {
     model.dispose();
     const summary = await readSavedModel(out);
     expect(summary.kind).toBe('model');
-    expect(await main(['export', runDirectory], io())).toBe(ExitCodes.USAGE);
+    expect(await main(['export', runDirectory], captureIo())).toBe(ExitCodes.USAGE);
   });
 
   it('lists plugins (built-in and from packages) and prints the schema', async () => {
-    const list = io();
+    const list = captureIo();
     expect(await main(['plugins', '--json'], list)).toBe(ExitCodes.OK);
     const ids = JSON.parse(list.out()).map(
       (entry: { kind: string; id: string }) => `${entry.kind}:${entry.id}`,
@@ -124,7 +115,7 @@ describe('fineprune command', () => {
     expect(ids).toEqual(
       expect.arrayContaining(['scores:magnitude', 'mask:topV', 'schedule:cubic', 'schedule:constant']),
     );
-    const schema = io();
+    const schema = captureIo();
     expect(await main(['schema'], schema)).toBe(ExitCodes.OK);
     expect(JSON.parse(schema.out()).title).toBe('fineprune recipe');
     expect(existsSync(path.join(RECIPES_DIRECTORY, 'gradual-magnitude.yaml'))).toBe(true);
@@ -162,7 +153,7 @@ describe('fineprune command', () => {
       recipe: validateRecipe(
         tinyRecipe({
           model: { path: path.join(fromModule.outputDirectory, 'model') },
-          training: { steps: 4, optimizer: { learningRate: 0.01 } },
+          training: { steps: 12, optimizer: { learningRate: 0.01 } },
         }),
       ),
       baseDirectory: fixtures,
@@ -170,7 +161,7 @@ describe('fineprune command', () => {
       dataset: mnist,
     });
     expect(fromPath.record!.layers.map((row) => row.name)).toEqual(['hidden/kernel', 'logits/kernel']);
-    const missing = io();
+    const missing = captureIo();
     const file = recipeFile({ ...tinyRecipe(), model: { module: './nope.mjs' } });
     expect(await main(['run', file], missing)).toBe(ExitCodes.IO);
     expect(missing.err()).toMatch(/model\.module: \.\/nope\.mjs cannot be imported/);
@@ -181,7 +172,7 @@ describe('fineprune command', () => {
       tinyRecipe({ training: { steps: 40, optimizer: { learningRate: 0.01 }, evaluateEvery: 10 } }),
     );
     const out = path.join(path.dirname(file), 'out');
-    const first = io();
+    const first = captureIo();
     expect(
       await main(['run', file, '--json', '--max-steps', '8', '--train-limit', '100', '--out', out], first),
     ).toBe(ExitCodes.OK);
@@ -193,7 +184,7 @@ describe('fineprune command', () => {
     expect(events[0]).toMatchObject({ type: 'start', totalSteps: 8, resumed: false });
     expect(events.filter((event) => event.type === 'step').at(-1)).toMatchObject({ step: 8, totalSteps: 8 });
     expect(events.at(-1)).toMatchObject({ type: 'done', steps: 8 });
-    const again = io();
+    const again = captureIo();
     expect(
       await main(
         ['run', file, '--json', '--max-steps', '8', '--train-limit', '100', '--out', out, '--resume'],

@@ -1,9 +1,10 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Dataset, loadFashionMnist, loadMnist } from '@fineprune/datasets';
 import type { RecipeInput } from '@fineprune/recipes';
+import { stringify } from 'yaml';
 
 const datasets = new Map<string, Promise<Dataset>>();
 
@@ -66,4 +67,11 @@ export function captureIo() {
     out: () => stdout,
     err: () => stderr,
   };
+}
+
+/** Writes a recipe (an object as YAML, or text) to a fresh temporary directory and returns the file. */
+export function recipeFile(content: unknown, name = 'recipe.yaml', directory = temporaryDirectory()): string {
+  const file = path.join(directory, name);
+  writeFileSync(file, typeof content === 'string' ? content : stringify(content));
+  return file;
 }

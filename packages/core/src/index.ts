@@ -7,4 +7,5 @@ export * from './optimizers';
 export * from './plugin-driver';
 export * from './pruner';
 export * from './prune-once';
+export * from './divergence-guard';
 export * from './report';

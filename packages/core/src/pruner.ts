@@ -9,6 +9,7 @@ import {
 } from '@fineprune/tensor';
 import { assignMasks } from './assign-masks';
 import { fail as invalid } from './fail';
+import { DivergenceGuard, type DivergenceGuardOptions } from './divergence-guard';
 import type { GradientEntry, Optimizer } from './optimizers';
 import {
   type ParameterSelector,
@@ -82,6 +83,13 @@ export interface PrunerOptions {
   gradientClipping?: { maxNorm: number };
   /** Seed of the run's random source (stochastic masks, random scores); default 0. */
   seed?: number;
+  /**
+   * Stops training when the loss grows beyond `factor` times its running minimum (`DIVERGED`),
+   * naming the step and the first parameter whose value or gradient is not finite; default
+   * `{ factor: 1e6, floor: 1e-3 }`. `false` turns the growth check off. A non-finite loss always
+   * stops training (`NON_FINITE`, with the same names). The step that trips it is not applied.
+   */
+  divergenceGuard?: DivergenceGuardOptions | false;
   /**
    * Trainable variables of the model that the weight optimizer must not change (the paper freezes
    * the embeddings): names from {@link PrunableModel.trainableVariables}, a layer prefix (`dense_1`
@@ -172,6 +180,7 @@ export class Pruner {
   private readonly clipNorm: number | undefined;
   private readonly random: RandomSource;
   private readonly frozenNames: ReadonlySet<string>;
+  private readonly guard: DivergenceGuard;
   private currentStep = 0;
   private training = false;
   private disposed = false;
@@ -233,6 +242,7 @@ export class Pruner {
     if (clip !== undefined && !(clip > 0))
       invalid(`gradientClipping.maxNorm must be > 0, got ${clip}.`, 'Use a positive norm such as 1.');
     this.clipNorm = clip;
+    this.guard = new DivergenceGuard(options.divergenceGuard);
 
     const taken = new Set<string>();
     this.groups = groupOptions.map((group, index) => {
@@ -565,13 +575,14 @@ export class Pruner {
     }
     try {
       const [lossValue, taskValue] = await Promise.all([value.data(), taskLoss!.data()]);
-      if (!Number.isFinite(lossValue[0]!)) {
-        throw new FinepruneError({
-          code: ErrorCodes.NON_FINITE,
-          message: `The loss became ${lossValue[0]} at step ${step}.`,
-          fix: 'Lower the learning rates, enable gradientClipping, or check the data for NaN.',
-          details: { step },
-        });
+      const verdict = this.guard.check(lossValue[0]!);
+      if (verdict !== 'ok') {
+        const guarded = named.map(({ name, variable }) => ({
+          name,
+          value: variable,
+          gradient: grads[variable.name],
+        }));
+        throw await this.guard.error(verdict, step, lossValue[0]!, guarded);
       }
       let gradientNorm: number | undefined;
       if (this.clipNorm !== undefined) {

@@ -125,11 +125,13 @@ for (const backend of ['cpu', 'wasm'] as const) {
         const model = tinyMlp(6, 5, 3, 3);
         const pruner = new Pruner({
           model,
-          scores: testLearnedScores(-1.5),
+          // log α starts just above the closing point σ(S) = 1/12 (S ≈ −2.40): with a small λ the task
+          // gradient decides which gates close, so some do and some stay open (a larger λ closes them all: EMPTY_MASK)
+          scores: testLearnedScores(-2.3),
           mask: hardConcrete(),
           schedule: fixedTarget('none'),
-          lossTerms: [l0Penalty({ lambda: 0.2 })],
-          optimizers: { weights: adam({ learningRate: 0.01 }), scores: adam({ learningRate: 0.1 }) },
+          lossTerms: [l0Penalty({ lambda: 0.001 })],
+          optimizers: { weights: adam({ learningRate: 0.01 }), scores: adam({ learningRate: 0.02 }) },
           seed,
         });
         await pruner.run({ data: tinyBatches(), untilStep: 30 });
@@ -157,6 +159,38 @@ for (const backend of ['cpu', 'wasm'] as const) {
       expect(c.scores).not.toEqual(a.scores); // other noise, other trajectory
       expect(a.sparsity).toBeGreaterThan(0); // the penalty closed some gates
       expect(a.masks.flat().every((value) => value >= 0 && value <= 1)).toBe(true);
+    });
+
+    it('refuses to close every gate of the group (EMPTY_MASK), and keeps a group with one open gate', async () => {
+      await withLeakGuard(async () => {
+        const model = tinyMlp(6, 5, 3, 3);
+        const [p1, p2] = model.parameters();
+        // M̂ = min(1, ReLU(1.2·σ(S) − 0.1)) is 0 for σ(S) ≤ 1/12, i.e. S ≤ −2.398
+        const closed = [tf.fill([...p1!.shape], -3), tf.fill([...p2!.shape], -3)];
+        const inputs = [
+          { parameter: p1!, scores: closed[0]! },
+          { parameter: p2!, scores: closed[1]! },
+        ];
+        const context = { step: 0, model, random: createRandom(1) };
+        await expect(hardConcrete().compute(inputs, 0, context)).rejects.toMatchObject({
+          code: 'EMPTY_MASK',
+          message: expect.stringMatching(
+            /every gate is closed: the mask of the group of 2 parameters \(45 weights\)/,
+          ),
+        });
+        const oneOpen = tf.tensor2d([-3, -3, -3, -3, 0, -3, -3, -3, -3, -3, -3, -3, -3, -3, -3], [5, 3]);
+        const masks = await hardConcrete().compute(
+          [inputs[0]!, { parameter: p2!, scores: oneOpen }],
+          0,
+          context,
+        );
+        // σ(0) = 0.5 → M̂ = 1.2·0.5 − 0.1 = 0.5 at the one open gate, 0 elsewhere
+        expect(Array.from(masks[1]!.dataSync()).map((value) => Math.round(value * 1e6) / 1e6)).toEqual([
+          0, 0, 0, 0, 0.5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ]);
+        tf.dispose([...masks, ...closed, oneOpen]);
+        model.dispose();
+      });
     });
 
     it('resumes a stochastic L0 run exactly from exported state (the random state is in the checkpoint)', async () => {

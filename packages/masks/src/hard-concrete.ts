@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { addMany } from '@fineprune/tensor';
 import {
   ErrorCodes,
   FinepruneError,
@@ -7,6 +8,7 @@ import {
   matchesSelector,
   type ParameterSelector,
 } from '@fineprune/core';
+import { emptyMaskError } from './empty-mask';
 import { checkPenalty, type PenaltyReduction, reducePenalty } from './threshold';
 
 /**
@@ -166,8 +168,9 @@ export function uniformNoise(shape: readonly number[], random: { next(): number 
  * u ~ U(0, 1) from the run's seeded random source and uses W ⊙ M with the stochastic gate of
  * {@link hardConcreteGate}; the gradient reaching S is Eq. (3). Outside training it uses the
  * deterministic M̂ of {@link hardConcreteTestMask}, which is also what `compute` writes into each
- * parameter's mask (soft values in [0, 1], zeros pruned) for reports and export. The sparsity
- * follows from λ_l0 of {@link l0Penalty}; the schedule is `noTarget()` (kind `none`).
+ * parameter's mask (soft values in [0, 1], zeros pruned) for reports and export; a group whose
+ * gates are all closed is an `EMPTY_MASK` error. The sparsity follows from λ_l0 of
+ * {@link l0Penalty}; the schedule is `noTarget()` (kind `none`).
  *
  * @example
  * ```ts
@@ -184,7 +187,26 @@ export function hardConcrete(options: HardConcreteOptions = {}): MaskFunction {
     id: 'hardConcrete',
     targetKind: 'none',
     requiresLearnableScores: true,
-    compute: (inputs) => inputs.map((input) => hardConcreteTestMask(input.scores, parameters)),
+    async compute(inputs) {
+      const masks = inputs.map((input) => hardConcreteTestMask(input.scores, parameters));
+      const open = tf.tidy(() =>
+        addMany(masks.map((mask) => tf.sum(tf.cast(tf.greater(mask, 0), 'float32')))),
+      );
+      const kept = (await open.data())[0]!;
+      open.dispose();
+      const total = inputs.reduce((sum, input) => sum + input.scores.size, 0);
+      if (total > 0 && kept === 0) {
+        tf.dispose(masks);
+        throw emptyMaskError(
+          'hardConcrete',
+          `the group of ${inputs.length} parameters`,
+          total,
+          'every gate is closed:',
+          'Lower λ of l0Penalty (or start log α higher) so that some gates stay open.',
+        );
+      }
+      return masks;
+    },
     transform({ parameter, scores, training }, context) {
       if (!scores)
         throw new FinepruneError({

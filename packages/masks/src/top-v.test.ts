@@ -84,7 +84,9 @@ for (const backend of ['cpu', 'wasm'] as const) {
         const total = sizes.reduce((sum, size) => sum + size, 0);
         const keptGlobal = global.reduce((sum, mask) => sum + (tf.sum(mask).arraySync() as number), 0);
         expect(keptGlobal).toBe(keptCount(total, sparsity));
-        const local = await topV({ scope: 'local' }).compute(inputs, sparsity, context);
+        // At 0.999 the 10-entry matrix keeps 10 − round(9.99) = 0 alone: EMPTY_MASK (tested below).
+        const local =
+          sparsity < 0.999 ? await topV({ scope: 'local' }).compute(inputs, sparsity, context) : [];
         for (const [index, mask] of local.entries()) {
           expect(tf.sum(mask).arraySync()).toBe(keptCount(sizes[index]!, sparsity));
         }
@@ -103,6 +105,42 @@ for (const backend of ['cpu', 'wasm'] as const) {
         tf.dispose([...global, ...local]);
       }
       tf.dispose([...scores, ...parameters.flatMap((p) => [p.weight, p.mask])]);
+    });
+
+    it('refuses a sparsity that keeps no weight (EMPTY_MASK): of a matrix with local scope, of the group with global', async () => {
+      await withLeakGuard(async () => {
+        const big = parameter('big', new Array(1000).fill(0), [1000]);
+        const small = parameter('small', new Array(10).fill(0), [10]);
+        const scoresBig = tf.tensor(Array.from({ length: 1000 }, (_, index) => index));
+        const scoresSmall = tf.tensor(Array.from({ length: 10 }, (_, index) => index));
+        const inputs = [
+          { parameter: big, scores: scoresBig },
+          { parameter: small, scores: scoresSmall },
+        ];
+        // local, v = 0.96: big keeps 1000 − 960 = 40, small keeps 10 − round(9.6) = 0
+        const local = await Promise.resolve(topV({ scope: 'local' }).compute(inputs, 0.96, context)).catch(
+          (error: FinepruneError) => error,
+        );
+        expect(local).toMatchObject({ code: 'EMPTY_MASK', details: { mask: 'topV', total: 10 } });
+        expect((local as FinepruneError).message).toMatch(
+          /topV: at sparsity 0\.96 the mask of "small" \(10 weights\) would keep none of them/,
+        );
+        // 10 − round(10·v) ≥ 1 ⇔ v < 0.95
+        expect((local as FinepruneError).fix).toMatch(/below 0\.95 /);
+        // global, the same v keeps round(0.04 · 1010) = 40 weights of the group: fine
+        const global = await topV({ scope: 'global' }).compute(inputs, 0.96, context);
+        const kept = global.reduce(
+          (sum, mask) => sum + Array.from(mask.dataSync()).reduce((a, b) => a + b, 0),
+          0,
+        );
+        expect(kept).toBe(40);
+        // global, v = 0.999999 (the value): 1010 − round(1009.99899) = 0 for the whole group
+        await expect(topV({ scope: 'global' }).compute(inputs, 0.999999, context)).rejects.toMatchObject({
+          code: 'EMPTY_MASK',
+          message: expect.stringMatching(/the mask of the group of 2 parameters \(1010 weights\)/),
+        });
+        tf.dispose([...global, scoresBig, scoresSmall, big.weight, big.mask, small.weight, small.mask]);
+      });
     });
 
     it('rejects a sparsity outside [0, 1) and an unknown scope', async () => {

@@ -9,6 +9,7 @@ import {
   type MaskInput,
 } from '@fineprune/core';
 import { type SelectionHint, topCountMaskTensors, topCountMasks } from '@fineprune/tensor';
+import { emptyMaskError } from './empty-mask';
 import { readScoresTransient } from './read-scores';
 
 /** Options of {@link topV}. */
@@ -27,6 +28,32 @@ export interface TopVOptions {
   keptCount?: KeptCountRule;
 }
 
+/** Throws EMPTY_MASK when a selection (each parameter, or the group with `global`) would keep no weight. */
+function refuseEmpty(
+  inputs: readonly MaskInput[],
+  scope: 'local' | 'global',
+  sparsity: number,
+  keep: (list: readonly tf.Tensor[]) => number,
+): void {
+  const units =
+    scope === 'global'
+      ? [{ over: `the group of ${inputs.length} parameters`, tensors: inputs.map((input) => input.scores) }]
+      : inputs.map((input) => ({ over: JSON.stringify(input.parameter.name), tensors: [input.scores] }));
+  for (const { over, tensors } of units) {
+    const total = tensors.reduce((sum, tensor) => sum + tensor.size, 0);
+    if (total > 0 && keep(tensors) === 0) {
+      throw emptyMaskError(
+        'topV',
+        over,
+        total,
+        `at sparsity ${sparsity}`,
+        // total − round(v·total) ≥ 1 ⇔ v < 1 − 0.5/total
+        `Lower the final sparsity below ${1 - 0.5 / total} so that at least one weight is kept${scope === 'local' ? ' in every matrix (or use scope: global)' : ''}.`,
+      );
+    }
+  }
+}
+
 /**
  * Number of entries kept out of `total` at sparsity `sparsity`: total − round(v·total) by default,
  * or under another {@link KeptCountRule} (the same function as `keptCountFor` of `@fineprune/core`).
@@ -42,7 +69,8 @@ export const keptCount: (total: number, sparsity: number, rule?: KeptCountRule) 
  * The Top-v mask of Eq. (1) of Movement Pruning: M = Top_v(S) keeps the entries with the largest
  * scores, exactly `total − round(v · total)` of them (or the count of another `keptCount` rule);
  * ties at the threshold go to the lowest index (earlier parameter first, for global selection), so
- * the mask is deterministic.
+ * the mask is deterministic. A sparsity that rounds the kept count to 0 (of a matrix with `local`,
+ * of the group with `global`) is an `EMPTY_MASK` error.
  *
  * The default transform is straight-through (Eq. 2): the forward pass uses W ⊙ M and learned
  * scores receive dL/d(W ⊙ M) ⊙ W.
@@ -100,6 +128,7 @@ export function topV(options: TopVOptions = {}): MaskFunction {
           sparsity,
           rule,
         );
+      refuseEmpty(inputs, scope, sparsity, keep);
       // On wasm, large selections run where the scores lie (no read-out, no mask upload), starting
       // from the last threshold of the same parameters (a speed-up only: the masks are exact).
       const direct: Array<tf.Tensor | undefined> =

@@ -15,6 +15,7 @@ export {
   type RecipeSelector,
   MAX_STRING_LENGTH,
   RECIPE_VERSION,
+  RUN_NAME,
   recipeSchema,
 } from './schema';
 export {
@@ -41,10 +42,17 @@ export {
   type PluginKindMap,
   type PluginPackage,
   type PluginRegistry,
+  pluginOptionIssues,
+  stepUnits,
   unknownPluginError,
 } from './registry';
+export { nearestName } from './nearest-name';
+export { type OptionSpec, type OptionsSchema, optionIssues } from './options';
+export { checkRecipe, SCHEDULE_END_TOLERANCE, scheduleLengthIssues } from './check';
 export {
+  checkGroupComposition,
   checkRecipePlugins,
+  DEFAULT_PLUGIN_IMPORT_TIMEOUT_MS,
   defaultImporter,
   loadPluginPackage,
   type PackageImporter,

@@ -11,6 +11,9 @@ import {
   type ScoreStrategy,
   type SparsitySchedule,
 } from '@fineprune/core';
+import { nearestName } from './nearest-name';
+import { type OptionsSchema, optionIssues } from './options';
+import { type RecipeIssue, recipeError } from './validate';
 
 /**
  * The kinds of plugin a recipe names by id.
@@ -77,6 +80,12 @@ export interface PluginEnvironment {
   readonly evaluationData?: () => Iterable<Batch>;
   /** Directory of the recipe file, for relative paths in options. */
   readonly baseDirectory?: string;
+  /**
+   * True when the plugin is built only to check a recipe (`fineprune validate`, and a run before it
+   * loads its data): the factory should check its options and files, and may skip loading large
+   * ones (a teacher model); the plugin is never run.
+   */
+  readonly checkOnly?: boolean;
 }
 
 /**
@@ -96,11 +105,19 @@ export interface PluginDefinition<K extends PluginKind = PluginKind> {
   /** The id recipes use; unique per kind. Third-party ids should carry a prefix (`acme/fisher`). */
   readonly id: string;
   readonly description?: string;
+  /**
+   * The options the plugin accepts. With a schema, the registry refuses unknown option names (with
+   * the nearest declared name), missing required options, wrong types and numbers out of bounds
+   * before `create` runs, and `shortenRecipe` scales the options that declare a `unit`. Without
+   * one, every option goes to `create` unchecked.
+   */
+  readonly options?: OptionsSchema;
   /** Builds the plugin; throws a FinepruneError for bad options. */
   create(options: JsonObject, environment: PluginEnvironment): PluginKindMap[K] | Promise<PluginKindMap[K]>;
   /**
    * Options measured in steps, scaled when a recipe is shortened (`--max-steps`): `steps` values are
-   * scaled and rounded down, `interval` values are scaled and kept ≥ 1.
+   * scaled and rounded down, `interval` values are scaled and kept ≥ 1. For definitions without an
+   * options schema; with one, give each such option a `unit` instead.
    */
   readonly stepOptions?: Readonly<Record<string, 'steps' | 'interval'>>;
   /** The package that registered it (set by {@link loadPluginPackage}). */
@@ -150,8 +167,9 @@ export interface PluginRegistry {
   /** Every definition, or those of one kind, sorted by id. */
   list(kind?: PluginKind): PluginDefinition[];
   /**
-   * Builds a plugin. Unknown ids throw `UNKNOWN_PLUGIN`; a factory's own errors are rethrown with
-   * `where` (a recipe path) prefixed to the message.
+   * Builds a plugin. Unknown ids throw `UNKNOWN_PLUGIN`; options that break the definition's
+   * schema throw `INVALID_RECIPE` (every problem, with its path under `where`); a factory's own
+   * errors are rethrown with `where` (a recipe path) prefixed to the message.
    */
   create<K extends PluginKind>(
     kind: K,
@@ -164,20 +182,47 @@ export interface PluginRegistry {
   readonly packages: ReadonlySet<string>;
 }
 
-/** Levenshtein distance, for "did you mean" hints. */
-function distance(a: string, b: string): number {
-  if (Math.abs(a.length - b.length) > 3 || a.length > 64 || b.length > 64) return 99;
-  const row = Array.from({ length: b.length + 1 }, (_, index) => index);
-  for (let i = 1; i <= a.length; i++) {
-    let previous = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const current = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, previous + (a[i - 1] === b[j - 1] ? 0 : 1));
-      previous = current;
-    }
+/**
+ * The problems of a plugin reference's options against its definition's options schema (none when
+ * the definition declares no schema), each with its recipe path under `where`.
+ *
+ * @example
+ * ```ts
+ * pluginOptionIssues(registry.get('schedule', 'cubic')!, { intervl: 10 }, 'pruning[0].schedule.options');
+ * ```
+ */
+export function pluginOptionIssues(
+  definition: PluginDefinition,
+  options: unknown,
+  where: string,
+): RecipeIssue[] {
+  if (!definition.options) return [];
+  const owner = `${PLUGIN_KIND_NAMES[definition.kind]} "${definition.id}"`;
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    return [
+      {
+        path: where,
+        message: `${owner} takes an object of options`,
+        fix: `Write \`${where}\` as an object.`,
+      },
+    ];
   }
-  return row[b.length]!;
+  return optionIssues(definition.options, options as Record<string, unknown>, where, owner);
+}
+
+/**
+ * The options of a definition counted in steps, with their unit: the schema's `unit`s, else
+ * `stepOptions`.
+ *
+ * @example
+ * ```ts
+ * stepUnits(registry.get('schedule', 'cubic')!); // { totalSteps: 'steps', …, interval: 'interval' }
+ * ```
+ */
+export function stepUnits(definition: PluginDefinition): Record<string, 'steps' | 'interval'> {
+  const units: Record<string, 'steps' | 'interval'> = { ...(definition.stepOptions ?? {}) };
+  for (const [name, spec] of Object.entries(definition.options ?? {})) if (spec.unit) units[name] = spec.unit;
+  return units;
 }
 
 /**
@@ -196,10 +241,7 @@ export function unknownPluginError(
 ): FinepruneError {
   const known = registry.list(kind).map((definition) => definition.id);
   const shown = id.length > 80 ? `${id.slice(0, 80)}…` : id;
-  const close = known
-    .map((candidate) => ({ candidate, score: distance(id.toLowerCase(), candidate.toLowerCase()) }))
-    .filter((entry) => entry.score <= 2)
-    .sort((left, right) => left.score - right.score)[0];
+  const close = nearestName(id, known);
   const elsewhere = registry
     .list()
     .filter((definition) => definition.id === id && definition.kind !== kind)
@@ -210,7 +252,7 @@ export function unknownPluginError(
       elsewhere.length ? ` (it is a ${elsewhere.join(', ')})` : ''
     }. Known: ${known.length ? known.join(', ') : 'none'}.`,
     fix: close
-      ? `Did you mean ${JSON.stringify(close.candidate)}?`
+      ? `Did you mean ${JSON.stringify(close)}?`
       : 'Check the id, or add the npm package that provides it to the recipe’s `plugins` list.',
     details: { kind, id: shown, known, ...(where ? { path: where } : {}) },
   });
@@ -271,6 +313,8 @@ export function createPluginRegistry(definitions: readonly PluginDefinition[] = 
     async create(kind, id, options, environment, where) {
       const definition = entries.get(key(kind, id));
       if (!definition) throw unknownPluginError(registry, kind, id, where);
+      const issues = pluginOptionIssues(definition, options, where ? `${where}.options` : 'options');
+      if (issues.length > 0) throw recipeError(issues);
       try {
         const plugin = await definition.create(options, environment);
         if (

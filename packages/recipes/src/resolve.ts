@@ -6,9 +6,12 @@ import {
   FinepruneError,
   type JsonObject,
   type LossTerm,
+  type MaskFunction,
   type ParameterSelector,
   type Plugin,
   type PruningGroupOptions,
+  type ScoreStrategy,
+  type SparsitySchedule,
 } from '@fineprune/core';
 import {
   type PluginDefinition,
@@ -16,6 +19,8 @@ import {
   type PluginKind,
   type PluginPackage,
   type PluginRegistry,
+  pluginOptionIssues,
+  stepUnits,
   unknownPluginError,
 } from './registry';
 import type { Recipe, RecipeSelector } from './schema';
@@ -121,15 +126,40 @@ export const defaultImporter: PackageImporter = async (name, from) => {
 const PACKAGE_NAME = /^(@[a-z0-9][\w.-]*\/)?[a-z0-9][\w.-]*$/i;
 
 /**
+ * How long {@link loadPluginPackage} waits for a plugin package's import by default: 60 seconds.
+ *
+ * @example
+ * ```ts
+ * await loadPluginPackage(registry, name, { timeoutMs: 2 * DEFAULT_PLUGIN_IMPORT_TIMEOUT_MS });
+ * ```
+ */
+export const DEFAULT_PLUGIN_IMPORT_TIMEOUT_MS = 60_000;
+
+/** `promise`, or a rejection with `onTimeout()` once `milliseconds` have passed (the timer is cleared either way). */
+async function withTimeout<T>(promise: Promise<T>, milliseconds: number, onTimeout: () => Error): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(onTimeout()), milliseconds);
+  });
+  try {
+    return await Promise.race([promise, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
  * Imports a plugin package by its npm name and registers the plugins it exports (as
  * `fineprunePlugins` or as its default export, a {@link PluginPackage}). Loading a package twice
- * does nothing the second time.
+ * does nothing the second time. An import that has not settled after `timeoutMs` (a top-level
+ * `await` that never resolves, say) fails, so a command never waits on it forever.
  *
  * @param registry - where to register
  * @param name - the package name, as in a recipe's `plugins` list
- * @param options - `from`: directory to resolve from (the recipe's), `importer` for tests
+ * @param options - `from`: directory to resolve from (the recipe's); `importer` for tests;
+ *   `timeoutMs`: how long to wait for the import (default {@link DEFAULT_PLUGIN_IMPORT_TIMEOUT_MS})
  * @returns the ids registered, as `kind:id`
- * @throws FinepruneError `PLUGIN_PACKAGE_FAILED`
+ * @throws FinepruneError `PLUGIN_PACKAGE_FAILED`, also when the import times out (`details.timeoutMs`)
  *
  * @example
  * ```ts
@@ -139,17 +169,25 @@ const PACKAGE_NAME = /^(@[a-z0-9][\w.-]*\/)?[a-z0-9][\w.-]*$/i;
 export async function loadPluginPackage(
   registry: PluginRegistry,
   name: string,
-  options: { from?: string; importer?: PackageImporter } = {},
+  options: { from?: string; importer?: PackageImporter; timeoutMs?: number } = {},
 ): Promise<string[]> {
   if (registry.packages.has(name)) return [];
-  const failed = (message: string, fix: string, cause?: unknown) =>
+  const failed = (message: string, fix: string, cause?: unknown, details: Record<string, unknown> = {}) =>
     new FinepruneError({
       code: ErrorCodes.PLUGIN_PACKAGE_FAILED,
       message,
       fix,
       ...(cause !== undefined ? { cause } : {}),
-      details: { package: name },
+      details: { package: name, ...details },
     });
+  const timeoutMs = options.timeoutMs ?? DEFAULT_PLUGIN_IMPORT_TIMEOUT_MS;
+  if (!(Number.isFinite(timeoutMs) && timeoutMs > 0)) {
+    throw new FinepruneError({
+      code: ErrorCodes.INVALID_ARGUMENT,
+      message: `timeoutMs must be a positive number of milliseconds, got ${timeoutMs}.`,
+      fix: 'Pass a timeout such as 60000 (one minute).',
+    });
+  }
   if (typeof name !== 'string' || !PACKAGE_NAME.test(name) || name.length > 214) {
     throw failed(
       `${JSON.stringify(String(name).slice(0, 80))} is not an npm package name.`,
@@ -158,11 +196,17 @@ export async function loadPluginPackage(
   }
   let module: Record<string, unknown>;
   try {
-    module = (await (options.importer ?? defaultImporter)(name, options.from ?? process.cwd())) as Record<
-      string,
-      unknown
-    >;
+    const importing = (options.importer ?? defaultImporter)(name, options.from ?? process.cwd());
+    module = (await withTimeout(importing, timeoutMs, () =>
+      failed(
+        `The plugin package "${name}" did not finish importing within ${timeoutMs / 1000} s.`,
+        'Check the package for work at import time that never ends (a top-level await on something that never resolves), or allow longer (fineprune --plugin-timeout <seconds>).',
+        undefined,
+        { timeoutMs },
+      ),
+    )) as Record<string, unknown>;
   } catch (error) {
+    if (FinepruneError.is(error) && error.code === ErrorCodes.PLUGIN_PACKAGE_FAILED) throw error;
     throw failed(
       `The plugin package "${name}" cannot be imported: ${(error as Error)?.message ?? String(error)}`,
       `Install it next to the recipe (npm install ${name}) or fix the name in \`plugins\`.`,
@@ -235,27 +279,84 @@ export function pluginReferences(
 }
 
 /**
- * Checks that every plugin id of a recipe is registered, before anything is built, and reports every
- * unknown id with its path in one `UNKNOWN_PLUGIN` error.
+ * Checks every plugin reference of a recipe before anything is built: each id must be registered
+ * (every unknown id is reported with its path in one `UNKNOWN_PLUGIN` error), and each reference's
+ * options must fit the options schema its definition declares (every problem in one
+ * `INVALID_RECIPE` error: unknown names with the nearest valid one, missing or mistyped options,
+ * numbers out of bounds).
  *
  * @example
  * ```ts
- * checkRecipePlugins(recipe, registry); // throws when an id is unknown
+ * checkRecipePlugins(recipe, registry); // throws when an id is unknown or an option is misspelled
  * ```
  */
 export function checkRecipePlugins(recipe: Recipe, registry: PluginRegistry, source?: string): void {
-  const issues: RecipeIssue[] = [];
+  const unknown: RecipeIssue[] = [];
+  const options: RecipeIssue[] = [];
   for (const reference of pluginReferences(recipe)) {
-    if (!registry.has(reference.kind, reference.id)) {
+    const definition = registry.get(reference.kind, reference.id);
+    if (!definition) {
       const error = unknownPluginError(registry, reference.kind, reference.id);
-      issues.push({
+      unknown.push({
         path: `${reference.path}.id`,
         message: error.message.replace(/^\[[A-Z_]+\] /, '').replace(/ Fix: [\s\S]*$/, ''),
         fix: error.fix,
       });
+    } else {
+      options.push(...pluginOptionIssues(definition, reference.options, `${reference.path}.options`));
     }
   }
-  if (issues.length > 0) throw recipeError(issues, source, ErrorCodes.UNKNOWN_PLUGIN);
+  if (unknown.length > 0) throw recipeError(unknown, source, ErrorCodes.UNKNOWN_PLUGIN);
+  if (options.length > 0) throw recipeError(options, source);
+}
+
+/**
+ * Checks that the plugins of pruning group `index` work together, as far as they are given: the
+ * mask and the schedule agree on the kind of target; a mask that needs learned scores gets them;
+ * learned scores have `training.scoreOptimizer`.
+ *
+ * @throws FinepruneError `INCOMPATIBLE_PLUGINS` or `INVALID_RECIPE`, with the recipe path
+ *
+ * @example
+ * ```ts
+ * checkGroupComposition(recipe, registry, 0, { scores, mask, schedule });
+ * ```
+ */
+export function checkGroupComposition(
+  recipe: Recipe,
+  registry: PluginRegistry,
+  index: number,
+  plugins: { scores?: ScoreStrategy; mask?: MaskFunction; schedule?: SparsitySchedule },
+): void {
+  const { scores, mask, schedule } = plugins;
+  const at = (kind: string) => formatPath(['pruning', index, kind]);
+  if (mask && schedule && mask.targetKind !== schedule.kind) {
+    throw new FinepruneError({
+      code: ErrorCodes.INCOMPATIBLE_PLUGINS,
+      message: `${at('mask')}: mask "${mask.id}" needs a ${mask.targetKind} target but ${at('schedule')} "${schedule.id}" produces a ${schedule.kind}.`,
+      fix: `Use a schedule that produces a ${mask.targetKind} (${registry
+        .list('schedule')
+        .map((definition) => definition.id)
+        .join(', ')}).`,
+      details: { path: at('schedule') },
+    });
+  }
+  if (mask?.requiresLearnableScores && scores && !scores.learnable) {
+    throw new FinepruneError({
+      code: ErrorCodes.INCOMPATIBLE_PLUGINS,
+      message: `${at('mask')}: mask "${mask.id}" needs learned scores but ${at('scores')} "${scores.id}" computes them.`,
+      fix: 'Use a learnable score strategy (movement, l0) with this mask.',
+      details: { path: at('scores') },
+    });
+  }
+  if (scores?.learnable && !recipe.training.scoreOptimizer) {
+    throw new FinepruneError({
+      code: ErrorCodes.INVALID_RECIPE,
+      message: `${at('scores')}: "${scores.id}" learns its scores but training.scoreOptimizer is missing.`,
+      fix: 'Add `training.scoreOptimizer: { type: adam, learningRate: 0.01 }`.',
+      details: { path: 'training.scoreOptimizer' },
+    });
+  }
 }
 
 /**
@@ -302,33 +403,7 @@ export async function resolvePlugins(
     const scores = await make('scores', group.scores, at('scores'));
     const mask = await make('mask', group.mask, at('mask'));
     const schedule = await make('schedule', group.schedule, at('schedule'));
-    if (mask.targetKind !== schedule.kind) {
-      throw new FinepruneError({
-        code: ErrorCodes.INCOMPATIBLE_PLUGINS,
-        message: `${at('mask')}: mask "${mask.id}" needs a ${mask.targetKind} target but ${at('schedule')} "${schedule.id}" produces a ${schedule.kind}.`,
-        fix: `Use a schedule that produces a ${mask.targetKind} (${registry
-          .list('schedule')
-          .map((definition) => definition.id)
-          .join(', ')}).`,
-        details: { path: at('schedule') },
-      });
-    }
-    if (mask.requiresLearnableScores && !scores.learnable) {
-      throw new FinepruneError({
-        code: ErrorCodes.INCOMPATIBLE_PLUGINS,
-        message: `${at('mask')}: mask "${mask.id}" needs learned scores but ${at('scores')} "${scores.id}" computes them.`,
-        fix: 'Use a learnable score strategy (movement, l0) with this mask.',
-        details: { path: at('scores') },
-      });
-    }
-    if (scores.learnable && !recipe.training.scoreOptimizer) {
-      throw new FinepruneError({
-        code: ErrorCodes.INVALID_RECIPE,
-        message: `${at('scores')}: "${scores.id}" learns its scores but training.scoreOptimizer is missing.`,
-        fix: 'Add `training.scoreOptimizer: { type: adam, learningRate: 0.01 }`.',
-        details: { path: 'training.scoreOptimizer' },
-      });
-    }
+    checkGroupComposition(recipe, registry, index, { scores, mask, schedule });
     groups.push({
       name: group.name ?? (recipe.pruning.length === 1 ? 'default' : `group${index}`),
       scores,
@@ -403,8 +478,8 @@ export function shortenRecipe(recipe: Recipe, registry: PluginRegistry, options:
     copy.training.evaluateEvery = scaleInterval(copy.training.evaluateEvery);
   if (copy.checkpoint.every > 0) copy.checkpoint.every = scaleInterval(copy.checkpoint.every);
   const scale = (kind: PluginKind, reference: { id: string; options: Record<string, unknown> }) => {
-    const stepOptions = registry.get(kind, reference.id)?.stepOptions ?? {};
-    for (const [key, unit] of Object.entries(stepOptions)) {
+    const definition = registry.get(kind, reference.id);
+    for (const [key, unit] of Object.entries(definition ? stepUnits(definition) : {})) {
       const value = reference.options[key];
       if (typeof value === 'number' && Number.isFinite(value)) {
         reference.options[key] =

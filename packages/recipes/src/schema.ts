@@ -20,6 +20,18 @@ export const RECIPE_VERSION = 1 as const;
  */
 export const MAX_STRING_LENGTH = 4096;
 
+/**
+ * What a run name may be: one folder name made of letters, digits, `_`, `.` and `-`, but not `.` or
+ * `..`, so that `out/<name>` stays inside `out/`.
+ *
+ * @example
+ * ```ts
+ * RUN_NAME.test('mnist-90'); // true
+ * RUN_NAME.test('..'); // false
+ * ```
+ */
+export const RUN_NAME = /^(?!\.{1,2}$)[A-Za-z0-9_.-]+$/;
+
 const text = (description: string) => z.string().min(1).max(MAX_STRING_LENGTH).describe(description);
 const count = (description: string, minimum = 1) =>
   z.int().min(minimum).max(1_000_000_000).describe(description);
@@ -169,6 +181,28 @@ export const trainingSchema = z
     scoreOptimizer: optimizerSchema.optional().describe('Trains learned scores (movement, l0).'),
     gradientClipping: positive('Clip the global gradient norm to this value.').optional(),
     evaluateEvery: count('Evaluate on the test data every N steps (0: only at the end).', 0).default(0),
+    divergenceGuard: z
+      .union([
+        z.literal(false),
+        z.strictObject({
+          factor: z
+            .number()
+            .gt(1)
+            .max(1e30)
+            .optional()
+            .describe('Stop when the loss exceeds this many times its running minimum (default 1e6).'),
+          floor: z
+            .number()
+            .min(0)
+            .max(1e30)
+            .optional()
+            .describe('The running minimum counts as at least this much (default 1e-3).'),
+        }),
+      ])
+      .optional()
+      .describe(
+        'Stop a diverging run (the loss grown beyond factor × its running minimum), naming the step and the first non-finite parameter; false turns the growth check off. A non-finite loss always stops the run.',
+      ),
   })
   .describe('Training hyper-parameters.');
 
@@ -258,10 +292,12 @@ export const recipeSchema = z
     version: z.literal(RECIPE_VERSION).describe('The recipe format version.'),
     name: z
       .string()
-      .regex(/^[A-Za-z0-9_.-]+$/)
+      .regex(RUN_NAME)
       .max(100)
       .default('run')
-      .describe('Run name (output directory, reports).'),
+      .describe(
+        'Run name: one folder name (letters, digits, `_`, `.`, `-`; not `.` or `..`), used for out/<name> and reports.',
+      ),
     description: z.string().max(MAX_STRING_LENGTH).optional().describe('Free text.'),
     seed: z.int().min(0).max(2147483647).default(0).describe('Seed of data order, init and random masks.'),
     backend: z

@@ -195,7 +195,9 @@ function issueFromZod(issue: z.core.$ZodIssue, input: unknown): RecipeIssue {
         fix:
           issue.format === 'regex' && path === 'model.builtin'
             ? 'Use a built-in model id such as `mlp-784-300-100-10`.'
-            : `Write \`${path}\` in the documented format (${issue.format}).`,
+            : issue.format === 'regex' && path === 'name'
+              ? 'Use one folder name of letters, digits, `_`, `.` and `-` (not `.` or `..`), such as `mnist-90`.'
+              : `Write \`${path}\` in the documented format (${issue.format}).`,
       };
     default:
       return { path, message: issue.message, fix: `Correct \`${path}\`.` };

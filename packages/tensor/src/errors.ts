@@ -63,6 +63,8 @@ export const ErrorCodes = {
   MISSING_DEPENDENCY: 'MISSING_DEPENDENCY',
   /** A model adapter was given something it cannot wrap (a graph model, a plain object, a promise). */
   UNSUPPORTED_MODEL: 'UNSUPPORTED_MODEL',
+  /** Training diverged: the loss grew beyond the divergence guard's factor of its running minimum. */
+  DIVERGED: 'DIVERGED',
 } as const;
 
 /** One of the stable {@link ErrorCodes}. */

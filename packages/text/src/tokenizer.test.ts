@@ -182,6 +182,45 @@ describe('BertTokenizer', () => {
     expect(tokenizer.decode([101, 7592, 102])).toBe('[CLS] hello [SEP]');
   });
 
+  it('turns a lone surrogate into [UNK] between its neighbours instead of gluing them: abc\\uD800def → abc [UNK] def', () => {
+    const abc = wordId('abc');
+    const def = wordId('def');
+    for (const lone of ['\uD800', '\uDBFF', '\uDC00', '\uDFFF']) {
+      expect(tokenizer.tokenize(`abc${lone}def`)).toEqual(['abc', '[UNK]', 'def']);
+      expect(Array.from(tokenizer.tokenIds(`abc${lone}def`))).toEqual([abc, 100, def]);
+    }
+    // BERT's cleaning alone would drop it and glue the words: abc ##de ##f
+    expect(tokenizer.tokenize('abcdef')).toEqual(['abc', '##de', '##f']);
+    expect([wordId('abc'), continuationId('de'), continuationId('f')]).toEqual(
+      Array.from(tokenizer.tokenIds('abcdef')),
+    );
+    // two lone halves in the wrong order are two unknowns; a whole pair (an emoji) is one character
+    expect(tokenizer.tokenize('\uDC00\uD800')).toEqual(['[UNK]', '[UNK]']);
+    expect(tokenizer.tokenize('abc😀def')).toEqual(['[UNK]']);
+    expect(Array.from(tokenizer.encode('x\uD800', { pair: '\uDC00y' }).ids)).toEqual([
+      101,
+      wordId('x'),
+      100,
+      102,
+      100,
+      wordId('y'),
+      102,
+    ]);
+    expect(tokenizer.decode(tokenizer.tokenIds('abc\uD800def'))).toBe('abc [UNK] def');
+  });
+
+  it('gives no tokens for text of only whitespace, NUL or zero-width characters, and decodes no ids to ""', () => {
+    for (const text of ['', '   ', '\t\n\r', '\u0000\u0000', '\u200B', '\uFEFF', '\u0000 \t ']) {
+      expect(tokenizer.tokenize(text)).toEqual([]);
+      expect(tokenizer.tokenIds(text)).toHaveLength(0);
+      expect(tokenizer.decode(tokenizer.tokenIds(text))).toBe('');
+      expect(Array.from(tokenizer.encode(text).ids)).toEqual([101, 102]);
+    }
+    expect(tokenizer.decode([])).toBe('');
+    expect(tokenizer.decode(new Int32Array(0), { skipSpecialTokens: true })).toBe('');
+    expect(tokenizer.decode([0, 101, 102], { skipSpecialTokens: true })).toBe('');
+  });
+
   it('looks up tokens and ids', () => {
     expect(tokenizer.idOf('[MASK]')).toBe(103);
     expect(tokenizer.idOf('##ble')).toBe(continuationId('ble'));

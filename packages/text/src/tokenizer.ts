@@ -389,12 +389,18 @@ class WordPieceTokenizer implements BertTokenizer {
 
   tokenize(text: string): string[] {
     checkText(text, 'text');
-    return this.inner.tokenize(text);
+    return aroundLoneSurrogates(text, (segment) => this.inner.tokenize(segment), '[UNK]');
   }
 
   tokenIds(text: string): Int32Array {
     checkText(text, 'text');
-    return Int32Array.from(this.inner.encode(text, { add_special_tokens: false }).ids);
+    return Int32Array.from(
+      aroundLoneSurrogates(
+        text,
+        (segment) => this.inner.encode(segment, { add_special_tokens: false }).ids,
+        this.specialIds.unk,
+      ),
+    );
   }
 
   encode(text: string, options: EncodeOptions = {}): Encoded {
@@ -440,6 +446,8 @@ class WordPieceTokenizer implements BertTokenizer {
   decode(ids: ArrayLike<number>, options: DecodeOptions = {}): string {
     const list = Array.from(ids ?? []);
     for (const id of list) this.checkId(id);
+    // The tokenizers library refuses an empty list; no ids decode to no text.
+    if (list.length === 0) return '';
     return this.inner.decode(list, { skip_special_tokens: options?.skipSpecialTokens ?? false });
   }
 
@@ -465,6 +473,25 @@ class WordPieceTokenizer implements BertTokenizer {
       );
     }
   }
+}
+
+/** A lone surrogate: a high surrogate not followed by a low one, or a low one not preceded by a high one. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * Tokenizes `text` with each lone surrogate turned into `unknown` and treated as a word boundary.
+ * BERT's text cleaning drops such code units (category Cs) and so glues their neighbours into one
+ * word (`abc\uD800def` → `abc ##de ##f`); here they split the text there and stand for `[UNK]`, the
+ * token of a character the vocabulary cannot represent (`abc [UNK] def`).
+ */
+function aroundLoneSurrogates<T>(text: string, encode: (segment: string) => readonly T[], unknown: T): T[] {
+  if (!LONE_SURROGATE.test(text)) return [...encode(text)];
+  const out: T[] = [];
+  text.split(new RegExp(LONE_SURROGATE, 'g')).forEach((segment, index) => {
+    if (index > 0) out.push(unknown);
+    if (segment.length > 0) out.push(...encode(segment));
+  });
+  return out;
 }
 
 function checkText(text: unknown, name: string): asserts text is string {
@@ -498,7 +525,10 @@ function truncateLongestFirst(a: number[], b: number[] | null, budget: number): 
  * (clean text, Chinese characters split, lowercase, accents stripped), BERT pre-tokenisation
  * (whitespace and punctuation), greedy longest-match-first WordPiece with `##` continuations and
  * `[UNK]` for words over 100 characters. Literal `[CLS]`, `[SEP]`, `[MASK]`, `[PAD]`, `[UNK]` in the
- * text are read as those special tokens, as in Hugging Face's BERT tokenizers.
+ * text are read as those special tokens, as in Hugging Face's BERT tokenizers. A lone surrogate
+ * (half of a UTF-16 pair, as a cut string leaves) becomes `[UNK]` and separates the words around it
+ * (`abc\uD800def` → `abc [UNK] def`), where BERT's cleaning would drop it and glue them; text of
+ * only whitespace or control characters has no tokens, and `decode([])` is `''`.
  *
  * @param options - `lowercase` (default `true`); `vocabulary` to use another WordPiece vocabulary.
  * @returns A {@link BertTokenizer}.

@@ -1,0 +1,122 @@
+import path from 'node:path';
+import { type Pruner, type ScoreStrategy, sparsityReport } from '@fineprune/core';
+import { fileSystem, type LayersPrunableModel, saveStripped } from '@fineprune/layers';
+import { type Recipe, toConfig } from '@fineprune/recipes';
+import { createRandom, readFloat32 } from '@fineprune/tensor';
+import { writeFileAtomic } from './files';
+import { renderHtmlReport } from './report/html';
+import { sampleParameter } from './report/samples';
+import type { EvaluationPoint, LayerRow, ParameterSample, RunHistory, RunRecord } from './run-record';
+
+/**
+ * A short label of the method, from the plugin ids: `magnitude+topV(global)/cubic`.
+ *
+ * @example
+ * ```ts
+ * methodLabel(recipe); // 'magnitude+topV(global)/cubic'
+ * ```
+ */
+export function methodLabel(recipe: Recipe): string {
+  return recipe.pruning
+    .map((group) => {
+      const scope = typeof group.mask.options.scope === 'string' ? `(${group.mask.options.scope})` : '';
+      return `${group.scores.id}+${group.mask.id}${scope}/${group.schedule.id}`;
+    })
+    .join(', ');
+}
+
+/** Weights, scores and mask of every pruned parameter, sampled for the report's plots. */
+async function parameterSamples(
+  pruner: Pruner,
+  prunable: LayersPrunableModel,
+  scoreStrategies: ReadonlyMap<string, ScoreStrategy>,
+): Promise<ParameterSample[]> {
+  const samples: ParameterSample[] = [];
+  for (const entry of pruner.pruned()) {
+    const weights = await readFloat32(entry.parameter.weight);
+    const mask = await readFloat32(entry.parameter.mask);
+    let scores: Float32Array;
+    let scoreSource: ParameterSample['scoreSource'];
+    if (entry.scores) {
+      scores = await readFloat32(entry.scores);
+      scoreSource = 'learned';
+    } else {
+      const strategy = scoreStrategies.get(entry.group)!;
+      const computed = await strategy.compute(
+        { parameter: entry.parameter, scores: undefined },
+        { step: pruner.step, model: prunable, random: createRandom(0) },
+      );
+      scores = await readFloat32(computed);
+      computed.dispose();
+      scoreSource = strategy.id === 'magnitude' ? 'magnitude' : 'computed';
+    }
+    samples.push(sampleParameter(entry.parameter.name, weights, scores, mask, scoreSource));
+  }
+  return samples;
+}
+
+/**
+ * The record of a finished run (`run.json`): history, final metrics, per-layer table, samples.
+ *
+ * @example
+ * ```ts
+ * const record = await runRecord({ recipe, backend: 'cpu', pruner, prunable, scoreStrategies, history, finalPoint });
+ * ```
+ */
+export async function runRecord(options: {
+  recipe: Recipe;
+  backend: string;
+  pruner: Pruner;
+  prunable: LayersPrunableModel;
+  scoreStrategies: ReadonlyMap<string, ScoreStrategy>;
+  history: RunHistory;
+  finalPoint: EvaluationPoint;
+}): Promise<RunRecord> {
+  const { recipe, pruner, prunable, history, finalPoint } = options;
+  const report = await sparsityReport(prunable.parameters());
+  const layers: LayerRow[] = report.parameters.map((row) => ({
+    name: row.name,
+    group: row.group,
+    shape: row.shape,
+    total: row.total,
+    kept: row.kept,
+    sparsity: row.sparsity,
+  }));
+  const samples = await parameterSamples(pruner, prunable, options.scoreStrategies);
+  return {
+    formatVersion: 1,
+    name: recipe.name,
+    method: methodLabel(recipe),
+    backend: options.backend,
+    steps: recipe.training.steps,
+    seed: recipe.seed,
+    ...history,
+    final: { accuracy: finalPoint.accuracy, loss: finalPoint.loss, remaining: 1 - report.sparsity },
+    layers,
+    samples,
+    recipe: toConfig(recipe),
+    finishedAt: new Date().toISOString(),
+  };
+}
+
+/**
+ * Writes what a finished run exports: the stripped model (`<out>/model`, with `export.strip`),
+ * `run.json` and `report.html` (with `export.report`).
+ *
+ * @example
+ * ```ts
+ * await writeRunOutputs(recipe, 'out/tiny', prunable, record);
+ * ```
+ */
+export async function writeRunOutputs(
+  recipe: Recipe,
+  outputDirectory: string,
+  prunable: LayersPrunableModel,
+  record: RunRecord,
+): Promise<void> {
+  if (recipe.export.strip) await saveStripped(prunable, fileSystem(path.join(outputDirectory, 'model')));
+  if (recipe.export.report) {
+    await writeFileAtomic(path.join(outputDirectory, 'run.json'), `${JSON.stringify(record)}\n`);
+    await writeFileAtomic(path.join(outputDirectory, 'report.html'), renderHtmlReport([record]));
+  }
+}
