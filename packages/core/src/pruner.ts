@@ -1,12 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
-import {
-  addMany,
-  ErrorCodes,
-  FinepruneError,
-  createRandom,
-  maskedWeight,
-  type RandomSource,
-} from '@fineprune/tensor';
+import { addMany, maskedWeight } from '@fineprune/tensor';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
+import { createRandom, type RandomSource } from '@fineprune/tensor/random';
 import type { GradientEntry, Optimizer } from './optimizers';
 import {
   type ParameterSelector,

@@ -4,8 +4,8 @@
  * big-endian uint32 dimension sizes, then the data, big-endian, row-major.
  */
 
-import { gunzipSync } from 'node:zlib';
-import { ErrorCodes, FinepruneError } from '@fineprune/tensor';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
+import { nodeBuiltinSync } from '@fineprune/tensor/runtime';
 
 /** Element types an IDX file can hold. */
 export type IdxDataType = 'uint8' | 'int8' | 'int16' | 'int32' | 'float32' | 'float64';
@@ -131,6 +131,7 @@ export function parseIdx(bytes: Uint8Array, options: ParseIdxOptions = {}): IdxF
     });
   }
   if (isGzip(bytes)) {
+    const { gunzipSync } = nodeBuiltinSync('zlib', `parseIdx() of the gzipped ${name}`);
     try {
       bytes = gunzipSync(bytes);
     } catch (error) {

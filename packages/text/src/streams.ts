@@ -3,7 +3,8 @@
  * batch or a split is a pure function of its seed and index and can be recomputed in any order.
  */
 
-import { check, createRandom, type RandomSource } from '@fineprune/tensor';
+import { check } from '@fineprune/tensor/errors';
+import { createRandom, type RandomSource } from '@fineprune/tensor/random';
 
 /** Keeps unrelated uses of one seed apart. */
 export const StreamDomain = {

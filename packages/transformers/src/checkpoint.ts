@@ -12,7 +12,7 @@ import {
   type SafetensorsInput,
   type SafetensorsTensor,
 } from '@fineprune/safetensors';
-import { ErrorCodes, FinepruneError } from '@fineprune/tensor';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import { configToHuggingFace, type EncoderConfig, validateConfig } from './config';
 import { type BertLayoutEntry, type BertTask, bertLayout, validateTask } from './layout';
 import type { BertModel } from './model';

@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readSafetensorsFile, writeSafetensorsFile } from '@fineprune/safetensors/node';
-import { ErrorCodes, FinepruneError } from '@fineprune/tensor';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import {
   type ExportHuggingFaceOptions,
   exportHuggingFace,
