@@ -9,12 +9,14 @@
 // loads tfjs-core once whatever it uses; this is fineprune's own cost) and with everything in.
 // Code splitting is on, so a module loaded with import() (the cpu and wasm backends, which
 // setBackend loads on first use) is counted apart, as "later".
+// It also packs each package (`pnpm pack`) and records the tarball's size, packed and unpacked.
 // Writes results/bundle-cost.json and the table between the bundle-cost markers of each README.
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { gzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { build } from 'esbuild';
 import { browserEntries } from '../scripts/check-browser-safe.mjs';
 
@@ -72,20 +74,25 @@ async function measure(source, resolveDir, external) {
     const outputs = result.metafile.outputs;
     const byPath = new Map(result.outputFiles.map((file) => [path.relative(process.cwd(), file.path), file]));
     const entry = Object.keys(outputs).find((key) => outputs[key].entryPoint !== undefined);
-    // The entry and what it imports statically load with the page; dynamic imports load later.
-    const initial = new Set();
-    const pending = [entry];
-    while (pending.length > 0) {
-      const next = pending.pop();
-      if (initial.has(next)) continue;
-      initial.add(next);
-      for (const imported of outputs[next].imports) {
-        if (!imported.external && imported.kind === 'import-statement') pending.push(imported.path);
+    // The entry and what it imports statically load with the page; what those import() load later.
+    // (esbuild also writes chunks for import() calls in modules it then drops: they are not counted.)
+    const reachable = (starts, kinds) => {
+      const seen = new Set();
+      const pending = [...starts];
+      while (pending.length > 0) {
+        const next = pending.pop();
+        if (seen.has(next)) continue;
+        seen.add(next);
+        for (const imported of outputs[next].imports) {
+          if (!imported.external && kinds.includes(imported.kind)) pending.push(imported.path);
+        }
       }
-    }
+      return seen;
+    };
+    const initial = reachable([entry], ['import-statement']);
+    const everything = reachable([entry], ['import-statement', 'dynamic-import']);
+    const later = [...everything].filter((key) => !initial.has(key));
     const sum = (keys, size) => keys.reduce((total, key) => total + size(byPath.get(key).contents), 0);
-    const javascript = Object.keys(outputs).filter((key) => key.endsWith('.js'));
-    const later = javascript.filter((key) => !initial.has(key));
     return {
       minified: sum([...initial], (bytes) => bytes.length),
       gzip: sum([...initial], gzipSize),
@@ -93,6 +100,27 @@ async function measure(source, resolveDir, external) {
     };
   } finally {
     rmSync(outdir, { recursive: true, force: true });
+  }
+}
+
+/** The package's tarball as `pnpm pack` makes it: bytes packed, and the files' bytes unpacked. */
+function tarballSize(directory) {
+  const destination = mkdtempSync(path.join(os.tmpdir(), 'fineprune-pack-'));
+  try {
+    execFileSync('pnpm', ['pack', '--pack-destination', destination], { cwd: directory, stdio: 'pipe' });
+    const file = path.join(destination, readdirSync(destination)[0]);
+    const tar = gunzipSync(readFileSync(file));
+    let unpacked = 0;
+    // A tar file: 512-byte headers, each with the entry's size (octal) at offset 124, then the data.
+    for (let offset = 0; offset + 512 <= tar.length; ) {
+      const size = Number.parseInt(tar.subarray(offset + 124, offset + 136).toString('latin1').trim() || '0', 8);
+      if (tar[offset] === 0) break;
+      unpacked += size;
+      offset += 512 + Math.ceil(size / 512) * 512;
+    }
+    return { packed: statSync(file).size, unpacked };
+  } finally {
+    rmSync(destination, { recursive: true, force: true });
   }
 }
 
@@ -123,7 +151,7 @@ async function measurePackage(directory) {
     }
     rows.push(row);
   }
-  return { name: manifest.name, directory, rows };
+  return { name: manifest.name, directory, tarball: tarballSize(directory), rows };
 }
 
 function kilobytes(bytes) {
@@ -165,6 +193,8 @@ function writeReadme(measured, date) {
     'loads once whatever it uses; "later" is code loaded by `import()` on first use, such as the cpu and',
     'wasm backends that `setBackend` loads). JSON: `bench/results/bundle-cost.json`.',
     '',
+    `Tarball (\`pnpm pack\`): ${kilobytes(measured.tarball.packed)} packed, ${kilobytes(measured.tarball.unpacked)} unpacked.`,
+    '',
     readmeTable(measured),
     END,
   ].join('\n');
@@ -186,9 +216,8 @@ const date = new Date().toISOString().slice(0, 10);
 const results = [];
 for (const directory of directories) {
   const measured = await measurePackage(directory);
-  if (measured.rows.length === 0) continue;
   results.push(measured);
-  writeReadme(measured, date);
+  if (measured.rows.length > 0) writeReadme(measured, date);
   for (const row of measured.rows) {
     console.log(
       `${row.specifier}: entry ${kilobytes(row.entry.withoutTfjs.gzip)} (${kilobytes(row.entry.withTfjs.gzip)} with TF.js)` +
@@ -204,7 +233,7 @@ writeFileSync(
       date,
       tool: 'bench/bundle-cost.mjs: esbuild --bundle --splitting --platform=browser --minify, gzip -9',
       node: process.version,
-      packages: results.map(({ name, rows }) => ({ name, rows })),
+      packages: results.map(({ name, tarball, rows }) => ({ name, tarball, rows })),
     },
     null,
     2,

@@ -5,7 +5,7 @@
  */
 
 import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
-import { nodeBuiltinSync } from '@fineprune/tensor/runtime';
+import { type NodeBuiltins, nodeBuiltinSync } from '@fineprune/tensor/runtime';
 
 /**
  * The root directory of an installed package, found through its `package.json`.
@@ -29,6 +29,32 @@ export function packageDirectory(name: string): string {
 }
 
 /**
+ * Runs `read` on a path inside an installed package; a failure becomes `IO_FAILED` naming the
+ * package, the path and the fix.
+ */
+function readInPackage<T>(
+  name: string,
+  relativePath: string,
+  what: 'file' | 'folder',
+  read: (fs: NodeBuiltins['fs'], path: string) => T,
+): T {
+  const { join } = nodeBuiltinSync('path', `Reading the data of ${name}`);
+  const fs = nodeBuiltinSync('fs', `Reading the data of ${name}`);
+  const path = join(packageDirectory(name), relativePath);
+  try {
+    return read(fs, path);
+  } catch (error) {
+    throw new FinepruneError({
+      code: ErrorCodes.IO_FAILED,
+      message: `The ${what} ${relativePath} of the package ${name} could not be read (${path}).`,
+      fix: `Reinstall ${name}; its data files may be missing or damaged.`,
+      cause: error,
+      details: { path },
+    });
+  }
+}
+
+/**
  * Reads a UTF-8 (or, with `encoding`, Latin-1) file inside an installed package.
  *
  * @throws FinepruneError `IO_FAILED` when the file cannot be read.
@@ -38,42 +64,16 @@ export function readPackageFile(
   relativePath: string,
   encoding: 'utf8' | 'latin1' = 'utf8',
 ): string {
-  const { join } = nodeBuiltinSync('path', `Reading the data of ${name}`);
-  const { readFileSync } = nodeBuiltinSync('fs', `Reading the data of ${name}`);
-  const path = join(packageDirectory(name), relativePath);
-  try {
-    return readFileSync(path, encoding);
-  } catch (error) {
-    throw new FinepruneError({
-      code: ErrorCodes.IO_FAILED,
-      message: `The file ${relativePath} of the package ${name} could not be read (${path}).`,
-      fix: `Reinstall ${name}; its data files may be missing or damaged.`,
-      cause: error,
-      details: { path },
-    });
-  }
+  return readInPackage(name, relativePath, 'file', (fs, path) => fs.readFileSync(path, encoding));
 }
 
 /**
- * The names of the entries of a directory inside an installed package.
+ * The names of the entries of a folder inside an installed package.
  *
- * @throws FinepruneError `IO_FAILED` when the directory cannot be read.
+ * @throws FinepruneError `IO_FAILED` when the folder cannot be read.
  */
 export function listPackageDirectory(name: string, relativePath: string): string[] {
-  const { join } = nodeBuiltinSync('path', `Reading the data of ${name}`);
-  const { readdirSync } = nodeBuiltinSync('fs', `Reading the data of ${name}`);
-  const path = join(packageDirectory(name), relativePath);
-  try {
-    return readdirSync(path);
-  } catch (error) {
-    throw new FinepruneError({
-      code: ErrorCodes.IO_FAILED,
-      message: `The folder ${relativePath} of the package ${name} could not be read (${path}).`,
-      fix: `Reinstall ${name}; its data files may be missing or damaged.`,
-      cause: error,
-      details: { path },
-    });
-  }
+  return readInPackage(name, relativePath, 'folder', (fs, path) => fs.readdirSync(path));
 }
 
 /**
