@@ -113,7 +113,13 @@ function tarballSize(directory) {
     let unpacked = 0;
     // A tar file: 512-byte headers, each with the entry's size (octal) at offset 124, then the data.
     for (let offset = 0; offset + 512 <= tar.length; ) {
-      const size = Number.parseInt(tar.subarray(offset + 124, offset + 136).toString('latin1').trim() || '0', 8);
+      const size = Number.parseInt(
+        tar
+          .subarray(offset + 124, offset + 136)
+          .toString('latin1')
+          .trim() || '0',
+        8,
+      );
       if (tar[offset] === 0) break;
       unpacked += size;
       offset += 512 + Math.ceil(size / 512) * 512;

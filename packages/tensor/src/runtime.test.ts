@@ -149,7 +149,8 @@ describe('one runtime state for two copies of @fineprune/tensor', () => {
     ).toBe(true);
     expect(new Error('plain') instanceof FinepruneError).toBe(false);
     expect({ code: 'IO_FAILED' } instanceof FinepruneError).toBe(false);
-    expect(null instanceof FinepruneError).toBe(false);
+    const nothing: unknown = null;
+    expect(nothing instanceof FinepruneError).toBe(false);
 
     class ReadError extends FinepruneError {}
     const own = new ReadError({ code: 'IO_FAILED', message: 'm.', fix: 'f.' });
