@@ -35,7 +35,8 @@ async function main(): Promise<PageReport> {
   try {
     await setBackend('webgpu');
     const adapter = webgpuSelection()?.adapter;
-    webgpu = { ran: true, adapter: adapter?.description || adapter?.vendor || 'unnamed adapter' };
+    const words = [adapter?.vendor, adapter?.architecture, adapter?.description].filter(Boolean);
+    webgpu = { ran: true, adapter: words.join(' ') || 'an adapter that names nothing' };
     runs.push(await runPruning());
     await disposeWebGPU();
   } catch (error) {
