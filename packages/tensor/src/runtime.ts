@@ -8,7 +8,16 @@
 
 import { ErrorCodes, FinepruneError } from './errors';
 
-/** The Node built-in modules fineprune's Node-only paths use. */
+/**
+ * The Node built-in modules fineprune's Node-only paths use, by name.
+ *
+ * @example
+ * ```ts
+ * function joinAll(path: NodeBuiltins['path'], parts: string[]): string {
+ *   return path.join(...parts);
+ * }
+ * ```
+ */
 export interface NodeBuiltins {
   fs: typeof import('node:fs');
   'fs/promises': typeof import('node:fs/promises');
@@ -18,7 +27,14 @@ export interface NodeBuiltins {
   zlib: typeof import('node:zlib');
 }
 
-/** The name of one of the {@link NodeBuiltins}. */
+/**
+ * The name of one of the {@link NodeBuiltins}, without the `node:` prefix.
+ *
+ * @example
+ * ```ts
+ * const name: NodeBuiltinName = 'fs/promises';
+ * ```
+ */
 export type NodeBuiltinName = keyof NodeBuiltins;
 
 interface NodeProcess {
