@@ -16,6 +16,22 @@ const tensorFromRequire = require('@fineprune/tensor') as typeof tensorFromImpor
 const runtimeFromRequire = require('@fineprune/tensor/runtime') as typeof runtimeFromImport;
 const layersFromRequire = require('@fineprune/layers') as typeof layersFromImport;
 
+/** What the program prints (as one line of JSON). */
+export interface MixedFormatsResult {
+  /** Whether each function or class differs between the two builds (they must: two copies). */
+  twoCopies: { setBackend: boolean; FinepruneError: boolean; registerPrunableLayer: boolean };
+  provider: { selected: string; active: string; sum: number | undefined };
+  errors: {
+    fromRequire: { code?: string; message: string } | undefined;
+    fromImport: { code?: string; message: string } | undefined;
+    requireErrorIsImportClass: boolean;
+    importErrorIsRequireClass: boolean;
+    plainErrorIsFinepruneError: boolean;
+  };
+  layers: { seenThroughRequire: boolean; spec: { weights: readonly string[]; kind: string } | null };
+  syncBuiltins: { esm: { code?: string; message: string } | 'no error'; cjsGunzipSync: string };
+}
+
 async function errorOf(run: () => unknown): Promise<unknown> {
   try {
     await run();
@@ -69,29 +85,28 @@ async function main(): Promise<void> {
     process_.getBuiltinModule = getBuiltinModule;
   }
 
-  console.log(
-    JSON.stringify({
-      twoCopies: {
-        setBackend: tensorFromImport.setBackend !== tensorFromRequire.setBackend,
-        FinepruneError: tensorFromImport.FinepruneError !== tensorFromRequire.FinepruneError,
-        registerPrunableLayer:
-          layersFromImport.registerPrunableLayer !== layersFromRequire.registerPrunableLayer,
-      },
-      provider: { selected: selection.backend, active: tf.getBackend(), sum },
-      errors: {
-        fromRequire: describe(fromRequire),
-        fromImport: describe(fromImport),
-        requireErrorIsImportClass: fromRequire instanceof tensorFromImport.FinepruneError,
-        importErrorIsRequireClass: fromImport instanceof tensorFromRequire.FinepruneError,
-        plainErrorIsFinepruneError: new Error('plain') instanceof tensorFromRequire.FinepruneError,
-      },
-      layers: {
-        seenThroughRequire: layersFromRequire.prunableLayerClasses().includes('MixedFormatsBilinear'),
-        spec: layersFromRequire.prunableLayerSpec('MixedFormatsBilinear') ?? null,
-      },
-      syncBuiltins: { esm: describe(esmSync) ?? 'no error', cjsGunzipSync: cjsSync },
-    }),
-  );
+  const result: MixedFormatsResult = {
+    twoCopies: {
+      setBackend: tensorFromImport.setBackend !== tensorFromRequire.setBackend,
+      FinepruneError: tensorFromImport.FinepruneError !== tensorFromRequire.FinepruneError,
+      registerPrunableLayer:
+        layersFromImport.registerPrunableLayer !== layersFromRequire.registerPrunableLayer,
+    },
+    provider: { selected: selection.backend, active: tf.getBackend(), sum },
+    errors: {
+      fromRequire: describe(fromRequire),
+      fromImport: describe(fromImport),
+      requireErrorIsImportClass: fromRequire instanceof tensorFromImport.FinepruneError,
+      importErrorIsRequireClass: fromImport instanceof tensorFromRequire.FinepruneError,
+      plainErrorIsFinepruneError: new Error('plain') instanceof tensorFromRequire.FinepruneError,
+    },
+    layers: {
+      seenThroughRequire: layersFromRequire.prunableLayerClasses().includes('MixedFormatsBilinear'),
+      spec: layersFromRequire.prunableLayerSpec('MixedFormatsBilinear') ?? null,
+    },
+    syncBuiltins: { esm: describe(esmSync) ?? 'no error', cjsGunzipSync: cjsSync },
+  };
+  console.log(JSON.stringify(result));
 }
 
 main().catch((error: unknown) => {

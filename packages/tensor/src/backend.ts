@@ -290,8 +290,10 @@ async function activate(name: string): Promise<string | undefined> {
 async function tryProvider(provider: BackendProvider): Promise<BackendAttempt> {
   const start = performance.now();
   const elapsed = () => Math.round((performance.now() - start) * 100) / 100;
-  // Also when wasm was activated with tf.setBackend directly, which skips the provider's setup.
-  if (provider.name === 'wasm') registerWasmTrainingKernels();
+  // Also when wasm was activated with tf.setBackend directly, which skips the provider's setup. Not
+  // before @tensorflow/tfjs-backend-wasm is loaded: loading it would register its own kernels over
+  // these (with a warning); the provider's setup registers them after loading it.
+  if (provider.name === 'wasm' && tf.findBackendFactory('wasm') != null) registerWasmTrainingKernels();
   if (tf.getBackend() === provider.name && tf.engine().registry[provider.name] != null) {
     return { name: provider.name, ok: true, millisecondsToInit: 0 };
   }
