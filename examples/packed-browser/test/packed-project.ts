@@ -88,11 +88,22 @@ export async function npmInstall(directory: string, dependencies: Record<string,
     path.join(directory, 'package.json'),
     `${JSON.stringify({ name: 'fineprune-user', private: true, type: 'module', dependencies }, null, 2)}\n`,
   );
-  await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'], {
-    cwd: directory,
-    env: userEnvironment(),
-    timeout: 480_000,
-  });
+  const install = (cacheFirst: boolean) =>
+    run('npm', ['install', '--no-audit', '--no-fund', cacheFirst ? '--prefer-offline' : '--prefer-online'], {
+      cwd: directory,
+      env: userEnvironment(),
+      timeout: 480_000,
+    });
+  try {
+    await install(true);
+  } catch (error) {
+    // Once more, from the registry: a failed metadata request can surface as a bogus ERESOLVE
+    // ("Found: @tensorflow/tfjs-core@undefined", npm/cli#9979), seen once on a fresh machine.
+    console.warn(
+      `npm install failed once, trying again from the registry:\n${(error as { stderr?: string }).stderr}`,
+    );
+    await install(false);
+  }
 }
 
 /** Every installed copy of each `@tensorflow/*` package under `directory`'s node_modules. */
