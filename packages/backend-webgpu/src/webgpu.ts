@@ -6,7 +6,8 @@
  */
 
 import * as tf from '@tensorflow/tfjs-core';
-import { type BackendProvider, ErrorCodes, FinepruneError, registerBackendProvider } from '@fineprune/tensor';
+import { type BackendProvider, registerBackendProvider } from '@fineprune/tensor';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 
 /** Where the backend runs. */
 export type WebGPUEnvironment = 'browser' | 'node';

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { ErrorCodes } from '@fineprune/tensor';
+import { ErrorCodes } from '@fineprune/tensor/errors';
 import { fail } from './fail';
 import { PluginDriver } from './plugin-driver';
 import type { MaskFunction, PluginContext, PrunableParameter, ScoreStrategy } from './types';

@@ -1,4 +1,4 @@
-import { ErrorCodes, FinepruneError, type FinepruneErrorCode } from '@fineprune/tensor';
+import { ErrorCodes, FinepruneError, type FinepruneErrorCode } from '@fineprune/tensor/errors';
 
 /**
  * Throws a {@link FinepruneError} with the cause and the fix (`INVALID_ARGUMENT` unless a code is

@@ -1,5 +1,5 @@
-export { ErrorCodes, FinepruneError, check } from '@fineprune/tensor';
-export type { FinepruneErrorCode, FinepruneErrorOptions } from '@fineprune/tensor';
+export { ErrorCodes, FinepruneError, check } from '@fineprune/tensor/errors';
+export type { FinepruneErrorCode, FinepruneErrorOptions } from '@fineprune/tensor/errors';
 export * from './types';
 export * from './kept-count';
 export * from './parameter';

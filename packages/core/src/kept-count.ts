@@ -1,4 +1,4 @@
-import { ErrorCodes, FinepruneError } from '@fineprune/tensor';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 
 /**
  * How a sparsity v over n entries becomes the number of entries kept. The papers' reference code

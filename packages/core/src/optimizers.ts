@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { ErrorCodes, FinepruneError, fusedAdamStep } from '@fineprune/tensor';
+import { fusedAdamStep } from '@fineprune/tensor';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import type { JsonObject, NamedVariable } from './types';
 
 /** A learning rate: a number, or a function of the step. */

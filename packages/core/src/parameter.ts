@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { ErrorCodes, FinepruneError, maskedWeight } from '@fineprune/tensor';
+import { maskedWeight } from '@fineprune/tensor';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import type { ParameterKind, PrunableParameter, WeightTransform } from './types';
 
 /** What {@link createPrunableParameter} needs. */

@@ -1,4 +1,4 @@
-import { ErrorCodes, FinepruneError } from '@fineprune/tensor';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import type { Plugin, PluginHooks } from './types';
 
 /** The names of the lifecycle hooks. */

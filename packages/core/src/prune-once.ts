@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { createRandom, ErrorCodes, FinepruneError } from '@fineprune/tensor';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
+import { createRandom } from '@fineprune/tensor/random';
 import { assignMasks } from './assign-masks';
 import { fail } from './fail';
 import { type ParameterSelector, selectParameters } from './parameter';

@@ -1,12 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
-import {
-  addMany,
-  ErrorCodes,
-  FinepruneError,
-  createRandom,
-  maskedWeight,
-  type RandomSource,
-} from '@fineprune/tensor';
+import { addMany, maskedWeight } from '@fineprune/tensor';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
+import { createRandom, type RandomSource } from '@fineprune/tensor/random';
 import { assignMasks } from './assign-masks';
 import { fail as invalid } from './fail';
 import { DivergenceGuard, type DivergenceGuardOptions } from './divergence-guard';

@@ -21,7 +21,9 @@ import {
   type ScoreStrategy,
   type SparsitySchedule,
 } from './types';
-import { dense, FinepruneError, topCountMasks } from '@fineprune/tensor';
+import { dense } from '@fineprune/tensor';
+import { FinepruneError } from '@fineprune/tensor/errors';
+import { topCountMasks } from '@fineprune/tensor/select';
 
 /** A 2-layer MLP (in → hidden → classes) on raw variables; forward uses the effective weights. */
 export function tinyMlp(inputs = 6, hidden = 5, classes = 3, seed = 1): PrunableModel & { dispose(): void } {

@@ -4,7 +4,7 @@
  * by whoever loads that corpus ({@link CORPUS_PACKAGES}).
  */
 
-import { ErrorCodes, FinepruneError } from '@fineprune/tensor';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import { mailBody } from './mail';
 import { CORPUS_PACKAGES, packageFiles } from './package-files';
 

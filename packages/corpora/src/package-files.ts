@@ -4,11 +4,9 @@
  * missing one is named with the command that installs it.
  */
 
-import { readdirSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { type DataPackage, dataPackageDirectory } from '@fineprune/datasets';
-import { ErrorCodes, FinepruneError } from '@fineprune/tensor';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
+import { nodeBuiltinSync } from '@fineprune/tensor/runtime';
 
 const peerOf = '@fineprune/corpora';
 
@@ -62,6 +60,10 @@ export interface PackageFiles {
  * ```
  */
 export function packageFiles(dataPackage: DataPackage): PackageFiles {
+  const feature = `Reading the ${dataPackage.name} package`;
+  const { readdirSync, readFileSync } = nodeBuiltinSync('fs', feature);
+  const { dirname, join } = nodeBuiltinSync('path', feature);
+  const { fileURLToPath } = nodeBuiltinSync('url', feature);
   const root = dataPackageDirectory(dataPackage, [dirname(fileURLToPath(import.meta.url))]);
   const fix = `Reinstall ${dataPackage.name}@${dataPackage.version}; its data files may be missing or damaged.`;
   const read = <T>(relativePath: string, action: (path: string) => T): T => {

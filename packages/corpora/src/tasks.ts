@@ -3,7 +3,7 @@
  * SpamAssassin spam/ham (split by message, duplicates removed first).
  */
 
-import { check } from '@fineprune/tensor';
+import { check } from '@fineprune/tensor/errors';
 import {
   type BertTokenizer,
   chunkText,

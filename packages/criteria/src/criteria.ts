@@ -7,7 +7,8 @@ import type {
   PrunableParameter,
   ScoreStrategy,
 } from '@fineprune/core';
-import { createRandom, ErrorCodes, FinepruneError } from '@fineprune/tensor';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
+import { createRandom } from '@fineprune/tensor/random';
 import { type GaussNewtonMethod, type MeasurementNeeds, type Measurements, measure } from './measure';
 
 /**

@@ -9,7 +9,9 @@ import {
   type PrunableParameter,
   SPEC_VERSION,
 } from '@fineprune/core';
-import { createRandom, dense, ErrorCodes, FinepruneError } from '@fineprune/tensor';
+import { dense } from '@fineprune/tensor';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
+import { createRandom } from '@fineprune/tensor/random';
 
 /**
  * Computes one prunable product `input · weight` inside a forward pass. A model that lets callers

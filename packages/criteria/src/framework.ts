@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { type Batch, evaluateClassifier, type Optimizer, type PrunableModel } from '@fineprune/core';
-import { ErrorCodes, FinepruneError } from '@fineprune/tensor';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import type { SaliencyCriterion } from './criteria';
 import { lossOn, pruneInStages, type StageReport } from './staged-pruning';
 import type { StageSchedule } from './stages';

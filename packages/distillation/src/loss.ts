@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { addMany } from '@fineprune/tensor';
-import { ErrorCodes, FinepruneError, type ModelOutput } from '@fineprune/core';
+import type { ModelOutput } from '@fineprune/core';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 
 /** Throws an `INVALID_ARGUMENT` (or another code) FinepruneError. */
 export function fail(

@@ -1,5 +1,5 @@
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { ErrorCodes, FinepruneError } from '@fineprune/tensor';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 
 const LOAD_FIX =
   'Pass a model from tf.sequential(), tf.model() or `await tf.loadLayersModel(…)` (fileSystem(directory) in Node).';

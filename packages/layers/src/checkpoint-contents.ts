@@ -6,7 +6,7 @@
  */
 
 import * as tf from '@tensorflow/tfjs-core';
-import { ErrorCodes, FinepruneError } from '@fineprune/tensor';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import { quote, SEALED_CHECKPOINT_VERSION } from './model-json';
 
 /**

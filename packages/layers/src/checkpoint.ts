@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { PrunableModel, PrunerState, SPEC_VERSION } from '@fineprune/core';
-import { ErrorCodes, FinepruneError } from '@fineprune/tensor';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import {
   type FromLayersModelOptions,
   fromLayersModel,

@@ -4,7 +4,8 @@
  * cannot hang the load), read to exactly the size that was checked beforehand.
  */
 
-import { ErrorCodes, type FinepruneError, readRegularFile } from '@fineprune/tensor';
+import { ErrorCodes, type FinepruneError } from '@fineprune/tensor/errors';
+import { readRegularFile } from '@fineprune/tensor/untrusted';
 import { fileError, quote } from './model-json';
 import type { NodeFs, NodeModules } from './node-modules';
 

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { ErrorCodes, FinepruneError } from '@fineprune/tensor';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import {
   containedPath,
   type OpenFile,

@@ -14,7 +14,9 @@ import {
   type SkippedWeight,
   selectParameters,
 } from '@fineprune/core';
-import { addMany, dense, ErrorCodes, FinepruneError, maskedWeight } from '@fineprune/tensor';
+import { addMany, dense, maskedWeight } from '@fineprune/tensor';
+import { sharedState } from '@fineprune/tensor/runtime';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import { assertLayersModel } from './check-model';
 import { type LayersLoss, type LossFunction, resolveLoss } from './losses';
 import { prunableWeightsOf } from './prunable-weights';
@@ -153,8 +155,14 @@ interface CallState {
   depth: number;
 }
 
-const wrappedModels = new WeakSet<object>();
-const patchedLayers = new WeakSet<object>();
+/**
+ * The models wrapped and the layers patched, shared by every copy of this package in the process
+ * (ES module and CommonJS), so that one copy refuses a model the other has already wrapped.
+ */
+const { wrappedModels, patchedLayers } = sharedState('layers.wrapped.v1', () => ({
+  wrappedModels: new WeakSet<object>(),
+  patchedLayers: new WeakSet<object>(),
+}));
 
 function invalid(
   message: string,

@@ -6,7 +6,7 @@
  * detect damage and edits; they are not a signature (whoever can edit the files can recompute them).
  */
 
-import { ErrorCodes, type FinepruneError } from '@fineprune/tensor';
+import { ErrorCodes, type FinepruneError } from '@fineprune/tensor/errors';
 import { type CheckedEntry, fileError, INTEGRITY_KEY, quote } from './model-json';
 import type { NodeCrypto } from './node-modules';
 

@@ -4,13 +4,8 @@
  */
 
 import type * as tf from '@tensorflow/tfjs-core';
-import {
-  checkJsonBounds,
-  ErrorCodes,
-  FinepruneError,
-  type FinepruneErrorCode,
-  quoteText,
-} from '@fineprune/tensor';
+import { ErrorCodes, FinepruneError, type FinepruneErrorCode } from '@fineprune/tensor/errors';
+import { checkJsonBounds, quoteText } from '@fineprune/tensor/untrusted';
 
 /** The file that names the model's topology and weights files. */
 export const MODEL_JSON = 'model.json';

@@ -1,6 +1,6 @@
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { ParameterKind } from '@fineprune/core';
-import { ErrorCodes, FinepruneError } from '@fineprune/tensor';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import { prunableLayerSpec } from './registry';
 
 /**

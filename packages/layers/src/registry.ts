@@ -1,5 +1,6 @@
 import type { ParameterKind } from '@fineprune/core';
-import { ErrorCodes, FinepruneError } from '@fineprune/tensor';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
+import { sharedState } from '@fineprune/tensor/runtime';
 
 /**
  * Which weights of a layer class can be pruned, and what kind of parameter they are.
@@ -27,7 +28,11 @@ const builtIns: ReadonlyArray<readonly [string, PrunableLayerSpec]> = [
   ['Embedding', { weights: ['embeddings'], kind: 'embedding' }],
 ];
 
-const registry = new Map<string, PrunableLayerSpec>(builtIns);
+/**
+ * The registered layer classes, one map per process: a class registered through `import` is found
+ * by the adapter loaded through `require` (the ES-module and the CommonJS build of this package).
+ */
+const registry = sharedState('layers.prunableLayers.v1', () => new Map<string, PrunableLayerSpec>(builtIns));
 
 /**
  * Makes the weights of a layer class prunable by {@link fromLayersModel}: the built-in classes are

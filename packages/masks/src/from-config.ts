@@ -1,10 +1,5 @@
-import {
-  ErrorCodes,
-  FinepruneError,
-  type JsonObject,
-  type LossTerm,
-  type MaskFunction,
-} from '@fineprune/core';
+import type { JsonObject, LossTerm, MaskFunction } from '@fineprune/core';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import { hardConcrete, l0Penalty } from './hard-concrete';
 import { sigmoidPenalty, threshold } from './threshold';
 import { topV } from './top-v';

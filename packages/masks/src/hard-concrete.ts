@@ -1,13 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { addMany } from '@fineprune/tensor';
-import {
-  ErrorCodes,
-  FinepruneError,
-  type LossTerm,
-  type MaskFunction,
-  matchesSelector,
-  type ParameterSelector,
-} from '@fineprune/core';
+import { type LossTerm, type MaskFunction, matchesSelector, type ParameterSelector } from '@fineprune/core';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import { emptyMaskError } from './empty-mask';
 import { checkPenalty, type PenaltyReduction, reducePenalty } from './threshold';
 

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { ErrorCodes, FinepruneError, readFloat32 } from '@fineprune/tensor';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
+import { readFloat32 } from '@fineprune/tensor/select';
 
 /**
  * Reads scores as a Float32Array. On the `cpu` and `wasm` backends the data are already in main

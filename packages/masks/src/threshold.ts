@@ -1,14 +1,14 @@
 import * as tf from '@tensorflow/tfjs-core';
 import {
-  ErrorCodes,
-  FinepruneError,
   type LossTerm,
   type MaskFunction,
   type MaskInput,
   matchesSelector,
   type ParameterSelector,
 } from '@fineprune/core';
-import { addMany, thresholdMaskTensors, topCountMasks } from '@fineprune/tensor';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
+import { addMany } from '@fineprune/tensor';
+import { thresholdMaskTensors, topCountMasks } from '@fineprune/tensor/select';
 import { readScores } from './read-scores';
 import { type SigmoidComparison, sigmoidCut } from './sigmoid-cut';
 

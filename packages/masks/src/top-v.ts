@@ -1,14 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import {
   checkKeptCountRule,
-  ErrorCodes,
-  FinepruneError,
   type KeptCountRule,
   keptCountFor,
   type MaskFunction,
   type MaskInput,
 } from '@fineprune/core';
-import { type SelectionHint, topCountMaskTensors, topCountMasks } from '@fineprune/tensor';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
+import { type SelectionHint, topCountMaskTensors, topCountMasks } from '@fineprune/tensor/select';
 import { emptyMaskError } from './empty-mask';
 import { readScoresTransient } from './read-scores';
 

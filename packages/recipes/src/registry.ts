@@ -1,16 +1,15 @@
-import {
-  type Batch,
-  type BatchProvider,
-  ErrorCodes,
-  FinepruneError,
-  type JsonObject,
-  type LossTerm,
-  type MaskFunction,
-  type Plugin,
-  type PrunableModel,
-  type ScoreStrategy,
-  type SparsitySchedule,
+import type {
+  Batch,
+  BatchProvider,
+  JsonObject,
+  LossTerm,
+  MaskFunction,
+  Plugin,
+  PrunableModel,
+  ScoreStrategy,
+  SparsitySchedule,
 } from '@fineprune/core';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import { nearestName } from './nearest-name';
 import { type OptionsSchema, optionIssues } from './options';
 import { type RecipeIssue, recipeError } from './validate';

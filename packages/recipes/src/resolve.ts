@@ -1,18 +1,15 @@
-import { existsSync, readFileSync } from 'node:fs';
-import path from 'node:path';
-import { pathToFileURL } from 'node:url';
-import {
-  ErrorCodes,
-  FinepruneError,
-  type JsonObject,
-  type LossTerm,
-  type MaskFunction,
-  type ParameterSelector,
-  type Plugin,
-  type PruningGroupOptions,
-  type ScoreStrategy,
-  type SparsitySchedule,
+import type {
+  JsonObject,
+  LossTerm,
+  MaskFunction,
+  ParameterSelector,
+  Plugin,
+  PruningGroupOptions,
+  ScoreStrategy,
+  SparsitySchedule,
 } from '@fineprune/core';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
+import { importNodeBuiltin, isNode, type NodeBuiltins } from '@fineprune/tensor/runtime';
 import {
   type PluginDefinition,
   type PluginEnvironment,
@@ -70,7 +67,7 @@ function importConditions(): Set<string> {
 }
 
 /** The ESM entry file of an installed package, following its `exports` with the import conditions. */
-function esmEntry(directory: string, manifest: Record<string, unknown>): string {
+function esmEntry(path: NodeBuiltins['path'], directory: string, manifest: Record<string, unknown>): string {
   const conditions = importConditions();
   const exportsField = manifest.exports as unknown;
   let target: unknown =
@@ -90,11 +87,15 @@ function esmEntry(directory: string, manifest: Record<string, unknown>): string 
 }
 
 /** The directory of package `name` installed in `from` or a parent's node_modules. */
-function findPackage(name: string, from: string): string | undefined {
+function findPackage(
+  { fs, path }: Pick<NodeBuiltins, 'fs' | 'path'>,
+  name: string,
+  from: string,
+): string | undefined {
   let directory = path.resolve(from);
   for (;;) {
     const candidate = path.join(directory, 'node_modules', name);
-    if (existsSync(path.join(candidate, 'package.json'))) return candidate;
+    if (fs.existsSync(path.join(candidate, 'package.json'))) return candidate;
     const parent = path.dirname(directory);
     if (parent === directory) return undefined;
     directory = parent;
@@ -103,8 +104,8 @@ function findPackage(name: string, from: string): string | undefined {
 
 /**
  * The default importer: the package installed beside the recipe (`from` or a parent's
- * node_modules), loaded through its ESM entry so it shares this process's TF.js engine; else a
- * plain `import(name)` from here.
+ * node_modules), loaded through its ESM entry so it shares this process's TF.js engine; else (and
+ * outside Node) a plain `import(name)` from here.
  *
  * @example
  * ```ts
@@ -112,13 +113,21 @@ function findPackage(name: string, from: string): string | undefined {
  * ```
  */
 export const defaultImporter: PackageImporter = async (name, from) => {
-  const directory = findPackage(name, from);
+  // Outside Node there are no node_modules to search: the page's import map (if any) decides.
+  if (!isNode()) return import(/* @vite-ignore */ name);
+  const feature = `Loading the plugin package ${name} from disk`;
+  const [fs, path, url] = await Promise.all([
+    importNodeBuiltin('fs', feature),
+    importNodeBuiltin('path', feature),
+    importNodeBuiltin('url', feature),
+  ]);
+  const directory = findPackage({ fs, path }, name, from);
   if (directory) {
-    const manifest = JSON.parse(readFileSync(path.join(directory, 'package.json'), 'utf8')) as Record<
+    const manifest = JSON.parse(fs.readFileSync(path.join(directory, 'package.json'), 'utf8')) as Record<
       string,
       unknown
     >;
-    return import(/* @vite-ignore */ pathToFileURL(esmEntry(directory, manifest)).href);
+    return import(/* @vite-ignore */ url.pathToFileURL(esmEntry(path, directory, manifest)).href);
   }
   return import(/* @vite-ignore */ name);
 };

@@ -1,4 +1,4 @@
-import { ErrorCodes, FinepruneError } from '@fineprune/core';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import { parseDocument, visit } from 'yaml';
 import type { z } from 'zod';
 import { MAX_STRING_LENGTH, type Recipe, recipeSchema } from './schema';

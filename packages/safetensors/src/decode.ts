@@ -2,7 +2,8 @@
  * Decoding tensor bytes (little-endian, per the safetensors format) into typed arrays.
  */
 
-import { ErrorCodes, quoteText } from '@fineprune/tensor';
+import { ErrorCodes } from '@fineprune/tensor/errors';
+import { quoteText } from '@fineprune/tensor/untrusted';
 import { corrupt, dtypeInfo, invalid } from './dtypes';
 import {
   bfloat16BitsToFloat32,

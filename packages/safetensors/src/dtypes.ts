@@ -2,7 +2,7 @@
  * The element types of the safetensors format and what this package knows about each.
  */
 
-import { ErrorCodes, FinepruneError, type FinepruneErrorCode } from '@fineprune/tensor';
+import { ErrorCodes, FinepruneError, type FinepruneErrorCode } from '@fineprune/tensor/errors';
 
 /**
  * A safetensors element type this package reads (names as written in the header).

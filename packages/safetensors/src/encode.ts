@@ -2,7 +2,8 @@
  * The safetensors writer: a deterministic file from typed arrays.
  */
 
-import { ErrorCodes, quoteText } from '@fineprune/tensor';
+import { ErrorCodes } from '@fineprune/tensor/errors';
+import { quoteText } from '@fineprune/tensor/untrusted';
 import { corrupt, dtypeInfo, invalid } from './dtypes';
 import { float32BitsToBfloat16Bits, float32BitsToFloat16Bits } from './half';
 

@@ -5,7 +5,8 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { ErrorCodes, FinepruneError, readRegularFile } from '@fineprune/tensor';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
+import { readRegularFile } from '@fineprune/tensor/untrusted';
 import { invalid } from './dtypes';
 import { type ReadSafetensorsOptions, readSafetensors, type SafetensorsFile } from './read';
 

@@ -5,7 +5,7 @@
  * JSON header, then the data buffer, which the header's `data_offsets` must index completely.
  */
 
-import { checkJsonBounds, quoteText } from '@fineprune/tensor';
+import { checkJsonBounds, quoteText } from '@fineprune/tensor/untrusted';
 import {
   type SafetensorsDtype,
   SAFETENSORS_DTYPES,

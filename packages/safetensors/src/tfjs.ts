@@ -3,7 +3,7 @@
  */
 
 import * as tf from '@tensorflow/tfjs-core';
-import { ErrorCodes, FinepruneError } from '@fineprune/tensor';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import { decodeFloat32, decodeInt32 } from './decode';
 import { dtypeInfo, invalid } from './dtypes';
 import {

@@ -1,4 +1,5 @@
-import { ErrorCodes, FinepruneError, type SparsitySchedule } from '@fineprune/core';
+import type { SparsitySchedule } from '@fineprune/core';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import { checkSparsity, checkStep, checkSteps } from './validate';
 
 /** Options of {@link cubic}, named after Eq. (5) of Movement Pruning (Sanh et al., 2020). */

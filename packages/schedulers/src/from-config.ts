@@ -1,4 +1,5 @@
-import { ErrorCodes, FinepruneError, type JsonObject, type SparsitySchedule } from '@fineprune/core';
+import type { JsonObject, SparsitySchedule } from '@fineprune/core';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import { constant } from './constant';
 import { cubic } from './cubic';
 import { cubicThreshold, noTarget } from './threshold';

@@ -1,4 +1,5 @@
-import { ErrorCodes, FinepruneError, type SparsitySchedule } from '@fineprune/core';
+import type { SparsitySchedule } from '@fineprune/core';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import { checkStep, checkSteps } from './validate';
 
 /**

@@ -1,4 +1,4 @@
-import { ErrorCodes, FinepruneError } from '@fineprune/core';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 
 /** Throws INVALID_SPARSITY unless `value` is a sparsity in [0, 1). */
 export function checkSparsity(value: unknown, what: string): number {

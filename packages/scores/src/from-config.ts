@@ -1,4 +1,5 @@
-import { ErrorCodes, FinepruneError, type JsonObject, type ScoreStrategy } from '@fineprune/core';
+import type { JsonObject, ScoreStrategy } from '@fineprune/core';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import type { ScoreInit } from './init';
 import { l0 } from './l0';
 import { magnitude } from './magnitude';

@@ -1,11 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import {
-  ErrorCodes,
-  FinepruneError,
-  type JsonObject,
-  type PluginContext,
-  type PrunableParameter,
-} from '@fineprune/core';
+import type { JsonObject, PluginContext, PrunableParameter } from '@fineprune/core';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 
 /**
  * How learned scores start.

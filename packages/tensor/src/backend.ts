@@ -4,9 +4,8 @@
  */
 
 import * as tf from '@tensorflow/tfjs-core';
-import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
-import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { ErrorCodes, FinepruneError } from './errors';
+import { importNodeBuiltin, isNode, sharedState } from './runtime';
 import { registerWasmTrainingKernels } from './wasm-kernels';
 
 /**
@@ -93,29 +92,46 @@ export interface BackendProvider {
   setup(): Promise<void>;
 }
 
-function isNode(): boolean {
-  const process = (globalThis as { process?: { versions?: { node?: string } } }).process;
-  return typeof process?.versions?.node === 'string';
-}
-
 /** Directory of the installed @tensorflow/tfjs-backend-wasm binaries, with a trailing slash. */
 async function wasmBinaryDirectory(): Promise<string> {
-  const { createRequire } = await import('node:module');
-  const { dirname, join } = await import('node:path');
+  const feature = "setBackend('wasm') in Node";
+  const { createRequire } = await importNodeBuiltin('module', feature);
+  const { dirname, join } = await importNodeBuiltin('path', feature);
+  // The CommonJS build gets import.meta.url from tsup's shim (a file URL of this module).
   const require = createRequire(import.meta.url);
   const packageJson = require.resolve('@tensorflow/tfjs-backend-wasm/package.json');
   return `${join(dirname(packageJson), 'dist')}/`;
 }
 
-let wasmPathsSet = false;
+/**
+ * The backend state, one per process whichever build (ES module or CommonJS) loaded this file:
+ * a provider registered through `import` is found through `require`, and the cached selections
+ * of one copy are valid for the other (TF.js keeps its engine on the global object too).
+ */
+interface BackendState {
+  /** The registered providers by name. */
+  providers: Map<string, BackendProvider>;
+  /** Successful selections by requested name, to make repeated calls cheap. */
+  selected: Map<string, BackendSelection>;
+  /** Selections under way, so that concurrent calls share one initialisation. */
+  pending: Map<string, Promise<BackendSelection>>;
+  /** Whether the wasm backend was pointed at its binaries. */
+  wasmPathsSet: boolean;
+}
+
+function namespaceOf<T>(module: T | { default?: T }): T {
+  return ((module as { default?: T }).default ?? module) as T;
+}
 
 const cpuProvider: BackendProvider = {
   name: 'cpu',
   priority: 1,
   async setup() {
-    // Importing @tensorflow/tfjs-backend-cpu registers it; register again only if a bundler dropped
-    // that side effect.
-    if (tf.findBackendFactory('cpu') == null) tf.registerBackend('cpu', () => new MathBackendCPU(), 1);
+    // Loaded on first use, so that importing @fineprune/tensor registers no backend and a bundle
+    // that never selects cpu can leave it in a chunk of its own.
+    const cpu = namespaceOf(await import('@tensorflow/tfjs-backend-cpu'));
+    // Importing it registers it; register again only if a bundler dropped that side effect.
+    if (tf.findBackendFactory('cpu') == null) tf.registerBackend('cpu', () => new cpu.MathBackendCPU(), 1);
   },
 };
 
@@ -123,31 +139,40 @@ const wasmProvider: BackendProvider = {
   name: 'wasm',
   priority: 2,
   async setup() {
+    let wasm: typeof import('@tensorflow/tfjs-backend-wasm');
+    try {
+      wasm = namespaceOf(await import('@tensorflow/tfjs-backend-wasm'));
+    } catch (error) {
+      throw new Error(`importing @tensorflow/tfjs-backend-wasm failed (${message(error)})`);
+    }
     if (tf.findBackendFactory('wasm') == null) {
       throw new Error('the wasm backend is not registered (importing @tensorflow/tfjs-backend-wasm failed)');
     }
     // The gradients of gather, conv2d filters, depthwise convolutions and max-pooling (idempotent).
     registerWasmTrainingKernels();
-    if (tf.engine().registry.wasm != null || wasmPathsSet) return;
+    const state = backendState();
+    if (tf.engine().registry.wasm != null || state.wasmPathsSet) return;
     if (isNode()) {
       // Load the .wasm binaries from the installed package, never from the network. Threads are
       // unsupported in Node (the backend turns them off there), so the single-threaded SIMD build runs.
       tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
-      setWasmPaths(await wasmBinaryDirectory());
+      wasm.setWasmPaths(await wasmBinaryDirectory());
     }
-    wasmPathsSet = true;
+    state.wasmPathsSet = true;
   },
 };
 
-/** Successful selections by requested name, to make repeated calls cheap. */
-const selected = new Map<string, BackendSelection>();
-/** Selections under way, so that concurrent calls share one initialisation. */
-const pending = new Map<string, Promise<BackendSelection>>();
-
-const providers = new Map<string, BackendProvider>([
-  [wasmProvider.name, wasmProvider],
-  [cpuProvider.name, cpuProvider],
-]);
+function backendState(): BackendState {
+  return sharedState<BackendState>('tensor.backends.v1', () => ({
+    providers: new Map([
+      [wasmProvider.name, wasmProvider],
+      [cpuProvider.name, cpuProvider],
+    ]),
+    selected: new Map(),
+    pending: new Map(),
+    wasmPathsSet: false,
+  }));
+}
 
 /**
  * Adds (or replaces) a backend provider, so that {@link setBackend} accepts its name and `'auto'`
@@ -178,6 +203,7 @@ export function registerBackendProvider(provider: BackendProvider): void {
       fix: "Pass { name: 'webgpu', priority: 3, async setup() { ... } }.",
     });
   }
+  const { providers, selected } = backendState();
   providers.set(provider.name, provider);
   selected.delete(provider.name);
   selected.delete('auto');
@@ -194,7 +220,7 @@ export function registerBackendProvider(provider: BackendProvider): void {
  * ```
  */
 export function backendProviders(): BackendProvider[] {
-  return [...providers.values()].sort((a, b) => b.priority - a.priority);
+  return [...backendState().providers.values()].sort((a, b) => b.priority - a.priority);
 }
 
 /**
@@ -264,8 +290,10 @@ async function activate(name: string): Promise<string | undefined> {
 async function tryProvider(provider: BackendProvider): Promise<BackendAttempt> {
   const start = performance.now();
   const elapsed = () => Math.round((performance.now() - start) * 100) / 100;
-  // Also when wasm was activated with tf.setBackend directly, which skips the provider's setup.
-  if (provider.name === 'wasm') registerWasmTrainingKernels();
+  // Also when wasm was activated with tf.setBackend directly, which skips the provider's setup. Not
+  // before @tensorflow/tfjs-backend-wasm is loaded: loading it would register its own kernels over
+  // these (with a warning); the provider's setup registers them after loading it.
+  if (provider.name === 'wasm' && tf.findBackendFactory('wasm') != null) registerWasmTrainingKernels();
   if (tf.getBackend() === provider.name && tf.engine().registry[provider.name] != null) {
     return { name: provider.name, ok: true, millisecondsToInit: 0 };
   }
@@ -397,7 +425,7 @@ async function selectAuto(): Promise<BackendSelection> {
 
 async function select(name: string): Promise<BackendSelection> {
   if (name === 'auto') return selectAuto();
-  const provider = providers.get(name);
+  const provider = backendState().providers.get(name);
   if (provider === undefined) {
     const known = ['auto', ...backendProviders().map((entry) => entry.name)];
     throw new FinepruneError({
@@ -450,6 +478,7 @@ export async function setBackend(name: BackendName = defaultBackendName()): Prom
       fix: "Pass 'wasm', 'cpu' or 'auto'.",
     });
   }
+  const { selected, pending } = backendState();
   const previous = selected.get(name);
   if (previous !== undefined && tf.getBackend() === previous.backend) return previous;
   const inFlight = pending.get(name);

@@ -4,7 +4,9 @@
 
 import * as tf from '@tensorflow/tfjs-core';
 import { ErrorCodes, FinepruneError } from './errors';
-import './register-gradients';
+// By package name, so that the registration stays in one file of its own in dist (listed in
+// package.json `sideEffects`) instead of a shared chunk.
+import '@fineprune/tensor/register-gradients';
 
 function shapeError(message: string, fix: string, details: Record<string, unknown>): FinepruneError {
   return new FinepruneError({ code: ErrorCodes.SHAPE_MISMATCH, message, fix, details });

@@ -2,7 +2,8 @@
  * The one error type of fineprune. Every failure caused by the user's input or environment is a
  * `FinepruneError` with a stable `code`, a sentence on the cause, and a sentence on the fix.
  *
- * It lives in `@fineprune/tensor` (the package every other one depends on) and is re-exported by
+ * It lives in `@fineprune/tensor` (the package every other one depends on), also on the subpath
+ * `@fineprune/tensor/errors` (no side effects, nothing else imported), and is re-exported by
  * `@fineprune/core`.
  */
 
@@ -119,6 +120,19 @@ export class FinepruneError extends Error {
     );
   }
 }
+
+/**
+ * `error instanceof FinepruneError` holds for an error from any copy of the package (the ES-module
+ * and the CommonJS build in one process each define the class): it checks the marker, as
+ * {@link FinepruneError.is} does. For a subclass, `instanceof` keeps its usual meaning (`this` is
+ * the class on the right of `instanceof`).
+ */
+Object.defineProperty(FinepruneError, Symbol.hasInstance, {
+  value: function hasInstance(this: unknown, value: unknown): boolean {
+    if (this === FinepruneError) return FinepruneError.is(value);
+    return Function.prototype[Symbol.hasInstance].call(this, value);
+  },
+});
 
 /**
  * Throws an `INVALID_ARGUMENT` {@link FinepruneError} unless `condition` holds.

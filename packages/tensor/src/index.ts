@@ -1,4 +1,6 @@
-import './register-gradients';
+// By package name, so that the registration stays in one file of its own in dist (listed in
+// package.json `sideEffects`) instead of a shared chunk.
+import '@fineprune/tensor/register-gradients';
 export { ADD_MANY_GROUP, addMany } from './add-many';
 export {
   type BackendAttempt,
@@ -25,6 +27,14 @@ export { FUSED_ADAM_KERNEL, type FusedAdamScalars, fusedAdamStep } from './fused
 export { countTensors, type LeakGuardOptions, withLeakGuard } from './leak-guard';
 export { maskedWeight } from './masked-weight';
 export { createRandom, type RandomSource } from './random';
+export {
+  importNodeBuiltin,
+  isNode,
+  type NodeBuiltinName,
+  type NodeBuiltins,
+  nodeBuiltinSync,
+  sharedState,
+} from './runtime';
 export {
   kthLargest,
   kthLargestOfTensors,

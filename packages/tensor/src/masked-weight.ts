@@ -4,7 +4,9 @@
 
 import * as tf from '@tensorflow/tfjs-core';
 import { ErrorCodes, FinepruneError } from './errors';
-import './register-gradients';
+// By package name, so that the registration stays in one file of its own in dist (listed in
+// package.json `sideEffects`) instead of a shared chunk.
+import '@fineprune/tensor/register-gradients';
 
 function checkSameShape(name: string, tensor: tf.Tensor, weight: tf.Tensor): void {
   if (!tf.util.arraysEqual(tensor.shape, weight.shape)) {

@@ -4,6 +4,7 @@
  */
 
 import { ErrorCodes, FinepruneError, type FinepruneErrorCode } from './errors';
+import { importNodeBuiltin, type NodeBuiltins } from './runtime';
 
 /**
  * Options of {@link readRegularFile}.
@@ -24,7 +25,7 @@ export interface ReadRegularFileOptions {
   code?: FinepruneErrorCode;
 }
 
-type NodeFs = typeof import('node:fs');
+type NodeFs = NodeBuiltins['fs'];
 
 /**
  * Reads a whole regular file of at most `maxBytes` bytes. It is opened without blocking and
@@ -53,11 +54,7 @@ export async function readRegularFile(file: string, options: ReadRegularFileOpti
       ...(cause !== undefined ? { cause } : {}),
       details: { path: file, ...extra },
     });
-  const specifier = 'node:fs';
-  const fsModule = (await import(/* webpackIgnore: true */ /* @vite-ignore */ specifier)) as NodeFs & {
-    default?: NodeFs;
-  };
-  const fs = fsModule.default ?? fsModule;
+  const fs = await importNodeBuiltin('fs', `Reading ${what} from disk`);
   let handle: Awaited<ReturnType<NodeFs['promises']['open']>>;
   try {
     handle = await fs.promises.open(file, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));

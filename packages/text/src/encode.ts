@@ -4,7 +4,7 @@
  */
 
 import type { Batch } from '@fineprune/core';
-import { check, ErrorCodes, FinepruneError } from '@fineprune/tensor';
+import { check, ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import * as tf from '@tensorflow/tfjs-core';
 import { StreamDomain, streamRandom } from './streams';
 import type { MlmBatch, TextBatch } from './batch-types';

@@ -3,7 +3,7 @@
  * batches masked with BERT's recipe (Devlin et al. 2019, Sec. 3.1 "Task #1: Masked LM").
  */
 
-import { check } from '@fineprune/tensor';
+import { check } from '@fineprune/tensor/errors';
 import * as tf from '@tensorflow/tfjs-core';
 import type { MlmBatch } from './batch-types';
 import { randomBelow, StreamDomain, streamRandom } from './streams';

@@ -1,12 +1,11 @@
 /**
- * Finds the files of installed npm packages (Node only). The CommonJS build gets `import.meta.url`
- * from tsup's shim.
+ * Finds the files of installed npm packages (Node only: the built-ins come from
+ * `nodeBuiltinSync`, so the package still bundles for the browser). The CommonJS build gets
+ * `import.meta.url` from tsup's shim.
  */
 
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { ErrorCodes, FinepruneError } from '@fineprune/tensor';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
+import { type NodeBuiltins, nodeBuiltinSync } from '@fineprune/tensor/runtime';
 
 /**
  * The root directory of an installed package, found through its `package.json`.
@@ -14,6 +13,8 @@ import { ErrorCodes, FinepruneError } from '@fineprune/tensor';
  * @throws FinepruneError `IO_FAILED` when the package is not installed.
  */
 export function packageDirectory(name: string): string {
+  const { createRequire } = nodeBuiltinSync('module', `Reading the data of ${name}`);
+  const { dirname } = nodeBuiltinSync('path', `Reading the data of ${name}`);
   try {
     const require = createRequire(import.meta.url);
     return dirname(require.resolve(`${name}/package.json`));
@@ -28,6 +29,32 @@ export function packageDirectory(name: string): string {
 }
 
 /**
+ * Runs `read` on a path inside an installed package; a failure becomes `IO_FAILED` naming the
+ * package, the path and the fix.
+ */
+function readInPackage<T>(
+  name: string,
+  relativePath: string,
+  what: 'file' | 'folder',
+  read: (fs: NodeBuiltins['fs'], path: string) => T,
+): T {
+  const { join } = nodeBuiltinSync('path', `Reading the data of ${name}`);
+  const fs = nodeBuiltinSync('fs', `Reading the data of ${name}`);
+  const path = join(packageDirectory(name), relativePath);
+  try {
+    return read(fs, path);
+  } catch (error) {
+    throw new FinepruneError({
+      code: ErrorCodes.IO_FAILED,
+      message: `The ${what} ${relativePath} of the package ${name} could not be read (${path}).`,
+      fix: `Reinstall ${name}; its data files may be missing or damaged.`,
+      cause: error,
+      details: { path },
+    });
+  }
+}
+
+/**
  * Reads a UTF-8 (or, with `encoding`, Latin-1) file inside an installed package.
  *
  * @throws FinepruneError `IO_FAILED` when the file cannot be read.
@@ -37,18 +64,16 @@ export function readPackageFile(
   relativePath: string,
   encoding: 'utf8' | 'latin1' = 'utf8',
 ): string {
-  const path = join(packageDirectory(name), relativePath);
-  try {
-    return readFileSync(path, encoding);
-  } catch (error) {
-    throw new FinepruneError({
-      code: ErrorCodes.IO_FAILED,
-      message: `The file ${relativePath} of the package ${name} could not be read (${path}).`,
-      fix: `Reinstall ${name}; its data files may be missing or damaged.`,
-      cause: error,
-      details: { path },
-    });
-  }
+  return readInPackage(name, relativePath, 'file', (fs, path) => fs.readFileSync(path, encoding));
+}
+
+/**
+ * The names of the entries of a folder inside an installed package.
+ *
+ * @throws FinepruneError `IO_FAILED` when the folder cannot be read.
+ */
+export function listPackageDirectory(name: string, relativePath: string): string[] {
+  return readInPackage(name, relativePath, 'folder', (fs, path) => fs.readdirSync(path));
 }
 
 /**

@@ -4,7 +4,8 @@
  * Exported for `@fineprune/corpora`, whose task splits draw from the same streams.
  */
 
-import { check, createRandom, type RandomSource } from '@fineprune/tensor';
+import { check } from '@fineprune/tensor/errors';
+import { createRandom, type RandomSource } from '@fineprune/tensor/random';
 
 /**
  * Keeps unrelated uses of one seed apart: each use draws from its own domain. The split domains

@@ -7,7 +7,7 @@
  * `@huggingface/tokenizers`, fed a `tokenizer.json` built in memory.
  */
 
-import { ErrorCodes, FinepruneError } from '@fineprune/tensor';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { parsePackageJson } from './node-paths';
 

@@ -12,7 +12,8 @@ import {
   type SafetensorsInput,
   type SafetensorsTensor,
 } from '@fineprune/safetensors';
-import { ErrorCodes, FinepruneError, quoteText } from '@fineprune/tensor';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
+import { quoteText } from '@fineprune/tensor/untrusted';
 import { configToHuggingFace, type EncoderConfig, validateConfig } from './config';
 import { type BertLayoutEntry, type BertTask, bertLayout, validateTask } from './layout';
 import type { BertModel } from './model';

@@ -3,7 +3,7 @@
  * `config.json` (BertConfig keys).
  */
 
-import { ErrorCodes, FinepruneError } from '@fineprune/tensor';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 
 /**
  * The feed-forward activation: exact GELU (erf form, Hugging Face `gelu`) or its tanh approximation.

@@ -3,7 +3,7 @@
  * is initialised. The model and the checkpoint code share this one table.
  */
 
-import { ErrorCodes, FinepruneError } from '@fineprune/tensor';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import type { EncoderConfig } from './config';
 
 /**

@@ -14,14 +14,9 @@ import {
   type PrunableParameter,
   SPEC_VERSION,
 } from '@fineprune/core';
-import {
-  createRandom,
-  dense,
-  ErrorCodes,
-  FinepruneError,
-  type RandomSource,
-  registerWasmTrainingKernels,
-} from '@fineprune/tensor';
+import { dense, registerWasmTrainingKernels } from '@fineprune/tensor';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
+import { createRandom, type RandomSource } from '@fineprune/tensor/random';
 import { type EncoderConfig, validateConfig } from './config';
 import {
   type BertLayoutEntry,

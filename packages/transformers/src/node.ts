@@ -7,7 +7,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readSafetensorsFile, writeSafetensorsFile } from '@fineprune/safetensors/node';
-import { checkJsonBounds, ErrorCodes, FinepruneError, readRegularFile } from '@fineprune/tensor';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
+import { checkJsonBounds, readRegularFile } from '@fineprune/tensor/untrusted';
 import {
   applyHuggingFaceLoad,
   type ExportHuggingFaceOptions,

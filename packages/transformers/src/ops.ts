@@ -5,7 +5,9 @@
  */
 
 import * as tf from '@tensorflow/tfjs-core';
-import { createRandom, dense, ErrorCodes, FinepruneError } from '@fineprune/tensor';
+import { dense } from '@fineprune/tensor';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
+import { createRandom } from '@fineprune/tensor/random';
 
 const SQRT_HALF = Math.SQRT1_2;
 const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
