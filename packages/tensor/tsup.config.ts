@@ -1,7 +1,8 @@
 import { libraryConfig } from '../../tsup.shared';
 
 export default libraryConfig({
-  entry: ['src/index.ts', 'src/conformance.ts'],
+  // errors, wasm-binary and wasm-heap are side-effect-free subpaths (see `sideEffects` in package.json).
+  entry: ['src/index.ts', 'src/conformance.ts', 'src/errors.ts', 'src/wasm-binary.ts', 'src/wasm-heap.ts'],
   // backend.ts resolves the wasm binaries with createRequire(import.meta.url), also in the CJS build.
   shims: true,
   // tfjs-core ships its gradient registrations only as extensionless ESM; see src/register-gradients.ts.
