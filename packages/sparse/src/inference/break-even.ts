@@ -7,7 +7,7 @@
  * first call of each kind and the faster is kept.
  */
 
-import * as tf from '@tensorflow/tfjs-core';
+import type * as tf from '@tensorflow/tfjs-core';
 
 /** Which product computed an output. */
 export type ProductPath = 'sparse' | 'dense';

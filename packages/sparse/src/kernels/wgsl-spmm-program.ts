@@ -69,14 +69,14 @@ function userCode(tile: number, hasBias: boolean): string {
 
   fn main(index : i32) {
     let linear = i32(workgroupId.z * numWorkgroups.x * numWorkgroups.y + workgroupId.y * numWorkgroups.x + workgroupId.x);
-    let active = linear < uniforms.groups * uniforms.chunks;
+    let inRange = linear < uniforms.groups * uniforms.chunks;
     let group = linear % uniforms.groups;
     let firstElement = (linear / uniforms.groups) * ${tile};
     let lane = i32(localIndex) % 4;
     let strand = i32(localIndex) / 4;
     let sorted = group * 4 + lane;
     var length = 0;
-    if (active) {
+    if (inRange) {
       length = structure[uniforms.rowLengths + sorted];
     }
     let first = structure[group] * 4 + lane;
@@ -84,11 +84,11 @@ function userCode(tile: number, hasBias: boolean): string {
     for (var j = strand; j < length; j = j + ${STRANDS}) {
       let entry = first + j * 4;
       let weight = values[entry];
-      let input = offsets[entry] >> 2u;
+      let column = offsets[entry] >> 2u;
       ${perElement(`
         let element = firstElement + b;
         if (element < uniforms.batch) {
-          sums[b] = sums[b] + weight * x[element * uniforms.inputSize + input];
+          sums[b] = sums[b] + weight * x[element * uniforms.inputSize + column];
         }`)}
     }
     ${perElement(`partials[i32(localIndex) * ${tile} + b] = sums[b];`)}
@@ -99,7 +99,7 @@ function userCode(tile: number, hasBias: boolean): string {
       }
       workgroupBarrier();
     }
-    if (active && strand == 0) {
+    if (inRange && strand == 0) {
       let output = structure[uniforms.rowOrder + sorted];
       if (output >= 0) {
         ${perElement(`

@@ -104,18 +104,19 @@ export function validateCompressedRows(rows: CompressedRows, source = 'the compr
       'Check the shape and the index arrays.',
     );
   }
+  // Non-decreasing from 0 to the nonzero count: then every row's range lies inside the arrays.
   for (let output = 0; output < outputSize; output += 1) {
-    const start = rowPointers[output]!;
-    const end = rowPointers[output + 1]!;
-    if (end < start) {
+    if (rowPointers[output + 1]! < rowPointers[output]!) {
       throw invalid(
-        `${source}: row pointers decrease at output ${output} (${start} then ${end}).`,
+        `${source}: row pointers decrease at output ${output} (${rowPointers[output]} then ${rowPointers[output + 1]}).`,
         'Row pointers must be non-decreasing.',
         { output },
       );
     }
+  }
+  for (let output = 0; output < outputSize; output += 1) {
     let previous = -1;
-    for (let entry = start; entry < end; entry += 1) {
+    for (let entry = rowPointers[output]!; entry < rowPointers[output + 1]!; entry += 1) {
       const input = inputIndices[entry]!;
       if (input <= previous || input >= inputSize) {
         throw invalid(
@@ -200,7 +201,8 @@ export function compressedRowsFromDense(
   };
   const counts = new Int32Array(outputSize + 1);
   for (let index = 0; index < size; index += 1) if (kept(index)) counts[(index % outputSize) + 1]! += 1;
-  for (let output = 0; output < outputSize; output += 1) counts[output + 1]! += counts[output]!;
+  for (let output = 0; output < outputSize; output += 1)
+    counts[output + 1] = counts[output + 1]! + counts[output]!;
   const rowPointers = counts.slice();
   const nonzeros = rowPointers[outputSize]!;
   const inputIndices = new Int32Array(nonzeros);
