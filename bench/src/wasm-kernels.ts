@@ -25,7 +25,7 @@ import {
   topCountMasks,
 } from '@fineprune/tensor';
 import * as tf from '@tensorflow/tfjs-core';
-import { median, timeRepeated, writeResult } from './harness';
+import { median, sideBySide, writeResult } from './harness';
 
 /** The MLP's variables: three kernels and three biases (266,610 floats). */
 const SHAPES: number[][] = [[784, 300], [300], [300, 100], [100], [100, 10], [10]];
@@ -76,28 +76,6 @@ function pair(baseline: number[], simd: number[]): Pair {
 
 function round(value: number, digits: number): number {
   return Number(value.toFixed(digits));
-}
-
-/**
- * Times `a` and `b` alternately, `repeats` times each after `warmup` untimed rounds, so drifts in
- * the machine's load fall on both alike. Each call's tensors are disposed inside the call.
- */
-async function sideBySide(
-  a: () => unknown,
-  b: () => unknown,
-  repeats: number,
-): Promise<[number[], number[]]> {
-  const timesA: number[] = [];
-  const timesB: number[] = [];
-  for (let round = 0; round < repeats + 10; round += 1) {
-    const [first] = await timeRepeated(a, 1, 0);
-    const [second] = await timeRepeated(b, 1, 0);
-    if (round >= 10) {
-      timesA.push(first!);
-      timesB.push(second!);
-    }
-  }
-  return [timesA, timesB];
 }
 
 export async function main(argv = process.argv.slice(2)): Promise<Record<string, unknown>> {

@@ -63,21 +63,31 @@ export function checkOperands(x: tf.Tensor, matrix: SparseMatrix, bias: tf.Tenso
  */
 export function sparseMatMul(x: tf.Tensor, matrix: SparseMatrix, bias?: tf.Tensor1D): tf.Tensor {
   checkOperands(x, matrix, bias);
-  registerSparseKernels();
-  const outer = x.shape.slice(0, -1);
+  ensureKernelsRegistered();
+  if (x.rank === 2) return runSparseMatMul(x, matrix, bias);
   return tf.tidy(() => {
-    const flat = x.rank === 2 ? x : tf.reshape(x, [-1, matrix.inputSize]);
-    const inputs: tf.NamedTensorMap = {
-      x: flat,
-      values: matrix.values,
-      offsets: matrix.offsets,
-      structure: matrix.structure,
-    };
-    if (bias !== undefined) inputs.bias = bias;
-    const attributes = { inputSize: matrix.inputSize, outputSize: matrix.outputSize, groups: matrix.groups };
-    const y = tf
-      .engine()
-      .runKernel(SPARSE_MAT_MUL, inputs, attributes as unknown as tf.NamedAttrMap) as tf.Tensor;
-    return x.rank === 2 ? y : tf.reshape(y, [...outer, matrix.outputSize]);
+    const y = runSparseMatMul(tf.reshape(x, [-1, matrix.inputSize]), matrix, bias);
+    return tf.reshape(y, [...x.shape.slice(0, -1), matrix.outputSize]);
   });
+}
+
+let kernelsRegistered = false;
+
+function ensureKernelsRegistered(): void {
+  if (kernelsRegistered) return;
+  registerSparseKernels();
+  kernelsRegistered = true;
+}
+
+/** The kernel on a rank-2 x. */
+function runSparseMatMul(x: tf.Tensor, matrix: SparseMatrix, bias: tf.Tensor1D | undefined): tf.Tensor {
+  const inputs: tf.NamedTensorMap = {
+    x,
+    values: matrix.values,
+    offsets: matrix.offsets,
+    structure: matrix.structure,
+  };
+  if (bias !== undefined) inputs.bias = bias;
+  const attributes = { inputSize: matrix.inputSize, outputSize: matrix.outputSize, groups: matrix.groups };
+  return tf.engine().runKernel(SPARSE_MAT_MUL, inputs, attributes as unknown as tf.NamedAttrMap) as tf.Tensor;
 }

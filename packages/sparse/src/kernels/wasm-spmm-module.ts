@@ -7,7 +7,8 @@
  * - `gemv` (batch 1): four sorted rows at once, one per lane. Per slot: four i32 loads of byte offsets,
  *   four lane loads from the staged input (one `v128.load32_zero`, three `v128.load32_lane`), one
  *   v128 load of the four weights, a multiply and an add: 12 memory ops and 2 arithmetic ops per four
- *   nonzeros, with two accumulators alternating slots so that adds do not wait on each other.
+ *   nonzeros, four slots per loop turn, with two accumulators alternating so that adds do not wait on
+ *   each other.
  * - `rows<B>` (batch B in 2…32, one function per B): one row at a time down its lane; per nonzero one
  *   weight splat (`v128.load32_splat`), one offset load, and for each of ⌈B/4⌉ vectors of the
  *   transposed input [K + 1][4⌈B/4⌉] a v128 load, a multiply and an add (the scheme of XNNPACK's
@@ -112,7 +113,7 @@ function gemvFunction(): FunctionSpec {
     0, 1, 2, 3, 4, 5, 6, 7,
   ];
   const [bias, hasBias, out, scratch] = [8, 9, 10, 11];
-  const [group, cursor, weights, end, pairEnd, sorted, target] = [12, 13, 14, 15, 16, 17, 18];
+  const [group, cursor, weights, end, unrolledEnd, sorted, target] = [12, 13, 14, 15, 16, 17, 18];
   const [first, second, gathered] = [19, 20, 21];
   const result = 22;
 
@@ -195,21 +196,30 @@ function gemvFunction(): FunctionSpec {
     op.i32Add,
     op.localTee,
     end,
-    ...i32Const(16),
+    // unrolledEnd = max(end − 48, 0): below it, four whole slots remain (cursor + 64 ≤ end)
+    ...i32Const(48),
     op.i32Sub,
-    ...set(pairEnd),
+    ...i32Const(0),
+    ...get(end),
+    ...i32Const(48),
+    op.i32GeU,
+    op.select,
+    ...set(unrolledEnd),
     ...zeroVector(first),
     ...zeroVector(second),
-    ...whileBelow(cursor, pairEnd, [
+    ...whileBelow(cursor, unrolledEnd, [
       ...multiplyAdd(0, first),
       ...multiplyAdd(16, second),
-      ...increment(cursor, 32),
-      ...increment(weights, 32),
+      ...multiplyAdd(32, first),
+      ...multiplyAdd(48, second),
+      ...increment(cursor, 64),
+      ...increment(weights, 64),
     ]),
-    ...when(
-      [...get(cursor), ...get(end), op.i32LtU],
-      [...multiplyAdd(0, first), ...increment(cursor, 16), ...increment(weights, 16)],
-    ),
+    ...whileBelow(cursor, end, [
+      ...multiplyAdd(0, first),
+      ...increment(cursor, 16),
+      ...increment(weights, 16),
+    ]),
     ...get(first),
     ...get(second),
     ...simd(simdOp.f32x4Add),
