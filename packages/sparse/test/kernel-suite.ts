@@ -15,6 +15,9 @@
 
 import { createRandom } from '@fineprune/tensor';
 import * as tf from '@tensorflow/tfjs-core';
+import { sparseMatMul } from '../src/inference/sparse-mat-mul-op';
+import { sparseMatrix } from '../src/inference/sparse-matrix';
+import { compressedRowsFromDense } from '../src/layout/compressed-rows';
 
 /** The kept fractions every backend is tested at. */
 export const KEPT_FRACTIONS = [0, 0.01, 0.03, 0.1, 0.3, 0.5, 0.9, 1] as const;
@@ -162,4 +165,16 @@ export async function runCase(
   const shape = y.shape;
   tf.dispose([x, y, ...(bias ? [bias] : [])]);
   return { error: worstScaledError(actual, expected, scale), leaked: tf.memory().numTensors - before, shape };
+}
+
+/** The product under test: the case's kernel and mask as a sparse matrix, through `sparseMatMul`. */
+export function sparseProduct(testCase: KernelCase) {
+  return (x: tf.Tensor2D, data: CaseData, bias: tf.Tensor1D | undefined): tf.Tensor => {
+    const matrix = sparseMatrix(
+      compressedRowsFromDense(data.kernel, [testCase.inputSize, testCase.outputSize], { mask: data.mask }),
+    );
+    const y = sparseMatMul(x, matrix, bias);
+    matrix.dispose();
+    return y;
+  };
 }

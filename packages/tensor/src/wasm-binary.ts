@@ -1,8 +1,10 @@
 /**
  * A minimal WebAssembly binary writer: just enough to build fineprune's small SIMD helpers (the
- * fused Adam step and the selection scans) at run time from instructions written in TypeScript,
- * so the package ships no opaque binary. Every module it builds imports one memory as `env.memory`
- * and exports functions. Opcodes follow the WebAssembly 2.0 core and fixed-width SIMD specifications.
+ * fused Adam step, the selection scans, and @fineprune/sparse's kernels) at run time from
+ * instructions written in TypeScript, so no package ships an opaque binary. Every module it builds
+ * imports one memory as `env.memory` and exports functions. Opcodes follow the WebAssembly 2.0 core,
+ * fixed-width SIMD and bulk-memory specifications. Public, side-effect-free subpath:
+ * `@fineprune/tensor/wasm-binary`.
  */
 
 export const I32 = 0x7f;
@@ -164,31 +166,37 @@ export function address(base: number, cursor: number): number[] {
   return [...get(base), ...get(cursor), op.i32Add];
 }
 
-/**
- * `while (local < limit) { body; local += stride }` over an i32 local: a block around a loop that
- * exits when `local ≥ limit` (unsigned).
- */
-export function loopWhileBelow(local: number, limit: number, stride: number, body: number[]): number[] {
+/** `local += by` for an i32 local. */
+export function increment(local: number, by: number): number[] {
+  return [...get(local), ...i32Const(by), op.i32Add, ...set(local)];
+}
+
+/** `while (a < b) { body }` over two i32 locals (unsigned): a block around a loop that exits when a ≥ b. */
+export function whileBelow(a: number, b: number, body: number[]): number[] {
   return [
     op.block,
     0x40,
     op.loop,
     0x40,
-    ...get(local),
-    ...get(limit),
+    ...get(a),
+    ...get(b),
     op.i32GeU,
     op.brIf,
     1,
     ...body,
-    ...get(local),
-    ...i32Const(stride),
-    op.i32Add,
-    ...set(local),
     op.br,
     0,
     op.end,
     op.end,
   ];
+}
+
+/**
+ * `while (local < limit) { body; local += stride }` over an i32 local: a block around a loop that
+ * exits when `local ≥ limit` (unsigned).
+ */
+export function loopWhileBelow(local: number, limit: number, stride: number, body: number[]): number[] {
+  return whileBelow(local, limit, [...body, ...increment(local, stride)]);
 }
 
 /**

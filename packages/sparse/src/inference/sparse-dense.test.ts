@@ -1,6 +1,7 @@
-import { createRandom, FinepruneError, setBackend } from '@fineprune/tensor';
+import { createRandom, setBackend } from '@fineprune/tensor';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeEach, describe, expect, it } from 'vitest';
+import { codeOf } from '../../test/errors';
 import { SPARSE_MAT_MUL } from '../kernels/sparse-mat-mul';
 import { compressedRowsFromDense } from '../layout/compressed-rows';
 import { batchBucket, choiceFromTimings, clearSparseDenseChoices, staticChoice } from './break-even';
@@ -52,15 +53,6 @@ async function kernelsRun(run: () => tf.Tensor): Promise<string[]> {
     run().dispose();
   });
   return profile.kernelNames;
-}
-
-function codeOf(run: () => unknown): string | undefined {
-  try {
-    run();
-  } catch (error) {
-    return FinepruneError.is(error) ? error.code : `not a FinepruneError: ${String(error)}`;
-  }
-  return undefined;
 }
 
 describe('the break-even choice', () => {

@@ -101,30 +101,12 @@ function sparseMatMulWasm(args: SparseMatMulArguments): tf.TensorInfo {
   const hasBias = inputs.bias === undefined ? 0 : 1;
   const bias = inputs.bias === undefined ? 0 : heap.offsetOf(inputs.bias);
   const [x, y] = [heap.offsetOf(inputs.x), heap.offsetOf(out)];
-  if (batch === 1) {
-    withScratch(heap, 4 * inputSize + 16, (scratch) =>
-      functions.gemv(
-        x,
-        4 * inputSize,
-        values,
-        offsets,
-        slotOffsets,
-        rowOrder,
-        groups,
-        outputSize,
-        bias,
-        hasBias,
-        y,
-        scratch,
-      ),
-    );
-    return out;
-  }
-  withScratch(heap, 4 * (inputSize + 1) * MAX_CHUNK_BATCH, (scratch) => {
+  // Batch 1 stages x (K + 1 floats); larger batches transpose a chunk into [K + 1][4⌈B/4⌉] floats.
+  const scratchBytes = 4 * (inputSize + 1) * (batch === 1 ? 1 : MAX_CHUNK_BATCH) + 16;
+  withScratch(heap, scratchBytes, (scratch) => {
     for (let start = 0; start < batch; start += MAX_CHUNK_BATCH) {
       const chunk = Math.min(MAX_CHUNK_BATCH, batch - start);
-      const xChunk = x + 4 * start * inputSize;
-      const yChunk = y + 4 * start * outputSize;
+      const [xChunk, yChunk] = [x + 4 * start * inputSize, y + 4 * start * outputSize];
       if (chunk === 1) {
         functions.gemv(
           xChunk,
@@ -140,22 +122,22 @@ function sparseMatMulWasm(args: SparseMatMulArguments): tf.TensorInfo {
           yChunk,
           scratch,
         );
-        continue;
+      } else {
+        (functions[`transpose${chunk}`] as Transpose)(xChunk, inputSize, scratch);
+        (functions[`rows${chunk}`] as Rows)(
+          scratch,
+          values,
+          offsets,
+          slotOffsets,
+          rowOrder,
+          rowLengths,
+          outputSize,
+          bias,
+          hasBias,
+          yChunk,
+          4 * outputSize,
+        );
       }
-      (functions[`transpose${chunk}`] as Transpose)(xChunk, inputSize, scratch);
-      (functions[`rows${chunk}`] as Rows)(
-        scratch,
-        values,
-        offsets,
-        slotOffsets,
-        rowOrder,
-        rowLengths,
-        outputSize,
-        bias,
-        hasBias,
-        yChunk,
-        4 * outputSize,
-      );
     }
   });
   return out;

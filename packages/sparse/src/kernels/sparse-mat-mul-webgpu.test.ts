@@ -2,7 +2,7 @@ import { disposeWebGPU, registerWebGPUBackend, webgpuSelection } from '@fineprun
 import { setBackend } from '@fineprune/tensor';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { describeCase, kernelCases, runCase, TOLERANCE } from '../../test/kernel-suite';
+import { describeCase, kernelCases, runCase, sparseProduct, TOLERANCE } from '../../test/kernel-suite';
 import { clearSparseDenseChoices } from '../inference/break-even';
 import { prepareSparseDense, sparseDense } from '../inference/sparse-dense';
 import { sparseMatMul } from '../inference/sparse-mat-mul-op';
@@ -26,14 +26,7 @@ describe('FinepruneSparseMatMul on webgpu (WGSL, Dawn) against dense tf.matMul (
     kernelCases([1, 2, 3, 5, 8, 13, 32, 70]).map((testCase) => [describeCase(testCase), testCase] as const),
   )('%s', async (_, testCase) => {
     await setBackend('webgpu');
-    const { error, leaked, shape } = await runCase(testCase, (x, data, bias) => {
-      const matrix = sparseMatrix(
-        compressedRowsFromDense(data.kernel, [testCase.inputSize, testCase.outputSize], { mask: data.mask }),
-      );
-      const y = sparseMatMul(x, matrix, bias);
-      matrix.dispose();
-      return y;
-    });
+    const { error, leaked, shape } = await runCase(testCase, sparseProduct(testCase));
     expect(tf.getBackend()).toBe('webgpu');
     expect(shape).toEqual([testCase.batch, testCase.outputSize]);
     expect(error).toBeLessThanOrEqual(TOLERANCE);

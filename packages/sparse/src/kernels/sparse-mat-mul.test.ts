@@ -1,7 +1,7 @@
 import { setBackend } from '@fineprune/tensor';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { describeCase, kernelCases, runCase, TOLERANCE } from '../../test/kernel-suite';
+import { describeCase, kernelCases, runCase, sparseProduct, TOLERANCE } from '../../test/kernel-suite';
 import { sparseMatMul } from '../inference/sparse-mat-mul-op';
 import { sparseMatrix } from '../inference/sparse-matrix';
 import { compressedRowsFromDense } from '../layout/compressed-rows';
@@ -11,18 +11,7 @@ describe.each(['cpu', 'wasm'])('FinepruneSparseMatMul on %s against dense tf.mat
     '%s',
     async (_, testCase) => {
       await setBackend(backend);
-      const { error, leaked, shape } = await runCase(testCase, (x, data, bias) => {
-        const matrix = sparseMatrix(
-          compressedRowsFromDense(data.kernel, [testCase.inputSize, testCase.outputSize], {
-            mask: data.mask,
-          }),
-        );
-        const kept = data.mask.reduce((total, bit) => total + bit, 0);
-        expect(matrix.nonzeros).toBe(kept);
-        const y = sparseMatMul(x, matrix, bias);
-        matrix.dispose();
-        return y;
-      });
+      const { error, leaked, shape } = await runCase(testCase, sparseProduct(testCase));
       expect(tf.getBackend()).toBe(backend);
       expect(shape).toEqual([testCase.batch, testCase.outputSize]);
       expect(error).toBeLessThanOrEqual(TOLERANCE);
@@ -36,12 +25,18 @@ describe.each(['cpu', 'wasm'])('FinepruneSparseMatMul on %s against dense tf.mat
     // W = [[1, 0, -2, 0, 0], [0, 3, 0, 0, 0], [4, 0, 5, 0, 0]], b = [0.5, 0, 0, 0, -1]
     // x = [[1, 2, 3], [-1, 0, 2]] → y = [[13.5, 6, 13, 0, -1], [7.5, 0, 12, 0, -1]]
     const kernel = [1, 0, -2, 0, 0, 0, 3, 0, 0, 0, 4, 0, 5, 0, 0];
+    const before = tf.memory().numTensors;
     const matrix = sparseMatrix(compressedRowsFromDense(kernel, [3, 5]));
-    const y = sparseMatMul(tf.tensor2d([1, 2, 3, -1, 0, 2], [2, 3]), matrix, tf.tensor1d([0.5, 0, 0, 0, -1]));
+    const [x, single, bias] = [
+      tf.tensor2d([1, 2, 3, -1, 0, 2], [2, 3]),
+      tf.tensor2d([1, 2, 3], [1, 3]),
+      tf.tensor1d([0.5, 0, 0, 0, -1]),
+    ];
+    const [y, ySingle] = [sparseMatMul(x, matrix, bias), sparseMatMul(single, matrix)];
     expect(Array.from(await y.data())).toEqual([13.5, 6, 13, 0, -1, 7.5, 0, 12, 0, -1]);
-    expect(Array.from(await sparseMatMul(tf.tensor2d([1, 2, 3], [1, 3]), matrix).data())).toEqual([
-      13, 6, 13, 0, 0,
-    ]);
+    expect(Array.from(await ySingle.data())).toEqual([13, 6, 13, 0, 0]);
+    tf.dispose([x, single, bias, y, ySingle]);
     matrix.dispose();
+    expect(tf.memory().numTensors).toBe(before);
   });
 });

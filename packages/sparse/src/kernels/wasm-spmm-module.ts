@@ -21,6 +21,7 @@
 
 import {
   buildModule,
+  increment,
   F32,
   type FunctionSpec,
   f32Const,
@@ -35,39 +36,30 @@ import {
   simd,
   simdOp,
   V128,
+  whileBelow,
 } from '@fineprune/tensor/wasm-binary';
 
 /** Largest batch handled in one call of a `rows<B>` function; larger batches are cut into chunks. */
 export const MAX_CHUNK_BATCH = 32;
-
-/** `while (a < b) body` over two i32 locals (unsigned), as a block around a loop. */
-function whileBelow(a: number, b: number, body: number[]): number[] {
-  return [
-    op.block,
-    0x40,
-    op.loop,
-    0x40,
-    ...get(a),
-    ...get(b),
-    op.i32GeU,
-    op.brIf,
-    1,
-    ...body,
-    op.br,
-    0,
-    op.end,
-    op.end,
-  ];
-}
 
 /** `if (condition on the stack) body`. */
 function when(condition: number[], body: number[]): number[] {
   return [...condition, op.if, 0x40, ...body, op.end];
 }
 
-/** `local += constant` for an i32 local. */
-function increment(local: number, by: number): number[] {
-  return [...get(local), ...i32Const(by), op.i32Add, ...set(local)];
+/** `value << bits` for the i32 on the stack. */
+function shiftLeft(bits: number): number[] {
+  return [...i32Const(bits), op.i32Shl];
+}
+
+/** `i32[base + 4·index + displacement]`, where `index` is instructions that leave an i32. */
+function element(base: number, index: number[], displacement = 0): number[] {
+  return [...get(base), ...index, ...shiftLeft(2), op.i32Add, op.i32Load, ...memarg(displacement)];
+}
+
+/** The byte offset 4·rowOrder[sorted] of a sorted row's output unit. */
+function outputOffset(rowOrder: number, sorted: number): number[] {
+  return [...element(rowOrder, get(sorted)), ...shiftLeft(2)];
 }
 
 /** `local = a + b` for i32 locals. */
@@ -117,22 +109,22 @@ function gemvFunction(): FunctionSpec {
   const [first, second, gathered] = [19, 20, 21];
   const result = 22;
 
-  // The four inputs the slot at `cursor + displacement` points to, as one v128 in `gathered`.
-  const gather = (displacement: number) => [
+  // scratch + offsets[slot lane]: where the lane's input lies.
+  const inputAddress = (displacement: number) => [
     ...get(cursor),
     op.i32Load,
     ...memarg(displacement),
     ...get(scratch),
     op.i32Add,
+  ];
+  // The four inputs the slot at `cursor + displacement` points to, as one v128 in `gathered`.
+  const gather = (displacement: number) => [
+    ...inputAddress(displacement),
     ...simd(simdOp.v128Load32Zero),
     ...memarg(),
     ...set(gathered),
     ...[1, 2, 3].flatMap((lane) => [
-      ...get(cursor),
-      op.i32Load,
-      ...memarg(displacement + lane * 4),
-      ...get(scratch),
-      op.i32Add,
+      ...inputAddress(displacement + lane * 4),
       ...get(gathered),
       ...simd(simdOp.v128Load32Lane),
       ...memarg(),
@@ -153,8 +145,7 @@ function gemvFunction(): FunctionSpec {
   // out[rowOrder[4·group + lane]] = first[lane] (+ bias[...]) for the lanes below N.
   const storeLane = (lane: number) => [
     ...get(group),
-    ...i32Const(2),
-    op.i32Shl,
+    ...shiftLeft(2),
     ...i32Const(lane),
     op.i32Add,
     op.localTee,
@@ -163,15 +154,7 @@ function gemvFunction(): FunctionSpec {
     op.i32LtU,
     op.if,
     0x40,
-    ...get(rowOrder),
-    ...get(sorted),
-    ...i32Const(2),
-    op.i32Shl,
-    op.i32Add,
-    op.i32Load,
-    ...memarg(),
-    ...i32Const(2),
-    op.i32Shl,
+    ...outputOffset(rowOrder, sorted),
     ...set(target),
     ...get(first),
     ...simd(simdOp.f32x4ExtractLane),
@@ -183,15 +166,8 @@ function gemvFunction(): FunctionSpec {
   ];
   const groupBody = [
     // end = offsets + 16 · slotOffsets[group + 1]
-    ...get(slotOffsets),
-    ...get(group),
-    ...i32Const(2),
-    op.i32Shl,
-    op.i32Add,
-    op.i32Load,
-    ...memarg(4),
-    ...i32Const(4),
-    op.i32Shl,
+    ...element(slotOffsets, get(group), 4),
+    ...shiftLeft(4),
     ...get(offsets),
     op.i32Add,
     op.localTee,
@@ -304,22 +280,12 @@ function rowsFunction(batch: number): FunctionSpec {
   ]).flat();
   const rowBody = [
     // cursor = offsets + 16 · slotOffsets[sorted >> 2] + 4 · (sorted & 3); weights likewise
-    ...get(slotOffsets),
-    ...get(sorted),
-    ...i32Const(2),
-    op.i32ShrU,
-    ...i32Const(2),
-    op.i32Shl,
-    op.i32Add,
-    op.i32Load,
-    ...memarg(),
-    ...i32Const(4),
-    op.i32Shl,
+    ...element(slotOffsets, [...get(sorted), ...i32Const(2), op.i32ShrU]),
+    ...shiftLeft(4),
     ...get(sorted),
     ...i32Const(3),
     op.i32And,
-    ...i32Const(2),
-    op.i32Shl,
+    ...shiftLeft(2),
     op.i32Add,
     op.localTee,
     cursor,
@@ -332,29 +298,14 @@ function rowsFunction(batch: number): FunctionSpec {
     op.localTee,
     cursor,
     // end = cursor + 16 · rowLengths[sorted]
-    ...get(rowLengths),
-    ...get(sorted),
-    ...i32Const(2),
-    op.i32Shl,
-    op.i32Add,
-    op.i32Load,
-    ...memarg(),
-    ...i32Const(4),
-    op.i32Shl,
+    ...element(rowLengths, get(sorted)),
+    ...shiftLeft(4),
     op.i32Add,
     ...set(end),
     ...accumulators.flatMap(zeroVector),
     ...whileBelow(cursor, end, nonzero),
     // target = 4 · rowOrder[sorted]; address = out + target
-    ...get(rowOrder),
-    ...get(sorted),
-    ...i32Const(2),
-    op.i32Shl,
-    op.i32Add,
-    op.i32Load,
-    ...memarg(),
-    ...i32Const(2),
-    op.i32Shl,
+    ...outputOffset(rowOrder, sorted),
     op.localTee,
     target,
     ...get(out),

@@ -1,5 +1,5 @@
-import { FinepruneError } from '@fineprune/tensor';
 import { describe, expect, it } from 'vitest';
+import { codeOf, messageOf } from '../../test/errors';
 import {
   type CompressedRows,
   compressedRowsFromDense,
@@ -9,24 +9,6 @@ import {
 
 // W = [[1, 0], [0, 2], [3, 0]]: 3 inputs × 2 outputs. Output 0 reads inputs 0 and 2, output 1 input 1.
 const KERNEL = [1, 0, 0, 2, 3, 0];
-
-function codeOf(run: () => unknown): string | undefined {
-  try {
-    run();
-  } catch (error) {
-    return FinepruneError.is(error) ? error.code : `not a FinepruneError: ${String(error)}`;
-  }
-  return undefined;
-}
-
-function messageOf(run: () => unknown): string {
-  try {
-    run();
-  } catch (error) {
-    return (error as Error).message;
-  }
-  return '';
-}
 
 describe('compressedRowsFromDense', () => {
   it('groups the nonzero weights by output, inputs ascending', () => {

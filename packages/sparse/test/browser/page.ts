@@ -7,9 +7,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-webgpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs-core';
-import { sparseMatMul, sparseMatrix } from '../../src';
-import { compressedRowsFromDense } from '../../src/layout/compressed-rows';
-import { kernelCases, runCase } from '../kernel-suite';
+import { kernelCases, runCase, sparseProduct } from '../kernel-suite';
 
 /** One backend's outcome. */
 export interface BackendReport {
@@ -41,14 +39,7 @@ async function runBackend(name: string): Promise<BackendReport> {
   }
   for (const testCase of kernelCases([1, 3, 8, 33])) {
     await tf.setBackend(name);
-    const { error, leaked, shape } = await runCase(testCase, (x, data, bias) => {
-      const matrix = sparseMatrix(
-        compressedRowsFromDense(data.kernel, [testCase.inputSize, testCase.outputSize], { mask: data.mask }),
-      );
-      const y = sparseMatMul(x, matrix, bias);
-      matrix.dispose();
-      return y;
-    });
+    const { error, leaked, shape } = await runCase(testCase, sparseProduct(testCase));
     report.cases += 1;
     report.worstError = Math.max(report.worstError, error);
     report.leaked += leaked;
