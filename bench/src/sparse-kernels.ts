@@ -226,6 +226,30 @@ async function measureShape(
   };
 }
 
+/**
+ * About a second of calls of both paths at every batch size on a throwaway matrix, before anything is
+ * timed: V8 runs new WebAssembly functions in its baseline compiler and swaps in optimised code only
+ * after they have run a while, which would otherwise fall on the first shape measured.
+ */
+function warmUp(): void {
+  const { weights, mask } = prunedKernel(256, 256, 0.1, 1);
+  const matrix = sparseMatrix(compressedRowsFromDense(weights, [256, 256], { mask }));
+  const dense = tf.tensor2d(weights, [256, 256]);
+  for (const batch of BATCHES) {
+    const x = tf.ones([batch, 256]) as tf.Tensor2D;
+    blocksSideBySide(
+      () => sparseMatMul(x, matrix).dispose(),
+      () => tf.matMul(x, dense).dispose(),
+      1,
+      4,
+      300,
+    );
+    x.dispose();
+  }
+  matrix.dispose();
+  dense.dispose();
+}
+
 export async function main(argv = process.argv.slice(2)): Promise<Record<string, unknown>> {
   const { values } = parseArgs({ args: argv, options: { repeats: { type: 'string', default: '15' } } });
   const repeats = Number(values.repeats);
@@ -234,6 +258,7 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
   const selection = await setBackend('wasm');
   if (selection.backend !== 'wasm') throw new Error('this benchmark needs the wasm backend');
   const tensorsAtStart = tf.memory().numTensors;
+  warmUp();
   const shapes = [];
   for (const [index, shape] of SHAPES.entries())
     shapes.push(await measureShape(shape, repeats, 100 * (index + 1)));

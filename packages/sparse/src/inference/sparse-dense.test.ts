@@ -165,7 +165,13 @@ describe.each(['cpu', 'wasm'])('sparseDense on %s', (backend) => {
     expectClose(y.dataSync(), denseProduct(o));
     const direct = sparseMatMul(tf.reshape(o.x, [2, 3, K]), weights.matrix, weights.bias);
     expectClose(direct.dataSync(), denseProduct(o));
-    tf.dispose([y, direct, o.kernel, o.mask, o.bias, o.x]);
+    // A single vector [K] gives [N]; an empty batch gives an empty result.
+    const vector = sparseMatMul(tf.reshape(tf.slice(o.x, [1, 0], [1, K]), [K]), weights.matrix, weights.bias);
+    expect(vector.shape).toEqual([N]);
+    expectClose(vector.dataSync(), denseProduct(o).subarray(N, 2 * N));
+    const empty = sparseMatMul(tf.zeros([0, K]), weights.matrix);
+    expect(empty.shape).toEqual([0, N]);
+    tf.dispose([y, direct, vector, empty, o.kernel, o.mask, o.bias, o.x]);
     weights.dispose();
   });
 
