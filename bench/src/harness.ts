@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { registerWebGPUBackend, webgpuSelection } from '@fineprune/backend-webgpu';
+import { parseArgs } from 'node:util';
 import { type BackendSelection, setBackend } from '@fineprune/tensor';
 
 /** Where benchmark results are written: bench/results, or `$FINEPRUNE_BENCH_RESULTS` when set. */
@@ -173,4 +174,21 @@ export function blocksSideBySide(
     }
   }
   return times;
+}
+
+/**
+ * The start of a wasm-only benchmark: reads `--repeats` (a positive integer, `defaultRepeats` when
+ * absent) from `argv` and selects the wasm backend; throws when either fails.
+ */
+export async function startWasmBenchmark(argv: string[], defaultRepeats: number): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { repeats: { type: 'string', default: String(defaultRepeats) } },
+  });
+  const repeats = Number(values.repeats);
+  if (!(Number.isInteger(repeats) && repeats > 0))
+    throw new Error(`--repeats must be a positive integer, got ${values.repeats}`);
+  const selection = await setBackend('wasm');
+  if (selection.backend !== 'wasm') throw new Error('this benchmark needs the wasm backend');
+  return repeats;
 }

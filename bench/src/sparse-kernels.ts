@@ -18,11 +18,10 @@
  * Writes bench/results/sparse-kernels.json. Run: `cd bench && pnpm sparse-kernels [--repeats 15]`.
  */
 
-import { parseArgs } from 'node:util';
 import { compressedRowsFromDense, type SparseMatrix, sparseMatMul, sparseMatrix } from '@fineprune/sparse';
-import { createRandom, setBackend } from '@fineprune/tensor';
+import { createRandom } from '@fineprune/tensor';
 import * as tf from '@tensorflow/tfjs-core';
-import { blocksSideBySide, median, writeResult } from './harness';
+import { blocksSideBySide, median, startWasmBenchmark, writeResult } from './harness';
 
 const SHAPES: Array<[number, number]> = [
   [784, 300],
@@ -251,12 +250,7 @@ function warmUp(): void {
 }
 
 export async function main(argv = process.argv.slice(2)): Promise<Record<string, unknown>> {
-  const { values } = parseArgs({ args: argv, options: { repeats: { type: 'string', default: '15' } } });
-  const repeats = Number(values.repeats);
-  if (!(Number.isInteger(repeats) && repeats > 0))
-    throw new Error(`--repeats must be a positive integer, got ${values.repeats}`);
-  const selection = await setBackend('wasm');
-  if (selection.backend !== 'wasm') throw new Error('this benchmark needs the wasm backend');
+  const repeats = await startWasmBenchmark(argv, 15);
   const tensorsAtStart = tf.memory().numTensors;
   warmUp();
   const shapes = [];

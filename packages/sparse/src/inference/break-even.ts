@@ -9,7 +9,14 @@
 
 import type * as tf from '@tensorflow/tfjs-core';
 
-/** Which product computed an output. */
+/**
+ * Which product computed an output.
+ *
+ * @example
+ * ```ts
+ * const path: ProductPath = weights.choiceFor(1)?.path ?? 'sparse';
+ * ```
+ */
 export type ProductPath = 'sparse' | 'dense';
 
 /**
@@ -39,7 +46,14 @@ export interface SparseDenseChoice {
   reason: string;
 }
 
-/** The batch bucket of a batch size. */
+/**
+ * The batch bucket of a batch size: choices are made and cached per bucket.
+ *
+ * @example
+ * ```ts
+ * batchBucket(12); // '9-16'
+ * ```
+ */
 export function batchBucket(batch: number): string {
   if (batch <= 1) return '1';
   if (batch <= 4) return '2-4';

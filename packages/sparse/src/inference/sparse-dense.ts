@@ -24,6 +24,11 @@ import { type SparseMatrix, sparseMatrix, sparseMatrixFromKernel } from './spars
 /**
  * How {@link sparseDense} picks its product: `'auto'` (measured break-even), or always `'sparse'` or
  * always `'dense'`.
+ *
+ * @example
+ * ```ts
+ * const weights = await prepareSparseDense(kernel, { mask, mode: 'sparse' satisfies SparseDenseMode });
+ * ```
  */
 export type SparseDenseMode = 'auto' | ProductPath;
 

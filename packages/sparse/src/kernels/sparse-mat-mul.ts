@@ -6,11 +6,23 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import { structureSections } from '../layout/sliced-rows';
 
-/** The TF.js kernel name of the sparse matrix product. */
+/**
+ * The TF.js kernel name of the sparse matrix product.
+ *
+ * @example
+ * ```ts
+ * tf.getKernel(SPARSE_MAT_MUL, 'wasm'); // the config, once registerSparseKernels() ran
+ * ```
+ */
 export const SPARSE_MAT_MUL = 'FinepruneSparseMatMul';
 
 /**
  * Attributes of {@link SPARSE_MAT_MUL}: the matrix's sizes (the layout tensors do not carry them).
+ *
+ * @example
+ * ```ts
+ * const attributes: SparseMatMulAttributes = { inputSize: 784, outputSize: 300, groups: 75 };
+ * ```
  */
 export interface SparseMatMulAttributes {
   inputSize: number;

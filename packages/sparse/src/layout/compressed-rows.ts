@@ -37,7 +37,14 @@ export interface CompressedRows {
   values: Float32Array;
 }
 
-/** Sizes above this are refused: byte offsets 4k (and the padding offset 4K) must fit an int32. */
+/**
+ * Sizes above this are refused: byte offsets 4k (and the padding offset 4K) must fit an int32.
+ *
+ * @example
+ * ```ts
+ * if (inputs > MAX_LAYOUT_ELEMENTS) throw new Error('split the matrix');
+ * ```
+ */
 export const MAX_LAYOUT_ELEMENTS = 2 ** 28;
 
 function invalid(message: string, fix: string, details?: Record<string, unknown>): FinepruneError {
@@ -131,7 +138,14 @@ export function validateCompressedRows(rows: CompressedRows, source = 'the compr
   return rows;
 }
 
-/** A weight or mask given as a flat array of K·N numbers in [inputs, outputs] (row-major) order. */
+/**
+ * A weight or mask given as a flat array of K·N numbers in [inputs, outputs] (row-major) order.
+ *
+ * @example
+ * ```ts
+ * const mask: DenseValues = new Uint8Array([1, 0, 0, 1]); // a 2×2 kernel keeping its diagonal
+ * ```
+ */
 export type DenseValues = Float32Array | Float64Array | Int32Array | Uint8Array | readonly number[];
 
 /**

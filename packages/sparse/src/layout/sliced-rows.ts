@@ -25,7 +25,14 @@
 import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import { type CompressedRows, validateCompressedRows } from './compressed-rows';
 
-/** Rows per group: the four lanes of a 128-bit SIMD vector of float32. */
+/**
+ * Rows per group: the four lanes of a 128-bit SIMD vector of float32.
+ *
+ * @example
+ * ```ts
+ * const groups = Math.ceil(outputs / LANES);
+ * ```
+ */
 export const LANES = 4;
 
 /**
