@@ -105,8 +105,20 @@ export function clearSparseDenseChoices(): void {
 /** Backends whose `dataSync` is available everywhere, so a choice can be timed inside a synchronous op. */
 export const SYNCHRONOUS_BACKENDS: ReadonlySet<string> = new Set(['cpu', 'wasm']);
 
-/** How the timing runs: untimed warm-up calls per path, then timed rounds alternating the paths. */
-export const TIMING = { warmup: 2, rounds: 5 } as const;
+/**
+ * How the timing runs: untimed warm-up calls of both paths, at least `warmupCalls` and until
+ * `warmupMilliseconds` have passed (at most `maxWarmupCalls`), so that V8 has swapped its baseline
+ * WebAssembly code for optimised code; then `rounds` timed rounds alternating the paths.
+ */
+export const TIMING = { warmupCalls: 2, warmupMilliseconds: 20, maxWarmupCalls: 100, rounds: 5 } as const;
+
+/** Whether a warm-up of `calls` calls that took `milliseconds` is enough. */
+function warmedUp(calls: number, milliseconds: number): boolean {
+  return (
+    calls >= TIMING.maxWarmupCalls ||
+    (calls >= TIMING.warmupCalls && milliseconds >= TIMING.warmupMilliseconds)
+  );
+}
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -161,9 +173,8 @@ async function timeOnceAsync(run: () => tf.Tensor): Promise<number> {
 
 /** Times both paths synchronously (cpu, wasm): warm-up, then alternating rounds. */
 export function measureSynchronously(sparse: () => tf.Tensor, dense: () => tf.Tensor): [number[], number[]] {
-  for (let index = 0; index < TIMING.warmup; index += 1) {
-    timeOnce(sparse);
-    timeOnce(dense);
+  for (let calls = 0, milliseconds = 0; !warmedUp(calls, milliseconds); calls += 1) {
+    milliseconds += timeOnce(sparse) + timeOnce(dense);
   }
   const times: [number[], number[]] = [[], []];
   for (let round = 0; round < TIMING.rounds; round += 1) {
@@ -178,9 +189,8 @@ export async function measure(
   sparse: () => tf.Tensor,
   dense: () => tf.Tensor,
 ): Promise<[number[], number[]]> {
-  for (let index = 0; index < TIMING.warmup; index += 1) {
-    await timeOnceAsync(sparse);
-    await timeOnceAsync(dense);
+  for (let calls = 0, milliseconds = 0; !warmedUp(calls, milliseconds); calls += 1) {
+    milliseconds += (await timeOnceAsync(sparse)) + (await timeOnceAsync(dense));
   }
   const times: [number[], number[]] = [[], []];
   for (let round = 0; round < TIMING.rounds; round += 1) {
