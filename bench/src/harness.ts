@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { registerWebGPUBackend, webgpuSelection } from '@fineprune/backend-webgpu';
+import { parseArgs } from 'node:util';
 import { type BackendSelection, setBackend } from '@fineprune/tensor';
 
 /** Where benchmark results are written: bench/results, or `$FINEPRUNE_BENCH_RESULTS` when set. */
@@ -90,4 +91,104 @@ export async function timeRepeated(
     times.push(performance.now() - start);
   }
   return times;
+}
+
+/**
+ * Times `a` and `b` alternately, `repeats` times each after `warmup` untimed rounds, so drifts in
+ * the machine's load fall on both alike. Each call's tensors are disposed inside the call.
+ */
+export async function sideBySide(
+  a: () => unknown,
+  b: () => unknown,
+  repeats: number,
+): Promise<[number[], number[]]> {
+  const timesA: number[] = [];
+  const timesB: number[] = [];
+  for (let round = 0; round < repeats + 10; round += 1) {
+    const [first] = await timeRepeated(a, 1, 0);
+    const [second] = await timeRepeated(b, 1, 0);
+    if (round >= 10) {
+      timesA.push(first!);
+      timesB.push(second!);
+    }
+  }
+  return [timesA, timesB];
+}
+
+/** Per-call times of one function over a block of calls: wall clock and this process's CPU time. */
+export interface BlockTimes {
+  /** Milliseconds of wall-clock time per call, one entry per block. */
+  wall: number[];
+  /** Milliseconds of CPU time (user + system) of this process per call, one entry per block. */
+  cpu: number[];
+}
+
+/** Calls `fn` `calls` times; returns the wall-clock and CPU milliseconds per call. */
+function timeBlock(fn: () => unknown, calls: number): [number, number] {
+  const cpuStart = process.cpuUsage();
+  const start = performance.now();
+  for (let call = 0; call < calls; call += 1) fn();
+  const wall = performance.now() - start;
+  const cpu = process.cpuUsage(cpuStart);
+  return [wall / calls, (cpu.user + cpu.system) / 1000 / calls];
+}
+
+/**
+ * Times the synchronous functions `a` and `b` in alternating blocks of calls, each block long
+ * enough (about `blockMilliseconds` of CPU) for the CPU-time clock to resolve it. On a shared machine
+ * the wall clock also counts the time the process waited for a core; its CPU time does not, so the
+ * CPU time per call is the steadier measure of the work a call does, while the wall clock is what a
+ * user waits. Both are returned. `warmupMilliseconds` of untimed calls come first (so WebAssembly
+ * tier-up and caches settle).
+ */
+export function blocksSideBySide(
+  a: () => unknown,
+  b: () => unknown,
+  blocks: number,
+  blockMilliseconds = 4,
+  warmupMilliseconds = 100,
+): [BlockTimes, BlockTimes] {
+  const callsFor = (fn: () => unknown): number => {
+    const [, cpu] = timeBlock(fn, 3);
+    return Math.max(1, Math.min(100_000, Math.round(blockMilliseconds / Math.max(cpu, 1e-4))));
+  };
+  for (const fn of [a, b]) {
+    const start = performance.now();
+    while (performance.now() - start < warmupMilliseconds) timeBlock(fn, 1);
+  }
+  const [callsA, callsB] = [callsFor(a), callsFor(b)];
+  const times: [BlockTimes, BlockTimes] = [
+    { wall: [], cpu: [] },
+    { wall: [], cpu: [] },
+  ];
+  for (let block = 0; block < blocks; block += 1) {
+    for (const [index, [fn, calls]] of (
+      [
+        [a, callsA],
+        [b, callsB],
+      ] as const
+    ).entries()) {
+      const [wall, cpu] = timeBlock(fn, calls);
+      times[index]!.wall.push(wall);
+      times[index]!.cpu.push(cpu);
+    }
+  }
+  return times;
+}
+
+/**
+ * The start of a wasm-only benchmark: reads `--repeats` (a positive integer, `defaultRepeats` when
+ * absent) from `argv` and selects the wasm backend; throws when either fails.
+ */
+export async function startWasmBenchmark(argv: string[], defaultRepeats: number): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { repeats: { type: 'string', default: String(defaultRepeats) } },
+  });
+  const repeats = Number(values.repeats);
+  if (!(Number.isInteger(repeats) && repeats > 0))
+    throw new Error(`--repeats must be a positive integer, got ${values.repeats}`);
+  const selection = await setBackend('wasm');
+  if (selection.backend !== 'wasm') throw new Error('this benchmark needs the wasm backend');
+  return repeats;
 }

@@ -12,6 +12,7 @@ import { main as lossModellingStage } from './loss-modelling-stage';
 import { main as mainJob } from './main-job';
 import { main as mlpStep } from './mlp-step';
 import { main as movementStep } from './movement-step';
+import { main as sparseKernels } from './sparse-kernels';
 import { main as wasmKernels } from './wasm-kernels';
 
 async function runAll(): Promise<void> {
@@ -20,6 +21,7 @@ async function runAll(): Promise<void> {
   await mainJob();
   await movementStep([]);
   await wasmKernels([]);
+  await sparseKernels([]);
   await lossModellingStage([]);
   await backends([]);
   await encoderThroughput([]);

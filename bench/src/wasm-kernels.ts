@@ -13,19 +13,17 @@
  * Writes bench/results/wasm-kernels.json. Run: `cd bench && pnpm wasm-kernels [--repeats 300]`.
  */
 
-import { parseArgs } from 'node:util';
 import {
   createRandom,
   fusedAdamStep,
   type FusedAdamScalars,
   type SelectionHint,
-  setBackend,
   thresholdMaskTensors,
   topCountMaskTensors,
   topCountMasks,
 } from '@fineprune/tensor';
 import * as tf from '@tensorflow/tfjs-core';
-import { median, timeRepeated, writeResult } from './harness';
+import { median, sideBySide, startWasmBenchmark, writeResult } from './harness';
 
 /** The MLP's variables: three kernels and three biases (266,610 floats). */
 const SHAPES: number[][] = [[784, 300], [300], [300, 100], [100], [100, 10], [10]];
@@ -78,35 +76,8 @@ function round(value: number, digits: number): number {
   return Number(value.toFixed(digits));
 }
 
-/**
- * Times `a` and `b` alternately, `repeats` times each after `warmup` untimed rounds, so drifts in
- * the machine's load fall on both alike. Each call's tensors are disposed inside the call.
- */
-async function sideBySide(
-  a: () => unknown,
-  b: () => unknown,
-  repeats: number,
-): Promise<[number[], number[]]> {
-  const timesA: number[] = [];
-  const timesB: number[] = [];
-  for (let round = 0; round < repeats + 10; round += 1) {
-    const [first] = await timeRepeated(a, 1, 0);
-    const [second] = await timeRepeated(b, 1, 0);
-    if (round >= 10) {
-      timesA.push(first!);
-      timesB.push(second!);
-    }
-  }
-  return [timesA, timesB];
-}
-
 export async function main(argv = process.argv.slice(2)): Promise<Record<string, unknown>> {
-  const { values } = parseArgs({ args: argv, options: { repeats: { type: 'string', default: '300' } } });
-  const repeats = Number(values.repeats);
-  if (!(Number.isInteger(repeats) && repeats > 0))
-    throw new Error(`--repeats must be a positive integer, got ${values.repeats}`);
-  const selection = await setBackend('wasm');
-  if (selection.backend !== 'wasm') throw new Error('this benchmark needs the wasm backend');
+  const repeats = await startWasmBenchmark(argv, 300);
   const tensorsAtStart = tf.memory().numTensors;
 
   // 1. Sqrt against Mul on the first two matrices' size (235,200 floats).

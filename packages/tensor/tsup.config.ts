@@ -10,6 +10,8 @@ export default libraryConfig({
     'src/runtime.ts',
     'src/select.ts',
     'src/untrusted.ts',
+    'src/wasm-binary.ts',
+    'src/wasm-heap.ts',
     'src/register-gradients.ts',
     'src/conformance.ts',
   ],

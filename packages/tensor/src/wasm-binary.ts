@@ -1,8 +1,10 @@
 /**
  * A minimal WebAssembly binary writer: just enough to build fineprune's small SIMD helpers (the
- * fused Adam step and the selection scans) at run time from instructions written in TypeScript,
- * so the package ships no opaque binary. Every module it builds imports one memory as `env.memory`
- * and exports functions. Opcodes follow the WebAssembly 2.0 core and fixed-width SIMD specifications.
+ * fused Adam step, the selection scans, and @fineprune/sparse's kernels) at run time from
+ * instructions written in TypeScript, so no package ships an opaque binary. Every module it builds
+ * imports one memory as `env.memory` and exports functions. Opcodes follow the WebAssembly 2.0 core,
+ * fixed-width SIMD and bulk-memory specifications. Public, side-effect-free subpath:
+ * `@fineprune/tensor/wasm-binary`.
  */
 
 export const I32 = 0x7f;
@@ -56,14 +58,17 @@ export const op = {
   br: 0x0c,
   brIf: 0x0d,
   end: 0x0b,
+  select: 0x1b,
   localGet: 0x20,
   localSet: 0x21,
   localTee: 0x22,
+  i32Load: 0x28,
   f32Load: 0x2a,
   i32Store: 0x36,
   f32Store: 0x38,
   i32Const: 0x41,
   f32Const: 0x43,
+  i32LtU: 0x49,
   i32GeU: 0x4f,
   f32Lt: 0x5d,
   f32Gt: 0x5e,
@@ -71,8 +76,10 @@ export const op = {
   f32Ge: 0x60,
   i32Add: 0x6a,
   i32Sub: 0x6b,
+  i32Mul: 0x6c,
   i32And: 0x71,
   i32Shl: 0x74,
+  i32ShrU: 0x76,
   f32Sqrt: 0x91,
   f32Add: 0x92,
   f32Sub: 0x93,
@@ -84,15 +91,19 @@ export const op = {
 /** Fixed-width SIMD opcodes used here (each is emitted as 0xfd followed by its LEB128 code). */
 export const simdOp = {
   v128Load: 0x00,
+  v128Load32Splat: 0x09,
   v128Store: 0x0b,
   f32x4Splat: 0x13,
   i32x4ExtractLane: 0x1b,
+  f32x4ExtractLane: 0x1f,
   f32x4Lt: 0x43,
   f32x4Gt: 0x44,
   f32x4Le: 0x45,
   f32x4Ge: 0x46,
   v128And: 0x4e,
   v128AnyTrue: 0x53,
+  v128Load32Lane: 0x56,
+  v128Load32Zero: 0x5c,
   i32x4Sub: 0xb1,
   f32x4Sqrt: 0xe3,
   f32x4Add: 0xe4,
@@ -100,6 +111,22 @@ export const simdOp = {
   f32x4Mul: 0xe6,
   f32x4Div: 0xe7,
 } as const;
+
+/** Bulk-memory instructions (each is emitted as 0xfc followed by its LEB128 code and memory indices). */
+export const bulkOp = {
+  memoryCopy: 0x0a,
+  memoryFill: 0x0b,
+} as const;
+
+/** `memory.copy` (destination, source, byte count on the stack) within the one imported memory. */
+export function memoryCopy(): number[] {
+  return [0xfc, ...unsignedLeb(bulkOp.memoryCopy), 0x00, 0x00];
+}
+
+/** `memory.fill` (destination, byte value, byte count on the stack) in the one imported memory. */
+export function memoryFill(): number[] {
+  return [0xfc, ...unsignedLeb(bulkOp.memoryFill), 0x00];
+}
 
 /** One SIMD instruction. */
 export function simd(code: number): number[] {
@@ -137,31 +164,37 @@ export function address(base: number, cursor: number): number[] {
   return [...get(base), ...get(cursor), op.i32Add];
 }
 
-/**
- * `while (local < limit) { body; local += stride }` over an i32 local: a block around a loop that
- * exits when `local ≥ limit` (unsigned).
- */
-export function loopWhileBelow(local: number, limit: number, stride: number, body: number[]): number[] {
+/** `local += by` for an i32 local. */
+export function increment(local: number, by: number): number[] {
+  return [...get(local), ...i32Const(by), op.i32Add, ...set(local)];
+}
+
+/** `while (a < b) { body }` over two i32 locals (unsigned): a block around a loop that exits when a ≥ b. */
+export function whileBelow(a: number, b: number, body: number[]): number[] {
   return [
     op.block,
     0x40,
     op.loop,
     0x40,
-    ...get(local),
-    ...get(limit),
+    ...get(a),
+    ...get(b),
     op.i32GeU,
     op.brIf,
     1,
     ...body,
-    ...get(local),
-    ...i32Const(stride),
-    op.i32Add,
-    ...set(local),
     op.br,
     0,
     op.end,
     op.end,
   ];
+}
+
+/**
+ * `while (local < limit) { body; local += stride }` over an i32 local: a block around a loop that
+ * exits when `local ≥ limit` (unsigned).
+ */
+export function loopWhileBelow(local: number, limit: number, stride: number, body: number[]): number[] {
+  return whileBelow(local, limit, [...body, ...increment(local, stride)]);
 }
 
 /**
