@@ -100,4 +100,3 @@ export function float8E5M2BitsToFloat32(bits: number): number {
   if (exponent === 0) return sign * mantissa * 2 ** -16;
   return sign * (1 + mantissa / 4) * 2 ** (exponent - 15);
 }
-

@@ -8,12 +8,17 @@ import type { CompactHeader } from '../src/format/header';
 /** Seeded normal-ish values (sum of uniforms), float32. */
 export function seededValues(count: number, seed: number, scale = 0.1): Float32Array {
   const random = createRandom(seed);
-  return Float32Array.from({ length: count }, () => (random.next() + random.next() + random.next() - 1.5) * scale);
+  return Float32Array.from(
+    { length: count },
+    () => (random.next() + random.next() + random.next() - 1.5) * scale,
+  );
 }
 
 /** Keeps the `kept` fraction of largest magnitudes (ties by index), zeroing the rest; returns the 0/1 mask. */
 export function pruneByMagnitude(values: Float32Array, kept: number): Float32Array {
-  const order = Array.from(values.keys()).sort((a, b) => Math.abs(values[b]!) - Math.abs(values[a]!) || a - b);
+  const order = Array.from(values.keys()).sort(
+    (a, b) => Math.abs(values[b]!) - Math.abs(values[a]!) || a - b,
+  );
   const mask = new Float32Array(values.length);
   for (const index of order.slice(0, Math.round(kept * values.length))) mask[index] = 1;
   for (let index = 0; index < values.length; index += 1) if (mask[index] === 0) values[index] = 0;
@@ -28,14 +33,17 @@ export function unsealed(bytes: Uint8Array): { header: CompactHeader; data: Uint
   return { header, data: bytes.slice(12 + length) };
 }
 
-/** Compact bytes with an edited header or data, sealed with fresh content hashes (as an attacker could). */
+/**
+ * Compact bytes with the header or data edited in place, sealed with fresh content hashes (as anyone
+ * who can edit the file can do).
+ */
 export async function resealed(
   bytes: Uint8Array,
-  edit: (header: CompactHeader, data: Uint8Array) => Uint8Array | void,
+  edit: (header: CompactHeader, data: Uint8Array) => void,
 ): Promise<Uint8Array> {
   const { header, data } = unsealed(bytes);
-  const replaced = edit(header, data) ?? data;
-  return assembleCompactModel(header, replaced);
+  edit(header, data);
+  return assembleCompactModel(header, data);
 }
 
 /** The FinepruneError code of a rejected promise (a description when it is not one). */

@@ -85,7 +85,11 @@ export function channelRows(
 }
 
 /** Every entry of the tensor by channel (the dense layout's order): rows holding all positions. */
-export function allChannelRows(values: Float32Array, shape: readonly number[], view: ChannelView): CompressedRows {
+export function allChannelRows(
+  values: Float32Array,
+  shape: readonly number[],
+  view: ChannelView,
+): CompressedRows {
   const { channels, positions } = view;
   const rowPointers = Int32Array.from({ length: channels + 1 }, (_, channel) => channel * positions);
   const inputIndices = new Int32Array(channels * positions);
@@ -102,7 +106,11 @@ export function allChannelRows(values: Float32Array, shape: readonly number[], v
 }
 
 /** The row-major tensor that channel rows describe, zeros where nothing is kept. */
-export function denseFromChannelRows(rows: CompressedRows, shape: readonly number[], view: ChannelView): Float32Array {
+export function denseFromChannelRows(
+  rows: CompressedRows,
+  shape: readonly number[],
+  view: ChannelView,
+): Float32Array {
   const { channels, positions } = view;
   const dense = new Float32Array(channels * positions);
   const last = channelsLast(view, shape.length);

@@ -30,7 +30,16 @@ describe('the compact export: layouts', () => {
     expect(new TextDecoder().decode(bytes.subarray(0, 8))).toBe('FPSPARSE');
     // float32: dense 12·4 = 48; bitmap ⌈12/8⌉ = 2 + 4·4 = 18; delta (2,0,2)(1,2)(1,1) = 7 + 16 = 23.
     expect(header.tensors).toEqual([
-      { name: 'w', shape: [4, 3], layout: 'bitmap', values: 'float32', channelAxis: 1, nonzeros: 4, offset: 0, byteLength: 18 },
+      {
+        name: 'w',
+        shape: [4, 3],
+        layout: 'bitmap',
+        values: 'float32',
+        channelAxis: 1,
+        nonzeros: 4,
+        offset: 0,
+        byteLength: 18,
+      },
     ]);
     // Bits channel by channel (bit c·4 + k): c0 k0 → 0, c0 k3 → 3, c1 k2 → 6, c2 k1 → 9.
     expect([...data.subarray(0, 2)]).toEqual([0b01001001, 0b00000010]);
@@ -60,7 +69,9 @@ describe('the compact export: layouts', () => {
       { values: 'int8' },
     );
     // int8: dense 3·4 scales + 12 codes = 24; bitmap 2 + 12 + 12 = 26; delta 3 + 12·1 + 12 + 12 = 39.
-    expect(plan.tensors.map((tensor) => [tensor.entry.layout, tensor.entry.values, tensor.entry.byteLength])).toEqual([
+    expect(
+      plan.tensors.map((tensor) => [tensor.entry.layout, tensor.entry.values, tensor.entry.byteLength]),
+    ).toEqual([
       ['dense', 'int8', 24],
       ['vector', 'float32', 12],
     ]);
@@ -79,7 +90,9 @@ describe('the compact export: layouts', () => {
       for (const values of ['float32', 'float16', 'int8'] as const) {
         const weights = seededValues(64 * 48, 7);
         pruneByMagnitude(weights, kept);
-        const [planned] = planCompactModel(tensors([{ name: 'w', shape: [64, 48], values: weights }]), { values }).tensors;
+        const [planned] = planCompactModel(tensors([{ name: 'w', shape: [64, 48], values: weights }]), {
+          values,
+        }).tensors;
         const rows = compressedRowsFromDense(weights, [64, 48]);
         const n = rows.inputIndices.length;
         const b = values === 'float32' ? 4 : values === 'float16' ? 2 : 1;
@@ -93,7 +106,11 @@ describe('the compact export: layouts', () => {
             previous = rows.inputIndices[entry]!;
           }
         }
-        const expected = { dense: scales + 64 * 48 * b, bitmap: 384 + scales + n * b, delta: deltas + scales + n * b };
+        const expected = {
+          dense: scales + 64 * 48 * b,
+          bitmap: 384 + scales + n * b,
+          delta: deltas + scales + n * b,
+        };
         expect(planned!.candidates, `${kept} ${values}`).toEqual(expected);
         expect(planned!.entry.byteLength).toBe(Math.min(...Object.values(expected)));
       }
@@ -112,14 +129,17 @@ describe('the compact export: exactness', () => {
         [[7, 5, 3], 0],
       ] as Array<[number[], number]>) {
         const size = shape.reduce((a, b) => a * b, 1);
-        const values = seededValues(size, (seed += 1));
+        seed += 1;
+        const values = seededValues(size, seed);
         pruneByMagnitude(values, kept);
         // An explicitly kept zero is stored too (a mask, not the zeros, decides).
         const mask = Float32Array.from(values, (value) => (value !== 0 ? 1 : 0));
         if (kept > 0) mask[size - 1] = 1;
         values[size - 1] = 0;
         const read = await readCompactModel(
-          await encodeCompactModel(tensors([{ name: 'w', shape, values, mask, channelAxis }]), { allowLarger: true }),
+          await encodeCompactModel(tensors([{ name: 'w', shape, values, mask, channelAxis }]), {
+            allowLarger: true,
+          }),
         );
         const tensor = read.tensor('w');
         expect(tensor.dense()).toEqual(values);
@@ -140,12 +160,17 @@ describe('the compact export: exactness', () => {
     const shape = [96, 40];
     const values = seededValues(96 * 40, 3, 0.5);
     pruneByMagnitude(values, 0.1);
-    const decoded = (await readCompactModel(await encodeCompactModel(tensors([{ name: 'w', shape, values }]), { values: 'int8' })))
+    const decoded = (
+      await readCompactModel(
+        await encodeCompactModel(tensors([{ name: 'w', shape, values }]), { values: 'int8' }),
+      )
+    )
       .tensor('w')
       .dense();
     for (let channel = 0; channel < 40; channel += 1) {
       let largest = 0;
-      for (let input = 0; input < 96; input += 1) largest = Math.max(largest, Math.abs(values[input * 40 + channel]!));
+      for (let input = 0; input < 96; input += 1)
+        largest = Math.max(largest, Math.abs(values[input * 40 + channel]!));
       const step = Math.fround(largest / 127);
       for (let input = 0; input < 96; input += 1) {
         const index = input * 40 + channel;
@@ -157,19 +182,26 @@ describe('the compact export: exactness', () => {
   });
 
   it('float16 rounds each value to nearest (relative error ≤ 2⁻¹¹) and refuses what it cannot hold', async () => {
-    const values = Float32Array.from([1, 0.5, 65504, 1 + 2 ** -11, -3.14159, 0.001]);
+    const values = Float32Array.from([1, 0.5, 65504, 1 + 2 ** -11, -3.25, 0.001]);
     const decoded = (
       await readCompactModel(
-        await encodeCompactModel(tensors([{ name: 'w', shape: [3, 2], values }]), { values: 'float16', allowLarger: true }),
+        await encodeCompactModel(tensors([{ name: 'w', shape: [3, 2], values }]), {
+          values: 'float16',
+          allowLarger: true,
+        }),
       )
     )
       .tensor('w')
       .dense();
     expect([...decoded.subarray(0, 4)]).toEqual([1, 0.5, 65504, 1]); // the tie 1 + 2⁻¹¹ goes to even
     for (let index = 0; index < values.length; index += 1)
-      expect(Math.abs(decoded[index]! - values[index]!)).toBeLessThanOrEqual(2 ** -11 * Math.abs(values[index]!));
+      expect(Math.abs(decoded[index]! - values[index]!)).toBeLessThanOrEqual(
+        2 ** -11 * Math.abs(values[index]!),
+      );
     const error = await rejection(
-      encodeCompactModel(tensors([{ name: 'big', shape: [1, 2], values: Float32Array.from([1, 70000]) }]), { values: 'float16' }),
+      encodeCompactModel(tensors([{ name: 'big', shape: [1, 2], values: Float32Array.from([1, 70000]) }]), {
+        values: 'float16',
+      }),
     );
     expect(error.code).toBe('INVALID_ARGUMENT');
     expect(error.message).toContain('"big" holds 70000');
@@ -185,27 +217,42 @@ describe('the compact export: what it refuses to write', () => {
     expect(error.details).toMatchObject({ referenceBytes: 64 * 32 * 4 });
     expect((await encodeCompactModel(input, { allowLarger: true })).length).toBeGreaterThan(64 * 32 * 4);
     // A quantized source: int8 of an unpruned model is smaller than float32, but not than a 1-byte source.
-    expect(await rejectionCode(encodeCompactModel(input, { values: 'int8', referenceBytes: 64 * 32 }))).toBe('LARGER_THAN_SOURCE');
+    expect(await rejectionCode(encodeCompactModel(input, { values: 'int8', referenceBytes: 64 * 32 }))).toBe(
+      'LARGER_THAN_SOURCE',
+    );
     expect((await encodeCompactModel(input, { values: 'int8' })).length).toBeLessThan(64 * 32 * 4);
   });
 
   it('refuses non-finite values, bad masks, duplicate names and bad channel axes', async () => {
     const nan = Float32Array.from([1, Number.NaN, 0, 0]);
-    expect(await rejectionCode(encodeCompactModel(tensors([{ name: 'w', shape: [2, 2], values: nan }])))).toBe('INVALID_ARGUMENT');
+    expect(
+      await rejectionCode(encodeCompactModel(tensors([{ name: 'w', shape: [2, 2], values: nan }]))),
+    ).toBe('INVALID_ARGUMENT');
     const values = Float32Array.from([1, 0, 0, 0]);
     expect(
-      await rejectionCode(encodeCompactModel(tensors([{ name: 'w', shape: [2, 2], values, mask: [1, 0.5, 0, 0] }]))),
-    ).toBe('INVALID_ARGUMENT');
-    expect(
       await rejectionCode(
-        encodeCompactModel(tensors([{ name: 'w', shape: [2, 2], values }, { name: 'w', shape: [2, 2], values }])),
+        encodeCompactModel(tensors([{ name: 'w', shape: [2, 2], values, mask: [1, 0.5, 0, 0] }])),
       ),
     ).toBe('INVALID_ARGUMENT');
     expect(
-      await rejectionCode(encodeCompactModel(tensors([{ name: 'w', shape: [1, 2, 2], values, channelAxis: 1 }]))),
+      await rejectionCode(
+        encodeCompactModel(
+          tensors([
+            { name: 'w', shape: [2, 2], values },
+            { name: 'w', shape: [2, 2], values },
+          ]),
+        ),
+      ),
     ).toBe('INVALID_ARGUMENT');
     expect(
-      await rejectionCode(encodeCompactModel(tensors([{ name: 'w', shape: [2, 2], values }]), { values: 'int4' as never })),
+      await rejectionCode(
+        encodeCompactModel(tensors([{ name: 'w', shape: [1, 2, 2], values, channelAxis: 1 }])),
+      ),
+    ).toBe('INVALID_ARGUMENT');
+    expect(
+      await rejectionCode(
+        encodeCompactModel(tensors([{ name: 'w', shape: [2, 2], values }]), { values: 'int4' as never }),
+      ),
     ).toBe('INVALID_ARGUMENT');
   });
 });
@@ -237,7 +284,12 @@ describe('the compact export as untrusted input', () => {
 
   it('reads back what it wrote', async () => {
     const model = await readCompactModel(await base());
-    expect(model.tensors.map((tensor) => tensor.entry.layout)).toEqual(['delta', 'bitmap', 'dense', 'vector']);
+    expect(model.tensors.map((tensor) => tensor.entry.layout)).toEqual([
+      'delta',
+      'bitmap',
+      'dense',
+      'vector',
+    ]);
   });
 
   it('detects damage and edits through the content hashes', async () => {
@@ -253,7 +305,10 @@ describe('the compact export as untrusted input', () => {
       copy.set(new TextEncoder().encode(text.replace(from, to)), 12);
       return copy;
     };
-    expect(await failure(edited('"bitmap"', '"bitmaq"'))).toMatchObject({ code: 'CHECKPOINT_CORRUPT', entry: 'header' });
+    expect(await failure(edited('"bitmap"', '"bitmaq"'))).toMatchObject({
+      code: 'CHECKPOINT_CORRUPT',
+      entry: 'header',
+    });
     expect(await failure(edited('"integrity":', '"integritx":'))).toMatchObject({
       code: 'CHECKPOINT_CORRUPT',
       entry: 'integrity',
@@ -264,7 +319,9 @@ describe('the compact export as untrusted input', () => {
     const bytes = await base();
     expect(await failure(bytes.subarray(0, bytes.length - 1))).toMatchObject({ code: 'CHECKPOINT_CORRUPT' });
     expect(await failure(bytes.subarray(0, 10))).toMatchObject({ code: 'CHECKPOINT_CORRUPT' });
-    expect((await failure(new TextEncoder().encode('{"modelTopology": {}}'))).message).toContain('not a compact sparse export');
+    expect((await failure(new TextEncoder().encode('{"modelTopology": {}}'))).message).toContain(
+      'not a compact sparse export',
+    );
     const huge = bytes.slice();
     new DataView(huge.buffer).setUint32(8, 0xffffffff, true);
     expect((await failure(huge)).message).toContain('header length 4294967295');
@@ -276,24 +333,118 @@ describe('the compact export as untrusted input', () => {
 
   // Edits sealed with fresh hashes, as someone who can edit the file can do: the structure checks
   // must stop each one.
-  const edits: Array<[string, (header: any, data: Uint8Array) => Uint8Array | void, string]> = [
-    ['an offset that overlaps the previous tensor', (h) => void (h.tensors[1].offset -= 1), 'starts at byte'],
-    ['a byteLength its layout does not imply', (h) => void (h.tensors[2].byteLength += 4), 'layout needs'],
-    ['more nonzeros than entries', (h) => void (h.tensors[1].nonzeros = 13), 'nonzeros'],
-    ['a bitmap setting more bits than its nonzeros', (h, d) => void (d[h.tensors[1].offset]! |= 0x02), 'bitmap sets'],
-    ['a delta gap past the last position', (h, d) => void (d[h.tensors[0].offset + 1] = 0x7f), 'gap past'],
-    ['a NaN value', (h, d) => void new DataView(d.buffer).setFloat32(h.tensors[2].offset, Number.NaN, true), 'is NaN'],
-    ['a duplicate name', (h) => void (h.tensors[3].name = 'dense'), 'twice'],
-    ['a channel axis in the middle', (h) => void (h.tensors[2].channelAxis = 5), 'channelAxis'],
-    ['a shape of 2^40 entries', (h) => void (h.tensors[2].shape = [2 ** 20, 2 ** 20]), 'entries'],
+  const edits: Array<[string, (header: any, data: Uint8Array) => void, string]> = [
+    [
+      'an offset that overlaps the previous tensor',
+      (h) => {
+        h.tensors[1].offset -= 1;
+      },
+      'starts at byte',
+    ],
+    [
+      'a byteLength its layout does not imply',
+      (h) => {
+        h.tensors[2].byteLength += 4;
+      },
+      'layout needs',
+    ],
+    [
+      'more nonzeros than entries',
+      (h) => {
+        h.tensors[1].nonzeros = 13;
+      },
+      'nonzeros',
+    ],
+    [
+      'a bitmap setting more bits than its nonzeros',
+      (h, d) => {
+        d[h.tensors[1].offset]! |= 0x02;
+      },
+      'bitmap sets',
+    ],
+    [
+      'a delta gap past the last position',
+      (h, d) => {
+        d[h.tensors[0].offset + 1] = 0x7f;
+      },
+      'gap past',
+    ],
+    [
+      'a NaN value',
+      (h, d) => void new DataView(d.buffer).setFloat32(h.tensors[2].offset, Number.NaN, true),
+      'is NaN',
+    ],
+    [
+      'a duplicate name',
+      (h) => {
+        h.tensors[3].name = 'dense';
+      },
+      'twice',
+    ],
+    [
+      'a channel axis in the middle',
+      (h) => {
+        h.tensors[2].channelAxis = 5;
+      },
+      'channelAxis',
+    ],
+    [
+      'a shape of 2^40 entries',
+      (h) => {
+        h.tensors[2].shape = [2 ** 20, 2 ** 20];
+      },
+      'entries',
+    ],
     // 12,800 × 20 float32 is 1,024,000 bytes, past the 1e6 the reader is given; the delta bytes still fit.
-    ['a shape past maxDenseBytes', (h) => void (h.tensors[0].shape = [12_800, 20]), 'maxDenseBytes'],
-    ['a negative dimension', (h) => void (h.tensors[3].shape = [-2]), 'sizes'],
-    ['a vector stored as int8', (h) => void (h.tensors[3].values = 'int8'), 'vector'],
-    ['an unknown layout', (h) => void (h.tensors[0].layout = 'csr'), 'layout'],
-    ['a model of unknown kind', (h) => void (h.model = { kind: 'graph' }), 'model kind'],
-    ['dataBytes that disagree', (h) => void (h.dataBytes += 1), 'dataBytes'],
-    ['tensors that is not a list', (h) => void (h.tensors = { 0: 1 }), 'tensors'],
+    [
+      'a shape past maxDenseBytes',
+      (h) => {
+        h.tensors[0].shape = [12_800, 20];
+      },
+      'maxDenseBytes',
+    ],
+    [
+      'a negative dimension',
+      (h) => {
+        h.tensors[3].shape = [-2];
+      },
+      'sizes',
+    ],
+    [
+      'a vector stored as int8',
+      (h) => {
+        h.tensors[3].values = 'int8';
+      },
+      'vector',
+    ],
+    [
+      'an unknown layout',
+      (h) => {
+        h.tensors[0].layout = 'csr';
+      },
+      'layout',
+    ],
+    [
+      'a model of unknown kind',
+      (h) => {
+        h.model = { kind: 'graph' };
+      },
+      'model kind',
+    ],
+    [
+      'dataBytes that disagree',
+      (h) => {
+        h.dataBytes += 1;
+      },
+      'dataBytes',
+    ],
+    [
+      'tensors that is not a list',
+      (h) => {
+        h.tensors = { 0: 1 };
+      },
+      'tensors',
+    ],
   ];
   for (const [label, edit, words] of edits) {
     it(`refuses ${label}, naming the file and the entry`, async () => {
@@ -309,9 +460,14 @@ describe('the compact export as untrusted input', () => {
       values: 'int8',
       allowLarger: true,
     });
-    const code = await resealed(bytes, (_h, d) => void (d[12] = 0x80));
+    const code = await resealed(bytes, (_h, d) => {
+      d[12] = 0x80;
+    });
     expect((await failure(code)).message).toContain('−128');
-    const scale = await resealed(bytes, (_h, d) => void new DataView(d.buffer).setFloat32(0, Number.POSITIVE_INFINITY, true));
+    const scale = await resealed(
+      bytes,
+      (_h, d) => void new DataView(d.buffer).setFloat32(0, Number.POSITIVE_INFINITY, true),
+    );
     expect((await failure(scale)).message).toContain('scale of channel 0');
   });
 });

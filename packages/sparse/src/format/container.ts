@@ -38,7 +38,8 @@ export async function assembleCompactModel(header: CompactHeader, data: Uint8Arr
   const integrity = { algorithm: 'sha256', header: await sha256Hex(text), data: await sha256Hex(data) };
   const sealed = new TextEncoder().encode(`${text.slice(0, -1)},"integrity":${JSON.stringify(integrity)}}`);
   const bytes = new Uint8Array(PREAMBLE_BYTES + sealed.length + data.length);
-  for (let index = 0; index < COMPACT_MAGIC.length; index += 1) bytes[index] = COMPACT_MAGIC.charCodeAt(index);
+  for (let index = 0; index < COMPACT_MAGIC.length; index += 1)
+    bytes[index] = COMPACT_MAGIC.charCodeAt(index);
   new DataView(bytes.buffer).setUint32(COMPACT_MAGIC.length, sealed.length, true);
   bytes.set(sealed, PREAMBLE_BYTES);
   bytes.set(data, PREAMBLE_BYTES + sealed.length);
@@ -54,18 +55,27 @@ export interface SplitCompactModel {
 
 function parseHeader(text: string, source: string): unknown {
   const excess = checkJsonBounds(text, { maxDepth: MAX_HEADER_DEPTH, maxValues: MAX_HEADER_VALUES });
-  if (excess) throw corruptCompact(source, '', `its header ${excess.description} (at character ${excess.offset})`);
+  if (excess)
+    throw corruptCompact(source, '', `its header ${excess.description} (at character ${excess.offset})`);
   try {
     return JSON.parse(text);
   } catch (error) {
-    throw corruptCompact(source, '', `its header is not valid JSON (${(error as Error).message.slice(0, 200)})`);
+    throw corruptCompact(
+      source,
+      '',
+      `its header is not valid JSON (${(error as Error).message.slice(0, 200)})`,
+    );
   }
 }
 
 const HEX_DIGEST = /^[0-9a-f]{64}$/;
 
 /** Takes the integrity record out of a parsed header and checks both hashes. */
-async function verifyIntegrity(json: Record<string, unknown>, data: Uint8Array, source: string): Promise<void> {
+async function verifyIntegrity(
+  json: Record<string, unknown>,
+  data: Uint8Array,
+  source: string,
+): Promise<void> {
   const record = json.integrity as Record<string, unknown> | undefined;
   delete json.integrity;
   if (
@@ -79,9 +89,17 @@ async function verifyIntegrity(json: Record<string, unknown>, data: Uint8Array, 
   )
     throw corruptCompact(source, 'integrity', 'its content hashes are missing or malformed');
   if ((await sha256Hex(JSON.stringify(json))) !== record.header)
-    throw corruptCompact(source, 'header', 'the header does not match its content hash: it was edited after export');
+    throw corruptCompact(
+      source,
+      'header',
+      'the header does not match its content hash: it was edited after export',
+    );
   if ((await sha256Hex(data)) !== record.data)
-    throw corruptCompact(source, 'data', 'the tensor data do not match their content hash: the file was damaged or edited');
+    throw corruptCompact(
+      source,
+      'data',
+      'the tensor data do not match their content hash: the file was damaged or edited',
+    );
 }
 
 /**
@@ -104,7 +122,11 @@ export async function splitCompactModel(
       fix: 'Pass the file contents, for example new Uint8Array(await response.arrayBuffer()).',
     });
   if (!isCompactModel(bytes))
-    throw corruptCompact(source, '', `it does not start with "${COMPACT_MAGIC}": it is not a compact sparse export`);
+    throw corruptCompact(
+      source,
+      '',
+      `it does not start with "${COMPACT_MAGIC}": it is not a compact sparse export`,
+    );
   if (bytes.length < PREAMBLE_BYTES) throw corruptCompact(source, '', 'it ends inside its preamble');
   const headerBytes = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(
     COMPACT_MAGIC.length,
@@ -118,7 +140,9 @@ export async function splitCompactModel(
     );
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(PREAMBLE_BYTES, PREAMBLE_BYTES + headerBytes));
+    text = new TextDecoder('utf-8', { fatal: true }).decode(
+      bytes.subarray(PREAMBLE_BYTES, PREAMBLE_BYTES + headerBytes),
+    );
   } catch {
     throw corruptCompact(source, '', 'its header is not UTF-8 text');
   }
@@ -129,6 +153,10 @@ export async function splitCompactModel(
   const header = validateHeader(json, source, limits);
   await verifyIntegrity(json as Record<string, unknown>, data, source);
   if (data.length !== header.dataBytes)
-    throw corruptCompact(source, '', `its data section holds ${data.length} bytes; the header describes ${header.dataBytes}`);
+    throw corruptCompact(
+      source,
+      '',
+      `its data section holds ${data.length} bytes; the header describes ${header.dataBytes}`,
+    );
   return { header, data };
 }

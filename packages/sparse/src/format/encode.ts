@@ -20,7 +20,13 @@ import {
   isMatrixShape,
   shapeSize,
 } from './header';
-import { bitmapBytes, deltaIndexBytes, encodeBitmap, encodeDeltas, type MatrixLayout } from './tensor-layouts';
+import {
+  bitmapBytes,
+  deltaIndexBytes,
+  encodeBitmap,
+  encodeDeltas,
+  type MatrixLayout,
+} from './tensor-layouts';
 import { bytesPerValue, encodeValueBlock, scaleBytes, VALUE_ENCODINGS, type ValueEncoding } from './values';
 
 /**
@@ -117,15 +123,26 @@ export interface CompactModelInput {
 }
 
 function invalid(message: string, fix: string, details?: Record<string, unknown>): FinepruneError {
-  return new FinepruneError({ code: ErrorCodes.INVALID_ARGUMENT, message, fix, ...(details ? { details } : {}) });
+  return new FinepruneError({
+    code: ErrorCodes.INVALID_ARGUMENT,
+    message,
+    fix,
+    ...(details ? { details } : {}),
+  });
 }
 
 function checkInput(input: CompactTensorInput): void {
   const name = quoteText(input?.name);
   if (typeof input?.name !== 'string' || input.name.length === 0)
     throw invalid(`A tensor to export has the name ${name}.`, 'Give every tensor a non-empty name.');
-  if (!Array.isArray(input.shape) || !input.shape.every((dimension) => Number.isSafeInteger(dimension) && dimension >= 0))
-    throw invalid(`The tensor ${name} has the shape ${JSON.stringify(input.shape)}.`, 'Pass its shape as a list of sizes.');
+  if (
+    !Array.isArray(input.shape) ||
+    !input.shape.every((dimension) => Number.isSafeInteger(dimension) && dimension >= 0)
+  )
+    throw invalid(
+      `The tensor ${name} has the shape ${JSON.stringify(input.shape)}.`,
+      'Pass its shape as a list of sizes.',
+    );
   if (!(input.values instanceof Float32Array) || input.values.length !== shapeSize(input.shape))
     throw invalid(
       `The tensor ${name} has ${input.values?.length} values for the shape [${input.shape}].`,
@@ -208,7 +225,10 @@ function matrixPlan(input: CompactTensorInput, values: ValueEncoding): PlannedTe
 export function planCompactModel(input: CompactModelInput, options: CompactExportOptions = {}): CompactPlan {
   const values = options.values ?? 'float32';
   if (!VALUE_ENCODINGS.includes(values))
-    throw invalid(`The value encoding ${quoteText(values)} is not one of ${VALUE_ENCODINGS.join(', ')}.`, "Pass values: 'float32', 'float16' or 'int8'.");
+    throw invalid(
+      `The value encoding ${quoteText(values)} is not one of ${VALUE_ENCODINGS.join(', ')}.`,
+      "Pass values: 'float32', 'float16' or 'int8'.",
+    );
   const names = new Set<string>();
   let offset = 0;
   const tensors = input.tensors.map((tensor) => {
@@ -242,12 +262,18 @@ function encodeTensor(planned: PlannedTensor): Uint8Array {
     );
   }
   const indices =
-    entry.layout === 'bitmap' ? encodeBitmap(stored) : entry.layout === 'delta' ? encodeDeltas(stored) : undefined;
+    entry.layout === 'bitmap'
+      ? encodeBitmap(stored)
+      : entry.layout === 'delta'
+        ? encodeDeltas(stored)
+        : undefined;
   const bytes = new Uint8Array(entry.byteLength);
   if (indices) bytes.set(indices, 0);
   bytes.set(block, indices?.length ?? 0);
   if ((indices?.length ?? 0) + block.length !== impliedByteLength(entry))
-    throw new Error(`compact export: ${entry.name} encoded to ${(indices?.length ?? 0) + block.length} bytes, planned ${entry.byteLength}`);
+    throw new Error(
+      `compact export: ${entry.name} encoded to ${(indices?.length ?? 0) + block.length} bytes, planned ${entry.byteLength}`,
+    );
   return bytes;
 }
 

@@ -118,7 +118,8 @@ export function isMatrixShape(shape: readonly number[]): boolean {
 export function impliedByteLength(entry: CompactTensorEntry): number {
   if (entry.layout === 'vector') return 4 * shapeSize(entry.shape);
   const { channels, positions } = channelView(entry.shape, entry.channelAxis!);
-  const valueBytes = (count: number) => scaleBytes(entry.values, channels) + count * bytesPerValue(entry.values);
+  const valueBytes = (count: number) =>
+    scaleBytes(entry.values, channels) + count * bytesPerValue(entry.values);
   if (entry.layout === 'dense') return valueBytes(channels * positions);
   if (entry.layout === 'bitmap') return bitmapBytes(channels * positions) + valueBytes(entry.nonzeros!);
   return entry.indexBytes! + valueBytes(entry.nonzeros!);
@@ -179,7 +180,9 @@ function checkModel(model: unknown, fail: (problem: string) => FinepruneError): 
       throw fail('its tensors metadata is not an object');
     return model as CompactModelDescription;
   }
-  throw fail(`its model kind is ${describe(model.kind)}; 'layers-model', 'huggingface' or 'tensors' expected`);
+  throw fail(
+    `its model kind is ${describe(model.kind)}; 'layers-model', 'huggingface' or 'tensors' expected`,
+  );
 }
 
 function checkShape(shape: unknown, fail: (problem: string) => FinepruneError): number[] {
@@ -237,7 +240,8 @@ function checkEntry(value: unknown, index: number, source: string): CompactTenso
 export function validateHeader(json: unknown, source: string, limits: HeaderLimits): CompactHeader {
   const fail = (problem: string) => corruptCompact(source, '', problem);
   if (!isPlainObject(json)) throw fail('its header is not a JSON object');
-  if (json.format !== COMPACT_FORMAT) throw fail(`its format is ${describe(json.format)}, not "${COMPACT_FORMAT}"`);
+  if (json.format !== COMPACT_FORMAT)
+    throw fail(`its format is ${describe(json.format)}, not "${COMPACT_FORMAT}"`);
   if (json.formatVersion !== COMPACT_FORMAT_VERSION)
     throw new FinepruneError({
       code: ErrorCodes.CHECKPOINT_MISMATCH,
@@ -258,7 +262,8 @@ export function validateHeader(json: unknown, source: string, limits: HeaderLimi
     const bad = (problem: string) => corruptCompact(source, entry.name, problem);
     if (names.has(entry.name)) throw bad('the name appears twice');
     names.add(entry.name);
-    if (entry.offset !== end) throw bad(`it starts at byte ${entry.offset}; the previous tensor ends at ${end}`);
+    if (entry.offset !== end)
+      throw bad(`it starts at byte ${entry.offset}; the previous tensor ends at ${end}`);
     const implied = impliedByteLength(entry);
     if (entry.byteLength !== implied)
       throw bad(`its byteLength is ${entry.byteLength}; its ${entry.layout} layout needs ${implied}`);

@@ -49,9 +49,13 @@ function layersFields(artifacts: tf.io.ModelArtifacts): LayersModelFields {
     ...(artifacts.format !== undefined ? { format: artifacts.format } : {}),
     ...(artifacts.generatedBy !== undefined ? { generatedBy: artifacts.generatedBy } : {}),
     ...(artifacts.convertedBy !== undefined ? { convertedBy: artifacts.convertedBy } : {}),
-    ...(artifacts.trainingConfig ? { trainingConfig: artifacts.trainingConfig as unknown as Record<string, unknown> } : {}),
+    ...(artifacts.trainingConfig
+      ? { trainingConfig: artifacts.trainingConfig as unknown as Record<string, unknown> }
+      : {}),
     ...(artifacts.signature ? { signature: artifacts.signature as Record<string, unknown> } : {}),
-    ...(artifacts.userDefinedMetadata ? { userDefinedMetadata: artifacts.userDefinedMetadata as Record<string, unknown> } : {}),
+    ...(artifacts.userDefinedMetadata
+      ? { userDefinedMetadata: artifacts.userDefinedMetadata as Record<string, unknown> }
+      : {}),
   };
 }
 
@@ -110,7 +114,10 @@ export function planCompactArtifacts(
   options: CompactExportOptions = {},
 ): CompactPlan {
   return planCompactModel(
-    { model: { kind: 'layers-model', artifacts: layersFields(artifacts) }, tensors: tensorsOfArtifacts(artifacts) },
+    {
+      model: { kind: 'layers-model', artifacts: layersFields(artifacts) },
+      tensors: tensorsOfArtifacts(artifacts),
+    },
     { referenceBytes: artifactsReferenceBytes(artifacts), ...options },
   );
 }
@@ -141,7 +148,10 @@ export async function encodeCompactArtifacts(
   options: CompactExportOptions = {},
 ): Promise<Uint8Array> {
   return encodeCompactModel(
-    { model: { kind: 'layers-model', artifacts: layersFields(artifacts) }, tensors: tensorsOfArtifacts(artifacts) },
+    {
+      model: { kind: 'layers-model', artifacts: layersFields(artifacts) },
+      tensors: tensorsOfArtifacts(artifacts),
+    },
     { referenceBytes: artifactsReferenceBytes(artifacts), ...options },
   );
 }
@@ -176,7 +186,10 @@ export async function compactBytesOfModel(
 export type CompactSource = Uint8Array | CompactModel;
 
 /** The checked model of a source. */
-export async function compactModelOf(source: CompactSource, options: ReadCompactOptions = {}): Promise<CompactModel> {
+export async function compactModelOf(
+  source: CompactSource,
+  options: ReadCompactOptions = {},
+): Promise<CompactModel> {
   return source instanceof Uint8Array ? readCompactModel(source, options) : source;
 }
 
@@ -250,6 +263,9 @@ function shapeLength(shape: readonly number[]): number {
  * const model = await tf.loadLayersModel(compactLayersHandler(bytes, { source: 'model.fpsparse' }));
  * ```
  */
-export function compactLayersHandler(source: CompactSource, options: ReadCompactOptions = {}): tf.io.IOHandler {
+export function compactLayersHandler(
+  source: CompactSource,
+  options: ReadCompactOptions = {},
+): tf.io.IOHandler {
   return { load: () => denseArtifactsOfCompact(source, options) };
 }

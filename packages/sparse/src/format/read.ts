@@ -190,7 +190,10 @@ export interface CompactModel {
  * const model = await readCompactModel(new Uint8Array(await response.arrayBuffer()), { source: 'model.fpsparse' });
  * ```
  */
-export async function readCompactModel(bytes: Uint8Array, options: ReadCompactOptions = {}): Promise<CompactModel> {
+export async function readCompactModel(
+  bytes: Uint8Array,
+  options: ReadCompactOptions = {},
+): Promise<CompactModel> {
   const source = options.source ?? 'the compact export';
   const maxDenseBytes = options.maxDenseBytes ?? DEFAULT_MAX_DENSE_BYTES;
   if (!(Number.isSafeInteger(maxDenseBytes) && maxDenseBytes > 0))
@@ -247,7 +250,10 @@ export interface ReadCompactFileOptions extends ReadCompactOptions {
  * const model = await readCompactFile('out/run/sparse/model.fpsparse');
  * ```
  */
-export async function readCompactFile(file: string, options: ReadCompactFileOptions = {}): Promise<CompactModel> {
+export async function readCompactFile(
+  file: string,
+  options: ReadCompactFileOptions = {},
+): Promise<CompactModel> {
   const bytes = await readRegularFile(file, {
     maxBytes: options.maxBytes ?? 4 * 1024 ** 3 - 1,
     what: 'the compact export',

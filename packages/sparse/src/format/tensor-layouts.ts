@@ -140,14 +140,18 @@ export function decodeDeltas(
       const gap = reader.next();
       const position = gap === undefined ? positions : previous + 1 + gap;
       if (position >= positions)
-        return { problem: `channel ${channel} has an index gap past position ${positions - 1}`, entry: channel };
+        return {
+          problem: `channel ${channel} has an index gap past position ${positions - 1}`,
+          entry: channel,
+        };
       inputIndices[total] = position;
       total += 1;
       previous = position;
     }
     rowPointers[channel + 1] = total;
   }
-  if (total !== nonzeros) return { problem: `its indices list ${total} entries, not ${nonzeros}`, entry: total };
+  if (total !== nonzeros)
+    return { problem: `its indices list ${total} entries, not ${nonzeros}`, entry: total };
   if (reader.offset !== offset + indexBytes)
     return { problem: `its indices end ${offset + indexBytes - reader.offset} bytes early`, entry: total };
   return { rowPointers, inputIndices };

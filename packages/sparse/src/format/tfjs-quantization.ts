@@ -50,7 +50,10 @@ export function affineQuantization(values: Float32Array, levels: number): Affine
 }
 
 /** The codes of `values` under affine parameters, clamped to [0, levels]. */
-export function affineCodes(values: Float32Array, { scale, min, levels }: AffineQuantization): Uint8Array | Uint16Array {
+export function affineCodes(
+  values: Float32Array,
+  { scale, min, levels }: AffineQuantization,
+): Uint8Array | Uint16Array {
   const codes = levels === 255 ? new Uint8Array(values.length) : new Uint16Array(values.length);
   const zeroPoint = Math.round(-min / scale);
   for (let index = 0; index < values.length; index += 1)
@@ -109,7 +112,10 @@ function quantizeWeight(
  * await stripped.save(tf.io.withSaveHandler(async (artifacts) => inner.save(quantizeArtifacts(artifacts, 'uint8'))));
  * ```
  */
-export function quantizeArtifacts(artifacts: tf.io.ModelArtifacts, dtype: TfjsQuantization): tf.io.ModelArtifacts {
+export function quantizeArtifacts(
+  artifacts: tf.io.ModelArtifacts,
+  dtype: TfjsQuantization,
+): tf.io.ModelArtifacts {
   if (!TFJS_QUANTIZATIONS.includes(dtype))
     throw new FinepruneError({
       code: ErrorCodes.INVALID_ARGUMENT,
@@ -125,7 +131,11 @@ export function quantizeArtifacts(artifacts: tf.io.ModelArtifacts, dtype: TfjsQu
         const raw = tensor.dataSync() as Int32Array | Uint8Array;
         return { spec, bytes: new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength) };
       }
-      return quantizeWeight({ name: spec.name, shape: spec.shape, dtype: 'float32' }, tensor.dataSync() as Float32Array, dtype);
+      return quantizeWeight(
+        { name: spec.name, shape: spec.shape, dtype: 'float32' },
+        tensor.dataSync() as Float32Array,
+        dtype,
+      );
     });
     const total = parts.reduce((sum, part) => sum + part.bytes.length, 0);
     const data = new Uint8Array(total);

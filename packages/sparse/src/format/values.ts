@@ -97,9 +97,7 @@ export function encodeValueBlock(
 }
 
 /** What a decoded value block holds, or what is wrong with it. */
-export type DecodedValues =
-  | { values: Float32Array }
-  | { problem: string; entry: number };
+export type DecodedValues = { values: Float32Array } | { problem: string; entry: number };
 
 /** Copies `length` bytes from `offset` into a fresh (aligned) buffer. */
 function copyOut(bytes: Uint8Array, offset: number, length: number): ArrayBuffer {

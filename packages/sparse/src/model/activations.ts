@@ -27,7 +27,10 @@ const ACTIVATIONS: Record<string, Activation> = {
   gelu_new: (x) =>
     tf.mul(
       0.5,
-      tf.mul(x, tf.add(1, tf.tanh(tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.pow(x, 3))))))),
+      tf.mul(
+        x,
+        tf.add(1, tf.tanh(tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.pow(x, 3)))))),
+      ),
     ),
 };
 

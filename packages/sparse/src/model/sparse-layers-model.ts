@@ -150,7 +150,11 @@ function unsupportedLayer(source: string, layer: ChainLayer, what: string): Fine
 function activationOf(source: string, layer: ChainLayer): (x: tf.Tensor) => tf.Tensor {
   const activation = activationByName(layer.config.activation);
   if (activation === undefined)
-    throw unsupportedLayer(source, layer, `a ${layer.className} with the activation ${quoteText(layer.config.activation)}`);
+    throw unsupportedLayer(
+      source,
+      layer,
+      `a ${layer.className} with the activation ${quoteText(layer.config.activation)}`,
+    );
   return activation;
 }
 
@@ -158,20 +162,33 @@ function activationOf(source: string, layer: ChainLayer): (x: tf.Tensor) => tf.T
 function denseStep(compact: CompactModel, layer: ChainLayer, source: string, mode: SparseDenseMode): Step {
   const names = new Set(compact.tensors.map((tensor) => tensor.name));
   const kernelName = `${layer.name}/kernel`;
-  if (!names.has(kernelName)) throw mismatch(source, `the Dense layer ${quoteText(layer.name)} has no tensor ${quoteText(kernelName)}`);
+  if (!names.has(kernelName))
+    throw mismatch(source, `the Dense layer ${quoteText(layer.name)} has no tensor ${quoteText(kernelName)}`);
   const kernel = compact.tensor(kernelName);
   const units = layer.config.units;
-  if (!kernel.isMatrix || kernel.shape.length !== 2 || kernel.shape[1] !== units || kernel.entry.channelAxis !== 1)
-    throw mismatch(source, `the kernel of ${quoteText(layer.name)} is [${kernel.shape}], not [inputs, ${String(units)}] with channels last`);
+  if (
+    !kernel.isMatrix ||
+    kernel.shape.length !== 2 ||
+    kernel.shape[1] !== units ||
+    kernel.entry.channelAxis !== 1
+  )
+    throw mismatch(
+      source,
+      `the kernel of ${quoteText(layer.name)} is [${kernel.shape}], not [inputs, ${String(units)}] with channels last`,
+    );
   const useBias = layer.config.use_bias !== false;
   const biasName = `${layer.name}/bias`;
-  if (useBias && !names.has(biasName)) throw mismatch(source, `the Dense layer ${quoteText(layer.name)} has no tensor ${quoteText(biasName)}`);
+  if (useBias && !names.has(biasName))
+    throw mismatch(source, `the Dense layer ${quoteText(layer.name)} has no tensor ${quoteText(biasName)}`);
   const activation = activationOf(source, layer);
   let bias: tf.Tensor1D | undefined;
   if (useBias) {
     const biasTensor = compact.tensor(biasName);
     if (biasTensor.shape.length !== 1 || biasTensor.shape[0] !== units)
-      throw mismatch(source, `the bias of ${quoteText(layer.name)} is [${biasTensor.shape}], not [${String(units)}]`);
+      throw mismatch(
+        source,
+        `the bias of ${quoteText(layer.name)} is [${biasTensor.shape}], not [${String(units)}]`,
+      );
     bias = tf.tensor1d(biasTensor.dense(), 'float32');
   }
   try {
@@ -194,9 +211,16 @@ function mapStep(layer: ChainLayer, source: string): Step | undefined {
       return { kind: 'map', name: layer.name, apply: (x) => tf.reshape(x, [x.shape[0]!, -1]) };
     case 'Reshape': {
       const target = layer.config.target_shape;
-      if (!Array.isArray(target) || !target.every((size) => Number.isSafeInteger(size) && (size as number) >= -1))
+      if (
+        !Array.isArray(target) ||
+        !target.every((size) => Number.isSafeInteger(size) && (size as number) >= -1)
+      )
         throw unsupportedLayer(source, layer, 'a Reshape without a target_shape');
-      return { kind: 'map', name: layer.name, apply: (x) => tf.reshape(x, [x.shape[0]!, ...(target as number[])]) };
+      return {
+        kind: 'map',
+        name: layer.name,
+        apply: (x) => tf.reshape(x, [x.shape[0]!, ...(target as number[])]),
+      };
     }
     default:
       throw unsupportedLayer(source, layer, `a ${quoteText(layer.className)} layer`);
@@ -235,7 +259,10 @@ export async function loadSparseLayersModel(
   const steps: Step[] = [];
   try {
     for (const layer of chain) {
-      const step = layer.className === 'Dense' ? denseStep(compact, layer, name, options.mode ?? 'auto') : mapStep(layer, name);
+      const step =
+        layer.className === 'Dense'
+          ? denseStep(compact, layer, name, options.mode ?? 'auto')
+          : mapStep(layer, name);
       if (step) steps.push(step);
     }
   } catch (error) {

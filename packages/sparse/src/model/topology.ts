@@ -65,16 +65,28 @@ export function layerChain(topology: Record<string, unknown>, source: string): C
     if (!Array.isArray(layers)) throw notAChain(source, 'the Sequential model lists no layers');
     return layers.map((layer) => layerOf(layer, source));
   }
-  if ((className === 'Model' || className === 'Functional') && isPlainObject(config) && Array.isArray(config.layers)) {
+  if (
+    (className === 'Model' || className === 'Functional') &&
+    isPlainObject(config) &&
+    Array.isArray(config.layers)
+  ) {
     const entries = config.layers as unknown[];
     const layers = entries.map((layer) => layerOf(layer, source));
     for (let index = 1; index < layers.length; index += 1) {
       const inbound = inboundNames(entries[index] as Record<string, unknown>);
       if (inbound.length !== 1 || inbound[0] !== layers[index - 1]!.name)
-        throw notAChain(source, `the layer ${quoteText(layers[index]!.name)} does not take exactly the previous layer's output`);
+        throw notAChain(
+          source,
+          `the layer ${quoteText(layers[index]!.name)} does not take exactly the previous layer's output`,
+        );
     }
     const outputs = config.output_layers;
-    if (!Array.isArray(outputs) || outputs.length !== 1 || !Array.isArray(outputs[0]) || outputs[0][0] !== layers.at(-1)?.name)
+    if (
+      !Array.isArray(outputs) ||
+      outputs.length !== 1 ||
+      !Array.isArray(outputs[0]) ||
+      outputs[0][0] !== layers.at(-1)?.name
+    )
       throw notAChain(source, 'its output is not the last layer');
     return layers;
   }

@@ -1,0 +1,112 @@
+import { setBackend } from '@fineprune/tensor';
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { rejection } from '../../test/compact-support';
+import { artifactsOf, prunedMlp, seededInput } from '../../test/mlp';
+import {
+  compactBytesOfModel,
+  compactLayersHandler,
+  denseArtifactsOfCompact,
+  encodeCompactArtifacts,
+  planCompactArtifacts,
+} from './layers-artifacts';
+import { encodeCompactModel } from './encode';
+import { readCompactModel } from './read';
+
+beforeAll(async () => {
+  await setBackend('cpu');
+});
+
+describe('a TF.js layers model through the compact export', () => {
+  it('loads back with stock tf.loadLayersModel: float32 weights bit for bit, the same predictions', async () => {
+    const before = tf.memory().numTensors;
+    const model = prunedMlp(0.1);
+    const bytes = await compactBytesOfModel(model, { values: 'float32' });
+    const loaded = await tfl.loadLayersModel(compactLayersHandler(bytes, { source: 'mlp.fpsparse' }));
+    expect(loaded.layers.map((layer) => layer.getClassName())).toEqual(['Dense', 'Dense', 'Dense']);
+    const [original, again] = [model.getWeights(), loaded.getWeights()];
+    for (let index = 0; index < original.length; index += 1)
+      expect(again[index]!.dataSync()).toEqual(original[index]!.dataSync());
+    const x = seededInput(16, [784], 2);
+    const [expected, actual] = [model.predict(x) as tf.Tensor, loaded.predict(x) as tf.Tensor];
+    expect(actual.dataSync()).toEqual(expected.dataSync());
+    tf.dispose([x, expected, actual]);
+    model.dispose();
+    loaded.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('is at least 15× smaller than dense float32 in int8 at 10% kept (784-300-100-10)', async () => {
+    const model = prunedMlp(0.1);
+    const artifacts = await artifactsOf(model);
+    model.dispose();
+    const dense = artifacts.weightData as ArrayBuffer;
+    expect(dense.byteLength).toBe(4 * (784 * 300 + 300 + 300 * 100 + 100 + 100 * 10 + 10)); // 1,066,440
+    const sizes = Object.fromEntries(
+      await Promise.all(
+        (['float32', 'float16', 'int8'] as const).map(async (values) => [
+          values,
+          (await encodeCompactArtifacts(artifacts, { values })).length,
+        ]),
+      ),
+    );
+    // Per kept weight (26,620 of them): int8 1 byte + a one-byte gap; plus 410 int8 scales and the biases.
+    expect(dense.byteLength / sizes.int8!).toBeGreaterThanOrEqual(15);
+    expect(dense.byteLength / sizes.float16!).toBeGreaterThanOrEqual(10);
+    expect(dense.byteLength / sizes.float32!).toBeGreaterThanOrEqual(6.5);
+    const plan = planCompactArtifacts(artifacts, { values: 'int8' });
+    expect(plan.tensors.map((tensor) => tensor.entry.layout)).toEqual([
+      'delta',
+      'vector',
+      'delta',
+      'vector',
+      'delta',
+      'vector',
+    ]);
+  });
+
+  it('int8: each first-layer output moves by at most Σ_k |x_k| · s_o / 2', async () => {
+    const model = prunedMlp(0.1);
+    const bytes = await compactBytesOfModel(model, { values: 'int8' });
+    const compact = await readCompactModel(bytes);
+    const kernel = model.getWeights()[0]!.dataSync() as Float32Array;
+    const quantized = compact.tensor(model.weights[0]!.originalName).dense();
+    const x = seededInput(4, [784], 3).dataSync();
+    for (let output = 0; output < 300; output += 1) {
+      let largest = 0;
+      for (let input = 0; input < 784; input += 1)
+        largest = Math.max(largest, Math.abs(kernel[input * 300 + output]!));
+      const step = Math.fround(largest / 127);
+      for (let row = 0; row < 4; row += 1) {
+        let change = 0;
+        let bound = 0;
+        for (let input = 0; input < 784; input += 1) {
+          const index = input * 300 + output;
+          change += x[row * 784 + input]! * (quantized[index]! - kernel[index]!);
+          bound += (Math.abs(x[row * 784 + input]!) * step) / 2;
+        }
+        expect(Math.abs(change)).toBeLessThanOrEqual(bound * (1 + 1e-6));
+      }
+    }
+    model.dispose();
+  });
+
+  it('refuses an unpruned model in float32 (it would grow) unless allowed', async () => {
+    const model = prunedMlp(1, [200, 64, 10]);
+    expect((await rejection(compactBytesOfModel(model))).code).toBe('LARGER_THAN_SOURCE');
+    expect((await compactBytesOfModel(model, { allowLarger: true })).length).toBeGreaterThan(0);
+    expect((await compactBytesOfModel(model, { values: 'int8' })).length).toBeGreaterThan(0);
+    model.dispose();
+  });
+
+  it('refuses to load a compact export of another kind of model as a layers model', async () => {
+    const bytes = await encodeCompactModel(
+      { model: { kind: 'huggingface', config: { model_type: 'bert' } }, tensors: [] },
+      { allowLarger: true },
+    );
+    const error = await rejection(denseArtifactsOfCompact(bytes, { source: 'bert.fpsparse' }));
+    expect(error.code).toBe('CHECKPOINT_MISMATCH');
+    expect(error.message).toContain('bert.fpsparse holds a huggingface model');
+  });
+});
