@@ -3,6 +3,7 @@ import { decodeSavedModel, fileSystem } from '@fineprune/layers';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayerRow, ParameterSample } from '../run-record';
 import { sampleParameter } from './samples';
+import { type ExportSizes, exportSizes } from './sizes';
 
 /**
  * What {@link readSavedModel} finds in a directory.
@@ -19,6 +20,8 @@ export interface SavedModelSummary {
   step?: number;
   layers: LayerRow[];
   samples: ParameterSample[];
+  /** What the stripped model takes as TF.js float32, gzipped, and as compact sparse exports. */
+  sizes?: ExportSizes;
 }
 
 /**
@@ -75,11 +78,24 @@ export async function readSavedModel(directory: string): Promise<SavedModelSumma
       });
       samples.push(sampleParameter(name, values, scores, mask, learned ? 'learned' : 'magnitude'));
     }
+    const stripped = tf.tidy(() =>
+      [...weights.entries()].map(([name, tensor]) => {
+        const mask = metadata ? pruner[`mask/${name}`] : undefined;
+        return { name, tensor: mask ? tf.mul(tensor, mask) : tf.clone(tensor) };
+      }),
+    );
+    let sizes: ExportSizes;
+    try {
+      sizes = await exportSizes(artifacts.modelTopology, stripped);
+    } finally {
+      tf.dispose(stripped.map(({ tensor }) => tensor));
+    }
     return {
       kind: metadata ? 'checkpoint' : 'model',
       ...(metadata ? { step: metadata.step } : {}),
       layers,
       samples,
+      sizes,
     };
   } finally {
     tf.dispose([...weights.values(), ...Object.values(pruner)]);

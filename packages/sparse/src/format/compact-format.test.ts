@@ -282,14 +282,19 @@ describe('the compact export as untrusted input', () => {
     return { code: error.code, entry: error.details?.entry, message: error.message };
   };
 
-  it('reads back what it wrote', async () => {
-    const model = await readCompactModel(await base());
+  it('reads back what it wrote, also from a Node.js Buffer at an odd offset of a shared pool', async () => {
+    const bytes = await base();
+    const model = await readCompactModel(bytes);
     expect(model.tensors.map((tensor) => tensor.entry.layout)).toEqual([
       'delta',
       'bitmap',
       'dense',
       'vector',
     ]);
+    // Buffer.prototype.slice is a view: a reader that takes .slice(…).buffer reads the wrong bytes.
+    const pooled = Buffer.concat([Buffer.from([7, 7, 7]), Buffer.from(bytes)]).subarray(3);
+    const again = await readCompactModel(pooled);
+    for (const tensor of model.tensors) expect(again.tensor(tensor.name).dense()).toEqual(tensor.dense());
   });
 
   it('detects damage and edits through the content hashes', async () => {

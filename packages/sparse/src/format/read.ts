@@ -11,7 +11,7 @@ import { type ChannelView, channelRows, channelView, denseFromChannelRows } from
 import { splitCompactModel } from './container';
 import { type CompactHeader, type CompactTensorEntry, corruptCompact, shapeSize } from './header';
 import { bitmapBytes, type DecodedIndices, decodeBitmap, decodeDeltas } from './tensor-layouts';
-import { decodeValueBlock, scaleBytes } from './values';
+import { copyOut, decodeValueBlock, scaleBytes } from './values';
 
 /** Default of {@link ReadCompactOptions.maxDenseBytes}: 4 GiB of float32 tensors. */
 export const DEFAULT_MAX_DENSE_BYTES = 4 * 1024 ** 3;
@@ -109,7 +109,7 @@ export class CompactTensor {
   dense(): Float32Array {
     const { entry } = this;
     if (entry.layout === 'vector') {
-      const values = new Float32Array(this.data.slice(entry.offset, entry.offset + entry.byteLength).buffer);
+      const values = new Float32Array(copyOut(this.data, entry.offset, entry.byteLength));
       const bad = values.findIndex((value) => !Number.isFinite(value));
       if (bad >= 0) throw this.fail(`its value ${bad} is ${values[bad]}`);
       return values;

@@ -99,9 +99,14 @@ export function encodeValueBlock(
 /** What a decoded value block holds, or what is wrong with it. */
 export type DecodedValues = { values: Float32Array } | { problem: string; entry: number };
 
-/** Copies `length` bytes from `offset` into a fresh (aligned) buffer. */
-function copyOut(bytes: Uint8Array, offset: number, length: number): ArrayBuffer {
-  return bytes.slice(offset, offset + length).buffer;
+/**
+ * Copies `length` bytes from `offset` into a fresh (aligned) buffer. Never `bytes.slice(…).buffer`:
+ * on a Node.js Buffer, `slice` is a view into a shared pool.
+ */
+export function copyOut(bytes: Uint8Array, offset: number, length: number): ArrayBuffer {
+  const copy = new Uint8Array(length);
+  copy.set(bytes.subarray(offset, offset + length));
+  return copy.buffer;
 }
 
 /**
