@@ -14,7 +14,9 @@ import { runRecipe } from '../src/run-recipe';
 import { captureIo, dataset, temporaryDirectory, tinyRecipe } from './support';
 
 /** Runs the tiny recipe (784-16-10 pruned to 80%) from a model, into a fresh directory. */
-async function run(model: Parameters<typeof tinyRecipe>[0]['model'] = { builtin: 'mlp-784-16-10' }) {
+async function run(
+  model: NonNullable<Parameters<typeof tinyRecipe>[0]>['model'] = { builtin: 'mlp-784-16-10' },
+) {
   const directory = temporaryDirectory();
   const outcome = await runRecipe({
     recipe: validateRecipe(tinyRecipe({ model })),

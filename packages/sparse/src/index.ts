@@ -42,7 +42,12 @@ export {
   type LayersModelFields,
   MAX_COMPACT_TENSORS,
 } from './format/header';
-export { COMPACT_MAGIC, isCompactModel, MAX_COMPACT_HEADER_BYTES } from './format/container';
+export {
+  assembleCompactModel,
+  COMPACT_MAGIC,
+  isCompactModel,
+  MAX_COMPACT_HEADER_BYTES,
+} from './format/container';
 export {
   type CompactExportOptions,
   type CompactModelInput,

@@ -67,7 +67,7 @@ export function compactExportPath(target: string): string | undefined {
 export async function readCompactReport(file: string): Promise<CompactReport> {
   const compact = await readCompactFile(file);
   const tensors = compact.tensors.map((tensor) => {
-    tensor.dense(); // decodes and checks indices and values
+    tensor.check(); // decodes and checks indices and values, without densifying
     return {
       name: tensor.name,
       shape: [...tensor.shape],

@@ -30,7 +30,17 @@ export function isCompactModel(bytes: Uint8Array): boolean {
 
 /**
  * The file bytes of a header (without its integrity record) and a data section: the record is
- * computed and added as the header's last field.
+ * computed and added as the header's last field. Nothing is checked: for tools and tests that write
+ * headers of their own (readers check everything).
+ *
+ * @param header - the header (an `integrity` field is ignored and replaced)
+ * @param data - the data section
+ * @returns the file bytes
+ *
+ * @example
+ * ```ts
+ * const edited = await assembleCompactModel({ ...header, tensors: renamed }, data);
+ * ```
  */
 export async function assembleCompactModel(header: CompactHeader, data: Uint8Array): Promise<Uint8Array> {
   const { integrity: _integrity, ...fields } = header;

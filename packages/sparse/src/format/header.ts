@@ -6,6 +6,7 @@
 
 import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import { quoteText } from '@fineprune/tensor/untrusted';
+import { MAX_LAYOUT_ELEMENTS } from '../layout/compressed-rows';
 import { channelView } from './channel-rows';
 import { bitmapBytes, MATRIX_LAYOUTS, type MatrixLayout } from './tensor-layouts';
 import { bytesPerValue, scaleBytes, VALUE_ENCODINGS, type ValueEncoding } from './values';
@@ -222,6 +223,11 @@ function checkEntry(value: unknown, index: number, source: string): CompactTenso
   const { channelAxis } = value;
   if (channelAxis !== 0 && channelAxis !== shape.length - 1)
     throw fail(`its channelAxis is ${describe(channelAxis)}; 0 or ${shape.length - 1} expected`);
+  const view = channelView(shape, channelAxis);
+  if (view.channels > MAX_LAYOUT_ELEMENTS || view.positions > MAX_LAYOUT_ELEMENTS)
+    throw fail(
+      `it has ${view.channels} channels of ${view.positions} positions; the sparse layouts hold at most ${MAX_LAYOUT_ELEMENTS} of each`,
+    );
   if (layout !== 'dense' && !isCount(value.nonzeros, shapeSize(shape)))
     throw fail(`its nonzeros is ${describe(value.nonzeros)}, not a count up to ${shapeSize(shape)}`);
   if (layout === 'delta' && !isCount(value.indexBytes, value.byteLength as number))

@@ -94,10 +94,12 @@ export class CompactTensor {
     const decoded = decodeValueBlock(entry.values, data, valuesAt, count, indices.rowPointers);
     if ('problem' in decoded) throw this.fail(decoded.problem);
     // Checked again as the kernels' input (sizes, ascending indices): cheap, and a second guard.
-    return validateCompressedRows(
-      { inputSize: positions, outputSize: channels, ...indices, values: decoded.values },
-      `${this.source}: ${entry.name}`,
-    );
+    const rows = { inputSize: positions, outputSize: channels, ...indices, values: decoded.values };
+    try {
+      return validateCompressedRows(rows, `${this.source}: ${entry.name}`);
+    } catch (error) {
+      throw this.fail(`its entries do not form valid rows (${(error as Error).message.slice(0, 300)})`);
+    }
   }
 
   /**
@@ -135,6 +137,17 @@ export class CompactTensor {
     if (this.entry.layout !== 'dense') return stored;
     const view = this.view();
     return channelRows(denseFromChannelRows(stored, this.entry.shape, view), this.entry.shape, view);
+  }
+
+  /**
+   * Decodes and checks the stored entries (indices and values) without densifying: memory in
+   * proportion to the bytes the tensor takes in the file, whatever shape it declares.
+   *
+   * @throws FinepruneError `CHECKPOINT_CORRUPT` as {@link CompactTensor.dense}
+   */
+  check(): void {
+    if (this.entry.layout === 'vector') this.dense();
+    else this.storedRows();
   }
 
   /** Bytes it takes in the file. */
