@@ -32,7 +32,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { adam, evaluateClassifier, Pruner, sparsityReport } from '@fineprune/core';
-import { evaluationBatches, loadMnist } from '@fineprune/datasets';
+import { loadMnist } from '@fineprune/datasets';
 import { runGradualMagnitude } from '@fineprune/example-gradual-magnitude/job';
 import { compactBertBytes, loadDenseBert, loadSparseBert } from '@fineprune/example-sparse-demo/encoder';
 import { fileSystem } from '@fineprune/layers';
@@ -43,6 +43,7 @@ import {
   clearSparseDenseChoices,
   encodeCompactArtifacts,
   loadSparseLayersModel,
+  modelArtifacts,
   quantizeArtifacts,
   readCompactModel,
   type SparseLayersModel,
@@ -72,18 +73,6 @@ const TARGETS = { mlpInt8: 15, encoderProjectionsInt8: 30 };
 
 const round = (value: number, digits = 4) => Math.round(value * 10 ** digits) / 10 ** digits;
 const gzip = (bytes: Uint8Array) => gzipSync(bytes, { level: 9 }).length;
-
-/** The artifacts `model.save()` hands a handler. */
-async function artifactsOf(model: tfl.LayersModel): Promise<tf.io.ModelArtifacts> {
-  let saved: tf.io.ModelArtifacts | undefined;
-  await model.save(
-    tf.io.withSaveHandler(async (artifacts) => {
-      saved = artifacts;
-      return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
-    }),
-  );
-  return saved!;
-}
 
 /** Largest |a − b| over the largest |b|. */
 function relativeDifference(a: tf.Tensor, b: tf.Tensor): number {
@@ -187,7 +176,7 @@ async function mlpBenchmark(epochs: number, blocks: number, webgpu: boolean) {
     `MLP: dense ${training.denseAccuracy}, pruned ${training.prunedAccuracy} (${training.seconds.toFixed(0)} s)`,
   );
   const model = await tfl.loadLayersModel(fileSystem(directory));
-  const artifacts = await artifactsOf(model);
+  const artifacts = await modelArtifacts(model);
   const denseWeights = new Uint8Array(artifacts.weightData as ArrayBuffer);
   const topology = new TextEncoder().encode(JSON.stringify(artifacts.modelTopology));
   const compact: Record<string, Uint8Array> = {};

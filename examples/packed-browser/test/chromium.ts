@@ -57,3 +57,32 @@ export async function withChromiumPage<T>(
     await rm(profile, { recursive: true, force: true });
   }
 }
+
+/**
+ * Waits until the page sets `window[resultKey]` or `window[errorKey]` and returns the result; the
+ * page's error fails the call with the page's message.
+ */
+export async function pageResult<T>(
+  page: Page,
+  resultKey: string,
+  errorKey: string,
+  timeoutMs: number,
+): Promise<T> {
+  await page.waitForFunction(
+    ([result, error]) => {
+      const scope = window as unknown as Record<string, unknown>;
+      return scope[result!] !== undefined || scope[error!] !== undefined;
+    },
+    [resultKey, errorKey],
+    { timeout: timeoutMs },
+  );
+  const { result, error } = await page.evaluate(
+    ([resultName, errorName]) => {
+      const scope = window as unknown as Record<string, unknown>;
+      return { result: scope[resultName!], error: scope[errorName!] };
+    },
+    [resultKey, errorKey],
+  );
+  if (error !== undefined) throw new Error(`the page failed: ${String(error)}`);
+  return result as T;
+}

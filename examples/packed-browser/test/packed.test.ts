@@ -9,7 +9,7 @@ import { browserEntries, nodeBuiltinImports } from '../../../scripts/check-brows
 import type { MixedFormatsResult } from '../src/mixed-formats';
 import type { PageReport } from '../src/page';
 import type { PruningReport } from '../src/pruning';
-import { CHROMIUM_FLAGS, CHROMIUM_WEBGPU_FLAGS, withChromiumPage } from './chromium';
+import { CHROMIUM_FLAGS, CHROMIUM_WEBGPU_FLAGS, pageResult, withChromiumPage } from './chromium';
 import { expectCorrectPruning } from './expectations';
 import {
   copyWasmBinaries,
@@ -55,21 +55,9 @@ async function runNode<T>(file: string, ...args: string[]): Promise<{ result: T;
 }
 
 async function runPage(url: string, flags: readonly string[]): Promise<PageReport> {
-  return withChromiumPage(url, flags, async (page) => {
-    await page.waitForFunction(
-      () => window.packedReport !== undefined || window.packedError !== undefined,
-      null,
-      {
-        timeout: 240_000,
-      },
-    );
-    const { report, error } = await page.evaluate(() => ({
-      report: window.packedReport,
-      error: window.packedError,
-    }));
-    expect(error).toBeUndefined();
-    return report!;
-  });
+  return withChromiumPage(url, flags, (page) =>
+    pageResult<PageReport>(page, 'packedReport', 'packedError', 240_000),
+  );
 }
 
 describe('the packed packages, installed from their tarballs outside the monorepo', () => {

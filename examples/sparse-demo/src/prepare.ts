@@ -22,6 +22,7 @@ import { compactBytesOfModel } from '@fineprune/sparse';
 import { createRandom, setBackend } from '@fineprune/tensor';
 import {
   type BertModel,
+  bertBaseUncasedConfig,
   createBertModel,
   type EncoderConfig,
   exportHuggingFace,
@@ -45,18 +46,13 @@ export interface DemoManifest {
 
 /** The demo's default encoder when no directory is given: BERT-Tiny's shape (Turc et al. 2019) with a small vocabulary. */
 const DEMO_ENCODER: EncoderConfig = {
+  ...bertBaseUncasedConfig,
   vocabSize: 8000,
   hiddenSize: 128,
   numLayers: 2,
   numHeads: 2,
   intermediateSize: 512,
   maxPositions: 128,
-  typeVocabSize: 2,
-  layerNormEpsilon: 1e-12,
-  hiddenActivation: 'gelu',
-  hiddenDropout: 0.1,
-  attentionDropout: 0.1,
-  initializerRange: 0.02,
 };
 
 /** Zeroes all but the `kept` fraction of largest |w| of each rank-2 weight of a layers model. */

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build, context } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CHROMIUM_WEBGPU_FLAGS, withChromiumPage } from '../../packed-browser/test/chromium';
+import { CHROMIUM_WEBGPU_FLAGS, pageResult, withChromiumPage } from '../../packed-browser/test/chromium';
 import {
   copyWasmBinaries,
   lockedVersion,
@@ -58,7 +58,11 @@ describe('the sparse demo page, bundled from the packed packages, in headless Ch
     });
     copyFileSync(path.join(source, 'index.html'), path.join(www, 'index.html'));
     copyWasmBinaries(project, www);
-    const manifest = await prepareDemoModels(path.join(www, 'models'));
+    // Trained models when given (see the README), else seeded ones pruned by magnitude.
+    const manifest = await prepareDemoModels(path.join(www, 'models'), {
+      ...(process.env.SPARSE_DEMO_MLP ? { mlp: path.resolve(process.env.SPARSE_DEMO_MLP) } : {}),
+      ...(process.env.SPARSE_DEMO_ENCODER ? { encoder: path.resolve(process.env.SPARSE_DEMO_ENCODER) } : {}),
+    });
     const server = await context({ logLevel: 'silent' });
     const screenshot =
       process.env.SPARSE_DEMO_SCREENSHOT ?? path.join(os.tmpdir(), 'fineprune-sparse-demo.png');
@@ -70,20 +74,9 @@ describe('the sparse demo page, bundled from the packed packages, in headless Ch
         CHROMIUM_WEBGPU_FLAGS,
         async (page) => {
           await page.setViewportSize({ width: 1280, height: 900 });
-          await page.waitForFunction(
-            () => window.demoReport !== undefined || window.demoError !== undefined,
-            null,
-            {
-              timeout: 480_000,
-            },
-          );
-          const { demoReport, demoError } = await page.evaluate(() => ({
-            demoReport: window.demoReport,
-            demoError: window.demoError,
-          }));
-          expect(demoError).toBeUndefined();
+          const demoReport = await pageResult<DemoReport>(page, 'demoReport', 'demoError', 480_000);
           await page.screenshot({ path: screenshot, fullPage: true });
-          return demoReport!;
+          return demoReport;
         },
       );
     } finally {

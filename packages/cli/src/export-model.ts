@@ -22,7 +22,7 @@ import {
 } from './export-formats';
 import { probeWritableDirectory } from './files';
 import { type ModelSource, parseModelSource } from './model-source';
-import { readSavedModel, type SavedModelSummary } from './report/read-model';
+import { layerRow, readSavedModel, type SavedModelSummary } from './report/read-model';
 
 /**
  * Options of {@link exportCheckpoint}.
@@ -277,18 +277,9 @@ export async function compactSummary(
   const layers = compact.tensors
     .filter((tensor) => tensor.isMatrix)
     .map((tensor) => {
-      const values = tensor.dense();
       let kept = 0;
-      for (const value of values) if (value !== 0) kept += 1;
-      const name = tensor.name;
-      return {
-        name,
-        group: name.includes('/') ? name.slice(0, name.lastIndexOf('/')) : name,
-        shape: [...tensor.shape],
-        total: values.length,
-        kept,
-        sparsity: values.length ? 1 - kept / values.length : 0,
-      };
+      for (const value of tensor.dense()) if (value !== 0) kept += 1;
+      return layerRow(tensor.name, tensor.shape, kept);
     });
   const referenceBytes = compact.tensors.reduce(
     (sum, tensor) => sum + 4 * tensor.shape.reduce((a, b) => a * b, 1),

@@ -74,6 +74,7 @@ export {
   type CompactSource,
   denseArtifactsOfCompact,
   encodeCompactArtifacts,
+  modelArtifacts,
   planCompactArtifacts,
 } from './format/layers-artifacts';
 export {

@@ -2,7 +2,7 @@ import { setBackend } from '@fineprune/tensor';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { rejection, resealed } from '../test/compact-support';
-import { prunedMlp, seededInput } from '../test/mlp';
+import { expectSamePredictions, prunedMlp } from '../test/mlp';
 import { compactBytesOfModel } from './format/layers-artifacts';
 import { loadDenseLayersModel } from './layers';
 
@@ -15,10 +15,7 @@ describe('loadDenseLayersModel (@fineprune/sparse/layers)', () => {
     const before = tf.memory().numTensors;
     const model = prunedMlp(0.1, [100, 30, 10]);
     const loaded = await loadDenseLayersModel(await compactBytesOfModel(model), { source: 'mlp.fpsparse' });
-    const x = seededInput(3, [100], 1);
-    const [expected, actual] = [model.predict(x) as tf.Tensor, loaded.predict(x) as tf.Tensor];
-    expect(actual.dataSync()).toEqual(expected.dataSync());
-    tf.dispose([x, expected, actual]);
+    expectSamePredictions(model, loaded, 3, [100]);
     model.dispose();
     loaded.dispose();
     expect(tf.memory().numTensors).toBe(before);

@@ -1,6 +1,7 @@
 /** A seeded TF.js MLP pruned by magnitude, for the compact export's tests. */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
+import { expect } from 'vitest';
 import { pruneByMagnitude, seededValues } from './compact-support';
 
 /**
@@ -36,16 +37,17 @@ export function setPrunedWeights(model: tfl.LayersModel, kept: number, seed: num
   tf.dispose(values);
 }
 
-/** The artifacts model.save() hands a handler. */
-export async function artifactsOf(model: tfl.LayersModel): Promise<tf.io.ModelArtifacts> {
-  let saved: tf.io.ModelArtifacts | undefined;
-  await model.save(
-    tf.io.withSaveHandler(async (artifacts) => {
-      saved = artifacts;
-      return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
-    }),
-  );
-  return saved!;
+/** Predicts `shape` inputs with both models and expects the same outputs, bit for bit. */
+export function expectSamePredictions(
+  model: tfl.LayersModel,
+  loaded: tfl.LayersModel,
+  batch: number,
+  shape: number[],
+): void {
+  const x = seededInput(batch, shape, 2);
+  const [expected, actual] = [model.predict(x) as tf.Tensor, loaded.predict(x) as tf.Tensor];
+  expect(actual.dataSync()).toEqual(expected.dataSync());
+  tf.dispose([x, expected, actual]);
 }
 
 /** Seeded inputs [batch, ...shape]. */

@@ -2,20 +2,11 @@ import { setBackend } from '@fineprune/tensor';
 import { dense } from '@fineprune/tensor';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { bertBaseUncasedConfig, type EncoderConfig } from './config';
 import { createBertModel } from './model';
 import type { ProjectionFunction } from './ops';
+import { tinyEncoderConfig } from './test-support';
 
-const tiny: EncoderConfig = {
-  ...bertBaseUncasedConfig,
-  vocabSize: 11,
-  hiddenSize: 4,
-  numLayers: 2,
-  numHeads: 2,
-  intermediateSize: 8,
-  maxPositions: 6,
-  initializerRange: 0.5,
-};
+const tiny = tinyEncoderConfig;
 const task = { type: 'classification', numLabels: 3 } as const;
 const x = () => ({
   inputIds: tf.tensor2d([[2, 5, 7, 9, 0]], undefined, 'int32'),

@@ -9,18 +9,39 @@ import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import { checkJsonBounds, sha256Hex } from '@fineprune/tensor/untrusted';
 import { type CompactHeader, corruptCompact, type HeaderLimits, validateHeader } from './header';
 
-/** The first bytes of every compact export. */
+/**
+ * The first bytes of every compact export.
+ *
+ * @example
+ * ```ts
+ * new TextDecoder().decode(bytes.subarray(0, 8)) === COMPACT_MAGIC; // 'FPSPARSE'
+ * ```
+ */
 export const COMPACT_MAGIC = 'FPSPARSE';
 /** Magic plus the header length. */
 const PREAMBLE_BYTES = 12;
-/** The largest header accepted (a layers topology of thousands of layers fits). */
+/**
+ * The largest header accepted, in bytes (a layers topology of thousands of layers fits).
+ *
+ * @example
+ * ```ts
+ * MAX_COMPACT_HEADER_BYTES; // 67108864
+ * ```
+ */
 export const MAX_COMPACT_HEADER_BYTES = 64 * 1024 * 1024;
 /** Deepest JSON nesting accepted in a header (a layers topology nests about 12 levels). */
 const MAX_HEADER_DEPTH = 64;
 /** Most JSON values accepted in a header. */
 const MAX_HEADER_VALUES = 2_000_000;
 
-/** Whether `bytes` start with the compact export's magic bytes. */
+/**
+ * Whether `bytes` start with the compact export's magic bytes (nothing else is checked).
+ *
+ * @example
+ * ```ts
+ * if (isCompactModel(bytes)) model = await loadSparseLayersModel(bytes);
+ * ```
+ */
 export function isCompactModel(bytes: Uint8Array): boolean {
   if (bytes.length < COMPACT_MAGIC.length) return false;
   for (let index = 0; index < COMPACT_MAGIC.length; index += 1)

@@ -11,11 +11,32 @@ import { channelView } from './channel-rows';
 import { bitmapBytes, MATRIX_LAYOUTS, type MatrixLayout } from './tensor-layouts';
 import { bytesPerValue, scaleBytes, VALUE_ENCODINGS, type ValueEncoding } from './values';
 
-/** The `format` field of every compact export. */
+/**
+ * The `format` field of every compact export.
+ *
+ * @example
+ * ```ts
+ * header.format === COMPACT_FORMAT; // 'fineprune-sparse'
+ * ```
+ */
 export const COMPACT_FORMAT = 'fineprune-sparse';
-/** The format version this package writes and reads. */
+/**
+ * The format version this package writes and reads.
+ *
+ * @example
+ * ```ts
+ * if (header.formatVersion !== COMPACT_FORMAT_VERSION) console.log('another version');
+ * ```
+ */
 export const COMPACT_FORMAT_VERSION = 1;
-/** Most tensors a header may list. */
+/**
+ * Most tensors a header may list.
+ *
+ * @example
+ * ```ts
+ * if (tensors.length > MAX_COMPACT_TENSORS) throw new Error('split the model');
+ * ```
+ */
 export const MAX_COMPACT_TENSORS = 100_000;
 /** Most dimensions of a tensor. */
 const MAX_RANK = 8;

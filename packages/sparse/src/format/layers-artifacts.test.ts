@@ -3,12 +3,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { rejection } from '../../test/compact-support';
-import { artifactsOf, prunedMlp, seededInput } from '../../test/mlp';
+import { expectSamePredictions, prunedMlp, seededInput } from '../../test/mlp';
 import {
   compactBytesOfModel,
   compactLayersHandler,
   denseArtifactsOfCompact,
   encodeCompactArtifacts,
+  modelArtifacts,
   planCompactArtifacts,
 } from './layers-artifacts';
 import { encodeCompactModel } from './encode';
@@ -28,10 +29,7 @@ describe('a TF.js layers model through the compact export', () => {
     const [original, again] = [model.getWeights(), loaded.getWeights()];
     for (let index = 0; index < original.length; index += 1)
       expect(again[index]!.dataSync()).toEqual(original[index]!.dataSync());
-    const x = seededInput(16, [784], 2);
-    const [expected, actual] = [model.predict(x) as tf.Tensor, loaded.predict(x) as tf.Tensor];
-    expect(actual.dataSync()).toEqual(expected.dataSync());
-    tf.dispose([x, expected, actual]);
+    expectSamePredictions(model, loaded, 16, [784]);
     model.dispose();
     loaded.dispose();
     expect(tf.memory().numTensors).toBe(before);
@@ -39,7 +37,7 @@ describe('a TF.js layers model through the compact export', () => {
 
   it('is at least 15× smaller than dense float32 in int8 at 10% kept (784-300-100-10)', async () => {
     const model = prunedMlp(0.1);
-    const artifacts = await artifactsOf(model);
+    const artifacts = await modelArtifacts(model);
     model.dispose();
     const dense = artifacts.weightData as ArrayBuffer;
     expect(dense.byteLength).toBe(4 * (784 * 300 + 300 + 300 * 100 + 100 + 100 * 10 + 10)); // 1,066,440

@@ -89,6 +89,11 @@ export function tensorsOfArtifacts(artifacts: tf.io.ModelArtifacts): CompactTens
 /**
  * The reference size of a layers model: its weights as stored (quantized entries at 1 or 2 bytes per
  * value) plus its model.json topology.
+ *
+ * @example
+ * ```ts
+ * const bytes = artifactsReferenceBytes(artifacts); // what encodeCompactArtifacts compares with
+ * ```
  */
 export function artifactsReferenceBytes(artifacts: tf.io.ModelArtifacts): number {
   const weights = (artifacts.weightSpecs ?? []).reduce((sum, spec) => sum + storedBytes(spec), 0);
@@ -157,6 +162,32 @@ export async function encodeCompactArtifacts(
 }
 
 /**
+ * What TF.js's `save(handler)` hands a handler: a model's artifacts (topology, weight specs and
+ * data), in memory.
+ *
+ * @param model - a `tf.LayersModel` (anything with `save(handler)`)
+ * @returns the artifacts
+ *
+ * @example
+ * ```ts
+ * const artifacts = await modelArtifacts(model);
+ * console.log(artifacts.weightSpecs?.map((spec) => spec.name));
+ * ```
+ */
+export async function modelArtifacts(model: {
+  save(handler: tf.io.IOHandler): Promise<tf.io.SaveResult>;
+}): Promise<tf.io.ModelArtifacts> {
+  let saved: tf.io.ModelArtifacts | undefined;
+  await model.save(
+    tf.io.withSaveHandler(async (artifacts) => {
+      saved = artifacts;
+      return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
+    }),
+  );
+  return saved!;
+}
+
+/**
  * Saves any object with TF.js's `save(handler)` (a `tf.LayersModel`) as compact export bytes.
  *
  * @param model - the model (for a pruned model, its stripped copy)
@@ -172,17 +203,17 @@ export async function compactBytesOfModel(
   model: { save(handler: tf.io.IOHandler): Promise<tf.io.SaveResult> },
   options: CompactExportOptions = {},
 ): Promise<Uint8Array> {
-  let bytes: Uint8Array | undefined;
-  await model.save(
-    tf.io.withSaveHandler(async (artifacts) => {
-      bytes = await encodeCompactArtifacts(artifacts, options);
-      return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
-    }),
-  );
-  return bytes!;
+  return encodeCompactArtifacts(await modelArtifacts(model), options);
 }
 
-/** A compact export read from bytes, or one read already. */
+/**
+ * A compact export as bytes, or one read already.
+ *
+ * @example
+ * ```ts
+ * const source: CompactSource = await readCompactModel(bytes);
+ * ```
+ */
 export type CompactSource = Uint8Array | CompactModel;
 
 /** The checked model of a source. */

@@ -13,7 +13,14 @@ import { type CompactHeader, type CompactTensorEntry, corruptCompact, shapeSize 
 import { bitmapBytes, type DecodedIndices, decodeBitmap, decodeDeltas } from './tensor-layouts';
 import { copyOut, decodeValueBlock, scaleBytes } from './values';
 
-/** Default of {@link ReadCompactOptions.maxDenseBytes}: 4 GiB of float32 tensors. */
+/**
+ * Default of {@link ReadCompactOptions.maxDenseBytes}: 4 GiB of float32 tensors.
+ *
+ * @example
+ * ```ts
+ * await readCompactModel(bytes, { maxDenseBytes: DEFAULT_MAX_DENSE_BYTES / 4 }); // 1 GiB in a browser tab
+ * ```
+ */
 export const DEFAULT_MAX_DENSE_BYTES = 4 * 1024 ** 3;
 
 /**

@@ -23,7 +23,14 @@ import { VarintReader, varintLength, writeVarint } from './varint';
  */
 export type MatrixLayout = 'dense' | 'bitmap' | 'delta';
 
-/** Every {@link MatrixLayout}, simplest first. */
+/**
+ * Every {@link MatrixLayout}, simplest first (ties between equal sizes go to the earlier).
+ *
+ * @example
+ * ```ts
+ * MATRIX_LAYOUTS.includes(entry.layout as MatrixLayout); // false for a vector
+ * ```
+ */
 export const MATRIX_LAYOUTS: readonly MatrixLayout[] = ['dense', 'bitmap', 'delta'];
 
 /** Bytes of the bitmap of `entries` entries. */

@@ -2,7 +2,8 @@ import { setBackend } from '@fineprune/tensor';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { artifactsOf, prunedMlp, seededInput } from '../../test/mlp';
+import { prunedMlp, seededInput } from '../../test/mlp';
+import { modelArtifacts } from './layers-artifacts';
 import { affineCodes, affineQuantization, quantizeArtifacts } from './tfjs-quantization';
 
 beforeAll(async () => {
@@ -28,7 +29,7 @@ describe("TF.js's own weight quantization", () => {
     it(`${dtype}: stock tf.loadLayersModel reads it, weights within the stated bound, pruned zeros exact`, async () => {
       const before = tf.memory().numTensors;
       const model = prunedMlp(0.1, [100, 40, 10]);
-      const artifacts = await artifactsOf(model);
+      const artifacts = await modelArtifacts(model);
       const quantized = quantizeArtifacts(artifacts, dtype);
       const bytes = (quantized.weightData as ArrayBuffer).byteLength;
       expect(bytes).toBe(
@@ -67,7 +68,7 @@ describe("TF.js's own weight quantization", () => {
     const weights = [tf.tensor2d([[1e6], [1]]), tf.tensor1d([0])];
     model.setWeights(weights);
     tf.dispose(weights);
-    const artifacts = await artifactsOf(model);
+    const artifacts = await modelArtifacts(model);
     expect(() => quantizeArtifacts(artifacts, 'float16')).toThrow(/holds 1000000.*float16 cannot hold/);
     expect(() => quantizeArtifacts(artifacts, 'int4' as never)).toThrow(/INVALID_ARGUMENT/);
     model.dispose();

@@ -20,7 +20,14 @@ import { quoteText } from '@fineprune/tensor/untrusted';
  */
 export type TfjsQuantization = 'uint8' | 'uint16' | 'float16';
 
-/** Every {@link TfjsQuantization}. */
+/**
+ * Every {@link TfjsQuantization}.
+ *
+ * @example
+ * ```ts
+ * TFJS_QUANTIZATIONS.includes('uint8'); // true
+ * ```
+ */
 export const TFJS_QUANTIZATIONS: readonly TfjsQuantization[] = ['uint8', 'uint16', 'float16'];
 
 /** Affine parameters with a zero point: v ≈ q · scale + min, and q = −min / scale decodes to exactly 0. */

@@ -15,7 +15,14 @@ import { firstNonFiniteFloat16, float16FromFloat32, float32FromFloat16 } from '@
  */
 export type ValueEncoding = 'float32' | 'float16' | 'int8';
 
-/** Every {@link ValueEncoding}. */
+/**
+ * Every {@link ValueEncoding}.
+ *
+ * @example
+ * ```ts
+ * for (const values of VALUE_ENCODINGS) console.log(values, (await encodeCompactModel(input, { values })).length);
+ * ```
+ */
 export const VALUE_ENCODINGS: readonly ValueEncoding[] = ['float32', 'float16', 'int8'];
 
 /** Bytes per stored value. */
