@@ -16,9 +16,11 @@
  *   bound Σ_k |x_k|·s_o/2 on real inputs;
  * - accuracy: test (MNIST, 10,000) or dev (SpamAssassin) accuracy of float32, compact float32,
  *   compact int8 (and TF.js uint8 for the MLP);
- * - latency on wasm at batch 1 and 16 (the encoder: 16 and 256 tokens… see ENCODER_LENGTH), dense
- *   (stock model, dense weights) against sparse (`'auto'`: each matrix timed against dense on first
- *   use), alternating blocks, CPU time per call in the best block, medians beside it;
+ * - latency on wasm at batch 1 and 16 (the encoder: sequences of ENCODER_LENGTH tokens): sparse
+ *   (`'auto'`: each matrix timed against dense on first use) against the stock dense model (the
+ *   stripped TF.js model; the BertModel with dense weights, which multiplies W ⊙ M on every call) and
+ *   against the same executor on dense products (isolating the kernels), alternating blocks, CPU
+ *   time per call in the best block, medians and wall clock beside it;
  * - with `--webgpu`: the MLP's latency on WebGPU in Node (Dawn) too.
  *
  *   cd bench && pnpm sparse-export [--mlpEpochs 4] [--encoderSteps 300] [--webgpu]
@@ -111,6 +113,20 @@ function latency(dense: () => tf.Tensor, sparse: () => tf.Tensor, blocks: number
       speedup: round(median(d.wall) / median(s.wall), 2),
     },
   };
+}
+
+/**
+ * The sparse model against two dense baselines: the stock model a user runs today (`stock`), and the
+ * same executor with every matrix on the dense product (`sameExecutor`: TF.js's fused matMul of the
+ * masked kernel), which isolates the kernels from the executors' own overheads.
+ */
+function latencies(
+  stock: () => tf.Tensor,
+  sameExecutor: () => tf.Tensor,
+  sparse: () => tf.Tensor,
+  blocks: number,
+) {
+  return { stock: latency(stock, sparse, blocks), sameExecutor: latency(sameExecutor, sparse, blocks) };
 }
 
 /** Bytes of the compact entries of `names` against their float32 size. */
@@ -251,12 +267,14 @@ async function mlpBenchmark(epochs: number, blocks: number, webgpu: boolean) {
   const runLatency = async (backend: string) => {
     clearSparseDenseChoices();
     const sparse = await loadSparseLayersModel(compact.float32!, { mode: 'auto' });
+    const denseExecutor = await loadSparseLayersModel(compact.float32!, { mode: 'dense' });
     for (const batch of [1, 16]) {
       const x = tf.slice(images, [0, 0], [batch, 784]);
       if (backend === 'webgpu') await sparse.calibrate(batch);
       timings[`${backend} batch ${batch}`] = {
-        ...latency(
+        ...latencies(
           () => model.predict(x) as tf.Tensor,
+          () => denseExecutor.predict(x),
           () => sparse.predict(x),
           blocks,
         ),
@@ -269,6 +287,7 @@ async function mlpBenchmark(epochs: number, blocks: number, webgpu: boolean) {
       x.dispose();
     }
     sparse.dispose();
+    denseExecutor.dispose();
   };
   await runLatency('wasm');
   tf.dispose([images, reference, uint8Logits]);
@@ -453,6 +472,7 @@ async function encoderBenchmark(remaining: number, steps: number, blocks: number
   // End to end on wasm: dense weights against sparse projections ('auto'), batch 1 and 16.
   clearSparseDenseChoices();
   const sparse = loadSparseBert(compact.float32!, headTask, { mode: 'auto' });
+  const denseProjections = loadSparseBert(compact.float32!, headTask, { mode: 'dense' });
   const timings: Record<string, unknown> = {};
   for (const batch of [1, 16]) {
     const x = tf.tidy(() => ({
@@ -460,8 +480,9 @@ async function encoderBenchmark(remaining: number, steps: number, blocks: number
       attentionMask: tf.slice(sample.attentionMask, [0, 0], [batch, ENCODER_LENGTH]) as tf.Tensor2D,
     }));
     timings[`wasm batch ${batch} × ${ENCODER_LENGTH} tokens`] = {
-      ...latency(
+      ...latencies(
         () => dense.forward(x, { training: false }) as tf.Tensor,
+        () => denseProjections.model.forward(x, { training: false }) as tf.Tensor,
         () => sparse.model.forward(x, { training: false }) as tf.Tensor,
         Math.max(3, Math.round(blocks / 2)),
       ),
@@ -473,6 +494,7 @@ async function encoderBenchmark(remaining: number, steps: number, blocks: number
     };
     tf.dispose([x.inputIds, x.attentionMask]);
   }
+  denseProjections.dispose();
   sparse.dispose();
   dense.dispose();
   tf.dispose([sample.inputIds, sample.attentionMask, reference]);
