@@ -117,3 +117,42 @@ describe('the encoder in int8', () => {
     model.dispose();
   });
 });
+
+describe('the encoder in int8, projection by projection', () => {
+  it('moves each output o of each projection by at most Σ over stored k of |x_k| · s_o / 2', async () => {
+    await setBackend('cpu');
+    const model = prunedBert();
+    const [float32, int8] = [
+      await readCompactModel(await compactBertBytes(model)),
+      await readCompactModel(await compactBertBytes(model, { values: 'int8' })),
+    ];
+    model.dispose();
+    const projections = float32.tensors.filter(
+      (tensor) => tensor.isMatrix && tensor.entry.layout === 'delta',
+    );
+    expect(projections).toHaveLength(12);
+    for (const tensor of projections) {
+      // Hugging Face's [out, in]: output channel o is row o. float32 decodes the masked weights exactly.
+      const [outputs, inputs] = tensor.shape as [number, number];
+      const weights = tensor.dense();
+      const quantized = int8.tensor(tensor.name).dense();
+      const x = Float32Array.from({ length: inputs }, (_, k) => Math.sin(7 * k + outputs) * 3);
+      for (let output = 0; output < outputs; output += 1) {
+        const row = weights.subarray(output * inputs, (output + 1) * inputs);
+        const step = Math.fround(row.reduce((largest, value) => Math.max(largest, Math.abs(value)), 0) / 127);
+        let change = 0;
+        let bound = 0;
+        for (let input = 0; input < inputs; input += 1) {
+          const [w, q] = [row[input]!, quantized[output * inputs + input]!];
+          if (w === 0) {
+            expect(q, `${tensor.name} [${output}, ${input}] stays 0`).toBe(0);
+            continue;
+          }
+          change += x[input]! * (q - w);
+          bound += (Math.abs(x[input]!) * step) / 2;
+        }
+        expect(Math.abs(change), `${tensor.name} output ${output}`).toBeLessThanOrEqual(bound * (1 + 1e-6));
+      }
+    }
+  });
+});
