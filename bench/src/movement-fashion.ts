@@ -150,11 +150,12 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
 
   const result: Record<string, unknown> = {
     backend: backend.backend,
+    flags: values,
     setting: {
       model: '784-300-100-10 ReLU MLP',
       pretraining: `MNIST, ${values.pretrainEpochs} epochs, Adam 1e-3, batch 100`,
       fineTuning: `Fashion-MNIST, ${epochs} epochs (${totalSteps} steps), batch 100, Adam 1e-3 for weights, Adam 1e-2 for scores`,
-      schedule: `cubic (Eq. 5) with ${warmupSteps} warm-up and ${cooldownSteps} cool-down steps; MaP/MvP local Top-v (target every 10 steps; MvP masks every step); SMvP threshold 0 → 0.1 on S, λ ramped by τ/τ_f, floor 0.5% per matrix; L0 b = 2/3, l = −0.1, r = 1.1, test-time M̂`,
+      schedule: `cubic (Eq. 5) with ${warmupSteps} warm-up and ${cooldownSteps} cool-down steps; MaP/MvP local Top-v (target every 10 steps; MvP masks every step); SMvP keeps σ(S) > τ with τ 0 → 0.1, λ ramped by τ/τ_f, floor 0.5% per matrix; L0 b = 2/3, l = −0.1, r = 1.1, test-time M̂`,
       seeds,
     },
     pretrained: {
