@@ -75,7 +75,7 @@ def jobs_from_plan(path):
                 jobs.append({"task": task, "name": f"dense-s{seed}", "methods": "dense", "remaining": "1",
                              "distil": "no", "scope": "local", "seed": seed, "teacher": "save"})
                 continue
-            name = f"{method}-lam{float(lam):.2g}" if lam is not None else method
+            name = f"{method}-lam{float(lam):g}" if lam is not None else method
             job = {"task": task, "name": f"{name}-{float(target):g}-{phase}-s{seed}", "methods": method,
                    "remaining": str(float(target)), "distil": "yes" if phase == "kd" else "no",
                    "scope": "global" if phase == "global" else "local", "seed": seed}
