@@ -163,13 +163,17 @@ export function configurationsFor(seed: number, plan: PlanOptions): Configuratio
       for (const criterion of staged) {
         // The λ grid on the exponential schedule (the paper's main one); λ = 0 elsewhere.
         const gridded =
-          plan.allLambdaStages.has(stages) && schedule === 'exponential' && plan.lambdaCriteria.has(criterion);
+          plan.allLambdaStages.has(stages) &&
+          schedule === 'exponential' &&
+          plan.lambdaCriteria.has(criterion);
         for (const lambda of gridded ? plan.lambdas : [0]) {
           const methods = CURVATURE.has(criterion)
             ? plan.gaussNewtons.filter(
                 (method) =>
                   method === 'sampled' ||
-                  (plan.exactStages.has(stages) && plan.exactLambdas.has(lambda) && schedule === 'exponential'),
+                  (plan.exactStages.has(stages) &&
+                    plan.exactLambdas.has(lambda) &&
+                    schedule === 'exponential'),
               )
             : [null];
           for (const gaussNewton of methods)
@@ -201,7 +205,9 @@ function criterionOf(configuration: Configuration, seed: number): SaliencyCriter
     case 'synflow':
       return synflow(options);
     default:
-      throw new Error(`unknown criterion ${configuration.criterion} (mp, obd, lm, qm, random, grasp, synflow)`);
+      throw new Error(
+        `unknown criterion ${configuration.criterion} (mp, obd, lm, qm, random, grasp, synflow)`,
+      );
   }
 }
 
@@ -240,7 +246,9 @@ async function trainDense(
     });
     const error = 1 - (await evaluateClassifier(model, evaluationBatches(validation, 2000))).accuracy;
     validationErrors.push(error);
-    options.log(`seed ${options.seed} epoch ${epoch}: loss ${loss.toFixed(4)}, validation error ${(error * 100).toFixed(2)}%`);
+    options.log(
+      `seed ${options.seed} epoch ${epoch}: loss ${loss.toFixed(4)}, validation error ${(error * 100).toFixed(2)}%`,
+    );
     if (!best || error < best.error) {
       best?.weights.dispose();
       best = { error, epoch, weights: snapshot(model) };
@@ -342,8 +350,9 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
   const { train, validation } = splitValidation(mnist.train, 10_000, 0); // Appendix B.1: 10,000 held out
   const lossSplit = head(train, lossExamples);
   const runs: Run[] = [];
-  const dense: Array<DenseOutcome & { seed: number; trainSeconds: number; validationError: number; cached: boolean }> =
-    [];
+  const dense: Array<
+    DenseOutcome & { seed: number; trainSeconds: number; validationError: number; cached: boolean }
+  > = [];
   const setup = {
     backend: backend.backend,
     sparsity: SPARSITY,
@@ -396,9 +405,10 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
           validation,
           lossSplit,
           scoringExamples,
-          fineTuneSteps: INVARIANT.has(configuration.criterion) || fineTuneLambdas.has(configuration.lambda)
-            ? fineTuneSteps
-            : 0,
+          fineTuneSteps:
+            INVARIANT.has(configuration.criterion) || fineTuneLambdas.has(configuration.lambda)
+              ? fineTuneSteps
+              : 0,
         }),
       );
       const last = runs.at(-1)!;
@@ -444,7 +454,11 @@ async function runConfiguration(
   const report = await pruningFramework({
     model,
     criterion,
-    schedule: stageSchedule({ stages: configuration.stages, finalSparsity: SPARSITY, kind: configuration.schedule }),
+    schedule: stageSchedule({
+      stages: configuration.stages,
+      finalSparsity: SPARSITY,
+      kind: configuration.schedule,
+    }),
     scoringData: (stage) => [scoring.batch(stage - 1)],
     ...(fineTune ? { fineTune } : {}),
     lossData: () => evaluationBatches(data.lossSplit, 2000),

@@ -58,7 +58,11 @@ function mlp(): tfl.Sequential {
  * λ per target from `0.1:2e-5,0.03:1e-4` (target:λ pairs) or `2e-5,1e-4` (in the order of the
  * targets); every target needs one.
  */
-export function lambdasPerTarget(spec: string, targets: readonly number[], method: string): Record<number, number> {
+export function lambdasPerTarget(
+  spec: string,
+  targets: readonly number[],
+  method: string,
+): Record<number, number> {
   const entries = spec.split(',').filter((entry) => entry !== '');
   const pairs = entries.every((entry) => entry.includes(':'))
     ? entries.map((entry) => entry.split(':').map(Number) as [number, number])
@@ -66,7 +70,9 @@ export function lambdasPerTarget(spec: string, targets: readonly number[], metho
   const lambdas = Object.fromEntries(pairs) as Record<number, number>;
   for (const target of targets) {
     if (!(lambdas[target]! >= 0))
-      throw new Error(`${method}: no λ for the target ${target} in "${spec}" (targets: ${targets.join(', ')})`);
+      throw new Error(
+        `${method}: no λ for the target ${target} in "${spec}" (targets: ${targets.join(', ')})`,
+      );
   }
   return lambdas;
 }

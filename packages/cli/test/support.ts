@@ -47,3 +47,23 @@ export function tinyRecipe(overrides: Partial<RecipeInput> = {}): RecipeInput {
 export const RECIPES_DIRECTORY = fileURLToPath(new URL('../../../examples/recipes', import.meta.url));
 /** The CLI entry, run from its TypeScript source. */
 export const BIN = fileURLToPath(new URL('../src/bin.ts', import.meta.url));
+
+/** A `CliIo` that keeps what the command writes, for assertions. */
+export function capturingIo() {
+  let stdout = '';
+  let stderr = '';
+  return {
+    stdout: {
+      write: (text: string) => {
+        stdout += text;
+      },
+    },
+    stderr: {
+      write: (text: string) => {
+        stderr += text;
+      },
+    },
+    out: () => stdout,
+    err: () => stderr,
+  };
+}
