@@ -13,7 +13,7 @@
  * the kept fraction against λ), and the sparsity actually reached is reported. Partial results are
  * written after every run. Writes results/movement-fashion.json (or `--output`).
  *
- *   cd bench && npx tsx --conditions=source src/movement-fashion.ts [--epochs 2] [--seeds 3]
+ *   cd bench && npx tsx --conditions=source src/movement-fashion.ts [--epochs 2] [--seeds 3 | 2-3 | 1,3]
  *     [--remaining 0.1,0.03] [--methods dense,MaP,MvP,SMvP,L0] [--smvpLambdas …] [--l0Lambdas …]
  */
 import { parseArgs } from 'node:util';
@@ -77,6 +77,16 @@ export function lambdasPerTarget(
   return lambdas;
 }
 
+/** `3` → seeds 1, 2, 3; `2,3` or `2-3` → seeds 2 and 3 (a process per seed gives the same runs). */
+export function seedList(spec: string): number[] {
+  if (/^\d+-\d+$/.test(spec)) {
+    const [first, last] = spec.split('-').map(Number) as [number, number];
+    return Array.from({ length: last - first + 1 }, (_, index) => first + index);
+  }
+  if (spec.includes(',')) return spec.split(',').map(Number);
+  return Array.from({ length: Number(spec) }, (_, index) => index + 1);
+}
+
 export async function main(argv = process.argv.slice(2)): Promise<Record<string, unknown>> {
   const { values } = parseArgs({
     args: argv,
@@ -97,7 +107,7 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
   const started = performance.now();
   const backend = await selectBackend(values.backend!);
   const epochs = Number(values.epochs);
-  const seeds = Array.from({ length: Number(values.seeds) }, (_, index) => index + 1);
+  const seeds = seedList(values.seeds!);
   const methods = values.methods!.split(',') as Method[];
   const targets = values.remaining!.split(',').map(Number); // remaining weights
   const mnist = await loadMnist();
