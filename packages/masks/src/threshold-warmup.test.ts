@@ -31,7 +31,7 @@ async function keptCounts(
     tau,
     context,
   );
-  const counts = masks.map((mask) => mask.dataSync().reduce((sum, value) => sum + value, 0));
+  const counts = masks.map((mask) => Array.from(mask.dataSync()).reduce((sum, value) => sum + value, 0));
   tf.dispose([...masks, ...parameters.flatMap((entry) => [entry.weight, entry.mask])]);
   return counts;
 }
