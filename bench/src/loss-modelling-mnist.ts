@@ -143,7 +143,14 @@ export interface PlanOptions {
   mp: boolean;
 }
 
-/** Every configuration of one seed, in a fixed order (the order changes no result). */
+/**
+ * Every configuration of one seed, in a fixed order (the order changes no result).
+ *
+ * @example
+ * ```ts
+ * configurationsFor(0, plan).length; // 20 for the published plan
+ * ```
+ */
 export function configurationsFor(seed: number, plan: PlanOptions): Configuration[] {
   const oneShot = (criterion: string): Configuration => ({
     criterion,

@@ -30,7 +30,14 @@ export const PUBLISHED = [
   'movement-fashion.json',
 ];
 
-/** The runs of the files, one per (method, target, seed), the first file's where two have one. */
+/**
+ * The runs of the files, one per (method, target, seed), the first file's where two have one.
+ *
+ * @example
+ * ```ts
+ * mergedRuns(['results/movement-fashion-smvp.json', 'results/movement-fashion.json']);
+ * ```
+ */
 export function mergedRuns(files: readonly string[]): Run[] {
   const seen = new Set<string>();
   const runs: Run[] = [];

@@ -57,6 +57,11 @@ function mlp(): tfl.Sequential {
 /**
  * λ per target from `0.1:2e-5,0.03:1e-4` (target:λ pairs) or `2e-5,1e-4` (in the order of the
  * targets); every target needs one.
+ *
+ * @example
+ * ```ts
+ * lambdasPerTarget('0.1:3.71e-4,0.03:8.51e-4', [0.1, 0.03], 'SMvP'); // { 0.1: 3.71e-4, 0.03: 8.51e-4 }
+ * ```
  */
 export function lambdasPerTarget(
   spec: string,
@@ -77,7 +82,14 @@ export function lambdasPerTarget(
   return lambdas;
 }
 
-/** `3` → seeds 1, 2, 3; `2,3` or `2-3` → seeds 2 and 3 (a process per seed gives the same runs). */
+/**
+ * `3` → seeds 1, 2, 3; `2,3` or `2-3` → seeds 2 and 3 (a process per seed gives the same runs).
+ *
+ * @example
+ * ```ts
+ * seedList('2-3'); // [2, 3]
+ * ```
+ */
 export function seedList(spec: string): number[] {
   if (/^\d+-\d+$/.test(spec)) {
     const [first, last] = spec.split('-').map(Number) as [number, number];
