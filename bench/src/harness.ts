@@ -48,6 +48,11 @@ export function machineDescription(): Record<string, unknown> {
  * How this process was started, stored with every result so that it can be run again: the script
  * and its arguments as typed, the working directory, and the git commit (with `dirty` when tracked
  * files differ from it; absent where there is no repository, as with the bundle on another machine).
+ *
+ * @example
+ * ```ts
+ * invocation(); // { script: 'src/movement-fashion.ts', arguments: ['--methods', 'SMvP'], cwd: '…/bench', commit: '…', dirty: false }
+ * ```
  */
 export function invocation(): Record<string, unknown> {
   const git = (command: string) => {
