@@ -55,6 +55,25 @@ describe('sweep report (Fig. 2 of Movement Pruning)', () => {
     expect(lines.get('MaP')!.map((point) => point.remaining)).toEqual([0.5, 0.1]);
   });
 
+  it('keeps runs of one target at two λ apart (SMvP and L0: λ, not the target, sets what they keep)', async () => {
+    const lines = sweepLines(
+      await readSweep([
+        sweepFile([
+          { method: 'L0', target: 0.03, seed: 1, lambda: 3e-5, accuracy: 0.87, remaining: 0.05 },
+          { method: 'L0', target: 0.03, seed: 2, lambda: 3e-5, accuracy: 0.85, remaining: 0.06 },
+          { method: 'L0', target: 0.03, seed: 1, lambda: 4.5e-5, accuracy: 0.83, remaining: 0.02 },
+        ]),
+      ]),
+    );
+    const points = lines.get('L0')!;
+    expect(points.map((point) => [point.lambda, point.seeds])).toEqual([
+      [3e-5, 2],
+      [4.5e-5, 1],
+    ]);
+    expect(points[0]!.remaining).toBeCloseTo(0.055, 12);
+    expect(points[0]!.accuracy).toBeCloseTo(0.86, 12);
+  });
+
   it('draws one line per method through the means, remaining weights on a log axis', async () => {
     const plot = sweepPlot(await readSweep([sweepFile(RUNS)]));
     // Frame 620 × 380: x from 62 to 604, y from 334 (bottom) to 28. The x domain is
@@ -95,6 +114,9 @@ describe('sweep report (Fig. 2 of Movement Pruning)', () => {
       /runs\[0\]\.method must be a name of 1–64 characters/,
     );
     expect((await codeOf(sweepFile([]))).message).toMatch(/"runs" is empty/);
+    expect((await codeOf(sweepFile([{ ...RUNS[1], lambda: -1 }]))).message).toMatch(
+      /runs\[0\]\.lambda must be a finite number ≥ 0/,
+    );
     const notJson = path.join(temporaryDirectory(), 'broken.json');
     writeFileSync(notJson, '{"runs": [');
     expect((await codeOf(notJson)).code).toBe('INVALID_DATA');

@@ -10,7 +10,7 @@ import { axes, defaultFrame, escapeHtml, extent, legend, linearScale, logScale, 
  *
  * @example
  * ```ts
- * const run: SweepRun = { series: 'MvP', target: 0.1, seed: 1, remaining: 0.1, accuracy: 0.86 };
+ * const run: SweepRun = { series: 'MvP', target: 0.1, seed: 1, lambda: null, remaining: 0.1, accuracy: 0.86 };
  * ```
  */
 export interface SweepRun {
@@ -19,6 +19,8 @@ export interface SweepRun {
   /** The target share of remaining weights (runs of one target are averaged); the reached share when absent. */
   target: number;
   seed: number | null;
+  /** The penalty λ of SMvP or L0 (their targets are nominal: λ sets what they keep), if any. */
+  lambda: number | null;
   /** Share of the prunable weights kept, in [0, 1]. */
   remaining: number;
   /** Accuracy in [0, 1]. */
@@ -45,11 +47,12 @@ export interface Sweep {
  *
  * @example
  * ```ts
- * const point: SweepPoint = { target: 0.1, remaining: 0.1, remainingStd: 0, accuracy: 0.86, accuracyStd: 0.004, seeds: 3 };
+ * const point: SweepPoint = { target: 0.1, lambda: null, remaining: 0.1, remainingStd: 0, accuracy: 0.86, accuracyStd: 0.004, seeds: 3 };
  * ```
  */
 export interface SweepPoint {
   target: number;
+  lambda: number | null;
   remaining: number;
   remainingStd: number;
   accuracy: number;
@@ -76,8 +79,8 @@ function share(file: string, entry: string, value: unknown): number {
 
 /**
  * Reads the runs of a sweep result file that has already been parsed; every run needs a `method`
- * (a short string), `accuracy` and `remaining` in [0, 1]; `target`, `seed`, `scope` ("global" marks
- * the series) and `distil` (true adds " + KD") are optional.
+ * (a short string), `accuracy` and `remaining` in [0, 1]; `target`, `seed`, `lambda`, `scope`
+ * ("global" marks the series) and `distil` (true adds " + KD") are optional.
  *
  * @throws FinepruneError `INVALID_DATA` naming the file and the entry that is wrong
  *
@@ -94,7 +97,10 @@ export function sweepRuns(parsed: unknown, file: string): SweepRun[] {
   return runs.map((run: unknown, index) => {
     const entry = `runs[${index}]`;
     if (typeof run !== 'object' || run === null) invalid(file, entry, 'is not an object.');
-    const { method, accuracy, remaining, target, seed, scope, distil } = run as Record<string, unknown>;
+    const { method, accuracy, remaining, target, seed, lambda, scope, distil } = run as Record<
+      string,
+      unknown
+    >;
     if (typeof method !== 'string' || method.length === 0 || method.length > 64)
       invalid(file, `${entry}.method`, `must be a name of 1–64 characters, got ${JSON.stringify(method)}.`);
     const reached = share(file, `${entry}.remaining`, remaining);
@@ -102,11 +108,14 @@ export function sweepRuns(parsed: unknown, file: string): SweepRun[] {
       invalid(file, `${entry}.target`, `must be a number in (0, 1], got ${JSON.stringify(target)}.`);
     if (seed !== undefined && !Number.isInteger(seed))
       invalid(file, `${entry}.seed`, `must be an integer, got ${JSON.stringify(seed)}.`);
+    if (lambda !== undefined && (typeof lambda !== 'number' || !(lambda >= 0 && Number.isFinite(lambda))))
+      invalid(file, `${entry}.lambda`, `must be a finite number ≥ 0, got ${JSON.stringify(lambda)}.`);
     const series = `${method}${scope === 'global' ? ' global' : ''}${distil === true ? ' + KD' : ''}`;
     return {
       series,
       target: (target as number | undefined) ?? reached,
       seed: (seed as number | undefined) ?? null,
+      lambda: (lambda as number | undefined) ?? null,
       remaining: reached,
       accuracy: share(file, `${entry}.accuracy`, accuracy),
     };
@@ -116,7 +125,8 @@ export function sweepRuns(parsed: unknown, file: string): SweepRun[] {
 /**
  * Reads sweep result files (untrusted): each at most {@link SWEEP_FILE_LIMIT} bytes, valid JSON,
  * runs as {@link sweepRuns} checks them. Runs of the same series, target and seed that appear in
- * two files are kept once (the first file wins), so overlapping result files can be drawn together.
+ * two files are kept once (the first file wins), so overlapping result files can be drawn together;
+ * runs at another λ are other runs.
  *
  * @throws FinepruneError `IO_FAILED` when a file cannot be read or is too large, `INVALID_DATA` when it is not a sweep
  *
@@ -155,7 +165,7 @@ export async function readSweep(files: readonly string[]): Promise<Sweep> {
       });
     }
     for (const run of sweepRuns(parsed, path.basename(file))) {
-      const key = `${run.series}|${run.target}|${run.seed}`;
+      const key = `${run.series}|${run.target}|${run.lambda}|${run.seed}`;
       if (seen.has(key)) continue;
       seen.add(key);
       runs.push(run);
@@ -186,8 +196,9 @@ const sampleStd = (values: readonly number[]) => {
 };
 
 /**
- * The lines of a sweep: one per series, a point per target (mean and sample standard deviation
- * over its seeds), in decreasing order of remaining weights. Dense runs are a series like any other.
+ * The lines of a sweep: one per series, a point per target and λ (mean and sample standard
+ * deviation over its seeds), in decreasing order of remaining weights. Dense runs are a series like
+ * any other.
  *
  * @example
  * ```ts
@@ -195,19 +206,21 @@ const sampleStd = (values: readonly number[]) => {
  * ```
  */
 export function sweepLines(sweep: Sweep): Map<string, SweepPoint[]> {
-  const grouped = new Map<string, Map<number, SweepRun[]>>();
+  const grouped = new Map<string, Map<string, SweepRun[]>>();
   for (const run of sweep.runs) {
-    const targets = grouped.get(run.series) ?? new Map<number, SweepRun[]>();
-    targets.set(run.target, [...(targets.get(run.target) ?? []), run]);
-    grouped.set(run.series, targets);
+    const points = grouped.get(run.series) ?? new Map<string, SweepRun[]>();
+    const key = `${run.target}|${run.lambda}`;
+    points.set(key, [...(points.get(key) ?? []), run]);
+    grouped.set(run.series, points);
   }
   const lines = new Map<string, SweepPoint[]>();
   for (const [series, targets] of grouped) {
-    const points = [...targets].map(([target, runs]) => {
+    const points = [...targets.values()].map((runs) => {
       const remaining = runs.map((run) => run.remaining);
       const accuracy = runs.map((run) => run.accuracy);
       return {
-        target,
+        target: runs[0]!.target,
+        lambda: runs[0]!.lambda,
         remaining: mean(remaining),
         remainingStd: sampleStd(remaining),
         accuracy: mean(accuracy),
@@ -269,7 +282,7 @@ export function sweepPlot(sweep: Sweep): string {
       marks.push(
         `<line class="spread series-${index}" x1="${cx}" x2="${cx}" y1="${y((point.accuracy - point.accuracyStd) * 100).toFixed(1)}" y2="${y((point.accuracy + point.accuracyStd) * 100).toFixed(1)}" stroke="${colour}"/>`,
         `<circle class="mark series-${index}" cx="${cx}" cy="${y(point.accuracy * 100).toFixed(1)}" r="3.4" fill="${colour}"><title>${escapeHtml(
-          `${series} at ${(point.target * 100).toFixed(3).replace(/\.?0+$/, '')}% target: ${(point.accuracy * 100).toFixed(2)} ± ${(point.accuracyStd * 100).toFixed(2)}% accuracy at ${(point.remaining * 100).toFixed(2)}% remaining (${point.seeds} seed${point.seeds === 1 ? '' : 's'})`,
+          `${series}${point.lambda === null ? '' : ` (λ = ${point.lambda})`} at ${(point.target * 100).toFixed(3).replace(/\.?0+$/, '')}% target: ${(point.accuracy * 100).toFixed(2)} ± ${(point.accuracyStd * 100).toFixed(2)}% accuracy at ${(point.remaining * 100).toFixed(2)}% remaining (${point.seeds} seed${point.seeds === 1 ? '' : 's'})`,
         )}</title></circle>`,
       );
     }
@@ -303,10 +316,10 @@ export function sweepTable(sweep: Sweep): string {
   const rows = [...sweepLines(sweep)].flatMap(([series, line]) =>
     line.map(
       (point) =>
-        `<tr><td>${escapeHtml(series)}</td><td class="number">${Number((point.target * 100).toPrecision(6))}%</td><td class="number">${cell(point.remaining, point.remainingStd)}</td><td class="number">${cell(point.accuracy, point.accuracyStd)}</td><td class="number">${point.seeds}</td></tr>`,
+        `<tr><td>${escapeHtml(series)}</td><td class="number">${Number((point.target * 100).toPrecision(6))}%</td><td class="number">${point.lambda ?? '—'}</td><td class="number">${cell(point.remaining, point.remainingStd)}</td><td class="number">${cell(point.accuracy, point.accuracyStd)}</td><td class="number">${point.seeds}</td></tr>`,
     ),
   );
-  return `<table><thead><tr><th>method</th><th>target</th><th>remaining reached (%)</th><th>accuracy (%)</th><th>seeds</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
+  return `<table><thead><tr><th>method</th><th>target</th><th>λ</th><th>remaining reached (%)</th><th>accuracy (%)</th><th>seeds</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
 }
 
 /**
