@@ -42,7 +42,7 @@ import {
   trainSteps,
 } from '@fineprune/criteria';
 import { batches, evaluationBatches, loadMnist, type Split, splitValidation } from '@fineprune/datasets';
-import { writeResult, selectBackend } from './harness';
+import { RESULTS_DIR, writeResult, selectBackend } from './harness';
 
 const SPARSITY = 0.9885;
 const HYPER = { learningRate: 0.01, momentum: 0.9, weightDecay: 5e-4, batchSize: 100 };
@@ -328,6 +328,7 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
       output: { type: 'string', default: 'loss-modelling-mnist' },
       'dense-cache': { type: 'string' },
       'wait-dense': { type: 'boolean', default: false },
+      resume: { type: 'boolean', default: false },
     },
   });
   const backend = await selectBackend(values.backend!);
@@ -365,6 +366,10 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
   const { train, validation } = splitValidation(mnist.train, 10_000, 0); // Appendix B.1: 10,000 held out
   const lossSplit = head(train, lossExamples);
   const runs: Run[] = [];
+  // --resume: the runs an interrupted invocation already wrote to the same output are kept, not
+  // rerun. Each configuration's randomness comes from the configuration itself, so a kept run is
+  // the run this invocation would have made.
+  const previous = values.resume ? previousRuns(output) : new Map<string, Run>();
   const dense: Array<
     DenseOutcome & { seed: number; trainSeconds: number; validationError: number; cached: boolean }
   > = [];
@@ -413,6 +418,11 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
     );
     const trained = snapshot(model);
     for (const configuration of configurationsFor(seed, plan)) {
+      const kept = previous.get(runKey(seed, configuration));
+      if (kept) {
+        runs.push(kept);
+        continue;
+      }
       trained.restore();
       runs.push(
         await runConfiguration(model, configuration, seed, {
@@ -438,6 +448,24 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
   const file = save(true);
   log(`written to ${file}`);
   return { setup, dense, runs };
+}
+
+/** The identity of one run in a result file: seed and configuration. */
+function runKey(
+  seed: number,
+  run: Pick<Run, 'criterion' | 'stages' | 'schedule' | 'lambda' | 'gaussNewton'>,
+): string {
+  return JSON.stringify([seed, run.criterion, run.stages, run.schedule, run.lambda, run.gaussNewton ?? null]);
+}
+
+/** The runs of an earlier, interrupted invocation with the same output name (none if no file). */
+function previousRuns(output: string): Map<string, Run> {
+  const file = path.join(RESULTS_DIR, `${output}.json`);
+  const kept = new Map<string, Run>();
+  if (!existsSync(file)) return kept;
+  const earlier = JSON.parse(readFileSync(file, 'utf8')) as { runs?: Array<Run & { seed: number }> };
+  for (const run of earlier.runs ?? []) kept.set(runKey(run.seed, run), run);
+  return kept;
 }
 
 /** Algorithm 1 for one configuration on the restored dense network: stages, ΔL, gaps, fine-tuning. */
