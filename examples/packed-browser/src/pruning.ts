@@ -4,11 +4,11 @@
  * few SGD steps). The browser page runs it on wasm and WebGPU; the Node consumers run it as an ES
  * module and as CommonJS. It reports raw numbers; the test computes what they must be on its own.
  */
-import { type Batch, Pruner, type PrunableParameter, sgd } from '@fineprune/core';
-import { fromLayersModel, type LayersPrunableModel } from '@fineprune/layers';
+import { type Batch, Pruner, type PrunableParameter, pruneOnce, sgd } from '@fineprune/core';
+import { fromLayersModel } from '@fineprune/layers';
 import { topV } from '@fineprune/masks';
 import { magnitude } from '@fineprune/scores';
-import { constant, cubic } from '@fineprune/schedulers';
+import { cubic } from '@fineprune/schedulers';
 import { createRandom } from '@fineprune/tensor';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
@@ -31,7 +31,8 @@ export interface KernelReport {
 /** What one backend did. */
 export interface PruningReport {
   backend: string;
-  oneShot: { sparsity: number; kernels: KernelReport[] };
+  /** `kept` is what pruneOnce's report says it kept. */
+  oneShot: { sparsity: number; kept: number; kernels: KernelReport[] };
   gradual: {
     finalSparsity: number;
     totalSteps: number;
@@ -84,23 +85,6 @@ async function kernels(parameters: readonly PrunableParameter[]): Promise<Kernel
     effective.dispose();
   }
   return reports;
-}
-
-/**
- * Prunes `prunable` once, without training, to `sparsity` by magnitude with one global Top-v
- * selection. Written with today's API (a Pruner whose optimizer never runs, then updateMasks);
- * `pruneOnce(model, { scores, mask, sparsity })` of @fineprune/core replaces it.
- */
-export async function pruneOnceByMagnitude(prunable: LayersPrunableModel, sparsity: number): Promise<void> {
-  const pruner = new Pruner({
-    model: prunable,
-    scores: magnitude(),
-    mask: topV({ scope: 'global' }),
-    schedule: constant({ sparsity }),
-    optimizers: { weights: sgd({ learningRate: 0.1 }) },
-  });
-  await pruner.updateMasks();
-  pruner.dispose();
 }
 
 /** A fixed training batch: 32 examples whose class is the sign pattern of their first two inputs. */
@@ -162,9 +146,13 @@ async function gradualPruning(): Promise<PruningReport['gradual']> {
 
 async function oneShotPruning(sparsity: number): Promise<PruningReport['oneShot']> {
   const model = seededModel(1);
-  const prunable = fromLayersModel(model, { loss: 'sparseCategoricalCrossentropy', fromLogits: true });
-  await pruneOnceByMagnitude(prunable, sparsity);
-  const report = { sparsity, kernels: await kernels(prunable.parameters()) };
+  const prunable = fromLayersModel(model); // no loss, no optimizer: nothing is trained
+  const result = await pruneOnce(prunable, {
+    scores: magnitude(),
+    mask: topV({ scope: 'global' }),
+    sparsity,
+  });
+  const report = { sparsity, kept: result.kept, kernels: await kernels(prunable.parameters()) };
   prunable.dispose();
   model.dispose();
   return report;

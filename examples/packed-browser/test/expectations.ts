@@ -72,6 +72,7 @@ export function expectCorrectPruning(report: PruningReport): void {
   );
   expect(oneShot.kernels.map((kernel) => kernel.mask)).toEqual(expected);
   expect(oneShot.kernels.flatMap((kernel) => kernel.mask).filter((m) => m === 1)).toHaveLength(n / 2);
+  expect(oneShot.kept).toBe(n / 2);
   expectMaskedWeights(oneShot.kernels);
 
   expect(gradual.steps).toHaveLength(gradual.totalSteps);

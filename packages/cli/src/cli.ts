@@ -23,6 +23,7 @@ import { writeFileAtomic } from './files';
 import { createProgress, type ProgressOutput } from './progress';
 import { renderHtmlReport } from './report/html';
 import { readSavedModel, type SavedModelSummary } from './report/read-model';
+import { isSweepTarget, readSweep, renderSweepReport, sweepLines } from './report/sweep';
 import { prepareRun } from './run-check';
 import { keptHistograms, layerTable } from './report/text';
 import { runRecipe } from './run-recipe';
@@ -149,6 +150,31 @@ async function readRunRecord(file: string): Promise<RunRecord> {
       cause: error,
     });
   }
+}
+
+/** `fineprune report <sweep.json> [--compare more.json…] [--html file] [--json]`: the sweep's lines. */
+async function reportSweep(
+  files: readonly string[],
+  options: { html?: string; json?: boolean },
+  io: CliIo,
+): Promise<void> {
+  const sweep = await readSweep(files.map((file) => path.resolve(file)));
+  if (options.html) await writeFileAtomic(path.resolve(options.html), renderSweepReport(sweep));
+  const lines = Object.fromEntries(sweepLines(sweep));
+  if (options.json) {
+    io.stdout.write(
+      `${JSON.stringify({ kind: 'sweep', lines, ...(options.html ? { html: path.resolve(options.html) } : {}) })}\n`,
+    );
+    return;
+  }
+  for (const [series, points] of Object.entries(lines)) {
+    const cells = points.map(
+      (point) =>
+        `${(point.remaining * 100).toFixed(2)}% → ${(point.accuracy * 100).toFixed(2)}% (${point.seeds})`,
+    );
+    io.stdout.write(`${series}: ${cells.join(', ')}\n`);
+  }
+  if (options.html) io.stdout.write(`\nHTML report: ${path.resolve(options.html)}\n`);
 }
 
 /**
@@ -285,7 +311,10 @@ export async function main(
     .description(
       'Per-layer table (shape, kept, sparsity) and kept-weight histograms of a model, checkpoint or run; optionally the HTML report.',
     )
-    .argument('<model>', 'a run output directory, a checkpoint directory, or a saved model directory')
+    .argument(
+      '<model>',
+      'a run output directory, a checkpoint directory, a saved model directory, or a sweep result file (bench/results/*.json) to draw accuracy against remaining weights',
+    )
     .option('--html <file>', 'write the HTML report (with the papers’ plots) to this file')
     .addOption(
       new Option(
@@ -296,6 +325,10 @@ export async function main(
     .option('--json', 'print the report as JSON on stdout')
     .action(async (target: string, options: { html?: string; compare?: string[]; json?: boolean }) => {
       try {
+        if (isSweepTarget(target)) {
+          await reportSweep([target, ...(options.compare ?? [])], options, io);
+          return;
+        }
         const resolved = path.resolve(target.replace(/model\.json$/, ''));
         const compactFile = compactExportPath(resolved);
         if (compactFile !== undefined) {
