@@ -12,7 +12,7 @@ import type { PruningReport } from '../src/pruning';
 import { CHROMIUM_FLAGS, CHROMIUM_WEBGPU_FLAGS, pageResult, withChromiumPage } from './chromium';
 import { expectCorrectPruning } from './expectations';
 import {
-  copyWasmBinaries,
+  buildPage,
   lockedVersion,
   npmInstall,
   packAll,
@@ -123,17 +123,7 @@ describe('the packed packages, installed from their tarballs outside the monorep
   it('prunes in headless Chromium: one-shot and gradual, on wasm, and on WebGPU where offered', async () => {
     const www = path.join(project, 'www');
     mkdirSync(www);
-    await build({
-      entryPoints: [path.join(project, 'src', 'page.ts')],
-      outfile: path.join(www, 'page.js'),
-      bundle: true,
-      platform: 'browser',
-      format: 'esm',
-      target: 'es2022',
-      logLevel: 'error',
-    });
-    copyFileSync(path.join(source, 'index.html'), path.join(www, 'index.html'));
-    copyWasmBinaries(project, www);
+    await buildPage(project, source, www);
     const server = await context({ logLevel: 'silent' });
     try {
       const { port } = await server.serve({ servedir: www, host: '127.0.0.1', port: 0 });

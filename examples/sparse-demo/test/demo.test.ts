@@ -10,11 +10,11 @@ import { rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build, context } from 'esbuild';
+import { context } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHROMIUM_WEBGPU_FLAGS, pageResult, withChromiumPage } from '../../packed-browser/test/chromium';
 import {
-  copyWasmBinaries,
+  buildPage,
   lockedVersion,
   npmInstall,
   packAll,
@@ -47,17 +47,7 @@ afterAll(async () => {
 describe('the sparse demo page, bundled from the packed packages, in headless Chromium', () => {
   it('loads the dense and compact exports of each model, runs both, and shows size, latency and agreement', async () => {
     const www = path.join(project, 'www');
-    await build({
-      entryPoints: [path.join(project, 'src', 'page.ts')],
-      outfile: path.join(www, 'page.js'),
-      bundle: true,
-      platform: 'browser',
-      format: 'esm',
-      target: 'es2022',
-      logLevel: 'error',
-    });
-    copyFileSync(path.join(source, 'index.html'), path.join(www, 'index.html'));
-    copyWasmBinaries(project, www);
+    await buildPage(project, source, www);
     // Trained models when given (see the README), else seeded ones pruned by magnitude.
     const manifest = await prepareDemoModels(path.join(www, 'models'), {
       ...(process.env.SPARSE_DEMO_MLP ? { mlp: path.resolve(process.env.SPARSE_DEMO_MLP) } : {}),
