@@ -486,10 +486,10 @@ async function encoderBenchmark(remaining: number, steps: number, blocks: number
         () => sparse.model.forward(x, { training: false }) as tf.Tensor,
         Math.max(3, Math.round(blocks / 2)),
       ),
-      sparseProjections: [...sparse.weights.values()].filter((prepared) =>
-        prepared
-          .choices()
-          .some((choice) => choice.path === 'sparse' && choice.batch === batch * ENCODER_LENGTH),
+      // The choice covering this many rows (choices are made per batch bucket: 64 and 1,024 rows
+      // share '33+', so the one timed at batch 1 serves batch 16 too).
+      sparseProjections: [...sparse.weights.values()].filter(
+        (prepared) => prepared.choiceFor(batch * ENCODER_LENGTH)?.path === 'sparse',
       ).length,
     };
     tf.dispose([x.inputIds, x.attentionMask]);
