@@ -63,7 +63,8 @@ describe('the sparse demo page, bundled from the packed packages, in headless Ch
         `http://127.0.0.1:${port}/index.html`,
         CHROMIUM_WEBGPU_FLAGS,
         async (page) => {
-          await page.setViewportSize({ width: 1280, height: 900 });
+          // Short and narrow: the full-page screenshot ends where the page does.
+          await page.setViewportSize({ width: 1200, height: 400 });
           const demoReport = await pageResult<DemoReport>(page, 'demoReport', 'demoError', 480_000);
           await page.screenshot({ path: screenshot, fullPage: true });
           return demoReport;
