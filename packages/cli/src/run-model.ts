@@ -4,6 +4,7 @@ import { type Recipe, toConfig, toParameterSelector } from '@fineprune/recipes';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { hasCheckpoint, loadRunCheckpoint, type RunCheckpointMetadata } from './checkpoint';
+import { type ModelSource, modelSourceOf, parseModelSource } from './model-source';
 import { loadRecipeModel } from './models';
 import type { RunData } from './run-data';
 
@@ -24,6 +25,8 @@ export interface RunModel {
   resumed: { state: PrunerState; metadata: RunCheckpointMetadata | undefined } | undefined;
   /** The recipe's identity, stored in checkpoints (see {@link recipeKey}). */
   key: string;
+  /** The model file the run started from (size and storage), when it came from one. */
+  source: ModelSource | undefined;
 }
 
 /**
@@ -104,6 +107,7 @@ async function resumeRunModel(recipe: Recipe, checkpointDirectory: string, key: 
     ownedModel: undefined,
     resumed: { state: loaded.state, metadata: loaded.metadata },
     key,
+    source: parseModelSource(loaded.metadata?.source),
   };
 }
 
@@ -138,6 +142,7 @@ export async function openRunModel(
       ownedModel: model,
       resumed: undefined,
       key,
+      source: modelSourceOf(model),
     };
   } catch (error) {
     model.dispose();

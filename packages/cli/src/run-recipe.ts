@@ -43,7 +43,7 @@ export async function runRecipe(options: RunRecipeOptions): Promise<RunOutcome> 
     resume: options.resume === true,
     data,
   });
-  const { prunable, ownedModel, resumed, key } = opened;
+  const { prunable, ownedModel, resumed, key, source: modelSource } = opened;
   const emit = (event: RunEvent) => options.onEvent?.(event);
   const history: RunHistory = resumed?.metadata?.history
     ? structuredClone(resumed.metadata.history)
@@ -105,6 +105,7 @@ export async function runRecipe(options: RunRecipeOptions): Promise<RunOutcome> 
       key,
       history,
       clock,
+      source: modelSource,
       ...(signal ? { signal } : {}),
       emit,
     });
@@ -142,7 +143,7 @@ export async function runRecipe(options: RunRecipeOptions): Promise<RunOutcome> 
       history,
       finalPoint,
     });
-    await writeRunOutputs(recipe, outputDirectory, prunable, record);
+    await writeRunOutputs(recipe, outputDirectory, prunable, record, modelSource);
     emit({ type: 'done', record, outputDirectory });
     return { status: 'completed', step: pruner.step, outputDirectory, checkpointDirectory, record };
   } finally {

@@ -4,7 +4,9 @@ import { fileSystem, type LayersPrunableModel, saveStripped } from '@fineprune/l
 import { type Recipe, toConfig } from '@fineprune/recipes';
 import { createRandom } from '@fineprune/tensor/random';
 import { readFloat32 } from '@fineprune/tensor/select';
+import { sizeCheckedHandler } from './export-formats';
 import { writeFileAtomic } from './files';
+import type { ModelSource } from './model-source';
 import { renderHtmlReport } from './report/html';
 import { sampleParameter } from './report/samples';
 import type { EvaluationPoint, LayerRow, ParameterSample, RunHistory, RunRecord } from './run-record';
@@ -102,11 +104,12 @@ export async function runRecord(options: {
 
 /**
  * Writes what a finished run exports: the stripped model (`<out>/model`, with `export.strip`),
- * `run.json` and `report.html` (with `export.report`).
+ * `run.json` and `report.html` (with `export.report`). A model that started from a quantized file is
+ * exported in the same quantization, so the export is no larger than the model it came from.
  *
  * @example
  * ```ts
- * await writeRunOutputs(recipe, 'out/tiny', prunable, record);
+ * await writeRunOutputs(recipe, 'out/tiny', prunable, record, { bytes: 2_600_000, quantization: 'uint8' });
  * ```
  */
 export async function writeRunOutputs(
@@ -114,8 +117,21 @@ export async function writeRunOutputs(
   outputDirectory: string,
   prunable: LayersPrunableModel,
   record: RunRecord,
+  source?: ModelSource,
 ): Promise<void> {
-  if (recipe.export.strip) await saveStripped(prunable, fileSystem(path.join(outputDirectory, 'model')));
+  if (recipe.export.strip) {
+    const handler = fileSystem(path.join(outputDirectory, 'model'));
+    await saveStripped(
+      prunable,
+      source?.quantization
+        ? sizeCheckedHandler(handler, {
+            values: source.quantization,
+            referenceBytes: source.bytes,
+            allowLarger: true,
+          })
+        : handler,
+    );
+  }
   if (recipe.export.report) {
     await writeFileAtomic(path.join(outputDirectory, 'run.json'), `${JSON.stringify(record)}\n`);
     await writeFileAtomic(path.join(outputDirectory, 'report.html'), renderHtmlReport([record]));

@@ -2,6 +2,7 @@ import { type BatchProvider, type Pruner, type StepResult, sparsityReport } from
 import type { LayersPrunableModel } from '@fineprune/layers';
 import type { Recipe } from '@fineprune/recipes';
 import { saveRunCheckpoint } from './checkpoint';
+import type { ModelSource } from './model-source';
 import type { EvaluationPoint, RunHistory } from './run-record';
 import type { RunEvent } from './run-types';
 
@@ -56,16 +57,23 @@ export function checkpointWriter(options: {
   key: string;
   history: RunHistory;
   clock: RunClock;
+  /** The model file the run started from, recorded in each checkpoint. */
+  source?: ModelSource | undefined;
   signal?: AbortSignal;
   emit(event: RunEvent): void;
 }): () => Promise<void> {
-  const { directory, prunable, pruner, key, history, clock, emit } = options;
+  const { directory, prunable, pruner, key, history, clock, emit, source } = options;
   let lastStep = -1;
   return async () => {
     if (lastStep === pruner.step && !options.signal?.aborted) return;
     lastStep = pruner.step;
     clock.update();
-    await saveRunCheckpoint(directory, prunable, pruner, { formatVersion: 1, recipeKey: key, history });
+    await saveRunCheckpoint(directory, prunable, pruner, {
+      formatVersion: 1,
+      recipeKey: key,
+      history,
+      ...(source ? { source } : {}),
+    });
     emit({ type: 'checkpoint', step: pruner.step, directory });
   };
 }
