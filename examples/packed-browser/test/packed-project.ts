@@ -106,8 +106,10 @@ export async function npmInstall(directory: string, dependencies: Record<string,
   try {
     await install(true);
   } catch (error) {
-    // Once more, from the registry: a failed metadata request can surface as a bogus ERESOLVE
-    // ("Found: @tensorflow/tfjs-core@undefined", npm/cli#9979), seen once on a fresh machine.
+    // Once more, from the registry. A registry request that failed (network, or TLS behind a proxy
+    // whose CA npm was not given: SELF_SIGNED_CERT_IN_CHAIN in npm's debug log) surfaces as a bogus
+    // ERESOLVE ("Found: @tensorflow/tfjs-core@undefined"). turbo.json passes NODE_EXTRA_CA_CERTS and
+    // the proxy variables through to the tests for that reason: turbo's strict mode drops them.
     console.warn(
       `npm install failed once, trying again from the registry:\n${(error as { stderr?: string }).stderr}`,
     );
