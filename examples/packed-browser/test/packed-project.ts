@@ -70,11 +70,34 @@ function userEnvironment(): NodeJS.ProcessEnv {
   );
 }
 
-/** Packs every public package into `destination`; returns tarball paths by package name. */
+/** The files a manifest's `exports` name (every condition, every subpath). */
+function exportedFiles(exports: unknown): string[] {
+  if (typeof exports === 'string') return [exports];
+  if (exports === null || typeof exports !== 'object') return [];
+  return Object.values(exports).flatMap(exportedFiles);
+}
+
+/**
+ * Packs every public package into `destination`; returns tarball paths by package name. A package
+ * whose built files are missing is refused before packing: a tarball without its `dist` would fail
+ * later as a confusing bundling or import error. (Under turbo, each example that packs lists every
+ * public package in its devDependencies, so `^build` builds them all first.)
+ */
 export async function packAll(destination: string): Promise<Map<string, string>> {
   mkdirSync(destination, { recursive: true });
   const tarballs = new Map<string, string>();
   for (const { name, directory } of publicPackages()) {
+    const manifest = JSON.parse(readFileSync(path.join(directory, 'package.json'), 'utf8')) as {
+      exports?: unknown;
+    };
+    const missing = exportedFiles(manifest.exports).filter(
+      (file) => !file.includes('/src/') && !existsSync(path.join(directory, file)),
+    );
+    if (missing.length > 0) {
+      throw new Error(
+        `${name} is not built (${missing.slice(0, 3).join(', ')} missing): run \`pnpm build\` first, and list ${name} in the devDependencies of the example whose test packs it.`,
+      );
+    }
     const before = new Set(readdirSync(destination));
     await run('pnpm', ['pack', '--pack-destination', destination], { cwd: directory });
     const created = readdirSync(destination).filter((file) => !before.has(file) && file.endsWith('.tgz'));
