@@ -58,29 +58,26 @@ describe('data sources in the schema', () => {
   });
 
   it('needs exactly one source, and refuses a tokenizer for images or an export without a module', () => {
-    expect(issuesOf((input) => (input.data = { batchSize: 10 }))).toEqual([
+    expect(dataIssues({ batchSize: 10 })).toEqual([
       {
         path: 'data',
         message: 'names no data source',
         fix: 'Give exactly one of `dataset`, `text`, `images` or `module`.',
       },
     ]);
-    expect(issuesOf((input) => (input.data = { dataset: 'mnist', module: './x.mjs' }))[0]!.message).toBe(
+    expect(dataIssues({ dataset: 'mnist', module: './x.mjs' })[0]!.message).toBe(
       'names 2 data sources (dataset, module)',
     );
-    expect(
-      issuesOf((input) => (input.data = { images: { train: 'x', width: 2, height: 2 }, tokenizer: {} }))[0],
-    ).toMatchObject({ path: 'data.tokenizer', message: 'applies to text data only' });
-    expect(issuesOf((input) => (input.data = { dataset: 'mnist', export: 'build' }))[0]!.path).toBe(
-      'data.export',
-    );
-    expect(issuesOf((input) => (input.data = { text: { train: 'a.csv', colum: 'x' } }))[0]).toMatchObject({
+    expect(dataIssues({ images: { train: 'x', width: 2, height: 2 }, tokenizer: {} })[0]).toMatchObject({
+      path: 'data.tokenizer',
+      message: 'applies to text data only',
+    });
+    expect(dataIssues({ dataset: 'mnist', export: 'build' })[0]!.path).toBe('data.export');
+    expect(dataIssues({ text: { train: 'a.csv', colum: 'x' } })[0]).toMatchObject({
       path: 'data.text',
       message: 'has unknown key "colum"',
     });
-    expect(issuesOf((input) => (input.data = { images: { train: 'x', width: 0, height: 2 } }))[0]!.path).toBe(
-      'data.images.width',
-    );
+    expect(dataIssues({ images: { train: 'x', width: 0, height: 2 } })[0]!.path).toBe('data.images.width');
   });
 });
 
