@@ -20,6 +20,12 @@ function issuesOf(
   return [];
 }
 
+function dataIssues(data: unknown) {
+  return issuesOf((input) => {
+    input.data = data;
+  });
+}
+
 describe('data sources in the schema', () => {
   it('accepts each kind of source with its defaults', () => {
     const text = validateRecipe({
