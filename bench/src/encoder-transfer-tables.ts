@@ -73,9 +73,9 @@ export function main(argv = process.argv.slice(2)): Record<string, unknown> {
       a.scope.localeCompare(b.scope) ||
       order.indexOf(a.method) - order.indexOf(b.method),
   );
-  // λ with two significant digits: 3.5e-6, 1e-5.
+  // λ as the runs used it (1.25e-5 stays 1.25e-5; six significant digits drop float noise).
   const lambdaLabel = (lambda: number | undefined) =>
-    lambda === undefined ? '' : ` (λ = ${Number(lambda.toPrecision(2)).toExponential()})`;
+    lambda === undefined ? '' : ` (λ = ${Number(lambda.toPrecision(6)).toExponential()})`;
   console.log(
     '| method | target remaining | distillation | selection | dev accuracy % | remaining % | seeds |',
   );
@@ -103,7 +103,40 @@ export function main(argv = process.argv.slice(2)): Record<string, unknown> {
       );
     }
   }
-  const merged = { task: values.task, parts: files, runs, table };
+  // Fig. 6 is per layer: the share kept of each layer's prunable weights (projections weighted by size).
+  const encoder = (parts.find((part) => part.setting?.encoder)?.setting?.encoder ?? {}) as {
+    hiddenSize?: number;
+    intermediateSize?: number;
+  };
+  const sizeOf = (name: string) => {
+    const hidden = encoder.hiddenSize ?? 1;
+    return name.includes('/ffn/') ? hidden * (encoder.intermediateSize ?? hidden) : hidden * hidden;
+  };
+  const layers = [...new Set(projections.map((name) => name.split('/')[0]!))];
+  const perLayer = [...groups.values()]
+    .filter((rows) => rows[0]!.method !== 'dense' && !rows[0]!.distil)
+    .map((rows) => {
+      const first = rows[0]!;
+      const cells = layers.map((layer) => {
+        const names = projections.filter((name) => name.startsWith(`${layer}/`));
+        const total = names.reduce((sum, name) => sum + sizeOf(name), 0);
+        const kept = (row: Run) =>
+          names.reduce((sum, name) => sum + row.perParameterRemaining[name]! * sizeOf(name), 0) / total;
+        return (mean(rows.map(kept)) * 100).toFixed(1);
+      });
+      return {
+        label: `${first.method}${lambdaLabel(first.lambda)} ${first.scope}`,
+        target: first.target,
+        cells,
+      };
+    });
+  if (perLayer.length > 0) {
+    console.log(`\n| method | target | ${layers.join(' | ')} |`);
+    console.log(`|---|---|${layers.map(() => '---|').join('')}`);
+    for (const row of perLayer)
+      console.log(`| ${row.label} | ${row.target * 100}% | ${row.cells.join(' | ')} |`);
+  }
+  const merged = { task: values.task, parts: files, runs, table, perLayer };
   const file = writeResult(`${values.prefix}-${values.task}`, merged);
   console.log(`\nwritten to ${file}`);
   return merged;

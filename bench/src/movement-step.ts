@@ -72,8 +72,8 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
     },
     softMvp: {
       scores: movement(),
-      mask: threshold(),
-      schedule: cubicThreshold({ initialThreshold: 0, finalThreshold: 0.1, totalSteps: 1000 }),
+      mask: threshold({ on: 'sigmoid' }),
+      schedule: cubicThreshold({ initialThreshold: 0, finalThreshold: 0.1, totalSteps: 1000, on: 'sigmoid' }),
       lossTerms: [sigmoidPenalty({ lambda: 1e-6, rampWithThreshold: { finalThreshold: 0.1 } })],
     },
     l0: {

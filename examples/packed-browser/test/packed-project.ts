@@ -4,11 +4,20 @@
  * the lockfile pins) into a new folder under the system's temp directory.
  */
 import { execFile } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { build } from 'esbuild';
 
 /** Runs a program without blocking the test worker (a blocked worker misses Vitest's heartbeats). */
 export const run = promisify(execFile);
@@ -175,4 +184,23 @@ export function copyWasmBinaries(projectDirectory: string, destination: string):
   for (const file of readdirSync(dist).filter((name) => name.endsWith('.wasm'))) {
     cpSync(path.join(dist, file), path.join(destination, file));
   }
+}
+
+/**
+ * A browser page served from `www`: `project/src/page.ts` bundled with the imports resolved from the
+ * packed install (esbuild, ES modules), `index.html` copied from `htmlDirectory`, and tfjs-backend-wasm's
+ * binaries beside them.
+ */
+export async function buildPage(project: string, htmlDirectory: string, www: string): Promise<void> {
+  await build({
+    entryPoints: [path.join(project, 'src', 'page.ts')],
+    outfile: path.join(www, 'page.js'),
+    bundle: true,
+    platform: 'browser',
+    format: 'esm',
+    target: 'es2022',
+    logLevel: 'error',
+  });
+  copyFileSync(path.join(htmlDirectory, 'index.html'), path.join(www, 'index.html'));
+  copyWasmBinaries(project, www);
 }

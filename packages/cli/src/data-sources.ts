@@ -69,7 +69,12 @@ export async function loadRecipeDataset(
 }
 
 /** Encodes a built-in task's examples as the encoder benchmarks do. */
-function encodeTask(tokenizer: BertTokenizer, examples: readonly TextExample[], classes: number, maxLength: number) {
+function encodeTask(
+  tokenizer: BertTokenizer,
+  examples: readonly TextExample[],
+  classes: number,
+  maxLength: number,
+) {
   return encodeExamples(tokenizer, examples, { maxLength, batchSize: 1, shuffle: false, classes }).encoded();
 }
 
@@ -115,7 +120,8 @@ export async function loadRunData(
   if (data.dataset === 'mnist' || data.dataset === 'fashion-mnist')
     return featureRunData(recipe, options.dataset ?? (await loadRecipeDataset(data.dataset, baseDirectory)));
   if (data.dataset !== undefined) return builtinTextData(recipe, baseDirectory, data.dataset);
-  if (data.images) return featureRunData(recipe, await loadImageFolder(data.images, { baseDirectory, seed: recipe.seed }));
+  if (data.images)
+    return featureRunData(recipe, await loadImageFolder(data.images, { baseDirectory, seed: recipe.seed }));
   if (data.text) {
     const tokenizer = await recipeTokenizer(recipe, baseDirectory);
     const encoded = await loadTextData(data.text, {
@@ -124,7 +130,11 @@ export async function loadRunData(
       maxLength: recipe.data.tokenizer?.maxLength ?? DEFAULT_MAX_LENGTH,
       seed: recipe.seed,
     });
-    return textRunData(recipe, { name: path.basename(data.text.train), ...encoded, vocabularySize: tokenizer.vocabSize });
+    return textRunData(recipe, {
+      name: path.basename(data.text.train),
+      ...encoded,
+      vocabularySize: tokenizer.vocabSize,
+    });
   }
   return moduleRunData(recipe, baseDirectory);
 }

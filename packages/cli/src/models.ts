@@ -4,7 +4,9 @@ import { pathToFileURL } from 'node:url';
 import { ErrorCodes, FinepruneError } from '@fineprune/core';
 import { fileSystem } from '@fineprune/layers';
 import type { RecipeModel } from '@fineprune/recipes';
+import type * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
+import { rememberModelSource, sourceOfArtifacts } from './model-source';
 
 /**
  * The most weights and biases a built-in model may hold: 50,000,000 (200 MB of float32, about
@@ -137,8 +139,17 @@ export async function loadSavedModel(
 ): Promise<tfl.LayersModel> {
   const where = options.where ?? 'model.path';
   const directory = savedModelDirectory(modelPath, options);
+  const handler = fileSystem(directory);
   try {
-    return await tfl.loadLayersModel(fileSystem(directory));
+    let artifacts: tf.io.ModelArtifacts | undefined;
+    const model = await tfl.loadLayersModel({
+      load: async () => {
+        artifacts = await handler.load!();
+        return artifacts;
+      },
+    });
+    rememberModelSource(model, sourceOfArtifacts(artifacts!));
+    return model;
   } catch (error) {
     const reason = FinepruneError.is(error)
       ? error.message.replace(/^\[[A-Z_]+\] /, '').replace(/ Fix: [\s\S]*$/, '')

@@ -78,9 +78,16 @@ export function bestModelKeeper(options: {
   return async (point) => {
     const value = metricOf(point, metric);
     if (value === undefined) return;
-    const earlier = bestEvaluation(recipe, evaluations.filter((entry) => entry !== point));
+    const earlier = bestEvaluation(
+      recipe,
+      evaluations.filter((entry) => entry !== point),
+    );
     if (earlier && !beats(metric, value, metricOf(earlier, metric)!)) return;
-    await exportRunModel(recipe, exportTargetOf(model, recipe.export.dtype), path.join(outputDirectory, 'best'));
+    await exportRunModel(
+      recipe,
+      exportTargetOf(model, recipe.export.dtype),
+      path.join(outputDirectory, 'best'),
+    );
     await writeFileAtomic(
       path.join(outputDirectory, 'best.json'),
       `${JSON.stringify({ metric, value, ...point }, null, 2)}\n`,

@@ -103,7 +103,8 @@ function checkBatchSize(recipe: Recipe, trainCount: number): void {
 export function accumulated(train: BatchProvider, microBatches: number): MicroBatchProvider {
   if (microBatches === 1) return train;
   return {
-    batch: (step) => Array.from({ length: microBatches }, (_, index) => train.batch(step * microBatches + index)),
+    batch: (step) =>
+      Array.from({ length: microBatches }, (_, index) => train.batch(step * microBatches + index)),
   };
 }
 

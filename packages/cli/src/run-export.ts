@@ -5,6 +5,8 @@ import { fileSystem, type LayersPrunableModel, saveStripped } from '@fineprune/l
 import type { Recipe } from '@fineprune/recipes';
 import type { BertModel } from '@fineprune/transformers';
 import { saveHuggingFaceDirectory } from '@fineprune/transformers/node';
+import { sizeCheckedHandler } from './export-formats';
+import type { ModelSource } from './model-source';
 
 /**
  * What an export writer gets: the trained model (of the kind the run opened) and the recipe's
@@ -16,7 +18,13 @@ import { saveHuggingFaceDirectory } from '@fineprune/transformers/node';
  * ```
  */
 export type ExportTarget =
-  | { kind: 'layers'; model: LayersPrunableModel; dtype: 'F32' | 'F16' }
+  | {
+      kind: 'layers';
+      model: LayersPrunableModel;
+      dtype: 'F32' | 'F16';
+      /** The model file the run started from: a quantized one exports in the same quantization. */
+      source?: ModelSource | undefined;
+    }
   | { kind: 'bert'; model: BertModel; dtype: 'F32' | 'F16' };
 
 /**
@@ -53,12 +61,31 @@ function unsupported(format: string, kind: string, fix: string): FinepruneError 
 export const EXPORT_WRITERS: Record<string, ExportWriter> = {
   tfjs: async (target, directory) => {
     if (target.kind !== 'layers')
-      throw unsupported('tfjs', target.kind, 'Use export.format: huggingface (or auto) for a huggingFace model.');
-    await saveStripped(target.model, fileSystem(directory));
+      throw unsupported(
+        'tfjs',
+        target.kind,
+        'Use export.format: huggingface (or auto) for a huggingFace model.',
+      );
+    const handler = fileSystem(directory);
+    const quantization = target.source?.quantization;
+    await saveStripped(
+      target.model,
+      quantization && target.source
+        ? sizeCheckedHandler(handler, {
+            values: quantization,
+            referenceBytes: target.source.bytes,
+            allowLarger: true,
+          })
+        : handler,
+    );
   },
   huggingface: async (target, directory) => {
     if (target.kind !== 'bert')
-      throw unsupported('huggingface', target.kind, 'Use export.format: tfjs (or auto) for a TF.js layers model.');
+      throw unsupported(
+        'huggingface',
+        target.kind,
+        'Use export.format: tfjs (or auto) for a TF.js layers model.',
+      );
     if (existsSync(path.join(directory, 'model.json')))
       throw new FinepruneError({
         code: ErrorCodes.IO_FAILED,

@@ -85,7 +85,12 @@ export function createRunMeasurement(options: {
       scores ? { classes: data.classes } : {},
     );
     const report = await sparsityReport(prunable.parameters());
-    const point: EvaluationPoint = { step, remaining: 1 - report.sparsity, accuracy: metrics.accuracy, loss: metrics.loss };
+    const point: EvaluationPoint = {
+      step,
+      remaining: 1 - report.sparsity,
+      accuracy: metrics.accuracy,
+      loss: metrics.loss,
+    };
     if (metrics.confusion) {
       const { f1, macroF1 } = classificationScores(metrics.confusion);
       if (options.metrics?.includes('f1')) point.f1 = f1;

@@ -16,7 +16,12 @@ import type { RunData } from './run-data';
 type HuggingFaceSection = Extract<Recipe['model'], { huggingFace: string }>;
 
 function mismatch(message: string, fix: string, details: Record<string, unknown> = {}): FinepruneError {
-  return new FinepruneError({ code: ErrorCodes.SHAPE_MISMATCH, message, fix, details: { path: 'model.huggingFace', ...details } });
+  return new FinepruneError({
+    code: ErrorCodes.SHAPE_MISMATCH,
+    message,
+    fix,
+    details: { path: 'model.huggingFace', ...details },
+  });
 }
 
 /**
@@ -116,7 +121,11 @@ export async function resumeBertModel(
     throw error;
   }
   const metadata = loaded.metadata as RunCheckpointMetadata | null;
-  return { model: loaded.model, state: loaded.state, metadata: metadata?.formatVersion === 1 ? metadata : undefined };
+  return {
+    model: loaded.model,
+    state: loaded.state,
+    metadata: metadata?.formatVersion === 1 ? metadata : undefined,
+  };
 }
 
 /**

@@ -5,6 +5,7 @@ import type { BertModel } from '@fineprune/transformers';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { hasCheckpoint, loadRunCheckpoint, type RunCheckpointMetadata } from './checkpoint';
+import { type ModelSource, modelSourceOf, parseModelSource } from './model-source';
 import { type LayersModelSection, loadRecipeModel } from './models';
 import type { RunData } from './run-data';
 import type { ExportTarget } from './run-export';
@@ -46,6 +47,8 @@ export type RunModel = (
   resumed: ResumedState | undefined;
   /** The recipe's identity, stored in checkpoints (see {@link recipeKey}). */
   key: string;
+  /** The model file the run started from (size and storage), when it came from one. */
+  source: ModelSource | undefined;
 };
 
 /**
@@ -85,7 +88,12 @@ function layersOptions(recipe: Recipe, section: LayersModelSection): FromLayersM
 }
 
 function shapeMismatch(message: string, fix: string, details: Record<string, unknown> = {}): FinepruneError {
-  return new FinepruneError({ code: ErrorCodes.SHAPE_MISMATCH, message, fix, details: { path: 'model', ...details } });
+  return new FinepruneError({
+    code: ErrorCodes.SHAPE_MISMATCH,
+    message,
+    fix,
+    details: { path: 'model', ...details },
+  });
 }
 
 /**
@@ -145,6 +153,7 @@ async function resumeLayersModel(
     ownedModel: undefined,
     resumed: { state: loaded.state, metadata: loaded.metadata },
     key,
+    source: parseModelSource(loaded.metadata?.source),
   };
 }
 
@@ -180,10 +189,14 @@ export async function openRunModel(
         prunable: resumed.model,
         resumed: { state: resumed.state, metadata: resumed.metadata },
         key,
+        source: undefined,
       };
     }
-    const model = await openBertModel(recipe, section, { baseDirectory: options.baseDirectory, data: options.data });
-    return { kind: 'bert', prunable: model, resumed: undefined, key };
+    const model = await openBertModel(recipe, section, {
+      baseDirectory: options.baseDirectory,
+      data: options.data,
+    });
+    return { kind: 'bert', prunable: model, resumed: undefined, key, source: undefined };
   }
   if (options.resume && hasCheckpoint(options.checkpointDirectory)) {
     return resumeLayersModel(recipe, section, options.checkpointDirectory, key);
@@ -197,6 +210,7 @@ export async function openRunModel(
       ownedModel: model,
       resumed: undefined,
       key,
+      source: modelSourceOf(model),
     };
   } catch (error) {
     model.dispose();
@@ -215,7 +229,7 @@ export async function openRunModel(
 export function exportTargetOf(model: RunModel, dtype: 'F32' | 'F16'): ExportTarget {
   return model.kind === 'bert'
     ? { kind: 'bert', model: model.prunable, dtype }
-    : { kind: 'layers', model: model.prunable, dtype };
+    : { kind: 'layers', model: model.prunable, dtype, source: model.source };
 }
 
 /**

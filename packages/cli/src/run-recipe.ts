@@ -118,10 +118,16 @@ export async function runRecipe(options: RunRecipeOptions): Promise<RunOutcome> 
       key,
       history,
       clock,
+      source: opened.source,
       ...(signal ? { signal } : {}),
       emit,
     });
-    const keepBest = bestModelKeeper({ recipe, outputDirectory, model: opened, evaluations: history.evaluations });
+    const keepBest = bestModelKeeper({
+      recipe,
+      outputDirectory,
+      model: opened,
+      evaluations: history.evaluations,
+    });
     await trainRun({
       recipe,
       pruner,

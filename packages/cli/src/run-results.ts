@@ -99,7 +99,12 @@ export async function runRecord(options: {
     steps: recipe.training.steps,
     seed: recipe.seed,
     ...history,
-    final: { accuracy: finalPoint.accuracy, loss: finalPoint.loss, remaining: 1 - report.sparsity, ...scores },
+    final: {
+      accuracy: finalPoint.accuracy,
+      loss: finalPoint.loss,
+      remaining: 1 - report.sparsity,
+      ...scores,
+    },
     ...(best ? { best } : {}),
     layers,
     samples,
@@ -110,7 +115,9 @@ export async function runRecord(options: {
 
 /**
  * Writes what a finished run exports: the stripped model (`<out>/model`, with `export.strip`) in the
- * recipe's `export.format`, `run.json` and `report.html` (with `export.report`).
+ * recipe's `export.format`, `run.json` and `report.html` (with `export.report`). A layers model that
+ * started from a quantized file is exported in the same quantization, so the export is no larger
+ * than the model it came from.
  *
  * @example
  * ```ts
@@ -124,7 +131,11 @@ export async function writeRunOutputs(
   record: RunRecord,
 ): Promise<void> {
   if (recipe.export.strip)
-    await exportRunModel(recipe, exportTargetOf(model, recipe.export.dtype), path.join(outputDirectory, 'model'));
+    await exportRunModel(
+      recipe,
+      exportTargetOf(model, recipe.export.dtype),
+      path.join(outputDirectory, 'model'),
+    );
   if (recipe.export.report) {
     await writeFileAtomic(path.join(outputDirectory, 'run.json'), `${JSON.stringify(record)}\n`);
     await writeFileAtomic(path.join(outputDirectory, 'report.html'), renderHtmlReport([record]));

@@ -7,6 +7,7 @@ import {
 } from '@fineprune/core';
 import type { Recipe } from '@fineprune/recipes';
 import type { RunCheckpointMetadata } from './checkpoint';
+import type { ModelSource } from './model-source';
 import type { EvaluationPoint, RunHistory } from './run-record';
 import type { RunEvent } from './run-types';
 
@@ -62,16 +63,18 @@ export function checkpointWriter(options: {
   key: string;
   history: RunHistory;
   clock: RunClock;
+  /** The model file the run started from, recorded in each checkpoint. */
+  source?: ModelSource | undefined;
   signal?: AbortSignal;
   emit(event: RunEvent): void;
 }): () => Promise<void> {
-  const { directory, save, pruner, key, history, clock, emit } = options;
+  const { directory, save, pruner, key, history, clock, emit, source } = options;
   let lastStep = -1;
   return async () => {
     if (lastStep === pruner.step && !options.signal?.aborted) return;
     lastStep = pruner.step;
     clock.update();
-    await save({ formatVersion: 1, recipeKey: key, history });
+    await save({ formatVersion: 1, recipeKey: key, history, ...(source ? { source } : {}) });
     emit({ type: 'checkpoint', step: pruner.step, directory });
   };
 }

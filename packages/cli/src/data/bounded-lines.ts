@@ -46,23 +46,35 @@ export async function* readBoundedLines(
   try {
     handle = await fs.open(file, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
   } catch (error) {
-    throw dataError({ file }, `cannot be read: ${(error as Error).message}`, 'Check the path (relative to the recipe) and that the file is readable.', {
-      code: ErrorCodes.IO_FAILED,
-      cause: error,
-    });
+    throw dataError(
+      { file },
+      `cannot be read: ${(error as Error).message}`,
+      'Check the path (relative to the recipe) and that the file is readable.',
+      {
+        code: ErrorCodes.IO_FAILED,
+        cause: error,
+      },
+    );
   }
   try {
     if (!(await handle.stat()).isFile()) {
-      throw dataError({ file }, 'is not a regular file (a directory, device, FIFO or socket).', 'Name a data file.', {
-        code: ErrorCodes.IO_FAILED,
-      });
+      throw dataError(
+        { file },
+        'is not a regular file (a directory, device, FIFO or socket).',
+        'Name a data file.',
+        {
+          code: ErrorCodes.IO_FAILED,
+        },
+      );
     }
     const decoder = new TextDecoder('utf-8', { fatal: true });
     const decode = (bytes: Uint8Array, line: number) => {
       try {
         return decoder.decode(bytes);
       } catch (error) {
-        throw dataError({ file, line }, 'is not valid UTF-8 text.', 'Save the file as UTF-8.', { cause: error });
+        throw dataError({ file, line }, 'is not valid UTF-8 text.', 'Save the file as UTF-8.', {
+          cause: error,
+        });
       }
     };
     const buffer = new Uint8Array(CHUNK_BYTES);

@@ -53,7 +53,8 @@ class RecordState {
         this.endField();
         continue;
       }
-      if (this.closed) return `has ${JSON.stringify(c)} after the closing quote of field ${this.fields.length + 1}`;
+      if (this.closed)
+        return `has ${JSON.stringify(c)} after the closing quote of field ${this.fields.length + 1}`;
       if (c === '"') {
         if (!this.atFieldStart) return `has a quote inside the unquoted field ${this.fields.length + 1}`;
         this.inQuotes = true;
@@ -113,7 +114,11 @@ export async function* csvRecords(
     }
     const problem = state.feed(text);
     if (problem !== undefined)
-      throw dataError({ file, line }, `${problem}.`, 'Quote fields that hold the delimiter or quotes ("a ""quoted"" word"), as RFC 4180 CSV does.');
+      throw dataError(
+        { file, line },
+        `${problem}.`,
+        'Quote fields that hold the delimiter or quotes ("a ""quoted"" word"), as RFC 4180 CSV does.',
+      );
     if (state.length > maxRecordBytes) {
       throw dataError(
         { file, line: start },
@@ -126,6 +131,10 @@ export async function* csvRecords(
     state = undefined;
   }
   if (state?.inQuotes) {
-    throw dataError({ file, line: start }, 'opens a quoted field that is never closed.', 'Close the quote (a quote inside a quoted field is written "").');
+    throw dataError(
+      { file, line: start },
+      'opens a quoted field that is never closed.',
+      'Close the quote (a quote inside a quoted field is written "").',
+    );
   }
 }

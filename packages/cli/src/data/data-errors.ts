@@ -34,6 +34,10 @@ export function dataError(
     message: `${where}: ${message}`,
     fix,
     ...(options.cause !== undefined ? { cause: options.cause } : {}),
-    details: { ...options.details, file: place.file, ...(place.line !== undefined ? { line: place.line } : {}) },
+    details: {
+      ...options.details,
+      file: place.file,
+      ...(place.line !== undefined ? { line: place.line } : {}),
+    },
   });
 }

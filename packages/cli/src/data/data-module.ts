@@ -99,8 +99,11 @@ export async function moduleRunData(recipe: Recipe, baseDirectory: string): Prom
     expected: '`(context) => ({ classes, trainCount, testCount, batch(index), evaluationBatches() })`',
   });
   const context: DataModuleContext = { seed: recipe.seed, batchSize: recipe.data.batchSize, baseDirectory };
-  const made = (await (create as (context: DataModuleContext) => unknown)(context)) as Partial<DataModule> | null;
-  const count = (value: unknown, minimum: number) => Number.isSafeInteger(value) && (value as number) >= minimum;
+  const made = (await (create as (context: DataModuleContext) => unknown)(
+    context,
+  )) as Partial<DataModule> | null;
+  const count = (value: unknown, minimum: number) =>
+    Number.isSafeInteger(value) && (value as number) >= minimum;
   if (
     made === null ||
     typeof made !== 'object' ||
@@ -141,7 +144,8 @@ export async function moduleRunData(recipe: Recipe, baseDirectory: string): Prom
       const iterator = evaluation();
       const first = iterator.next();
       iterator.return?.();
-      if (first.done) throw invalid('evaluationBatches() yielded no batch.', 'Yield the evaluation data in batches.');
+      if (first.done)
+        throw invalid('evaluationBatches() yielded no batch.', 'Yield the evaluation data in batches.');
       return first.value;
     },
     measureLimit: 100,

@@ -34,7 +34,12 @@ function pngHeader(bytes: Uint8Array): ImageHeader | undefined {
   // Signature, then the IHDR chunk: length (4), "IHDR" (4), width (4), height (4), depth, colour type, compression, filter, interlace.
   if (bytes.length < 33 || String.fromCharCode(...bytes.subarray(12, 16)) !== 'IHDR') return undefined;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  return { format: 'png', width: view.getUint32(16), height: view.getUint32(20), interlaced: bytes[28] !== 0 };
+  return {
+    format: 'png',
+    width: view.getUint32(16),
+    height: view.getUint32(20),
+    interlaced: bytes[28] !== 0,
+  };
 }
 
 function jpegHeader(bytes: Uint8Array): ImageHeader | undefined {
@@ -89,10 +94,17 @@ export function imageHeader(bytes: Uint8Array): ImageHeader | undefined {
  * const { width, height, rgba } = decodeImage(readFileSync('cat.jpg'), 'cat.jpg');
  * ```
  */
-export function decodeImage(bytes: Uint8Array, file: string): { width: number; height: number; rgba: Uint8Array } {
+export function decodeImage(
+  bytes: Uint8Array,
+  file: string,
+): { width: number; height: number; rgba: Uint8Array } {
   const header = imageHeader(bytes);
   if (!header)
-    throw dataError({ file }, 'is not a PNG or JPEG image.', 'Keep only .png and .jpg images in the class folders.');
+    throw dataError(
+      { file },
+      'is not a PNG or JPEG image.',
+      'Keep only .png and .jpg images in the class folders.',
+    );
   if (header.width < 1 || header.height < 1 || header.width * header.height > MAX_SOURCE_PIXELS) {
     throw dataError(
       { file },
@@ -101,7 +113,11 @@ export function decodeImage(bytes: Uint8Array, file: string): { width: number; h
     );
   }
   if (header.format === 'png' && header.interlaced)
-    throw dataError({ file }, 'is an interlaced PNG, which is not read.', 'Save the image without interlacing.');
+    throw dataError(
+      { file },
+      'is an interlaced PNG, which is not read.',
+      'Save the image without interlacing.',
+    );
   try {
     if (header.format === 'png') {
       const decoded = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
@@ -182,7 +198,8 @@ export function resizeBilinear(
       for (let c = 0; c < channels; c++) {
         const at = (yy: number, xx: number) => values[(yy * width + xx) * channels + c]!;
         const top = at(row.low, column.low) * (1 - column.weight) + at(row.low, column.high) * column.weight;
-        const bottom = at(row.high, column.low) * (1 - column.weight) + at(row.high, column.high) * column.weight;
+        const bottom =
+          at(row.high, column.low) * (1 - column.weight) + at(row.high, column.high) * column.weight;
         out[(y * toWidth + x) * channels + c] = top * (1 - row.weight) + bottom * row.weight;
       }
     }

@@ -29,10 +29,15 @@ interface ImageEntry {
 }
 
 function ioError(file: string, error: unknown) {
-  return dataError({ file }, `cannot be read: ${(error as Error).message}`, 'Check the path (relative to the recipe) and the permissions.', {
-    code: ErrorCodes.IO_FAILED,
-    cause: error,
-  });
+  return dataError(
+    { file },
+    `cannot be read: ${(error as Error).message}`,
+    'Check the path (relative to the recipe) and the permissions.',
+    {
+      code: ErrorCodes.IO_FAILED,
+      cause: error,
+    },
+  );
 }
 
 /** Names in a directory (dot files left out), sorted by code point. */
@@ -69,14 +74,21 @@ async function listImages(
   }
   const known = labels ?? classes;
   if (known.length > MAX_CLASSES)
-    throw dataError({ file: root }, `has ${known.length} classes; at most ${MAX_CLASSES} are supported.`, 'Merge classes, or use a data module.');
+    throw dataError(
+      { file: root },
+      `has ${known.length} classes; at most ${MAX_CLASSES} are supported.`,
+      'Merge classes, or use a data module.',
+    );
   const entries: ImageEntry[] = [];
   for (const name of classes) {
     const label = known.indexOf(name);
     if (label < 0)
       throw dataError(
         { file: path.join(root, name) },
-        `is a class folder ${quoteText(name)} that is not among the labels ${known.slice(0, 20).map((entry) => quoteText(entry)).join(', ')}.`,
+        `is a class folder ${quoteText(name)} that is not among the labels ${known
+          .slice(0, 20)
+          .map((entry) => quoteText(entry))
+          .join(', ')}.`,
         'Rename the folder, remove it, or add its name to data.images.labels (the validation folder may only use training classes).',
       );
     for (const file of await listDirectory(path.join(root, name))) {
@@ -85,7 +97,11 @@ async function listImages(
         throw ioError(full, error);
       });
       if (!stat.isFile())
-        throw dataError({ file: full }, `is ${stat.isSymbolicLink() ? 'a symbolic link' : 'not a regular file'}; class folders hold image files only.`, 'Keep only .png and .jpg files in class folders.');
+        throw dataError(
+          { file: full },
+          `is ${stat.isSymbolicLink() ? 'a symbolic link' : 'not a regular file'}; class folders hold image files only.`,
+          'Keep only .png and .jpg files in class folders.',
+        );
       entries.push({ file: full, label });
     }
   }
@@ -103,7 +119,11 @@ async function readImage(entry: ImageEntry, source: RecipeImageData, target: Flo
     fix: 'Keep images under data.images.maxImageBytes (raise it for large photos).',
   });
   const header = imageHeader(bytes);
-  if (header && source.resize === 'none' && (header.width !== source.width || header.height !== source.height)) {
+  if (
+    header &&
+    source.resize === 'none' &&
+    (header.width !== source.width || header.height !== source.height)
+  ) {
     throw dataError(
       { file: entry.file },
       `is ${header.width} × ${header.height} pixels; the recipe reads ${source.width} × ${source.height}.`,
@@ -170,7 +190,8 @@ export async function loadImageFolder(
   let test: Split;
   let trainSplit = train.split;
   if (source.validation !== undefined) {
-    test = (await loadSplit(path.resolve(options.baseDirectory, source.validation), source, train.labels)).split;
+    test = (await loadSplit(path.resolve(options.baseDirectory, source.validation), source, train.labels))
+      .split;
   } else {
     const held = Math.round((source.validationFraction ?? DEFAULT_VALIDATION_FRACTION) * train.split.count);
     if (held < 1 || held >= train.split.count)

@@ -59,23 +59,40 @@ export async function readVocabulary(file: string, options: { lowercase: boolean
   const lines = text.split('\n').map((line) => (line.endsWith('\r') ? line.slice(0, -1) : line));
   if (lines.at(-1) === '') lines.pop();
   if (lines.length > MAX_VOCABULARY_ENTRIES)
-    throw dataError({ file }, `has ${lines.length} entries, more than ${MAX_VOCABULARY_ENTRIES}.`, 'Use a WordPiece vocabulary.');
+    throw dataError(
+      { file },
+      `has ${lines.length} entries, more than ${MAX_VOCABULARY_ENTRIES}.`,
+      'Use a WordPiece vocabulary.',
+    );
   const seen = new Map<string, number>();
   lines.forEach((token, index) => {
     if (token === '')
-      throw dataError({ file, line: index + 1 }, 'is an empty vocabulary entry.', 'Remove empty lines: line i holds the token of id i − 1.');
+      throw dataError(
+        { file, line: index + 1 },
+        'is an empty vocabulary entry.',
+        'Remove empty lines: line i holds the token of id i − 1.',
+      );
     const first = seen.get(token);
     if (first !== undefined)
-      throw dataError({ file, line: index + 1 }, `repeats the entry of line ${first + 1}.`, 'Each token appears once in a vocabulary.');
+      throw dataError(
+        { file, line: index + 1 },
+        `repeats the entry of line ${first + 1}.`,
+        'Each token appears once in a vocabulary.',
+      );
     seen.set(token, index);
   });
   try {
     return createBertTokenizer({ vocabulary: lines, lowercase: options.lowercase });
   } catch (error) {
     if (!FinepruneError.is(error)) throw error;
-    throw dataError({ file }, `is not a BERT vocabulary: ${error.message.replace(/^\[[A-Z_]+\] /, '').replace(/ Fix: [\s\S]*$/, '')}`, error.fix, {
-      cause: error,
-    });
+    throw dataError(
+      { file },
+      `is not a BERT vocabulary: ${error.message.replace(/^\[[A-Z_]+\] /, '').replace(/ Fix: [\s\S]*$/, '')}`,
+      error.fix,
+      {
+        cause: error,
+      },
+    );
   }
 }
 

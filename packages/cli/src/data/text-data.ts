@@ -2,7 +2,12 @@ import path from 'node:path';
 import { PermutationDomain, seededPermutation } from '@fineprune/datasets';
 import type { RecipeTextData } from '@fineprune/recipes';
 import { quoteText } from '@fineprune/tensor/untrusted';
-import { type BertTokenizer, type EncodedExamples, EncodedExamplesBuilder, encodeTruncated } from '@fineprune/text';
+import {
+  type BertTokenizer,
+  type EncodedExamples,
+  EncodedExamplesBuilder,
+  encodeTruncated,
+} from '@fineprune/text';
 import { dataError } from './data-errors';
 import { readTextRows } from './text-rows';
 
@@ -53,7 +58,10 @@ class LabelIndex {
     if (!this.growing) {
       throw dataError(
         place,
-        `has the label ${quoteText(label)}, which is not among the labels ${this.names.slice(0, 20).map((name) => quoteText(name)).join(', ')}${this.names.length > 20 ? ', …' : ''}.`,
+        `has the label ${quoteText(label)}, which is not among the labels ${this.names
+          .slice(0, 20)
+          .map((name) => quoteText(name))
+          .join(', ')}${this.names.length > 20 ? ', …' : ''}.`,
         'Correct the label, or add it to data.text.labels (the validation data may only use labels of the training data).',
       );
     }
@@ -85,7 +93,11 @@ async function encodeFile(
     builder.add(encoded, label);
   }
   if (builder.size === 0)
-    throw dataError({ file }, 'holds no examples.', 'Give at least one labelled row (CSV: after the header row).');
+    throw dataError(
+      { file },
+      'holds no examples.',
+      'Give at least one labelled row (CSV: after the header row).',
+    );
   return builder;
 }
 
@@ -94,7 +106,9 @@ function gather(encoded: EncodedExamples, indices: Int32Array): EncodedExamples 
   const length = encoded.maxLength;
   const take = (array: Int32Array) => {
     const out = new Int32Array(indices.length * length);
-    indices.forEach((row, at) => out.set(array.subarray(row * length, (row + 1) * length), at * length));
+    indices.forEach((row, at) => {
+      out.set(array.subarray(row * length, (row + 1) * length), at * length);
+    });
     return out;
   };
   return {
@@ -168,7 +182,8 @@ export async function loadTextData(
     // Inferred labels: number them in sorted order, whatever order the file met them in.
     const sorted = sortLabels([...labels.names]);
     const renumber = labels.names.map((name) => sorted.indexOf(name));
-    for (let row = 0; row < trainBuilder.size; row++) trainBuilder.relabel(row, renumber[trainBuilder.label(row)]!);
+    for (let row = 0; row < trainBuilder.size; row++)
+      trainBuilder.relabel(row, renumber[trainBuilder.label(row)]!);
     labels.names.splice(0, labels.names.length, ...sorted);
   }
   if (labels.names.length < 2)
@@ -186,6 +201,11 @@ export async function loadTextData(
     });
     return { labels: labels.names, train, test: validation.build() };
   }
-  const split = holdOut(train, source.validationFraction ?? DEFAULT_VALIDATION_FRACTION, options.seed, trainFile);
+  const split = holdOut(
+    train,
+    source.validationFraction ?? DEFAULT_VALIDATION_FRACTION,
+    options.seed,
+    trainFile,
+  );
   return { labels: labels.names, train: split.train, test: split.validation };
 }

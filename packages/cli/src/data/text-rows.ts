@@ -65,15 +65,29 @@ async function* jsonlRows(file: string, source: RecipeTextData): AsyncGenerator<
   for await (const { text, line } of readBoundedLines(file, { maxLineBytes: source.maxRowBytes })) {
     if (text.trim() === '') continue;
     const excess = checkJsonBounds(text, { maxDepth: 8, maxValues: 10_000 });
-    if (excess) throw dataError({ file, line }, `${excess.description}; a row is one flat JSON object.`, 'Write one object per line, such as {"text": "…", "label": "spam"}.');
+    if (excess)
+      throw dataError(
+        { file, line },
+        `${excess.description}; a row is one flat JSON object.`,
+        'Write one object per line, such as {"text": "…", "label": "spam"}.',
+      );
     let value: unknown;
     try {
       value = JSON.parse(text);
     } catch (error) {
-      throw dataError({ file, line }, `is not valid JSON: ${(error as Error).message.slice(0, 200)}`, 'Write one JSON object per line (JSON Lines).', { cause: error });
+      throw dataError(
+        { file, line },
+        `is not valid JSON: ${(error as Error).message.slice(0, 200)}`,
+        'Write one JSON object per line (JSON Lines).',
+        { cause: error },
+      );
     }
     if (value === null || typeof value !== 'object' || Array.isArray(value))
-      throw dataError({ file, line }, 'is not a JSON object.', 'Write one object per line, such as {"text": "…", "label": "spam"}.');
+      throw dataError(
+        { file, line },
+        'is not a JSON object.',
+        'Write one object per line, such as {"text": "…", "label": "spam"}.',
+      );
     yield rowFromValues(value as Record<string, unknown>, source, { file, line }, Object.keys(value));
   }
 }
@@ -89,7 +103,12 @@ function rowFromValues(
       place,
       Object.hasOwn(values, column)
         ? `field ${quoteText(column)} is ${values[column] === null ? 'null' : typeof values[column]}, not ${what}.`
-        : `has no field ${quoteText(column)} (it has ${available.slice(0, 10).map((name) => quoteText(name)).join(', ') || 'none'}).`,
+        : `has no field ${quoteText(column)} (it has ${
+            available
+              .slice(0, 10)
+              .map((name) => quoteText(name))
+              .join(', ') || 'none'
+          }).`,
       `Give every row a ${what} ${quoteText(column)}, or set data.text.${column === columns.labelColumn ? 'labelColumn' : 'textColumn'} to the right name.`,
     );
   const text = fieldText(values[columns.textColumn]);
@@ -105,15 +124,26 @@ function rowFromValues(
 async function* csvRows(file: string, source: RecipeTextData): AsyncGenerator<TextRow> {
   const lines = readBoundedLines(file, { maxLineBytes: source.maxRowBytes });
   let header: string[] | undefined;
-  for await (const record of csvRecords(lines, { file, delimiter: source.delimiter, maxRecordBytes: source.maxRowBytes })) {
+  for await (const record of csvRecords(lines, {
+    file,
+    delimiter: source.delimiter,
+    maxRecordBytes: source.maxRowBytes,
+  })) {
     if (header === undefined) {
       header = record.fields;
-      const wanted = [source.textColumn, source.labelColumn, ...(source.pairColumn ? [source.pairColumn] : [])];
+      const wanted = [
+        source.textColumn,
+        source.labelColumn,
+        ...(source.pairColumn ? [source.pairColumn] : []),
+      ];
       const absent = wanted.filter((column) => !header!.includes(column));
       if (absent.length > 0)
         throw dataError(
           { file, line: record.line },
-          `the header names no column ${absent.map((column) => quoteText(column)).join(', ')} (it has ${header.slice(0, 10).map((name) => quoteText(name)).join(', ')}).`,
+          `the header names no column ${absent.map((column) => quoteText(column)).join(', ')} (it has ${header
+            .slice(0, 10)
+            .map((name) => quoteText(name))
+            .join(', ')}).`,
           'Start the file with a header row naming the columns, or set data.text.textColumn / labelColumn.',
         );
       continue;

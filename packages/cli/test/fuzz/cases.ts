@@ -9,9 +9,12 @@ import { cpSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSyn
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { fileSystem } from '@fineprune/layers';
+import { assembleCompactModel } from '@fineprune/sparse';
 import { encodeSafetensors, readSafetensors, type SafetensorsInput } from '@fineprune/safetensors';
 import type { RandomSource } from '@fineprune/tensor';
 import * as tf from '@tensorflow/tfjs-core';
+import { COMPACT_FILE } from '../../src/export-formats';
+import { exportCheckpoint } from '../../src/export-model';
 import type { FuzzCase, FuzzFormat, FuzzOperation } from './protocol';
 
 /** The valid files the mutations start from. */
@@ -715,6 +718,197 @@ function randomHuggingFaceCases(space: Workspace, count: number): void {
 }
 
 // ---------------------------------------------------------------------------------------------
+// compact sparse exports (fineprune export --format sparse; @fineprune/sparse reads them)
+
+/** A compact export's header (its hashes left out) and data, to edit and seal again. */
+function compactParts(bytes: Uint8Array): { header: Record<string, any>; data: Uint8Array } {
+  const length = new DataView(bytes.buffer, bytes.byteOffset).getUint32(8, true);
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(12, 12 + length)));
+  delete header.integrity;
+  return { header, data: bytes.slice(12 + length) };
+}
+
+/** The bytes of a compact export with a hand-made header text (no hashes, unchecked). */
+function compactWithHeaderText(text: string, data: Uint8Array = new Uint8Array(0)): Uint8Array {
+  const header = Buffer.from(text);
+  const preamble = Buffer.alloc(12);
+  preamble.write('FPSPARSE', 0, 'ascii');
+  preamble.writeUInt32LE(header.length, 8);
+  return Buffer.concat([preamble, header, data]);
+}
+
+/** The compact exports (float32 and int8) of the base run's checkpoint. */
+async function baseCompactFiles(space: Workspace): Promise<Uint8Array[]> {
+  const files: Uint8Array[] = [];
+  for (const values of ['float32', 'int8'] as const) {
+    const directory = space.directory(`compact-${values}`);
+    await exportCheckpoint(path.join(space.base.run, 'checkpoint'), directory, { format: 'sparse', values });
+    files.push(new Uint8Array(readFileSync(path.join(directory, COMPACT_FILE))));
+  }
+  return files;
+}
+
+function writeCompact(space: Workspace, label: string, bytes: Uint8Array): string {
+  const file = path.join(space.directory(label), COMPACT_FILE);
+  writeFileSync(file, bytes);
+  return file;
+}
+
+async function namedCompactCases(space: Workspace, base: readonly Uint8Array[]): Promise<void> {
+  const corrupt = ['CHECKPOINT_CORRUPT'];
+  const both = (
+    label: string,
+    bytes: Uint8Array,
+    expect: string[],
+    extra: Partial<FuzzCase> = {},
+    operations: FuzzOperation[] = ['report', 'load-compact'],
+  ) => {
+    const file = writeCompact(space, 'named', bytes);
+    for (const operation of operations)
+      space.add('compact', operation, `${label} (${operation})`, [file], { expect, ...extra });
+  };
+  const [float32, int8] = base as [Uint8Array, Uint8Array];
+  const huge = float32.slice();
+  new DataView(huge.buffer).setUint32(8, 0xffffffff, true);
+  both('a header length of 4 GiB', huge, corrupt);
+  both(
+    'a header of 20 million nested brackets',
+    compactWithHeaderText(`{"a":${'['.repeat(20_000_000)}`),
+    corrupt,
+    {
+      isolate: true,
+    },
+  );
+  const entry = (index: number) =>
+    `{"name":"t${index}","shape":[0],"layout":"vector","values":"float32","offset":0,"byteLength":0}`;
+  both(
+    'a header listing 1.4 million tensors',
+    compactWithHeaderText(
+      `{"format":"fineprune-sparse","formatVersion":1,"model":{"kind":"tensors"},"dataBytes":0,"tensors":[${Array.from({ length: 1_400_000 }, (_, index) => entry(index)).join(',')}]}`,
+    ),
+    corrupt,
+    { isolate: true },
+  );
+  both(
+    'a 90 MB tensor name',
+    compactWithHeaderText(
+      `{"format":"fineprune-sparse","formatVersion":1,"model":{"kind":"tensors"},"tensors":[{"name":"${'n'.repeat(90_000_000)}"}]}`,
+    ),
+    corrupt,
+    { isolate: true },
+  );
+  // 2^29 entries (2 GiB as float32: 2 channels of 2^28) declared in two bytes of data, sealed: the
+  // report reads what is stored and succeeds; the loaders refuse it above their densified-size
+  // limit (256 MiB here).
+  const { header } = compactParts(float32);
+  const bomb = await assembleCompactModel(
+    {
+      ...header,
+      model: { kind: 'tensors' },
+      tensors: [
+        {
+          name: 'bomb',
+          shape: [2, 2 ** 28],
+          layout: 'delta',
+          values: 'float32',
+          channelAxis: 0,
+          nonzeros: 0,
+          indexBytes: 2,
+          offset: 0,
+          byteLength: 2,
+        },
+      ],
+      dataBytes: 2,
+    } as never,
+    new Uint8Array(2),
+  );
+  const bombFile = writeCompact(space, 'bomb', bomb);
+  space.add('compact', 'report', '2^29 entries declared in two bytes (report)', [bombFile], {
+    expect: ['OK'],
+  });
+  space.add('compact', 'load-compact', '2^29 entries declared in two bytes (load-compact)', [bombFile], {
+    expect: corrupt,
+  });
+  const flipped = int8.slice();
+  flipped[flipped.length - 5]! ^= 0x10;
+  both('one flipped byte in the data', flipped, corrupt);
+  const sealedEdit = async (
+    label: string,
+    edit: (parts: ReturnType<typeof compactParts>) => void,
+    expect: string[],
+    operations?: FuzzOperation[],
+  ) => {
+    const parts = compactParts(int8);
+    edit(parts);
+    both(label, await assembleCompactModel(parts.header as never, parts.data), expect, {}, operations);
+  };
+  await sealedEdit(
+    'an int8 scale of Infinity, sealed',
+    ({ header, data }) => {
+      new DataView(data.buffer).setFloat32(
+        header.tensors[0].offset + header.tensors[0].byteLength - 4 * 16 - header.tensors[0].nonzeros,
+        Number.POSITIVE_INFINITY,
+        true,
+      );
+    },
+    corrupt,
+  );
+  await sealedEdit(
+    'a bias that does not fit the topology, sealed',
+    ({ header }) => {
+      header.tensors[1].shape = [8, 2];
+    },
+    ['CHECKPOINT_MISMATCH'],
+    ['load-compact'], // the report reads tensors, not the topology: it succeeds
+  );
+  const fifo = path.join(space.directory('fifo'), COMPACT_FILE);
+  execFileSync('mkfifo', [fifo]);
+  space.add('compact', 'report', 'a FIFO named as the file (report)', [fifo], { expect: corrupt });
+  const zero = path.join(space.directory('zero'), COMPACT_FILE);
+  symlinkSync('/dev/zero', zero);
+  space.add('compact', 'load-compact', '/dev/zero as the file (load-compact)', [zero], { expect: corrupt });
+}
+
+function randomCompactCases(space: Workspace, base: readonly Uint8Array[], count: number): Promise<void>[] {
+  const jobs: Promise<void>[] = [];
+  for (let index = 0; index < count; index += 1) {
+    const source = space.pick(base);
+    const operation = space.pick(['report', 'load-compact'] as const);
+    const kind = space.int(4);
+    const label = `random compact mutation ${index} (${operation})`;
+    if (kind === 0) {
+      // The header changed and sealed again: the structure checks must hold.
+      const parts = compactParts(source);
+      mutateJson(space, parts.header);
+      jobs.push(
+        assembleCompactModel(parts.header as never, parts.data).then((bytes) => {
+          space.add('compact', operation, label, [writeCompact(space, 'random', bytes)]);
+        }),
+      );
+    } else if (kind === 1) {
+      // Data bytes changed and sealed again: the decoders must hold.
+      const parts = compactParts(source);
+      for (let flips = 1 + space.int(8); flips > 0; flips -= 1)
+        parts.data[space.int(parts.data.length)] = space.int(256);
+      jobs.push(
+        assembleCompactModel(parts.header as never, parts.data).then((bytes) => {
+          space.add('compact', operation, label, [writeCompact(space, 'random', bytes)]);
+        }),
+      );
+    } else if (kind === 2) {
+      const bytes = source.slice();
+      bytes[space.int(bytes.length)] = space.int(256);
+      space.add('compact', operation, label, [writeCompact(space, 'random', bytes)]);
+    } else {
+      space.add('compact', operation, label, [
+        writeCompact(space, 'random', source.slice(0, space.int(source.length))),
+      ]);
+    }
+  }
+  return jobs;
+}
+
+// ---------------------------------------------------------------------------------------------
 // recipes (the in-process fuzz of @fineprune/recipes runs 10,000 more; these run under the memory cap)
 
 function namedRecipeCases(space: Workspace): void {
@@ -763,5 +957,8 @@ export async function buildCases(
   randomSafetensorsCases(space, perFormat);
   randomIdxCases(space, perFormat);
   randomHuggingFaceCases(space, Math.ceil(perFormat / 2));
+  const compact = await baseCompactFiles(space);
+  await namedCompactCases(space, compact);
+  await Promise.all(randomCompactCases(space, compact, perFormat));
   return space.cases;
 }

@@ -13,11 +13,15 @@ import { readSafetensorsFile } from '@fineprune/safetensors/node';
 import { setBackend } from '@fineprune/tensor';
 import { loadHuggingFaceDirectory } from '@fineprune/transformers/node';
 import * as tf from '@tensorflow/tfjs-core';
+import { loadSparseLayersModel, readCompactFile } from '@fineprune/sparse';
+import { loadDenseLayersModel } from '@fineprune/sparse/layers';
 import { main } from '../../src/cli';
 import { loadSavedModel } from '../../src/models';
 import type { ChildResult, FuzzCase } from './protocol';
 
 const MESSAGE_KEPT = 2000;
+/** The densified size the compact loaders may reach here: 256 MiB, within the memory cap. */
+export const COMPACT_MAX_DENSE_BYTES = 256 * 1024 ** 2;
 
 type Outcome = Pick<ChildResult, 'outcome' | 'code' | 'message' | 'messageLength'>;
 
@@ -92,6 +96,14 @@ async function run(fuzzCase: FuzzCase): Promise<Outcome> {
     case 'huggingface':
       (await loadHuggingFaceDirectory(first)).model.dispose();
       break;
+    case 'load-compact': {
+      // Both loaders of @fineprune/sparse: stock TF.js with every weight densified (memory bounded
+      // by maxDenseBytes), and the sparse executor.
+      const compact = await readCompactFile(first, { maxDenseBytes: COMPACT_MAX_DENSE_BYTES });
+      (await loadDenseLayersModel(compact, { source: first })).dispose();
+      (await loadSparseLayersModel(compact, { source: first, mode: 'sparse' })).dispose();
+      break;
+    }
   }
   return { outcome: 'ok', code: 'OK', message: '', messageLength: 0 };
 }

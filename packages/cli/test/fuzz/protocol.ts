@@ -9,10 +9,18 @@ export type FuzzOperation =
   | 'idx'
   | 'safetensors'
   | 'huggingface'
+  | 'load-compact'
   | 'validate';
 
 /** The untrusted file formats the suite covers. */
-export type FuzzFormat = 'model-json' | 'checkpoint' | 'safetensors' | 'idx' | 'huggingface' | 'recipe';
+export type FuzzFormat =
+  | 'model-json'
+  | 'checkpoint'
+  | 'safetensors'
+  | 'idx'
+  | 'huggingface'
+  | 'recipe'
+  | 'compact';
 
 /**
  * One generated bad input: the files are written by the harness before the case runs; the child
