@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { ErrorCodes, FinepruneError, type PrunerState } from '@fineprune/core';
 import type { Recipe } from '@fineprune/recipes';
@@ -143,4 +144,48 @@ export async function saveBertRunCheckpoint(
   metadata: RunCheckpointMetadata,
 ): Promise<void> {
   await saveBertCheckpoint(model, pruner, directory, { metadata });
+}
+
+/**
+ * True when a path names a Hugging Face folder (config.json, no model.json): a distillation
+ * teacher given this way is loaded as a BERT model rather than a TF.js layers model.
+ *
+ * @example
+ * ```ts
+ * isHuggingFaceFolder(path.resolve(baseDirectory, './out/spam-dense/model'));
+ * ```
+ */
+export function isHuggingFaceFolder(directory: string): boolean {
+  return existsSync(path.join(directory, 'config.json')) && !existsSync(path.join(directory, 'model.json'));
+}
+
+/**
+ * Opens a distillation teacher from a Hugging Face folder: a complete BERT classifier (`strict`:
+ * every tensor of encoder and head present) with as many outputs as the student has labels.
+ *
+ * @throws FinepruneError the loader's errors (naming the file), `SHAPE_MISMATCH` when the student is
+ *   no BERT classifier or the teacher's head has another number of labels
+ *
+ * @example
+ * ```ts
+ * const teacher = await openBertTeacher('/abs/out/spam-dense/model', student, 'lossTerms[0].options.teacher');
+ * ```
+ */
+export async function openBertTeacher(
+  directory: string,
+  student: unknown,
+  where: string,
+): Promise<BertModel> {
+  const task = (student as Partial<BertModel> | undefined)?.task;
+  if (task?.type !== 'classification')
+    throw mismatch(
+      `${where}: ${directory} is a Hugging Face BERT folder, but the model being pruned is not a BERT classifier.`,
+      'Distil a model.huggingFace student from a BERT teacher, or a TF.js model from a TF.js teacher (model.json).',
+      { path: where },
+    );
+  const { model } = await loadHuggingFaceDirectory(directory, {
+    task: { type: 'classification', numLabels: task.numLabels },
+    strict: true,
+  });
+  return model;
 }
