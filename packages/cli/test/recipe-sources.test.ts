@@ -142,6 +142,7 @@ describe('recipes on the user’s own data and a Hugging Face BERT', () => {
       baseDirectory: directory,
       outputDirectory: path.join(directory, 'a'),
     });
+    expect(whole.status).toBe('completed');
     const controller = new AbortController();
     const first = await runRecipe({
       recipe,

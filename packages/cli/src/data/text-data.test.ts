@@ -68,7 +68,8 @@ async function residentGrowth(run: () => Promise<unknown>): Promise<{ growth: nu
 async function writeLines(file: string, count: number, line: (index: number) => string): Promise<void> {
   const stream = createWriteStream(file);
   for (let index = 0; index < count; index++) {
-    if (!stream.write(line(index))) await new Promise<void>((resolve) => stream.once('drain', () => resolve()));
+    if (!stream.write(line(index)))
+      await new Promise<void>((resolve) => stream.once('drain', () => resolve()));
   }
   await new Promise<void>((resolve, reject) =>
     stream.end((error?: Error | null) => (error ? reject(error) : resolve())),
