@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import {
   type Batch,
@@ -463,6 +464,13 @@ function distillationDefinition(): PluginDefinition | undefined {
           throw error;
         }
       }
+      if (!existsSync(path.join(teacherDirectory.replace(/model\.json$/, ''), 'model.json')))
+        throw new FinepruneError({
+          code: ErrorCodes.IO_FAILED,
+          message: `options.teacher: ${teacherDirectory} holds neither a TF.js model (model.json) nor a Hugging Face BERT folder (config.json).`,
+          fix: 'Point options.teacher at the dense model a recipe wrote (for example ./out/dense-teacher/model), relative to the recipe; run that recipe first.',
+          details: { path: 'options.teacher', directory: teacherDirectory },
+        });
       if (environment.checkOnly) {
         savedModelDirectory(teacher, where);
         return checked;
