@@ -8,9 +8,21 @@ export function buildCnn(seed) {
     name: 'small_cnn',
     layers: [
       tfl.layers.reshape({ name: 'image', targetShape: [28, 28, 1], inputShape: [784] }),
-      tfl.layers.conv2d({ name: 'conv1', filters: 16, kernelSize: 5, activation: 'relu', kernelInitializer: init(0) }),
+      tfl.layers.conv2d({
+        name: 'conv1',
+        filters: 16,
+        kernelSize: 5,
+        activation: 'relu',
+        kernelInitializer: init(0),
+      }),
       tfl.layers.maxPooling2d({ name: 'pool1', poolSize: 2 }),
-      tfl.layers.conv2d({ name: 'conv2', filters: 32, kernelSize: 5, activation: 'relu', kernelInitializer: init(1) }),
+      tfl.layers.conv2d({
+        name: 'conv2',
+        filters: 32,
+        kernelSize: 5,
+        activation: 'relu',
+        kernelInitializer: init(1),
+      }),
       tfl.layers.maxPooling2d({ name: 'pool2', poolSize: 2 }),
       tfl.layers.flatten({ name: 'flat' }),
       tfl.layers.dense({ name: 'hidden', units: 64, activation: 'relu', kernelInitializer: init(2) }),

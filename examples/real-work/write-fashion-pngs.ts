@@ -27,7 +27,11 @@ function writeSplit(split: Split, count: number, classes: string[], directory: s
     // The dataset holds bytes / 255; round back to the stored bytes.
     const grey = Buffer.from(Array.from(pixels, (value) => Math.round(value * 255)));
     image.data = grey;
-    const file = path.join(directory, classes[split.labels[index]!]!, `${String(index).padStart(5, '0')}.png`);
+    const file = path.join(
+      directory,
+      classes[split.labels[index]!]!,
+      `${String(index).padStart(5, '0')}.png`,
+    );
     writeFileSync(file, PNG.sync.write(image, { colorType: 0, inputColorType: 0 }));
   }
 }

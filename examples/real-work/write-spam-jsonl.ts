@@ -31,7 +31,8 @@ export function writeSpamJsonl(directory: string): { train: number; dev: number 
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const directory = process.argv[2] ?? path.join(path.dirname(fileURLToPath(import.meta.url)), 'data', 'spam');
+  const directory =
+    process.argv[2] ?? path.join(path.dirname(fileURLToPath(import.meta.url)), 'data', 'spam');
   const counts = writeSpamJsonl(directory);
   console.log(`wrote ${counts.train} training and ${counts.dev} dev rows to ${directory}`);
 }
