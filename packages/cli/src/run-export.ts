@@ -1,11 +1,12 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { ErrorCodes, FinepruneError } from '@fineprune/core';
-import { fileSystem, type LayersPrunableModel, saveStripped } from '@fineprune/layers';
+import { fileSystem, type LayersPrunableModel, saveStripped, strip } from '@fineprune/layers';
+import { compactBytesOfModel } from '@fineprune/sparse';
 import type { Recipe } from '@fineprune/recipes';
 import type { BertModel } from '@fineprune/transformers';
 import { saveHuggingFaceDirectory } from '@fineprune/transformers/node';
-import { sizeCheckedHandler } from './export-formats';
+import { sizeCheckedHandler, writeCompactExport } from './export-formats';
 import type { ModelSource } from './model-source';
 
 /**
@@ -50,8 +51,9 @@ function unsupported(format: string, kind: string, fix: string): FinepruneError 
 /**
  * The model writers by `export.format`. `tfjs`: the stripped TF.js layers model (masks applied,
  * scores dropped; `tf.loadLayersModel` loads it). `huggingface`: config.json + model.safetensors
- * (W ⊙ M, Linear weights [out, in]; `transformers` loads it). A new format (the compact sparse
- * export) is one more entry here; `export.format` in the recipe schema names it.
+ * (W ⊙ M, Linear weights [out, in]; `transformers` loads it). `sparse`: one compact
+ * `model.fpsparse` of `@fineprune/sparse` (float32 values, float16 with `dtype: F16`). A new format
+ * is one more entry here; `export.format` in the recipe schema names it.
  *
  * @example
  * ```ts
@@ -78,6 +80,22 @@ export const EXPORT_WRITERS: Record<string, ExportWriter> = {
           })
         : handler,
     );
+  },
+  sparse: async (target, directory) => {
+    if (target.kind !== 'layers')
+      throw unsupported(
+        'sparse',
+        target.kind,
+        'Use export.format: huggingface for a huggingFace model (the compact export holds TF.js layers models).',
+      );
+    const plain = await strip(target.model);
+    try {
+      // After a run, the export is written even when not smaller than the model it came from.
+      const values = target.dtype === 'F16' ? 'float16' : 'float32';
+      await writeCompactExport(directory, await compactBytesOfModel(plain, { values, allowLarger: true }));
+    } finally {
+      plain.dispose();
+    }
   },
   huggingface: async (target, directory) => {
     if (target.kind !== 'bert')

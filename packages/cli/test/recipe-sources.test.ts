@@ -4,7 +4,11 @@ import { validateRecipe, type RecipeInput } from '@fineprune/recipes';
 import { setBackend } from '@fineprune/tensor';
 import { bertBaseUncasedConfig, createBertModel } from '@fineprune/transformers';
 import { loadHuggingFaceDirectory, saveHuggingFaceDirectory } from '@fineprune/transformers/node';
+import { fileSystem } from '@fineprune/layers';
+import { readCompactFile } from '@fineprune/sparse';
+import { loadDenseLayersModel } from '@fineprune/sparse/layers';
 import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
 import { PNG } from 'pngjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runRecipe } from '../src/run-recipe';
@@ -229,7 +233,7 @@ describe('recipes on the user’s own data and a Hugging Face BERT', () => {
     });
   }, 120_000);
 
-  it('prunes a TF.js model on an image folder (PNG files, one folder per class)', async () => {
+  it('prunes a TF.js model on an image folder (PNG files, one folder per class), exported as tfjs or as the compact sparse format', async () => {
     const directory = temporaryDirectory();
     for (const [label, value] of [
       ['dark', 20],
@@ -243,28 +247,40 @@ describe('recipes on the user’s own data and a Hugging Face BERT', () => {
         writeFileSync(path.join(directory, 'images', label, `${index}.png`), PNG.sync.write(image));
       }
     }
-    const outcome = await runRecipe({
-      recipe: validateRecipe({
-        version: 1,
-        name: 'folder',
-        seed: 1,
-        backend: 'cpu',
-        model: { builtin: 'mlp-16-8-2' },
-        data: { images: { train: 'images', width: 4, height: 4, validationFraction: 0.2 }, batchSize: 4 },
-        training: { steps: 4, optimizer: { type: 'sgd', learningRate: 0.1, schedule: { type: 'cosine' } } },
-        pruning: [
-          {
-            scores: { id: 'magnitude' },
-            mask: { id: 'topV' },
-            schedule: { id: 'constant', options: { sparsity: 0.5 } },
-          },
-        ],
-      }),
-      baseDirectory: directory,
-    });
+    const run = (format: 'tfjs' | 'sparse') =>
+      runRecipe({
+        recipe: validateRecipe({
+          version: 1,
+          name: `folder-${format}`,
+          seed: 1,
+          backend: 'cpu',
+          model: { builtin: 'mlp-16-8-2' },
+          data: { images: { train: 'images', width: 4, height: 4, validationFraction: 0.2 }, batchSize: 4 },
+          training: { steps: 4, optimizer: { type: 'sgd', learningRate: 0.1, schedule: { type: 'cosine' } } },
+          pruning: [
+            {
+              scores: { id: 'magnitude' },
+              mask: { id: 'topV' },
+              schedule: { id: 'constant', options: { sparsity: 0.5 } },
+            },
+          ],
+          export: { format },
+        }),
+        baseDirectory: directory,
+      });
+    const outcome = await run('tfjs');
     expect(outcome.status).toBe('completed');
-    const record = outcome.record!;
-    expect(record.final.remaining).toBeCloseTo(0.5, 2);
-    expect(existsSync(path.join(directory, 'out', 'folder', 'model', 'model.json'))).toBe(true);
+    expect(outcome.record!.final.remaining).toBeCloseTo(0.5, 2);
+    const stock = await tfl.loadLayersModel(fileSystem(path.join(directory, 'out', 'folder-tfjs', 'model')));
+    // The same run exported as one compact model.fpsparse holds the same weights, exactly (float32).
+    expect((await run('sparse')).status).toBe('completed');
+    const file = path.join(directory, 'out', 'folder-sparse', 'model', 'model.fpsparse');
+    const compact = await loadDenseLayersModel(await readCompactFile(file), { source: file });
+    const weights = (model: tfl.LayersModel) =>
+      model.getWeights().map((weight) => Array.from(weight.dataSync()));
+    expect(weights(compact)).toEqual(weights(stock));
+    expect(weights(stock)[0]!.filter((value) => value === 0).length).toBe(64);
+    stock.dispose();
+    compact.dispose();
   }, 60_000);
 });

@@ -327,12 +327,15 @@ export const exportSchema = z
     directory: text('Output directory, relative to the recipe (default `out/<name>`).').optional(),
     strip: z.boolean().default(true).describe('Save the stripped model (masks applied, scores dropped).'),
     format: z
-      .enum(['auto', 'tfjs', 'huggingface'])
+      .enum(['auto', 'tfjs', 'huggingface', 'sparse'])
       .default('auto')
       .describe(
-        'The model format: tfjs (model.json) for layers models, huggingface (config.json + model.safetensors) for BERT; auto picks by model.',
+        'The model format: tfjs (model.json) for layers models, huggingface (config.json + model.safetensors) for BERT, sparse (one compact model.fpsparse of @fineprune/sparse) for layers models; auto picks tfjs or huggingface by model.',
       ),
-    dtype: z.enum(['F32', 'F16']).default('F32').describe('Weight precision of a huggingface export.'),
+    dtype: z
+      .enum(['F32', 'F16'])
+      .default('F32')
+      .describe('Weight precision of a huggingface export, and of the values of a sparse one.'),
     report: z.boolean().default(true).describe('Write report.html and run.json.'),
   })
   .describe('What the run writes at the end.');
