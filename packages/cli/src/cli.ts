@@ -25,6 +25,7 @@ import { renderHtmlReport } from './report/html';
 import { readSavedModel, type SavedModelSummary } from './report/read-model';
 import { isSweepTarget, readSweep, renderSweepReport, sweepLines } from './report/sweep';
 import { prepareRun } from './run-check';
+import { encoderRemainingTable } from './report/encoder-table';
 import { keptHistograms, layerTable } from './report/text';
 import { runRecipe } from './run-recipe';
 import type { RunEvent } from './run-types';
@@ -72,6 +73,12 @@ export async function readRecipeFile(
   }
   const source = path.basename(file);
   return { recipe: parseRecipe(text, { source }), baseDirectory: path.dirname(path.resolve(file)), source };
+}
+
+/** The encoder's remaining weights per layer and projection (Fig. 6), with a blank line after; '' for other models. */
+function encoderSection(layers: Parameters<typeof encoderRemainingTable>[0]): string {
+  const table = encoderRemainingTable(layers);
+  return table ? `${table}\n\n` : '';
 }
 
 function positiveInteger(value: string): number {
@@ -290,7 +297,7 @@ export async function main(
         }
         if (!json && outcome.record) {
           const record = outcome.record;
-          io.stdout.write(`${layerTable(record.layers)}\n\n`);
+          io.stdout.write(`${layerTable(record.layers)}\n\n${encoderSection(record.layers)}`);
           io.stdout.write(
             `test accuracy ${(record.final.accuracy * 100).toFixed(2)}%${record.dense ? ` (dense ${(record.dense.accuracy * 100).toFixed(2)}%)` : ''} at ${((1 - record.final.remaining) * 100).toFixed(2)}% sparsity\n`,
           );
@@ -402,7 +409,7 @@ export async function main(
           );
         } else {
           io.stdout.write(
-            `${layerTable(summary.layers)}\n\nkept weights per parameter:\n${keptHistograms(summary.samples)}\n`,
+            `${layerTable(summary.layers)}\n\n${encoderSection(summary.layers)}kept weights per parameter:\n${keptHistograms(summary.samples)}\n`,
           );
           if (summary.sizes) io.stdout.write(`\n${sizeLine(summary.sizes)}\n`);
           if (options.html) io.stdout.write(`\nHTML report: ${path.resolve(options.html)}\n`);

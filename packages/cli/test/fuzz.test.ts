@@ -130,6 +130,8 @@ describe('untrusted files under generated bad inputs, each case in a memory-capp
         'huggingface',
         'recipe',
         'compact',
+        'text-data',
+        'image-folder',
       ])
         expect(
           Object.keys(counts[format] ?? {}).filter((code) => code !== 'OK').length,

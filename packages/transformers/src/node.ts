@@ -234,3 +234,11 @@ export async function loadHuggingFaceDirectory(
     throw error;
   }
 }
+export {
+  type BertPrunerStateSource,
+  CHECKPOINT_INDEX_FILE,
+  hasBertCheckpoint,
+  type LoadedBertCheckpoint,
+  loadBertCheckpoint,
+  saveBertCheckpoint,
+} from './training-checkpoint';

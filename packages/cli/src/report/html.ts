@@ -1,3 +1,4 @@
+import { encoderRemainingTable } from './encoder-table';
 import { type RunRecord, totalLossChange } from '../run-record';
 import {
   axes,
@@ -366,6 +367,16 @@ export interface HtmlReportOptions {
   title?: string;
 }
 
+/** An encoder's remaining weights per layer and projection (Fig. 6), as a preformatted table; '' for other models. */
+function encoderSection(run: RunRecord): string {
+  const table = encoderRemainingTable(run.layers);
+  return table
+    ? `<h2>Encoder: remaining weights per layer and projection</h2>
+<p class="caption">Q, K, V and the attention output (AO), the intermediate (I) and output (O) feed-forward matrices of each layer (Fig. 6 of <i>Movement Pruning</i>).</p>
+<pre>${escapeHtml(table)}</pre>`
+    : '';
+}
+
 /**
  * One self-contained HTML page (inline SVG, CSS and script; no network) with the papers' plots for
  * a run, compared with other runs: remaining weights per layer (Fig. 6 of Movement Pruning),
@@ -406,7 +417,7 @@ ${lossChangeVersusGapPlot(runs)}</section>
 <h2>Weights against scores</h2>
 <p class="caption">Each sampled weight of the first run against its importance score; pruned weights in grey (Fig. 4b of <i>Movement Pruning</i>).</p>
 <div class="grid-plots">${weightsVersusScoresPlots(run).join('')}</div>
-${run ? `<h2>Layers</h2>${layerTable(run)}` : ''}`,
+${run ? `<h2>Layers</h2>${layerTable(run)}${encoderSection(run)}` : ''}`,
   );
 }
 

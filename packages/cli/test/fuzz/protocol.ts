@@ -10,7 +10,9 @@ export type FuzzOperation =
   | 'safetensors'
   | 'huggingface'
   | 'load-compact'
-  | 'validate';
+  | 'validate'
+  | 'text-data'
+  | 'image-folder';
 
 /** The untrusted file formats the suite covers. */
 export type FuzzFormat =
@@ -20,7 +22,9 @@ export type FuzzFormat =
   | 'idx'
   | 'huggingface'
   | 'recipe'
-  | 'compact';
+  | 'compact'
+  | 'text-data'
+  | 'image-folder';
 
 /**
  * One generated bad input: the files are written by the harness before the case runs; the child
