@@ -3,9 +3,10 @@
  * results/<prefix>-part-*.json of a run split over processes) into results/<prefix>.json with the
  * summary tables, and prints them as Markdown for the READMEs: Table 1 (best ΔL across λ), the
  * exact against the sampled Gauss–Newton diagonal, ΔL against π and the schedule, Table 2 (best
- * validation gap after fine-tuning), Table 3 (best validation gap right after pruning), ΔL against
- * the gap after fine-tuning per criterion with Spearman's ρ, and Appendix C.4 (GraSP, SynFlow,
- * random against the loss models at each π).
+ * validation gap after fine-tuning), Table 3 (best validation gap right after pruning), ΔL and the
+ * gaps per λ where several were run, ΔL against the gap after fine-tuning per criterion with
+ * Spearman's ρ, and Appendix C.4 (GraSP, SynFlow, random against the loss models at each π).
+ * Without --keep-parts the part files are deleted once merged.
  *
  *   cd bench && npx tsx --conditions=source src/loss-modelling-tables.ts [--prefix loss-modelling-mnist] [--keep-parts]
  */
@@ -160,6 +161,38 @@ export function main(argv = process.argv.slice(2)): Record<string, unknown> {
         }),
     );
 
+  // The step-size constraint λ (Sec. 3.2) where several were run: ΔL and both gaps per λ.
+  const lambdaTable = lossModels.flatMap((name) =>
+    stageCounts.flatMap((stages) => {
+      const runLambdas = [
+        ...new Set(select(name, { stages, schedule: 'exponential' }).map((run) => run.lambda)),
+      ];
+      if (invariant(name) || runLambdas.length < 2) return [];
+      return runLambdas
+        .sort((a, b) => a - b)
+        .map((lambda) => {
+          const list = select(name, { stages, schedule: 'exponential', lambda });
+          return {
+            criterion: name,
+            stages,
+            lambda,
+            seeds: list.length,
+            deltaLoss: format(list.map((run) => run.deltaLoss)),
+            gapBeforeFineTuningPercent: format(
+              list.map((run) => run.gapBeforeFineTuning),
+              100,
+              2,
+            ),
+            gapAfterFineTuningPercent: format(
+              list.map((run) => run.gapAfterFineTuning).filter((value): value is number => value !== null),
+              100,
+              2,
+            ),
+          };
+        });
+    }),
+  );
+
   // ΔL at λ = 0, exponential vs linear, and the largest ‖Δθ‖₂ of a stage.
   const schedules = ['obd', 'lm', 'qm'].flatMap((name) =>
     stageCounts
@@ -283,6 +316,7 @@ export function main(argv = process.argv.slice(2)): Record<string, unknown> {
     table1BestDeltaLossAcrossLambdaExponential: table1,
     table3BestGapRightAfterPruningPercent: table3,
     gaussNewtonExactVersusSampledLambda0: gaussNewtonTable,
+    deltaLossByLambdaExponential: lambdaTable,
     deltaLossLinearVsExponentialLambda0: schedules,
     table2BestGapAfterFineTuning: table2,
     deltaLossAgainstGapAfterFineTuningPerCriterion: perCriterion,
@@ -310,6 +344,7 @@ export function main(argv = process.argv.slice(2)): Record<string, unknown> {
     ['Table 1 — best ΔL across λ (exponential)', table1],
     ['Table 3 — best validation gap right after pruning across λ (exponential, points)', table3],
     ['Exact against sampled Gauss–Newton (λ = 0, exponential)', gaussNewtonTable],
+    ['ΔL and the gaps by λ (exponential)', lambdaTable],
     ['Linear vs exponential (λ = 0)', schedules],
     ['Table 2 — best validation gap after fine-tuning (points)', table2],
     ['ΔL against the gap after fine-tuning, per criterion', perCriterion],
