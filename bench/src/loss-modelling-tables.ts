@@ -57,6 +57,21 @@ const markdown = (rows: Array<Record<string, unknown>>) => {
   ].join('\n');
 };
 
+/** ΔL and the validation gaps before and after fine-tuning (points) of some runs, mean ± std. */
+const lossAndGaps = (list: Run[]) => ({
+  deltaLoss: format(list.map((run) => run.deltaLoss)),
+  gapBeforeFineTuningPercent: format(
+    list.map((run) => run.gapBeforeFineTuning),
+    100,
+    2,
+  ),
+  gapAfterFineTuningPercent: format(
+    list.map((run) => run.gapAfterFineTuning).filter((value): value is number => value !== null),
+    100,
+    2,
+  ),
+});
+
 const rho = (list: Run[]) =>
   list.length >= 3
     ? Number(
@@ -177,17 +192,7 @@ export function main(argv = process.argv.slice(2)): Record<string, unknown> {
             stages,
             lambda,
             seeds: list.length,
-            deltaLoss: format(list.map((run) => run.deltaLoss)),
-            gapBeforeFineTuningPercent: format(
-              list.map((run) => run.gapBeforeFineTuning),
-              100,
-              2,
-            ),
-            gapAfterFineTuningPercent: format(
-              list.map((run) => run.gapAfterFineTuning).filter((value): value is number => value !== null),
-              100,
-              2,
-            ),
+            ...lossAndGaps(list),
           };
         });
     }),
@@ -280,17 +285,7 @@ export function main(argv = process.argv.slice(2)): Record<string, unknown> {
             criterion: name,
             stages: invariant(name) ? 'any (one-shot)' : stages,
             seeds: list.length,
-            deltaLoss: format(list.map((run) => run.deltaLoss)),
-            gapBeforeFineTuningPercent: format(
-              list.map((run) => run.gapBeforeFineTuning),
-              100,
-              2,
-            ),
-            gapAfterFineTuningPercent: format(
-              list.map((run) => run.gapAfterFineTuning).filter((value): value is number => value !== null),
-              100,
-              2,
-            ),
+            ...lossAndGaps(list),
           },
         ];
       }),
