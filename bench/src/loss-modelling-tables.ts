@@ -334,7 +334,12 @@ export function main(argv = process.argv.slice(2)): Record<string, unknown> {
   if (files.length > 0 && !values['keep-parts'])
     for (const name of files) rmSync(path.join(RESULTS_DIR, name));
 
-  console.log(`Seeds: ${seeds.join(', ')}; dense validation error ${summary.denseValidationErrorPercent}%\n`);
+  console.log(`Seeds: ${seeds.join(', ')}; dense validation error ${summary.denseValidationErrorPercent}%`);
+  for (const entry of dense as Array<Part['dense'][number] & { epochsRun?: number }>)
+    console.log(
+      `- seed ${entry.seed}: ${(entry.validationError * 100).toFixed(2)}% (best epoch ${entry.bestEpoch ?? '?'} of ${entry.epochsRun ?? '?'} run, ${entry.trainSeconds} s)`,
+    );
+  console.log('');
   const printed: Array<[string, Array<Record<string, unknown>>]> = [
     ['Table 1 — best ΔL across λ (exponential)', table1],
     ['Table 3 — best validation gap right after pruning across λ (exponential, points)', table3],
