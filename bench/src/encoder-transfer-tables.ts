@@ -23,6 +23,8 @@ interface Run {
   lambda?: number;
   seconds: number;
   tokensPerSecond: number;
+  /** Dev examples the run was scored on (its file's task.dev). */
+  devExamples?: number;
 }
 
 export function main(argv = process.argv.slice(2)): Record<string, unknown> {
@@ -41,14 +43,25 @@ export function main(argv = process.argv.slice(2)): Record<string, unknown> {
   // the runs are deterministic, so keep one run per (configuration, seed).
   const seen = new Set<string>();
   const runs: Run[] = parts
-    .flatMap((part) => part.runs as Run[])
+    .flatMap((part) =>
+      (part.runs as Run[]).map((run) => ({ ...run, devExamples: part.task?.dev as number | undefined })),
+    )
     .filter((run) => {
-      const id = `${run.method}|${run.target}|${run.distil}|${run.scope}|${run.lambda ?? ''}|${run.seed}`;
+      const id = `${run.method}|${run.target}|${run.distil}|${run.scope}|${run.lambda ?? ''}|${run.devExamples ?? ''}|${run.seed}`;
       if (seen.has(id)) return false;
       seen.add(id);
       return true;
     });
-  const key = (run: Run) => `${run.method}|${run.target}|${run.distil}|${run.scope}|${run.lambda ?? ''}`;
+  const key = (run: Run) =>
+    `${run.method}|${run.target}|${run.distil}|${run.scope}|${run.lambda ?? ''}|${run.devExamples ?? ''}`;
+  // Runs scored on another dev set than most of the task's are not comparable: their rows say so.
+  const devCounts = new Map<number | undefined, number>();
+  for (const run of runs) devCounts.set(run.devExamples, (devCounts.get(run.devExamples) ?? 0) + 1);
+  const usualDev = [...devCounts].sort((a, b) => b[1] - a[1])[0]?.[0];
+  const devLabel = (run: Run) =>
+    run.devExamples === usualDev
+      ? ''
+      : ` [scored on ${run.devExamples ?? 'unknown'} dev examples, not ${usualDev}]`;
   const groups = new Map<string, Run[]>();
   for (const run of runs) groups.set(key(run), [...(groups.get(key(run)) ?? []), run]);
   const format = (values: number[], digits = 2) =>
@@ -61,6 +74,8 @@ export function main(argv = process.argv.slice(2)): Record<string, unknown> {
     distillation: rows[0]!.distil,
     scope: rows[0]!.scope,
     ...(rows[0]!.lambda !== undefined ? { lambda: rows[0]!.lambda } : {}),
+    devExamples: rows[0]!.devExamples,
+    note: devLabel(rows[0]!),
     accuracy: format(rows.map((row) => row.accuracy * 100)),
     remainingPercent: format(rows.map((row) => row.remaining * 100)),
     seeds: rows.map((row) => row.seed),
@@ -82,7 +97,7 @@ export function main(argv = process.argv.slice(2)): Record<string, unknown> {
   console.log('|---|---|---|---|---|---|---|');
   for (const row of table) {
     console.log(
-      `| ${row.method}${lambdaLabel(row.lambda as number | undefined)} | ${row.targetRemainingPercent}% | ${row.distillation ? 'yes' : 'no'} | ${row.scope} | ${row.accuracy} | ${row.remainingPercent} | ${row.seeds.join(', ')} |`,
+      `| ${row.method}${lambdaLabel(row.lambda as number | undefined)}${row.note} | ${row.targetRemainingPercent}% | ${row.distillation ? 'yes' : 'no'} | ${row.scope} | ${row.accuracy} | ${row.remainingPercent} | ${row.seeds.join(', ')} |`,
     );
   }
   // Fig. 6: remaining weights per projection, mean over the runs of each method at each target.
@@ -99,7 +114,7 @@ export function main(argv = process.argv.slice(2)): Record<string, unknown> {
         (mean(rows.map((row) => row.perParameterRemaining[name]!)) * 100).toFixed(1),
       );
       console.log(
-        `| ${first.method}${lambdaLabel(first.lambda)} ${first.scope} | ${first.target * 100}% | ${cells.join(' | ')} |`,
+        `| ${first.method}${lambdaLabel(first.lambda)}${devLabel(first)} ${first.scope} | ${first.target * 100}% | ${cells.join(' | ')} |`,
       );
     }
   }
@@ -125,7 +140,7 @@ export function main(argv = process.argv.slice(2)): Record<string, unknown> {
         return (mean(rows.map(kept)) * 100).toFixed(1);
       });
       return {
-        label: `${first.method}${lambdaLabel(first.lambda)} ${first.scope}`,
+        label: `${first.method}${lambdaLabel(first.lambda)}${devLabel(first)} ${first.scope}`,
         target: first.target,
         cells,
       };

@@ -3,9 +3,10 @@
  * results/<prefix>-part-*.json of a run split over processes) into results/<prefix>.json with the
  * summary tables, and prints them as Markdown for the READMEs: Table 1 (best ΔL across λ), the
  * exact against the sampled Gauss–Newton diagonal, ΔL against π and the schedule, Table 2 (best
- * validation gap after fine-tuning), Table 3 (best validation gap right after pruning), ΔL against
- * the gap after fine-tuning per criterion with Spearman's ρ, and Appendix C.4 (GraSP, SynFlow,
- * random against the loss models at each π).
+ * validation gap after fine-tuning), Table 3 (best validation gap right after pruning), ΔL and the
+ * gaps per λ where several were run, ΔL against the gap after fine-tuning per criterion with
+ * Spearman's ρ, and Appendix C.4 (GraSP, SynFlow, random against the loss models at each π).
+ * Without --keep-parts the part files are deleted once merged.
  *
  *   cd bench && npx tsx --conditions=source src/loss-modelling-tables.ts [--prefix loss-modelling-mnist] [--keep-parts]
  */
@@ -55,6 +56,21 @@ const markdown = (rows: Array<Record<string, unknown>>) => {
     ...rows.map((row) => `| ${keys.map((key) => String(row[key])).join(' | ')} |`),
   ].join('\n');
 };
+
+/** ΔL and the validation gaps before and after fine-tuning (points) of some runs, mean ± std. */
+const lossAndGaps = (list: Run[]) => ({
+  deltaLoss: format(list.map((run) => run.deltaLoss)),
+  gapBeforeFineTuningPercent: format(
+    list.map((run) => run.gapBeforeFineTuning),
+    100,
+    2,
+  ),
+  gapAfterFineTuningPercent: format(
+    list.map((run) => run.gapAfterFineTuning).filter((value): value is number => value !== null),
+    100,
+    2,
+  ),
+});
 
 const rho = (list: Run[]) =>
   list.length >= 3
@@ -160,6 +176,28 @@ export function main(argv = process.argv.slice(2)): Record<string, unknown> {
         }),
     );
 
+  // The step-size constraint λ (Sec. 3.2) where several were run: ΔL and both gaps per λ.
+  const lambdaTable = lossModels.flatMap((name) =>
+    stageCounts.flatMap((stages) => {
+      const runLambdas = [
+        ...new Set(select(name, { stages, schedule: 'exponential' }).map((run) => run.lambda)),
+      ];
+      if (invariant(name) || runLambdas.length < 2) return [];
+      return runLambdas
+        .sort((a, b) => a - b)
+        .map((lambda) => {
+          const list = select(name, { stages, schedule: 'exponential', lambda });
+          return {
+            criterion: name,
+            stages,
+            lambda,
+            seeds: list.length,
+            ...lossAndGaps(list),
+          };
+        });
+    }),
+  );
+
   // ΔL at λ = 0, exponential vs linear, and the largest ‖Δθ‖₂ of a stage.
   const schedules = ['obd', 'lm', 'qm'].flatMap((name) =>
     stageCounts
@@ -247,17 +285,7 @@ export function main(argv = process.argv.slice(2)): Record<string, unknown> {
             criterion: name,
             stages: invariant(name) ? 'any (one-shot)' : stages,
             seeds: list.length,
-            deltaLoss: format(list.map((run) => run.deltaLoss)),
-            gapBeforeFineTuningPercent: format(
-              list.map((run) => run.gapBeforeFineTuning),
-              100,
-              2,
-            ),
-            gapAfterFineTuningPercent: format(
-              list.map((run) => run.gapAfterFineTuning).filter((value): value is number => value !== null),
-              100,
-              2,
-            ),
+            ...lossAndGaps(list),
           },
         ];
       }),
@@ -283,6 +311,7 @@ export function main(argv = process.argv.slice(2)): Record<string, unknown> {
     table1BestDeltaLossAcrossLambdaExponential: table1,
     table3BestGapRightAfterPruningPercent: table3,
     gaussNewtonExactVersusSampledLambda0: gaussNewtonTable,
+    deltaLossByLambdaExponential: lambdaTable,
     deltaLossLinearVsExponentialLambda0: schedules,
     table2BestGapAfterFineTuning: table2,
     deltaLossAgainstGapAfterFineTuningPerCriterion: perCriterion,
@@ -305,11 +334,17 @@ export function main(argv = process.argv.slice(2)): Record<string, unknown> {
   if (files.length > 0 && !values['keep-parts'])
     for (const name of files) rmSync(path.join(RESULTS_DIR, name));
 
-  console.log(`Seeds: ${seeds.join(', ')}; dense validation error ${summary.denseValidationErrorPercent}%\n`);
+  console.log(`Seeds: ${seeds.join(', ')}; dense validation error ${summary.denseValidationErrorPercent}%`);
+  for (const entry of dense as Array<Part['dense'][number] & { epochsRun?: number }>)
+    console.log(
+      `- seed ${entry.seed}: ${(entry.validationError * 100).toFixed(2)}% (best epoch ${entry.bestEpoch ?? '?'} of ${entry.epochsRun ?? '?'} run, ${entry.trainSeconds} s)`,
+    );
+  console.log('');
   const printed: Array<[string, Array<Record<string, unknown>>]> = [
     ['Table 1 — best ΔL across λ (exponential)', table1],
     ['Table 3 — best validation gap right after pruning across λ (exponential, points)', table3],
     ['Exact against sampled Gauss–Newton (λ = 0, exponential)', gaussNewtonTable],
+    ['ΔL and the gaps by λ (exponential)', lambdaTable],
     ['Linear vs exponential (λ = 0)', schedules],
     ['Table 2 — best validation gap after fine-tuning (points)', table2],
     ['ΔL against the gap after fine-tuning, per criterion', perCriterion],

@@ -5,14 +5,17 @@
  * run — grouped by method, target and λ, with the accuracy and the remaining weights reached as
  * mean ± sample standard deviation over the seeds, and the remaining weights per layer.
  *
- *   cd bench && npx tsx --conditions=source src/movement-fashion-tables.ts [files…]
+ *   cd bench && npx tsx --conditions=source src/movement-fashion-tables.ts [--write name] [files…]
  *
  * Without files: the published table, results/movement-fashion-smvp.json (SMvP with σ(S) > τ),
  * results/movement-fashion-recalibrated.json (L0 at 10%), results/movement-fashion.json (the rest).
+ * With --write, the table's runs (only those) also go to results/<name>.json, a file that
+ * `fineprune report` draws as a sweep beside the sweep's own runs (Fig. 2).
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { mean, RESULTS_DIR, std } from './harness';
+import { parseArgs } from 'node:util';
+import { mean, RESULTS_DIR, std, writeResult } from './harness';
 
 interface Run {
   method: string;
@@ -54,7 +57,12 @@ export function mergedRuns(files: readonly string[]): Run[] {
 }
 
 export function main(argv = process.argv.slice(2)): string {
-  const files = (argv.length > 0 ? argv : PUBLISHED).map((file) =>
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { write: { type: 'string' } },
+    allowPositionals: true,
+  });
+  const files = (positionals.length > 0 ? positionals : PUBLISHED).map((file) =>
     path.isAbsolute(file) || file.includes('/') ? file : path.join(RESULTS_DIR, file),
   );
   const runs = mergedRuns(files);
@@ -90,8 +98,10 @@ export function main(argv = process.argv.slice(2)): string {
       )} | ${layers.join(' / ')} | ${group.map((run) => run.seed).join(', ')} |`,
     );
   }
-  const text = `From ${files.map((file) => path.basename(file)).join(', ')}:\n\n${lines.join('\n')}`;
+  const sources = files.map((file) => path.basename(file));
+  const text = `From ${sources.join(', ')}:\n\n${lines.join('\n')}`;
   console.log(text);
+  if (values.write) console.log(`\nruns written to ${writeResult(values.write, { sources, runs })}`);
   return text;
 }
 

@@ -5,7 +5,7 @@ import { FinepruneError } from '@fineprune/core';
 import { describe, expect, it } from 'vitest';
 import { main } from '../src/cli';
 import { ExitCodes } from '../src/exit-codes';
-import { readSweep, sweepLines, sweepPlot } from '../src/report/sweep';
+import { readSweep, sweepLines, sweepPlot, sweepTable } from '../src/report/sweep';
 import { logScale } from '../src/report/svg';
 import { captureIo, temporaryDirectory } from './support';
 
@@ -72,6 +72,53 @@ describe('sweep report (Fig. 2 of Movement Pruning)', () => {
     ]);
     expect(points[0]!.remaining).toBeCloseTo(0.055, 12);
     expect(points[0]!.accuracy).toBeCloseTo(0.86, 12);
+  });
+
+  it('draws SMvP and L0 at one target and two λ from two files as four points, each λ shown in full', async () => {
+    // The Brown 3% rows of bench/README.md, shortened: SMvP at λ 1.66e-4 (two seeds: 3.1% and 2.9%
+    // kept, mean 3.0%) and 1.97e-4 (2.4%); L0 at λ 4.7e-5 (2.7%) and 3e-5 (5.5%). The second file
+    // repeats seed 1 of each method and target at the other λ: another run, not a duplicate.
+    const first = sweepFile(
+      [
+        { method: 'SMvP', target: 0.03, seed: 1, lambda: 1.66e-4, accuracy: 0.28, remaining: 0.031 },
+        { method: 'SMvP', target: 0.03, seed: 2, lambda: 1.66e-4, accuracy: 0.26, remaining: 0.029 },
+        { method: 'L0', target: 0.03, seed: 1, lambda: 4.7e-5, accuracy: 0.25, remaining: 0.027 },
+      ],
+      'table.json',
+    );
+    const second = sweepFile(
+      [
+        { method: 'SMvP', target: 0.03, seed: 1, lambda: 1.97e-4, accuracy: 0.27, remaining: 0.024 },
+        { method: 'L0', target: 0.03, seed: 1, lambda: 3e-5, accuracy: 0.265, remaining: 0.055 },
+      ],
+      'calibration.json',
+    );
+    const sweep = await readSweep([first, second]);
+    expect(sweep.runs).toHaveLength(5);
+    const lines = sweepLines(sweep);
+    // Each line in decreasing remaining weights, one point per λ.
+    expect(lines.get('SMvP')!.map((point) => [point.lambda, point.seeds])).toEqual([
+      [1.66e-4, 2],
+      [1.97e-4, 1],
+    ]);
+    expect(lines.get('SMvP')![0]!.remaining).toBeCloseTo(0.03, 12);
+    expect(lines.get('SMvP')![0]!.accuracy).toBeCloseTo(0.27, 12);
+    expect(lines.get('SMvP')![0]!.remainingStd).toBeCloseTo(Math.SQRT2 / 1000, 12); // √((0.001² + 0.001²) / 1)
+    expect(lines.get('L0')!.map((point) => [point.lambda, point.remaining])).toEqual([
+      [3e-5, 0.055],
+      [4.7e-5, 0.027],
+    ]);
+    const plot = sweepPlot(sweep);
+    expect(plot).toContain('data-points="4"');
+    expect(pathPoints(plot, 0)).toHaveLength(2); // SMvP, the first series read
+    expect(pathPoints(plot, 1)).toHaveLength(2);
+    // The points' titles and the table name λ as the runs used it, not rounded.
+    for (const lambda of ['0.000166', '0.000197', '0.000047', '0.00003'])
+      expect(plot).toContain(`(λ = ${lambda})`);
+    const table = sweepTable(sweep);
+    expect(table).toContain('<td class="number">0.000197</td>');
+    expect(table).toContain('<td class="number">0.000047</td>');
+    expect(table.match(/<tr><td>SMvP<\/td><td class="number">3%<\/td>/g)).toHaveLength(2);
   });
 
   it('draws one line per method through the means, remaining weights on a log axis', async () => {
