@@ -29,6 +29,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { configFromHuggingFace, configToHuggingFace } from './config';
 import { type BertTask, bertLayout, validateTask } from './layout';
 import { type BertModel, createBertModel } from './model';
+import { writeTextAtomically } from './write-text-atomically';
 
 /** The file that names a checkpoint's weights. */
 export const CHECKPOINT_INDEX_FILE = 'checkpoint.json';
@@ -139,33 +140,6 @@ async function readIndex(
   return { weights, bytes: bytes as number, sha256: digest };
 }
 
-/** Writes a small text file atomically (temporary file, fsync, rename). */
-async function writeTextAtomically(file: string, text: string): Promise<void> {
-  const temporary = path.join(
-    path.dirname(file),
-    `.${path.basename(file)}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`,
-  );
-  try {
-    const handle = await fs.promises.open(temporary, 'wx');
-    try {
-      await handle.writeFile(text, 'utf8');
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await fs.promises.rename(temporary, file);
-  } catch (error) {
-    await fs.promises.rm(temporary, { force: true }).catch(() => undefined);
-    throw new FinepruneError({
-      code: ErrorCodes.IO_FAILED,
-      message: `Cannot write ${file}: ${(error as Error).message}`,
-      fix: 'Check that the directory is writable and the disk is not full; the previous checkpoint is unchanged.',
-      cause: error,
-      details: { file },
-    });
-  }
-}
-
 /**
  * Saves what a pruning run of a BERT model needs to continue exactly. The directory is created
  * when missing; a directory holding a TF.js model (`model.json`) or another kind of
@@ -263,6 +237,7 @@ export async function saveBertCheckpoint(
     await writeTextAtomically(
       path.join(directory, CHECKPOINT_INDEX_FILE),
       `${JSON.stringify(index, null, 2)}\n`,
+      'the previous checkpoint',
     );
   } catch (error) {
     await fs.promises.rm(path.join(directory, weights), { force: true }).catch(() => undefined);
