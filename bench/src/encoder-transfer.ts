@@ -29,7 +29,7 @@ import { loadHuggingFaceDirectory, saveHuggingFaceDirectory } from '@fineprune/t
 import { everyNth, loadTask } from './encoder-data';
 import { PRETRAINED_DIR, SMALL_ENCODER } from './encoder-fixtures';
 import { type PaperMethod, paperRecipe } from './paper-recipes';
-import { mean, std, writeResult, selectBackend } from './harness';
+import { mean, std, writeResult, selectBackend, runIfScript } from './harness';
 
 export type TransferMethod = PaperMethod;
 
@@ -296,9 +296,4 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
   return result;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  main().catch((error) => {
-    console.error(error);
-    process.exitCode = 1;
-  });
-}
+runIfScript(import.meta.url, main);

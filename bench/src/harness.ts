@@ -219,3 +219,18 @@ export async function startWasmBenchmark(argv: string[], defaultRepeats: number)
   if (selection.backend !== 'wasm') throw new Error('this benchmark needs the wasm backend');
   return repeats;
 }
+
+/**
+ * Runs a benchmark's `main` when its file is the script Node was started with (not when another
+ * script imports it); a failure is printed and sets a non-zero exit code.
+ *
+ * @example
+ * runIfScript(import.meta.url, main);
+ */
+export function runIfScript(moduleUrl: string, main: () => Promise<unknown>): void {
+  if (moduleUrl !== `file://${process.argv[1]}`) return;
+  main().catch((error) => {
+    console.error(error);
+    process.exitCode = 1;
+  });
+}

@@ -42,7 +42,7 @@ import {
   trainSteps,
 } from '@fineprune/criteria';
 import { batches, evaluationBatches, loadMnist, type Split, splitValidation } from '@fineprune/datasets';
-import { RESULTS_DIR, writeResult, selectBackend } from './harness';
+import { RESULTS_DIR, writeResult, selectBackend, runIfScript } from './harness';
 
 const SPARSITY = 0.9885;
 const HYPER = { learningRate: 0.01, momentum: 0.9, weightDecay: 5e-4, batchSize: 100 };
@@ -527,9 +527,4 @@ async function runConfiguration(
   };
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  main().catch((error) => {
-    console.error(error);
-    process.exitCode = 1;
-  });
-}
+runIfScript(import.meta.url, main);

@@ -24,7 +24,7 @@ import { fromLayersModel } from '@fineprune/layers';
 import { topV } from '@fineprune/masks';
 import { constant } from '@fineprune/schedulers';
 import { magnitude } from '@fineprune/scores';
-import { mean, std, writeResult, selectBackend } from './harness';
+import { mean, std, writeResult, selectBackend, runIfScript } from './harness';
 import { type PaperMethod, paperRecipe } from './paper-recipes';
 
 type Method = PaperMethod;
@@ -312,9 +312,4 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
   return result;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  main().catch((error) => {
-    console.error(error);
-    process.exitCode = 1;
-  });
-}
+runIfScript(import.meta.url, main);

@@ -64,7 +64,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { everyNth, loadTask } from './encoder-data';
 import { PRETRAINED_DIR } from './encoder-fixtures';
-import { blocksSideBySide, median, selectBackend, writeResult } from './harness';
+import { blocksSideBySide, median, selectBackend, writeResult, runIfScript } from './harness';
 import { paperRecipe } from './paper-recipes';
 
 const CACHE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '.cache', 'sparse-export');
@@ -560,9 +560,4 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
   return result;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  main().catch((error) => {
-    console.error(error);
-    process.exitCode = 1;
-  });
-}
+runIfScript(import.meta.url, main);
