@@ -148,40 +148,35 @@ export async function evaluateClassifier(
       const hits = tf.sum(tf.cast(tf.equal(predicted, target), 'float32'));
       return [model.loss(outputs, batch), hits, target, predicted];
     });
-    const size = (batch.y as tf.Tensor).shape[0]!;
-    lossSum += (await lossTensor.data())[0]! * size;
-    correct += (await correctTensor.data())[0]!;
-    count += size;
-    if (confusion) {
-      const [target, predicted] = await Promise.all([targetTensor.data(), predictedTensor.data()]);
-      for (let i = 0; i < target.length; i++) {
-        const row = confusion[target[i]!];
-        if (row === undefined || predicted[i]! >= classes!) {
-          tf.dispose([
-            lossTensor,
-            correctTensor,
-            targetTensor,
-            predictedTensor,
-            batch.x,
-            batch.y,
-          ] as tf.TensorContainer);
-          throw new FinepruneError({
-            code: ErrorCodes.SHAPE_MISMATCH,
-            message: `evaluateClassifier: label ${target[i]} or prediction ${predicted[i]} is not below classes ${classes}.`,
-            fix: 'Pass the number of classes of the task, and a model with one output per class.',
-          });
+    try {
+      const size = (batch.y as tf.Tensor).shape[0]!;
+      lossSum += (await lossTensor.data())[0]! * size;
+      correct += (await correctTensor.data())[0]!;
+      count += size;
+      if (confusion) {
+        const [target, predicted] = await Promise.all([targetTensor.data(), predictedTensor.data()]);
+        for (let i = 0; i < target.length; i++) {
+          const row = confusion[target[i]!];
+          if (row === undefined || predicted[i]! >= classes!) {
+            throw new FinepruneError({
+              code: ErrorCodes.SHAPE_MISMATCH,
+              message: `evaluateClassifier: label ${target[i]} or prediction ${predicted[i]} is not below classes ${classes}.`,
+              fix: 'Pass the number of classes of the task, and a model with one output per class.',
+            });
+          }
+          row[predicted[i]!]! += 1;
         }
-        row[predicted[i]!]! += 1;
       }
+    } finally {
+      tf.dispose([
+        lossTensor,
+        correctTensor,
+        targetTensor,
+        predictedTensor,
+        batch.x,
+        batch.y,
+      ] as tf.TensorContainer);
     }
-    tf.dispose([
-      lossTensor,
-      correctTensor,
-      targetTensor,
-      predictedTensor,
-      batch.x,
-      batch.y,
-    ] as tf.TensorContainer);
   }
   return {
     loss: count ? lossSum / count : Number.NaN,
