@@ -1,6 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { FinepruneError } from '@fineprune/core';
+import { errorOf } from '@fineprune/core/testing';
 import { type RecipeInput, validateRecipe } from '@fineprune/recipes';
 import { describe, expect, it } from 'vitest';
 import { temporaryDirectory } from '../test/support';
@@ -21,16 +21,6 @@ function recipe(data: RecipeInput['data'], model: RecipeInput['model'] = { built
       },
     ],
   });
-}
-
-function failure(run: () => void): FinepruneError {
-  try {
-    run();
-  } catch (error) {
-    expect(FinepruneError.is(error)).toBe(true);
-    return error as FinepruneError;
-  }
-  throw new Error('expected a FinepruneError');
 }
 
 describe('checkRecipeFiles (validate and the start of run)', () => {
@@ -93,7 +83,7 @@ describe('checkRecipeFiles (validate and the start of run)', () => {
       mkdirSync(path.join(directory, 'images'));
       mkdirSync(path.join(directory, 'bert'));
       writeFileSync(path.join(directory, 'bert', 'config.json'), '{}');
-      const error = failure(() => checkRecipeFiles(recipe(data as RecipeInput['data'], model), directory));
+      const error = errorOf(() => checkRecipeFiles(recipe(data as RecipeInput['data'], model), directory));
       expect(error.code).toBe('IO_FAILED');
       expect(error.message).toContain(`${where}: `);
       expect(error.message).toContain(message);
