@@ -7,6 +7,7 @@ import { rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium, type Page } from 'playwright-core';
+import { expect } from 'vitest';
 
 /** Debian's chromium package, or `CHROMIUM_PATH`. Never let a tool download its own browser. */
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -32,6 +33,19 @@ export const CHROMIUM_WEBGPU_FLAGS = [
   ...CHROMIUM_FLAGS.filter((flag) => flag !== '--disable-gpu'),
   ...WEBGPU_FLAGS,
 ];
+
+/**
+ * Fails unless the page ran WebGPU: Debian's chromium offers it on SwiftShader, so a page without it
+ * means a broken set-up, not a pass. `FINEPRUNE_WEBGPU_OPTIONAL=1` accepts a Chromium without
+ * WebGPU (the page must then say why), for machines whose Chromium build leaves it out.
+ */
+export function expectWebGPURan(webgpu: { ran: boolean; reason?: string }): void {
+  if (process.env.FINEPRUNE_WEBGPU_OPTIONAL === '1' && !webgpu.ran) {
+    expect(webgpu.reason).toBeTruthy();
+    return;
+  }
+  expect(webgpu.ran, `WebGPU did not run in Chromium: ${webgpu.reason ?? '(no reason given)'}`).toBe(true);
+}
 
 /**
  * Opens `url` in a fresh headless Chromium, runs `use` on the page, and closes the browser and its

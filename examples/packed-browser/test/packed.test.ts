@@ -9,7 +9,13 @@ import { browserEntries, nodeBuiltinImports } from '../../../scripts/check-brows
 import type { MixedFormatsResult } from '../src/mixed-formats';
 import type { PageReport } from '../src/page';
 import type { PruningReport } from '../src/pruning';
-import { CHROMIUM_FLAGS, CHROMIUM_WEBGPU_FLAGS, pageResult, withChromiumPage } from './chromium';
+import {
+  CHROMIUM_FLAGS,
+  CHROMIUM_WEBGPU_FLAGS,
+  expectWebGPURan,
+  pageResult,
+  withChromiumPage,
+} from './chromium';
 import { expectCorrectPruning } from './expectations';
 import {
   buildPage,
@@ -133,6 +139,7 @@ describe('the packed packages, installed from their tarballs outside the monorep
       const runs = [...withWebGPU.runs, ...plain.runs];
       for (const run of runs) expectCorrectPruning(run);
       expect(plain.runs.map((run) => run.backend)).toContain('wasm');
+      expectWebGPURan(withWebGPU.webgpu);
       expect(withWebGPU.runs.map((run) => run.backend)).toEqual(
         withWebGPU.webgpu.ran ? ['webgpu', 'wasm'] : ['wasm'],
       );

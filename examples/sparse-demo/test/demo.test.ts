@@ -12,7 +12,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { context } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CHROMIUM_WEBGPU_FLAGS, pageResult, withChromiumPage } from '../../packed-browser/test/chromium';
+import {
+  CHROMIUM_WEBGPU_FLAGS,
+  expectWebGPURan,
+  pageResult,
+  withChromiumPage,
+} from '../../packed-browser/test/chromium';
 import {
   buildPage,
   lockedVersion,
@@ -99,6 +104,14 @@ describe('the sparse demo page, bundled from the packed packages, in headless Ch
       expect(int8.relativeDifference).toBeLessThan(0.05);
       for (const entry of [dense, float32, int8])
         for (const value of Object.values(entry.latency)) expect(value).toBeGreaterThan(0);
+    }
+    // WebGPU (the MLP only): the compact exports on the sparse WGSL kernels agree with dense.
+    expectWebGPURan(report.webgpu);
+    if (report.webgpu.ran) {
+      const float32 = row('webgpu', 'mlp', 'compact float32');
+      expect(float32.relativeDifference).toBeLessThanOrEqual(1e-5);
+      expect(float32.agreeing).toBe(16);
+      expect(row('webgpu', 'mlp', 'compact int8').relativeDifference).toBeLessThan(0.05);
     }
     // The MLP at 10% kept: int8 at least 15× smaller than dense float32 (the issue's target).
     expect(
