@@ -33,7 +33,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { gzipSync } from 'node:zlib';
-import { adam, evaluateClassifier, Pruner, sparsityReport } from '@fineprune/core';
+import { adam, evaluateClassifier, learningRateSchedule, Pruner, sparsityReport } from '@fineprune/core';
 import { loadMnist } from '@fineprune/datasets';
 import { runGradualMagnitude } from '@fineprune/example-gradual-magnitude/job';
 import { compactBertBytes, loadDenseBert, loadSparseBert } from '@fineprune/example-sparse-demo/encoder';
@@ -376,11 +376,8 @@ async function finePrunedEncoder(
     cooldownSteps: Math.round(0.2 * steps),
     scope: 'local',
     weights: adam({
-      learningRate: (step) =>
-        Math.max(
-          peak * (step < warmupSteps ? (step + 1) / warmupSteps : (steps - step) / (steps - warmupSteps)),
-          1e-8,
-        ),
+      // Linear warm-up, then linear decay (the paper's schedule), floored at 1e-8.
+      learningRate: learningRateSchedule(peak, { type: 'linear', warmupSteps, totalSteps: steps }),
       weightDecay: 0.01,
     }),
     scores: adam({ learningRate: 5e-2 }),
