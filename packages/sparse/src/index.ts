@@ -68,6 +68,14 @@ export {
   readCompactModel,
 } from './format/read';
 export {
+  type CompactHuggingFaceInput,
+  encodeCompactHuggingFace,
+  huggingFaceConfigOf,
+  type HuggingFaceTensorInput,
+  type PrepareProjectionsOptions,
+  prepareCompactProjections,
+} from './format/huggingface-compact';
+export {
   artifactsReferenceBytes,
   compactBytesOfModel,
   compactLayersHandler,
