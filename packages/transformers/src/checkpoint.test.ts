@@ -10,6 +10,8 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   exportHuggingFace,
   huggingFaceNames,
+  huggingFaceTensors,
+  loadHuggingFaceTensors,
   loadHuggingFaceWeights,
   taskFromHuggingFace,
 } from './checkpoint';
@@ -209,6 +211,48 @@ for (const backend of ['cpu', 'wasm'] as const) {
         source.dispose();
         target.dispose();
       }
+    });
+
+    it('gives the tensors as plain [out, in] arrays with masks, and loads them back with identical outputs', async () => {
+      const source = createBertModel({ config: tiny, task: tasks[0]!, seed: 1 });
+      // Every seventh entry pruned: on a 4 × 4 weight, unlike every third or fifth, this pattern is
+      // not symmetric under transposition (our [1][3] is pruned, [3][1] is not).
+      tf.tidy(() => {
+        for (const parameter of source.parameters()) {
+          const values = Array.from({ length: parameter.size }, (_, index) => (index % 7 === 0 ? 0 : 1));
+          parameter.mask.assign(tf.tensor(values, [...parameter.shape]));
+        }
+      });
+      const target = createBertModel({ config: tiny, task: tasks[0]!, seed: 2 });
+      await withLeakGuard(async () => {
+        const tensors = await huggingFaceTensors(source, { includeMasks: true });
+        expect(tensors.map((tensor) => tensor.name)).toEqual(
+          huggingFaceNames(tiny, tasks[0]!).map((entry) => entry.huggingFaceName),
+        );
+        expect(tensors.filter((tensor) => tensor.prunable)).toHaveLength(12);
+        const query = tensors.find(
+          (tensor) => tensor.name === 'bert.encoder.layer.0.attention.self.query.weight',
+        )!;
+        const ours = source
+          .parameters()
+          .find((parameter) => parameter.name === 'layer_0/attention/query/kernel')!;
+        const [weights, mask] = [ours.weight.dataSync(), ours.mask.dataSync()];
+        // Entry [o][i] of the [out, in] arrays is our [i][o]; pruned weights are zeros.
+        for (const [o, i] of [
+          [0, 0],
+          [3, 1],
+          [1, 3],
+          [2, 3],
+        ] as const) {
+          expect(query.mask![o * 4 + i]).toBe(mask[i * 4 + o]);
+          expect(query.values[o * 4 + i]).toBe(weights[i * 4 + o]! * mask[i * 4 + o]!);
+        }
+        expect(query.values[0]).toBe(0);
+        loadHuggingFaceTensors(target, tensors);
+        expect(outputsOf(target)).toEqual(outputsOf(source));
+      });
+      source.dispose();
+      target.dispose();
     });
 
     it('exports F16 weights that reload within half-precision rounding', async () => {

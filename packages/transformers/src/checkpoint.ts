@@ -8,6 +8,7 @@ import {
   decodeFloat32,
   decodeInt32,
   encodeSafetensors,
+  readSafetensors,
   type SafetensorsFile,
   type SafetensorsInput,
   type SafetensorsTensor,
@@ -333,6 +334,129 @@ function architectureOf(task: BertTask): string {
 }
 
 /**
+ * One tensor of a model in the Hugging Face layout, as plain arrays.
+ *
+ * @example
+ * ```ts
+ * const [first]: HuggingFaceTensor[] = await huggingFaceTensors(model);
+ * console.log(first.name, first.shape); // 'bert.embeddings.word_embeddings.weight' [30522, 768]
+ * ```
+ */
+export interface HuggingFaceTensor {
+  /** The Hugging Face name, e.g. `bert.encoder.layer.0.attention.self.query.weight`. */
+  name: string;
+  /** The Hugging Face shape (Linear weights [out, in]). */
+  shape: number[];
+  /** Row-major float32 values; pruned weights hold W ⊙ M, so pruned entries are zeros. */
+  values: Float32Array;
+  /** The mask of a pruned weight ([out, in] like it), with `includeMasks`. */
+  mask?: Float32Array;
+  /** Whether it is one of the six prunable projections of a layer. */
+  prunable: boolean;
+}
+
+/**
+ * The model's tensors in the Hugging Face layout, as plain float32 arrays: Linear weights
+ * transposed to [out, in], pruned weights as their effective values W ⊙ M, and (with
+ * `includeMasks`) each pruned weight's mask. What `exportHuggingFace` writes, before encoding.
+ *
+ * @param model - the model
+ * @param options - `includeMasks` (default false)
+ * @returns the tensors, in the layout's order (embeddings first)
+ *
+ * @example
+ * ```ts
+ * const tensors = await huggingFaceTensors(model, { includeMasks: true });
+ * const kept = tensors.filter((tensor) => tensor.prunable).map((tensor) => tensor.mask!.reduce((a, b) => a + b, 0));
+ * ```
+ */
+export async function huggingFaceTensors(
+  model: BertModel,
+  options: { includeMasks?: boolean } = {},
+): Promise<HuggingFaceTensor[]> {
+  const layout = new Map(bertLayout(model.config, model.task).map((entry) => [entry.name, entry]));
+  const prunable = new Map(model.parameters().map((parameter) => [parameter.name, parameter]));
+  const tensors: HuggingFaceTensor[] = [];
+  for (const variable of model.variables()) {
+    const entry = layout.get(variable.name)!;
+    const parameter = prunable.get(variable.name);
+    // The effective weight W ⊙ M, so pruned entries are exported as zeros.
+    const effective = parameter ? tf.mul(parameter.weight, parameter.mask) : variable.variable;
+    let values = (await effective.data()) as Float32Array;
+    if (parameter) effective.dispose();
+    if (entry.transpose) values = transposeValues(values, entry.shape[0]!, entry.shape[1]!);
+    const tensor: HuggingFaceTensor = {
+      name: entry.huggingFaceName,
+      shape: [...entry.huggingFaceShape],
+      values,
+      prunable: parameter !== undefined,
+    };
+    if (parameter && options.includeMasks)
+      tensor.mask = transposeValues(
+        (await parameter.mask.data()) as Float32Array,
+        entry.shape[0]!,
+        entry.shape[1]!,
+      );
+    tensors.push(tensor);
+  }
+  return tensors;
+}
+
+/**
+ * The config.json object of a model: its encoder config in Hugging Face's keys, the architecture of
+ * its task head, the weights' dtype, and for a classifier its labels.
+ *
+ * @param model - the model
+ * @param dtype - the dtype its weights are stored in (default F32)
+ * @returns the config object
+ *
+ * @example
+ * ```ts
+ * writeFileSync('config.json', JSON.stringify(huggingFaceConfig(model), null, 2));
+ * ```
+ */
+export function huggingFaceConfig(model: BertModel, dtype: 'F32' | 'F16' = 'F32'): Record<string, unknown> {
+  const config: Record<string, unknown> = {
+    architectures: [architectureOf(model.task)],
+    ...configToHuggingFace(model.config),
+    torch_dtype: dtype === 'F32' ? 'float32' : 'float16',
+  };
+  if (model.task.type === 'classification') {
+    const labels = Array.from({ length: model.task.numLabels }, (_, index) => index);
+    config.id2label = Object.fromEntries(labels.map((index) => [String(index), `LABEL_${index}`]));
+    config.label2id = Object.fromEntries(labels.map((index) => [`LABEL_${index}`, index]));
+  }
+  return config;
+}
+
+/**
+ * Loads plain float32 tensors in the Hugging Face layout (names and shapes as in its safetensors
+ * file) into a model, with every check of {@link loadHuggingFaceWeights}: names, shapes, finite
+ * values, `strict`.
+ *
+ * @param model - the model to fill
+ * @param tensors - the tensors (for example a compact export's, densified)
+ * @param options - `strict` (default true)
+ * @returns what was loaded, missing and unexpected
+ * @throws FinepruneError as {@link loadHuggingFaceWeights}
+ *
+ * @example
+ * ```ts
+ * loadHuggingFaceTensors(model, compact.tensors.map((tensor) => ({ name: tensor.name, shape: [...tensor.shape], values: tensor.dense() })));
+ * ```
+ */
+export function loadHuggingFaceTensors(
+  model: BertModel,
+  tensors: Iterable<{ name: string; shape: readonly number[]; values: Float32Array }>,
+  options: LoadHuggingFaceOptions = {},
+): HuggingFaceLoadReport {
+  const inputs: Record<string, SafetensorsInput> = {};
+  for (const tensor of tensors)
+    inputs[tensor.name] = { dtype: 'F32', shape: [...tensor.shape], data: tensor.values };
+  return loadHuggingFaceWeights(model, readSafetensors(encodeSafetensors(inputs)), options);
+}
+
+/**
  * Exports a model as a Hugging Face BERT checkpoint: a safetensors file (metadata
  * `format: "pt"`, Linear weights transposed to [out, in]) and a config.json object. Pruned weights
  * are written as their effective values W ⊙ M, so pruned entries are zeros. The MLM decoder is tied
@@ -361,43 +485,22 @@ export async function exportHuggingFace(
       fix: "Pass { dtype: 'F32' } (exact) or { dtype: 'F16' } (half the size).",
     });
   }
-  const layout = new Map(bertLayout(model.config, model.task).map((entry) => [entry.name, entry]));
-  const prunable = new Map(model.parameters().map((parameter) => [parameter.name, parameter]));
   const tensors: Record<string, SafetensorsInput> = {};
-  for (const variable of model.variables()) {
-    const entry = layout.get(variable.name)!;
-    const parameter = prunable.get(variable.name);
-    // The effective weight W ⊙ M, so pruned entries are exported as zeros.
-    const effective = parameter ? tf.mul(parameter.weight, parameter.mask) : variable.variable;
-    let values = (await effective.data()) as Float32Array;
-    if (parameter) effective.dispose();
-    if (entry.transpose) values = transposeValues(values, entry.shape[0]!, entry.shape[1]!);
-    tensors[entry.huggingFaceName] = { dtype, shape: entry.huggingFaceShape, data: values };
-    if (parameter && options.includeMasks) {
-      const mask = transposeValues(
-        (await parameter.mask.data()) as Float32Array,
-        entry.shape[0]!,
-        entry.shape[1]!,
-      );
-      const binary = mask.every((value) => value === 0 || value === 1);
-      tensors[`${entry.huggingFaceName}${MASK_SUFFIX}`] = {
+  for (const tensor of await huggingFaceTensors(model, { includeMasks: options.includeMasks === true })) {
+    tensors[tensor.name] = { dtype, shape: tensor.shape, data: tensor.values };
+    if (tensor.mask) {
+      const binary = tensor.mask.every((value) => value === 0 || value === 1);
+      tensors[`${tensor.name}${MASK_SUFFIX}`] = {
         dtype: binary ? 'U8' : 'F32',
-        shape: entry.huggingFaceShape,
-        data: binary ? Uint8Array.from(mask) : mask,
+        shape: tensor.shape,
+        data: binary ? Uint8Array.from(tensor.mask) : tensor.mask,
       };
     }
   }
-  const config: Record<string, unknown> = {
-    architectures: [architectureOf(model.task)],
-    ...configToHuggingFace(model.config),
-    torch_dtype: dtype === 'F32' ? 'float32' : 'float16',
+  return {
+    safetensors: encodeSafetensors(tensors, { format: 'pt' }),
+    config: huggingFaceConfig(model, dtype),
   };
-  if (model.task.type === 'classification') {
-    const labels = Array.from({ length: model.task.numLabels }, (_, index) => index);
-    config.id2label = Object.fromEntries(labels.map((index) => [String(index), `LABEL_${index}`]));
-    config.label2id = Object.fromEntries(labels.map((index) => [`LABEL_${index}`, index]));
-  }
-  return { safetensors: encodeSafetensors(tensors, { format: 'pt' }), config };
 }
 
 /**

@@ -39,9 +39,13 @@ export {
 export {
   type ExportHuggingFaceOptions,
   exportHuggingFace,
+  huggingFaceConfig,
   type HuggingFaceLoadReport,
   huggingFaceNames,
+  type HuggingFaceTensor,
+  huggingFaceTensors,
   type LoadHuggingFaceOptions,
+  loadHuggingFaceTensors,
   loadHuggingFaceWeights,
   MASK_SUFFIX,
   taskFromHuggingFace,
