@@ -28,6 +28,7 @@ import { prepareRun } from './run-check';
 import { encoderRemainingTable } from './report/encoder-table';
 import { keptHistograms, layerTable } from './report/text';
 import { runRecipe } from './run-recipe';
+import { hasBertRunCheckpoint } from './run-model-bert';
 import type { RunEvent } from './run-types';
 import type { RunRecord } from './run-record';
 import { cliVersion } from './version';
@@ -133,9 +134,10 @@ function reportError(io: CliIo, error: unknown, json: boolean): ExitCode {
 /** The model directory of a path: a run output directory (its checkpoint) or a model/checkpoint directory. */
 function modelDirectory(target: string): { directory: string } {
   const resolved = path.resolve(target.replace(/model\.json$/, ''));
+  const checkpoint = path.join(resolved, 'checkpoint');
   if (
     !existsSync(path.join(resolved, 'model.json')) &&
-    existsSync(path.join(resolved, 'checkpoint', 'model.json'))
+    (existsSync(path.join(checkpoint, 'model.json')) || hasBertRunCheckpoint(checkpoint))
   ) {
     return { directory: path.join(resolved, 'checkpoint') };
   }
@@ -424,11 +426,17 @@ export async function main(
     .description(
       'Export a checkpoint (or a run’s) with its masks applied: a TF.js model (float32, or TF.js’s uint8/uint16/float16 quantization; stock tf.loadLayersModel reads it) or a compact sparse file (float32/float16/int8 values; @fineprune/sparse reads it). Never larger than the model the run started from unless --allow-larger.',
     )
-    .argument('<model>', 'a checkpoint directory or a run output directory')
+    .argument(
+      '<model>',
+      'a checkpoint directory or a run output directory (TF.js layers or BERT), or a Hugging Face BERT folder (config.json + model.safetensors)',
+    )
     .requiredOption('--out <directory>', 'where to write the export')
     .option('--strip', 'apply the masks and drop scores (always done)', true)
     .addOption(
-      new Option('--format <format>', 'tfjs: model.json + weights; sparse: one model.fpsparse')
+      new Option(
+        '--format <format>',
+        'tfjs: model.json + weights (layers models); sparse: one model.fpsparse (layers or BERT models)',
+      )
         .choices(['tfjs', 'sparse'])
         .default('tfjs'),
     )

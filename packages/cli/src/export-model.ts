@@ -1,17 +1,13 @@
-import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { ErrorCodes, FinepruneError } from '@fineprune/core';
 import { fileSystem, type LayersPrunableModel, strip } from '@fineprune/layers';
-import {
-  artifactsReferenceBytes,
-  compactBytesOfModel,
-  readCompactModel,
-  type ValueEncoding,
-} from '@fineprune/sparse';
+import { artifactsReferenceBytes, compactBytesOfModel, type ValueEncoding } from '@fineprune/sparse';
 import { setBackend } from '@fineprune/tensor';
-import { checkJsonBounds, readRegularFile } from '@fineprune/tensor/untrusted';
 import * as tf from '@tensorflow/tfjs-core';
 import { loadRunCheckpoint } from './checkpoint';
+import { compactBertBytes, isBertModelDirectory, openBertForExport } from './export-bert';
+import { checkTarget, refuse, refuseCheckpointFolder } from './export-checks';
 import {
   EXPORT_VALUES,
   type ExportFormat,
@@ -22,7 +18,8 @@ import {
 } from './export-formats';
 import { probeWritableDirectory } from './files';
 import { type ModelSource, parseModelSource } from './model-source';
-import { layerRow, readSavedModel, type SavedModelSummary } from './report/read-model';
+import { compactSummary } from './report/compact-report';
+import { readSavedModel, type SavedModelSummary } from './report/read-model';
 
 /**
  * Options of {@link exportCheckpoint}.
@@ -65,48 +62,6 @@ export interface ExportSummary extends SavedModelSummary {
   referenceBytes: number;
 }
 
-/** The path with its links resolved as far as it exists (a missing tail is kept as written). */
-function resolvedPath(target: string): string {
-  const absolute = path.resolve(target);
-  let existing = absolute;
-  while (!existsSync(existing) && path.dirname(existing) !== existing) existing = path.dirname(existing);
-  try {
-    return path.join(realpathSync(existing), path.relative(existing, absolute));
-  } catch {
-    return absolute;
-  }
-}
-
-function refuse(message: string, fix: string, details: Record<string, unknown>): FinepruneError {
-  return new FinepruneError({ code: ErrorCodes.IO_FAILED, message, fix, details });
-}
-
-/**
- * Refuses an export target that would replace or shadow the run's own files: the checkpoint being
- * exported, or a run output directory itself (where `report` and `export` look for the checkpoint).
- * The handler refuses any other checkpoint or unreadable model.json on its own.
- */
-function checkTarget(checkpointDirectory: string, out: string): void {
-  const target = resolvedPath(out);
-  if (target === resolvedPath(checkpointDirectory)) {
-    throw refuse(
-      `--out ${out} is the checkpoint being exported; the export would replace it and the run could no longer resume.`,
-      'Write the export to another directory, for example <run>/model.',
-      { directory: out, checkpoint: checkpointDirectory },
-    );
-  }
-  if (
-    existsSync(path.join(target, 'run.json')) ||
-    existsSync(path.join(target, 'checkpoint', 'model.json'))
-  ) {
-    throw refuse(
-      `--out ${out} is a run output directory; an export there would shadow its checkpoint for report and export.`,
-      'Write the export to a folder of its own, for example <run>/model.',
-      { directory: out },
-    );
-  }
-}
-
 /**
  * Exports a checkpoint's model stripped (masks applied, scores and masks dropped) into `out`, and
  * summarises what was written: as a TF.js layers model (`format: 'tfjs'`, model.json + weights,
@@ -138,6 +93,7 @@ export async function exportCheckpoint(
   options: ExportCheckpointOptions = {},
 ): Promise<ExportSummary> {
   if (!existsSync(path.join(checkpointDirectory, 'model.json'))) {
+    if (isBertModelDirectory(checkpointDirectory)) return exportBert(checkpointDirectory, out, options);
     throw refuse(
       `${checkpointDirectory} holds no model.json.`,
       'Pass a checkpoint directory or a run output directory written by `fineprune run`.',
@@ -153,25 +109,86 @@ export async function exportCheckpoint(
   tf.dispose(Object.values(state.tensors));
   const format = options.format ?? 'tfjs';
   const source = parseModelSource(metadata?.source);
-  const values = exportValues(format, options.values, source);
   const directory = path.resolve(out);
   try {
-    if (!EXPORT_VALUES[format].includes(values as ExportValues))
-      throw new FinepruneError({
-        code: ErrorCodes.INVALID_ARGUMENT,
-        message: values,
-        fix: `Pick --values from ${EXPORT_VALUES[format].join(', ')}.`,
-      });
+    const values = checkedValues(format, options.values, source);
     const written = await writeExport(model, directory, {
       format,
-      values: values as ExportValues,
+      values,
       source,
       allowLarger: options.allowLarger === true,
     });
-    return { ...written, format, values: values as ExportValues };
+    return { ...written, format, values };
   } finally {
     model.dispose();
   }
+}
+
+/** The values an export stores (see `exportValues`). @throws FinepruneError `INVALID_ARGUMENT` when the format cannot store them */
+function checkedValues(
+  format: ExportFormat,
+  values: ExportValues | undefined,
+  source: ModelSource | undefined,
+): ExportValues {
+  const chosen = exportValues(format, values, source);
+  if (!EXPORT_VALUES[format].includes(chosen as ExportValues))
+    throw new FinepruneError({
+      code: ErrorCodes.INVALID_ARGUMENT,
+      message: chosen,
+      fix: `Pick --values from ${EXPORT_VALUES[format].join(', ')}.`,
+    });
+  return chosen as ExportValues;
+}
+
+/**
+ * Exports the BERT model of a run checkpoint or a Hugging Face folder as one compact sparse file
+ * (the only format `export` writes for it), never larger than the folder's model.safetensors (or,
+ * for a checkpoint, its tensors as float32) unless `allowLarger`.
+ */
+async function exportBert(
+  directory: string,
+  out: string,
+  options: ExportCheckpointOptions,
+): Promise<ExportSummary> {
+  checkTarget(directory, out);
+  const format = options.format ?? 'tfjs';
+  if (format !== 'sparse')
+    throw new FinepruneError({
+      code: ErrorCodes.INVALID_ARGUMENT,
+      message: `${directory} holds a BERT model; --format ${format} writes TF.js layers models.`,
+      fix: 'Pass --format sparse for the compact export (a recipe with export.format: huggingface writes the Hugging Face layout).',
+    });
+  const values = checkedValues(format, options.values, undefined) as ValueEncoding;
+  await setBackend('cpu');
+  const { model, referenceBytes } = await openBertForExport(directory);
+  try {
+    const bytes = await compactBertBytes(model, {
+      values,
+      allowLarger: options.allowLarger === true,
+      ...(referenceBytes === undefined ? {} : { referenceBytes }),
+    });
+    return { ...(await writeCompactFile(bytes, path.resolve(out), referenceBytes)), format, values };
+  } finally {
+    model.dispose();
+  }
+}
+
+/** Writes a compact export into `directory` (checked first) and summarises it. */
+async function writeCompactFile(
+  bytes: Uint8Array,
+  directory: string,
+  referenceBytes: number | undefined,
+): Promise<Omit<ExportSummary, 'format' | 'values'>> {
+  await probeWritableDirectory(directory, 'the export directory (--out)');
+  await refuseCheckpointFolder(directory);
+  const file = await writeCompactExport(directory, bytes);
+  const summary = await compactSummary(bytes, file);
+  return {
+    ...summary,
+    files: [file],
+    bytes: bytes.length,
+    referenceBytes: referenceBytes ?? summary.referenceBytes,
+  };
 }
 
 /** Strips the model and writes it in the chosen format; summarises what was written. */
@@ -193,16 +210,7 @@ async function writeExport(
         allowLarger: options.allowLarger,
         ...(options.source ? { referenceBytes: options.source.bytes } : {}),
       });
-      await probeWritableDirectory(directory, 'the export directory (--out)');
-      await refuseCheckpointFolder(directory);
-      const file = await writeCompactExport(directory, bytes);
-      const summary = await compactSummary(bytes, file);
-      return {
-        ...summary,
-        files: [file],
-        bytes: bytes.length,
-        referenceBytes: options.source?.bytes ?? summary.referenceBytes,
-      };
+      return writeCompactFile(bytes, directory, options.source?.bytes);
     }
     let referenceBytes = options.source?.bytes ?? 0;
     await plain.save(
@@ -237,53 +245,4 @@ async function writtenModelFiles(directory: string): Promise<string[]> {
     path.join(directory, 'model.json'),
     ...json.weightsManifest.flatMap((group) => group.paths.map((file) => path.join(directory, file))),
   ];
-}
-
-/**
- * Refuses to put a compact export beside a checkpoint (report and export would pick the checkpoint)
- * or beside a model.json it cannot read (a FIFO, a huge or malformed file).
- */
-async function refuseCheckpointFolder(directory: string): Promise<void> {
-  const modelJson = path.join(directory, 'model.json');
-  if (!existsSync(modelJson)) return;
-  let metadata: unknown;
-  try {
-    const bytes = await readRegularFile(modelJson, { maxBytes: 64 * 1024 ** 2, what: 'the model file' });
-    const text = new TextDecoder().decode(bytes);
-    if (checkJsonBounds(text, { maxDepth: 64, maxValues: 2_000_000 })) throw new Error('too deeply nested');
-    metadata = (JSON.parse(text) as { userDefinedMetadata?: { fineprune?: unknown } }).userDefinedMetadata
-      ?.fineprune;
-  } catch (error) {
-    throw refuse(
-      `--out ${directory} holds a model.json that is not a readable TF.js model (${(error as Error).message.slice(0, 200)}); fineprune will not write beside it.`,
-      'Write the export to a folder of its own, for example <run>/sparse.',
-      { directory },
-    );
-  }
-  if (metadata !== undefined)
-    throw refuse(
-      `--out ${directory} holds a checkpoint; a compact export there would sit beside it.`,
-      'Write the export to a folder of its own, for example <run>/sparse.',
-      { directory },
-    );
-}
-
-/** The per-tensor table of a compact export (kept = stored entries that are not zero). */
-export async function compactSummary(
-  bytes: Uint8Array,
-  file: string,
-): Promise<SavedModelSummary & { referenceBytes: number }> {
-  const compact = await readCompactModel(bytes, { source: file });
-  const layers = compact.tensors
-    .filter((tensor) => tensor.isMatrix)
-    .map((tensor) => {
-      let kept = 0;
-      for (const value of tensor.dense()) if (value !== 0) kept += 1;
-      return layerRow(tensor.name, tensor.shape, kept);
-    });
-  const referenceBytes = compact.tensors.reduce(
-    (sum, tensor) => sum + 4 * tensor.shape.reduce((a, b) => a * b, 1),
-    0,
-  );
-  return { kind: 'model', layers, samples: [], referenceBytes };
 }

@@ -6,6 +6,7 @@ import { compactBytesOfModel } from '@fineprune/sparse';
 import type { Recipe } from '@fineprune/recipes';
 import type { BertModel } from '@fineprune/transformers';
 import { saveHuggingFaceDirectory } from '@fineprune/transformers/node';
+import { compactBertBytes } from './export-bert';
 import { sizeCheckedHandler, writeCompactExport } from './export-formats';
 import type { ModelSource } from './model-source';
 
@@ -52,7 +53,8 @@ function unsupported(format: string, kind: string, fix: string): FinepruneError 
  * The model writers by `export.format`. `tfjs`: the stripped TF.js layers model (masks applied,
  * scores dropped; `tf.loadLayersModel` loads it). `huggingface`: config.json + model.safetensors
  * (W ⊙ M, Linear weights [out, in]; `transformers` loads it). `sparse`: one compact
- * `model.fpsparse` of `@fineprune/sparse` (float32 values, float16 with `dtype: F16`). A new format
+ * `model.fpsparse` of `@fineprune/sparse` (float32 values, float16 with `dtype: F16`) — a layers
+ * model stripped, a BERT model in its Hugging Face layout with only the weights its masks keep. A new format
  * is one more entry here; `export.format` in the recipe schema names it.
  *
  * @example
@@ -82,17 +84,15 @@ export const EXPORT_WRITERS: Record<string, ExportWriter> = {
     );
   },
   sparse: async (target, directory) => {
-    if (target.kind !== 'layers')
-      throw unsupported(
-        'sparse',
-        target.kind,
-        'Use export.format: huggingface for a huggingFace model (the compact export holds TF.js layers models).',
-      );
+    // After a run, the export is written even when not smaller than the model it came from.
+    const options = { values: target.dtype === 'F16' ? 'float16' : 'float32', allowLarger: true } as const;
+    if (target.kind === 'bert') {
+      await writeCompactExport(directory, await compactBertBytes(target.model, options));
+      return;
+    }
     const plain = await strip(target.model);
     try {
-      // After a run, the export is written even when not smaller than the model it came from.
-      const values = target.dtype === 'F16' ? 'float16' : 'float32';
-      await writeCompactExport(directory, await compactBytesOfModel(plain, { values, allowLarger: true }));
+      await writeCompactExport(directory, await compactBytesOfModel(plain, options));
     } finally {
       plain.dispose();
     }

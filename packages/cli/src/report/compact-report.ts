@@ -5,8 +5,9 @@
 
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { readCompactFile } from '@fineprune/sparse';
+import { readCompactFile, readCompactModel } from '@fineprune/sparse';
 import { COMPACT_FILE } from '../export-formats';
+import { layerRow, type SavedModelSummary } from './read-model';
 import { textTable } from './text';
 
 /**
@@ -109,4 +110,32 @@ export function compactReportText(report: CompactReport): string {
     '',
     `size: ${report.bytes} bytes (${report.model} compact sparse export), ${(report.float32Bytes / report.bytes).toFixed(1)}× smaller than its tensors as float32 (${report.float32Bytes} bytes)`,
   ].join('\n');
+}
+
+/**
+ * The per-matrix table of a compact export, as `report` shows a model (kept = stored entries that are
+ * not zero), and its tensors' size as float32.
+ *
+ * @example
+ * ```ts
+ * const { layers, referenceBytes } = await compactSummary(bytes, 'out/sparse/model.fpsparse');
+ * ```
+ */
+export async function compactSummary(
+  bytes: Uint8Array,
+  file: string,
+): Promise<SavedModelSummary & { referenceBytes: number }> {
+  const compact = await readCompactModel(bytes, { source: file });
+  const layers = compact.tensors
+    .filter((tensor) => tensor.isMatrix)
+    .map((tensor) => {
+      let kept = 0;
+      for (const value of tensor.dense()) if (value !== 0) kept += 1;
+      return layerRow(tensor.name, tensor.shape, kept);
+    });
+  const referenceBytes = compact.tensors.reduce(
+    (sum, tensor) => sum + 4 * tensor.shape.reduce((a, b) => a * b, 1),
+    0,
+  );
+  return { kind: 'model', layers, samples: [], referenceBytes };
 }

@@ -51,7 +51,9 @@ describe('the compact export of a Hugging Face model', () => {
 
   it('keeps an entry whose soft mask is not 0 (the gate is already in the value)', async () => {
     const soft = Float32Array.from(MASK, (kept) => kept * 0.5);
-    const compact = await readCompactModel(await encodeCompactHuggingFace(model(soft), { allowLarger: true }));
+    const compact = await readCompactModel(
+      await encodeCompactHuggingFace(model(soft), { allowLarger: true }),
+    );
     expect(compact.tensor(NAME).storedEntries).toBe(5);
   });
 

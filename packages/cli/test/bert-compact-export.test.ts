@@ -1,0 +1,201 @@
+import { readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { validateRecipe } from '@fineprune/recipes';
+import {
+  type CompactModel,
+  huggingFaceConfigOf,
+  prepareCompactProjections,
+  readCompactFile,
+  sparseDense,
+} from '@fineprune/sparse';
+import { setBackend } from '@fineprune/tensor';
+import {
+  type BertModel,
+  configFromHuggingFace,
+  createBertModel,
+  exportHuggingFace,
+  huggingFaceNames,
+  huggingFaceTensors,
+  loadHuggingFaceTensors,
+  type ProjectionFunction,
+} from '@fineprune/transformers';
+import { loadBertCheckpoint } from '@fineprune/transformers/node';
+import * as tf from '@tensorflow/tfjs-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../src/cli';
+import { ExitCodes } from '../src/exit-codes';
+import { runRecipe } from '../src/run-recipe';
+import { bertRecipe, spamJsonl, tinyBertFolder } from './bert-support';
+import { captureIo, temporaryDirectory } from './support';
+
+const task = { type: 'classification', numLabels: 2 } as const;
+
+/** A BERT model built from a compact export: densified, or with its projections on the sparse kernels. */
+function modelFromCompact(compact: CompactModel, mode: 'densified' | 'sparse') {
+  const config = configFromHuggingFace(huggingFaceConfigOf(compact));
+  const projections = huggingFaceNames(config, task).filter((entry) => entry.prunableGroup !== undefined);
+  const prepared =
+    mode === 'sparse'
+      ? prepareCompactProjections(
+          compact,
+          projections.map((entry) => entry.huggingFaceName),
+          { mode: 'sparse' },
+        )
+      : new Map();
+  const functions = new Map<string, ProjectionFunction>(
+    projections
+      .filter((entry) => prepared.has(entry.huggingFaceName))
+      .map((entry) => [
+        entry.name,
+        (hidden) => sparseDense(hidden, prepared.get(entry.huggingFaceName)!) as tf.Tensor2D,
+      ]),
+  );
+  const model = createBertModel({ config, task, ...(mode === 'sparse' ? { projections: functions } : {}) });
+  loadHuggingFaceTensors(
+    model,
+    compact.tensors.map((tensor) => ({ name: tensor.name, shape: tensor.shape, values: tensor.dense() })),
+  );
+  return {
+    model,
+    dispose: () => {
+      model.dispose();
+      for (const weights of prepared.values()) weights.dispose();
+    },
+  };
+}
+
+function logits(model: BertModel): tf.Tensor {
+  return tf.tidy(() => {
+    // Token ids inside the tiny vocabulary (17 entries), 8 positions, the second row padded.
+    const inputIds = tf.tensor2d(
+      [
+        [2, 5, 6, 7, 8, 9, 3, 0],
+        [2, 14, 15, 16, 3, 0, 0, 0],
+      ],
+      undefined,
+      'int32',
+    );
+    const attentionMask = tf.tensor2d(
+      [
+        [1, 1, 1, 1, 1, 1, 1, 0],
+        [1, 1, 1, 1, 1, 0, 0, 0],
+      ],
+      undefined,
+      'int32',
+    );
+    return model.forward({ inputIds, attentionMask }, { training: false }) as tf.Tensor;
+  });
+}
+
+/** Max |a − b| over the largest |b|. */
+function relative(a: tf.Tensor, b: tf.Tensor): number {
+  return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]! / tf.max(tf.abs(b)).dataSync()[0]!);
+}
+
+/**
+ * The data section of a float32 compact export, derived from the kept counts: tensors without a mask
+ * at 4 bytes per entry (none of them holds a zero), and each projection [out, in] with K kept of
+ * P = out · in in the smallest of dense 4P, bitmap ⌈P/8⌉ + 4K, and delta out + K + 4K (one varint
+ * byte per row count and per gap: in ≤ 64 < 128).
+ */
+async function expectedDataBytes(model: BertModel): Promise<{ bytes: number; kept: number; total: number }> {
+  let bytes = 0;
+  let kept = 0;
+  let total = 0;
+  for (const tensor of await huggingFaceTensors(model, { includeMasks: true })) {
+    const size = tensor.values.length;
+    if (!tensor.prunable) {
+      bytes += 4 * size;
+      continue;
+    }
+    const outputs = tensor.shape[0]!;
+    const keptHere = tensor.mask!.reduce((sum, value) => sum + value, 0);
+    kept += keptHere;
+    total += size;
+    bytes += Math.min(4 * size, Math.ceil(size / 8) + 4 * keptHere, outputs + 5 * keptHere);
+  }
+  return { bytes, kept, total };
+}
+
+beforeAll(async () => {
+  await setBackend('cpu');
+});
+
+describe('the compact sparse export of a BERT model', () => {
+  it('export.format: sparse writes it; it loads through @fineprune/sparse with the masked model’s logits, smaller by what the masks prune; fineprune export writes the same bytes', async () => {
+    const directory = temporaryDirectory();
+    // Width 32: the projections (32 768 weights) outweigh the header a compact export adds.
+    const folder = await tinyBertFolder(directory, 2, { hiddenSize: 32, intermediateSize: 64 });
+    spamJsonl(directory);
+    const before = tf.memory().numTensors;
+    const outcome = await runRecipe({
+      recipe: validateRecipe(bertRecipe({ export: { format: 'sparse', report: false } })),
+      baseDirectory: directory,
+    });
+    expect(outcome.status).toBe('completed');
+    expect(tf.memory().numTensors).toBe(before);
+    const out = path.join(directory, 'out', 'tiny-bert');
+    const file = path.join(out, 'model', 'model.fpsparse');
+    const compact = await readCompactFile(file);
+
+    // The masked model: the run's final checkpoint.
+    const { model: masked, state } = await loadBertCheckpoint(path.join(out, 'checkpoint'));
+    tf.dispose(Object.values(state.tensors));
+    const expected = logits(masked);
+    // Densified: the same float32 values W ⊙ M through the same ops — equal exactly.
+    const densified = modelFromCompact(compact, 'densified');
+    const fromDense = logits(densified.model);
+    expect(Array.from(fromDense.dataSync())).toEqual(Array.from(expected.dataSync()));
+    // Sparse kernels: the same products summed in another order, through two layers: ≤ 1e-6 relative.
+    const sparse = modelFromCompact(compact, 'sparse');
+    const fromSparse = logits(sparse.model);
+    expect(relative(fromSparse, expected)).toBeLessThanOrEqual(1e-6);
+
+    // Size: the data section is what the kept counts give, and the file is smaller than the dense
+    // float32 safetensors file of the same model.
+    const { bytes, kept, total } = await expectedDataBytes(masked);
+    expect(kept / total).toBeCloseTo(0.5, 1);
+    expect(compact.header.dataBytes).toBe(bytes);
+    const { safetensors } = await exportHuggingFace(masked);
+    expect(compact.byteLength).toBeLessThan(safetensors.length);
+    tf.dispose([expected, fromDense, fromSparse]);
+    densified.dispose();
+    sparse.dispose();
+    masked.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+
+    // fineprune export of the run's BERT checkpoint writes the same file.
+    const exported = temporaryDirectory();
+    const io = captureIo();
+    expect(await main(['export', out, '--out', exported, '--format', 'sparse', '--json'], io), io.err()).toBe(
+      ExitCodes.OK,
+    );
+    const summary = JSON.parse(io.out());
+    expect(summary.format).toBe('sparse');
+    expect(summary.bytes).toBe(compact.byteLength);
+    expect(readFileSync(path.join(exported, 'model.fpsparse'))).toEqual(readFileSync(file));
+
+    // A BERT model has no TF.js layers export.
+    const tfjs = captureIo();
+    expect(await main(['export', out, '--out', temporaryDirectory()], tfjs)).toBe(ExitCodes.INVALID_RECIPE);
+    expect(tfjs.err()).toContain('--format sparse');
+
+    // The unpruned folder the run started from: float32 is not smaller than its model.safetensors, so
+    // it is refused (nothing written); int8 is about 4× smaller.
+    const refused = temporaryDirectory();
+    const larger = captureIo();
+    expect(await main(['export', folder, '--out', refused, '--format', 'sparse'], larger)).toBe(ExitCodes.IO);
+    expect(larger.err()).toContain('LARGER_THAN_SOURCE');
+    const int8 = captureIo();
+    expect(
+      await main(
+        ['export', folder, '--out', refused, '--format', 'sparse', '--values', 'int8', '--json'],
+        int8,
+      ),
+      int8.err(),
+    ).toBe(ExitCodes.OK);
+    const int8Summary = JSON.parse(int8.out());
+    expect(int8Summary.referenceBytes).toBe(statSync(path.join(folder, 'model.safetensors')).size);
+    expect(int8Summary.bytes).toBeLessThan(int8Summary.referenceBytes);
+  }, 120_000);
+});

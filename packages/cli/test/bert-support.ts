@@ -1,0 +1,92 @@
+/** A tiny BERT folder, a text file for it and a recipe, shared by the BERT recipe tests. */
+
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { RecipeInput } from '@fineprune/recipes';
+import { bertBaseUncasedConfig, createBertModel } from '@fineprune/transformers';
+import { saveHuggingFaceDirectory } from '@fineprune/transformers/node';
+
+const WORDS = [
+  'win',
+  'money',
+  'now',
+  'free',
+  'prize',
+  'see',
+  'you',
+  'at',
+  'lunch',
+  'the',
+  'meeting',
+  'notes',
+];
+export const VOCABULARY = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', ...WORDS];
+
+/** A tiny BERT (2 layers of width 8, or the widths given) saved as a Hugging Face folder with its vocab.txt. */
+export async function tinyBertFolder(
+  directory: string,
+  numLabels = 2,
+  widths: { hiddenSize: number; intermediateSize: number } = { hiddenSize: 8, intermediateSize: 16 },
+): Promise<string> {
+  const folder = path.join(directory, 'bert');
+  const config = {
+    ...bertBaseUncasedConfig,
+    vocabSize: VOCABULARY.length,
+    ...widths,
+    numLayers: 2,
+    numHeads: 2,
+    maxPositions: 16,
+  };
+  const model = createBertModel({ config, task: { type: 'classification', numLabels }, seed: 5 });
+  await saveHuggingFaceDirectory(model, folder);
+  model.dispose();
+  writeFileSync(path.join(folder, 'vocab.txt'), `${VOCABULARY.join('\n')}\n`);
+  return folder;
+}
+
+/** 48 rows: spam texts from the first five words, ham from the others. */
+export function spamJsonl(directory: string): void {
+  const rows = Array.from({ length: 48 }, (_, index) => {
+    const spam = index % 2 === 1;
+    const pool = spam ? WORDS.slice(0, 5) : WORDS.slice(5);
+    const text = Array.from({ length: 4 }, (_, at) => pool[(index + at * 3) % pool.length]).join(' ');
+    return JSON.stringify({ text, label: spam ? 'spam' : 'ham' });
+  });
+  writeFileSync(path.join(directory, 'train.jsonl'), `${rows.join('\n')}\n`);
+}
+
+export function bertRecipe(overrides: Partial<RecipeInput> = {}): RecipeInput {
+  return {
+    version: 1,
+    name: 'tiny-bert',
+    seed: 7,
+    backend: 'cpu',
+    model: { huggingFace: './bert' },
+    data: {
+      text: { train: 'train.jsonl', validationFraction: 0.25 },
+      tokenizer: { maxLength: 8 },
+      batchSize: 4,
+    },
+    training: {
+      steps: 8,
+      optimizer: { type: 'adamw', learningRate: 0.01, schedule: { type: 'linear', warmupSteps: 2 } },
+      scoreOptimizer: { type: 'adam', learningRate: 0.05 },
+      gradientAccumulation: 2,
+      evaluateEvery: 4,
+      metrics: ['accuracy', 'f1'],
+      keepBest: { metric: 'f1' },
+    },
+    pruning: [
+      {
+        name: 'encoder',
+        scores: { id: 'movement' },
+        mask: { id: 'topV', options: { scope: 'local' } },
+        schedule: {
+          id: 'cubic',
+          options: { finalSparsity: 0.5, totalSteps: 8, warmupSteps: 1, cooldownSteps: 1, interval: 1 },
+        },
+      },
+    ],
+    ...overrides,
+  };
+}
