@@ -36,7 +36,7 @@ import { gzipSync } from 'node:zlib';
 import { adam, evaluateClassifier, learningRateSchedule, Pruner, sparsityReport } from '@fineprune/core';
 import { loadMnist } from '@fineprune/datasets';
 import { runGradualMagnitude } from '@fineprune/example-gradual-magnitude/job';
-import { compactBertBytes, loadDenseBert, loadSparseBert } from '@fineprune/example-sparse-demo/encoder';
+import { loadDenseBert, loadSparseBert } from '@fineprune/example-sparse-demo/encoder';
 import { fileSystem } from '@fineprune/layers';
 import { readSafetensorsFile } from '@fineprune/safetensors/node';
 import {
@@ -44,6 +44,7 @@ import {
   type CompactModel,
   clearSparseDenseChoices,
   encodeCompactArtifacts,
+  encodeCompactHuggingFace,
   loadSparseLayersModel,
   modelArtifacts,
   quantizeArtifacts,
@@ -57,6 +58,8 @@ import {
   configFromHuggingFace,
   createBertModel,
   exportHuggingFace,
+  huggingFaceConfig,
+  huggingFaceTensors,
   loadHuggingFaceWeights,
 } from '@fineprune/transformers';
 import { saveHuggingFaceDirectory } from '@fineprune/transformers/node';
@@ -399,8 +402,13 @@ async function encoderBenchmark(remaining: number, steps: number, blocks: number
   await saveHuggingFaceDirectory(model, path.join(CACHE, `encoder-${remaining}`));
   const { safetensors } = await exportHuggingFace(model);
   const compactBytes: Record<string, Uint8Array> = {};
+  // The packages' writer: the Hugging Face tensors with their masks, encoded by @fineprune/sparse.
+  const tensors = await huggingFaceTensors(model, { includeMasks: true });
   for (const values of ['float32', 'float16', 'int8'] as const)
-    compactBytes[values] = await compactBertBytes(model, { values });
+    compactBytes[values] = await encodeCompactHuggingFace(
+      { config: huggingFaceConfig(model), tensors },
+      { values },
+    );
   const compact = Object.fromEntries(
     await Promise.all(
       Object.entries(compactBytes).map(

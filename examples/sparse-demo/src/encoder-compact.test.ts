@@ -1,9 +1,22 @@
-import { readCompactModel } from '@fineprune/sparse';
+import { type CompactExportOptions, encodeCompactHuggingFace, readCompactModel } from '@fineprune/sparse';
 import { setBackend } from '@fineprune/tensor';
-import { bertBaseUncasedConfig, createBertModel, type EncoderConfig } from '@fineprune/transformers';
+import {
+  type BertModel,
+  bertBaseUncasedConfig,
+  createBertModel,
+  type EncoderConfig,
+  huggingFaceConfig,
+  huggingFaceTensors,
+} from '@fineprune/transformers';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { compactBertBytes, loadDenseBert, loadSparseBert } from './encoder-compact';
+import { loadDenseBert, loadSparseBert } from './encoder-compact';
+
+/** The packages' writer: the model's Hugging Face tensors with masks, encoded by @fineprune/sparse. */
+async function compactBertBytes(model: BertModel, options: CompactExportOptions = {}): Promise<Uint8Array> {
+  const tensors = await huggingFaceTensors(model, { includeMasks: true });
+  return encodeCompactHuggingFace({ config: huggingFaceConfig(model), tensors }, options);
+}
 
 const config: EncoderConfig = {
   ...bertBaseUncasedConfig,

@@ -1,84 +1,37 @@
 /**
- * The transformer encoder and the compact sparse export: a pruned `BertModel` written in its Hugging
- * Face layout (Linear weights [out, in], so each output channel's kept inputs are contiguous), and
- * read back either densified into a stock `BertModel` or with its prunable projections run by the
- * sparse kernels of `@fineprune/sparse`.
+ * The transformer encoder from a compact sparse export: read back either densified into a stock
+ * `BertModel` or with its prunable projections run by the sparse kernels of `@fineprune/sparse`.
  *
- * It lives here, beside the demo, because it needs both `@fineprune/transformers` and
- * `@fineprune/sparse`, which do not import each other.
+ * The export itself is written by the packages: `huggingFaceTensors` of `@fineprune/transformers`
+ * (the Hugging Face layout, Linear weights [out, in], with masks) fed to `encodeCompactHuggingFace`
+ * of `@fineprune/sparse`:
+ *
+ * ```ts
+ * const tensors = await huggingFaceTensors(model, { includeMasks: true });
+ * const bytes = await encodeCompactHuggingFace({ config: huggingFaceConfig(model), tensors }, { values: 'int8' });
+ * ```
+ *
+ * `fineprune export --format sparse` and a recipe's `export.format: sparse` write the same. Loading a `BertModel` needs both packages, which do
+ * not import each other, so the few lines that join them live here, beside the page that uses them.
  */
 import {
-  type CompactExportOptions,
   type CompactModel,
-  encodeCompactModel,
-  prepareSparseDenseFromRows,
+  huggingFaceConfigOf,
+  prepareCompactProjections,
   type SparseDenseMode,
   type SparseDenseWeights,
   sparseDense,
 } from '@fineprune/sparse';
 import {
-  decodeFloat32,
-  encodeSafetensors,
-  readSafetensors,
-  type SafetensorsInput,
-} from '@fineprune/safetensors';
-import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
-import {
   type BertModel,
   type BertTask,
   configFromHuggingFace,
   createBertModel,
-  type EncoderConfig,
-  exportHuggingFace,
   huggingFaceNames,
-  loadHuggingFaceWeights,
+  loadHuggingFaceTensors,
   type ProjectionFunction,
 } from '@fineprune/transformers';
-import * as tf from '@tensorflow/tfjs-core';
-
-/**
- * The compact export of a (pruned) BERT model: every tensor under its Hugging Face name and shape,
- * matrices with their output channels first, pruned weights left out. The reference size (for the
- * never-larger rule) is the model's float32 safetensors file.
- *
- * @example
- * ```ts
- * const bytes = await compactBertBytes(model, { values: 'int8' });
- * ```
- */
-export async function compactBertBytes(
-  model: BertModel,
-  options: CompactExportOptions = {},
-): Promise<Uint8Array> {
-  const { safetensors, config } = await exportHuggingFace(model);
-  const file = readSafetensors(safetensors);
-  const tensors = [...file.tensors.values()].map((tensor) => ({
-    name: tensor.name,
-    shape: [...tensor.shape],
-    values: decodeFloat32(tensor),
-    channelAxis: 0,
-  }));
-  return encodeCompactModel(
-    { model: { kind: 'huggingface', config }, tensors },
-    { referenceBytes: safetensors.length, ...options },
-  );
-}
-
-/**
- * The encoder config of a compact export of a Hugging Face BERT model.
- *
- * @throws FinepruneError `CHECKPOINT_MISMATCH` when it holds another kind of model
- */
-export function bertConfigOf(compact: CompactModel, source = 'the compact export'): EncoderConfig {
-  const description = compact.header.model;
-  if (description.kind !== 'huggingface')
-    throw new FinepruneError({
-      code: ErrorCodes.CHECKPOINT_MISMATCH,
-      message: `${source} holds a ${description.kind} model, not a Hugging Face BERT model.`,
-      fix: 'Load layers models with loadSparseLayersModel() or loadDenseLayersModel().',
-    });
-  return configFromHuggingFace(description.config);
-}
+import type * as tf from '@tensorflow/tfjs-core';
 
 /** A new model of the export's config with every tensor assigned (densified) from it. */
 function denseModel(
@@ -86,13 +39,13 @@ function denseModel(
   task: BertTask,
   projections?: ReadonlyMap<string, ProjectionFunction>,
 ): BertModel {
-  const config = bertConfigOf(compact);
-  const tensors: Record<string, SafetensorsInput> = {};
-  for (const tensor of compact.tensors)
-    tensors[tensor.name] = { dtype: 'F32', shape: [...tensor.shape], data: tensor.dense() };
+  const config = configFromHuggingFace(huggingFaceConfigOf(compact));
   const model = createBertModel({ config, task, ...(projections ? { projections } : {}) });
   try {
-    loadHuggingFaceWeights(model, readSafetensors(encodeSafetensors(tensors)));
+    loadHuggingFaceTensors(
+      model,
+      compact.tensors.map((tensor) => ({ name: tensor.name, shape: tensor.shape, values: tensor.dense() })),
+    );
   } catch (error) {
     model.dispose();
     throw error;
@@ -128,30 +81,19 @@ export function loadSparseBert(
   task: BertTask,
   options: { mode?: SparseDenseMode } = {},
 ): { model: BertModel; weights: Map<string, SparseDenseWeights>; dispose(): void } {
-  const layout = huggingFaceNames(bertConfigOf(compact), task).filter(
+  const layout = huggingFaceNames(configFromHuggingFace(huggingFaceConfigOf(compact)), task).filter(
     (entry) => entry.prunableGroup !== undefined,
   );
-  const weights = new Map<string, SparseDenseWeights>();
+  const prepared = prepareCompactProjections(
+    compact,
+    layout.map((entry) => entry.huggingFaceName),
+    { mode: options.mode ?? 'auto' },
+  );
+  // Keyed by our parameter names, as createBertModel's projections are.
+  const weights = new Map(layout.map((entry) => [entry.name, prepared.get(entry.huggingFaceName)!]));
   try {
-    for (const entry of layout) {
-      const bias = tf.tensor1d(compact.tensor(entry.huggingFaceName.replace(/weight$/, 'bias')).dense());
-      try {
-        weights.set(
-          entry.name,
-          prepareSparseDenseFromRows(compact.tensor(entry.huggingFaceName).rows(), {
-            bias,
-            mode: options.mode ?? 'auto',
-          }),
-        );
-      } finally {
-        bias.dispose();
-      }
-    }
     const projections = new Map<string, ProjectionFunction>(
-      [...weights].map(([name, prepared]) => [
-        name,
-        (hidden) => sparseDense(hidden, prepared) as tf.Tensor2D,
-      ]),
+      [...weights].map(([name, weight]) => [name, (hidden) => sparseDense(hidden, weight) as tf.Tensor2D]),
     );
     const model = denseModel(compact, task, projections);
     return {
@@ -159,11 +101,11 @@ export function loadSparseBert(
       weights,
       dispose: () => {
         model.dispose();
-        for (const prepared of weights.values()) prepared.dispose();
+        for (const weight of weights.values()) weight.dispose();
       },
     };
   } catch (error) {
-    for (const prepared of weights.values()) prepared.dispose();
+    for (const weight of weights.values()) weight.dispose();
     throw error;
   }
 }

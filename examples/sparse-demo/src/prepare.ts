@@ -18,7 +18,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadMnist } from '@fineprune/datasets';
 import { fileSystem } from '@fineprune/layers';
-import { compactBytesOfModel } from '@fineprune/sparse';
+import { compactBytesOfModel, encodeCompactHuggingFace } from '@fineprune/sparse';
 import { createRandom, setBackend } from '@fineprune/tensor';
 import {
   type BertModel,
@@ -26,11 +26,11 @@ import {
   createBertModel,
   type EncoderConfig,
   exportHuggingFace,
+  huggingFaceTensors,
 } from '@fineprune/transformers';
 import { loadHuggingFaceDirectory } from '@fineprune/transformers/node';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { compactBertBytes } from './encoder-compact';
 
 /** What {@link prepareDemoModels} wrote. */
 export interface DemoManifest {
@@ -161,8 +161,15 @@ async function prepareEncoder(directory: string, from: string | undefined, kept:
   const { safetensors, config } = await exportHuggingFace(model);
   write(directory, 'model.safetensors', safetensors, files);
   write(directory, 'config.json', JSON.stringify(config), files);
+  // The packages' writer: the Hugging Face tensors with their masks, encoded by @fineprune/sparse.
+  const tensors = await huggingFaceTensors(model, { includeMasks: true });
   for (const values of ['float32', 'int8'] as const)
-    write(directory, `${values}.fpsparse`, await compactBertBytes(model, { values }), files);
+    write(
+      directory,
+      `${values}.fpsparse`,
+      await encodeCompactHuggingFace({ config, tensors }, { values, referenceBytes: safetensors.length }),
+      files,
+    );
   const vocabulary = model.config.vocabSize;
   model.dispose();
   return {
