@@ -26,6 +26,7 @@ import { main } from '../src/cli';
 import { ExitCodes } from '../src/exit-codes';
 import { runRecipe } from '../src/run-recipe';
 import { bertRecipe, spamJsonl, tinyBertFolder } from './bert-support';
+import { findAll, parseSvg, plotMarkup } from './parse-svg';
 import { captureIo, temporaryDirectory } from './support';
 
 const task = { type: 'classification', numLabels: 2 } as const;
@@ -129,7 +130,7 @@ describe('the compact sparse export of a BERT model', () => {
     spamJsonl(directory);
     const before = tf.memory().numTensors;
     const outcome = await runRecipe({
-      recipe: validateRecipe(bertRecipe({ export: { format: 'sparse', report: false } })),
+      recipe: validateRecipe(bertRecipe({ export: { format: 'sparse' } })),
       baseDirectory: directory,
     });
     expect(outcome.status).toBe('completed');
@@ -174,6 +175,34 @@ describe('the compact sparse export of a BERT model', () => {
     expect(summary.format).toBe('sparse');
     expect(summary.bytes).toBe(compact.byteLength);
     expect(readFileSync(path.join(exported, 'model.fpsparse'))).toEqual(readFileSync(file));
+
+    // fineprune report --html of the run draws Fig. 6: one bar per layer × projection, as run.json says.
+    const html = path.join(temporaryDirectory(), 'report.html');
+    const report = captureIo();
+    expect(await main(['report', out, '--html', html], report), report.err()).toBe(ExitCodes.OK);
+    const chart = parseSvg(plotMarkup(readFileSync(html, 'utf8'), 'encoder-remaining')!);
+    const bars = findAll(chart, (element) => element.name === 'rect' && element.attributes.class === 'mark');
+    expect(bars).toHaveLength(12);
+    const rows = JSON.parse(readFileSync(path.join(out, 'run.json'), 'utf8')).layers as Array<{
+      name: string;
+      kept: number;
+      total: number;
+    }>;
+    for (const bar of bars) {
+      const suffix = {
+        Q: 'attention/query',
+        K: 'attention/key',
+        V: 'attention/value',
+        AO: 'attention/output',
+        I: 'ffn/intermediate',
+        O: 'ffn/output',
+      }[bar.attributes['data-projection']!];
+      const source = rows.find(
+        (row) => row.name === `layer_${bar.attributes['data-layer']}/${suffix}/kernel`,
+      )!;
+      expect(Number(bar.attributes['data-kept'])).toBe(source.kept);
+      expect(Number(bar.attributes['data-remaining'])).toBeCloseTo((source.kept / source.total) * 100, 10);
+    }
 
     // A BERT model has no TF.js layers export.
     const tfjs = captureIo();

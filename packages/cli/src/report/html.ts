@@ -1,3 +1,4 @@
+import { encoderRemainingPlot } from './encoder-figure';
 import { encoderRemainingTable } from './encoder-table';
 import { type RunRecord, totalLossChange } from '../run-record';
 import {
@@ -367,12 +368,13 @@ export interface HtmlReportOptions {
   title?: string;
 }
 
-/** An encoder's remaining weights per layer and projection (Fig. 6), as a preformatted table; '' for other models. */
+/** An encoder's remaining weights per layer and projection (Fig. 6), as a chart and a table; '' for other models. */
 function encoderSection(run: RunRecord): string {
   const table = encoderRemainingTable(run.layers);
   return table
     ? `<h2>Encoder: remaining weights per layer and projection</h2>
-<p class="caption">Q, K, V and the attention output (AO), the intermediate (I) and output (O) feed-forward matrices of each layer (Fig. 6 of <i>Movement Pruning</i>).</p>
+<p class="caption">Q, K, V and the attention output (AO), the intermediate (I) and output (O) feed-forward matrices of each layer (Fig. 6 of <i>Movement Pruning</i>: its global first-order methods keep the lowest layers denser than the highest).</p>
+${encoderRemainingPlot(run.layers, run.name)}
 <pre>${escapeHtml(table)}</pre>`
     : '';
 }
