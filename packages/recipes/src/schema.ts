@@ -330,7 +330,7 @@ export const exportSchema = z
       .enum(['auto', 'tfjs', 'huggingface', 'sparse'])
       .default('auto')
       .describe(
-        'The model format: tfjs (model.json) for layers models, huggingface (config.json + model.safetensors) for BERT, sparse (one compact model.fpsparse of @fineprune/sparse) for layers models; auto picks tfjs or huggingface by model.',
+        'The model format: tfjs (model.json) for layers models, huggingface (config.json + model.safetensors) for BERT, sparse (one compact model.fpsparse of @fineprune/sparse: a layers model stripped, or BERT in its Hugging Face layout with only the kept weights) for either; auto picks tfjs or huggingface by model.',
       ),
     dtype: z
       .enum(['F32', 'F16'])
