@@ -72,13 +72,17 @@ export interface ExportSummary extends SavedModelSummary {
  * otherwise the float32 model), unless `allowLarger`. The checkpoint is checked as untrusted on load
  * (content hashes, finite weights, masks exactly 0/1 or in [0, 1]); `out` may not be the checkpoint,
  * a run output directory, another checkpoint or a file that is not an export of the same kind.
+ * A BERT run checkpoint (checkpoint.json) or a Hugging Face BERT folder (config.json +
+ * model.safetensors) exports only as `format: 'sparse'`: its Hugging Face layout with only the
+ * weights its masks keep, never larger than the folder's model.safetensors (or the checkpoint's
+ * tensors as float32) unless `allowLarger`.
  *
- * @param checkpointDirectory - the checkpoint directory
+ * @param checkpointDirectory - the checkpoint directory (or a Hugging Face BERT folder)
  * @param out - the directory to write into
  * @param options - `format`, `values`, `allowLarger`, `allowUnverified` (version-1 checkpoints)
  * @returns the summary of the written model, its files and sizes
  * @throws FinepruneError `IO_FAILED` for a refused or unwritable target, `LARGER_THAN_SOURCE`,
- *   `INVALID_ARGUMENT` for values the format cannot store, `CHECKPOINT_CORRUPT` /
+ *   `INVALID_ARGUMENT` for values the format cannot store (or `format: 'tfjs'` of a BERT model), `CHECKPOINT_CORRUPT` /
  *   `CHECKPOINT_MISMATCH` for a damaged, edited or unsuitable checkpoint
  *
  * @example
