@@ -2,15 +2,19 @@ import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { validateRecipe } from '@fineprune/recipes';
 import {
+  assembleCompactModel,
+  type CompactHeader,
   type CompactModel,
   huggingFaceConfigOf,
   prepareCompactProjections,
   readCompactFile,
+  readCompactModel,
   sparseDense,
 } from '@fineprune/sparse';
-import { setBackend } from '@fineprune/tensor';
+import { FinepruneError, setBackend } from '@fineprune/tensor';
 import {
   type BertModel,
+  bertBaseUncasedConfig,
   configFromHuggingFace,
   createBertModel,
   exportHuggingFace,
@@ -23,6 +27,7 @@ import { loadBertCheckpoint } from '@fineprune/transformers/node';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../src/cli';
+import { compactBertBytes } from '../src/export-bert';
 import { ExitCodes } from '../src/exit-codes';
 import { runRecipe } from '../src/run-recipe';
 import { bertRecipe, spamJsonl, tinyBertFolder } from './bert-support';
@@ -52,17 +57,20 @@ function modelFromCompact(compact: CompactModel, mode: 'densified' | 'sparse') {
       ]),
   );
   const model = createBertModel({ config, task, ...(mode === 'sparse' ? { projections: functions } : {}) });
-  loadHuggingFaceTensors(
-    model,
-    compact.tensors.map((tensor) => ({ name: tensor.name, shape: tensor.shape, values: tensor.dense() })),
-  );
-  return {
-    model,
-    dispose: () => {
-      model.dispose();
-      for (const weights of prepared.values()) weights.dispose();
-    },
+  const dispose = () => {
+    model.dispose();
+    for (const weights of prepared.values()) weights.dispose();
   };
+  try {
+    loadHuggingFaceTensors(
+      model,
+      compact.tensors.map((tensor) => ({ name: tensor.name, shape: tensor.shape, values: tensor.dense() })),
+    );
+  } catch (error) {
+    dispose();
+    throw error;
+  }
+  return { model, dispose };
 }
 
 function logits(model: BertModel): tf.Tensor {
@@ -227,4 +235,65 @@ describe('the compact sparse export of a BERT model', () => {
     expect(int8Summary.referenceBytes).toBe(statSync(path.join(folder, 'model.safetensors')).size);
     expect(int8Summary.bytes).toBeLessThan(int8Summary.referenceBytes);
   }, 120_000);
+
+  it('reads an edited or damaged export back only as typed errors naming the file and the tensor', async () => {
+    const model = createBertModel({
+      config: {
+        ...bertBaseUncasedConfig,
+        vocabSize: 20,
+        hiddenSize: 8,
+        numLayers: 1,
+        numHeads: 2,
+        intermediateSize: 16,
+        maxPositions: 8,
+      },
+      task,
+      seed: 3,
+    });
+    const bytes = await compactBertBytes(model, { allowLarger: true });
+    model.dispose();
+    const { header } = await readCompactModel(bytes);
+    const data = bytes.slice(bytes.length - header.dataBytes);
+    const before = tf.memory().numTensors;
+    /** The error message of building a model from the export with one edit, sealed again. */
+    const failure = async (edit: (copy: CompactHeader) => void, mode: 'densified' | 'sparse' = 'sparse') => {
+      const copy = structuredClone(header);
+      edit(copy);
+      try {
+        const compact = await readCompactModel(await assembleCompactModel(copy, data), {
+          source: 'bert.fpsparse',
+        });
+        modelFromCompact(compact, mode).dispose();
+      } catch (error) {
+        expect(FinepruneError.is(error), String(error)).toBe(true);
+        return (error as Error).message; // "[CODE] cause. Fix: …"
+      }
+      return 'loaded';
+    };
+    const config = (copy: CompactHeader) => (copy.model as { config: Record<string, unknown> }).config;
+    // A config describing 2^40 embeddings: refused before anything is allocated.
+    expect(await failure((copy) => (config(copy).vocab_size = 2 ** 40))).toMatch(
+      /^\[INVALID_ARGUMENT\] .*vocabSize 1099511627776/,
+    );
+    // A config that does not fit the tensors (hidden size 16).
+    expect(await failure((copy) => (config(copy).hidden_size = 16), 'densified')).toMatch(
+      /^\[CHECKPOINT_MISMATCH\] .*"bert\.embeddings\.word_embeddings\.weight": F32 \[20,8\] in the file, F32 \[20,16\] expected/,
+    );
+    // A projection renamed: missing for the sparse kernels, named with the file.
+    const renamed = await failure((copy) => {
+      copy.tensors.find((entry) => entry.name.endsWith('attention.self.query.weight'))!.name = 'query.weight';
+    });
+    expect(renamed).toMatch(
+      /^\[CHECKPOINT_MISMATCH\] bert\.fpsparse holds no tensor "bert\.encoder\.layer\.0\.attention\.self\.query\.weight"/,
+    );
+    // A layers model's header: not a Hugging Face model.
+    expect(await failure((copy) => (copy.model = { kind: 'tensors' }))).toMatch(
+      /^\[CHECKPOINT_MISMATCH\] bert\.fpsparse holds a "tensors" model/,
+    );
+    // One flipped data byte: the content hash.
+    const flipped = bytes.slice();
+    flipped[flipped.length - 5]! ^= 1;
+    await expect(readCompactModel(flipped, { source: 'bert.fpsparse' })).rejects.toThrow(/bert\.fpsparse/);
+    expect(tf.memory().numTensors).toBe(before);
+  });
 });

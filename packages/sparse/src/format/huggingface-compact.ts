@@ -113,7 +113,7 @@ function mismatch(message: string, fix: string, details: Record<string, unknown>
  * The config.json object of a compact export of a Hugging Face model.
  *
  * @param compact - a checked compact export (`readCompactModel`)
- * @param source - how errors name the file
+ * @param source - how errors name the file (default: the `source` it was read with)
  * @returns the config object (untrusted: validate it, e.g. with `configFromHuggingFace`)
  * @throws FinepruneError `CHECKPOINT_MISMATCH` when it holds another kind of model
  *
@@ -124,7 +124,7 @@ function mismatch(message: string, fix: string, details: Record<string, unknown>
  */
 export function huggingFaceConfigOf(
   compact: CompactModel,
-  source = 'the compact export',
+  source = compact.source ?? 'the compact export',
 ): Record<string, unknown> {
   const description = compact.header.model;
   if (description.kind !== 'huggingface' || !isPlainObject(description.config))
@@ -189,7 +189,7 @@ function projectionTensor(compact: CompactModel, name: string, source: string) {
 export interface PrepareProjectionsOptions {
   /** `auto` (default): sparse or dense per matrix from the measured break-even; `sparse`; `dense`. */
   mode?: SparseDenseMode;
-  /** How errors name the file. Default `'the compact export'`. */
+  /** How errors name the file. Default: the `source` it was read with. */
   source?: string;
 }
 
@@ -216,7 +216,7 @@ export function prepareCompactProjections(
   weightNames: readonly string[],
   options: PrepareProjectionsOptions = {},
 ): Map<string, SparseDenseWeights> {
-  const source = options.source ?? 'the compact export';
+  const source = options.source ?? compact.source ?? 'the compact export';
   const prepared = new Map<string, SparseDenseWeights>();
   try {
     for (const name of weightNames) {

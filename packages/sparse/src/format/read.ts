@@ -184,6 +184,8 @@ export class CompactTensor {
  */
 export interface CompactModel {
   header: CompactHeader;
+  /** How errors name the file (the `source` it was read with). */
+  source?: string;
   /** Bytes of the whole file. */
   byteLength: number;
   tensors: CompactTensor[];
@@ -227,6 +229,7 @@ export async function readCompactModel(
   const byName = new Map(tensors.map((tensor) => [tensor.name, tensor]));
   return {
     header,
+    source,
     byteLength: bytes.length,
     tensors,
     tensor(name: string): CompactTensor {
