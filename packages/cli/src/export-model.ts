@@ -4,6 +4,7 @@ import { ErrorCodes, FinepruneError } from '@fineprune/core';
 import { fileSystem, type LayersPrunableModel, strip } from '@fineprune/layers';
 import { artifactsReferenceBytes, compactBytesOfModel, type ValueEncoding } from '@fineprune/sparse';
 import { setBackend } from '@fineprune/tensor';
+import { huggingFaceNames } from '@fineprune/transformers';
 import * as tf from '@tensorflow/tfjs-core';
 import { loadRunCheckpoint } from './checkpoint';
 import { compactBertBytes, isBertModelDirectory, openBertForExport } from './export-bert';
@@ -171,7 +172,16 @@ async function exportBert(
       allowLarger: options.allowLarger === true,
       ...(referenceBytes === undefined ? {} : { referenceBytes }),
     });
-    return { ...(await writeCompactFile(bytes, path.resolve(out), referenceBytes)), format, values };
+    // The summary counts the pruned projections, not the embeddings and the head.
+    const projections = new Set(
+      huggingFaceNames(model.config, model.task)
+        .filter((entry) => entry.prunableGroup !== undefined)
+        .map((entry) => entry.huggingFaceName),
+    );
+    const written = await writeCompactFile(bytes, path.resolve(out), referenceBytes, (name) =>
+      projections.has(name),
+    );
+    return { ...written, format, values };
   } finally {
     model.dispose();
   }
@@ -182,11 +192,12 @@ async function writeCompactFile(
   bytes: Uint8Array,
   directory: string,
   referenceBytes: number | undefined,
+  prunable?: (name: string) => boolean,
 ): Promise<Omit<ExportSummary, 'format' | 'values'>> {
   await probeWritableDirectory(directory, 'the export directory (--out)');
   await refuseCheckpointFolder(directory);
   const file = await writeCompactExport(directory, bytes);
-  const summary = await compactSummary(bytes, file);
+  const summary = await compactSummary(bytes, file, prunable);
   return {
     ...summary,
     files: [file],

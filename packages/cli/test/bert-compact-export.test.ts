@@ -182,6 +182,8 @@ describe('the compact sparse export of a BERT model', () => {
     const summary = JSON.parse(io.out());
     expect(summary.format).toBe('sparse');
     expect(summary.bytes).toBe(compact.byteLength);
+    // Its summary counts the twelve projections: what the masks keep (no kept weight is exactly 0).
+    expect([summary.kept, summary.total]).toEqual([kept, total]);
     expect(readFileSync(path.join(exported, 'model.fpsparse'))).toEqual(readFileSync(file));
 
     // fineprune report --html of the run draws Fig. 6: one bar per layer × projection, as run.json says.

@@ -114,7 +114,7 @@ export function compactReportText(report: CompactReport): string {
 
 /**
  * The per-matrix table of a compact export, as `report` shows a model (kept = stored entries that are
- * not zero), and its tensors' size as float32.
+ * not zero; only the matrices `prunable` accepts, by default all), and its tensors' size as float32.
  *
  * @example
  * ```ts
@@ -124,10 +124,11 @@ export function compactReportText(report: CompactReport): string {
 export async function compactSummary(
   bytes: Uint8Array,
   file: string,
+  prunable: (name: string) => boolean = () => true,
 ): Promise<SavedModelSummary & { referenceBytes: number }> {
   const compact = await readCompactModel(bytes, { source: file });
   const layers = compact.tensors
-    .filter((tensor) => tensor.isMatrix)
+    .filter((tensor) => tensor.isMatrix && prunable(tensor.name))
     .map((tensor) => {
       let kept = 0;
       for (const value of tensor.dense()) if (value !== 0) kept += 1;
