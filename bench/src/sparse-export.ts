@@ -403,7 +403,7 @@ async function encoderBenchmark(remaining: number, steps: number, blocks: number
   const { safetensors } = await exportHuggingFace(model);
   const compactBytes: Record<string, Uint8Array> = {};
   // The packages' writer: the Hugging Face tensors with their masks, encoded by @fineprune/sparse.
-  const tensors = await huggingFaceTensors(model, { includeMasks: true });
+  const tensors = await huggingFaceTensors(model);
   for (const values of ['float32', 'float16', 'int8'] as const)
     compactBytes[values] = await encodeCompactHuggingFace(
       { config: huggingFaceConfig(model), tensors },

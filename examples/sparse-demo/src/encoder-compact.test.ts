@@ -14,7 +14,7 @@ import { loadDenseBert, loadSparseBert } from './encoder-compact';
 
 /** The packages' writer: the model's Hugging Face tensors with masks, encoded by @fineprune/sparse. */
 async function compactBertBytes(model: BertModel, options: CompactExportOptions = {}): Promise<Uint8Array> {
-  const tensors = await huggingFaceTensors(model, { includeMasks: true });
+  const tensors = await huggingFaceTensors(model);
   return encodeCompactHuggingFace({ config: huggingFaceConfig(model), tensors }, options);
 }
 

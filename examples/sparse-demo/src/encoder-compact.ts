@@ -7,7 +7,7 @@
  * of `@fineprune/sparse`:
  *
  * ```ts
- * const tensors = await huggingFaceTensors(model, { includeMasks: true });
+ * const tensors = await huggingFaceTensors(model);
  * const bytes = await encodeCompactHuggingFace({ config: huggingFaceConfig(model), tensors }, { values: 'int8' });
  * ```
  *

@@ -162,7 +162,7 @@ async function prepareEncoder(directory: string, from: string | undefined, kept:
   write(directory, 'model.safetensors', safetensors, files);
   write(directory, 'config.json', JSON.stringify(config), files);
   // The packages' writer: the Hugging Face tensors with their masks, encoded by @fineprune/sparse.
-  const tensors = await huggingFaceTensors(model, { includeMasks: true });
+  const tensors = await huggingFaceTensors(model);
   for (const values of ['float32', 'int8'] as const)
     write(
       directory,

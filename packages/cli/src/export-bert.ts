@@ -20,8 +20,12 @@ import * as tf from '@tensorflow/tfjs-core';
 
 /**
  * Encodes a (pruned) BERT model as a compact sparse export: every tensor under its Hugging Face name
- * and shape, Linear weights [out, in] with their output channels first, the entries its masks prune
- * left out, its config.json in the header. `readCompactModel` of `@fineprune/sparse` reads it.
+ * and shape, Linear weights [out, in] with their output channels first, its config.json in the
+ * header. The weights are W ⊙ M and the zeros are left out — so a model whose masks were not saved
+ * (a Hugging Face folder of a pruned model, loaded with masks of ones) is as small as the pruned model
+ * it came from; the masks themselves are not passed, since a mask of ones would keep every zero (as
+ * the layers export, which stores a stripped model's nonzeros). `readCompactModel` of
+ * `@fineprune/sparse` reads it.
  *
  * @param model - the model
  * @param options - value encoding, reference size (default: its tensors as float32), `allowLarger`
@@ -37,7 +41,8 @@ export async function compactBertBytes(
   model: BertModel,
   options: CompactExportOptions = {},
 ): Promise<Uint8Array> {
-  const tensors = await huggingFaceTensors(model, { includeMasks: true });
+  // W ⊙ M: the pruned entries are the zeros, which the writer leaves out.
+  const tensors = await huggingFaceTensors(model);
   return encodeCompactHuggingFace({ config: huggingFaceConfig(model), tensors }, options);
 }
 

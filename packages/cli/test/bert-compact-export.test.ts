@@ -23,7 +23,7 @@ import {
   loadHuggingFaceTensors,
   type ProjectionFunction,
 } from '@fineprune/transformers';
-import { loadBertCheckpoint } from '@fineprune/transformers/node';
+import { loadBertCheckpoint, saveHuggingFaceDirectory } from '@fineprune/transformers/node';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../src/cli';
@@ -102,8 +102,9 @@ function relative(a: tf.Tensor, b: tf.Tensor): number {
 }
 
 /**
- * The data section of a float32 compact export, derived from the kept counts: tensors without a mask
- * at 4 bytes per entry (none of them holds a zero), and each projection [out, in] with K kept of
+ * The data section of a float32 compact export, derived from the kept counts (no kept weight is
+ * exactly 0, so the nonzeros of W ⊙ M are the kept ones): tensors without a mask at 4 bytes per
+ * entry (none of them holds a zero), and each projection [out, in] with K kept of
  * P = out · in in the smallest of dense 4P, bitmap ⌈P/8⌉ + 4K, and delta out + K + 4K (one varint
  * byte per row count and per gap: in ≤ 64 < 128).
  */
@@ -167,6 +168,10 @@ describe('the compact sparse export of a BERT model', () => {
     expect(compact.header.dataBytes).toBe(bytes);
     const { safetensors } = await exportHuggingFace(masked);
     expect(compact.byteLength).toBeLessThan(safetensors.length);
+    // The same model saved as a Hugging Face folder without its masks (what export.format: huggingface
+    // writes; it loads with masks of ones) exports to the same bytes: the zeros of W ⊙ M are left out.
+    const maskless = path.join(temporaryDirectory(), 'bert-pruned');
+    await saveHuggingFaceDirectory(masked, maskless);
     tf.dispose([expected, fromDense, fromSparse]);
     densified.dispose();
     sparse.dispose();
@@ -213,6 +218,14 @@ describe('the compact sparse export of a BERT model', () => {
       expect(Number(bar.attributes['data-kept'])).toBe(source.kept);
       expect(Number(bar.attributes['data-remaining'])).toBeCloseTo((source.kept / source.total) * 100, 10);
     }
+
+    const fromFolder = temporaryDirectory();
+    const folderIo = captureIo();
+    expect(
+      await main(['export', maskless, '--out', fromFolder, '--format', 'sparse'], folderIo),
+      folderIo.err(),
+    ).toBe(ExitCodes.OK);
+    expect(readFileSync(path.join(fromFolder, 'model.fpsparse'))).toEqual(readFileSync(file));
 
     // A BERT model has no TF.js layers export.
     const tfjs = captureIo();
