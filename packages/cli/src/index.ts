@@ -34,6 +34,7 @@ export {
   spearmanRho,
   weightsVersusScoresPlots,
 } from './report/html';
+export { encoderRemainingPlot } from './report/encoder-figure';
 export { readSavedModel, type SavedModelSummary } from './report/read-model';
 export { histogram, keptHistogram, sampleParameter } from './report/samples';
 export { keptHistograms, layerTable } from './report/text';
