@@ -287,11 +287,17 @@ describe('the compact sparse export of a BERT model', () => {
     };
     const config = (copy: CompactHeader) => (copy.model as { config: Record<string, unknown> }).config;
     // A config describing 2^40 embeddings: refused before anything is allocated.
-    expect(await failure((copy) => (config(copy).vocab_size = 2 ** 40))).toMatch(
-      /^\[INVALID_ARGUMENT\] .*vocabSize 1099511627776/,
-    );
+    expect(
+      await failure((copy) => {
+        config(copy).vocab_size = 2 ** 40;
+      }),
+    ).toMatch(/^\[INVALID_ARGUMENT\] .*vocabSize 1099511627776/);
     // A config that does not fit the tensors (hidden size 16).
-    expect(await failure((copy) => (config(copy).hidden_size = 16), 'densified')).toMatch(
+    expect(
+      await failure((copy) => {
+        config(copy).hidden_size = 16;
+      }, 'densified'),
+    ).toMatch(
       /^\[CHECKPOINT_MISMATCH\] .*"bert\.embeddings\.word_embeddings\.weight": F32 \[20,8\] in the file, F32 \[20,16\] expected/,
     );
     // A projection renamed: missing for the sparse kernels, named with the file.
@@ -302,9 +308,11 @@ describe('the compact sparse export of a BERT model', () => {
       /^\[CHECKPOINT_MISMATCH\] bert\.fpsparse holds no tensor "bert\.encoder\.layer\.0\.attention\.self\.query\.weight"/,
     );
     // A layers model's header: not a Hugging Face model.
-    expect(await failure((copy) => (copy.model = { kind: 'tensors' }))).toMatch(
-      /^\[CHECKPOINT_MISMATCH\] bert\.fpsparse holds a "tensors" model/,
-    );
+    expect(
+      await failure((copy) => {
+        copy.model = { kind: 'tensors' };
+      }),
+    ).toMatch(/^\[CHECKPOINT_MISMATCH\] bert\.fpsparse holds a "tensors" model/);
     // One flipped data byte: the content hash.
     const flipped = bytes.slice();
     flipped[flipped.length - 5]! ^= 1;
