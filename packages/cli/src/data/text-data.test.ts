@@ -1,11 +1,11 @@
-import { createWriteStream, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { FinepruneError } from '@fineprune/core';
 import type { RecipeTextData } from '@fineprune/recipes';
 import { createBertTokenizer, disposeBatch, encodeBatch } from '@fineprune/text';
 import { setBackend } from '@fineprune/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { temporaryDirectory } from '../../test/support';
+import { residentGrowth, temporaryDirectory, writeLines } from '../../test/support';
 import { readBoundedLines } from './bounded-lines';
 import { loadTextData, type TextExamples } from './text-data';
 import { readTextRows, type TextRow } from './text-rows';
@@ -43,38 +43,6 @@ async function rejection(promise: Promise<unknown>): Promise<FinepruneError> {
   );
   expect(FinepruneError.is(error), String(error)).toBe(true);
   return error as FinepruneError;
-}
-
-/** Samples resident memory every 5 ms while `run` goes on; returns the growth over the start. */
-async function residentGrowth(run: () => Promise<unknown>): Promise<{ growth: number; error: unknown }> {
-  globalThis.gc?.();
-  const start = process.memoryUsage().rss;
-  let peak = start;
-  const timer = setInterval(() => {
-    peak = Math.max(peak, process.memoryUsage().rss);
-  }, 5);
-  let error: unknown;
-  try {
-    await run();
-  } catch (caught) {
-    error = caught;
-  } finally {
-    clearInterval(timer);
-  }
-  peak = Math.max(peak, process.memoryUsage().rss);
-  return { growth: peak - start, error };
-}
-
-/** Writes `lines` lines of `line(i)` through a stream (the test never holds the file). */
-async function writeLines(file: string, count: number, line: (index: number) => string): Promise<void> {
-  const stream = createWriteStream(file);
-  for (let index = 0; index < count; index++) {
-    if (!stream.write(line(index)))
-      await new Promise<void>((resolve) => stream.once('drain', () => resolve()));
-  }
-  await new Promise<void>((resolve, reject) =>
-    stream.end((error?: Error | null) => (error ? reject(error) : resolve())),
-  );
 }
 
 beforeAll(async () => {
