@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { BatchOrder } from './batch-order';
 import { type BatchSource, batches, evaluationBatches, toTensors } from './batches';
 import type { Split } from './mnist';
-import { seededPermutation } from './seeded-permutation';
+import { PermutationDomain, seededPermutation } from './seeded-permutation';
 
 /** 103 examples of 3 features; example i has features [i, i + 0.25, i + 0.5] and label i % 7. */
 function toySplit(count = 103): Split {
@@ -210,9 +210,20 @@ describe('BatchOrder', () => {
     const order = new BatchOrder(split.count, { batchSize: 10, seed: 4 });
     expect(order.stepsPerEpoch).toBe(10);
     // Steps of three epochs: the features read back from the tensors are the order's indices.
-    for (let step = 0; step < 30; step++) expect(Array.from(order.indices(step))).toEqual(batchIds(source, step));
+    for (let step = 0; step < 30; step++) {
+      // Step s: slice s mod 10 of epoch floor(s / 10)'s batches-domain permutation.
+      const epoch = Math.floor(step / 10);
+      const expected = seededPermutation(103, 4, epoch, PermutationDomain.batches).slice(
+        (step % 10) * 10,
+        (step % 10) * 10 + 10,
+      );
+      expect(Array.from(order.indices(step))).toEqual(Array.from(expected));
+      expect(batchIds(source, step)).toEqual(Array.from(expected));
+    }
     expect(order.epochOf(10)).toBe(1);
     expect(() => order.indices(-1)).toThrow(FinepruneError);
-    expect(() => new BatchOrder(5, { batchSize: 6, seed: 0 })).toThrow(/batchSize must be an integer in 1..5/);
+    expect(() => new BatchOrder(5, { batchSize: 6, seed: 0 })).toThrow(
+      /batchSize must be an integer in 1..5/,
+    );
   });
 });

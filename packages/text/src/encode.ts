@@ -232,7 +232,13 @@ export class TextBatchSource {
       mask.set(this.mask.subarray(from, from + length), row * length);
       labels[row] = this.labels[source]!;
     });
-    return textBatchOf({ maxLength: length, inputIds: ids, tokenTypeIds: types, attentionMask: mask, labels });
+    return textBatchOf({
+      maxLength: length,
+      inputIds: ids,
+      tokenTypeIds: types,
+      attentionMask: mask,
+      labels,
+    });
   }
 }
 

@@ -2,6 +2,7 @@ import { setBackend, withLeakGuard } from '@fineprune/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { disposeBatch, encodeExamples } from './encode';
 import { encodeBatch, ExampleOrder } from './example-order';
+import { StreamDomain, streamRandom } from './streams';
 import { createBertTokenizer } from './tokenizer';
 
 const tokenizer = createBertTokenizer();
@@ -20,8 +21,16 @@ describe('ExampleOrder and encodeBatch', () => {
     const source = encodeExamples(tokenizer, examples, { maxLength: 8, batchSize: 4, seed: 5 });
     const order = new ExampleOrder(examples.length, { batchSize: 4, seed: 5 });
     expect(order.batchesPerEpoch).toBe(3);
-    for (let step = 0; step < 9; step++)
-      expect(Array.from(order.indices(step))).toEqual(Array.from(source.indices(step)));
+    for (let step = 0; step < 9; step++) {
+      // Step s: epoch e = floor(s / 3) takes slice s mod 3 of the exampleOrder stream's permutation.
+      const epoch = Math.floor(step / 3);
+      const start = (step % 3) * 4;
+      const expected = streamRandom(5, StreamDomain.exampleOrder, epoch)
+        .permutation(13)
+        .slice(start, start + 4);
+      expect(Array.from(order.indices(step))).toEqual(Array.from(expected));
+      expect(Array.from(source.indices(step))).toEqual(Array.from(expected));
+    }
     // 13 examples in batches of 4, the remainder dropped: 12 distinct examples per epoch.
     const epoch = [0, 1, 2].flatMap((step) => Array.from(order.indices(step)));
     expect(new Set(epoch).size).toBe(12);

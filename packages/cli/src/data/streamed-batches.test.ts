@@ -1,6 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { PermutationDomain, seededPermutation } from '@fineprune/datasets';
+import { batches, PermutationDomain, seededPermutation } from '@fineprune/datasets';
 import { type RecipeInput, validateRecipe } from '@fineprune/recipes';
 import { setBackend } from '@fineprune/tensor';
 import { createBertTokenizer, disposeBatch, encodeExamples } from '@fineprune/text';
@@ -198,6 +198,48 @@ function colourPng(size: number, index: number): Buffer {
 }
 
 describe('image folders streamed through the training batch source', () => {
+  it('serves the batches BatchSource served from the folder loaded whole (same images, order and values)', async () => {
+    const directory = temporaryDirectory();
+    for (const name of ['a', 'b']) mkdirSync(path.join(directory, 'train', name), { recursive: true });
+    const fileOf = (index: number) => path.join(index % 2 ? 'b' : 'a', `${index}.png`);
+    for (let index = 0; index < 23; index++)
+      writeFileSync(path.join(directory, 'train', fileOf(index)), colourPng(3, index * 11));
+    const images = { train: 'train', width: 3, height: 3, channels: 3 as const, mean: [0.5], std: [0.25] };
+    const data = await loadRunData(recipeOf({ images, batchSize: 4 }, 6), directory);
+    // The reference, built by hand as the previous in-memory path built it: files in class then
+    // name order (code points), the last round(0.1 · 23) = 2 of the validation-domain permutation
+    // held out, each part in file order, every pixel of image i ((11i mod 256)/255,
+    // floor(11i/256)/255, 0) normalised to (v − 0.5)/0.25; then BatchSource of @fineprune/datasets.
+    const files = Array.from({ length: 23 }, (_, index) => index).sort((a, b) =>
+      fileOf(a) < fileOf(b) ? -1 : 1,
+    );
+    const kept = Array.from(seededPermutation(23, 6, 0, PermutationDomain.validation).slice(0, 21).sort());
+    const pixels = new Float32Array(21 * 27);
+    const labels = new Uint8Array(21);
+    kept.forEach((at, row) => {
+      const index = files[at]!;
+      const colour = [((11 * index) % 256) / 255, Math.floor((11 * index) / 256) / 255, 0];
+      for (let value = 0; value < 27; value++) pixels[row * 27 + value] = (colour[value % 3]! - 0.5) / 0.25;
+      labels[row] = index % 2;
+    });
+    const reference = batches(
+      { images: pixels, labels, count: 21, featureSize: 27 },
+      { batchSize: 4, seed: 6 },
+    );
+    expect([data.trainCount, data.testCount]).toEqual([21, 2]);
+    for (let step = 0; step < 12; step++) {
+      const streamed = data.train.batch(step);
+      const expected = reference.batch(step);
+      const got = (streamed.x as tf.Tensor).dataSync();
+      const want = expected.x.dataSync();
+      // float32 of (v/255 − 0.5)/0.25 computed two ways: equal within 1e-6.
+      for (let at = 0; at < want.length; at++) expect(Math.abs(got[at]! - want[at]!)).toBeLessThan(1e-6);
+      expect(Array.from((streamed.y as tf.Tensor).dataSync())).toEqual(Array.from(expected.y.dataSync()));
+      disposeBatch(streamed);
+      tf.dispose([expected.x, expected.y]);
+    }
+  });
+
   it('reads thousands of files a batch at a time: bounded memory, each image once per epoch, seeded order, no leak', async () => {
     const directory = temporaryDirectory();
     const count = 3000;
