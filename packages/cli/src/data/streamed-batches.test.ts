@@ -1,5 +1,7 @@
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { batches, PermutationDomain, seededPermutation } from '@fineprune/datasets';
 import { type RecipeInput, validateRecipe } from '@fineprune/recipes';
 import { setBackend } from '@fineprune/tensor';
@@ -244,12 +246,24 @@ describe('image folders streamed through the training batch source', () => {
     const directory = temporaryDirectory();
     const count = 3000;
     const size = 64;
-    for (const name of ['a', 'b', 'c']) mkdirSync(path.join(directory, 'train', name), { recursive: true });
-    for (let index = 0; index < count; index++)
-      writeFileSync(
-        path.join(directory, 'train', ['a', 'b', 'c'][index % 3]!, `${String(index).padStart(5, '0')}.png`),
-        colourPng(size, index),
-      );
+    // Written by a child process: encoding 3000 PNGs here would leave freed buffers resident in this
+    // process, room that the images read later could reuse without the resident size growing.
+    const writer = `
+      const { mkdirSync, writeFileSync } = require('node:fs');
+      const path = require('node:path');
+      const { PNG } = require('pngjs');
+      const [directory, count, size] = [process.argv[1], Number(process.argv[2]), Number(process.argv[3])];
+      for (const name of ['a', 'b', 'c']) mkdirSync(path.join(directory, 'train', name), { recursive: true });
+      for (let index = 0; index < count; index++) {
+        const image = new PNG({ width: size, height: size });
+        for (let pixel = 0; pixel < size * size; pixel++)
+          image.data.set([index % 256, Math.floor(index / 256), 0, 255], pixel * 4);
+        const file = path.join(directory, 'train', ['a', 'b', 'c'][index % 3], String(index).padStart(5, '0') + '.png');
+        writeFileSync(file, PNG.sync.write(image));
+      }`;
+    execFileSync(process.execPath, ['-e', writer, directory, String(count), String(size)], {
+      cwd: fileURLToPath(new URL('../..', import.meta.url)),
+    });
     const images = {
       train: 'train',
       width: size,
