@@ -139,7 +139,7 @@ export function readRegularFileSync(file: string, options: { maxBytes: number; f
  *
  * @example
  * ```ts
- * const stamp = await fileStamp('train.jsonl');
+ * const stamp = fileStamp('train.jsonl'); // { size, mtimeMs }
  * ```
  */
 export function fileStamp(file: string): FileStamp {
