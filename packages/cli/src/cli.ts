@@ -25,6 +25,7 @@ import { renderHtmlReport } from './report/html';
 import { readSavedModel, type SavedModelSummary } from './report/read-model';
 import { isSweepTarget, readSweep, renderSweepReport, sweepLines } from './report/sweep';
 import { prepareRun } from './run-check';
+import { checkRecipeData } from './run-check-data';
 import { encoderRemainingTable } from './report/encoder-table';
 import { keptHistograms, layerTable } from './report/text';
 import { runRecipe } from './run-recipe';
@@ -540,7 +541,7 @@ export async function main(
   program
     .command('validate')
     .description(
-      'Check a recipe without running it: everything `run` checks before it loads data (plugin ids and options, schedule lengths, model size, output and checkpoint directories).',
+      'Check a recipe without running it: everything `run` checks before it loads data (plugin ids and options, schedule lengths, model size, output and checkpoint directories), then the contents of its own data files, read through as `run` reads them (every row of data.text, every image of data.images).',
     )
     .argument('<recipe>', 'the recipe file')
     .option('--checkpoint <directory>', 'the checkpoint directory `run` would use')
@@ -559,8 +560,19 @@ export async function main(
           ...(typeof options.checkpoint === 'string' ? { checkpointDirectory: options.checkpoint } : {}),
           ...(typeof options.out === 'string' ? { outputDirectory: path.resolve(options.out) } : {}),
         });
-        if (options.json) io.stdout.write(`${JSON.stringify({ valid: true, name: recipe.name })}\n`);
-        else io.stdout.write(`${file}: valid\n`);
+        const data = await checkRecipeData(recipe, baseDirectory);
+        if (options.json)
+          io.stdout.write(
+            `${JSON.stringify({ valid: true, name: recipe.name, ...(data ? { data } : {}) })}\n`,
+          );
+        else
+          io.stdout.write(
+            `${file}: valid${
+              data
+                ? ` (${data.source}: ${data.train} training and ${data.validation} validation examples, labels ${data.labels.slice(0, 10).join(', ')}${data.labels.length > 10 ? ', …' : ''})`
+                : ''
+            }\n`,
+          );
       } catch (error) {
         exitCode = reportError(io, error, options.json === true);
       }

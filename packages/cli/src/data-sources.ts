@@ -12,11 +12,10 @@ import { ErrorCodes, FinepruneError } from '@fineprune/core';
 import { brownGenreTask, spamTask } from '@fineprune/corpora';
 import { type Dataset, loadFashionMnist, loadMnist } from '@fineprune/datasets';
 import type { Recipe } from '@fineprune/recipes';
-import { type BertTokenizer, encodeExamples, type TextExample } from '@fineprune/text';
 import { moduleRunData } from './data/data-module';
-import { loadImageFolder } from './data/image-folder';
+import { imageRunData } from './data/image-folder';
 import { recipeTokenizer } from './data/recipe-tokenizer';
-import { loadTextData } from './data/text-data';
+import { examplesInMemory, loadTextData } from './data/text-data';
 import { featureRunData, type RunData, textRunData } from './run-data';
 
 /**
@@ -68,16 +67,6 @@ export async function loadRecipeDataset(
   }
 }
 
-/** Encodes a built-in task's examples as the encoder benchmarks do. */
-function encodeTask(
-  tokenizer: BertTokenizer,
-  examples: readonly TextExample[],
-  classes: number,
-  maxLength: number,
-) {
-  return encodeExamples(tokenizer, examples, { maxLength, batchSize: 1, shuffle: false, classes }).encoded();
-}
-
 async function builtinTextData(recipe: Recipe, baseDirectory: string, id: 'brown-genre' | 'spam-assassin') {
   const tokenizer = await recipeTokenizer(recipe, baseDirectory);
   const maxLength = recipe.data.tokenizer?.maxLength ?? DEFAULT_MAX_LENGTH;
@@ -85,13 +74,15 @@ async function builtinTextData(recipe: Recipe, baseDirectory: string, id: 'brown
     id === 'spam-assassin'
       ? spamTask({ seed: BUILTIN_TEXT_SPLIT_SEED })
       : brownGenreTask(tokenizer, { seed: BUILTIN_TEXT_SPLIT_SEED, chunkTokens: maxLength });
-  const classes = task.labels.length;
+  // Tokenized a batch at a time, in the order (and to the values) of encodeExamples of
+  // @fineprune/text, as the encoder benchmarks encode them.
   return textRunData(recipe, {
     name: id,
     labels: task.labels,
-    train: encodeTask(tokenizer, task.train, classes, maxLength),
-    test: encodeTask(tokenizer, task.dev, classes, maxLength),
-    vocabularySize: tokenizer.vocabSize,
+    train: examplesInMemory(task.train),
+    test: examplesInMemory(task.dev),
+    tokenizer,
+    maxLength,
   });
 }
 
@@ -120,20 +111,15 @@ export async function loadRunData(
   if (data.dataset === 'mnist' || data.dataset === 'fashion-mnist')
     return featureRunData(recipe, options.dataset ?? (await loadRecipeDataset(data.dataset, baseDirectory)));
   if (data.dataset !== undefined) return builtinTextData(recipe, baseDirectory, data.dataset);
-  if (data.images)
-    return featureRunData(recipe, await loadImageFolder(data.images, { baseDirectory, seed: recipe.seed }));
+  if (data.images) return imageRunData(recipe, data.images, baseDirectory);
   if (data.text) {
     const tokenizer = await recipeTokenizer(recipe, baseDirectory);
-    const encoded = await loadTextData(data.text, {
-      baseDirectory,
-      tokenizer,
-      maxLength: recipe.data.tokenizer?.maxLength ?? DEFAULT_MAX_LENGTH,
-      seed: recipe.seed,
-    });
+    const text = await loadTextData(data.text, { baseDirectory, seed: recipe.seed });
     return textRunData(recipe, {
       name: path.basename(data.text.train),
-      ...encoded,
-      vocabularySize: tokenizer.vocabSize,
+      ...text,
+      tokenizer,
+      maxLength: recipe.data.tokenizer?.maxLength ?? DEFAULT_MAX_LENGTH,
     });
   }
   return moduleRunData(recipe, baseDirectory);

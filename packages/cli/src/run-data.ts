@@ -7,7 +7,8 @@ import {
 } from '@fineprune/core';
 import { type Dataset, type Split, batches, evaluationBatches } from '@fineprune/datasets';
 import type { Recipe } from '@fineprune/recipes';
-import { batchesFromEncoded, type EncodedExamples } from '@fineprune/text';
+import { type BertTokenizer, encodeBatch, ExampleOrder } from '@fineprune/text';
+import type { TextExamples } from './data/text-data';
 
 /**
  * The examples a run trains and evaluates on, whatever their source: training batches as a pure
@@ -63,20 +64,6 @@ export function subset(split: Split, limit: number | undefined): Split {
     count: limit,
     images: split.images.subarray(0, limit * split.featureSize),
     labels: split.labels.subarray(0, limit),
-  };
-}
-
-/** The first `limit` encoded examples (all without a limit). */
-function encodedSubset(encoded: EncodedExamples, limit: number | undefined): EncodedExamples {
-  const count = encoded.labels.length;
-  if (limit === undefined || limit >= count) return encoded;
-  const values = limit * encoded.maxLength;
-  return {
-    maxLength: encoded.maxLength,
-    inputIds: encoded.inputIds.subarray(0, values),
-    tokenTypeIds: encoded.tokenTypeIds.subarray(0, values),
-    attentionMask: encoded.attentionMask.subarray(0, values),
-    labels: encoded.labels.subarray(0, limit),
   };
 }
 
@@ -142,14 +129,92 @@ export function featureRunData(recipe: Recipe, dataset: Dataset): RunData {
 }
 
 /**
- * Run data from encoded text: limits applied, seeded training batches (those of `batchesFromEncoded`
- * of `@fineprune/text`), evaluation in order in batches of `data.evaluationBatchSize` (default 64).
+ * Examples that are read when a batch is made (an image folder, a text file): how many there are,
+ * and the batch of the examples at some indices, made now (the caller disposes it).
+ *
+ * @example
+ * ```ts
+ * const batch = examples.batch(Int32Array.of(3, 1, 4)); // x [3, …], y [3]
+ * ```
+ */
+export interface LazyExamples {
+  readonly count: number;
+  batch(indices: Int32Array): Batch;
+}
+
+/** The first `limit` examples (all of them without a limit). */
+function firstLazy(examples: LazyExamples, limit: number | undefined): LazyExamples {
+  if (limit === undefined || limit >= examples.count) return examples;
+  return { count: limit, batch: (indices) => examples.batch(indices) };
+}
+
+/** The indices `start … end − 1`. */
+function range(start: number, end: number): Int32Array {
+  return Int32Array.from({ length: end - start }, (_, index) => start + index);
+}
+
+/**
+ * Run data from examples read a batch at a time: limits applied, training batch `s` the examples
+ * `order(s)` (a seeded, resumable order of the training examples), evaluation in order in chunks of
+ * `evaluationSize`, ΔL measured on the first `measureSize` evaluation examples. Nothing but the
+ * order (4 bytes an example) and one batch is held.
  *
  * @throws FinepruneError `INVALID_RECIPE` when `data.batchSize` exceeds the training examples
  *
  * @example
  * ```ts
- * const data = textRunData(recipe, { name: 'train.jsonl', labels, train, test, vocabularySize: 30522 });
+ * const data = lazyRunData(recipe, { kind: 'features', name: 'train', classes: 10, labels, featureSize: 784 }, { train, test, order: (count) => new BatchOrder(count, { batchSize: 32, seed: 0 }), evaluationSize: 1000, measureSize: 256, measureLimit: 100 });
+ * ```
+ */
+export function lazyRunData(
+  recipe: Recipe,
+  about: Pick<
+    RunData,
+    'kind' | 'name' | 'classes' | 'labels' | 'featureSize' | 'sequenceLength' | 'vocabularySize'
+  >,
+  examples: {
+    train: LazyExamples;
+    test: LazyExamples;
+    /** The batch order over `count` training examples (`data.batchSize`, the recipe's seed). */
+    order: (count: number) => { indices(step: number): Int32Array };
+    evaluationSize: number;
+    measureSize: number;
+    measureLimit: number;
+  },
+): RunData {
+  const train = firstLazy(examples.train, recipe.data.trainLimit);
+  const test = firstLazy(examples.test, recipe.data.testLimit);
+  checkBatchSize(recipe, train.count);
+  const order = examples.order(train.count);
+  const source: BatchProvider = { batch: (step) => train.batch(order.indices(step)) };
+  const evaluationSize = Math.min(examples.evaluationSize, test.count);
+  return {
+    ...about,
+    trainCount: train.count,
+    testCount: test.count,
+    train: source,
+    source: accumulated(source, recipe.training.gradientAccumulation),
+    *evaluationBatches() {
+      for (let start = 0; start < test.count; start += evaluationSize)
+        yield test.batch(range(start, Math.min(start + evaluationSize, test.count)));
+    },
+    measureBatch: () => test.batch(range(0, Math.min(examples.measureSize, test.count))),
+    measureLimit: examples.measureLimit,
+  };
+}
+
+/**
+ * Run data from labelled texts read a batch at a time ({@link TextExamples}: a text file's rows by
+ * their byte offsets, or a built-in task's texts): each batch tokenized when it is made
+ * (`encodeBatch` of `@fineprune/text`), training batches in the seeded order of `TextBatchSource`
+ * (`ExampleOrder`), evaluation in order in batches of `data.evaluationBatchSize` (default 64).
+ * Memory holds one batch and the examples' offsets, whatever `maxLength`.
+ *
+ * @throws FinepruneError `INVALID_RECIPE` when `data.batchSize` exceeds the training examples
+ *
+ * @example
+ * ```ts
+ * const data = textRunData(recipe, { name: 'train.jsonl', labels, train, test, tokenizer, maxLength: 128 });
  * ```
  */
 export function textRunData(
@@ -157,37 +222,35 @@ export function textRunData(
   text: {
     name: string;
     labels: readonly string[];
-    train: EncodedExamples;
-    test: EncodedExamples;
-    vocabularySize: number;
+    train: TextExamples;
+    test: TextExamples;
+    tokenizer: BertTokenizer;
+    maxLength: number;
   },
 ): RunData {
-  const train = encodedSubset(text.train, recipe.data.trainLimit);
-  const test = encodedSubset(text.test, recipe.data.testLimit);
-  const classes = text.labels.length;
-  checkBatchSize(recipe, train.labels.length);
-  const source = batchesFromEncoded(train, { batchSize: recipe.data.batchSize, seed: recipe.seed, classes });
-  const testCount = test.labels.length;
-  const evaluation = batchesFromEncoded(test, {
-    batchSize: Math.min(recipe.data.evaluationBatchSize ?? 64, testCount),
-    shuffle: false,
-    dropRemainder: false,
-    classes,
+  const { tokenizer, maxLength } = text;
+  const lazy = (examples: TextExamples): LazyExamples => ({
+    count: examples.count,
+    batch: (indices) => encodeBatch(tokenizer, examples.read(indices), maxLength),
   });
-  return {
-    kind: 'text',
-    name: text.name,
-    classes,
-    labels: text.labels,
-    trainCount: train.labels.length,
-    testCount,
-    sequenceLength: train.maxLength,
-    vocabularySize: text.vocabularySize,
-    train: source,
-    source: accumulated(source, recipe.training.gradientAccumulation),
-    evaluationBatches: () => evaluation.evaluationBatches(),
-    // An encoder's forward pass is costly: ΔL is measured on 16 examples, at most 20 times a run.
-    measureBatch: () => evaluation.evaluationBatches(Math.min(16, testCount)).next().value!,
-    measureLimit: 20,
-  };
+  return lazyRunData(
+    recipe,
+    {
+      kind: 'text',
+      name: text.name,
+      classes: text.labels.length,
+      labels: text.labels,
+      sequenceLength: maxLength,
+      vocabularySize: tokenizer.vocabSize,
+    },
+    {
+      train: lazy(text.train),
+      test: lazy(text.test),
+      order: (count) => new ExampleOrder(count, { batchSize: recipe.data.batchSize, seed: recipe.seed }),
+      evaluationSize: recipe.data.evaluationBatchSize ?? 64,
+      // An encoder's forward pass is costly: ΔL is measured on 16 examples, at most 20 times a run.
+      measureSize: 16,
+      measureLimit: 20,
+    },
+  );
 }

@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -74,4 +74,42 @@ export function recipeFile(content: unknown, name = 'recipe.yaml', directory = t
   const file = path.join(directory, name);
   writeFileSync(file, typeof content === 'string' ? content : stringify(content));
   return file;
+}
+
+/** Samples resident memory every 5 ms while `run` goes on; returns the growth over the start. */
+export async function residentGrowth(
+  run: () => Promise<unknown>,
+): Promise<{ growth: number; error: unknown }> {
+  globalThis.gc?.();
+  const start = process.memoryUsage().rss;
+  let peak = start;
+  const timer = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage().rss);
+  }, 5);
+  let error: unknown;
+  try {
+    await run();
+  } catch (caught) {
+    error = caught;
+  } finally {
+    clearInterval(timer);
+  }
+  peak = Math.max(peak, process.memoryUsage().rss);
+  return { growth: peak - start, error };
+}
+
+/** Writes `lines` lines of `line(i)` through a stream (the test never holds the file). */
+export async function writeLines(
+  file: string,
+  count: number,
+  line: (index: number) => string,
+): Promise<void> {
+  const stream = createWriteStream(file);
+  for (let index = 0; index < count; index++) {
+    if (!stream.write(line(index)))
+      await new Promise<void>((resolve) => stream.once('drain', () => resolve()));
+  }
+  await new Promise<void>((resolve, reject) =>
+    stream.end((error?: Error | null) => (error ? reject(error) : resolve())),
+  );
 }

@@ -2,9 +2,10 @@ import '@tensorflow/tfjs-backend-cpu';
 import { FinepruneError } from '@fineprune/tensor';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { BatchOrder } from './batch-order';
 import { type BatchSource, batches, evaluationBatches, toTensors } from './batches';
 import type { Split } from './mnist';
-import { seededPermutation } from './seeded-permutation';
+import { PermutationDomain, seededPermutation } from './seeded-permutation';
 
 /** 103 examples of 3 features; example i has features [i, i + 0.25, i + 0.5] and label i % 7. */
 function toySplit(count = 103): Split {
@@ -199,5 +200,30 @@ describe('evaluationBatches and toTensors', () => {
     expect(y.shape).toEqual([103]);
     expect(Array.from(y.dataSync()).slice(0, 8)).toEqual([0, 1, 2, 3, 4, 5, 6, 0]);
     tf.dispose([x, y]);
+  });
+});
+
+describe('BatchOrder', () => {
+  it('takes the examples BatchSource serves, step by step, without the split', () => {
+    const split = toySplit();
+    const source = batches(split, { batchSize: 10, seed: 4 });
+    const order = new BatchOrder(split.count, { batchSize: 10, seed: 4 });
+    expect(order.stepsPerEpoch).toBe(10);
+    // Steps of three epochs: the features read back from the tensors are the order's indices.
+    for (let step = 0; step < 30; step++) {
+      // Step s: slice s mod 10 of epoch floor(s / 10)'s batches-domain permutation.
+      const epoch = Math.floor(step / 10);
+      const expected = seededPermutation(103, 4, epoch, PermutationDomain.batches).slice(
+        (step % 10) * 10,
+        (step % 10) * 10 + 10,
+      );
+      expect(Array.from(order.indices(step))).toEqual(Array.from(expected));
+      expect(batchIds(source, step)).toEqual(Array.from(expected));
+    }
+    expect(order.epochOf(10)).toBe(1);
+    expect(() => order.indices(-1)).toThrow(FinepruneError);
+    expect(() => new BatchOrder(5, { batchSize: 6, seed: 0 })).toThrow(
+      /batchSize must be an integer in 1..5/,
+    );
   });
 });

@@ -7,7 +7,7 @@
 import { check, ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Split } from './mnist';
-import { PermutationDomain, seededPermutation } from './seeded-permutation';
+import { BatchOrder } from './batch-order';
 
 /**
  * Options of {@link batches}.
@@ -110,9 +110,9 @@ function makeBatch(
 /**
  * Seeded, resumable mini-batches over a {@link Split}. Create with {@link batches}.
  *
- * Epoch `e` visits the examples in the order `seededPermutation(count, seed, e)`; step `s` belongs
- * to epoch `floor(s / stepsPerEpoch)` and takes the `s mod stepsPerEpoch`-th slice of that order.
- * The permutations of the two most recent epochs are cached.
+ * The order is that of {@link BatchOrder}: epoch `e` visits the examples in the order
+ * `seededPermutation(count, seed, e)`; step `s` belongs to epoch `floor(s / stepsPerEpoch)` and
+ * takes the `s mod stepsPerEpoch`-th slice of that order.
  *
  * @example
  * ```ts
@@ -141,7 +141,7 @@ export class BatchSource {
   /** Batches per epoch: `floor(count / batchSize)`, or `ceil` without `dropRemainder`. */
   readonly stepsPerEpoch: number;
 
-  private readonly cache = new Map<number, Int32Array>();
+  private readonly order: BatchOrder;
 
   /**
    * @param split - The examples.
@@ -152,17 +152,7 @@ export class BatchSource {
   constructor(split: Split, options: BatchOptions) {
     checkSplit(split);
     const opts: Partial<BatchOptions> = options ?? {};
-    const { batchSize = Number.NaN, seed = Number.NaN, dropRemainder = true, oneHot = false } = opts;
-    check(
-      Number.isInteger(batchSize) && batchSize >= 1 && batchSize <= split.count,
-      `batchSize must be an integer in 1..${split.count} (the split's example count), got ${batchSize}.`,
-      'Pass a positive batchSize no larger than the split, e.g. 100.',
-    );
-    check(
-      Number.isSafeInteger(seed),
-      `seed must be a safe integer, got ${seed}.`,
-      'Pass an integer seed such as 0 or 42.',
-    );
+    const order = new BatchOrder(split.count, opts as BatchOptions);
     const classes = opts.classes ?? labelCount(split.labels);
     check(
       Number.isInteger(classes) && classes >= 1,
@@ -179,15 +169,14 @@ export class BatchSource {
         });
       }
     }
+    this.order = order;
     this.split = split;
-    this.batchSize = batchSize;
-    this.seed = seed;
-    this.dropRemainder = dropRemainder;
-    this.oneHot = oneHot;
+    this.batchSize = order.batchSize;
+    this.seed = order.seed;
+    this.dropRemainder = order.dropRemainder;
+    this.oneHot = opts.oneHot ?? false;
     this.classes = classes;
-    this.stepsPerEpoch = dropRemainder
-      ? Math.floor(split.count / batchSize)
-      : Math.ceil(split.count / batchSize);
+    this.stepsPerEpoch = order.stepsPerEpoch;
   }
 
   /**
@@ -199,8 +188,7 @@ export class BatchSource {
    * ```
    */
   epochOf(step: number): number {
-    this.checkStep(step);
-    return Math.floor(step / this.stepsPerEpoch);
+    return this.order.epochOf(step);
   }
 
   /**
@@ -213,16 +201,7 @@ export class BatchSource {
    * ```
    */
   permutation(epoch: number): Int32Array {
-    if (!(Number.isSafeInteger(epoch) && epoch >= 0)) {
-      invalidArgument(`epoch must be a non-negative integer, got ${epoch}.`, 'Pass 0, 1, 2, …');
-    }
-    let order = this.cache.get(epoch);
-    if (order === undefined) {
-      order = seededPermutation(this.split.count, this.seed, epoch, PermutationDomain.batches);
-      if (this.cache.size >= 2) this.cache.delete(this.cache.keys().next().value!);
-      this.cache.set(epoch, order);
-    }
-    return order;
+    return this.order.permutation(epoch);
   }
 
   /**
@@ -234,8 +213,7 @@ export class BatchSource {
    * ```
    */
   indices(step: number): Int32Array {
-    const { order, start, size } = this.locate(step);
-    return order.slice(start, start + size);
+    return this.order.indices(step);
   }
 
   /**
@@ -253,25 +231,8 @@ export class BatchSource {
    * ```
    */
   batch(step: number): Batch {
-    const { order, start, size } = this.locate(step);
+    const { order, start, size } = this.order.locate(step);
     return makeBatch(this.split, order, start, size, this.oneHot ? this.classes : null);
-  }
-
-  private checkStep(step: number): void {
-    if (!(Number.isSafeInteger(step) && step >= 0)) {
-      invalidArgument(
-        `step must be a non-negative integer, got ${step}.`,
-        'Pass the training step counter (0, 1, 2, …).',
-      );
-    }
-  }
-
-  private locate(step: number): { order: Int32Array; start: number; size: number } {
-    this.checkStep(step);
-    const epoch = Math.floor(step / this.stepsPerEpoch);
-    const start = (step - epoch * this.stepsPerEpoch) * this.batchSize;
-    const size = Math.min(this.batchSize, this.split.count - start);
-    return { order: this.permutation(epoch), start, size };
   }
 }
 

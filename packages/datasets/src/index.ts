@@ -6,6 +6,7 @@
  * @packageDocumentation
  */
 
+export { BatchOrder, type BatchOrderOptions } from './batch-order';
 export {
   type Batch,
   type BatchOptions,

@@ -47,7 +47,9 @@ const splitOptions = {
     .gt(0)
     .lt(1)
     .optional()
-    .describe('Share of the training examples held out (seeded) when no validation is given; default 0.1.'),
+    .describe(
+      'Share of the training examples held out when no validation is given (a seeded choice of example indices); default 0.1.',
+    ),
   labels: z
     .array(z.string().min(1).max(200))
     .min(2)
@@ -85,7 +87,9 @@ export const textDataSchema = z
         'The longest row accepted, in bytes (1 MiB by default); a longer row is an error naming its line.',
       ),
   })
-  .describe('Text classification from a CSV or JSONL file.');
+  .describe(
+    'Text classification from a CSV or JSONL file, streamed: read through once (every row checked, only its byte offsets and label kept), then each batch reads, parses and tokenizes its rows.',
+  );
 
 /**
  * Image classification from folders: one subfolder per class, PNG or JPEG files in each.
@@ -128,7 +132,9 @@ export const imageDataSchema = z
       .default(16 * 1024 * 1024)
       .describe('The largest image file accepted, in bytes.'),
   })
-  .describe('Image classification from a folder of class subfolders.');
+  .describe(
+    'Image classification from a folder of class subfolders, streamed: read through once (every image checked and decoded, only its path and label kept), then each batch reads and decodes its images.',
+  );
 
 /**
  * The data: one source (a built-in `dataset`, a `text` file, an `images` folder or a JavaScript

@@ -6,9 +6,9 @@
 import type { Batch } from '@fineprune/core';
 import { check, ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import * as tf from '@tensorflow/tfjs-core';
-import { StreamDomain, streamRandom } from './streams';
 import type { MlmBatch, TextBatch } from './batch-types';
 import { type EncodedExamples, EncodedExamplesBuilder, encodeTruncated } from './encode-example';
+import { ExampleOrder, textBatchOf } from './example-order';
 import type { TextExample } from './tasks';
 import type { BertTokenizer } from './tokenizer';
 
@@ -93,24 +93,14 @@ export class TextBatchSource {
   private readonly ids: Int32Array;
   private readonly types: Int32Array;
   private readonly mask: Int32Array;
-  private readonly cache = new Map<number, Int32Array>();
+  private readonly order: ExampleOrder;
 
   /** @internal Use {@link encodeExamples} or {@link batchesFromEncoded}. */
   constructor(encoded: EncodedExamples, options: EncodeExamplesOptions) {
     const opts: Partial<EncodeExamplesOptions> = options ?? {};
-    const { batchSize = Number.NaN, seed = 0, shuffle = true, dropRemainder = true } = opts;
     const { maxLength, labels } = encoded;
     const n = labels.length;
-    check(
-      Number.isInteger(batchSize) && batchSize >= 1 && batchSize <= n,
-      `batchSize must be an integer in 1..${n} (the number of examples), got ${batchSize}.`,
-      'Pass a positive batchSize no larger than the number of examples, e.g. 32.',
-    );
-    check(
-      Number.isSafeInteger(seed),
-      `seed must be a safe integer, got ${seed}.`,
-      'Pass an integer seed such as 0.',
-    );
+    const order = new ExampleOrder(n, opts as EncodeExamplesOptions);
     let maxLabel = -1;
     for (const label of labels) maxLabel = Math.max(maxLabel, label);
     const classes = opts.classes ?? maxLabel + 1;
@@ -127,19 +117,20 @@ export class TextBatchSource {
         details: { maxLabel, classes },
       });
     }
+    this.order = order;
     this.ids = encoded.inputIds;
     this.types = encoded.tokenTypeIds;
     this.mask = encoded.attentionMask;
     this.labels = labels;
     this.size = n;
-    this.batchSize = batchSize;
+    this.batchSize = order.batchSize;
     this.maxLength = maxLength;
-    this.seed = seed;
-    this.shuffle = shuffle;
-    this.dropRemainder = dropRemainder;
+    this.seed = order.seed;
+    this.shuffle = order.shuffle;
+    this.dropRemainder = order.dropRemainder;
     this.classes = classes;
     this.truncated = encoded.truncated ?? 0;
-    this.batchesPerEpoch = dropRemainder ? Math.floor(n / batchSize) : Math.ceil(n / batchSize);
+    this.batchesPerEpoch = order.batchesPerEpoch;
   }
 
   /**
@@ -172,20 +163,7 @@ export class TextBatchSource {
    * ```
    */
   permutation(epoch: number): Int32Array {
-    check(
-      Number.isSafeInteger(epoch) && epoch >= 0,
-      `epoch must be a non-negative integer, got ${epoch}.`,
-      'Pass 0, 1, 2, …',
-    );
-    let order = this.cache.get(epoch);
-    if (order === undefined) {
-      order = this.shuffle
-        ? streamRandom(this.seed, StreamDomain.exampleOrder, epoch).permutation(this.size)
-        : Int32Array.from({ length: this.size }, (_, i) => i);
-      if (this.cache.size >= 2) this.cache.delete(this.cache.keys().next().value!);
-      this.cache.set(epoch, order);
-    }
-    return order;
+    return this.order.permutation(epoch);
   }
 
   /**
@@ -197,15 +175,7 @@ export class TextBatchSource {
    * ```
    */
   indices(step: number): Int32Array {
-    check(
-      Number.isSafeInteger(step) && step >= 0,
-      `step must be a non-negative integer, got ${step}.`,
-      'Pass the training step counter (0, 1, 2, …).',
-    );
-    const epoch = Math.floor(step / this.batchesPerEpoch);
-    const start = (step - epoch * this.batchesPerEpoch) * this.batchSize;
-    const end = Math.min(start + this.batchSize, this.size);
-    return this.permutation(epoch).slice(start, end);
+    return this.order.indices(step);
   }
 
   /**
@@ -262,14 +232,13 @@ export class TextBatchSource {
       mask.set(this.mask.subarray(from, from + length), row * length);
       labels[row] = this.labels[source]!;
     });
-    return {
-      x: {
-        inputIds: tf.tensor2d(ids, [b, length], 'int32'),
-        tokenTypeIds: tf.tensor2d(types, [b, length], 'int32'),
-        attentionMask: tf.tensor2d(mask, [b, length], 'int32'),
-      },
-      y: tf.tensor1d(labels, 'int32'),
-    };
+    return textBatchOf({
+      maxLength: length,
+      inputIds: ids,
+      tokenTypeIds: types,
+      attentionMask: mask,
+      labels,
+    });
   }
 }
 

@@ -22,6 +22,13 @@ export {
   mlmBatches,
   mlmCorpus,
 } from './mlm';
+export {
+  encodeBatch,
+  ExampleOrder,
+  type ExampleOrderOptions,
+  type LabelledText,
+  textBatchOf,
+} from './example-order';
 export { randomBelow, StreamDomain, streamRandom } from './streams';
 export { chunkText, type TextExample, type TextTask } from './tasks';
 export {

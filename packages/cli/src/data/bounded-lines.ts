@@ -3,16 +3,21 @@ import { ErrorCodes } from '@fineprune/core';
 import { dataError } from './data-errors';
 
 /**
- * One line of a text file, without its line break, and its 1-based number.
+ * One line of a text file, without its line break, its 1-based number, and where its text lies in
+ * the file (byte offsets, so the line can be read again without reading what comes before it).
  *
  * @example
  * ```ts
- * for await (const { text, line } of readBoundedLines('train.jsonl', { maxLineBytes: 1 << 20 })) console.log(line, text.length);
+ * for await (const { text, line, start, end } of readBoundedLines('train.jsonl', { maxLineBytes: 1 << 20 })) console.log(line, end - start);
  * ```
  */
 export interface FileLine {
   text: string;
   line: number;
+  /** Byte offset of the line's first byte (after a byte-order mark). */
+  start: number;
+  /** Byte offset just past the line's last byte (before `\r\n` or `\n`). */
+  end: number;
 }
 
 /** Bytes read from the file at a time. */
@@ -82,6 +87,8 @@ export async function* readBoundedLines(
     let partBytes = 0;
     let line = 1;
     let first = true;
+    /** Byte offset of the first byte of the line being gathered. */
+    let lineStart = 0;
     const tooLong = () =>
       dataError(
         { file, line },
@@ -89,24 +96,32 @@ export async function* readBoundedLines(
         'Shorten the row, or raise data.text.maxRowBytes (at most 64 MiB) if rows this long are intended.',
         { details: { maxLineBytes: options.maxLineBytes } },
       );
-    const take = (end: Uint8Array): string => {
-      let bytes: Uint8Array = end;
+    const take = (last: Uint8Array): FileLine => {
+      let bytes: Uint8Array = last;
       if (parts.length > 0) {
-        bytes = new Uint8Array(partBytes + end.length);
+        bytes = new Uint8Array(partBytes + last.length);
         let at = 0;
         for (const part of parts) {
           bytes.set(part, at);
           at += part.length;
         }
-        bytes.set(end, at);
+        bytes.set(last, at);
       }
       parts = [];
       partBytes = 0;
+      const start = lineStart;
+      // The next line starts after this one's bytes and its \n.
+      lineStart += bytes.length + 1;
       if (bytes.length > 0 && bytes[bytes.length - 1] === 0x0d) bytes = bytes.subarray(0, bytes.length - 1);
-      if (first && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) bytes = bytes.subarray(3);
+      const end = start + bytes.length;
+      let skipped = 0;
+      if (first && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) {
+        bytes = bytes.subarray(3);
+        skipped = 3;
+      }
       first = false;
       if (bytes.length > options.maxLineBytes) throw tooLong();
-      return decode(bytes, line);
+      return { text: decode(bytes, line), line, start: start + skipped, end };
     };
     for (;;) {
       const { bytesRead } = await handle.read(buffer, 0, CHUNK_BYTES, null);
@@ -118,8 +133,7 @@ export async function* readBoundedLines(
         const end = start + newline;
         // Stop before gathering a line that cannot fit (+1: a \r before the \n is not content).
         if (partBytes + (end - start) > options.maxLineBytes + 1) throw tooLong();
-        const text = take(buffer.slice(start, end));
-        yield { text, line };
+        yield take(buffer.slice(start, end));
         line++;
         start = end + 1;
       }
@@ -130,7 +144,7 @@ export async function* readBoundedLines(
       }
     }
     if (partBytes > 0) {
-      yield { text: take(new Uint8Array(0)), line };
+      yield take(new Uint8Array(0));
     }
   } finally {
     await handle.close().catch(() => undefined);

@@ -2,16 +2,20 @@ import { type FileLine, readBoundedLines } from './bounded-lines';
 import { dataError } from './data-errors';
 
 /**
- * One CSV record: its fields and the line it starts on.
+ * One CSV record: its fields, the line it starts on, and the bytes it spans in the file.
  *
  * @example
  * ```ts
- * const record: CsvRecord = { fields: ['hello', 'ham'], line: 2 };
+ * const record: CsvRecord = { fields: ['hello', 'ham'], line: 2, start: 11, end: 20 };
  * ```
  */
 export interface CsvRecord {
   fields: string[];
   line: number;
+  /** Byte offset of the record's first byte. */
+  start: number;
+  /** Byte offset just past its last byte (before the line break). */
+  end: number;
 }
 
 /**
@@ -84,6 +88,75 @@ class RecordState {
 }
 
 /**
+ * Gathers CSV records from lines one line at a time (RFC 4180), each bounded to `maxRecordBytes`
+ * characters however many lines its quoted fields span. Synchronous, so that a record can also be
+ * parsed again from its bytes alone.
+ *
+ * @example
+ * ```ts
+ * const reader = new CsvRecordReader({ file, delimiter: ',', maxRecordBytes: 1 << 20 });
+ * const record = reader.push({ text: 'a,b', line: 1, start: 0, end: 3 }); // { fields: ['a', 'b'], … }
+ * reader.finish();
+ * ```
+ */
+export class CsvRecordReader {
+  private state: RecordState | undefined;
+  private first: FileLine | undefined;
+
+  constructor(private readonly options: { file: string; delimiter: string; maxRecordBytes: number }) {}
+
+  /**
+   * Reads one line; returns the record it completes, if any (blank lines complete none).
+   *
+   * @throws FinepruneError `INVALID_DATA` naming the file and line for a stray quote, text after a
+   *   closing quote, or a record over the limit
+   */
+  push(fileLine: FileLine): CsvRecord | undefined {
+    const { file, delimiter, maxRecordBytes } = this.options;
+    const { text, line } = fileLine;
+    if (this.state === undefined) {
+      this.state = new RecordState(delimiter);
+      this.first = fileLine;
+    }
+    const state = this.state;
+    const start = this.first!.line;
+    const problem = state.feed(text);
+    if (problem !== undefined)
+      throw dataError(
+        { file, line },
+        `${problem}.`,
+        'Quote fields that hold the delimiter or quotes ("a ""quoted"" word"), as RFC 4180 CSV does.',
+      );
+    if (state.length > maxRecordBytes) {
+      throw dataError(
+        { file, line: start },
+        `holds a record longer than ${maxRecordBytes} characters (maxRowBytes)${line > start ? `, up to line ${line}` : ''}.`,
+        'Close the quote that opens the record, shorten it, or raise data.text.maxRowBytes.',
+      );
+    }
+    if (state.inQuotes) return undefined;
+    this.state = undefined;
+    if (state.blank) return undefined;
+    return { fields: state.fields, line: start, start: this.first!.start, end: fileLine.end };
+  }
+
+  /**
+   * Ends the input.
+   *
+   * @throws FinepruneError `INVALID_DATA` naming the line for a quote left open
+   */
+  finish(): void {
+    if (this.state?.inQuotes) {
+      throw dataError(
+        { file: this.options.file, line: this.first!.line },
+        'opens a quoted field that is never closed.',
+        'Close the quote (a quote inside a quoted field is written "").',
+      );
+    }
+  }
+}
+
+/**
  * Reads CSV records from lines (RFC 4180), each bounded to `maxRecordBytes` characters however many
  * lines its quoted fields span.
  *
@@ -104,37 +177,10 @@ export async function* csvRecords(
   lines: AsyncIterable<FileLine>,
   options: { file: string; delimiter: string; maxRecordBytes: number },
 ): AsyncGenerator<CsvRecord> {
-  const { file, delimiter, maxRecordBytes } = options;
-  let state: RecordState | undefined;
-  let start = 0;
-  for await (const { text, line } of lines) {
-    if (state === undefined) {
-      state = new RecordState(delimiter);
-      start = line;
-    }
-    const problem = state.feed(text);
-    if (problem !== undefined)
-      throw dataError(
-        { file, line },
-        `${problem}.`,
-        'Quote fields that hold the delimiter or quotes ("a ""quoted"" word"), as RFC 4180 CSV does.',
-      );
-    if (state.length > maxRecordBytes) {
-      throw dataError(
-        { file, line: start },
-        `holds a record longer than ${maxRecordBytes} characters (maxRowBytes)${line > start ? `, up to line ${line}` : ''}.`,
-        'Close the quote that opens the record, shorten it, or raise data.text.maxRowBytes.',
-      );
-    }
-    if (state.inQuotes) continue;
-    if (!state.blank) yield { fields: state.fields, line: start };
-    state = undefined;
+  const reader = new CsvRecordReader(options);
+  for await (const line of lines) {
+    const record = reader.push(line);
+    if (record !== undefined) yield record;
   }
-  if (state?.inQuotes) {
-    throw dataError(
-      { file, line: start },
-      'opens a quoted field that is never closed.',
-      'Close the quote (a quote inside a quoted field is written "").',
-    );
-  }
+  reader.finish();
 }

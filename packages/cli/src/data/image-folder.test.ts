@@ -4,10 +4,12 @@ import { FinepruneError } from '@fineprune/core';
 import type { RecipeImageData } from '@fineprune/recipes';
 import * as jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
-import { describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs-core';
+import { setBackend } from '@fineprune/tensor';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { temporaryDirectory } from '../../test/support';
 import { resizeBilinear } from './image-decode';
-import { loadImageFolder } from './image-folder';
+import { imageBatch, loadImageFolder } from './image-folder';
 
 /** A PNG of `width × height` RGBA pixels given as [r, g, b] per pixel, row by row. */
 function png(width: number, height: number, pixels: Array<[number, number, number]>): Buffer {
@@ -58,6 +60,10 @@ async function rejection(promise: Promise<unknown>): Promise<FinepruneError> {
   return error as FinepruneError;
 }
 
+beforeAll(async () => {
+  await setBackend('cpu');
+});
+
 describe('loadImageFolder', () => {
   it('reads classes from subfolders (sorted), grey values in [0, 1], then (value − mean) / std', async () => {
     const directory = temporaryDirectory();
@@ -76,22 +82,29 @@ describe('loadImageFolder', () => {
       cat: { 'c.png': greyPng(2, 0) },
       bird: { 'd.png': greyPng(2, 255) },
     });
-    const dataset = await loadImageFolder(
-      imageSource(path.basename(train), { validation: 'dev', mean: [0.5], std: [0.25] }),
-      { baseDirectory: directory, seed: 0 },
-    );
-    expect(dataset.labelNames).toEqual(['bird', 'cat']);
-    expect(dataset.classes).toBe(2);
-    expect(dataset.train.count).toBe(2);
+    const source = imageSource(path.basename(train), { validation: 'dev', mean: [0.5], std: [0.25] });
+    const dataset = await loadImageFolder(source, { baseDirectory: directory, seed: 0 });
+    expect(dataset.labels).toEqual(['bird', 'cat']);
+    expect(dataset.train.files).toEqual([
+      path.join(train, 'bird', 'b.png'),
+      path.join(train, 'cat', 'a.png'),
+    ]);
     expect(Array.from(dataset.train.labels)).toEqual([0, 1]);
+    const trainBatch = imageBatch(dataset.train, Int32Array.of(0, 1), source);
+    const testBatch = imageBatch(dataset.test, Int32Array.of(0, 1), source);
+    expect(trainBatch.x.shape).toEqual([2, 4]);
+    expect(Array.from(await trainBatch.y.data())).toEqual([0, 1]);
+    const trainValues = Array.from(await trainBatch.x.data());
+    const testValues = Array.from(await testBatch.x.data());
+    tf.dispose([trainBatch.x, trainBatch.y, testBatch.x, testBatch.y]);
     // bird: 102/255 = 0.4 → (0.4 − 0.5)/0.25 = −0.4. cat: 1 → 2, 0 → −2, 0.2 → −1.2, red: the
     // BT.601 luma 0.299 → (0.299 − 0.5)/0.25 = −0.804.
     const expected = [-0.4, -0.4, -0.4, -0.4, 2, -2, -1.2, -0.804];
-    Array.from(dataset.train.images).forEach((value, index) => {
+    trainValues.forEach((value, index) => {
       expect(value).toBeCloseTo(expected[index]!, 5);
     });
     // The validation folder: bird (label 0) 255 → 2, cat 0 → −2.
-    expect(Array.from(dataset.test.images)).toEqual([2, 2, 2, 2, -2, -2, -2, -2]);
+    expect(testValues).toEqual([2, 2, 2, 2, -2, -2, -2, -2]);
   });
 
   it('reads JPEG as well as PNG, and resamples another size with resize: bilinear', async () => {
@@ -99,16 +112,16 @@ describe('loadImageFolder', () => {
     const rgba = Buffer.alloc(4 * 4 * 4, 200);
     const jpg = Buffer.from(jpeg.encode({ data: rgba, width: 4, height: 4 }, 100).data);
     folder(directory, { a: { 'x.jpg': jpg, 'y.png': greyPng(2, 10) }, b: { 'z.png': greyPng(2, 20) } });
-    const dataset = await loadImageFolder(
-      imageSource('.', { resize: 'bilinear', validationFraction: 0.34 }),
-      {
-        baseDirectory: directory,
-        seed: 1,
-      },
-    );
-    expect(dataset.train.count + dataset.test.count).toBe(3);
+    const source = imageSource('.', { resize: 'bilinear', validationFraction: 0.34 });
+    const dataset = await loadImageFolder(source, { baseDirectory: directory, seed: 1 });
+    expect(dataset.train.files.length + dataset.test.files.length).toBe(3);
+    const batches = [
+      imageBatch(dataset.train, Int32Array.of(0, 1), source),
+      imageBatch(dataset.test, Int32Array.of(0), source),
+    ];
+    const all = batches.flatMap((batch) => Array.from(batch.x.dataSync()));
+    tf.dispose(batches.flatMap((batch) => [batch.x, batch.y]));
     // A uniform 4 × 4 image stays uniform when resampled: JPEG at quality 100 keeps 200 within 2.
-    const all = [...dataset.train.images, ...dataset.test.images];
     expect(all.filter((value) => Math.abs(value - 200 / 255) < 2 / 255)).toHaveLength(4);
   });
 

@@ -1,23 +1,15 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { ErrorCodes } from '@fineprune/core';
-import { type Dataset, type Split, splitValidation } from '@fineprune/datasets';
-import type { RecipeImageData } from '@fineprune/recipes';
+import { BatchOrder } from '@fineprune/datasets';
+import type { Recipe, RecipeImageData } from '@fineprune/recipes';
 import { quoteText, readRegularFile } from '@fineprune/tensor/untrusted';
+import * as tf from '@tensorflow/tfjs-core';
+import { type LazyExamples, lazyRunData, type RunData } from '../run-data';
 import { dataError } from './data-errors';
+import { readRegularFileSync } from './file-ranges';
 import { decodeImage, imageHeader, resizeBilinear, toChannels } from './image-decode';
-import { DEFAULT_VALIDATION_FRACTION } from './text-data';
-
-/**
- * The most values (examples × width × height × channels) an image folder may load: 2^28 float32
- * values, 1 GiB.
- *
- * @example
- * ```ts
- * console.log(`an image folder holds at most ${MAX_IMAGE_VALUES} values`);
- * ```
- */
-export const MAX_IMAGE_VALUES = 2 ** 28;
+import { DEFAULT_VALIDATION_FRACTION, holdOut } from './text-data';
 
 /** Class labels are stored as bytes, as in MNIST. */
 const MAX_CLASSES = 256;
@@ -110,14 +102,32 @@ async function listImages(
   return { labels: known, entries };
 }
 
-/** Reads, checks, decodes, resizes and normalises one image into `target`. */
-async function readImage(entry: ImageEntry, source: RecipeImageData, target: Float32Array): Promise<void> {
-  const bytes = await readRegularFile(entry.file, {
-    maxBytes: source.maxImageBytes,
-    what: 'the image',
-    code: ErrorCodes.INVALID_DATA,
-    fix: 'Keep images under data.images.maxImageBytes (raise it for large photos).',
-  });
+/** What is kept of a folder's images: the path and label of each, in file order. */
+export interface ImageFiles {
+  files: string[];
+  labels: Int32Array;
+}
+
+/**
+ * An image folder read through: the class names, and the training and evaluation images (paths and
+ * labels only).
+ *
+ * @example
+ * ```ts
+ * const folder: ImageFolder = await loadImageFolder(recipe.data.images!, { baseDirectory: '.', seed: 0 });
+ * folder.train.files.length; // number of training images
+ * ```
+ */
+export interface ImageFolder {
+  labels: string[];
+  train: ImageFiles;
+  test: ImageFiles;
+}
+
+const SIZE_FIX = 'Keep images under data.images.maxImageBytes (raise it for large photos).';
+
+/** Checks, decodes, resizes and normalises the bytes of one image into `target`. */
+function imageValues(bytes: Uint8Array, file: string, source: RecipeImageData, target: Float32Array): void {
   const header = imageHeader(bytes);
   if (
     header &&
@@ -125,13 +135,13 @@ async function readImage(entry: ImageEntry, source: RecipeImageData, target: Flo
     (header.width !== source.width || header.height !== source.height)
   ) {
     throw dataError(
-      { file: entry.file },
+      { file },
       `is ${header.width} × ${header.height} pixels; the recipe reads ${source.width} × ${source.height}.`,
       'Resize the images, set data.images.width and height to their size, or set data.images.resize: bilinear.',
       { details: { width: header.width, height: header.height } },
     );
   }
-  const { width, height, rgba } = decodeImage(bytes, entry.file);
+  const { width, height, rgba } = decodeImage(bytes, file);
   let values = toChannels(rgba, width * height, source.channels);
   if (width !== source.width || height !== source.height)
     values = resizeBilinear(values, height, width, source.channels, source.height, source.width);
@@ -144,32 +154,43 @@ async function readImage(entry: ImageEntry, source: RecipeImageData, target: Flo
   }
 }
 
-async function loadSplit(root: string, source: RecipeImageData, labels: string[] | undefined) {
+/**
+ * Reads one folder through, one image in memory at a time: every image checked and decoded (so a
+ * bad file fails before training, not in the middle of it), and only its path and label kept.
+ */
+async function readFolder(root: string, source: RecipeImageData, labels: string[] | undefined) {
   const listed = await listImages(root, labels);
-  const featureSize = source.width * source.height * source.channels;
-  if (listed.entries.length * featureSize > MAX_IMAGE_VALUES) {
-    throw dataError(
-      { file: root },
-      `holds ${listed.entries.length} images of ${featureSize} values: more than the ${MAX_IMAGE_VALUES} values (1 GiB) an image folder may load.`,
-      'Use smaller images (data.images.width/height), fewer images, or a data module that streams them.',
-    );
+  const scratch = new Float32Array(source.width * source.height * source.channels);
+  for (const entry of listed.entries) {
+    const bytes = await readRegularFile(entry.file, {
+      maxBytes: source.maxImageBytes,
+      what: 'the image',
+      code: ErrorCodes.INVALID_DATA,
+      fix: SIZE_FIX,
+    });
+    imageValues(bytes, entry.file, source, scratch);
   }
-  const images = new Float32Array(listed.entries.length * featureSize);
-  const labelBytes = new Uint8Array(listed.entries.length);
-  for (const [index, entry] of listed.entries.entries()) {
-    await readImage(entry, source, images.subarray(index * featureSize, (index + 1) * featureSize));
-    labelBytes[index] = entry.label;
-  }
-  const split: Split = { images, labels: labelBytes, count: listed.entries.length, featureSize };
-  return { labels: listed.labels, split };
+  const files: ImageFiles = {
+    files: listed.entries.map((entry) => entry.file),
+    labels: Int32Array.from(listed.entries, (entry) => entry.label),
+  };
+  return { labels: listed.labels, files };
+}
+
+/** The images at `indices` (sorted), as {@link ImageFiles}. */
+function pickImages(images: ImageFiles, indices: Int32Array): ImageFiles {
+  return {
+    files: Array.from(indices, (index) => images.files[index]!),
+    labels: Int32Array.from(indices, (index) => images.labels[index]!),
+  };
 }
 
 /**
- * Loads an image-classification folder as a `Dataset` of `@fineprune/datasets`: every image checked
+ * Reads an image-classification folder through without keeping its pixels: every image checked
  * (a regular file under `maxImageBytes`, a PNG or JPEG by its bytes, the declared size unless
- * `resize: bilinear`), decoded, turned into `channels` values in [0, 1] per pixel, then
- * `(value − mean) / std` per channel. The evaluation split is the `validation` folder, or a seeded
- * hold-out of the training images.
+ * `resize: bilinear`) and decoded once, one at a time; kept are the class names and each image's
+ * path and label. The evaluation images are the `validation` folder's, or a seeded hold-out of the
+ * training images (the one `splitValidation` of `@fineprune/datasets` makes).
  *
  * @param source - the recipe's `data.images`
  * @param options - the recipe's directory (paths are relative to it) and the seed of the hold-out
@@ -178,39 +199,108 @@ async function loadSplit(root: string, source: RecipeImageData, labels: string[]
  *
  * @example
  * ```ts
- * const dataset = await loadImageFolder(recipe.data.images!, { baseDirectory: '.', seed: 0 });
- * dataset.train.featureSize; // width × height × channels
+ * const folder = await loadImageFolder(recipe.data.images!, { baseDirectory: '.', seed: 0 });
+ * folder.labels; // ['bird', 'cat']
  * ```
  */
 export async function loadImageFolder(
   source: RecipeImageData,
   options: { baseDirectory: string; seed: number },
-): Promise<Dataset> {
-  const train = await loadSplit(path.resolve(options.baseDirectory, source.train), source, source.labels);
-  let test: Split;
-  let trainSplit = train.split;
+): Promise<ImageFolder> {
+  const root = path.resolve(options.baseDirectory, source.train);
+  const train = await readFolder(root, source, source.labels);
   if (source.validation !== undefined) {
-    test = (await loadSplit(path.resolve(options.baseDirectory, source.validation), source, train.labels))
-      .split;
-  } else {
-    const held = Math.round((source.validationFraction ?? DEFAULT_VALIDATION_FRACTION) * train.split.count);
-    if (held < 1 || held >= train.split.count)
-      throw dataError(
-        { file: path.resolve(options.baseDirectory, source.train) },
-        `holds ${train.split.count} images: holding out ${source.validationFraction ?? DEFAULT_VALIDATION_FRACTION} of them leaves an empty split.`,
-        'Give more images, another data.images.validationFraction, or a data.images.validation folder.',
-      );
-    const parts = splitValidation(train.split, held, options.seed);
-    trainSplit = parts.train;
-    test = parts.validation;
+    const validation = await readFolder(
+      path.resolve(options.baseDirectory, source.validation),
+      source,
+      train.labels,
+    );
+    return { labels: train.labels, train: train.files, test: validation.files };
   }
+  const split = holdOut(
+    train.files.files.length,
+    source.validationFraction ?? DEFAULT_VALIDATION_FRACTION,
+    options.seed,
+    root,
+    'data.images',
+  );
   return {
-    name: path.basename(source.train),
-    train: trainSplit,
-    test,
-    classes: train.labels.length,
-    inputShape: [trainSplit.featureSize],
-    imageShape: [source.height, source.width],
-    labelNames: train.labels,
+    labels: train.labels,
+    train: pickImages(train.files, split.train),
+    test: pickImages(train.files, split.validation),
   };
+}
+
+/**
+ * The images at some indices as a batch, read and decoded now: `x` float32 `[b, width · height ·
+ * channels]`, `y` int32 labels `[b]` (the batches of `@fineprune/datasets`).
+ *
+ * @example
+ * ```ts
+ * const { x, y } = imageBatch(folder.train, Int32Array.of(0, 1), recipe.data.images!);
+ * ```
+ */
+export function imageBatch(
+  images: ImageFiles,
+  indices: Int32Array,
+  source: RecipeImageData,
+): { x: tf.Tensor2D; y: tf.Tensor1D } {
+  const featureSize = source.width * source.height * source.channels;
+  const values = new Float32Array(indices.length * featureSize);
+  indices.forEach((index, row) => {
+    const file = images.files[index]!;
+    const bytes = readRegularFileSync(file, { maxBytes: source.maxImageBytes, fix: SIZE_FIX });
+    imageValues(bytes, file, source, values.subarray(row * featureSize, (row + 1) * featureSize));
+  });
+  return {
+    x: tf.tensor2d(values, [indices.length, featureSize], 'float32'),
+    y: tf.tensor1d(
+      Int32Array.from(indices, (index) => images.labels[index]!),
+      'int32',
+    ),
+  };
+}
+
+/**
+ * Run data from an image folder, streamed: the folder is read through once
+ * ({@link loadImageFolder}), then each batch's images are read and decoded when the batch is made,
+ * in the seeded order of `BatchSource` (`BatchOrder` of `@fineprune/datasets`). Memory holds one
+ * batch and each image's path, whatever the number or size of the images.
+ *
+ * @throws FinepruneError as {@link loadImageFolder}; `INVALID_RECIPE` when `data.batchSize`
+ *   exceeds the training images
+ *
+ * @example
+ * ```ts
+ * const data = await imageRunData(recipe, recipe.data.images!, '.');
+ * ```
+ */
+export async function imageRunData(
+  recipe: Recipe,
+  source: RecipeImageData,
+  baseDirectory: string,
+): Promise<RunData> {
+  const folder = await loadImageFolder(source, { baseDirectory, seed: recipe.seed });
+  const lazy = (images: ImageFiles): LazyExamples => ({
+    count: images.files.length,
+    batch: (indices) => imageBatch(images, indices, source),
+  });
+  return lazyRunData(
+    recipe,
+    {
+      kind: 'features',
+      name: path.basename(source.train),
+      classes: folder.labels.length,
+      labels: folder.labels,
+      featureSize: source.width * source.height * source.channels,
+    },
+    {
+      train: lazy(folder.train),
+      test: lazy(folder.test),
+      order: (count) => new BatchOrder(count, { batchSize: recipe.data.batchSize, seed: recipe.seed }),
+      evaluationSize: recipe.data.evaluationBatchSize ?? 1000,
+      measureSize: 256,
+      measureLimit: 100,
+    },
+  );
 }

@@ -1,12 +1,13 @@
-import { createWriteStream, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { FinepruneError } from '@fineprune/core';
 import type { RecipeTextData } from '@fineprune/recipes';
-import { createBertTokenizer } from '@fineprune/text';
-import { describe, expect, it } from 'vitest';
-import { temporaryDirectory } from '../../test/support';
+import { createBertTokenizer, disposeBatch, encodeBatch } from '@fineprune/text';
+import { setBackend } from '@fineprune/tensor';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { residentGrowth, temporaryDirectory, writeLines } from '../../test/support';
 import { readBoundedLines } from './bounded-lines';
-import { loadTextData } from './text-data';
+import { loadTextData, type TextExamples } from './text-data';
 import { readTextRows, type TextRow } from './text-rows';
 
 const tokenizer = createBertTokenizer();
@@ -44,37 +45,9 @@ async function rejection(promise: Promise<unknown>): Promise<FinepruneError> {
   return error as FinepruneError;
 }
 
-/** Samples resident memory every 5 ms while `run` goes on; returns the growth over the start. */
-async function residentGrowth(run: () => Promise<unknown>): Promise<{ growth: number; error: unknown }> {
-  globalThis.gc?.();
-  const start = process.memoryUsage().rss;
-  let peak = start;
-  const timer = setInterval(() => {
-    peak = Math.max(peak, process.memoryUsage().rss);
-  }, 5);
-  let error: unknown;
-  try {
-    await run();
-  } catch (caught) {
-    error = caught;
-  } finally {
-    clearInterval(timer);
-  }
-  peak = Math.max(peak, process.memoryUsage().rss);
-  return { growth: peak - start, error };
-}
-
-/** Writes `lines` lines of `line(i)` through a stream (the test never holds the file). */
-async function writeLines(file: string, count: number, line: (index: number) => string): Promise<void> {
-  const stream = createWriteStream(file);
-  for (let index = 0; index < count; index++) {
-    if (!stream.write(line(index)))
-      await new Promise<void>((resolve) => stream.once('drain', () => resolve()));
-  }
-  await new Promise<void>((resolve, reject) =>
-    stream.end((error?: Error | null) => (error ? reject(error) : resolve())),
-  );
-}
+beforeAll(async () => {
+  await setBackend('cpu');
+});
 
 describe('text rows (CSV and JSONL), read as untrusted files', () => {
   it('reads RFC 4180 CSV (quoted delimiters, doubled quotes, line breaks in quotes) with the line each row starts on', async () => {
@@ -85,9 +58,9 @@ describe('text rows (CSV and JSONL), read as untrusted files', () => {
       'label,text\r\nham,"Hello, world"\r\n\r\nspam,"say ""hi""\nnow"\nham,plain\n',
     );
     expect(await rows(file)).toEqual([
-      { text: 'Hello, world', label: 'ham', line: 2 },
-      { text: 'say "hi"\nnow', label: 'spam', line: 4 },
-      { text: 'plain', label: 'ham', line: 6 },
+      { text: 'Hello, world', label: 'ham', line: 2, start: 12, end: 30 },
+      { text: 'say "hi"\nnow', label: 'spam', line: 4, start: 34, end: 55 },
+      { text: 'plain', label: 'ham', line: 6, start: 56, end: 65 },
     ]);
   });
 
@@ -99,8 +72,8 @@ describe('text rows (CSV and JSONL), read as untrusted files', () => {
       '\uFEFF{"a": "first", "b": "second", "y": 1}\n\n{"a": "x", "b": "y", "y": 0}\n',
     );
     expect(await rows(file, { textColumn: 'a', pairColumn: 'b', labelColumn: 'y' })).toEqual([
-      { text: 'first', pair: 'second', label: '1', line: 1 },
-      { text: 'x', pair: 'y', label: '0', line: 3 },
+      { text: 'first', pair: 'second', label: '1', line: 1, start: 3, end: 40 },
+      { text: 'x', pair: 'y', label: '0', line: 3, start: 42, end: 70 },
     ]);
   });
 
@@ -274,27 +247,24 @@ describe('loadTextData', () => {
       }),
     );
     write(directory, 'train.jsonl', `${lines.join('\n')}\n`);
-    const data = await loadTextData(textSource('train.jsonl'), {
-      baseDirectory: directory,
-      tokenizer,
-      maxLength: 8,
-      seed: 3,
-    });
+    const data = await loadTextData(textSource('train.jsonl'), { baseDirectory: directory, seed: 3 });
     expect(data.labels).toEqual(['ham', 'spam']);
-    expect(data.train.labels.length).toBe(18);
-    expect(data.test.labels.length).toBe(2);
+    expect(data.train.count).toBe(18);
+    expect(data.test.count).toBe(2);
+    const all = (examples: TextExamples) => Int32Array.from({ length: examples.count }, (_, index) => index);
+    const rowsRead = [...data.train.read(all(data.train)), ...data.test.read(all(data.test))];
+    // Labels as written: 10 spam (1) and 10 ham (0) rows between the two parts, each with its text.
+    expect(rowsRead.filter((row) => row.label === 1)).toHaveLength(10);
+    for (const row of rowsRead) expect(row.text).toBe(row.label === 1 ? 'win money now' : 'see you at lunch');
     // Each example is [CLS] (101) tokens [SEP] (102), padded with 0 to 8; mask 1 on the tokens.
     const spam = Array.from(tokenizer.encode('win money now').ids);
     expect(spam).toHaveLength(5);
     expect([spam[0], spam[4]]).toEqual([101, 102]);
-    const row = Array.from(data.train.labels).indexOf(1);
-    expect(Array.from(data.train.inputIds.subarray(row * 8, row * 8 + 8))).toEqual([...spam, 0, 0, 0]);
-    expect(Array.from(data.train.attentionMask.subarray(row * 8, row * 8 + 8))).toEqual([
-      1, 1, 1, 1, 1, 0, 0, 0,
-    ]);
-    // Labels as written: 10 spam (1) and 10 ham (0) rows between the two parts.
-    const ones = [...data.train.labels, ...data.test.labels].filter((label) => label === 1);
-    expect(ones).toHaveLength(10);
+    const row = rowsRead.findIndex((read) => read.label === 1);
+    const batch = encodeBatch(tokenizer, [rowsRead[row]!], 8);
+    expect(Array.from(batch.x.inputIds.dataSync())).toEqual([...spam, 0, 0, 0]);
+    expect(Array.from(batch.x.attentionMask.dataSync())).toEqual([1, 1, 1, 1, 1, 0, 0, 0]);
+    disposeBatch(batch);
   });
 
   it('refuses an unknown label (declared labels, or a validation label the training file lacks), naming file and line', async () => {
@@ -303,8 +273,6 @@ describe('loadTextData', () => {
     const declared = await rejection(
       loadTextData(textSource('train.csv', { labels: ['ham', 'spam'] }), {
         baseDirectory: directory,
-        tokenizer,
-        maxLength: 8,
         seed: 0,
       }),
     );
@@ -313,12 +281,7 @@ describe('loadTextData', () => {
     write(directory, 'ok.csv', 'text,label\na,ham\nb,spam\n');
     write(directory, 'dev.csv', 'text,label\na,ham\nb,bacon\n');
     const validation = await rejection(
-      loadTextData(textSource('ok.csv', { validation: 'dev.csv' }), {
-        baseDirectory: directory,
-        tokenizer,
-        maxLength: 8,
-        seed: 0,
-      }),
+      loadTextData(textSource('ok.csv', { validation: 'dev.csv' }), { baseDirectory: directory, seed: 0 }),
     );
     expect(validation.message).toContain(`${path.join(directory, 'dev.csv')} line 3: has the label "bacon"`);
   });
@@ -341,9 +304,7 @@ describe('loadTextData', () => {
   ])('refuses %s with INVALID_DATA naming the file', async (_label, name, text, message) => {
     const directory = temporaryDirectory();
     const file = write(directory, name, text);
-    const error = await rejection(
-      loadTextData(textSource(name), { baseDirectory: directory, tokenizer, maxLength: 8, seed: 0 }),
-    );
+    const error = await rejection(loadTextData(textSource(name), { baseDirectory: directory, seed: 0 }));
     expect(error.code).toBe('INVALID_DATA');
     expect(error.message).toContain(file);
     expect(error.message).toMatch(message);

@@ -2,29 +2,41 @@ import path from 'node:path';
 import { PermutationDomain, seededPermutation } from '@fineprune/datasets';
 import type { RecipeTextData } from '@fineprune/recipes';
 import { quoteText } from '@fineprune/tensor/untrusted';
-import {
-  type BertTokenizer,
-  type EncodedExamples,
-  EncodedExamplesBuilder,
-  encodeTruncated,
-} from '@fineprune/text';
+import type { LabelledText } from '@fineprune/text';
 import { dataError } from './data-errors';
-import { readTextRows } from './text-rows';
+import { indexTextFile } from './text-index';
 
 /**
- * Labelled texts, encoded: the label names (model output `i` is label `i`), the training and the
- * evaluation examples.
+ * Labelled texts that are read when they are needed: how many there are, the label of each, and
+ * the texts of a few of them (one batch) at a time. A text file keeps only where each row is.
  *
  * @example
  * ```ts
- * const data: EncodedTextData = await loadTextData(recipe.data.text!, { baseDirectory, tokenizer, maxLength: 128, seed: 0 });
+ * const batch = examples.read(Int32Array.of(4, 0, 7)); // [{ text, label }, …]
+ * ```
+ */
+export interface TextExamples {
+  readonly count: number;
+  /** The label index of example `index`. */
+  label(index: number): number;
+  /** The examples at `indices` (each below `count`), in that order. */
+  read(indices: Int32Array): LabelledText[];
+}
+
+/**
+ * A recipe's text data: the label names (model output `i` is label `i`), the training and the
+ * evaluation examples, read lazily.
+ *
+ * @example
+ * ```ts
+ * const data: TextData = await loadTextData(recipe.data.text!, { baseDirectory, seed: 0 });
  * data.labels; // ['ham', 'spam']
  * ```
  */
-export interface EncodedTextData {
+export interface TextData {
   labels: string[];
-  train: EncodedExamples;
-  test: EncodedExamples;
+  train: TextExamples;
+  test: TextExamples;
 }
 
 /** The most distinct labels inferred from a file. */
@@ -39,8 +51,16 @@ function sortLabels(names: string[]): string[] {
   return numeric ? names.sort((a, b) => Number(a) - Number(b)) : names.sort();
 }
 
-/** The label index of each label name, growing (inferred) or fixed (declared). */
-class LabelIndex {
+/**
+ * The label index of each label name, growing (inferred) or fixed (declared).
+ *
+ * @example
+ * ```ts
+ * const labels = new LabelIndex(undefined, true);
+ * labels.of('spam', { file: 'train.csv', line: 2 }); // 0
+ * ```
+ */
+export class LabelIndex {
   readonly names: string[];
   private readonly index: Map<string, number>;
 
@@ -78,112 +98,101 @@ class LabelIndex {
   }
 }
 
-async function encodeFile(
-  file: string,
-  source: RecipeTextData,
-  options: { tokenizer: BertTokenizer; maxLength: number; labels: LabelIndex },
-): Promise<EncodedExamplesBuilder> {
-  const builder = new EncodedExamplesBuilder(options.maxLength);
-  for await (const row of readTextRows(file, source)) {
-    const label = options.labels.of(row.label, { file, line: row.line });
-    const encoded = encodeTruncated(options.tokenizer, row.text, {
-      maxLength: options.maxLength,
-      ...(row.pair !== undefined ? { pair: row.pair } : {}),
-    });
-    builder.add(encoded, label);
-  }
-  if (builder.size === 0)
-    throw dataError(
-      { file },
-      'holds no examples.',
-      'Give at least one labelled row (CSV: after the header row).',
-    );
-  return builder;
-}
-
-/** The examples at `indices` (sorted), copied. */
-function gather(encoded: EncodedExamples, indices: Int32Array): EncodedExamples {
-  const length = encoded.maxLength;
-  const take = (array: Int32Array) => {
-    const out = new Int32Array(indices.length * length);
-    indices.forEach((row, at) => {
-      out.set(array.subarray(row * length, (row + 1) * length), at * length);
-    });
-    return out;
-  };
-  return {
-    maxLength: length,
-    inputIds: take(encoded.inputIds),
-    tokenTypeIds: take(encoded.tokenTypeIds),
-    attentionMask: take(encoded.attentionMask),
-    labels: Int32Array.from(indices, (row) => encoded.labels[row]!),
-  };
-}
-
 /**
- * Holds out a seeded share of encoded examples, as `splitValidation` of `@fineprune/datasets` holds
- * out images: the last `round(fraction · n)` of a seeded permutation, each part in file order.
- *
- * @throws FinepruneError `INVALID_DATA` when either part would be empty
+ * The examples at `indices` of `examples` (a view: only the indices are kept).
  *
  * @example
  * ```ts
- * const { train, validation } = holdOut(encoded, 0.1, 0, 'data/train.jsonl');
+ * const firstTwo = pickExamples(examples, Int32Array.of(0, 1));
  * ```
  */
-export function holdOut(
-  encoded: EncodedExamples,
-  fraction: number,
-  seed: number,
-  file: string,
-): { train: EncodedExamples; validation: EncodedExamples } {
-  const count = encoded.labels.length;
-  const held = Math.round(fraction * count);
-  if (held < 1 || held >= count) {
-    throw dataError(
-      { file },
-      `holds ${count} examples: holding out ${fraction} of them leaves ${held < 1 ? 'no validation example' : 'no training example'}.`,
-      'Give more examples, another data.text.validationFraction, or a data.text.validation file.',
-    );
-  }
-  const order = seededPermutation(count, seed, 0, PermutationDomain.validation);
+export function pickExamples(examples: TextExamples, indices: Int32Array): TextExamples {
   return {
-    train: gather(encoded, order.slice(0, count - held).sort()),
-    validation: gather(encoded, order.slice(count - held).sort()),
+    count: indices.length,
+    label: (index) => examples.label(indices[index]!),
+    read: (wanted) => examples.read(wanted.map((index) => indices[index]!)),
   };
 }
 
 /**
- * Reads, labels and encodes a recipe's text data: the training file (CSV or JSONL, streamed row by
- * row), and the validation file or a seeded hold-out of the training rows. Labels are the declared
- * ones (an unknown label is an error naming file and line) or those of the training file, sorted;
- * the validation file may use only those.
+ * Examples held in memory (the built-in tasks' texts), served like a file's.
+ *
+ * @example
+ * ```ts
+ * const examples = examplesInMemory(spamTask({ seed: 0 }).train);
+ * ```
+ */
+export function examplesInMemory(examples: readonly LabelledText[]): TextExamples {
+  return {
+    count: examples.length,
+    label: (index) => examples[index]!.label,
+    read: (indices) => Array.from(indices, (index) => examples[index]!),
+  };
+}
+
+/**
+ * Holds out a seeded share of `count` examples, as `splitValidation` of `@fineprune/datasets` holds
+ * out images: the last `round(fraction · count)` of a seeded permutation, each part in file order.
+ *
+ * @returns the example indices of each part, sorted
+ * @throws FinepruneError `INVALID_DATA` naming `file` when either part would be empty
+ *
+ * @example
+ * ```ts
+ * const { train, validation } = holdOut(1000, 0.1, 0, 'data/train.jsonl', 'data.text');
+ * ```
+ */
+export function holdOut(
+  count: number,
+  fraction: number,
+  seed: number,
+  file: string,
+  where: 'data.text' | 'data.images' = 'data.text',
+): { train: Int32Array; validation: Int32Array } {
+  const held = Math.round(fraction * count);
+  if (held < 1 || held >= count) {
+    const what = where === 'data.text' ? 'examples' : 'images';
+    throw dataError(
+      { file },
+      `holds ${count} ${what}: holding out ${fraction} of them leaves ${held < 1 ? 'no validation example' : 'no training example'}.`,
+      `Give more ${what}, another ${where}.validationFraction, or a ${where}.validation ${where === 'data.text' ? 'file' : 'folder'}.`,
+    );
+  }
+  const order = seededPermutation(count, seed, 0, PermutationDomain.validation);
+  return { train: order.slice(0, count - held).sort(), validation: order.slice(count - held).sort() };
+}
+
+/**
+ * Reads through and labels a recipe's text data without keeping the texts: the training file (CSV
+ * or JSONL, streamed row by row, every row checked) and the validation file or a seeded hold-out of
+ * the training rows. What is kept is where each row lies in its file and its label (about 24 bytes
+ * a row); a batch's rows are read again, parsed and tokenized when the batch is made. Labels are
+ * the declared ones (an unknown label is an error naming file and line) or those of the training
+ * file, sorted; the validation file may use only those.
  *
  * @param source - the recipe's `data.text`
- * @param options - the recipe's directory, the tokenizer and length, the seed of the hold-out
+ * @param options - the recipe's directory and the seed of the hold-out
  * @throws FinepruneError `INVALID_DATA` (file and line) for malformed rows, unknown labels and empty
  *   files; `IO_FAILED` for unreadable files
  *
  * @example
  * ```ts
- * const data = await loadTextData(recipe.data.text!, { baseDirectory: '.', tokenizer: createBertTokenizer(), maxLength: 128, seed: 0 });
+ * const data = await loadTextData(recipe.data.text!, { baseDirectory: '.', seed: 0 });
+ * data.train.read(Int32Array.of(0)); // [{ text: '…', label: 1 }]
  * ```
  */
 export async function loadTextData(
   source: RecipeTextData,
-  options: { baseDirectory: string; tokenizer: BertTokenizer; maxLength: number; seed: number },
-): Promise<EncodedTextData> {
+  options: { baseDirectory: string; seed: number },
+): Promise<TextData> {
   const resolve = (file: string) => path.resolve(options.baseDirectory, file);
   const labels = new LabelIndex(source.labels, source.labels === undefined);
-  const common = { tokenizer: options.tokenizer, maxLength: options.maxLength, labels };
   const trainFile = resolve(source.train);
-  const trainBuilder = await encodeFile(trainFile, source, common);
+  const train = await indexTextFile(trainFile, source, labels);
   if (source.labels === undefined) {
     // Inferred labels: number them in sorted order, whatever order the file met them in.
     const sorted = sortLabels([...labels.names]);
-    const renumber = labels.names.map((name) => sorted.indexOf(name));
-    for (let row = 0; row < trainBuilder.size; row++)
-      trainBuilder.relabel(row, renumber[trainBuilder.label(row)]!);
+    train.renumber(labels.names.map((name) => sorted.indexOf(name)));
     labels.names.splice(0, labels.names.length, ...sorted);
   }
   if (labels.names.length < 2)
@@ -192,20 +201,23 @@ export async function loadTextData(
       `has only the label ${quoteText(labels.names[0])}; classification needs at least two.`,
       'Check data.text.labelColumn, or give examples of every class.',
     );
-  const fixed = new LabelIndex(labels.names, false);
-  const train = trainBuilder.build();
   if (source.validation !== undefined) {
-    const validation = await encodeFile(resolve(source.validation), source, {
-      ...common,
-      labels: fixed,
-    });
-    return { labels: labels.names, train, test: validation.build() };
+    const validation = await indexTextFile(
+      resolve(source.validation),
+      source,
+      new LabelIndex(labels.names, false),
+    );
+    return { labels: labels.names, train, test: validation };
   }
   const split = holdOut(
-    train,
+    train.count,
     source.validationFraction ?? DEFAULT_VALIDATION_FRACTION,
     options.seed,
     trainFile,
   );
-  return { labels: labels.names, train: split.train, test: split.validation };
+  return {
+    labels: labels.names,
+    train: pickExamples(train, split.train),
+    test: pickExamples(train, split.validation),
+  };
 }

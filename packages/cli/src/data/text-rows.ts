@@ -3,7 +3,7 @@ import { ErrorCodes } from '@fineprune/core';
 import type { RecipeTextData } from '@fineprune/recipes';
 import { checkJsonBounds, quoteText } from '@fineprune/tensor/untrusted';
 import { readBoundedLines } from './bounded-lines';
-import { csvRecords } from './csv-records';
+import { type CsvRecord, CsvRecordReader, csvRecords } from './csv-records';
 import { dataError } from './data-errors';
 
 /**
@@ -21,6 +21,18 @@ export interface TextRow {
   /** The label as written (a JSON number becomes its decimal text). */
   label: string;
   line: number;
+  /** Byte offset of the row's first byte in the file. */
+  start: number;
+  /** Byte offset just past its last byte (before the line break). */
+  end: number;
+}
+
+/** Where a row is: file, line and bytes. */
+interface RowPlace {
+  file: string;
+  line: number;
+  start: number;
+  end: number;
 }
 
 /** The columns a text data source reads. */
@@ -61,46 +73,55 @@ function labelText(value: unknown): string | undefined {
   return undefined;
 }
 
+/** Parses one JSONL line (not blank) into a row. */
+function jsonlRow(text: string, source: RecipeTextData, place: RowPlace): TextRow {
+  const { file, line } = place;
+  const excess = checkJsonBounds(text, { maxDepth: 8, maxValues: 10_000 });
+  if (excess)
+    throw dataError(
+      { file, line },
+      `${excess.description}; a row is one flat JSON object.`,
+      'Write one object per line, such as {"text": "…", "label": "spam"}.',
+    );
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw dataError(
+      { file, line },
+      `is not valid JSON: ${(error as Error).message.slice(0, 200)}`,
+      'Write one JSON object per line (JSON Lines).',
+      { cause: error },
+    );
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    throw dataError(
+      { file, line },
+      'is not a JSON object.',
+      'Write one object per line, such as {"text": "…", "label": "spam"}.',
+    );
+  return rowFromValues(value as Record<string, unknown>, source, place, Object.keys(value));
+}
+
 async function* jsonlRows(file: string, source: RecipeTextData): AsyncGenerator<TextRow> {
-  for await (const { text, line } of readBoundedLines(file, { maxLineBytes: source.maxRowBytes })) {
+  for await (const { text, line, start, end } of readBoundedLines(file, {
+    maxLineBytes: source.maxRowBytes,
+  })) {
     if (text.trim() === '') continue;
-    const excess = checkJsonBounds(text, { maxDepth: 8, maxValues: 10_000 });
-    if (excess)
-      throw dataError(
-        { file, line },
-        `${excess.description}; a row is one flat JSON object.`,
-        'Write one object per line, such as {"text": "…", "label": "spam"}.',
-      );
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch (error) {
-      throw dataError(
-        { file, line },
-        `is not valid JSON: ${(error as Error).message.slice(0, 200)}`,
-        'Write one JSON object per line (JSON Lines).',
-        { cause: error },
-      );
-    }
-    if (value === null || typeof value !== 'object' || Array.isArray(value))
-      throw dataError(
-        { file, line },
-        'is not a JSON object.',
-        'Write one object per line, such as {"text": "…", "label": "spam"}.',
-      );
-    yield rowFromValues(value as Record<string, unknown>, source, { file, line }, Object.keys(value));
+    yield jsonlRow(text, source, { file, line, start, end });
   }
 }
 
 function rowFromValues(
   values: Record<string, unknown>,
   columns: Columns,
-  place: { file: string; line: number },
+  place: RowPlace,
   available: readonly string[],
 ): TextRow {
+  const { start, end } = place;
   const missing = (column: string, what: string) =>
     dataError(
-      place,
+      { file: place.file, line: place.line },
       Object.hasOwn(values, column)
         ? `field ${quoteText(column)} is ${values[column] === null ? 'null' : typeof values[column]}, not ${what}.`
         : `has no field ${quoteText(column)} (it has ${
@@ -115,13 +136,44 @@ function rowFromValues(
   if (text === undefined) throw missing(columns.textColumn, 'string');
   const label = labelText(values[columns.labelColumn]);
   if (label === undefined || label === '') throw missing(columns.labelColumn, 'non-empty string or number');
-  if (columns.pairColumn === undefined) return { text, label, line: place.line };
+  if (columns.pairColumn === undefined) return { text, label, line: place.line, start, end };
   const pair = fieldText(values[columns.pairColumn]);
   if (pair === undefined) throw missing(columns.pairColumn, 'string');
-  return { text, pair, label, line: place.line };
+  return { text, pair, label, line: place.line, start, end };
 }
 
-async function* csvRows(file: string, source: RecipeTextData): AsyncGenerator<TextRow> {
+/** Checks that a CSV header names the columns the recipe reads. */
+function checkHeader(header: string[], source: RecipeTextData, place: { file: string; line: number }): void {
+  const wanted = [source.textColumn, source.labelColumn, ...(source.pairColumn ? [source.pairColumn] : [])];
+  const absent = wanted.filter((column) => !header.includes(column));
+  if (absent.length > 0)
+    throw dataError(
+      place,
+      `the header names no column ${absent.map((column) => quoteText(column)).join(', ')} (it has ${header
+        .slice(0, 10)
+        .map((name) => quoteText(name))
+        .join(', ')}).`,
+      'Start the file with a header row naming the columns, or set data.text.textColumn / labelColumn.',
+    );
+}
+
+/** The row of a CSV record under `header`. */
+function csvRow(record: CsvRecord, header: string[], source: RecipeTextData, file: string): TextRow {
+  if (record.fields.length !== header.length)
+    throw dataError(
+      { file, line: record.line },
+      `has ${record.fields.length} fields, the header ${header.length}.`,
+      'Give every row one field per header column (quote fields that hold the delimiter).',
+    );
+  const values = Object.fromEntries(header.map((name, index) => [name, record.fields[index]]));
+  return rowFromValues(values, source, { file, ...record }, header);
+}
+
+async function* csvRows(
+  file: string,
+  source: RecipeTextData,
+  onHeader?: (header: string[]) => void,
+): AsyncGenerator<TextRow> {
   const lines = readBoundedLines(file, { maxLineBytes: source.maxRowBytes });
   let header: string[] | undefined;
   for await (const record of csvRecords(lines, {
@@ -131,31 +183,11 @@ async function* csvRows(file: string, source: RecipeTextData): AsyncGenerator<Te
   })) {
     if (header === undefined) {
       header = record.fields;
-      const wanted = [
-        source.textColumn,
-        source.labelColumn,
-        ...(source.pairColumn ? [source.pairColumn] : []),
-      ];
-      const absent = wanted.filter((column) => !header!.includes(column));
-      if (absent.length > 0)
-        throw dataError(
-          { file, line: record.line },
-          `the header names no column ${absent.map((column) => quoteText(column)).join(', ')} (it has ${header
-            .slice(0, 10)
-            .map((name) => quoteText(name))
-            .join(', ')}).`,
-          'Start the file with a header row naming the columns, or set data.text.textColumn / labelColumn.',
-        );
+      checkHeader(header, source, { file, line: record.line });
+      onHeader?.(header);
       continue;
     }
-    if (record.fields.length !== header.length)
-      throw dataError(
-        { file, line: record.line },
-        `has ${record.fields.length} fields, the header ${header.length}.`,
-        'Give every row one field per header column (quote fields that hold the delimiter).',
-      );
-    const values = Object.fromEntries(header.map((name, index) => [name, record.fields[index]]));
-    yield rowFromValues(values, source, { file, line: record.line }, header);
+    yield csvRow(record, header, source, file);
   }
 }
 
@@ -175,6 +207,65 @@ async function* csvRows(file: string, source: RecipeTextData): AsyncGenerator<Te
  * for await (const row of readTextRows('data/train.csv', recipe.data.text!)) console.log(row.label);
  * ```
  */
-export function readTextRows(file: string, source: RecipeTextData): AsyncGenerator<TextRow> {
-  return textFileFormat(file, source.format) === 'csv' ? csvRows(file, source) : jsonlRows(file, source);
+export function readTextRows(
+  file: string,
+  source: RecipeTextData,
+  options: { onHeader?: (header: string[]) => void } = {},
+): AsyncGenerator<TextRow> {
+  return textFileFormat(file, source.format) === 'csv'
+    ? csvRows(file, source, options.onHeader)
+    : jsonlRows(file, source);
+}
+
+/**
+ * Parses one row again from its text alone (the bytes {@link readTextRows} reported for it,
+ * decoded), as the streamed pass parsed it: a JSONL line, or a CSV record (perhaps of several lines)
+ * under the file's header.
+ *
+ * @param text - the row's text (`\n` or `\r\n` between the lines of a multi-line CSV record)
+ * @param place - the file, the line the row starts on, and its bytes
+ * @param source - the recipe's `data.text`
+ * @param header - the CSV header (CSV files only)
+ * @throws FinepruneError `INVALID_DATA` naming the file and line when the text is not one valid row
+ *   (the file changed since it was read)
+ *
+ * @example
+ * ```ts
+ * const row = parseTextRow('{"text": "hi", "label": "ham"}', { file, line: 3, start: 40, end: 70 }, source);
+ * ```
+ */
+export function parseTextRow(
+  text: string,
+  place: RowPlace,
+  source: RecipeTextData,
+  header?: string[],
+): TextRow {
+  const { file, line } = place;
+  if (textFileFormat(file, source.format) === 'jsonl') return jsonlRow(text, source, place);
+  const reader = new CsvRecordReader({
+    file,
+    delimiter: source.delimiter,
+    maxRecordBytes: source.maxRowBytes,
+  });
+  let record: CsvRecord | undefined;
+  const parts = text.split('\n');
+  parts.forEach((part, index) => {
+    const lineText = part.endsWith('\r') ? part.slice(0, -1) : part;
+    const read = reader.push({ text: lineText, line: line + index, start: place.start, end: place.end });
+    if (read !== undefined && index === parts.length - 1) record = read;
+    else if (read !== undefined)
+      throw dataError(
+        { file, line },
+        'no longer holds one CSV record.',
+        'Do not change a data file while a run reads it.',
+      );
+  });
+  reader.finish();
+  if (record === undefined || header === undefined)
+    throw dataError(
+      { file, line },
+      'no longer holds a CSV record.',
+      'Do not change a data file while a run reads it.',
+    );
+  return csvRow({ ...record, start: place.start, end: place.end }, header, source, file);
 }

@@ -12,12 +12,12 @@ import { decodeFloat32, decodeInt32, dtypeInfo } from '@fineprune/safetensors';
 import { readSafetensorsFile } from '@fineprune/safetensors/node';
 import { setBackend } from '@fineprune/tensor';
 import { loadHuggingFaceDirectory } from '@fineprune/transformers/node';
-import { createBertTokenizer } from '@fineprune/text';
+import { createBertTokenizer, disposeBatch, encodeBatch } from '@fineprune/text';
 import * as tf from '@tensorflow/tfjs-core';
 import { loadSparseLayersModel, readCompactFile } from '@fineprune/sparse';
 import { loadDenseLayersModel } from '@fineprune/sparse/layers';
 import { main } from '../../src/cli';
-import { loadImageFolder } from '../../src/data/image-folder';
+import { imageBatch, loadImageFolder } from '../../src/data/image-folder';
 import { loadTextData } from '../../src/data/text-data';
 import { loadSavedModel } from '../../src/models';
 import type { ChildResult, FuzzCase } from './protocol';
@@ -99,9 +99,10 @@ async function run(fuzzCase: FuzzCase): Promise<Outcome> {
     case 'huggingface':
       (await loadHuggingFaceDirectory(first)).model.dispose();
       break;
-    case 'text-data':
-      // A recipe's data.text (schema defaults: 1 MiB rows), tokenized with bert-base-uncased.
-      await loadTextData(
+    case 'text-data': {
+      // A recipe's data.text (schema defaults: 1 MiB rows) read through, then every training row
+      // read again by its offsets and tokenized with bert-base-uncased, as batches are made.
+      const text = await loadTextData(
         {
           train: path.basename(first),
           delimiter: ',',
@@ -109,16 +110,34 @@ async function run(fuzzCase: FuzzCase): Promise<Outcome> {
           labelColumn: 'label',
           maxRowBytes: 1 << 20,
         },
-        { baseDirectory: path.dirname(first), tokenizer: createBertTokenizer(), maxLength: 16, seed: 0 },
+        { baseDirectory: path.dirname(first), seed: 0 },
       );
+      const tokenizer = createBertTokenizer();
+      for (let start = 0; start < text.train.count; start += 32) {
+        const indices = Int32Array.from(
+          { length: Math.min(32, text.train.count - start) },
+          (_, at) => start + at,
+        );
+        disposeBatch(encodeBatch(tokenizer, text.train.read(indices), 16));
+      }
       break;
-    case 'image-folder':
-      // A recipe's data.images of 4 × 4 grey images (schema defaults otherwise).
-      await loadImageFolder(
-        { train: first, width: 4, height: 4, channels: 1, resize: 'none', maxImageBytes: 16 * 1024 * 1024 },
-        { baseDirectory: '/', seed: 0 },
-      );
+    }
+    case 'image-folder': {
+      // A recipe's data.images of 4 × 4 grey images (schema defaults otherwise), read through, then
+      // every training image read and decoded again as batches are made.
+      const source = {
+        train: first,
+        width: 4,
+        height: 4,
+        channels: 1 as const,
+        resize: 'none' as const,
+        maxImageBytes: 16 * 1024 * 1024,
+      };
+      const folder = await loadImageFolder(source, { baseDirectory: '/', seed: 0 });
+      const batch = imageBatch(folder.train, Int32Array.from(folder.train.labels.keys()), source);
+      tf.dispose([batch.x, batch.y]);
       break;
+    }
     case 'load-compact': {
       // Both loaders of @fineprune/sparse: stock TF.js with every weight densified (memory bounded
       // by maxDenseBytes), and the sparse executor.
