@@ -9,3 +9,4 @@ export * from './pruner';
 export * from './prune-once';
 export * from './divergence-guard';
 export * from './report';
+export * from './structures';
