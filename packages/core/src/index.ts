@@ -10,3 +10,4 @@ export * from './prune-once';
 export * from './divergence-guard';
 export * from './report';
 export * from './structures';
+export * from './blocks';

@@ -340,9 +340,13 @@ export class Pruner {
                     'Implement createScores().',
                   );
                 }
-                if (!tf.util.arraysEqual(created.shape, [...parameter.shape])) {
+                const spread = group.scores.expandScores
+                  ? tf.tidy(() => group.scores.expandScores!(created, parameter).shape)
+                  : created.shape;
+                if (!tf.util.arraysEqual(spread, [...parameter.shape])) {
+                  created.dispose();
                   invalid(
-                    `Scores of "${parameter.name}" have shape [${created.shape}], the weight [${parameter.shape}].`,
+                    `Scores of "${parameter.name}" have shape [${created.shape}]${group.scores.expandScores ? `, spread to [${spread}]` : ''}, the weight [${parameter.shape}].`,
                     `Fix createScores() of "${group.scores.id}".`,
                     ErrorCodes.SHAPE_MISMATCH,
                   );
@@ -360,7 +364,7 @@ export class Pruner {
             : maskedWeight(
                 parameter.weight,
                 parameter.mask,
-                this.training ? (scores ?? this.spreadUnitScores(group, parameter)) : undefined,
+                this.training ? this.trainingScores(group, parameter, scores) : undefined,
               ),
         );
       }
@@ -394,8 +398,16 @@ export class Pruner {
     }
   }
 
-  /** The unit scores of a group spread over one of its parameters, inside the gradient tape. */
-  private spreadUnitScores(group: Group, parameter: PrunableParameter): tf.Tensor | undefined {
+  /**
+   * The learned scores that receive a parameter's straight-through gradient, inside the gradient
+   * tape: its own (spread over the weight when coarser), or the unit scores of its structures.
+   */
+  private trainingScores(
+    group: Group,
+    parameter: PrunableParameter,
+    scores: tf.Variable | undefined,
+  ): tf.Tensor | undefined {
+    if (scores) return group.scores.expandScores ? group.scores.expandScores(scores, parameter) : scores;
     if (group.unitScoreVariables.length === 0) return undefined;
     return unitScoresOf(parameter, group.structures, group.unitScoreVariables);
   }
@@ -820,7 +832,7 @@ export class Pruner {
     const hasVariables = Object.keys(tensors).some((key) => key.startsWith('variable/'));
     for (const { parameter, scores } of this.pruned()) {
       expectShape(`mask/${parameter.name}`, parameter.shape);
-      if (scores) expectShape(`scores/${parameter.name}`, parameter.shape);
+      if (scores) expectShape(`scores/${parameter.name}`, scores.shape);
     }
     for (const { structure, scores } of this.prunedUnits()) {
       if (scores) expectShape(`scores/${structure.name}`, [structure.count]);

@@ -174,8 +174,8 @@ for (const backend of ['cpu', 'wasm'] as const) {
       const before = tf.memory().numTensors;
       await pruner.trainStep(batch);
       expect(tf.memory().numTensors).toBe(before);
-      const [{ scores }] = pruner.prunedUnits();
-      const gradient = (await scores!.data()).map((value, unit) => initial[unit]! - value);
+      const scores = pruner.prunedUnits()[0]!.scores;
+      const gradient = Array.from(await scores!.data(), (value, unit) => initial[unit]! - value);
       // Masks of that step: the top 3 initial scores (units 0, 2, 4).
       const [fc1, fc2] = model.parameters();
       expect(((await fc1!.mask.array()) as number[][])[0]).toEqual([1, 0, 1, 0, 1]);

@@ -205,8 +205,18 @@ export interface Configurable {
 export interface ScoreStrategy extends Plugin, Configurable {
   /** True when the scores are variables trained by the score optimizer. */
   readonly learnable: boolean;
-  /** Creates the learned score variable of a parameter (learnable strategies only). */
+  /**
+   * Creates the learned score variable of a parameter (learnable strategies only): the weight's
+   * shape, or a coarser one (one score per block) that {@link expandScores} spreads over the weight.
+   */
   createScores?(parameter: PrunableParameter, context: PluginContext): tf.Variable;
+  /**
+   * For learned scores coarser than the weight (one per block): spreads the variable of
+   * {@link createScores} over the weight's shape, differentiably, inside the gradient tape. Each
+   * score then receives the straight-through gradient of every weight it covers, summed (Eq. 2 of
+   * Movement Pruning applied to the group). Default: the scores have the weight's shape.
+   */
+  expandScores?(scores: tf.Tensor, parameter: PrunableParameter): tf.Tensor;
   /**
    * The scores that the mask function ranks, same shape as the weight. Called outside the gradient
    * tape when masks are updated; the caller disposes the result.
