@@ -9,8 +9,8 @@ lost, the finished ones are kept: every process writes its JSON when its run end
         --data .cache/encoder-data.safetensors --pretrained bench/pretrained/encoder-small \
         --task brown --slots 14 --deadline 480
 
-Results: $FINEPRUNE_BENCH_RESULTS/encoder-gpu-<task>-<run>.json, merged by
-`pnpm encoder-transfer-tables --prefix encoder-gpu --task <task name>`.
+Results: $FINEPRUNE_BENCH_RESULTS/<prefix>-<task>-<run>.json (`--prefix`, default encoder-gpu), merged
+by `pnpm encoder-transfer-tables --prefix encoder-gpu --task <task name>`.
 
 `--plan FILE` replaces the generated grid with an ordered list of runs, one per line:
 
@@ -75,7 +75,7 @@ def jobs_from_plan(path):
                 jobs.append({"task": task, "name": f"dense-s{seed}", "methods": "dense", "remaining": "1",
                              "distil": "no", "scope": "local", "seed": seed, "teacher": "save"})
                 continue
-            name = f"{method}-lam{float(lam):.2g}" if lam is not None else method
+            name = f"{method}-lam{float(lam):g}" if lam is not None else method
             job = {"task": task, "name": f"{name}-{float(target):g}-{phase}-s{seed}", "methods": method,
                    "remaining": str(float(target)), "distil": "yes" if phase == "kd" else "no",
                    "scope": "global" if phase == "global" else "local", "seed": seed}
@@ -109,7 +109,7 @@ def command(args, job):
         "--task", task, "--seeds", str(job["seed"]), "--methods", job["methods"],
         "--remaining", job["remaining"], "--distil", job["distil"], "--scopes", job["scope"],
         "--steps", str(args.steps), "--batch", str(args.batch), "--devExamples", dev_examples(args, task),
-        "--output", f"encoder-gpu-{task_name}-{job['output']}",
+        "--output", f"{args.prefix}-{task_name}-{job['output']}",
     ] + args.extra.split() + job.get("extra", [])
     if job.get("teacher") == "save":
         parts += ["--saveTeachers", teachers_dir(args, job)]
@@ -138,6 +138,7 @@ def main():
     parser.add_argument("--extra", default="", help="more encoder-transfer arguments")
     parser.add_argument("--logs", default="/tmp/grid-logs")
     parser.add_argument("--plan", default="", help="a file of runs to do in order (see the module's text)")
+    parser.add_argument("--prefix", default="encoder-gpu", help="result files: <prefix>-<task>-<run>.json")
     args = parser.parse_args()
 
     start = time.time()

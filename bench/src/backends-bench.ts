@@ -20,7 +20,7 @@ import {
   topCountMasks,
 } from '@fineprune/tensor';
 import * as tf from '@tensorflow/tfjs-core';
-import { median, timeRepeated, writeResult } from './harness';
+import { median, timeRepeated, writeResult, runIfScript } from './harness';
 
 interface Measurement {
   medianMilliseconds: number;
@@ -284,9 +284,4 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<void
   console.log(`wrote ${file}`);
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  main().catch((error) => {
-    console.error(error);
-    process.exitCode = 1;
-  });
-}
+runIfScript(import.meta.url, main);

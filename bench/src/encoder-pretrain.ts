@@ -17,7 +17,7 @@ import { disposeBatch, mlmBatches } from '@fineprune/text';
 import { createBertModel, type EncoderConfig, exportHuggingFace, mlmAccuracy } from '@fineprune/transformers';
 import { loadPretrainingCorpus } from './encoder-data';
 import { SMALL_ENCODER, TFJS_PRETRAINED_DIR } from './encoder-fixtures';
-import { writeResult, selectBackend } from './harness';
+import { writeResult, selectBackend, runIfScript } from './harness';
 
 export async function main(argv = process.argv.slice(2)): Promise<Record<string, unknown>> {
   const { values } = parseArgs({
@@ -210,9 +210,4 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
   return record;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  main().catch((error) => {
-    console.error(error);
-    process.exitCode = 1;
-  });
-}
+runIfScript(import.meta.url, main);

@@ -18,7 +18,7 @@ import { batchesFromEncoded, disposeBatch } from '@fineprune/text';
 import { createBertModel } from '@fineprune/transformers';
 import { loadTask } from './encoder-data';
 import { SMALL_ENCODER } from './encoder-fixtures';
-import { median, writeResult, selectBackend } from './harness';
+import { median, writeResult, selectBackend, runIfScript } from './harness';
 
 export async function main(argv = process.argv.slice(2)): Promise<Record<string, unknown>> {
   const { values } = parseArgs({
@@ -68,8 +68,8 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
     },
     SMvP: {
       scores: movement(),
-      mask: threshold({ minKeptFraction: 0.005 }),
-      schedule: cubicThreshold({ initialThreshold: 0, finalThreshold: 0.1, totalSteps: 1000 }),
+      mask: threshold({ on: 'sigmoid', minKeptFraction: 0.005 }),
+      schedule: cubicThreshold({ initialThreshold: 0, finalThreshold: 0.1, totalSteps: 1000, on: 'sigmoid' }),
       lossTerms: [sigmoidPenalty({ lambda: 1e-5, rampWithThreshold: { finalThreshold: 0.1 } })],
       learned: true,
     },
@@ -154,9 +154,4 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
   return result;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  main().catch((error) => {
-    console.error(error);
-    process.exitCode = 1;
-  });
-}
+runIfScript(import.meta.url, main);

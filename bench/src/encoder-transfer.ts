@@ -29,7 +29,7 @@ import { loadHuggingFaceDirectory, saveHuggingFaceDirectory } from '@fineprune/t
 import { everyNth, loadTask } from './encoder-data';
 import { PRETRAINED_DIR, SMALL_ENCODER } from './encoder-fixtures';
 import { type PaperMethod, paperRecipe } from './paper-recipes';
-import { mean, std, writeResult, selectBackend } from './harness';
+import { mean, std, writeResult, selectBackend, runIfScript } from './harness';
 
 export type TransferMethod = PaperMethod;
 
@@ -141,6 +141,7 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
   const runs: Array<Record<string, unknown>> = [];
   const result: Record<string, unknown> = {
     backend: backend.backend,
+    flags: values,
     task: {
       name: task.name,
       labels: task.labels.length,
@@ -151,7 +152,7 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
       encoder: config,
       pretrained: values.pretrained,
       fineTuning: `${steps} steps, batch ${batchSize} × ${sequence} tokens, AdamW peak ${peak} (10% warm-up, linear decay), scores Adam ${values.scoreLearningRate} (L0 log α: ${values.l0ScoreLearningRate}); embeddings frozen; cubic schedule (Eq. 5) with ${warmupSteps} warm-up and ${cooldownSteps} cool-down steps`,
-      smvp: 'movement scores, M = (S > τ), τ 0 → 0.1 on the cubic schedule, λ Σ σ(S) ramped by τ/τ_f, 0.5% floor per matrix',
+      smvp: 'movement scores, M = (σ(S) > τ), τ 0 → 0.1 on the cubic schedule, λ Σ σ(S) ramped by τ/τ_f, 0.5% floor per matrix',
       l0: 'l0 scores, hard-concrete b = 2/3, l = −0.1, r = 1.1, λ E[L0], test-time M̂',
       distillation: 'teacher = the dense fine-tuned model of the same seed; α_ce = α_distil = 0.5, T = 2',
     },
@@ -295,9 +296,4 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
   return result;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  main().catch((error) => {
-    console.error(error);
-    process.exitCode = 1;
-  });
-}
+runIfScript(import.meta.url, main);

@@ -45,6 +45,33 @@ export function machineDescription(): Record<string, unknown> {
   };
 }
 
+/**
+ * How this process was started, stored with every result so that it can be run again: the script
+ * and its arguments as typed, the working directory, and the git commit (with `dirty` when tracked
+ * files differ from it; absent where there is no repository, as with the bundle on another machine).
+ *
+ * @example
+ * ```ts
+ * invocation(); // { script: 'src/movement-fashion.ts', arguments: ['--methods', 'SMvP'], cwd: '…/bench', commit: '…', dirty: false }
+ * ```
+ */
+export function invocation(): Record<string, unknown> {
+  const git = (command: string) => {
+    try {
+      return execSync(command, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    } catch {
+      return undefined;
+    }
+  };
+  const commit = git('git rev-parse HEAD');
+  return {
+    script: path.relative(process.cwd(), process.argv[1] ?? ''),
+    arguments: process.argv.slice(2),
+    cwd: process.cwd(),
+    ...(commit ? { commit, dirty: (git('git status --porcelain --untracked-files=no') ?? '') !== '' } : {}),
+  };
+}
+
 /** Writes one benchmark's JSON result atomically (temporary file, then rename). */
 export function writeResult(name: string, result: Record<string, unknown>): string {
   mkdirSync(RESULTS_DIR, { recursive: true });
@@ -52,7 +79,7 @@ export function writeResult(name: string, result: Record<string, unknown>): stri
   const temporary = `${file}.${process.pid}.tmp`;
   writeFileSync(
     temporary,
-    `${JSON.stringify({ benchmark: name, machine: machineDescription(), ...result }, null, 2)}\n`,
+    `${JSON.stringify({ benchmark: name, machine: machineDescription(), command: invocation(), ...result }, null, 2)}\n`,
   );
   renameSync(temporary, file);
   return file;
@@ -191,4 +218,19 @@ export async function startWasmBenchmark(argv: string[], defaultRepeats: number)
   const selection = await setBackend('wasm');
   if (selection.backend !== 'wasm') throw new Error('this benchmark needs the wasm backend');
   return repeats;
+}
+
+/**
+ * Runs a benchmark's `main` when its file is the script Node was started with (not when another
+ * script imports it); a failure is printed and sets a non-zero exit code.
+ *
+ * @example
+ * runIfScript(import.meta.url, main);
+ */
+export function runIfScript(moduleUrl: string, main: () => Promise<unknown>): void {
+  if (moduleUrl !== `file://${process.argv[1]}`) return;
+  main().catch((error) => {
+    console.error(error);
+    process.exitCode = 1;
+  });
 }

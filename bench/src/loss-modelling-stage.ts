@@ -24,7 +24,7 @@ import {
   synflow,
 } from '@fineprune/criteria';
 import { batches, loadMnist, splitValidation } from '@fineprune/datasets';
-import { median, writeResult, selectBackend } from './harness';
+import { median, writeResult, selectBackend, runIfScript } from './harness';
 
 const CRITERIA: Record<string, () => SaliencyCriterion> = {
   mp: () => magnitudeCriterion(),
@@ -140,9 +140,4 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
   return result;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  main().catch((error) => {
-    console.error(error);
-    process.exitCode = 1;
-  });
-}
+runIfScript(import.meta.url, main);

@@ -5,7 +5,7 @@
  *   cd bench && pnpm main-job
  */
 import { runGradualMagnitude } from '@fineprune/example-gradual-magnitude/job';
-import { writeResult } from './harness';
+import { writeResult, runIfScript } from './harness';
 
 export async function main(): Promise<Record<string, unknown>> {
   const result = await runGradualMagnitude({});
@@ -34,9 +34,4 @@ export async function main(): Promise<Record<string, unknown>> {
   return record;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  main().catch((error) => {
-    console.error(error);
-    process.exitCode = 1;
-  });
-}
+runIfScript(import.meta.url, main);

@@ -14,7 +14,7 @@ import { fromLayersModel } from '@fineprune/layers';
 import { topV } from '@fineprune/masks';
 import { constant } from '@fineprune/schedulers';
 import { magnitude } from '@fineprune/scores';
-import { median, writeResult, selectBackend } from './harness';
+import { median, writeResult, selectBackend, runIfScript } from './harness';
 import { benchmarkMlp, denseTrainingLoop } from './mlp-fixtures';
 
 export async function main(argv = process.argv.slice(2)): Promise<Record<string, unknown>> {
@@ -116,9 +116,4 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
   return result;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  main().catch((error) => {
-    console.error(error);
-    process.exitCode = 1;
-  });
-}
+runIfScript(import.meta.url, main);

@@ -6,12 +6,15 @@
  * Transfer setting: the 784-300-100-10 MLP is pretrained on MNIST, then fine-pruned on
  * Fashion-MNIST with MaP (magnitude + local Top-v), MvP (movement + local Top-v), SMvP (movement +
  * threshold + λ Σ σ(S)) and L0 (l0 + hard-concrete + λ E[L0]) at 10% and 3% remaining weights,
- * several seeds each; also dense fine-tuning for reference. SMvP and L0 have no sparsity target:
- * their λ is calibrated by probe runs on a separate seed (piecewise log-log interpolation of the
- * kept fraction against λ), and the sparsity actually reached is reported. Partial results are written after
- * every run. Writes results/movement-fashion.json.
+ * several seeds each; also dense fine-tuning for reference. `--remaining` sets the targets (Fig. 2 of
+ * the paper: a sweep such as 0.5,0.3,0.2,0.1,0.05,0.03,0.01). SMvP and L0 have no sparsity target:
+ * their λ is given per target (`--smvpLambdas 0.1:2e-5,0.03:1e-4`, or a list in the order of
+ * `--remaining`) or calibrated by probe runs on a separate seed (piecewise log-log interpolation of
+ * the kept fraction against λ), and the sparsity actually reached is reported. Partial results are
+ * written after every run. Writes results/movement-fashion.json (or `--output`).
  *
- *   cd bench && npx tsx --conditions=source src/movement-fashion.ts [--epochs 2] [--seeds 3]
+ *   cd bench && npx tsx --conditions=source src/movement-fashion.ts [--epochs 2] [--seeds 3 | 2-3 | 1,3]
+ *     [--remaining 0.1,0.03] [--methods dense,MaP,MvP,SMvP,L0] [--smvpLambdas …] [--l0Lambdas …]
  */
 import { parseArgs } from 'node:util';
 import * as tfl from '@tensorflow/tfjs-layers';
@@ -21,7 +24,7 @@ import { fromLayersModel } from '@fineprune/layers';
 import { topV } from '@fineprune/masks';
 import { constant } from '@fineprune/schedulers';
 import { magnitude } from '@fineprune/scores';
-import { mean, std, writeResult, selectBackend } from './harness';
+import { mean, std, writeResult, selectBackend, runIfScript } from './harness';
 import { type PaperMethod, paperRecipe } from './paper-recipes';
 
 type Method = PaperMethod;
@@ -51,6 +54,51 @@ function mlp(): tfl.Sequential {
   });
 }
 
+/**
+ * λ per target from `0.1:2e-5,0.03:1e-4` (target:λ pairs) or `2e-5,1e-4` (in the order of the
+ * targets); every target needs one.
+ *
+ * @example
+ * ```ts
+ * lambdasPerTarget('0.1:3.71e-4,0.03:8.51e-4', [0.1, 0.03], 'SMvP'); // { 0.1: 3.71e-4, 0.03: 8.51e-4 }
+ * ```
+ */
+export function lambdasPerTarget(
+  spec: string,
+  targets: readonly number[],
+  method: string,
+): Record<number, number> {
+  const entries = spec.split(',').filter((entry) => entry !== '');
+  const pairs = entries.every((entry) => entry.includes(':'))
+    ? entries.map((entry) => entry.split(':').map(Number) as [number, number])
+    : entries.map((entry, index) => [targets[index]!, Number(entry)] as [number, number]);
+  const lambdas = Object.fromEntries(pairs) as Record<number, number>;
+  for (const target of targets) {
+    if (!(lambdas[target]! >= 0))
+      throw new Error(
+        `${method}: no λ for the target ${target} in "${spec}" (targets: ${targets.join(', ')})`,
+      );
+  }
+  return lambdas;
+}
+
+/**
+ * `3` → seeds 1, 2, 3; `2,3` or `2-3` → seeds 2 and 3 (a process per seed gives the same runs).
+ *
+ * @example
+ * ```ts
+ * seedList('2-3'); // [2, 3]
+ * ```
+ */
+export function seedList(spec: string): number[] {
+  if (/^\d+-\d+$/.test(spec)) {
+    const [first, last] = spec.split('-').map(Number) as [number, number];
+    return Array.from({ length: last - first + 1 }, (_, index) => first + index);
+  }
+  if (spec.includes(',')) return spec.split(',').map(Number);
+  return Array.from({ length: Number(spec) }, (_, index) => index + 1);
+}
+
 export async function main(argv = process.argv.slice(2)): Promise<Record<string, unknown>> {
   const { values } = parseArgs({
     args: argv,
@@ -59,6 +107,7 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
       epochs: { type: 'string', default: '2' },
       pretrainEpochs: { type: 'string', default: '3' },
       seeds: { type: 'string', default: '3' },
+      remaining: { type: 'string', default: '0.1,0.03' },
       smvpLambdas: { type: 'string', default: '' },
       l0Lambdas: { type: 'string', default: '' },
       probeLambdasSmvp: { type: 'string', default: '2e-5,1e-4,5e-4' },
@@ -70,9 +119,9 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
   const started = performance.now();
   const backend = await selectBackend(values.backend!);
   const epochs = Number(values.epochs);
-  const seeds = Array.from({ length: Number(values.seeds) }, (_, index) => index + 1);
+  const seeds = seedList(values.seeds!);
   const methods = values.methods!.split(',') as Method[];
-  const targets = [0.1, 0.03]; // remaining weights
+  const targets = values.remaining!.split(',').map(Number); // remaining weights
   const mnist = await loadMnist();
   const fashion = await loadFashionMnist();
   const log = (message: string) =>
@@ -150,11 +199,12 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
 
   const result: Record<string, unknown> = {
     backend: backend.backend,
+    flags: values,
     setting: {
       model: '784-300-100-10 ReLU MLP',
       pretraining: `MNIST, ${values.pretrainEpochs} epochs, Adam 1e-3, batch 100`,
       fineTuning: `Fashion-MNIST, ${epochs} epochs (${totalSteps} steps), batch 100, Adam 1e-3 for weights, Adam 1e-2 for scores`,
-      schedule: `cubic (Eq. 5) with ${warmupSteps} warm-up and ${cooldownSteps} cool-down steps; MaP/MvP local Top-v (target every 10 steps; MvP masks every step); SMvP threshold 0 → 0.1 on S, λ ramped by τ/τ_f, floor 0.5% per matrix; L0 b = 2/3, l = −0.1, r = 1.1, test-time M̂`,
+      schedule: `cubic (Eq. 5) with ${warmupSteps} warm-up and ${cooldownSteps} cool-down steps; MaP/MvP local Top-v (target every 10 steps; MvP masks every step); SMvP keeps σ(S) > τ with τ 0 → 0.1, λ ramped by τ/τ_f, floor 0.5% per matrix; L0 b = 2/3, l = −0.1, r = 1.1, test-time M̂`,
       seeds,
     },
     pretrained: {
@@ -174,8 +224,7 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
   ] as const) {
     if (!methods.includes(method)) continue;
     if (fixed) {
-      const [ten, three] = fixed.split(',').map(Number);
-      lambdaFor[method] = { 0.1: ten!, 0.03: three! };
+      lambdaFor[method] = lambdasPerTarget(fixed, targets, method);
       continue;
     }
     const points: Array<{ lambda: number; remaining: number }> = [];
@@ -202,11 +251,12 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
         const ya = Math.log(Math.max(a.remaining, 1e-4));
         const yb = Math.log(Math.max(b.remaining, 1e-4));
         const fraction = yb === ya ? 0.5 : (Math.log(target) - ya) / (yb - ya);
-        return [target, Math.exp(Math.log(a.lambda) + fraction * (Math.log(b.lambda) - Math.log(a.lambda)))];
+        const lambda = Math.exp(Math.log(a.lambda) + fraction * (Math.log(b.lambda) - Math.log(a.lambda)));
+        return [target, Number(lambda.toPrecision(3))]; // three digits, printed as used
       }),
     );
     log(
-      `${method}: λ for 10% = ${lambdaFor[method]![0.1]!.toExponential(2)}, for 3% = ${lambdaFor[method]![0.03]!.toExponential(2)}`,
+      `${method}: λ ${targets.map((target) => `${target * 100}% ${lambdaFor[method]![target]!.toExponential(3)}`).join(', ')}`,
     );
   }
   result.calibration = { probes: calibration, lambda: lambdaFor };
@@ -262,9 +312,4 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
   return result;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  main().catch((error) => {
-    console.error(error);
-    process.exitCode = 1;
-  });
-}
+runIfScript(import.meta.url, main);

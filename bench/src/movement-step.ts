@@ -18,7 +18,7 @@ import { fromLayersModel } from '@fineprune/layers';
 import { hardConcrete, l0Penalty, sigmoidPenalty, threshold, topV } from '@fineprune/masks';
 import { cubic, cubicThreshold, noTarget } from '@fineprune/schedulers';
 import { l0, movement } from '@fineprune/scores';
-import { median, writeResult, selectBackend } from './harness';
+import { median, writeResult, selectBackend, runIfScript } from './harness';
 import { benchmarkMlp, denseTrainingLoop } from './mlp-fixtures';
 
 type Recipe = Pick<PrunerOptions, 'scores' | 'mask' | 'schedule' | 'lossTerms' | 'maskUpdateInterval'> & {
@@ -72,8 +72,8 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
     },
     softMvp: {
       scores: movement(),
-      mask: threshold(),
-      schedule: cubicThreshold({ initialThreshold: 0, finalThreshold: 0.1, totalSteps: 1000 }),
+      mask: threshold({ on: 'sigmoid' }),
+      schedule: cubicThreshold({ initialThreshold: 0, finalThreshold: 0.1, totalSteps: 1000, on: 'sigmoid' }),
       lossTerms: [sigmoidPenalty({ lambda: 1e-6, rampWithThreshold: { finalThreshold: 0.1 } })],
     },
     l0: {
@@ -189,9 +189,4 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
   return result;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  main().catch((error) => {
-    console.error(error);
-    process.exitCode = 1;
-  });
-}
+runIfScript(import.meta.url, main);

@@ -6,8 +6,9 @@
  * - MaP: magnitude scores, Top-v on the cubic schedule (Eq. 5), masks every 10 steps;
  * - MvP: movement scores (Eq. 2, learned with their own optimizer), Top-v on the cubic schedule,
  *   masks re-selected every step;
- * - SMvP: movement scores, M = (S > τ) with τ 0 → 0.1 on the cubic schedule and λ Σ σ(S) ramped by
- *   τ/τ_f (Sec. 4), a floor of 0.5% kept per matrix;
+ * - SMvP: movement scores, M = (σ(S) > τ) with τ 0 → 0.1 on the cubic schedule, as the reference
+ *   implementation's `ThresholdBinarizer` (the scores start at 0, σ(0) = 0.5 > τ = 0, so the warm-up
+ *   keeps every weight), and λ Σ σ(S) ramped by τ/τ_f (Sec. 4), a floor of 0.5% kept per matrix;
  * - L0: log α scores, hard-concrete gates (b = 2/3, l = −0.1, r = 1.1) and λ E[L0] (Eq. 3).
  */
 import type { Optimizer, PrunerOptions } from '@fineprune/core';
@@ -67,16 +68,18 @@ export function paperRecipe(options: PaperRecipeOptions): Omit<PrunerOptions, 'm
           : { optimizers: { weights } }),
       };
     case 'SMvP': {
+      // τ bounds σ(S), not S: with M = (S > τ) and τ = 0, scores that start at 0 keep nothing.
       const finalThreshold = 0.1;
       return {
         scores: movement(),
-        mask: threshold({ minKeptFraction: 0.005 }),
+        mask: threshold({ on: 'sigmoid', minKeptFraction: 0.005 }),
         schedule: cubicThreshold({
           initialThreshold: 0,
           finalThreshold,
           totalSteps,
           warmupSteps,
           cooldownSteps,
+          on: 'sigmoid',
         }),
         lossTerms: [sigmoidPenalty({ lambda: needsLambda(), rampWithThreshold: { finalThreshold } })],
         optimizers: { weights, scores },

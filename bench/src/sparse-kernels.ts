@@ -21,7 +21,7 @@
 import { compressedRowsFromDense, type SparseMatrix, sparseMatMul, sparseMatrix } from '@fineprune/sparse';
 import { createRandom } from '@fineprune/tensor';
 import * as tf from '@tensorflow/tfjs-core';
-import { blocksSideBySide, median, startWasmBenchmark, writeResult } from './harness';
+import { blocksSideBySide, median, startWasmBenchmark, writeResult, runIfScript } from './harness';
 
 const SHAPES: Array<[number, number]> = [
   [784, 300],
@@ -273,9 +273,4 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
   return result;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  main().catch((error) => {
-    console.error(error);
-    process.exitCode = 1;
-  });
-}
+runIfScript(import.meta.url, main);

@@ -23,7 +23,7 @@ import {
   topCountMasks,
 } from '@fineprune/tensor';
 import * as tf from '@tensorflow/tfjs-core';
-import { median, sideBySide, startWasmBenchmark, writeResult } from './harness';
+import { median, sideBySide, startWasmBenchmark, writeResult, runIfScript } from './harness';
 
 /** The MLP's variables: three kernels and three biases (266,610 floats). */
 const SHAPES: number[][] = [[784, 300], [300], [300, 100], [100], [100, 10], [10]];
@@ -190,9 +190,4 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
   return result;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  main().catch((error) => {
-    console.error(error);
-    process.exitCode = 1;
-  });
-}
+runIfScript(import.meta.url, main);

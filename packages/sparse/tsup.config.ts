@@ -1,3 +1,4 @@
 import { libraryConfig } from '../../tsup.shared';
 
-export default libraryConfig();
+// The main entry, and ./layers (which needs the optional peer @tensorflow/tfjs-layers).
+export default libraryConfig({ entry: ['src/index.ts', 'src/layers.ts'] });

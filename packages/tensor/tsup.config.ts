@@ -6,6 +6,7 @@ export default libraryConfig({
   entry: [
     'src/index.ts',
     'src/errors.ts',
+    'src/float16.ts',
     'src/random.ts',
     'src/runtime.ts',
     'src/select.ts',

@@ -4,11 +4,20 @@
  * the lockfile pins) into a new folder under the system's temp directory.
  */
 import { execFile } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { build } from 'esbuild';
 
 /** Runs a program without blocking the test worker (a blocked worker misses Vitest's heartbeats). */
 export const run = promisify(execFile);
@@ -61,11 +70,34 @@ function userEnvironment(): NodeJS.ProcessEnv {
   );
 }
 
-/** Packs every public package into `destination`; returns tarball paths by package name. */
+/** The files a manifest's `exports` name (every condition, every subpath). */
+function exportedFiles(exports: unknown): string[] {
+  if (typeof exports === 'string') return [exports];
+  if (exports === null || typeof exports !== 'object') return [];
+  return Object.values(exports).flatMap(exportedFiles);
+}
+
+/**
+ * Packs every public package into `destination`; returns tarball paths by package name. A package
+ * whose built files are missing is refused before packing: a tarball without its `dist` would fail
+ * later as a confusing bundling or import error. (Under turbo, each example that packs lists every
+ * public package in its devDependencies, so `^build` builds them all first.)
+ */
 export async function packAll(destination: string): Promise<Map<string, string>> {
   mkdirSync(destination, { recursive: true });
   const tarballs = new Map<string, string>();
   for (const { name, directory } of publicPackages()) {
+    const manifest = JSON.parse(readFileSync(path.join(directory, 'package.json'), 'utf8')) as {
+      exports?: unknown;
+    };
+    const missing = exportedFiles(manifest.exports).filter(
+      (file) => !file.includes('/src/') && !existsSync(path.join(directory, file)),
+    );
+    if (missing.length > 0) {
+      throw new Error(
+        `${name} is not built (${missing.slice(0, 3).join(', ')} missing): run \`pnpm build\` first, and list ${name} in the devDependencies of the example whose test packs it.`,
+      );
+    }
     const before = new Set(readdirSync(destination));
     await run('pnpm', ['pack', '--pack-destination', destination], { cwd: directory });
     const created = readdirSync(destination).filter((file) => !before.has(file) && file.endsWith('.tgz'));
@@ -97,8 +129,10 @@ export async function npmInstall(directory: string, dependencies: Record<string,
   try {
     await install(true);
   } catch (error) {
-    // Once more, from the registry: a failed metadata request can surface as a bogus ERESOLVE
-    // ("Found: @tensorflow/tfjs-core@undefined", npm/cli#9979), seen once on a fresh machine.
+    // Once more, from the registry. A registry request that failed (network, or TLS behind a proxy
+    // whose CA npm was not given: SELF_SIGNED_CERT_IN_CHAIN in npm's debug log) surfaces as a bogus
+    // ERESOLVE ("Found: @tensorflow/tfjs-core@undefined"). turbo.json passes NODE_EXTRA_CA_CERTS and
+    // the proxy variables through to the tests for that reason: turbo's strict mode drops them.
     console.warn(
       `npm install failed once, trying again from the registry:\n${(error as { stderr?: string }).stderr}`,
     );
@@ -175,4 +209,23 @@ export function copyWasmBinaries(projectDirectory: string, destination: string):
   for (const file of readdirSync(dist).filter((name) => name.endsWith('.wasm'))) {
     cpSync(path.join(dist, file), path.join(destination, file));
   }
+}
+
+/**
+ * A browser page served from `www`: `project/src/page.ts` bundled with the imports resolved from the
+ * packed install (esbuild, ES modules), `index.html` copied from `htmlDirectory`, and tfjs-backend-wasm's
+ * binaries beside them.
+ */
+export async function buildPage(project: string, htmlDirectory: string, www: string): Promise<void> {
+  await build({
+    entryPoints: [path.join(project, 'src', 'page.ts')],
+    outfile: path.join(www, 'page.js'),
+    bundle: true,
+    platform: 'browser',
+    format: 'esm',
+    target: 'es2022',
+    logLevel: 'error',
+  });
+  copyFileSync(path.join(htmlDirectory, 'index.html'), path.join(www, 'index.html'));
+  copyWasmBinaries(project, www);
 }

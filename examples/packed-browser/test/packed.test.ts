@@ -4,15 +4,21 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build, context } from 'esbuild';
-import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { browserEntries, nodeBuiltinImports } from '../../../scripts/check-browser-safe.mjs';
 import type { MixedFormatsResult } from '../src/mixed-formats';
 import type { PageReport } from '../src/page';
 import type { PruningReport } from '../src/pruning';
+import {
+  CHROMIUM_FLAGS,
+  CHROMIUM_WEBGPU_FLAGS,
+  expectWebGPURan,
+  pageResult,
+  withChromiumPage,
+} from './chromium';
 import { expectCorrectPruning } from './expectations';
 import {
-  copyWasmBinaries,
+  buildPage,
   lockedVersion,
   npmInstall,
   packAll,
@@ -24,26 +30,6 @@ import {
 } from './packed-project';
 
 const source = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'src');
-// Debian's chromium package. Never let a tool download its own browser.
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-/** Headless, as root, on a closed network, in a new profile (the user data folder is per launch). */
-const CHROMIUM_FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-/** WebGPU on SwiftShader (software Vulkan, shipped with Chromium), where this Chromium offers it. */
-const WEBGPU_FLAGS = [
-  '--enable-unsafe-webgpu',
-  '--enable-unsafe-swiftshader',
-  '--use-webgpu-adapter=swiftshader',
-];
-
 /** The one-shot run's weights and masks, the part that must agree across backends and formats. */
 function weightsAndMasks(report: PruningReport): Array<{ weights: number[]; mask: number[] }> {
   return report.oneShot.kernels.map(({ weights, mask }) => ({ weights, mask }));
@@ -74,33 +60,10 @@ async function runNode<T>(file: string, ...args: string[]): Promise<{ result: T;
   return { result: JSON.parse(stdout.trim().split('\n').pop()!) as T, stderr };
 }
 
-async function runPage(url: string, flags: string[]): Promise<PageReport> {
-  const profile = mkdtempSync(path.join(os.tmpdir(), 'fineprune-chromium-'));
-  const browser = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: flags,
-  });
-  try {
-    const page = await browser.newPage();
-    await page.goto(url);
-    await page.waitForFunction(
-      () => window.packedReport !== undefined || window.packedError !== undefined,
-      null,
-      {
-        timeout: 240_000,
-      },
-    );
-    const { report, error } = await page.evaluate(() => ({
-      report: window.packedReport,
-      error: window.packedError,
-    }));
-    expect(error).toBeUndefined();
-    return report!;
-  } finally {
-    await browser.close();
-    await rm(profile, { recursive: true, force: true });
-  }
+async function runPage(url: string, flags: readonly string[]): Promise<PageReport> {
+  return withChromiumPage(url, flags, (page) =>
+    pageResult<PageReport>(page, 'packedReport', 'packedError', 240_000),
+  );
 }
 
 describe('the packed packages, installed from their tarballs outside the monorepo', () => {
@@ -166,29 +129,17 @@ describe('the packed packages, installed from their tarballs outside the monorep
   it('prunes in headless Chromium: one-shot and gradual, on wasm, and on WebGPU where offered', async () => {
     const www = path.join(project, 'www');
     mkdirSync(www);
-    await build({
-      entryPoints: [path.join(project, 'src', 'page.ts')],
-      outfile: path.join(www, 'page.js'),
-      bundle: true,
-      platform: 'browser',
-      format: 'esm',
-      target: 'es2022',
-      logLevel: 'error',
-    });
-    copyFileSync(path.join(source, 'index.html'), path.join(www, 'index.html'));
-    copyWasmBinaries(project, www);
+    await buildPage(project, source, www);
     const server = await context({ logLevel: 'silent' });
     try {
       const { port } = await server.serve({ servedir: www, host: '127.0.0.1', port: 0 });
       const url = `http://127.0.0.1:${port}/index.html`;
-      const withWebGPU = await runPage(url, [
-        ...CHROMIUM_FLAGS.filter((flag) => flag !== '--disable-gpu'),
-        ...WEBGPU_FLAGS,
-      ]);
+      const withWebGPU = await runPage(url, CHROMIUM_WEBGPU_FLAGS);
       const plain = await runPage(url, CHROMIUM_FLAGS);
       const runs = [...withWebGPU.runs, ...plain.runs];
       for (const run of runs) expectCorrectPruning(run);
       expect(plain.runs.map((run) => run.backend)).toContain('wasm');
+      expectWebGPURan(withWebGPU.webgpu);
       expect(withWebGPU.runs.map((run) => run.backend)).toEqual(
         withWebGPU.webgpu.ran ? ['webgpu', 'wasm'] : ['wasm'],
       );

@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import {
   type Batch,
   ErrorCodes,
@@ -26,6 +28,7 @@ import * as scores from '@fineprune/scores';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { loadSavedModel, savedModelDirectory } from './models';
+import { isHuggingFaceFolder, openBertTeacher } from './run-model-bert';
 
 /** Options without the `type` key that `toConfig()` adds, so a plugin's config can be pasted into a recipe. */
 function withoutType(options: JsonObject): JsonObject {
@@ -388,9 +391,32 @@ type DistillationFactory = (options: {
 }) => LossTerm;
 
 /**
+ * A loss term that frees its teacher's models when the run reaches its last step (runRecipe never
+ * continues a run that did).
+ */
+function disposedAtRunEnd(
+  term: LossTerm,
+  environment: { totalSteps: number },
+  ...models: Array<{ dispose(): void }>
+): LossTerm {
+  let disposed = false;
+  return {
+    ...term,
+    onRunEnd(context: { step: number }) {
+      if (context.step >= environment.totalSteps && !disposed) {
+        disposed = true;
+        for (const model of models) model.dispose();
+      }
+    },
+  } satisfies LossTerm;
+}
+
+/**
  * The `distillation` loss term of `@fineprune/distillation` for recipes: `options.teacher` is a
  * saved TF.js layers model (a directory with model.json, relative to the recipe), loaded as
- * `model: { path }` is and wrapped with `fromLayersModel`; the other options go to the term.
+ * `model: { path }` is and wrapped with `fromLayersModel`, or a Hugging Face BERT folder
+ * (config.json + model.safetensors, a complete classifier with the student's labels) for a
+ * `model.huggingFace` student; the other options go to the term.
  * Checked when the recipe is resolved: a missing or unloadable teacher (`IO_FAILED`), outputs
  * that differ from the student's (`SHAPE_MISMATCH`), a student that outputs probabilities
  * (`INVALID_RECIPE`). A teacher that ends in a softmax is distilled from log p (softmax(log p / T)
@@ -407,7 +433,7 @@ function distillationDefinition(): PluginDefinition | undefined {
       teacher: {
         type: 'string',
         required: true,
-        description: 'a saved TF.js layers model, relative to the recipe',
+        description: 'a saved TF.js layers model or a Hugging Face BERT folder, relative to the recipe',
       },
       temperature: { type: 'number', description: 'T > 0' },
       alphaDistil: { type: 'number', description: 'α_distil ≥ 0' },
@@ -423,6 +449,28 @@ function distillationDefinition(): PluginDefinition | undefined {
       // Check the numbers before loading a possibly large teacher (the options schema checked their types).
       const checked = factory({ teacher: () => [], ...(rest as Record<string, number>) });
       const where = { baseDirectory: environment.baseDirectory ?? process.cwd(), where: 'options.teacher' };
+      const teacherDirectory = path.resolve(where.baseDirectory, teacher);
+      if (isHuggingFaceFolder(teacherDirectory)) {
+        if (environment.checkOnly) return checked;
+        const bert = await openBertTeacher(teacherDirectory, environment.model, where.where);
+        try {
+          return disposedAtRunEnd(
+            factory({ teacher: bert, ...(rest as Record<string, number>) }),
+            environment,
+            bert,
+          );
+        } catch (error) {
+          bert.dispose();
+          throw error;
+        }
+      }
+      if (!existsSync(path.join(teacherDirectory.replace(/model\.json$/, ''), 'model.json')))
+        throw new FinepruneError({
+          code: ErrorCodes.IO_FAILED,
+          message: `options.teacher: ${teacherDirectory} holds neither a TF.js model (model.json) nor a Hugging Face BERT folder (config.json).`,
+          fix: 'Point options.teacher at the dense model a recipe wrote (for example ./out/dense-teacher/model), relative to the recipe; run that recipe first.',
+          details: { path: 'options.teacher', directory: teacherDirectory },
+        });
       if (environment.checkOnly) {
         savedModelDirectory(teacher, where);
         return checked;
@@ -465,16 +513,7 @@ function distillationDefinition(): PluginDefinition | undefined {
             }
           : wrapped;
         const term = factory({ teacher: teacherModel, ...(rest as Record<string, number>) });
-        return {
-          ...term,
-          onRunEnd(context: { step: number }) {
-            // runRecipe never continues a run that reached its last step: free the teacher then.
-            if (context.step >= environment.totalSteps && !wrapped.disposed) {
-              wrapped.dispose();
-              model.dispose();
-            }
-          },
-        } satisfies LossTerm;
+        return disposedAtRunEnd(term, environment, wrapped, model);
       } catch (error) {
         prunableTeacher?.dispose();
         model.dispose();

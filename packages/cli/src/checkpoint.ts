@@ -2,14 +2,15 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { PrunerState } from '@fineprune/core';
 import {
-  type FromLayersModelOptions,
   fileSystem,
+  type LoadCheckpointOptions,
   type LayersPrunableModel,
   loadCheckpoint,
   type PrunerStateSource,
   saveCheckpoint,
 } from '@fineprune/layers';
 import type * as tf from '@tensorflow/tfjs-core';
+import type { ModelSource } from './model-source';
 import type { RunHistory } from './run-record';
 
 /**
@@ -27,6 +28,8 @@ export interface RunCheckpointMetadata {
   /** The recipe's identity (its config without the settings that may change on resume). */
   recipeKey: string;
   history: RunHistory;
+  /** The size and storage of the model file the run started from (absent for built-in models). */
+  source?: ModelSource;
 }
 
 /** Adds the run metadata to what a handler saves, inside the same atomic model.json write. */
@@ -86,7 +89,7 @@ export function hasCheckpoint(directory: string): boolean {
  */
 export async function loadRunCheckpoint(
   directory: string,
-  options: FromLayersModelOptions,
+  options: LoadCheckpointOptions,
 ): Promise<{ model: LayersPrunableModel; state: PrunerState; metadata: RunCheckpointMetadata | undefined }> {
   const inner = fileSystem(directory);
   let metadata: RunCheckpointMetadata | undefined;

@@ -15,12 +15,17 @@ import { setBackend } from '@fineprune/tensor';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { builtinRegistry } from './builtins';
 import { type ExitCode, ExitCodes, exitCodeFor } from './exit-codes';
+import { EXPORT_VALUES, type ExportFormat, type ExportValues } from './export-formats';
 import { exportCheckpoint } from './export-model';
+import { compactExportPath, compactReportText, readCompactReport } from './report/compact-report';
+import { sizeLine } from './report/sizes';
 import { writeFileAtomic } from './files';
 import { createProgress, type ProgressOutput } from './progress';
 import { renderHtmlReport } from './report/html';
 import { readSavedModel, type SavedModelSummary } from './report/read-model';
+import { isSweepTarget, readSweep, renderSweepReport, sweepLines } from './report/sweep';
 import { prepareRun } from './run-check';
+import { encoderRemainingTable } from './report/encoder-table';
 import { keptHistograms, layerTable } from './report/text';
 import { runRecipe } from './run-recipe';
 import type { RunEvent } from './run-types';
@@ -68,6 +73,12 @@ export async function readRecipeFile(
   }
   const source = path.basename(file);
   return { recipe: parseRecipe(text, { source }), baseDirectory: path.dirname(path.resolve(file)), source };
+}
+
+/** The encoder's remaining weights per layer and projection (Fig. 6), with a blank line after; '' for other models. */
+function encoderSection(layers: Parameters<typeof encoderRemainingTable>[0]): string {
+  const table = encoderRemainingTable(layers);
+  return table ? `${table}\n\n` : '';
 }
 
 function positiveInteger(value: string): number {
@@ -146,6 +157,31 @@ async function readRunRecord(file: string): Promise<RunRecord> {
       cause: error,
     });
   }
+}
+
+/** `fineprune report <sweep.json> [--compare more.json…] [--html file] [--json]`: the sweep's lines. */
+async function reportSweep(
+  files: readonly string[],
+  options: { html?: string; json?: boolean },
+  io: CliIo,
+): Promise<void> {
+  const sweep = await readSweep(files.map((file) => path.resolve(file)));
+  if (options.html) await writeFileAtomic(path.resolve(options.html), renderSweepReport(sweep));
+  const lines = Object.fromEntries(sweepLines(sweep));
+  if (options.json) {
+    io.stdout.write(
+      `${JSON.stringify({ kind: 'sweep', lines, ...(options.html ? { html: path.resolve(options.html) } : {}) })}\n`,
+    );
+    return;
+  }
+  for (const [series, points] of Object.entries(lines)) {
+    const cells = points.map(
+      (point) =>
+        `${(point.remaining * 100).toFixed(2)}% → ${(point.accuracy * 100).toFixed(2)}% (${point.seeds})`,
+    );
+    io.stdout.write(`${series}: ${cells.join(', ')}\n`);
+  }
+  if (options.html) io.stdout.write(`\nHTML report: ${path.resolve(options.html)}\n`);
 }
 
 /**
@@ -261,7 +297,7 @@ export async function main(
         }
         if (!json && outcome.record) {
           const record = outcome.record;
-          io.stdout.write(`${layerTable(record.layers)}\n\n`);
+          io.stdout.write(`${layerTable(record.layers)}\n\n${encoderSection(record.layers)}`);
           io.stdout.write(
             `test accuracy ${(record.final.accuracy * 100).toFixed(2)}%${record.dense ? ` (dense ${(record.dense.accuracy * 100).toFixed(2)}%)` : ''} at ${((1 - record.final.remaining) * 100).toFixed(2)}% sparsity\n`,
           );
@@ -282,7 +318,10 @@ export async function main(
     .description(
       'Per-layer table (shape, kept, sparsity) and kept-weight histograms of a model, checkpoint or run; optionally the HTML report.',
     )
-    .argument('<model>', 'a run output directory, a checkpoint directory, or a saved model directory')
+    .argument(
+      '<model>',
+      'a run output directory, a checkpoint directory, a saved model directory, or a sweep result file (bench/results/*.json) to draw accuracy against remaining weights',
+    )
     .option('--html <file>', 'write the HTML report (with the papers’ plots) to this file')
     .addOption(
       new Option(
@@ -293,16 +332,33 @@ export async function main(
     .option('--json', 'print the report as JSON on stdout')
     .action(async (target: string, options: { html?: string; compare?: string[]; json?: boolean }) => {
       try {
+        if (isSweepTarget(target)) {
+          await reportSweep([target, ...(options.compare ?? [])], options, io);
+          return;
+        }
         const resolved = path.resolve(target.replace(/model\.json$/, ''));
+        const compactFile = compactExportPath(resolved);
+        if (compactFile !== undefined) {
+          await setBackend('cpu');
+          const report = await readCompactReport(compactFile);
+          io.stdout.write(options.json ? `${JSON.stringify(report)}\n` : `${compactReportText(report)}\n`);
+          return;
+        }
         let record: RunRecord | undefined;
         let summary: SavedModelSummary;
         if (existsSync(path.join(resolved, 'run.json'))) {
           record = await readRunRecord(resolved);
+          const checkpoint = path.join(resolved, 'checkpoint');
+          await setBackend('cpu');
+          const sizes = existsSync(path.join(checkpoint, 'model.json'))
+            ? (await readSavedModel(checkpoint)).sizes
+            : undefined;
           summary = {
             kind: 'checkpoint',
             step: record.steps,
             layers: record.layers,
             samples: record.samples,
+            ...(sizes ? { sizes } : {}),
           };
         } else {
           await setBackend('cpu');
@@ -344,6 +400,7 @@ export async function main(
               step: summary.step ?? null,
               layers: summary.layers,
               histograms: summary.samples.map((sample) => ({ name: sample.name, ...sample.keptHistogram })),
+              ...(summary.sizes ? { sizes: summary.sizes } : {}),
               ...(record
                 ? { final: record.final, dense: record.dense ?? null, evaluations: record.evaluations }
                 : {}),
@@ -352,8 +409,9 @@ export async function main(
           );
         } else {
           io.stdout.write(
-            `${layerTable(summary.layers)}\n\nkept weights per parameter:\n${keptHistograms(summary.samples)}\n`,
+            `${layerTable(summary.layers)}\n\n${encoderSection(summary.layers)}kept weights per parameter:\n${keptHistograms(summary.samples)}\n`,
           );
+          if (summary.sizes) io.stdout.write(`\n${sizeLine(summary.sizes)}\n`);
           if (options.html) io.stdout.write(`\nHTML report: ${path.resolve(options.html)}\n`);
         }
       } catch (error) {
@@ -364,36 +422,85 @@ export async function main(
   program
     .command('export')
     .description(
-      'Export a checkpoint (or a run’s) as a plain TF.js model: masks applied, scores and masks dropped; loads with tf.loadLayersModel.',
+      'Export a checkpoint (or a run’s) with its masks applied: a TF.js model (float32, or TF.js’s uint8/uint16/float16 quantization; stock tf.loadLayersModel reads it) or a compact sparse file (float32/float16/int8 values; @fineprune/sparse reads it). Never larger than the model the run started from unless --allow-larger.',
     )
     .argument('<model>', 'a checkpoint directory or a run output directory')
-    .requiredOption('--out <directory>', 'where to write model.json and the weights')
-    .option('--strip', 'apply the masks and drop scores (the default and only export form)', true)
+    .requiredOption('--out <directory>', 'where to write the export')
+    .option('--strip', 'apply the masks and drop scores (always done)', true)
+    .addOption(
+      new Option('--format <format>', 'tfjs: model.json + weights; sparse: one model.fpsparse')
+        .choices(['tfjs', 'sparse'])
+        .default('tfjs'),
+    )
+    .addOption(
+      new Option(
+        '--values <values>',
+        'how values are stored: tfjs float32|float16|uint8|uint16 (default: the quantization of the model the run started from, else float32); sparse float32|float16|int8 (default float32)',
+      ).choices(['float32', 'float16', 'int8', 'uint8', 'uint16']),
+    )
+    .option('--allow-larger', 'write the export even when it is larger than the model the run started from')
     .option(
       '--allow-unverified',
       'export a version-1 checkpoint, written before checkpoints carried content hashes',
     )
     .option('--json', 'print the result as JSON on stdout')
-    .action(async (target: string, options: { out: string; json?: boolean; allowUnverified?: boolean }) => {
-      try {
-        const summary = await exportCheckpoint(modelDirectory(target).directory, options.out, {
-          allowUnverified: options.allowUnverified === true,
-        });
-        const kept = summary.layers.reduce((sum, row) => sum + row.kept, 0);
-        const total = summary.layers.reduce((sum, row) => sum + row.total, 0);
-        if (options.json) {
-          io.stdout.write(
-            `${JSON.stringify({ directory: path.resolve(options.out), kept, total, sparsity: total ? 1 - kept / total : 0 })}\n`,
+    .action(
+      async (
+        target: string,
+        options: {
+          out: string;
+          json?: boolean;
+          allowUnverified?: boolean;
+          allowLarger?: boolean;
+          format: ExportFormat;
+          values?: ExportValues;
+        },
+      ) => {
+        if (options.values !== undefined && !EXPORT_VALUES[options.format].includes(options.values)) {
+          io.stderr.write(
+            `error: --values ${options.values} does not fit --format ${options.format}, which stores ${EXPORT_VALUES[options.format].join(', ')}.\n`,
           );
-        } else {
-          io.stdout.write(
-            `stripped model written to ${path.resolve(options.out)} (${((1 - kept / Math.max(1, total)) * 100).toFixed(2)}% of prunable weights are zero); load it with tf.loadLayersModel\n`,
-          );
+          exitCode = ExitCodes.USAGE;
+          return;
         }
-      } catch (error) {
-        exitCode = reportError(io, error, options.json === true);
-      }
-    });
+        try {
+          const summary = await exportCheckpoint(modelDirectory(target).directory, options.out, {
+            allowUnverified: options.allowUnverified === true,
+            allowLarger: options.allowLarger === true,
+            format: options.format,
+            ...(options.values ? { values: options.values } : {}),
+          });
+          const kept = summary.layers.reduce((sum, row) => sum + row.kept, 0);
+          const total = summary.layers.reduce((sum, row) => sum + row.total, 0);
+          const smaller = summary.referenceBytes / Math.max(1, summary.bytes);
+          if (options.json) {
+            io.stdout.write(
+              `${JSON.stringify({
+                directory: path.resolve(options.out),
+                format: summary.format,
+                values: summary.values,
+                files: summary.files,
+                bytes: summary.bytes,
+                referenceBytes: summary.referenceBytes,
+                kept,
+                total,
+                sparsity: total ? 1 - kept / total : 0,
+              })}\n`,
+            );
+          } else {
+            const how =
+              summary.format === 'sparse'
+                ? 'compact sparse export; load it with @fineprune/sparse'
+                : 'stripped TF.js model; load it with tf.loadLayersModel';
+            io.stdout.write(
+              `${how} (${summary.values}) written to ${summary.files[0]}: ${summary.bytes} bytes, ${smaller.toFixed(1)}× smaller than the ${summary.referenceBytes} bytes of the model it came from; ${((1 - kept / Math.max(1, total)) * 100).toFixed(2)}% of prunable weights are zero\n`,
+            );
+          }
+        } catch (error) {
+          exitCode = reportError(io, error, options.json === true);
+        }
+      },
+    );
 
   program
     .command('plugins')

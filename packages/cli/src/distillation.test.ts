@@ -181,7 +181,7 @@ describe('distillation in recipes', () => {
     const missing = await run('./no-such-teacher');
     expect(missing.code).toBe('IO_FAILED');
     expect(missing.message).toMatch(
-      /lossTerms\[0\]: options\.teacher: there is no model\.json in .*no-such-teacher/,
+      /lossTerms\[0\]: options\.teacher: .*no-such-teacher holds neither a TF\.js model \(model\.json\) nor a Hugging Face BERT folder/,
     );
     expect(missing.details?.path).toBe('lossTerms[0]');
 

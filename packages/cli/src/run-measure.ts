@@ -1,13 +1,15 @@
 import {
   type Batch,
+  classificationScores,
+  ErrorCodes,
   evaluateClassifier,
+  FinepruneError,
   type Plugin,
   type PrunableModel,
   sparsityReport,
 } from '@fineprune/core';
-import { evaluationBatches } from '@fineprune/datasets';
 import * as tf from '@tensorflow/tfjs-core';
-import { subset, type RunData } from './run-data';
+import type { RunData } from './run-data';
 import type { EvaluationPoint, RunHistory } from './run-record';
 import type { RunEvent } from './run-types';
 
@@ -22,7 +24,7 @@ import type { RunEvent } from './run-types';
  * ```
  */
 export interface RunMeasurement {
-  /** Accuracy, loss and remaining weights at `step`. */
+  /** Accuracy, loss, remaining weights and the metrics the recipe asks for at `step`. */
   evaluate(step: number): Promise<EvaluationPoint>;
   /** A read-only hook plugin that records ΔL at mask updates and the dense baseline into the history. */
   readonly plugin: Plugin;
@@ -32,9 +34,11 @@ export interface RunMeasurement {
 
 /**
  * Builds the measurements of a run. ΔL(θ, Δθ) (Sec. 3 and Fig. 3 of *Revisiting Loss Modelling*) is
- * the loss on a fixed batch of up to 256 test examples right before and right after each mask update
- * that changes a target, at most about 100 times per run; the dense baseline is evaluated once, just
- * before the first non-zero target.
+ * the loss on a fixed batch of test examples (`data.measureBatch()`: 256 of features data, 16 of
+ * text) right before and right after each mask update that changes a target, at most about
+ * `data.measureLimit` times per run (100; 20 for text, whose forward passes cost more); the dense
+ * baseline is evaluated once, just before the first non-zero target. With `metrics` naming `f1` or
+ * `macroF1`, evaluations count a confusion matrix and report them too.
  *
  * @example
  * ```ts
@@ -46,6 +50,8 @@ export function createRunMeasurement(options: {
   data: RunData;
   history: RunHistory;
   totalSteps: number;
+  /** The metrics evaluations report besides accuracy and loss. */
+  metrics?: readonly string[];
   /** Last target of each group (from the checkpoint on resume); updated as masks change. */
   lastTargets: Map<string, number | null>;
   /** The target of each group at a step (the pruner's schedules). */
@@ -53,11 +59,17 @@ export function createRunMeasurement(options: {
   emit(event: RunEvent): void;
 }): RunMeasurement {
   const { prunable, data, history, totalSteps, lastTargets, emit } = options;
-  const measureCount = Math.min(256, data.test.count);
-  const measureBatch: Batch = tf.tidy(() => {
-    const first = evaluationBatches(subset(data.test, measureCount), measureCount).next().value as Batch;
-    return { x: first.x, y: first.y };
-  });
+  const measureBatch: Batch = data.measureBatch();
+  const scores = (options.metrics ?? []).some((metric) => metric === 'f1' || metric === 'macroF1');
+  if (scores && options.metrics?.includes('f1') && data.classes !== 2) {
+    tf.dispose([measureBatch.x, measureBatch.y] as tf.TensorContainer);
+    throw new FinepruneError({
+      code: ErrorCodes.INVALID_RECIPE,
+      message: `training.metrics: f1 is the F1 of the positive class of a binary task, but ${data.name} has ${data.classes} classes.`,
+      fix: 'Use macroF1 for tasks of more than two classes.',
+      details: { path: 'training.metrics' },
+    });
+  }
   const lossOnMeasureBatch = async (): Promise<number> => {
     const value = tf.tidy(() =>
       prunable.loss(prunable.forward(measureBatch.x, { training: false }), measureBatch),
@@ -67,11 +79,26 @@ export function createRunMeasurement(options: {
     return result;
   };
   const evaluate = async (step: number): Promise<EvaluationPoint> => {
-    const metrics = await evaluateClassifier(prunable, evaluationBatches(data.test, 1000));
+    const metrics = await evaluateClassifier(
+      prunable,
+      data.evaluationBatches(),
+      scores ? { classes: data.classes } : {},
+    );
     const report = await sparsityReport(prunable.parameters());
-    return { step, remaining: 1 - report.sparsity, accuracy: metrics.accuracy, loss: metrics.loss };
+    const point: EvaluationPoint = {
+      step,
+      remaining: 1 - report.sparsity,
+      accuracy: metrics.accuracy,
+      loss: metrics.loss,
+    };
+    if (metrics.confusion) {
+      const { f1, macroF1 } = classificationScores(metrics.confusion);
+      if (options.metrics?.includes('f1')) point.f1 = f1;
+      if (options.metrics?.includes('macroF1')) point.macroF1 = macroF1;
+    }
+    return point;
   };
-  const spacing = Math.max(1, Math.floor(totalSteps / 100));
+  const spacing = Math.max(1, Math.floor(totalSteps / data.measureLimit));
   let lastMeasuredStep = Number.NEGATIVE_INFINITY;
   let pendingBefore: number | undefined;
   const plugin: Plugin = {

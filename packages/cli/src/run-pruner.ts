@@ -1,5 +1,7 @@
 import {
   adam,
+  type LearningRate,
+  learningRateSchedule,
   type Optimizer,
   type Plugin,
   type PrunableModel,
@@ -7,31 +9,62 @@ import {
   type ScoreStrategy,
   sgd,
 } from '@fineprune/core';
-import { type PluginRegistry, type Recipe, type RecipeOptimizer, resolvePlugins } from '@fineprune/recipes';
-import { evaluationBatches } from '@fineprune/datasets';
+import {
+  type PluginRegistry,
+  type Recipe,
+  type RecipeOptimizer,
+  resolvePlugins,
+  warmupStepsOf,
+} from '@fineprune/recipes';
 import type { RunData } from './run-data';
 
+/** AdamW's default decoupled weight decay (Loshchilov & Hutter 2019, as in BERT fine-tuning). */
+const ADAMW_WEIGHT_DECAY = 0.01;
+
 /**
- * The optimizer a recipe's `training.optimizer` (or `scoreOptimizer`) describes.
+ * The learning rate of a recipe optimizer over a run of `steps` steps: the constant rate, or its
+ * schedule (linear warm-up then linear or cosine decay) as a function of the step.
  *
  * @example
  * ```ts
- * const optimizer = makeOptimizer({ type: 'adam', learningRate: 1e-3 });
+ * const rate = optimizerLearningRate({ type: 'adamw', learningRate: 3e-4, schedule: { type: 'linear', warmupSteps: 15 } }, 150);
  * ```
  */
-export function makeOptimizer(options: RecipeOptimizer): Optimizer {
+export function optimizerLearningRate(options: RecipeOptimizer, steps: number): LearningRate {
+  const schedule = options.schedule;
+  if (!schedule || schedule.type === 'constant') return options.learningRate;
+  return learningRateSchedule(options.learningRate, {
+    type: schedule.type,
+    warmupSteps: warmupStepsOf(options, steps),
+    totalSteps: steps,
+    ...(schedule.minimum !== undefined ? { minimum: schedule.minimum } : {}),
+  });
+}
+
+/**
+ * The optimizer a recipe's `training.optimizer` (or `scoreOptimizer`) describes, over a run of
+ * `steps` steps: SGD, Adam, or AdamW (Adam with decoupled weight decay, 0.01 unless given).
+ *
+ * @example
+ * ```ts
+ * const optimizer = makeOptimizer({ type: 'adam', learningRate: 1e-3 }, 6000);
+ * ```
+ */
+export function makeOptimizer(options: RecipeOptimizer, steps: number): Optimizer {
+  const learningRate = optimizerLearningRate(options, steps);
   if (options.type === 'sgd') {
     return sgd({
-      learningRate: options.learningRate,
+      learningRate,
       ...(options.momentum !== undefined ? { momentum: options.momentum } : {}),
     });
   }
+  const weightDecay = options.weightDecay ?? (options.type === 'adamw' ? ADAMW_WEIGHT_DECAY : undefined);
   return adam({
-    learningRate: options.learningRate,
+    learningRate,
     ...(options.beta1 !== undefined ? { beta1: options.beta1 } : {}),
     ...(options.beta2 !== undefined ? { beta2: options.beta2 } : {}),
     ...(options.epsilon !== undefined ? { epsilon: options.epsilon } : {}),
-    ...(options.weightDecay !== undefined ? { weightDecay: options.weightDecay } : {}),
+    ...(weightDecay !== undefined ? { weightDecay } : {}),
   });
 }
 
@@ -55,8 +88,8 @@ export async function createRunPruner(
     seed: recipe.seed,
     totalSteps: recipe.training.steps,
     model: options.model,
-    data: options.data.source,
-    evaluationData: () => evaluationBatches(options.data.test, 1000),
+    data: options.data.train,
+    evaluationData: () => options.data.evaluationBatches(),
     baseDirectory: options.baseDirectory,
   });
   const pruner = new Pruner({
@@ -65,8 +98,10 @@ export async function createRunPruner(
     lossTerms,
     plugins: [...hooks, ...options.plugins],
     optimizers: {
-      weights: makeOptimizer(recipe.training.optimizer),
-      ...(recipe.training.scoreOptimizer ? { scores: makeOptimizer(recipe.training.scoreOptimizer) } : {}),
+      weights: makeOptimizer(recipe.training.optimizer, recipe.training.steps),
+      ...(recipe.training.scoreOptimizer
+        ? { scores: makeOptimizer(recipe.training.scoreOptimizer, recipe.training.steps) }
+        : {}),
     },
     ...(recipe.training.gradientClipping
       ? { gradientClipping: { maxNorm: recipe.training.gradientClipping } }

@@ -1,27 +1,41 @@
 import type { Pruner } from '@fineprune/core';
 import { setBackend } from '@fineprune/tensor';
 import * as tf from '@tensorflow/tfjs-core';
-import { loadRecipeDataset } from './data-sources';
-import { runData } from './run-data';
+import { saveRunCheckpoint } from './checkpoint';
+import { loadRunData } from './data-sources';
+import { bestModelKeeper, evaluationMetrics } from './run-best';
 import { prepareRun } from './run-check';
 import { createRunMeasurement } from './run-measure';
-import { openRunModel } from './run-model';
+import { disposeRunModel, openRunModel, type RunModel } from './run-model';
+import { saveBertRunCheckpoint } from './run-model-bert';
 import { createRunPruner } from './run-pruner';
 import type { RunHistory } from './run-record';
 import { runRecord, writeRunOutputs } from './run-results';
 import { checkpointWriter, runClock, trainRun } from './run-training';
 import type { RunEvent, RunOutcome, RunRecipeOptions } from './run-types';
 
+/** Writes the checkpoint of a run's model, of its kind (TF.js layers or BERT). */
+function checkpointSaver(model: RunModel, directory: string, pruner: Pruner) {
+  return (metadata: Parameters<typeof saveRunCheckpoint>[3]) =>
+    model.kind === 'bert'
+      ? saveBertRunCheckpoint(directory, model.prunable, pruner, metadata)
+      : saveRunCheckpoint(directory, model.prunable, pruner, metadata);
+}
+
 /**
  * Runs a recipe: checks it ({@link prepareRun}: plugin packages, ids and options, schedule
- * lengths, directories and their writability, all before any data is loaded), loads its data and
- * model (or resumes from its checkpoint; the model must fit the data's input width and classes),
- * builds the plugins through the registry, trains with the `Pruner`, evaluates, measures ΔL at
- * mask updates, writes checkpoints (every `checkpoint.every` steps, on abort, at the end), and at
- * the end writes the stripped model, `run.json` and `report.html` to the output directory.
+ * lengths, directories and their writability, all before any data is loaded), loads its data
+ * (a built-in dataset, a text file, an image folder or a data module) and model (a TF.js layers
+ * model or a Hugging Face BERT folder, or resumes from its checkpoint; the model must fit the data),
+ * builds the plugins through the registry, trains with the `Pruner` (learning-rate schedules,
+ * gradient accumulation), evaluates (accuracy, loss, F1 or macro-F1 as asked; the best model kept
+ * in `<out>/best` with `training.keepBest`), measures ΔL at mask updates, writes checkpoints (every
+ * `checkpoint.every` steps, on abort, at the end), and at the end writes the stripped model (in the
+ * recipe's `export.format`), `run.json` and `report.html` to the output directory.
  *
- * A resumed run reaches the same masks as an uninterrupted one: batches are a pure function of
- * the step, and checkpoints hold weights, masks, scores, optimizer slots, step and random state.
+ * A resumed run reaches the same masks as an uninterrupted one: batches and learning rates are
+ * pure functions of the step, and checkpoints hold weights, masks, scores, optimizer slots, step,
+ * random state (and a BERT model's dropout stream).
  *
  * @throws FinepruneError for invalid recipes, unknown plugins, data and I/O failures, and training failures
  *
@@ -35,15 +49,14 @@ export async function runRecipe(options: RunRecipeOptions): Promise<RunOutcome> 
   const { recipe, baseDirectory, signal } = options;
   const { registry, outputDirectory, checkpointDirectory } = await prepareRun(options);
   const backend = await setBackend(recipe.backend);
-  const dataset = options.dataset ?? (await loadRecipeDataset(recipe.data.dataset, baseDirectory));
-  const data = runData(recipe, dataset);
+  const data = await loadRunData(recipe, baseDirectory, options.dataset ? { dataset: options.dataset } : {});
   const opened = await openRunModel(recipe, {
     baseDirectory,
     checkpointDirectory,
     resume: options.resume === true,
     data,
   });
-  const { prunable, ownedModel, resumed, key } = opened;
+  const { prunable, resumed, key } = opened;
   const emit = (event: RunEvent) => options.onEvent?.(event);
   const history: RunHistory = resumed?.metadata?.history
     ? structuredClone(resumed.metadata.history)
@@ -55,13 +68,13 @@ export async function runRecipe(options: RunRecipeOptions): Promise<RunOutcome> 
     data,
     history,
     totalSteps,
+    metrics: evaluationMetrics(recipe),
     lastTargets: new Map((resumed?.state.groups ?? []).map((group) => [group.name, group.lastTarget])),
     targets: (step) => pruner!.targets(step),
     emit,
   });
   const release = () => {
-    prunable.dispose();
-    ownedModel?.dispose();
+    disposeRunModel(opened);
     measurement.dispose();
   };
   let created: Awaited<ReturnType<typeof createRunPruner>>;
@@ -100,13 +113,20 @@ export async function runRecipe(options: RunRecipeOptions): Promise<RunOutcome> 
     const clock = runClock(history);
     const checkpoint = checkpointWriter({
       directory: checkpointDirectory,
-      prunable,
+      save: checkpointSaver(opened, checkpointDirectory, pruner),
       pruner,
       key,
       history,
       clock,
+      source: opened.source,
       ...(signal ? { signal } : {}),
       emit,
+    });
+    const keepBest = bestModelKeeper({
+      recipe,
+      outputDirectory,
+      model: opened,
+      evaluations: history.evaluations,
     });
     await trainRun({
       recipe,
@@ -115,6 +135,7 @@ export async function runRecipe(options: RunRecipeOptions): Promise<RunOutcome> 
       source: data.source,
       history,
       evaluate: measurement.evaluate,
+      ...(keepBest ? { onEvaluation: keepBest } : {}),
       checkpoint,
       clock,
       ...(signal ? { signal } : {}),
@@ -125,11 +146,19 @@ export async function runRecipe(options: RunRecipeOptions): Promise<RunOutcome> 
       emit({ type: 'interrupted', step: pruner.step, checkpointDirectory });
       return { status: 'interrupted', step: pruner.step, outputDirectory, checkpointDirectory };
     }
+    // The final masks from the final scores (the benchmarks' pruner.updateMasks() after training).
+    const finalMasks = recipe.training.finalMaskUpdate && !history.finalMasks;
+    if (finalMasks) {
+      await pruner.updateMasks();
+      history.finalMasks = true;
+    }
     const last = history.evaluations.at(-1);
-    const finalPoint = last && last.step === totalSteps ? last : await measurement.evaluate(totalSteps);
+    const finalPoint =
+      last && last.step === totalSteps && !finalMasks ? last : await measurement.evaluate(totalSteps);
     if (finalPoint !== last) {
       history.evaluations.push(finalPoint);
       emit({ type: 'evaluate', point: finalPoint, dense: false });
+      await keepBest?.(finalPoint);
     }
     await checkpoint();
     clock.update();
@@ -142,7 +171,7 @@ export async function runRecipe(options: RunRecipeOptions): Promise<RunOutcome> 
       history,
       finalPoint,
     });
-    await writeRunOutputs(recipe, outputDirectory, prunable, record);
+    await writeRunOutputs(recipe, outputDirectory, opened, record);
     emit({ type: 'done', record, outputDirectory });
     return { status: 'completed', step: pruner.step, outputDirectory, checkpointDirectory, record };
   } finally {

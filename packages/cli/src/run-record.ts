@@ -12,6 +12,10 @@ export interface EvaluationPoint {
   remaining: number;
   accuracy: number;
   loss: number;
+  /** F1 of class 1 (binary tasks), when `training.metrics` asks for it. */
+  f1?: number;
+  /** Mean F1 over the classes, when `training.metrics` asks for it. */
+  macroF1?: number;
 }
 
 /**
@@ -95,6 +99,8 @@ export interface RunHistory {
   lossChanges: LossChange[];
   /** Seconds of training before the last resume. */
   seconds: number;
+  /** True once the final mask update of `training.finalMaskUpdate` has been made (it is made once). */
+  finalMasks?: boolean;
 }
 
 /**
@@ -113,7 +119,9 @@ export interface RunRecord extends RunHistory {
   backend: string;
   steps: number;
   seed: number;
-  final: { accuracy: number; loss: number; remaining: number };
+  final: { accuracy: number; loss: number; remaining: number; f1?: number; macroF1?: number };
+  /** The best evaluation by `training.keepBest.metric`, whose model is in `<out>/best`. */
+  best?: EvaluationPoint & { metric: string };
   layers: LayerRow[];
   samples: ParameterSample[];
   recipe: unknown;

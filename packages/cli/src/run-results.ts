@@ -1,12 +1,14 @@
 import path from 'node:path';
-import { type Pruner, type ScoreStrategy, sparsityReport } from '@fineprune/core';
-import { fileSystem, type LayersPrunableModel, saveStripped } from '@fineprune/layers';
+import { type PrunableModel, type Pruner, type ScoreStrategy, sparsityReport } from '@fineprune/core';
 import { type Recipe, toConfig } from '@fineprune/recipes';
 import { createRandom } from '@fineprune/tensor/random';
 import { readFloat32 } from '@fineprune/tensor/select';
 import { writeFileAtomic } from './files';
 import { renderHtmlReport } from './report/html';
 import { sampleParameter } from './report/samples';
+import { bestEvaluation } from './run-best';
+import { exportRunModel } from './run-export';
+import { exportTargetOf, type RunModel } from './run-model';
 import type { EvaluationPoint, LayerRow, ParameterSample, RunHistory, RunRecord } from './run-record';
 
 /**
@@ -29,7 +31,7 @@ export function methodLabel(recipe: Recipe): string {
 /** Weights, scores and mask of every pruned parameter, sampled for the report's plots. */
 async function parameterSamples(
   pruner: Pruner,
-  prunable: LayersPrunableModel,
+  prunable: PrunableModel,
   scoreStrategies: ReadonlyMap<string, ScoreStrategy>,
 ): Promise<ParameterSample[]> {
   const samples: ParameterSample[] = [];
@@ -68,7 +70,7 @@ export async function runRecord(options: {
   recipe: Recipe;
   backend: string;
   pruner: Pruner;
-  prunable: LayersPrunableModel;
+  prunable: PrunableModel;
   scoreStrategies: ReadonlyMap<string, ScoreStrategy>;
   history: RunHistory;
   finalPoint: EvaluationPoint;
@@ -84,6 +86,11 @@ export async function runRecord(options: {
     sparsity: row.sparsity,
   }));
   const samples = await parameterSamples(pruner, prunable, options.scoreStrategies);
+  const best = bestEvaluation(recipe, history.evaluations);
+  const scores = {
+    ...(finalPoint.f1 !== undefined ? { f1: finalPoint.f1 } : {}),
+    ...(finalPoint.macroF1 !== undefined ? { macroF1: finalPoint.macroF1 } : {}),
+  };
   return {
     formatVersion: 1,
     name: recipe.name,
@@ -92,7 +99,13 @@ export async function runRecord(options: {
     steps: recipe.training.steps,
     seed: recipe.seed,
     ...history,
-    final: { accuracy: finalPoint.accuracy, loss: finalPoint.loss, remaining: 1 - report.sparsity },
+    final: {
+      accuracy: finalPoint.accuracy,
+      loss: finalPoint.loss,
+      remaining: 1 - report.sparsity,
+      ...scores,
+    },
+    ...(best ? { best } : {}),
     layers,
     samples,
     recipe: toConfig(recipe),
@@ -101,21 +114,28 @@ export async function runRecord(options: {
 }
 
 /**
- * Writes what a finished run exports: the stripped model (`<out>/model`, with `export.strip`),
- * `run.json` and `report.html` (with `export.report`).
+ * Writes what a finished run exports: the stripped model (`<out>/model`, with `export.strip`) in the
+ * recipe's `export.format`, `run.json` and `report.html` (with `export.report`). A layers model that
+ * started from a quantized file is exported in the same quantization, so the export is no larger
+ * than the model it came from.
  *
  * @example
  * ```ts
- * await writeRunOutputs(recipe, 'out/tiny', prunable, record);
+ * await writeRunOutputs(recipe, 'out/tiny', opened, record);
  * ```
  */
 export async function writeRunOutputs(
   recipe: Recipe,
   outputDirectory: string,
-  prunable: LayersPrunableModel,
+  model: RunModel,
   record: RunRecord,
 ): Promise<void> {
-  if (recipe.export.strip) await saveStripped(prunable, fileSystem(path.join(outputDirectory, 'model')));
+  if (recipe.export.strip)
+    await exportRunModel(
+      recipe,
+      exportTargetOf(model, recipe.export.dtype),
+      path.join(outputDirectory, 'model'),
+    );
   if (recipe.export.report) {
     await writeFileAtomic(path.join(outputDirectory, 'run.json'), `${JSON.stringify(record)}\n`);
     await writeFileAtomic(path.join(outputDirectory, 'report.html'), renderHtmlReport([record]));

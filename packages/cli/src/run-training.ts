@@ -1,7 +1,13 @@
-import { type BatchProvider, type Pruner, type StepResult, sparsityReport } from '@fineprune/core';
-import type { LayersPrunableModel } from '@fineprune/layers';
+import {
+  type MicroBatchProvider,
+  type PrunableModel,
+  type Pruner,
+  type StepResult,
+  sparsityReport,
+} from '@fineprune/core';
 import type { Recipe } from '@fineprune/recipes';
-import { saveRunCheckpoint } from './checkpoint';
+import type { RunCheckpointMetadata } from './checkpoint';
+import type { ModelSource } from './model-source';
 import type { EvaluationPoint, RunHistory } from './run-record';
 import type { RunEvent } from './run-types';
 
@@ -45,27 +51,30 @@ export function runClock(history: RunHistory): RunClock {
  *
  * @example
  * ```ts
- * const checkpoint = checkpointWriter({ directory, prunable, pruner, key, history, clock, emit });
+ * const checkpoint = checkpointWriter({ directory, save, pruner, key, history, clock, emit });
  * await checkpoint();
  * ```
  */
 export function checkpointWriter(options: {
   directory: string;
-  prunable: LayersPrunableModel;
+  /** Writes the model's checkpoint (of its kind: layers or BERT) with the run metadata. */
+  save(metadata: RunCheckpointMetadata): Promise<void>;
   pruner: Pruner;
   key: string;
   history: RunHistory;
   clock: RunClock;
+  /** The model file the run started from, recorded in each checkpoint. */
+  source?: ModelSource | undefined;
   signal?: AbortSignal;
   emit(event: RunEvent): void;
 }): () => Promise<void> {
-  const { directory, prunable, pruner, key, history, clock, emit } = options;
+  const { directory, save, pruner, key, history, clock, emit, source } = options;
   let lastStep = -1;
   return async () => {
     if (lastStep === pruner.step && !options.signal?.aborted) return;
     lastStep = pruner.step;
     clock.update();
-    await saveRunCheckpoint(directory, prunable, pruner, { formatVersion: 1, recipeKey: key, history });
+    await save({ formatVersion: 1, recipeKey: key, history, ...(source ? { source } : {}) });
     emit({ type: 'checkpoint', step: pruner.step, directory });
   };
 }
@@ -83,10 +92,12 @@ export function checkpointWriter(options: {
 export async function trainRun(options: {
   recipe: Recipe;
   pruner: Pruner;
-  prunable: LayersPrunableModel;
-  source: BatchProvider;
+  prunable: PrunableModel;
+  source: MicroBatchProvider;
   history: RunHistory;
   evaluate(step: number): Promise<EvaluationPoint>;
+  /** Called with each evaluation once it is in the history (best-model keeping). */
+  onEvaluation?(point: EvaluationPoint): Promise<void>;
   checkpoint(): Promise<void>;
   clock: RunClock;
   signal?: AbortSignal;
@@ -110,7 +121,9 @@ export async function trainRun(options: {
                 const point = await evaluate(context.step);
                 history.evaluations.push(point);
                 emit({ type: 'evaluate', point, dense: false });
-                return { accuracy: point.accuracy, loss: point.loss, remaining: point.remaining };
+                await options.onEvaluation?.(point);
+                const { step: _step, ...metrics } = point;
+                return metrics;
               },
             },
           ],

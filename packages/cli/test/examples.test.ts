@@ -68,7 +68,7 @@ async function withSavedModels(recipe: Recipe): Promise<Recipe> {
             baseDirectory: RECIPES_DIRECTORY,
             registry,
             outputDirectory,
-            dataset: await dataset(source.data.dataset),
+            dataset: await dataset(source.data.dataset as 'mnist' | 'fashion-mnist'),
           });
           return path.join(outputDirectory, 'model');
         })(),
@@ -114,7 +114,7 @@ describe('example recipes', () => {
         source: file,
         registry,
         outputDirectory,
-        dataset: await dataset(recipe.data.dataset),
+        dataset: await dataset(recipe.data.dataset as 'mnist' | 'fashion-mnist'),
       });
       expect(outcome.status).toBe('completed');
       expect(outcome.record!.steps).toBe(12);

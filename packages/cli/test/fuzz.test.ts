@@ -122,7 +122,17 @@ describe('untrusted files under generated bad inputs, each case in a memory-capp
       expect(failures).toEqual([]);
       expect(peak).toBeLessThanOrEqual(LIMITS.rssLimitBytes);
       // Every format's bad inputs were reached and refused (not all accepted as valid).
-      for (const format of ['model-json', 'checkpoint', 'safetensors', 'idx', 'huggingface', 'recipe'])
+      for (const format of [
+        'model-json',
+        'checkpoint',
+        'safetensors',
+        'idx',
+        'huggingface',
+        'recipe',
+        'compact',
+        'text-data',
+        'image-folder',
+      ])
         expect(
           Object.keys(counts[format] ?? {}).filter((code) => code !== 'OK').length,
           format,

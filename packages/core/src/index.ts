@@ -11,3 +11,4 @@ export * from './divergence-guard';
 export * from './report';
 export * from './structures';
 export * from './blocks';
+export * from './learning-rate-schedules';

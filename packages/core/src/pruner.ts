@@ -101,6 +101,19 @@ export interface BatchProvider {
   batch(step: number): Batch;
 }
 
+/**
+ * A source of the micro-batches of each step, for gradient accumulation (see
+ * {@link Pruner.trainStep}); like a {@link BatchProvider}, a pure function of the step.
+ *
+ * @example
+ * ```ts
+ * const accumulate: MicroBatchProvider = { batch: (step) => [source.batch(2 * step), source.batch(2 * step + 1)] };
+ * ```
+ */
+export interface MicroBatchProvider {
+  batch(step: number): Batch | Batch[];
+}
+
 /** An evaluation callback of {@link Pruner.run}. */
 export interface EvaluationCallback {
   /** Run every this many steps (counted from step 0). */
@@ -111,8 +124,11 @@ export interface EvaluationCallback {
 
 /** Options of {@link Pruner.run}. */
 export interface RunOptions {
-  /** Where batches come from. The pruner disposes each batch's tensors after its step. */
-  data: BatchProvider | ((step: number) => Batch);
+  /**
+   * Where batches come from (a list of micro-batches accumulates gradients over them). The pruner
+   * disposes each batch's tensors after its step.
+   */
+  data: BatchProvider | MicroBatchProvider | ((step: number) => Batch | Batch[]);
   /** Run until this many steps have been completed in total (a resumed run continues to the same number). */
   untilStep: number;
   evaluations?: EvaluationCallback[];
@@ -602,17 +618,29 @@ export class Pruner {
   }
 
   /**
-   * One training step on a batch. The batch's tensors stay owned by the caller.
+   * One training step on a batch, or on several micro-batches whose gradients are accumulated: with
+   * `k` micro-batches, each is run forward and backward in turn (only one graph is alive at a time)
+   * and the optimizers apply the mean of their gradients, the gradient of the mean loss — one step
+   * on a batch of `k` times the size when the micro-batches have equal sizes. Masks are selected
+   * once, before the first micro-batch. The batches' tensors stay owned by the caller.
    *
    * @example
    * ```ts
    * const batch = source.batch(pruner.step);
    * const result = await pruner.trainStep(batch);
    * tf.dispose([batch.x, batch.y]);
+   * // gradient accumulation: two micro-batches of 16 make one step on 32 examples
+   * await pruner.trainStep([source.batch(2 * step), source.batch(2 * step + 1)]);
    * ```
    */
-  async trainStep(batch: Batch): Promise<StepResult> {
+  async trainStep(batch: Batch | readonly Batch[]): Promise<StepResult> {
     this.assertLive();
+    const microBatches: readonly Batch[] = Array.isArray(batch) ? batch : [batch as Batch];
+    if (microBatches.length === 0)
+      invalid(
+        'trainStep() got an empty list of micro-batches.',
+        'Pass one batch, or at least one micro-batch.',
+      );
     const step = this.currentStep;
     const targets = this.targets(step);
     await this.driver.run('onStepStart', { ...this.context(), target: targets[this.groups[0]!.name]! });
@@ -628,47 +656,19 @@ export class Pruner {
     const weights = this.weightVariables();
     const scores = this.scoreVariables();
     const named = [...weights, ...scores];
-    let taskLoss: tf.Scalar | undefined;
-    let value: tf.Scalar | undefined;
-    let grads: tf.NamedTensorMap = {};
-    this.training = true;
+    const {
+      value,
+      taskLoss,
+      grads: accumulated,
+    } = this.accumulatedGradients(
+      microBatches,
+      step,
+      targets,
+      named.map((entry) => entry.variable),
+    );
+    let grads = accumulated;
     try {
-      ({ value, grads } = tf.variableGrads(
-        () => {
-          const outputs = this.model.forward(batch.x, { training: true });
-          const task = this.model.loss(outputs, batch);
-          taskLoss = tf.keep(task.clone());
-          if (this.lossTerms.length === 0) return task;
-          const lossContext = {
-            ...this.context(),
-            batch,
-            outputs,
-            targets,
-            pruned: this.pruned(),
-            prunedUnits: this.prunedUnits(),
-          };
-          const terms = this.lossTerms.map((term) =>
-            PluginDriver.callSync(term, 'compute', step, () => term.compute(lossContext)),
-          );
-          const weight = this.taskLossWeight();
-          return addMany([weight === 1 ? task : tf.mul(task, weight), ...terms]) as tf.Scalar;
-        },
-        named.map((entry) => entry.variable),
-      ));
-    } catch (error) {
-      taskLoss?.dispose();
-      if (FinepruneError.is(error)) throw error;
-      throw new FinepruneError({
-        code: ErrorCodes.INVALID_ARGUMENT,
-        message: `The forward or backward pass failed at step ${step}: ${(error as Error).message}`,
-        fix: 'Check that the batch fits the model (input shape, label format) and that the loss is a scalar.',
-        cause: error,
-      });
-    } finally {
-      this.training = false;
-    }
-    try {
-      const [lossValue, taskValue] = await Promise.all([value.data(), taskLoss!.data()]);
+      const [lossValue, taskValue] = await Promise.all([value.data(), taskLoss.data()]);
       const verdict = this.guard.check(lossValue[0]!);
       if (verdict !== 'ok') {
         const guarded = named.map(({ name, variable }) => ({
@@ -719,8 +719,104 @@ export class Pruner {
       return result;
     } finally {
       value.dispose();
-      taskLoss?.dispose();
+      taskLoss.dispose();
       tf.dispose(grads);
+    }
+  }
+
+  /**
+   * The total and task loss and the gradients of one step: of the batch itself, or the means over
+   * micro-batches (each micro-batch's graph is freed before the next one runs).
+   */
+  private accumulatedGradients(
+    microBatches: readonly Batch[],
+    step: number,
+    targets: Record<string, number>,
+    variables: tf.Variable[],
+  ): { value: tf.Scalar; taskLoss: tf.Scalar; grads: tf.NamedTensorMap } {
+    if (microBatches.length === 1) return this.batchGradients(microBatches[0]!, step, targets, variables);
+    let total: { value: tf.Scalar; taskLoss: tf.Scalar; grads: tf.NamedTensorMap } | undefined;
+    try {
+      for (const microBatch of microBatches) {
+        const next = this.batchGradients(microBatch, step, targets, variables);
+        if (total === undefined) {
+          total = next;
+          continue;
+        }
+        const previous = total;
+        total = tf.tidy(() => ({
+          value: tf.add(previous.value, next.value) as tf.Scalar,
+          taskLoss: tf.add(previous.taskLoss, next.taskLoss) as tf.Scalar,
+          grads: Object.fromEntries(
+            Object.entries(previous.grads).map(([key, gradient]) => {
+              const other = next.grads[key];
+              return [key, other ? tf.add(gradient, other) : tf.clone(gradient)];
+            }),
+          ),
+        }));
+        tf.dispose([previous.value, previous.taskLoss, next.value, next.taskLoss]);
+        tf.dispose([previous.grads, next.grads] as tf.TensorContainer);
+      }
+      const sum = total!;
+      const scale = 1 / microBatches.length;
+      // The gradient of the mean loss over the micro-batches is the mean of their gradients.
+      const mean = tf.tidy(() => ({
+        value: tf.mul(sum.value, scale) as tf.Scalar,
+        taskLoss: tf.mul(sum.taskLoss, scale) as tf.Scalar,
+        grads: Object.fromEntries(
+          Object.entries(sum.grads).map(([key, gradient]) => [key, tf.mul(gradient, scale)]),
+        ),
+      }));
+      return mean;
+    } finally {
+      if (total) {
+        tf.dispose([total.value, total.taskLoss]);
+        tf.dispose(total.grads as tf.TensorContainer);
+      }
+    }
+  }
+
+  /** The losses and gradients of one batch (the model runs in training mode). */
+  private batchGradients(
+    batch: Batch,
+    step: number,
+    targets: Record<string, number>,
+    variables: tf.Variable[],
+  ): { value: tf.Scalar; taskLoss: tf.Scalar; grads: tf.NamedTensorMap } {
+    let taskLoss: tf.Scalar | undefined;
+    this.training = true;
+    try {
+      const { value, grads } = tf.variableGrads(() => {
+        const outputs = this.model.forward(batch.x, { training: true });
+        const task = this.model.loss(outputs, batch);
+        taskLoss = tf.keep(task.clone());
+        if (this.lossTerms.length === 0) return task;
+        const lossContext = {
+          ...this.context(),
+          batch,
+          outputs,
+          targets,
+          pruned: this.pruned(),
+          prunedUnits: this.prunedUnits(),
+        };
+        const terms = this.lossTerms.map((term) =>
+          PluginDriver.callSync(term, 'compute', step, () => term.compute(lossContext)),
+        );
+        const weight = this.taskLossWeight();
+        return addMany([weight === 1 ? task : tf.mul(task, weight), ...terms]) as tf.Scalar;
+      }, variables);
+      return { value, taskLoss: taskLoss!, grads };
+    } catch (error) {
+      taskLoss?.dispose();
+      if (FinepruneError.is(error)) throw error;
+      throw new FinepruneError({
+        code: ErrorCodes.INVALID_ARGUMENT,
+        message: `The forward or backward pass failed at step ${step}: ${(error as Error).message}`,
+        fix: 'Check that the batch fits the model (input shape, label format) and that the loss is a scalar.',
+        cause: error,
+      });
+    } finally {
+      this.training = false;
     }
   }
 
@@ -752,7 +848,8 @@ export class Pruner {
       try {
         last = await this.trainStep(batch);
       } finally {
-        tf.dispose([batch.x, batch.y] as tf.TensorContainer);
+        for (const entry of Array.isArray(batch) ? batch : [batch])
+          tf.dispose([entry.x, entry.y] as tf.TensorContainer);
       }
       await options.onStep?.(last);
       for (const evaluation of options.evaluations ?? []) {

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { keptUnits, type Structure } from './structures';
+import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import type { Batch, PrunableModel, PrunableParameter } from './types';
 
 /** How much of one parameter is kept. */
@@ -99,6 +100,63 @@ export interface ClassifierMetrics {
   loss: number;
   accuracy: number;
   count: number;
+  /**
+   * With `options.classes`: `confusion[label][predicted]` counts, for {@link classificationScores}.
+   */
+  confusion?: number[][];
+}
+
+/**
+ * Options of {@link evaluateClassifier}.
+ *
+ * @example
+ * ```ts
+ * const options: EvaluateClassifierOptions = { classes: 2 };
+ * ```
+ */
+export interface EvaluateClassifierOptions {
+  /** Count a confusion matrix over this many classes (labels and predictions must be below it). */
+  classes?: number;
+}
+
+/**
+ * Accuracy and F1 scores from a confusion matrix (`confusion[label][predicted]`). F1 of a class is
+ * 2·TP / (2·TP + FP + FN) (0 when the class has no true or predicted example); `f1` is the F1 of
+ * class 1, the positive class of a binary task; `macroF1` is the mean F1 over the classes that occur
+ * among the labels or the predictions (as scikit-learn's `f1_score(average='macro')` does).
+ *
+ * @example
+ * ```ts
+ * classificationScores([[5, 1], [2, 2]]); // { accuracy: 0.7, f1: 4/7 ≈ 0.5714, macroF1: (10/13 + 4/7)/2 ≈ 0.6703 }
+ * ```
+ */
+export function classificationScores(confusion: readonly (readonly number[])[]): {
+  accuracy: number;
+  f1: number;
+  macroF1: number;
+} {
+  const classes = confusion.length;
+  let total = 0;
+  let correct = 0;
+  const perClass: number[] = [];
+  for (let c = 0; c < classes; c++) {
+    const truePositives = confusion[c]![c]!;
+    let labelled = 0;
+    let predicted = 0;
+    for (let other = 0; other < classes; other++) {
+      labelled += confusion[c]![other]!;
+      predicted += confusion[other]![c]!;
+    }
+    total += labelled;
+    correct += truePositives;
+    if (labelled + predicted > 0) perClass[c] = (2 * truePositives) / (labelled + predicted);
+  }
+  const present = perClass.filter((value) => value !== undefined);
+  return {
+    accuracy: total ? correct / total : Number.NaN,
+    f1: classes >= 2 ? (perClass[1] ?? 0) : Number.NaN,
+    macroF1: present.length ? present.reduce((sum, value) => sum + value, 0) / present.length : Number.NaN,
+  };
 }
 
 /**
@@ -113,28 +171,60 @@ export interface ClassifierMetrics {
 export async function evaluateClassifier(
   model: PrunableModel,
   batches: Iterable<Batch>,
+  options: EvaluateClassifierOptions = {},
 ): Promise<ClassifierMetrics> {
+  const classes = options.classes;
+  const confusion =
+    classes === undefined
+      ? undefined
+      : Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
   let lossSum = 0;
   let correct = 0;
   let count = 0;
   for (const batch of batches) {
-    const [lossTensor, correctTensor] = tf.tidy(() => {
+    const [lossTensor, correctTensor, targetTensor, predictedTensor] = tf.tidy(() => {
       const outputs = model.forward(batch.x, { training: false });
       const logits = (Array.isArray(outputs) ? outputs[0] : outputs) as tf.Tensor;
       const labels = batch.y as tf.Tensor;
-      const target = labels.rank === 1 ? labels : tf.argMax(labels, -1);
-      const hits = tf.sum(tf.cast(tf.equal(tf.argMax(logits, -1), tf.cast(target, 'int32')), 'float32'));
-      return [model.loss(outputs, batch), hits];
+      const target = tf.cast(labels.rank === 1 ? labels : tf.argMax(labels, -1), 'int32');
+      const predicted = tf.argMax(logits, -1);
+      const hits = tf.sum(tf.cast(tf.equal(predicted, target), 'float32'));
+      return [model.loss(outputs, batch), hits, target, predicted];
     });
-    const size = (batch.y as tf.Tensor).shape[0]!;
-    lossSum += (await lossTensor.data())[0]! * size;
-    correct += (await correctTensor.data())[0]!;
-    count += size;
-    tf.dispose([lossTensor, correctTensor, batch.x, batch.y] as tf.TensorContainer);
+    try {
+      const size = (batch.y as tf.Tensor).shape[0]!;
+      lossSum += (await lossTensor.data())[0]! * size;
+      correct += (await correctTensor.data())[0]!;
+      count += size;
+      if (confusion) {
+        const [target, predicted] = await Promise.all([targetTensor.data(), predictedTensor.data()]);
+        for (let i = 0; i < target.length; i++) {
+          const row = confusion[target[i]!];
+          if (row === undefined || predicted[i]! >= classes!) {
+            throw new FinepruneError({
+              code: ErrorCodes.SHAPE_MISMATCH,
+              message: `evaluateClassifier: label ${target[i]} or prediction ${predicted[i]} is not below classes ${classes}.`,
+              fix: 'Pass the number of classes of the task, and a model with one output per class.',
+            });
+          }
+          row[predicted[i]!]! += 1;
+        }
+      }
+    } finally {
+      tf.dispose([
+        lossTensor,
+        correctTensor,
+        targetTensor,
+        predictedTensor,
+        batch.x,
+        batch.y,
+      ] as tf.TensorContainer);
+    }
   }
   return {
     loss: count ? lossSum / count : Number.NaN,
     accuracy: count ? correct / count : Number.NaN,
     count,
+    ...(confusion ? { confusion } : {}),
   };
 }

@@ -7,7 +7,7 @@ import {
   stepUnits,
 } from './registry';
 import { checkGroupComposition, checkRecipePlugins } from './resolve';
-import type { Recipe } from './schema';
+import type { Recipe, RecipeOptimizer } from './schema';
 import { formatPath, type RecipeIssue, recipeError } from './validate';
 
 /**
@@ -82,12 +82,77 @@ export function scheduleLengthIssues(
 }
 
 /**
+ * The warm-up of an optimizer's learning-rate schedule in steps: `warmupSteps`, or `warmupFraction`
+ * of `training.steps` rounded to the nearest step, or 0.
+ *
+ * @example
+ * ```ts
+ * warmupStepsOf({ type: 'adamw', learningRate: 3e-4, schedule: { type: 'linear', warmupFraction: 0.1 } }, 150); // 15
+ * ```
+ */
+export function warmupStepsOf(optimizer: RecipeOptimizer, steps: number): number {
+  const schedule = optimizer.schedule;
+  if (!schedule) return 0;
+  if (schedule.warmupSteps !== undefined) return schedule.warmupSteps;
+  return schedule.warmupFraction !== undefined ? Math.round(schedule.warmupFraction * steps) : 0;
+}
+
+/**
+ * The problems of a recipe's training section that the schema cannot see alone: a learning-rate
+ * schedule with both `warmupSteps` and `warmupFraction`, a warm-up that does not end before
+ * `training.steps`, a `minimum` above the peak rate.
+ *
+ * @example
+ * ```ts
+ * trainingIssues(recipe); // [] for a sound recipe
+ * ```
+ */
+export function trainingIssues(recipe: Recipe): RecipeIssue[] {
+  const issues: RecipeIssue[] = [];
+  const steps = recipe.training.steps;
+  const optimizers = [
+    ['optimizer', recipe.training.optimizer],
+    ['scoreOptimizer', recipe.training.scoreOptimizer],
+  ] as const;
+  for (const [key, optimizer] of optimizers) {
+    const schedule = optimizer?.schedule;
+    if (!optimizer || !schedule) continue;
+    const at = formatPath(['training', key, 'schedule']);
+    if (schedule.warmupSteps !== undefined && schedule.warmupFraction !== undefined) {
+      issues.push({
+        path: at,
+        message: 'gives both warmupSteps and warmupFraction',
+        fix: 'Keep one of them.',
+      });
+      continue;
+    }
+    const warmup = warmupStepsOf(optimizer, steps);
+    if (schedule.type !== 'constant' && warmup >= steps) {
+      issues.push({
+        path: at,
+        message: `warms up for ${warmup} steps, which does not end before training.steps ${steps}`,
+        fix: `Use a warm-up shorter than the run (for example warmupFraction: 0.1, ${Math.round(0.1 * steps)} steps).`,
+      });
+    }
+    if (schedule.minimum !== undefined && schedule.minimum > optimizer.learningRate) {
+      issues.push({
+        path: `${at}.minimum`,
+        message: `is ${schedule.minimum}, above the peak learningRate ${optimizer.learningRate}`,
+        fix: 'Give a minimum below the learning rate, or leave it out (1e-8).',
+      });
+    }
+  }
+  return issues;
+}
+
+/**
  * Every check of a recipe that needs neither its model nor its data, the same for `fineprune
  * validate` and before a run starts: plugin ids and options ({@link checkRecipePlugins}); each
  * plugin whose definition declares an options schema built by its factory with `checkOnly: true`
  * (no model, no data), so the factory's own checks run too (`finalSparsity` in [0, 1), a cubic
  * `interval` ≥ 1, …); each group's plugins agreeing ({@link checkGroupComposition}); and each
- * schedule reaching its final target within `training.steps` ({@link scheduleLengthIssues}).
+ * schedule reaching its final target within `training.steps` ({@link scheduleLengthIssues}); the
+ * learning-rate schedules fitting the run ({@link trainingIssues}).
  * Definitions without a schema predate this protocol: they are built only for the run.
  *
  * @throws FinepruneError `UNKNOWN_PLUGIN`, `INVALID_RECIPE`, `INCOMPATIBLE_PLUGINS`, or a factory's own error with the recipe path
@@ -134,6 +199,6 @@ export async function checkRecipe(
   for (const [index, term] of recipe.lossTerms.entries())
     await build('lossTerm', term, formatPath(['lossTerms', index]));
   for (const [index, hook] of recipe.hooks.entries()) await build('hook', hook, formatPath(['hooks', index]));
-  const issues = scheduleLengthIssues(recipe, registry, schedules);
+  const issues = [...scheduleLengthIssues(recipe, registry, schedules), ...trainingIssues(recipe)];
   if (issues.length > 0) throw recipeError(issues, options.source);
 }

@@ -9,8 +9,13 @@ export {
   type PluginReference,
   type Recipe,
   type RecipeInput,
+  type RecipeData,
+  type RecipeImageData,
+  type RecipeLearningRateSchedule,
   type RecipeModel,
   type RecipeOptimizer,
+  type RecipeTextData,
+  type RecipeTokenizer,
   type RecipePruningGroup,
   type RecipeSelector,
   MAX_STRING_LENGTH,
@@ -18,6 +23,7 @@ export {
   RUN_NAME,
   recipeSchema,
 } from './schema';
+export { BUILTIN_DATASETS } from './schema-data';
 export {
   formatPath,
   MAX_DEPTH,
@@ -48,7 +54,13 @@ export {
 } from './registry';
 export { nearestName } from './nearest-name';
 export { type OptionSpec, type OptionsSchema, optionIssues } from './options';
-export { checkRecipe, SCHEDULE_END_TOLERANCE, scheduleLengthIssues } from './check';
+export {
+  checkRecipe,
+  SCHEDULE_END_TOLERANCE,
+  scheduleLengthIssues,
+  trainingIssues,
+  warmupStepsOf,
+} from './check';
 export {
   checkGroupComposition,
   checkRecipePlugins,

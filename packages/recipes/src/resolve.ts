@@ -454,7 +454,8 @@ export interface ShortenOptions {
 /**
  * A shorter copy of a recipe for smoke tests and CI: `training.steps` becomes `maxSteps` (when
  * smaller), and every step-valued plugin option that the registry declares (`stepOptions`) is
- * scaled by the same factor, as are `training.evaluateEvery` and `checkpoint.every`. Data limits
+ * scaled by the same factor, as are `training.evaluateEvery`, `checkpoint.every` and the
+ * learning-rate warm-ups given in steps (`warmupFraction` scales by itself). Data limits
  * are applied as given.
  *
  * @example
@@ -486,6 +487,10 @@ export function shortenRecipe(recipe: Recipe, registry: PluginRegistry, options:
   if (copy.training.evaluateEvery > 0)
     copy.training.evaluateEvery = scaleInterval(copy.training.evaluateEvery);
   if (copy.checkpoint.every > 0) copy.checkpoint.every = scaleInterval(copy.checkpoint.every);
+  for (const optimizer of [copy.training.optimizer, copy.training.scoreOptimizer]) {
+    const schedule = optimizer?.schedule;
+    if (schedule?.warmupSteps !== undefined) schedule.warmupSteps = scaleSteps(schedule.warmupSteps);
+  }
   const scale = (kind: PluginKind, reference: { id: string; options: Record<string, unknown> }) => {
     const definition = registry.get(kind, reference.id);
     for (const [key, unit] of Object.entries(definition ? stepUnits(definition) : {})) {

@@ -1,4 +1,8 @@
 import { z } from 'zod';
+import { dataSchema } from './schema-data';
+import { MAX_STRING_LENGTH } from './schema-limits';
+
+export { MAX_STRING_LENGTH };
 
 /**
  * The recipe format version this package reads and writes.
@@ -9,16 +13,6 @@ import { z } from 'zod';
  * ```
  */
 export const RECIPE_VERSION = 1 as const;
-
-/**
- * Longest string accepted anywhere in a recipe (names, paths, patterns, option values).
- *
- * @example
- * ```ts
- * if (name.length > MAX_STRING_LENGTH) throw new Error('too long for a recipe');
- * ```
- */
-export const MAX_STRING_LENGTH = 4096;
 
 /**
  * What a run name may be: one folder name made of letters, digits, `_`, `.` and `-`, but not `.` or
@@ -95,17 +89,61 @@ export const pluginReferenceSchema = z
   })
   .describe('A plugin by id with its options.');
 
+/**
+ * A learning-rate schedule over the run (`training.steps` long): constant, linear warm-up then
+ * linear decay, or warm-up then cosine decay.
+ *
+ * @example
+ * ```ts
+ * learningRateScheduleSchema.parse({ type: 'linear', warmupSteps: 15 });
+ * ```
+ */
+export const learningRateScheduleSchema = z
+  .strictObject({
+    type: z
+      .enum(['constant', 'linear', 'cosine'])
+      .default('constant')
+      .describe(
+        'constant; linear: warm-up then linear decay to 0 at the last step; cosine: warm-up then half a cosine down to minimum.',
+      ),
+    warmupSteps: z
+      .int()
+      .min(0)
+      .max(1_000_000_000)
+      .optional()
+      .describe('Steps of linear warm-up (default 0).'),
+    warmupFraction: z
+      .number()
+      .min(0)
+      .lt(1)
+      .optional()
+      .describe('Warm-up as a share of training.steps (rounded), instead of warmupSteps.'),
+    minimum: z.number().positive().max(1e6).optional().describe('The floor of the rate (default 1e-8).'),
+  })
+  .describe('How the learning rate changes over the run.');
+
 const optimizerSchema = z
   .strictObject({
-    type: z.enum(['adam', 'sgd']).default('adam').describe('The optimizer.'),
-    learningRate: positive('The learning rate.'),
+    type: z
+      .enum(['adam', 'adamw', 'sgd'])
+      .default('adam')
+      .describe('The optimizer; adamw is Adam with decoupled weight decay (default 0.01).'),
+    learningRate: positive('The (peak) learning rate.'),
+    schedule: learningRateScheduleSchema
+      .optional()
+      .describe('The learning-rate schedule (default constant).'),
     beta1: z.number().min(0).lt(1).optional().describe('Adam β₁ (default 0.9).'),
     beta2: z.number().min(0).lt(1).optional().describe('Adam β₂ (default 0.999).'),
     epsilon: z.number().positive().max(1).optional().describe('Adam ε (default 1e-8).'),
-    weightDecay: z.number().min(0).max(1).optional().describe('Decoupled weight decay (AdamW).'),
+    weightDecay: z
+      .number()
+      .min(0)
+      .max(1)
+      .optional()
+      .describe('Decoupled weight decay (AdamW): θ ← θ − α·decay·θ (default 0 for adam, 0.01 for adamw).'),
     momentum: z.number().min(0).lt(1).optional().describe('SGD momentum.'),
   })
-  .describe('An optimizer with a constant learning rate.');
+  .describe('An optimizer with its learning rate and schedule.');
 
 const modelCommon = {
   loss: z
@@ -116,7 +154,8 @@ const modelCommon = {
 };
 
 /**
- * Where the model comes from: a built-in example model, a saved TF.js model, or a module that builds one.
+ * Where the model comes from: a built-in example model, a saved TF.js model, a Hugging Face BERT
+ * folder, or a module that builds one.
  *
  * @example
  * ```ts
@@ -137,6 +176,21 @@ export const modelSchema = z
       ...modelCommon,
     }),
     z.strictObject({
+      huggingFace: text(
+        'A Hugging Face BERT folder (config.json + model.safetensors, and vocab.txt for text data), relative to the recipe; a sequence-classification head of one output per label is added.',
+      ),
+      freezeEmbeddings: z
+        .boolean()
+        .default(true)
+        .describe('Keep the embedding modules frozen (as Movement Pruning does).'),
+      strict: z
+        .boolean()
+        .default(false)
+        .describe(
+          'Require every tensor of the head too (false: a missing or other-sized pooler or classifier starts fresh).',
+        ),
+    }),
+    z.strictObject({
       module: text('A JavaScript module (relative to the recipe, or a package) that builds the model.'),
       export: z
         .string()
@@ -149,22 +203,7 @@ export const modelSchema = z
   ])
   .describe('The model to prune.');
 
-/**
- * The data: a built-in dataset, batch size and optional subsets.
- *
- * @example
- * ```ts
- * dataSchema.parse({ dataset: 'mnist', batchSize: 100 });
- * ```
- */
-export const dataSchema = z
-  .strictObject({
-    dataset: z.enum(['mnist', 'fashion-mnist']).describe('A built-in dataset id.'),
-    batchSize: count('Examples per training batch.').max(65536).default(100),
-    trainLimit: count('Use only the first N training examples.').optional(),
-    testLimit: count('Evaluate on only the first N test examples.').optional(),
-  })
-  .describe('The training and evaluation data.');
+export { dataSchema };
 
 /**
  * Training hyper-parameters.
@@ -180,7 +219,35 @@ export const trainingSchema = z
     optimizer: optimizerSchema.describe('Trains the weights.'),
     scoreOptimizer: optimizerSchema.optional().describe('Trains learned scores (movement, l0).'),
     gradientClipping: positive('Clip the global gradient norm to this value.').optional(),
+    gradientAccumulation: count(
+      'Micro-batches of data.batchSize per optimizer step; their gradients are averaged (default 1).',
+    )
+      .max(1024)
+      .default(1),
     evaluateEvery: count('Evaluate on the test data every N steps (0: only at the end).', 0).default(0),
+    metrics: z
+      .array(z.enum(['accuracy', 'f1', 'macroF1']))
+      .min(1)
+      .max(3)
+      .default(['accuracy'])
+      .describe('What evaluations report: accuracy, f1 (binary, class 1 positive), macroF1.'),
+    keepBest: z
+      .strictObject({
+        metric: z
+          .enum(['accuracy', 'f1', 'macroF1', 'loss'])
+          .default('accuracy')
+          .describe('The evaluation metric that decides (loss: lowest, others: highest).'),
+      })
+      .optional()
+      .describe(
+        'Export the model of the best evaluation to <out>/best (with best.json), as evaluations happen.',
+      ),
+    finalMaskUpdate: z
+      .boolean()
+      .default(false)
+      .describe(
+        'After the last step, select the masks once more from the final scores (the benchmark’s final masks).',
+      ),
     divergenceGuard: z
       .union([
         z.literal(false),
@@ -259,6 +326,16 @@ export const exportSchema = z
   .strictObject({
     directory: text('Output directory, relative to the recipe (default `out/<name>`).').optional(),
     strip: z.boolean().default(true).describe('Save the stripped model (masks applied, scores dropped).'),
+    format: z
+      .enum(['auto', 'tfjs', 'huggingface', 'sparse'])
+      .default('auto')
+      .describe(
+        'The model format: tfjs (model.json) for layers models, huggingface (config.json + model.safetensors) for BERT, sparse (one compact model.fpsparse of @fineprune/sparse) for layers models; auto picks tfjs or huggingface by model.',
+      ),
+    dtype: z
+      .enum(['F32', 'F16'])
+      .default('F32')
+      .describe('Weight precision of a huggingface export, and of the values of a sparse one.'),
     report: z.boolean().default(true).describe('Write report.html and run.json.'),
   })
   .describe('What the run writes at the end.');
@@ -324,7 +401,7 @@ export const recipeSchema = z
       .max(64)
       .default([])
       .describe('Hook-only plugins (loggers, metrics).'),
-    export: exportSchema.default({ strip: true, report: true }),
+    export: exportSchema.default({ strip: true, format: 'auto', dtype: 'F32', report: true }),
     checkpoint: checkpointSchema.default({ every: 0 }),
   })
   .describe('A fineprune recipe: one pruning run, as data.');
@@ -393,3 +470,49 @@ export type RecipeModel = z.output<typeof modelSchema>;
  * ```
  */
 export type RecipeOptimizer = z.output<typeof optimizerSchema>;
+/**
+ * The data section of a recipe.
+ *
+ * @example
+ * ```ts
+ * const data: RecipeData = recipe.data;
+ * if (data.text) console.log(data.text.train);
+ * ```
+ */
+export type RecipeData = z.output<typeof dataSchema>;
+/**
+ * A text data source of a recipe (`data.text`).
+ *
+ * @example
+ * ```ts
+ * const source: RecipeTextData | undefined = recipe.data.text;
+ * ```
+ */
+export type RecipeTextData = NonNullable<RecipeData['text']>;
+/**
+ * An image-folder data source of a recipe (`data.images`).
+ *
+ * @example
+ * ```ts
+ * const source: RecipeImageData | undefined = recipe.data.images;
+ * ```
+ */
+export type RecipeImageData = NonNullable<RecipeData['images']>;
+/**
+ * The tokenizer settings of text data (`data.tokenizer`).
+ *
+ * @example
+ * ```ts
+ * const tokenizer: RecipeTokenizer = recipe.data.tokenizer ?? { lowercase: true, maxLength: 128 };
+ * ```
+ */
+export type RecipeTokenizer = NonNullable<RecipeData['tokenizer']>;
+/**
+ * A learning-rate schedule of a recipe's optimizer.
+ *
+ * @example
+ * ```ts
+ * const schedule: RecipeLearningRateSchedule = { type: 'linear', warmupSteps: 15 };
+ * ```
+ */
+export type RecipeLearningRateSchedule = z.output<typeof learningRateScheduleSchema>;

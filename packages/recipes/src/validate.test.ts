@@ -22,9 +22,11 @@ describe('validateRecipe', () => {
     expect(recipe.plugins).toEqual([]);
     expect(recipe.lossTerms).toEqual([]);
     expect(recipe.pruning[0]!.scores.options).toEqual({});
-    expect(recipe.export).toEqual({ strip: true, report: true });
+    expect(recipe.export).toEqual({ strip: true, format: 'auto', dtype: 'F32', report: true });
     expect(recipe.checkpoint).toEqual({ every: 0 });
-    expect(recipe.model.loss).toBe('sparseCategoricalCrossentropy');
+    expect('loss' in recipe.model && recipe.model.loss).toBe('sparseCategoricalCrossentropy');
+    expect(recipe.training.gradientAccumulation).toBe(1);
+    expect(recipe.training.metrics).toEqual(['accuracy']);
   });
 
   it('reports the path, the cause and the fix of each problem', () => {
@@ -38,7 +40,9 @@ describe('validateRecipe', () => {
     expect(byPath['training.steps']!.message).toMatch(/≥ 1, got number -5/);
     expect(byPath['training.steps']!.fix).toMatch(/training\.steps/);
     expect(byPath['pruning[0].mask']!.message).toMatch(/unknown key "option"/);
-    expect(byPath['data.dataset']!.message).toMatch(/"mnist", "fashion-mnist", got "cifar"/);
+    expect(byPath['data.dataset']!.message).toMatch(
+      /"mnist", "fashion-mnist", "brown-genre", "spam-assassin", got "cifar"/,
+    );
     expect(byPath.seed!.message).toMatch(/expected number, got "seven"/);
   });
 

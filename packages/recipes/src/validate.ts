@@ -179,8 +179,8 @@ function issueFromZod(issue: z.core.$ZodIssue, input: unknown): RecipeIssue {
       if (issue.path.length === 1 && issue.path[0] === 'model') {
         return {
           path,
-          message: `must be { builtin }, { path } or { module }, got ${received}`,
-          fix: 'Give exactly one of `builtin: mlp-784-300-100-10`, `path: ./saved-model` or `module: ./build-model.mjs`, with optional `loss` and `fromLogits`.',
+          message: `must be { builtin }, { path }, { huggingFace } or { module }, got ${received}`,
+          fix: 'Give exactly one of `builtin: mlp-784-300-100-10`, `path: ./saved-model`, `huggingFace: ./bert-folder` or `module: ./build-model.mjs` (loss and fromLogits go with builtin, path and module).',
         };
       }
       return {
@@ -199,6 +199,10 @@ function issueFromZod(issue: z.core.$ZodIssue, input: unknown): RecipeIssue {
               ? 'Use one folder name of letters, digits, `_`, `.` and `-` (not `.` or `..`), such as `mnist-90`.'
               : `Write \`${path}\` in the documented format (${issue.format}).`,
       };
+    case 'custom': {
+      const fix = (issue.params as { fix?: unknown } | undefined)?.fix;
+      return { path, message: issue.message, fix: typeof fix === 'string' ? fix : `Correct \`${path}\`.` };
+    }
     default:
       return { path, message: issue.message, fix: `Correct \`${path}\`.` };
   }

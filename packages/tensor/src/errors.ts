@@ -66,6 +66,8 @@ export const ErrorCodes = {
   UNSUPPORTED_MODEL: 'UNSUPPORTED_MODEL',
   /** Training diverged: the loss grew beyond the divergence guard's factor of its running minimum. */
   DIVERGED: 'DIVERGED',
+  /** An export would be larger than the model it came from (and the user did not allow it). */
+  LARGER_THAN_SOURCE: 'LARGER_THAN_SOURCE',
 } as const;
 
 /** One of the stable {@link ErrorCodes}. */

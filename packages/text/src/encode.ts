@@ -8,6 +8,7 @@ import { check, ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import * as tf from '@tensorflow/tfjs-core';
 import { StreamDomain, streamRandom } from './streams';
 import type { MlmBatch, TextBatch } from './batch-types';
+import { type EncodedExamples, EncodedExamplesBuilder, encodeTruncated } from './encode-example';
 import type { TextExample } from './tasks';
 import type { BertTokenizer } from './tokenizer';
 
@@ -337,49 +338,10 @@ function encodeTexts(
       });
     }
   }
-  const n = examples.length;
-  const inputIds = new Int32Array(n * maxLength).fill(tokenizer.specialIds.pad);
-  const tokenTypeIds = new Int32Array(n * maxLength);
-  const attentionMask = new Int32Array(n * maxLength);
-  const labels = new Int32Array(n);
-  let truncated = 0;
-  examples.forEach((example, i) => {
-    let encoded = tokenizer.encode(example.text);
-    if (encoded.ids.length > maxLength) {
-      truncated++;
-      encoded = tokenizer.encode(example.text, { maxLength });
-    }
-    inputIds.set(encoded.ids, i * maxLength);
-    tokenTypeIds.set(encoded.tokenTypeIds, i * maxLength);
-    attentionMask.set(encoded.attentionMask, i * maxLength);
-    labels[i] = example.label;
-  });
-  return { maxLength, inputIds, tokenTypeIds, attentionMask, labels, truncated };
-}
-
-/**
- * Examples already encoded: row `i` of each `[n · maxLength]` array is example `i`. What
- * {@link TextBatchSource.encoded} returns and {@link batchesFromEncoded} takes.
- *
- * @example
- * ```ts
- * const encoded: EncodedExamples = source.encoded();
- * encoded.inputIds.length === encoded.labels.length * encoded.maxLength; // true
- * ```
- */
-export interface EncodedExamples {
-  /** Sequence length L. */
-  readonly maxLength: number;
-  /** Token ids, `n · L` non-negative integers. */
-  readonly inputIds: Int32Array;
-  /** Segment ids, `n · L` values in 0 … 1. */
-  readonly tokenTypeIds: Int32Array;
-  /** `n · L` values in 0 … 1 (1 on real tokens). */
-  readonly attentionMask: Int32Array;
-  /** `n` non-negative integer labels. */
-  readonly labels: Int32Array;
-  /** How many texts were truncated when they were encoded (information only). */
-  readonly truncated?: number;
+  const builder = new EncodedExamplesBuilder(maxLength, examples.length);
+  for (const example of examples)
+    builder.add(encodeTruncated(tokenizer, example.text, { maxLength }), example.label);
+  return builder.build();
 }
 
 /**

@@ -4,9 +4,14 @@ export {
   type EncodeExamplesOptions,
   batchesFromEncoded,
   encodeExamples,
-  type EncodedExamples,
   TextBatchSource,
 } from './encode';
+export {
+  type EncodedExamples,
+  EncodedExamplesBuilder,
+  type EncodeTruncatedOptions,
+  encodeTruncated,
+} from './encode-example';
 export {
   type MlmArrays,
   type MlmBatchOptions,

@@ -23,12 +23,15 @@ export {
   mlmAccuracy,
 } from './model';
 export {
+  applyProjection,
   type AttentionInputs,
   batchMatMul,
   gelu,
   geluTanh,
   layerNorm,
   multiHeadAttention,
+  type Projection,
+  type ProjectionFunction,
   type ProjectionWeights,
   rowCrossEntropy,
   seededDropout,

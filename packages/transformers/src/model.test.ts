@@ -3,7 +3,7 @@ import { adam, Pruner, sgd } from '@fineprune/core';
 import { errorOf, fixedSparsity, testLearnedScores, testTopK } from '@fineprune/core/testing';
 import { setBackend, withLeakGuard } from '@fineprune/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { attentionRow } from './test-support';
+import { attentionRow, tinyEncoderConfig } from './test-support';
 import {
   bertBaseUncasedConfig,
   configFromHuggingFace,
@@ -13,16 +13,7 @@ import {
 import type { BertTask } from './layout';
 import { type BertModel, createBertModel, mlmAccuracy } from './model';
 
-const tiny: EncoderConfig = {
-  ...bertBaseUncasedConfig,
-  vocabSize: 11,
-  hiddenSize: 4,
-  numLayers: 2,
-  numHeads: 2,
-  intermediateSize: 8,
-  maxPositions: 6,
-  initializerRange: 0.5,
-};
+const tiny: EncoderConfig = tinyEncoderConfig;
 
 const ids = [
   [2, 5, 7, 9, 0],

@@ -25,7 +25,17 @@ import {
   bertLayout,
   validateTask,
 } from './layout';
-import { gelu, geluTanh, layerNorm, multiHeadAttention, rowCrossEntropy, seededDropout } from './ops';
+import {
+  applyProjection,
+  gelu,
+  geluTanh,
+  layerNorm,
+  multiHeadAttention,
+  type Projection,
+  type ProjectionFunction,
+  rowCrossEntropy,
+  seededDropout,
+} from './ops';
 
 /**
  * The additive attention mask value on padded keys (Devlin et al.'s reference code uses −10000).
@@ -102,6 +112,30 @@ export interface BertModelOptions {
   freezeEmbeddings?: boolean;
   /** A name for reports; default `bert-<task>`. */
   name?: string;
+  /**
+   * Inference only: functions that compute prunable projections in place of `dense(x, W ⊙ M, b)`,
+   * by parameter name (`layer_0/attention/query/kernel`, …): for example sparse kernels over the
+   * kept weights of a compact export. Each must return x·W + b, [rows, out]. Training
+   * (`{ training: true }`) ignores them.
+   */
+  projections?: ReadonlyMap<string, ProjectionFunction>;
+}
+
+/** Checks that every name of `projections` is a prunable projection of the model. */
+function checkProjections(
+  projections: ReadonlyMap<string, ProjectionFunction> | undefined,
+  parameters: ReadonlyMap<string, PrunableParameter>,
+): ReadonlyMap<string, ProjectionFunction> | undefined {
+  if (projections === undefined) return undefined;
+  for (const [name, projection] of projections) {
+    if (!parameters.has(name) || typeof projection !== 'function') {
+      throw invalidInput(
+        `projections names ${JSON.stringify(name.slice(0, 200))}, which is not a prunable projection of this model, or maps it to something other than a function.`,
+        `Key projections by parameter name, such as ${JSON.stringify([...parameters.keys()][0])}, and map each to x => x·W + b.`,
+      );
+    }
+  }
+  return projections;
 }
 
 /**
@@ -416,6 +450,13 @@ export function createBertModel(options: BertModelOptions): BertModel {
   const v1 = (name: string) => byName.get(name)! as unknown as tf.Tensor1D;
   const v2 = (name: string) => byName.get(name)! as unknown as tf.Tensor2D;
   const kernel = (name: string) => parameterByName.get(name)!.effectiveWeight() as tf.Tensor2D;
+  const projections = checkProjections(options.projections, parameterByName);
+  /** A prunable projection (`layer_i/...`): the caller's function at inference, else W ⊙ M and b. */
+  const projectionOf = (name: string, training: boolean): Projection =>
+    (!training ? projections?.get(`${name}/kernel`) : undefined) ?? {
+      kernel: kernel(`${name}/kernel`),
+      bias: v1(`${name}/bias`),
+    };
   const activation = config.hiddenActivation === 'gelu' ? gelu : geluTanh;
   const dropout = <T extends tf.Tensor>(x: T, rate: number, training: boolean): T =>
     training && rate > 0 ? seededDropout(x, rate, dropoutRandom.nextUint32()) : x;
@@ -450,10 +491,7 @@ export function createBertModel(options: BertModelOptions): BertModel {
       : undefined;
     for (let i = 0; i < config.numLayers; i += 1) {
       const p = `layer_${i}`;
-      const projection = (name: string) => ({
-        kernel: kernel(`${p}/attention/${name}/kernel`),
-        bias: v1(`${p}/attention/${name}/bias`),
-      });
+      const projection = (name: string) => projectionOf(`${p}/attention/${name}`, training);
       const context = multiHeadAttention({
         hidden,
         batch: B,
@@ -466,11 +504,7 @@ export function createBertModel(options: BertModelOptions): BertModel {
         dropProbabilities: (probabilities) => dropout(probabilities, config.attentionDropout, training),
       });
       const attended = dropout(
-        dense(
-          context as tf.Tensor2D,
-          kernel(`${p}/attention/output/kernel`),
-          v1(`${p}/attention/output/bias`),
-        ),
+        applyProjection(projection('output'), context as tf.Tensor2D),
         config.hiddenDropout,
         training,
       );
@@ -482,10 +516,10 @@ export function createBertModel(options: BertModelOptions): BertModel {
       );
       // Position-wise feed-forward: H → I → GELU → H, dropout, residual, LayerNorm.
       const intermediate = activation(
-        dense(afterAttention, kernel(`${p}/ffn/intermediate/kernel`), v1(`${p}/ffn/intermediate/bias`)),
+        applyProjection(projectionOf(`${p}/ffn/intermediate`, training), afterAttention),
       );
       const output = dropout(
-        dense(intermediate, kernel(`${p}/ffn/output/kernel`), v1(`${p}/ffn/output/bias`)),
+        applyProjection(projectionOf(`${p}/ffn/output`, training), intermediate),
         config.hiddenDropout,
         training,
       );

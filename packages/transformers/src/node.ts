@@ -20,6 +20,7 @@ import {
 import { configFromHuggingFace } from './config';
 import type { BertTask } from './layout';
 import { type BertModel, createBertModel } from './model';
+import { writeTextAtomically } from './write-text-atomically';
 
 /**
  * The weights file of a checkpoint directory.
@@ -94,29 +95,6 @@ function inFile<T>(file: string, check: () => T): T {
   }
 }
 
-/** Writes a text file atomically: temporary file in the same directory, fsync, rename. */
-async function writeTextAtomically(file: string, text: string): Promise<void> {
-  const random = Math.floor(Math.random() * 36 ** 6).toString(36);
-  const temporary = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}-${random}.tmp`);
-  try {
-    const handle = await fs.promises.open(temporary, 'wx');
-    try {
-      await handle.writeFile(text, 'utf8');
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await fs.promises.rename(temporary, file);
-  } catch (error) {
-    await fs.promises.rm(temporary, { force: true }).catch(() => undefined);
-    throw ioFailed(
-      `Cannot write ${file}: ${(error as Error).message}`,
-      'Check that the directory is writable and the disk is not full; the previous file is unchanged.',
-      error,
-    );
-  }
-}
-
 /**
  * Saves a model as a Hugging Face checkpoint directory: `model.safetensors` (written atomically by
  * `@fineprune/safetensors/node`) and `config.json` (temporary file + rename). The directory is
@@ -152,7 +130,7 @@ export async function saveHuggingFaceDirectory(
   const weights = path.join(directory, WEIGHTS_FILE);
   const configPath = path.join(directory, CONFIG_FILE);
   await writeSafetensorsFile(weights, safetensors);
-  await writeTextAtomically(configPath, `${JSON.stringify(config, null, 2)}\n`);
+  await writeTextAtomically(configPath, `${JSON.stringify(config, null, 2)}\n`, 'the previous file');
   return { weights, config: configPath };
 }
 
@@ -234,3 +212,11 @@ export async function loadHuggingFaceDirectory(
     throw error;
   }
 }
+export {
+  type BertPrunerStateSource,
+  CHECKPOINT_INDEX_FILE,
+  hasBertCheckpoint,
+  type LoadedBertCheckpoint,
+  loadBertCheckpoint,
+  saveBertCheckpoint,
+} from './training-checkpoint';

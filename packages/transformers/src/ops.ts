@@ -259,6 +259,40 @@ export interface ProjectionWeights {
 }
 
 /**
+ * A projection x ↦ x·W + b computed by the caller (for example with sparse kernels), for inference.
+ *
+ * @example
+ * ```ts
+ * const query: ProjectionFunction = (hidden) => sparseDense(hidden, weights) as tf.Tensor2D;
+ * ```
+ */
+export type ProjectionFunction = (hidden: tf.Tensor2D) => tf.Tensor2D;
+
+/**
+ * One projection: its weights, or a function that computes it.
+ *
+ * @example
+ * ```ts
+ * const project = (projection: Projection, x: tf.Tensor2D) => applyProjection(projection, x);
+ * ```
+ */
+export type Projection = ProjectionWeights | ProjectionFunction;
+
+/**
+ * x·W + b for a {@link Projection}: `dense` for weights, the function otherwise.
+ *
+ * @example
+ * ```ts
+ * const y = applyProjection({ kernel, bias }, x); // the same as dense(x, kernel, bias)
+ * ```
+ */
+export function applyProjection(projection: Projection, hidden: tf.Tensor2D): tf.Tensor2D {
+  return typeof projection === 'function'
+    ? projection(hidden)
+    : dense(hidden, projection.kernel, projection.bias);
+}
+
+/**
  * What {@link multiHeadAttention} needs.
  *
  * @example
@@ -272,9 +306,9 @@ export interface AttentionInputs {
   batch: number;
   length: number;
   heads: number;
-  query: ProjectionWeights;
-  key: ProjectionWeights;
-  value: ProjectionWeights;
+  query: Projection;
+  key: Projection;
+  value: Projection;
   /** Additive mask on the keys, [B, 1, 1, L] (0 for real tokens, −10000 for padding), or none. */
   additiveMask?: tf.Tensor;
   /** Applied to the attention probabilities (dropout), when given. */
@@ -301,7 +335,7 @@ export function multiHeadAttention(inputs: AttentionInputs): tf.Tensor2D {
   const headSize = H / heads;
   return tf.tidy(() => {
     const split = (t: tf.Tensor2D) => tf.reshape(t, [B, L, heads, headSize]);
-    const project = (weights: ProjectionWeights) => dense(hidden, weights.kernel, weights.bias);
+    const project = (projection: Projection) => applyProjection(projection, hidden);
     const query = tf.transpose(split(project(inputs.query)), [0, 2, 1, 3]); // [B, heads, L, d]
     const keyT = tf.transpose(split(project(inputs.key)), [0, 2, 3, 1]); // [B, heads, d, L]
     const value = tf.transpose(split(project(inputs.value)), [0, 2, 1, 3]); // [B, heads, L, d]

@@ -1,6 +1,20 @@
 /**
- * Plain-JS (float64) references shared by the tests; not part of the public API.
+ * Plain-JS (float64) references and fixtures shared by the tests; not part of the public API.
  */
+
+import { bertBaseUncasedConfig, type EncoderConfig } from './config';
+
+/** A tiny encoder (hidden 4, 2 layers, 2 heads) with large initial weights, for fast exact tests. */
+export const tinyEncoderConfig: EncoderConfig = {
+  ...bertBaseUncasedConfig,
+  vocabSize: 11,
+  hiddenSize: 4,
+  numLayers: 2,
+  numHeads: 2,
+  intermediateSize: 8,
+  maxPositions: 6,
+  initializerRange: 0.5,
+};
 
 /**
  * One row of multi-head self-attention written from Vaswani et al. (2017), Eq. 1: for position `i`,

@@ -1,3 +1,4 @@
+import { encoderRemainingTable } from './encoder-table';
 import { type RunRecord, totalLossChange } from '../run-record';
 import {
   axes,
@@ -366,6 +367,16 @@ export interface HtmlReportOptions {
   title?: string;
 }
 
+/** An encoder's remaining weights per layer and projection (Fig. 6), as a preformatted table; '' for other models. */
+function encoderSection(run: RunRecord): string {
+  const table = encoderRemainingTable(run.layers);
+  return table
+    ? `<h2>Encoder: remaining weights per layer and projection</h2>
+<p class="caption">Q, K, V and the attention output (AO), the intermediate (I) and output (O) feed-forward matrices of each layer (Fig. 6 of <i>Movement Pruning</i>).</p>
+<pre>${escapeHtml(table)}</pre>`
+    : '';
+}
+
 /**
  * One self-contained HTML page (inline SVG, CSS and script; no network) with the papers' plots for
  * a run, compared with other runs: remaining weights per layer (Fig. 6 of Movement Pruning),
@@ -385,13 +396,9 @@ export function renderHtmlReport(runs: readonly RunRecord[], options: HtmlReport
   const summary = run
     ? `<table class="summary"><tr><td>method</td><td>${escapeHtml(run.method)}</td></tr><tr><td>steps</td><td>${run.steps} (seed ${run.seed}, ${escapeHtml(run.backend)})</td></tr><tr><td>remaining weights</td><td>${percent(run.final.remaining)}</td></tr><tr><td>test accuracy</td><td>${percent(run.final.accuracy)}${run.dense ? ` (dense ${percent(run.dense.accuracy)})` : ''}</td></tr><tr><td>ΔL over mask updates</td><td>${run.lossChanges.length ? totalLossChange(run.lossChanges).toFixed(4) : '—'}</td></tr><tr><td>training time</td><td>${run.seconds.toFixed(1)} s</td></tr></table>`
     : '<p>No run.</p>';
-  return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">
-<title>${escapeHtml(title)}</title><style>${STYLE}</style></head>
-<body>
-<h1>${escapeHtml(title)}</h1>
-${summary}
+  return htmlPage(
+    title,
+    `${summary}
 ${legend(labels)}
 <div class="cards">
 <section class="card"><h2>Remaining weights per layer</h2>
@@ -410,7 +417,28 @@ ${lossChangeVersusGapPlot(runs)}</section>
 <h2>Weights against scores</h2>
 <p class="caption">Each sampled weight of the first run against its importance score; pruned weights in grey (Fig. 4b of <i>Movement Pruning</i>).</p>
 <div class="grid-plots">${weightsVersusScoresPlots(run).join('')}</div>
-${run ? `<h2>Layers</h2>${layerTable(run)}` : ''}
+${run ? `<h2>Layers</h2>${layerTable(run)}${encoderSection(run)}` : ''}`,
+  );
+}
+
+/**
+ * A self-contained HTML page (inline CSS and script, no network; the content security policy
+ * forbids any other source) with a heading; the script makes legend buttons toggle their series
+ * and records the marks drawn per plot in `data-rendered`.
+ *
+ * @example
+ * ```ts
+ * const page = htmlPage('Sweep', sweepPlot(sweep));
+ * ```
+ */
+export function htmlPage(title: string, body: string): string {
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">
+<title>${escapeHtml(title)}</title><style>${STYLE}</style></head>
+<body>
+<h1>${escapeHtml(title)}</h1>
+${body}
 <script>${SCRIPT}</script>
 </body></html>
 `;

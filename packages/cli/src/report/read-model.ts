@@ -3,6 +3,28 @@ import { decodeSavedModel, fileSystem } from '@fineprune/layers';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayerRow, ParameterSample } from '../run-record';
 import { sampleParameter } from './samples';
+import { type ExportSizes, exportSizes } from './sizes';
+
+/**
+ * A report's row for a weight of `shape` with `kept` entries kept; its group is the name up to the
+ * last `/` (the layer).
+ *
+ * @example
+ * ```ts
+ * layerRow('dense_1/kernel', [784, 300], 23520); // { group: 'dense_1', total: 235200, sparsity: 0.9, … }
+ * ```
+ */
+export function layerRow(name: string, shape: readonly number[], kept: number): LayerRow {
+  const total = shape.reduce((product, dimension) => product * dimension, 1);
+  return {
+    name,
+    group: name.includes('/') ? name.slice(0, name.lastIndexOf('/')) : name,
+    shape: [...shape],
+    total,
+    kept,
+    sparsity: total ? 1 - kept / total : 0,
+  };
+}
 
 /**
  * What {@link readSavedModel} finds in a directory.
@@ -19,6 +41,8 @@ export interface SavedModelSummary {
   step?: number;
   layers: LayerRow[];
   samples: ParameterSample[];
+  /** What the stripped model takes as TF.js float32, gzipped, and as compact sparse exports. */
+  sizes?: ExportSizes;
 }
 
 /**
@@ -65,21 +89,27 @@ export async function readSavedModel(directory: string): Promise<SavedModelSumma
       const scores = learned ? ((await learned.data()) as Float32Array) : Float32Array.from(values, Math.abs);
       let kept = 0;
       for (const value of mask) if (value !== 0) kept += 1;
-      layers.push({
-        name,
-        group: name.includes('/') ? name.slice(0, name.lastIndexOf('/')) : name,
-        shape: [...weight.shape],
-        total: weight.size,
-        kept,
-        sparsity: weight.size ? 1 - kept / weight.size : 0,
-      });
+      layers.push(layerRow(name, weight.shape, kept));
       samples.push(sampleParameter(name, values, scores, mask, learned ? 'learned' : 'magnitude'));
+    }
+    const stripped = tf.tidy(() =>
+      [...weights.entries()].map(([name, tensor]) => {
+        const mask = metadata ? pruner[`mask/${name}`] : undefined;
+        return { name, tensor: mask ? tf.mul(tensor, mask) : tf.clone(tensor) };
+      }),
+    );
+    let sizes: ExportSizes;
+    try {
+      sizes = await exportSizes(artifacts.modelTopology, stripped);
+    } finally {
+      tf.dispose(stripped.map(({ tensor }) => tensor));
     }
     return {
       kind: metadata ? 'checkpoint' : 'model',
       ...(metadata ? { step: metadata.step } : {}),
       layers,
       samples,
+      sizes,
     };
   } finally {
     tf.dispose([...weights.values(), ...Object.values(pruner)]);

@@ -96,6 +96,42 @@ export function linearScale(domain: [number, number], range: [number, number]): 
 }
 
 /**
+ * A base-10 logarithmic scale over a positive domain, with ticks at 1, 2 and 5 of each decade
+ * (only the powers of ten when that would give more than ten). A domain that is not positive and
+ * finite is replaced by [1, 10]; a zero-width one is widened by a factor of 2 on each side.
+ *
+ * @example
+ * ```ts
+ * const x = logScale([1, 100], [0, 200]);
+ * x(10); // 100
+ * x.ticks(); // [1, 2, 5, 10, 20, 50, 100]
+ * ```
+ */
+export function logScale(domain: [number, number], range: [number, number]): Scale {
+  let [low, high] = domain;
+  if (!(low > 0 && Number.isFinite(low) && high > 0 && Number.isFinite(high))) [low, high] = [1, 10];
+  if (high / low < 1 + 1e-9) [low, high] = [low / 2, high * 2];
+  const span = Math.log10(high) - Math.log10(low);
+  const scale = ((value: number) =>
+    range[0] + ((Math.log10(value) - Math.log10(low)) / span) * (range[1] - range[0])) as Scale;
+  scale.domain = [low, high];
+  scale.ticks = () => {
+    const decades: number[] = [];
+    for (let power = Math.floor(Math.log10(low)); power <= Math.ceil(Math.log10(high)); power += 1)
+      decades.push(power);
+    const within = (multipliers: number[]) =>
+      decades
+        .flatMap((power) =>
+          multipliers.map((multiplier) => Number((multiplier * 10 ** power).toPrecision(12))),
+        )
+        .filter((tick) => tick >= low * (1 - 1e-9) && tick <= high * (1 + 1e-9));
+    const fine = within([1, 2, 5]);
+    return fine.length > 10 ? within([1]) : fine;
+  };
+  return scale;
+}
+
+/**
  * The extent of values, padded by a fraction on each side.
  *
  * @example

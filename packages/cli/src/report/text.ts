@@ -3,6 +3,30 @@ import type { LayerRow, ParameterSample } from '../run-record';
 const BLOCKS = ' ▁▂▃▄▅▆▇█';
 
 /**
+ * A plain-text table: a header, a rule, the rows; the first `leftColumns` columns left-aligned, the
+ * others right-aligned.
+ *
+ * @example
+ * ```ts
+ * textTable(['name', 'bytes'], [['w', '48']], 1);
+ * ```
+ */
+export function textTable(header: string[], rows: string[][], leftColumns: number): string {
+  const widths = header.map((title, column) =>
+    Math.max(title.length, ...rows.map((row) => row[column]!.length)),
+  );
+  const format = (row: string[]) =>
+    row
+      .map((cell, column) =>
+        column < leftColumns ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!),
+      )
+      .join('  ');
+  return [format(header), widths.map((width) => '-'.repeat(width)).join('  '), ...rows.map(format)].join(
+    '\n',
+  );
+}
+
+/**
  * The per-layer table of a report: parameter, shape, kept, total, sparsity, with a total row.
  *
  * @example
@@ -27,17 +51,7 @@ export function layerTable(layers: readonly LayerRow[]): string {
     String(total),
     `${(total ? (1 - kept / total) * 100 : 0).toFixed(2)}%`,
   ]);
-  const header = ['parameter', 'shape', 'kept', 'total', 'sparsity'];
-  const widths = header.map((title, column) =>
-    Math.max(title.length, ...rows.map((row) => row[column]!.length)),
-  );
-  const format = (row: string[]) =>
-    row
-      .map((cell, column) => (column < 2 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!)))
-      .join('  ');
-  return [format(header), widths.map((width) => '-'.repeat(width)).join('  '), ...rows.map(format)].join(
-    '\n',
-  );
+  return textTable(['parameter', 'shape', 'kept', 'total', 'sparsity'], rows, 2);
 }
 
 /**

@@ -7,11 +7,15 @@
 import { execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { gzipSync } from 'node:zlib';
+import { deflateSync, gzipSync } from 'node:zlib';
 import { fileSystem } from '@fineprune/layers';
+import { assembleCompactModel } from '@fineprune/sparse';
 import { encodeSafetensors, readSafetensors, type SafetensorsInput } from '@fineprune/safetensors';
 import type { RandomSource } from '@fineprune/tensor';
 import * as tf from '@tensorflow/tfjs-core';
+import { PNG } from 'pngjs';
+import { COMPACT_FILE } from '../../src/export-formats';
+import { exportCheckpoint } from '../../src/export-model';
 import type { FuzzCase, FuzzFormat, FuzzOperation } from './protocol';
 
 /** The valid files the mutations start from. */
@@ -715,6 +719,197 @@ function randomHuggingFaceCases(space: Workspace, count: number): void {
 }
 
 // ---------------------------------------------------------------------------------------------
+// compact sparse exports (fineprune export --format sparse; @fineprune/sparse reads them)
+
+/** A compact export's header (its hashes left out) and data, to edit and seal again. */
+function compactParts(bytes: Uint8Array): { header: Record<string, any>; data: Uint8Array } {
+  const length = new DataView(bytes.buffer, bytes.byteOffset).getUint32(8, true);
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(12, 12 + length)));
+  delete header.integrity;
+  return { header, data: bytes.slice(12 + length) };
+}
+
+/** The bytes of a compact export with a hand-made header text (no hashes, unchecked). */
+function compactWithHeaderText(text: string, data: Uint8Array = new Uint8Array(0)): Uint8Array {
+  const header = Buffer.from(text);
+  const preamble = Buffer.alloc(12);
+  preamble.write('FPSPARSE', 0, 'ascii');
+  preamble.writeUInt32LE(header.length, 8);
+  return Buffer.concat([preamble, header, data]);
+}
+
+/** The compact exports (float32 and int8) of the base run's checkpoint. */
+async function baseCompactFiles(space: Workspace): Promise<Uint8Array[]> {
+  const files: Uint8Array[] = [];
+  for (const values of ['float32', 'int8'] as const) {
+    const directory = space.directory(`compact-${values}`);
+    await exportCheckpoint(path.join(space.base.run, 'checkpoint'), directory, { format: 'sparse', values });
+    files.push(new Uint8Array(readFileSync(path.join(directory, COMPACT_FILE))));
+  }
+  return files;
+}
+
+function writeCompact(space: Workspace, label: string, bytes: Uint8Array): string {
+  const file = path.join(space.directory(label), COMPACT_FILE);
+  writeFileSync(file, bytes);
+  return file;
+}
+
+async function namedCompactCases(space: Workspace, base: readonly Uint8Array[]): Promise<void> {
+  const corrupt = ['CHECKPOINT_CORRUPT'];
+  const both = (
+    label: string,
+    bytes: Uint8Array,
+    expect: string[],
+    extra: Partial<FuzzCase> = {},
+    operations: FuzzOperation[] = ['report', 'load-compact'],
+  ) => {
+    const file = writeCompact(space, 'named', bytes);
+    for (const operation of operations)
+      space.add('compact', operation, `${label} (${operation})`, [file], { expect, ...extra });
+  };
+  const [float32, int8] = base as [Uint8Array, Uint8Array];
+  const huge = float32.slice();
+  new DataView(huge.buffer).setUint32(8, 0xffffffff, true);
+  both('a header length of 4 GiB', huge, corrupt);
+  both(
+    'a header of 20 million nested brackets',
+    compactWithHeaderText(`{"a":${'['.repeat(20_000_000)}`),
+    corrupt,
+    {
+      isolate: true,
+    },
+  );
+  const entry = (index: number) =>
+    `{"name":"t${index}","shape":[0],"layout":"vector","values":"float32","offset":0,"byteLength":0}`;
+  both(
+    'a header listing 1.4 million tensors',
+    compactWithHeaderText(
+      `{"format":"fineprune-sparse","formatVersion":1,"model":{"kind":"tensors"},"dataBytes":0,"tensors":[${Array.from({ length: 1_400_000 }, (_, index) => entry(index)).join(',')}]}`,
+    ),
+    corrupt,
+    { isolate: true },
+  );
+  both(
+    'a 90 MB tensor name',
+    compactWithHeaderText(
+      `{"format":"fineprune-sparse","formatVersion":1,"model":{"kind":"tensors"},"tensors":[{"name":"${'n'.repeat(90_000_000)}"}]}`,
+    ),
+    corrupt,
+    { isolate: true },
+  );
+  // 2^29 entries (2 GiB as float32: 2 channels of 2^28) declared in two bytes of data, sealed: the
+  // report reads what is stored and succeeds; the loaders refuse it above their densified-size
+  // limit (256 MiB here).
+  const { header } = compactParts(float32);
+  const bomb = await assembleCompactModel(
+    {
+      ...header,
+      model: { kind: 'tensors' },
+      tensors: [
+        {
+          name: 'bomb',
+          shape: [2, 2 ** 28],
+          layout: 'delta',
+          values: 'float32',
+          channelAxis: 0,
+          nonzeros: 0,
+          indexBytes: 2,
+          offset: 0,
+          byteLength: 2,
+        },
+      ],
+      dataBytes: 2,
+    } as never,
+    new Uint8Array(2),
+  );
+  const bombFile = writeCompact(space, 'bomb', bomb);
+  space.add('compact', 'report', '2^29 entries declared in two bytes (report)', [bombFile], {
+    expect: ['OK'],
+  });
+  space.add('compact', 'load-compact', '2^29 entries declared in two bytes (load-compact)', [bombFile], {
+    expect: corrupt,
+  });
+  const flipped = int8.slice();
+  flipped[flipped.length - 5]! ^= 0x10;
+  both('one flipped byte in the data', flipped, corrupt);
+  const sealedEdit = async (
+    label: string,
+    edit: (parts: ReturnType<typeof compactParts>) => void,
+    expect: string[],
+    operations?: FuzzOperation[],
+  ) => {
+    const parts = compactParts(int8);
+    edit(parts);
+    both(label, await assembleCompactModel(parts.header as never, parts.data), expect, {}, operations);
+  };
+  await sealedEdit(
+    'an int8 scale of Infinity, sealed',
+    ({ header, data }) => {
+      new DataView(data.buffer).setFloat32(
+        header.tensors[0].offset + header.tensors[0].byteLength - 4 * 16 - header.tensors[0].nonzeros,
+        Number.POSITIVE_INFINITY,
+        true,
+      );
+    },
+    corrupt,
+  );
+  await sealedEdit(
+    'a bias that does not fit the topology, sealed',
+    ({ header }) => {
+      header.tensors[1].shape = [8, 2];
+    },
+    ['CHECKPOINT_MISMATCH'],
+    ['load-compact'], // the report reads tensors, not the topology: it succeeds
+  );
+  const fifo = path.join(space.directory('fifo'), COMPACT_FILE);
+  execFileSync('mkfifo', [fifo]);
+  space.add('compact', 'report', 'a FIFO named as the file (report)', [fifo], { expect: corrupt });
+  const zero = path.join(space.directory('zero'), COMPACT_FILE);
+  symlinkSync('/dev/zero', zero);
+  space.add('compact', 'load-compact', '/dev/zero as the file (load-compact)', [zero], { expect: corrupt });
+}
+
+function randomCompactCases(space: Workspace, base: readonly Uint8Array[], count: number): Promise<void>[] {
+  const jobs: Promise<void>[] = [];
+  for (let index = 0; index < count; index += 1) {
+    const source = space.pick(base);
+    const operation = space.pick(['report', 'load-compact'] as const);
+    const kind = space.int(4);
+    const label = `random compact mutation ${index} (${operation})`;
+    if (kind === 0) {
+      // The header changed and sealed again: the structure checks must hold.
+      const parts = compactParts(source);
+      mutateJson(space, parts.header);
+      jobs.push(
+        assembleCompactModel(parts.header as never, parts.data).then((bytes) => {
+          space.add('compact', operation, label, [writeCompact(space, 'random', bytes)]);
+        }),
+      );
+    } else if (kind === 1) {
+      // Data bytes changed and sealed again: the decoders must hold.
+      const parts = compactParts(source);
+      for (let flips = 1 + space.int(8); flips > 0; flips -= 1)
+        parts.data[space.int(parts.data.length)] = space.int(256);
+      jobs.push(
+        assembleCompactModel(parts.header as never, parts.data).then((bytes) => {
+          space.add('compact', operation, label, [writeCompact(space, 'random', bytes)]);
+        }),
+      );
+    } else if (kind === 2) {
+      const bytes = source.slice();
+      bytes[space.int(bytes.length)] = space.int(256);
+      space.add('compact', operation, label, [writeCompact(space, 'random', bytes)]);
+    } else {
+      space.add('compact', operation, label, [
+        writeCompact(space, 'random', source.slice(0, space.int(source.length))),
+      ]);
+    }
+  }
+  return jobs;
+}
+
+// ---------------------------------------------------------------------------------------------
 // recipes (the in-process fuzz of @fineprune/recipes runs 10,000 more; these run under the memory cap)
 
 function namedRecipeCases(space: Workspace): void {
@@ -744,6 +939,149 @@ function namedRecipeCases(space: Workspace): void {
     });
 }
 
+// ---------------------------------------------------------------------------------------------
+// recipe data sources: text files (CSV, JSONL) and image folders (PNG, JPEG)
+
+const BASE_CSV = `text,label\n${Array.from({ length: 12 }, (_, index) => `"message ${index}, with a comma",${index % 2 ? 'spam' : 'ham'}`).join('\n')}\n`;
+const BASE_JSONL = `${Array.from({ length: 12 }, (_, index) => JSON.stringify({ text: `message ${index}`, label: index % 2 ? 'spam' : 'ham' })).join('\n')}\n`;
+
+function writeDataFile(space: Workspace, label: string, name: string, bytes: string | Uint8Array): string {
+  const file = path.join(space.directory(label), name);
+  writeFileSync(file, bytes);
+  return file;
+}
+
+/** A grey 4 × 4 PNG of one value. */
+function greyPng(value: number): Uint8Array {
+  const image = new PNG({ width: 4, height: 4 });
+  for (let pixel = 0; pixel < 16; pixel += 1) image.data.set([value, value, value, 255], pixel * 4);
+  return new Uint8Array(PNG.sync.write(image));
+}
+
+/** An image folder of two classes of 4 × 4 PNGs, with `extra` written into class `a`. */
+function imageFolder(
+  space: Workspace,
+  label: string,
+  extra: Record<string, Uint8Array | string> = {},
+): string {
+  const root = space.directory(label);
+  for (const [name, value] of [
+    ['a', 40],
+    ['b', 200],
+  ] as const) {
+    mkdirSync(path.join(root, name));
+    for (let index = 0; index < 3; index += 1)
+      writeFileSync(path.join(root, name, `${index}.png`), greyPng(value + index));
+  }
+  for (const [name, bytes] of Object.entries(extra)) writeFileSync(path.join(root, 'a', name), bytes);
+  return root;
+}
+
+/** A PNG whose header says 4 × 4 but whose image data inflates to `megabytes` of zeros. */
+function pngInflateBomb(megabytes: number): Uint8Array {
+  const png = Buffer.from(greyPng(0));
+  const idat = png.indexOf('IDAT') - 4;
+  const length = png.readUInt32BE(idat);
+  const data = deflateSync(Buffer.alloc(megabytes * 1024 * 1024));
+  const chunk = Buffer.alloc(12 + data.length);
+  chunk.writeUInt32BE(data.length, 0);
+  chunk.write('IDAT', 4, 'latin1');
+  data.copy(chunk, 8);
+  // The CRC is left zero: a reader must refuse the file on its size or its CRC, not inflate it whole.
+  return new Uint8Array(Buffer.concat([png.subarray(0, idat), chunk, png.subarray(idat + 12 + length)]));
+}
+
+function namedDataCases(space: Workspace): void {
+  const invalid = ['INVALID_DATA'];
+  const huge = path.join(space.directory('huge-line'), 'train.jsonl');
+  writeFileSync(huge, `${BASE_JSONL}{"text": "${'x'.repeat(100 * 1024 * 1024)}", "label": "ham"}\n`);
+  space.add('text-data', 'text-data', 'a single 100 MB line in a JSONL file', [huge], {
+    expect: invalid,
+    isolate: true,
+  });
+  const open = path.join(space.directory('open-quote'), 'train.csv');
+  writeFileSync(open, `${BASE_CSV}"${'y,\n'.repeat(4 * 1024 * 1024)}`);
+  space.add('text-data', 'text-data', 'a CSV quote never closed over 12 MB of lines', [open], {
+    expect: invalid,
+    isolate: true,
+  });
+  const labels = `${Array.from({ length: 5000 }, (_, index) => JSON.stringify({ text: 'x', label: `label ${index}` })).join('\n')}\n`;
+  space.add(
+    'text-data',
+    'text-data',
+    '5,000 distinct labels',
+    [writeDataFile(space, 'labels', 'train.jsonl', labels)],
+    { expect: invalid },
+  );
+  space.add('text-data', 'text-data', 'an empty file', [writeDataFile(space, 'empty', 'train.csv', '')], {
+    expect: invalid,
+  });
+  const zero = path.join(space.directory('dev-zero'), 'train.jsonl');
+  symlinkSync('/dev/zero', zero);
+  space.add('text-data', 'text-data', '/dev/zero as the data file', [zero], { expect: ['IO_FAILED'] });
+  const fifo = path.join(space.directory('fifo'), 'train.csv');
+  execFileSync('mkfifo', [fifo]);
+  space.add('text-data', 'text-data', 'a FIFO as the data file', [fifo], { expect: ['IO_FAILED'] });
+
+  space.add(
+    'image-folder',
+    'image-folder',
+    'a text file among the images',
+    [imageFolder(space, 'text', { 'notes.txt': 'hello' })],
+    { expect: invalid },
+  );
+  const wide = Buffer.from(greyPng(1));
+  wide.writeUInt32BE(0x7fffffff, 16);
+  space.add(
+    'image-folder',
+    'image-folder',
+    'a PNG declaring 2^31 − 1 pixels of width',
+    [imageFolder(space, 'wide', { 'wide.png': wide })],
+    { expect: invalid },
+  );
+  space.add(
+    'image-folder',
+    'image-folder',
+    'a 4 × 4 PNG whose data inflates to 512 MB',
+    [imageFolder(space, 'bomb', { 'bomb.png': pngInflateBomb(512) })],
+    {
+      expect: invalid,
+      isolate: true,
+    },
+  );
+  const linked = imageFolder(space, 'link');
+  symlinkSync('/dev/zero', path.join(linked, 'a', 'zero.png'));
+  space.add('image-folder', 'image-folder', '/dev/zero linked into a class folder', [linked], {
+    expect: invalid,
+  });
+  const piped = imageFolder(space, 'fifo-image');
+  execFileSync('mkfifo', [path.join(piped, 'a', 'pipe.png')]);
+  space.add('image-folder', 'image-folder', 'a FIFO in a class folder', [piped], { expect: invalid });
+}
+
+function randomDataCases(space: Workspace, count: number): void {
+  for (let index = 0; index < count; index += 1) {
+    const csv = space.int(2) === 0;
+    const text = mutateText(space, csv ? BASE_CSV : BASE_JSONL);
+    space.add('text-data', 'text-data', `random ${csv ? 'CSV' : 'JSONL'} mutation ${index}`, [
+      writeDataFile(space, 'random-text', csv ? 'train.csv' : 'train.jsonl', text),
+    ]);
+  }
+  const base = greyPng(90);
+  for (let index = 0; index < count; index += 1) {
+    let bytes = new Uint8Array(base);
+    if (space.int(3) === 0) bytes = bytes.subarray(0, space.int(bytes.length));
+    else
+      for (let flips = 1 + space.int(4); flips > 0; flips -= 1) {
+        const at = space.int(bytes.length);
+        bytes[at] = space.int(256);
+      }
+    space.add('image-folder', 'image-folder', `random PNG mutation ${index}`, [
+      imageFolder(space, 'random-image', { 'mutated.png': bytes }),
+    ]);
+  }
+}
+
 /** Every case: the named ones, then `perFormat` random mutations of each format (fewer for the slow ones). */
 export async function buildCases(
   root: string,
@@ -758,10 +1096,15 @@ export async function buildCases(
   namedIdxCases(space);
   namedHuggingFaceCases(space);
   namedRecipeCases(space);
+  namedDataCases(space);
   randomModelJsonCases(space, perFormat);
   await randomCheckpointCases(space, perFormat);
   randomSafetensorsCases(space, perFormat);
   randomIdxCases(space, perFormat);
   randomHuggingFaceCases(space, Math.ceil(perFormat / 2));
+  randomDataCases(space, perFormat);
+  const compact = await baseCompactFiles(space);
+  await namedCompactCases(space, compact);
+  await Promise.all(randomCompactCases(space, compact, perFormat));
   return space.cases;
 }

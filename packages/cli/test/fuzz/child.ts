@@ -12,12 +12,19 @@ import { decodeFloat32, decodeInt32, dtypeInfo } from '@fineprune/safetensors';
 import { readSafetensorsFile } from '@fineprune/safetensors/node';
 import { setBackend } from '@fineprune/tensor';
 import { loadHuggingFaceDirectory } from '@fineprune/transformers/node';
+import { createBertTokenizer } from '@fineprune/text';
 import * as tf from '@tensorflow/tfjs-core';
+import { loadSparseLayersModel, readCompactFile } from '@fineprune/sparse';
+import { loadDenseLayersModel } from '@fineprune/sparse/layers';
 import { main } from '../../src/cli';
+import { loadImageFolder } from '../../src/data/image-folder';
+import { loadTextData } from '../../src/data/text-data';
 import { loadSavedModel } from '../../src/models';
 import type { ChildResult, FuzzCase } from './protocol';
 
 const MESSAGE_KEPT = 2000;
+/** The densified size the compact loaders may reach here: 256 MiB, within the memory cap. */
+export const COMPACT_MAX_DENSE_BYTES = 256 * 1024 ** 2;
 
 type Outcome = Pick<ChildResult, 'outcome' | 'code' | 'message' | 'messageLength'>;
 
@@ -92,6 +99,34 @@ async function run(fuzzCase: FuzzCase): Promise<Outcome> {
     case 'huggingface':
       (await loadHuggingFaceDirectory(first)).model.dispose();
       break;
+    case 'text-data':
+      // A recipe's data.text (schema defaults: 1 MiB rows), tokenized with bert-base-uncased.
+      await loadTextData(
+        {
+          train: path.basename(first),
+          delimiter: ',',
+          textColumn: 'text',
+          labelColumn: 'label',
+          maxRowBytes: 1 << 20,
+        },
+        { baseDirectory: path.dirname(first), tokenizer: createBertTokenizer(), maxLength: 16, seed: 0 },
+      );
+      break;
+    case 'image-folder':
+      // A recipe's data.images of 4 × 4 grey images (schema defaults otherwise).
+      await loadImageFolder(
+        { train: first, width: 4, height: 4, channels: 1, resize: 'none', maxImageBytes: 16 * 1024 * 1024 },
+        { baseDirectory: '/', seed: 0 },
+      );
+      break;
+    case 'load-compact': {
+      // Both loaders of @fineprune/sparse: stock TF.js with every weight densified (memory bounded
+      // by maxDenseBytes), and the sparse executor.
+      const compact = await readCompactFile(first, { maxDenseBytes: COMPACT_MAX_DENSE_BYTES });
+      (await loadDenseLayersModel(compact, { source: first })).dispose();
+      (await loadSparseLayersModel(compact, { source: first, mode: 'sparse' })).dispose();
+      break;
+    }
   }
   return { outcome: 'ok', code: 'OK', message: '', messageLength: 0 };
 }

@@ -9,10 +9,22 @@ export type FuzzOperation =
   | 'idx'
   | 'safetensors'
   | 'huggingface'
-  | 'validate';
+  | 'load-compact'
+  | 'validate'
+  | 'text-data'
+  | 'image-folder';
 
 /** The untrusted file formats the suite covers. */
-export type FuzzFormat = 'model-json' | 'checkpoint' | 'safetensors' | 'idx' | 'huggingface' | 'recipe';
+export type FuzzFormat =
+  | 'model-json'
+  | 'checkpoint'
+  | 'safetensors'
+  | 'idx'
+  | 'huggingface'
+  | 'recipe'
+  | 'compact'
+  | 'text-data'
+  | 'image-folder';
 
 /**
  * One generated bad input: the files are written by the harness before the case runs; the child

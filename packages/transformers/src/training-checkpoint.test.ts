@@ -1,0 +1,212 @@
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { adam, type Batch, Pruner } from '@fineprune/core';
+import { fixedSparsity, testLearnedScores, testTopK } from '@fineprune/core/testing';
+import { decodeFloat32, encodeSafetensors, readSafetensors } from '@fineprune/safetensors';
+import { setBackend } from '@fineprune/tensor';
+import * as tf from '@tensorflow/tfjs-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { bertBaseUncasedConfig, type EncoderConfig } from './config';
+import { type BertModel, createBertModel } from './model';
+import { CHECKPOINT_INDEX_FILE, loadBertCheckpoint, saveBertCheckpoint } from './training-checkpoint';
+
+const tiny: EncoderConfig = {
+  ...bertBaseUncasedConfig,
+  vocabSize: 13,
+  hiddenSize: 4,
+  numLayers: 2,
+  numHeads: 2,
+  intermediateSize: 8,
+  maxPositions: 6,
+  initializerRange: 0.5,
+};
+const task = { type: 'classification', numLabels: 3 } as const;
+
+/** Batch `step`: a fixed function of the step. */
+function batch(step: number): Batch {
+  return tf.tidy(() => ({
+    x: {
+      inputIds: tf.tensor2d(
+        Array.from({ length: 4 }, (_, row) =>
+          Array.from({ length: 6 }, (_, at) => (row * 5 + at * 3 + step) % 13),
+        ),
+        undefined,
+        'int32',
+      ),
+      attentionMask: tf.tensor2d(
+        Array.from({ length: 4 }, (_, row) => Array.from({ length: 6 }, (_, at) => (at < 6 - row ? 1 : 0))),
+        undefined,
+        'int32',
+      ),
+    },
+    y: tf.tensor1d([step % 3, (step + 1) % 3, (step + 2) % 3, 0], 'int32'),
+  }));
+}
+
+function pruner(model: BertModel): Pruner {
+  return new Pruner({
+    model,
+    scores: testLearnedScores(0.1),
+    mask: testTopK,
+    schedule: fixedSparsity(0.5),
+    optimizers: {
+      weights: adam({ learningRate: 0.01, weightDecay: 0.01 }),
+      scores: adam({ learningRate: 0.05 }),
+    },
+    seed: 4,
+  });
+}
+
+async function weightsOf(model: BertModel): Promise<number[][]> {
+  return Promise.all(model.variables().map(async ({ variable }) => Array.from(await variable.data())));
+}
+
+function temporary(): string {
+  return mkdtempSync(path.join(tmpdir(), 'fineprune-bert-checkpoint-'));
+}
+
+/** Rewrites the checkpoint's weights with `change` applied to the parsed file, with a matching index (so only the content check can catch it). */
+function rewrite(
+  directory: string,
+  change: (
+    tensors: Record<string, { dtype: 'F32'; shape: number[]; data: Float32Array }>,
+    metadata: Record<string, string>,
+  ) => void,
+) {
+  const index = JSON.parse(readFileSync(path.join(directory, CHECKPOINT_INDEX_FILE), 'utf8'));
+  const file = path.join(directory, index.weights);
+  const parsed = readSafetensors(readFileSync(file));
+  const tensors: Record<string, { dtype: 'F32'; shape: number[]; data: Float32Array }> = {};
+  for (const [name, tensor] of parsed.tensors) {
+    tensors[name] = { dtype: 'F32', shape: [...tensor.shape], data: decodeFloat32(tensor).slice() };
+  }
+  const metadata = { ...parsed.metadata };
+  change(tensors, metadata);
+  const bytes = encodeSafetensors(tensors, metadata);
+  writeFileSync(file, bytes);
+  index.bytes = bytes.length;
+  index.sha256 = createHash('sha256').update(bytes).digest('hex');
+  writeFileSync(path.join(directory, CHECKPOINT_INDEX_FILE), JSON.stringify(index));
+}
+
+describe('BERT training checkpoints', () => {
+  beforeAll(async () => {
+    await setBackend('cpu');
+  });
+
+  it('resume bit for bit: 3 steps, save, load into a new model and pruner, 3 more = 6 steps straight (dropout on)', async () => {
+    const straight = createBertModel({ config: tiny, task, seed: 7 });
+    const reference = pruner(straight);
+    await reference.run({ data: batch, untilStep: 6 });
+    const expected = await weightsOf(straight);
+    const expectedMasks = await Promise.all(
+      straight.parameters().map(async (p) => Array.from(await p.mask.data())),
+    );
+    reference.dispose();
+    straight.dispose();
+
+    const directory = temporary();
+    const first = createBertModel({ config: tiny, task, seed: 7 });
+    const half = pruner(first);
+    await half.run({ data: batch, untilStep: 3 });
+    await saveBertCheckpoint(first, half, directory, { metadata: { note: 'half-way', steps: [1, 2, 3] } });
+    half.dispose();
+    first.dispose();
+
+    const before = tf.memory().numTensors;
+    const { model, state, metadata } = await loadBertCheckpoint(directory);
+    expect(metadata).toEqual({ note: 'half-way', steps: [1, 2, 3] });
+    expect(state.step).toBe(3);
+    const resumed = pruner(model);
+    resumed.loadState(state);
+    tf.dispose(Object.values(state.tensors));
+    await resumed.run({ data: batch, untilStep: 6 });
+    expect(await weightsOf(model)).toEqual(expected);
+    expect(await Promise.all(model.parameters().map(async (p) => Array.from(await p.mask.data())))).toEqual(
+      expectedMasks,
+    );
+    resumed.dispose();
+    model.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('replaces its own weights file on the next save, keeps other files, and refuses a folder holding model.json', async () => {
+    const directory = temporary();
+    writeFileSync(path.join(directory, 'notes.txt'), 'mine');
+    const model = createBertModel({ config: tiny, task, seed: 1 });
+    const run = pruner(model);
+    await saveBertCheckpoint(model, run, directory);
+    await run.run({ data: batch, untilStep: 1 });
+    await saveBertCheckpoint(model, run, directory);
+    const files = readdirSync(directory).sort();
+    expect(files.filter((name) => name.startsWith('weights-'))).toHaveLength(1);
+    expect(files).toContain('notes.txt');
+    expect(files).toContain(CHECKPOINT_INDEX_FILE);
+    const layers = temporary();
+    writeFileSync(path.join(layers, 'model.json'), '{}');
+    await expect(saveBertCheckpoint(model, run, layers)).rejects.toMatchObject({ code: 'IO_FAILED' });
+    run.dispose();
+    model.dispose();
+  });
+
+  it('refuses tampered checkpoints with typed errors naming the file and the entry', async () => {
+    const fresh = async () => {
+      const directory = temporary();
+      const model = createBertModel({ config: tiny, task, seed: 2 });
+      const run = pruner(model);
+      await run.run({ data: batch, untilStep: 1 });
+      await saveBertCheckpoint(model, run, directory);
+      run.dispose();
+      model.dispose();
+      return directory;
+    };
+    const weightsFile = (directory: string) =>
+      path.join(
+        directory,
+        JSON.parse(readFileSync(path.join(directory, CHECKPOINT_INDEX_FILE), 'utf8')).weights,
+      );
+
+    // One flipped byte anywhere in the weights: the hash no longer matches.
+    const flipped = await fresh();
+    const bytes = readFileSync(weightsFile(flipped));
+    bytes[bytes.length - 3]! ^= 1;
+    writeFileSync(weightsFile(flipped), bytes);
+    await expect(loadBertCheckpoint(flipped)).rejects.toMatchObject({
+      code: 'CHECKPOINT_CORRUPT',
+      message: expect.stringMatching(/does not match the size and SHA-256/),
+    });
+
+    // A NaN weight, an out-of-range mask, an edited step: caught by the content checks.
+    const nan = await fresh();
+    rewrite(nan, (tensors) => {
+      tensors['variable/layer_0/attention/query/kernel']!.data[2] = Number.NaN;
+    });
+    await expect(loadBertCheckpoint(nan)).rejects.toMatchObject({
+      code: 'CHECKPOINT_CORRUPT',
+      message: expect.stringMatching(/"variable\/layer_0\/attention\/query\/kernel" holds NaN at index 2/),
+    });
+    const mask = await fresh();
+    rewrite(mask, (tensors) => {
+      tensors['state/mask/layer_1/ffn/output/kernel']!.data[0] = 2;
+    });
+    await expect(loadBertCheckpoint(mask)).rejects.toThrow(
+      /mask\/layer_1\/ffn\/output\/kernel" holds 2 at index 0 \(masks lie in \[0, 1\]\)/,
+    );
+    const step = await fresh();
+    rewrite(step, (_, metadata) => {
+      metadata.fineprune = metadata.fineprune!.replace('"step":1', '"step":-4');
+    });
+    await expect(loadBertCheckpoint(step)).rejects.toThrow(/does not describe a BERT checkpoint/);
+
+    // A damaged index and a missing one.
+    const index = await fresh();
+    writeFileSync(
+      path.join(index, CHECKPOINT_INDEX_FILE),
+      '{"format":"fineprune-bert-checkpoint","version":1,"weights":"../../etc/passwd"}',
+    );
+    await expect(loadBertCheckpoint(index)).rejects.toMatchObject({ code: 'CHECKPOINT_CORRUPT' });
+    await expect(loadBertCheckpoint(temporary())).rejects.toMatchObject({ code: 'IO_FAILED' });
+  });
+});
