@@ -8,7 +8,7 @@ import {
   structuresOf,
   type UnitMaskInput,
 } from '@fineprune/core';
-import { addMany } from '@fineprune/tensor';
+import { sumAll } from './sum-all';
 
 /**
  * The per-weight scores of a group summed over each unit of every structure that touches it (with
@@ -27,7 +27,7 @@ export function pooledUnitInputs(
   return structures.map((structure) => ({
     structure,
     scores: tf.tidy(() =>
-      addMany(
+      sumAll(
         structure.members.map((member) =>
           poolUnits(byName.get(member.parameter)!, member, structure.count, 'sum'),
         ),

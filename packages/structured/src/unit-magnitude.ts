@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { poolUnits, type PrunableParameter, type ScoreStrategy, type Structure } from '@fineprune/core';
-import { addMany } from '@fineprune/tensor';
+import { sumAll } from './sum-all';
 import { checkChoice } from './errors';
 
 /**
@@ -24,7 +24,7 @@ export function unitNorms(
         ? poolUnits(weight, member, structure.count, 'sumOfSquares')
         : poolUnits(tf.abs(weight), member, structure.count, 'sum');
     });
-    const total = addMany(pooled);
+    const total = sumAll(pooled);
     return (norm === 'l2' ? tf.sqrt(total) : total) as tf.Tensor1D;
   });
 }

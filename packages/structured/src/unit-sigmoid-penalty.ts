@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ErrorCodes, type LossTerm } from '@fineprune/core';
-import { addMany } from '@fineprune/tensor';
+import { sumAll } from './sum-all';
 import { invalid } from './errors';
 
 /**
@@ -46,7 +46,7 @@ export function unitSigmoidPenalty(options: UnitSigmoidPenaltyOptions): LossTerm
         );
       // λ_mvp Σ_u σ(S_u) (Sec. 4 of Movement Pruning, applied to unit scores)
       return tf.tidy(
-        () => tf.mul(addMany(scores.map((values) => tf.sum(tf.sigmoid(values)))), lambda) as tf.Scalar,
+        () => tf.mul(sumAll(scores.map((values) => tf.sum(tf.sigmoid(values)))), lambda) as tf.Scalar,
       );
     },
     toConfig: () => ({ type: 'unitSigmoidPenalty', lambda }),
