@@ -41,7 +41,7 @@ export function blockMovement(options: BlockMovementOptions): ScoreStrategy {
   const size: BlockSize = { rows: options?.rows, cols: options?.cols };
   // Check the sizes once, on a shape every size fits.
   blockGrid([Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER], size, 'blockMovement');
-  const init = checkGroupScoreInit(options.init, 'blockMovement');
+  const init = checkGroupScoreInit(options?.init, 'blockMovement');
   const gridOf = (parameter: PrunableParameter) =>
     blockGrid(parameter.shape, size, 'blockMovement', parameter.name);
   return {

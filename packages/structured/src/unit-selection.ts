@@ -78,7 +78,8 @@ export function topUnits(
 /**
  * The units scored above τ in each structure, and at least its `minKept` best units (a structure
  * left without units disconnects the network). With `on: 'sigmoid'` the comparison is σ(S) > τ, that
- * is S > logit(τ) for τ in (0, 1) (soft movement pruning's σ(S) > τ, Sec. 4 of Movement Pruning).
+ * is S > logit(τ) (soft movement pruning's σ(S) > τ, Sec. 4 of Movement Pruning; all units pass
+ * τ ≤ 0, none τ ≥ 1).
  *
  * @example
  * ```ts
@@ -91,13 +92,16 @@ export function unitsAbove(
   on: 'scores' | 'sigmoid',
   minKept: number,
 ): Float32Array[] {
-  if (Number.isNaN(tau) || (on === 'sigmoid' && !(tau > 0 && tau < 1)))
+  if (typeof tau !== 'number' || Number.isNaN(tau))
     invalid(
-      `unitThreshold: the threshold τ must be a number${on === 'sigmoid' ? ' in (0, 1) for σ(S) > τ' : ''}, got ${tau}.`,
-      'Use a threshold schedule with values in range.',
+      `unitThreshold: the threshold τ must be a number, got ${tau}.`,
+      'Use a threshold schedule (cubicThreshold, for example).',
       ErrorCodes.INVALID_SPARSITY,
     );
-  const cut = on === 'sigmoid' ? Math.log(tau / (1 - tau)) : tau;
+  // σ(S) > τ ⇔ S > logit(τ); every σ(S) is above τ ≤ 0 and none above τ ≥ 1.
+  const logit =
+    tau <= 0 ? Number.NEGATIVE_INFINITY : tau >= 1 ? Number.POSITIVE_INFINITY : Math.log(tau / (1 - tau));
+  const cut = on === 'sigmoid' ? logit : tau;
   return scores.map((values) => {
     const kept = values.map((value) => (value > cut ? 1 : 0));
     const count = kept.reduce((sum, value) => sum + value, 0);

@@ -180,6 +180,12 @@ for (const backend of ['cpu', 'wasm'] as const) {
         );
         expect(await valuesOf(sigmoid[0]!)).toEqual([1, 0, 1, 1, 0, 1]);
         expect(await valuesOf(sigmoid[1]!)).toEqual([0, 1, 1, 0, 0]);
+        // σ(S) > 0 holds for every unit (a threshold schedule starting at 0), σ(S) > 1 for none.
+        const all = await unitThreshold({ on: 'sigmoid' }).computeUnits!(inputs, 0, context);
+        expect(await valuesOf(all[1]!)).toEqual([1, 1, 1, 1, 1]);
+        const none = await unitThreshold({ on: 'sigmoid' }).computeUnits!(inputs, 1, context);
+        expect(await valuesOf(none[0]!)).toEqual([0, 0, 0, 1, 0, 0]);
+        tf.dispose([...all, ...none]);
         expect(errorOf(() => unitThreshold({ minKeptUnits: 0 })).code).toBe('INVALID_SPARSITY');
         tf.dispose([...raw, ...sigmoid, a.tensor, b.tensor]);
         dispose();
