@@ -9,4 +9,6 @@ export * from './pruner';
 export * from './prune-once';
 export * from './divergence-guard';
 export * from './report';
+export * from './structures';
+export * from './blocks';
 export * from './learning-rate-schedules';

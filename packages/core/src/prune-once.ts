@@ -5,7 +5,8 @@ import { assignMasks } from './assign-masks';
 import { fail } from './fail';
 import { type ParameterSelector, selectParameters } from './parameter';
 import { PluginDriver } from './plugin-driver';
-import { type SparsityReport, sparsityReport } from './report';
+import { type SparsityReport, sparsityReport, type UnitSparsity, unitReport } from './report';
+import { structuresForGroup } from './structures';
 import {
   type Batch,
   type MaskFunction,
@@ -78,6 +79,11 @@ export interface PruneOnceReport extends SparsityReport {
    * `exclude` left out (their `layerClass` is the parameter's kind).
    */
   readonly skipped: SkippedWeight[];
+  /**
+   * With a unit mask (neurons, filters, heads): the units kept of each structure it pruned. Absent
+   * for masks that select single weights or shape-only patterns.
+   */
+  readonly units?: UnitSparsity[];
 }
 
 function checkModel(model: PrunableModel): void {
@@ -243,19 +249,22 @@ export async function pruneOnce(model: PrunableModel, options: PruneOnceOptions)
   const { scores, mask } = options;
   const { targetKind, target } = targetOf(options);
   const parameters = chooseParameters(model, options);
+  const structures = structuresForGroup('pruneOnce()', model, parameters, scores, mask);
   const context: PluginContext = { step: 0, model, random: createRandom(options.seed ?? 0) };
   const measured = options.data !== undefined;
   try {
     if (measured) await measureOn(model, scores, options.data!);
-    await assignMasks({ parameters, scores, mask, target, context });
+    await assignMasks({ parameters, scores, mask, target, context, structures });
   } catch (error) {
     throw measured ? error : withDataFix(error, scores);
   } finally {
     if (measured) scores.dispose?.();
   }
   const report = await sparsityReport(parameters);
+  const units = structures.length > 0 ? await unitReport(structures, parameters) : undefined;
   return {
     ...report,
+    ...(units ? { units } : {}),
     scores: scores.id,
     mask: mask.id,
     targetKind,

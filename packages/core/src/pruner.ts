@@ -13,6 +13,7 @@ import {
   matchesVariable,
 } from './parameter';
 import { PluginDriver } from './plugin-driver';
+import { type Structure, structuresForGroup, unitScoresOf } from './structures';
 import {
   type Batch,
   type LossTerm,
@@ -160,6 +161,10 @@ interface Group {
   readonly interval: number;
   readonly parameters: PrunableParameter[];
   readonly scoreVariables: Array<tf.Variable | undefined>;
+  /** The structures the group prunes by unit (none unless its mask or scores work on units). */
+  readonly structures: Structure[];
+  /** The learned scores of each structure (learnable unit strategies). */
+  readonly unitScoreVariables: Array<tf.Variable | undefined>;
   /** The group's own score optimizer, if it has one. */
   readonly scoreOptimizer: Optimizer | undefined;
   lastTarget: number | null;
@@ -272,6 +277,13 @@ export class Pruner {
       }
       for (const parameter of parameters) taken.add(parameter.name);
       this.checkComposition(name, group);
+      const structures = structuresForGroup(
+        `pruning group "${name}"`,
+        model,
+        parameters,
+        group.scores,
+        group.mask,
+      );
       // Learned scores move at every step, so their masks are re-selected every step unless asked otherwise.
       const interval =
         group.maskUpdateInterval ?? (group.scores.learnable ? 1 : (group.schedule.updateInterval ?? 1));
@@ -289,6 +301,8 @@ export class Pruner {
         interval,
         parameters,
         scoreVariables: [],
+        structures,
+        unitScoreVariables: [],
         scoreOptimizer: group.scoreOptimizer,
         lastTarget: null,
       };
@@ -329,26 +343,33 @@ export class Pruner {
     ]);
     const context = this.context();
     for (const group of this.groups) {
+      this.createUnitScores(group, context);
+      const unitScores = typeof group.scores.computeUnits === 'function';
       for (const parameter of group.parameters) {
-        const scores = group.scores.learnable
-          ? PluginDriver.callSync(group.scores, 'createScores', 0, () => {
-              const created = group.scores.createScores?.(parameter, context);
-              if (!created) {
-                invalid(
-                  `Score strategy "${group.scores.id}" is learnable but created no scores.`,
-                  'Implement createScores().',
-                );
-              }
-              if (!tf.util.arraysEqual(created.shape, [...parameter.shape])) {
-                invalid(
-                  `Scores of "${parameter.name}" have shape [${created.shape}], the weight [${parameter.shape}].`,
-                  `Fix createScores() of "${group.scores.id}".`,
-                  ErrorCodes.SHAPE_MISMATCH,
-                );
-              }
-              return created;
-            })
-          : undefined;
+        const scores =
+          group.scores.learnable && !unitScores
+            ? PluginDriver.callSync(group.scores, 'createScores', 0, () => {
+                const created = group.scores.createScores?.(parameter, context);
+                if (!created) {
+                  invalid(
+                    `Score strategy "${group.scores.id}" is learnable but created no scores.`,
+                    'Implement createScores().',
+                  );
+                }
+                const spread = group.scores.expandScores
+                  ? tf.tidy(() => group.scores.expandScores!(created, parameter).shape)
+                  : created.shape;
+                if (!tf.util.arraysEqual(spread, [...parameter.shape])) {
+                  created.dispose();
+                  invalid(
+                    `Scores of "${parameter.name}" have shape [${created.shape}]${group.scores.expandScores ? `, spread to [${spread}]` : ''}, the weight [${parameter.shape}].`,
+                    `Fix createScores() of "${group.scores.id}".`,
+                    ErrorCodes.SHAPE_MISMATCH,
+                  );
+                }
+                return created;
+              })
+            : undefined;
         group.scoreVariables.push(scores);
         const mask = group.mask;
         parameter.setWeightTransform(() =>
@@ -356,10 +377,55 @@ export class Pruner {
             ? PluginDriver.callSync(mask, 'transform', this.currentStep, () =>
                 mask.transform!({ parameter, scores, training: this.training }, this.context()),
               )
-            : maskedWeight(parameter.weight, parameter.mask, this.training ? scores : undefined),
+            : maskedWeight(
+                parameter.weight,
+                parameter.mask,
+                this.training ? this.trainingScores(group, parameter, scores) : undefined,
+              ),
         );
       }
     }
+  }
+
+  /** Creates the learned scores of every structure of a group whose strategy learns unit scores. */
+  private createUnitScores(group: Group, context: PluginContext): void {
+    const { scores } = group;
+    if (!scores.learnable || typeof scores.computeUnits !== 'function') return;
+    for (const structure of group.structures) {
+      const created = PluginDriver.callSync(scores, 'createUnitScores', 0, () => {
+        const variable = scores.createUnitScores?.(structure, context);
+        if (!variable) {
+          invalid(
+            `Score strategy "${scores.id}" learns unit scores but created none for structure "${structure.name}".`,
+            'Implement createUnitScores().',
+          );
+        }
+        if (!tf.util.arraysEqual(variable.shape, [structure.count])) {
+          variable.dispose();
+          invalid(
+            `Unit scores of "${structure.name}" have shape [${variable.shape}], the structure has ${structure.count} units.`,
+            `Fix createUnitScores() of "${scores.id}": one score per unit, shape [count].`,
+            ErrorCodes.SHAPE_MISMATCH,
+          );
+        }
+        return variable;
+      });
+      group.unitScoreVariables.push(created);
+    }
+  }
+
+  /**
+   * The learned scores that receive a parameter's straight-through gradient, inside the gradient
+   * tape: its own (spread over the weight when coarser), or the unit scores of its structures.
+   */
+  private trainingScores(
+    group: Group,
+    parameter: PrunableParameter,
+    scores: tf.Variable | undefined,
+  ): tf.Tensor | undefined {
+    if (scores) return group.scores.expandScores ? group.scores.expandScores(scores, parameter) : scores;
+    if (group.unitScoreVariables.length === 0) return undefined;
+    return unitScoresOf(parameter, group.structures, group.unitScoreVariables);
   }
 
   private checkComposition(name: string, group: PruningGroupOptions): void {
@@ -434,6 +500,26 @@ export class Pruner {
     );
   }
 
+  /**
+   * The structures pruned by unit scores in every group, with their learned unit scores (if any).
+   *
+   * @example
+   * ```ts
+   * for (const { structure, scores } of pruner.prunedUnits()) console.log(structure.name, scores?.shape);
+   * ```
+   */
+  prunedUnits(): Array<{ group: string; structure: Structure; scores: tf.Variable | undefined }> {
+    return this.groups.flatMap((group) =>
+      typeof group.scores.computeUnits === 'function'
+        ? group.structures.map((structure, index) => ({
+            group: group.name,
+            structure,
+            scores: group.unitScoreVariables[index],
+          }))
+        : [],
+    );
+  }
+
   /** The target of every group at `step` (default: the current step). */
   targets(step = this.currentStep): Record<string, number> {
     return Object.fromEntries(this.groups.map((group) => [group.name, group.schedule.valueAt(step)]));
@@ -465,6 +551,8 @@ export class Pruner {
       parameters: group.parameters,
       scores: group.scores,
       scoreVariables: group.scoreVariables,
+      structures: group.structures,
+      unitScoreVariables: group.unitScoreVariables,
       mask: group.mask,
       target,
       context: this.context(),
@@ -488,12 +576,16 @@ export class Pruner {
   }
 
   private scoreVariables(groups: readonly Group[] = this.groups) {
-    return groups.flatMap((group) =>
-      group.parameters.flatMap((parameter, index) => {
+    return groups.flatMap((group) => [
+      ...group.parameters.flatMap((parameter, index) => {
         const variable = group.scoreVariables[index];
         return variable ? [{ name: `${parameter.name}/scores`, variable }] : [];
       }),
-    );
+      ...group.structures.flatMap((structure, index) => {
+        const variable = group.unitScoreVariables[index];
+        return variable ? [{ name: `${structure.name}/scores`, variable }] : [];
+      }),
+    ]);
   }
 
   /** Every optimizer with its checkpoint name and the variables it trains. */
@@ -699,7 +791,14 @@ export class Pruner {
         const task = this.model.loss(outputs, batch);
         taskLoss = tf.keep(task.clone());
         if (this.lossTerms.length === 0) return task;
-        const lossContext = { ...this.context(), batch, outputs, targets, pruned: this.pruned() };
+        const lossContext = {
+          ...this.context(),
+          batch,
+          outputs,
+          targets,
+          pruned: this.pruned(),
+          prunedUnits: this.prunedUnits(),
+        };
         const terms = this.lossTerms.map((term) =>
           PluginDriver.callSync(term, 'compute', step, () => term.compute(lossContext)),
         );
@@ -779,6 +878,9 @@ export class Pruner {
         tensors[`mask/${parameter.name}`] = tf.keep(parameter.mask.clone());
         if (scores) tensors[`scores/${parameter.name}`] = tf.keep(scores.clone());
       }
+      for (const { structure, scores } of this.prunedUnits()) {
+        if (scores) tensors[`scores/${structure.name}`] = tf.keep(scores.clone());
+      }
       for (const { key, optimizer } of this.optimizerEntries()) {
         for (const [slot, tensor] of Object.entries(optimizer.state()))
           tensors[`optimizer/${key}/${slot}`] = tf.keep(tensor.clone());
@@ -827,7 +929,10 @@ export class Pruner {
     const hasVariables = Object.keys(tensors).some((key) => key.startsWith('variable/'));
     for (const { parameter, scores } of this.pruned()) {
       expectShape(`mask/${parameter.name}`, parameter.shape);
-      if (scores) expectShape(`scores/${parameter.name}`, parameter.shape);
+      if (scores) expectShape(`scores/${parameter.name}`, scores.shape);
+    }
+    for (const { structure, scores } of this.prunedUnits()) {
+      if (scores) expectShape(`scores/${structure.name}`, [structure.count]);
     }
     if (hasVariables)
       for (const { name, variable } of variables) expectShape(`variable/${name}`, variable.shape);
@@ -857,6 +962,9 @@ export class Pruner {
       parameter.mask.assign(tensors[`mask/${parameter.name}`]!);
       if (scores) scores.assign(tensors[`scores/${parameter.name}`]!);
     }
+    for (const { structure, scores } of this.prunedUnits()) {
+      if (scores) scores.assign(tensors[`scores/${structure.name}`]!);
+    }
     if (hasVariables)
       for (const { name, variable } of variables) variable.assign(tensors[`variable/${name}`]!);
     for (const group of this.groups)
@@ -872,6 +980,7 @@ export class Pruner {
     for (const group of this.groups) {
       for (const parameter of group.parameters) parameter.setWeightTransform(null);
       for (const scores of group.scoreVariables) scores?.dispose();
+      for (const scores of group.unitScoreVariables) scores?.dispose();
     }
     for (const { optimizer } of this.optimizerEntries()) optimizer.dispose();
   }

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { keptUnits, type Structure } from './structures';
 import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import type { Batch, PrunableModel, PrunableParameter } from './types';
 
@@ -50,6 +51,48 @@ export async function sparsityReport(parameters: readonly PrunableParameter[]): 
   const total = rows.reduce((sum, row) => sum + row.total, 0);
   const kept = rows.reduce((sum, row) => sum + row.kept, 0);
   return { parameters: rows, total, kept, sparsity: total === 0 ? 0 : 1 - kept / total };
+}
+
+/**
+ * How many units of one structure remain (see {@link keptUnits}).
+ *
+ * @example
+ * ```ts
+ * const row: UnitSparsity = { name: 'conv_1/filters', kind: 'filter', count: 32, kept: 12 };
+ * ```
+ */
+export interface UnitSparsity {
+  name: string;
+  kind: string;
+  count: number;
+  kept: number;
+}
+
+/**
+ * Counts the units each structure keeps: a unit is removed when nothing reads it any more (every
+ * `input` member's slice of it is masked).
+ *
+ * @example
+ * ```ts
+ * const rows = await unitReport(model.structures?.() ?? [], model.parameters());
+ * console.log(rows.map((row) => `${row.name}: ${row.kept}/${row.count}`));
+ * ```
+ */
+export async function unitReport(
+  structures: readonly Structure[],
+  parameters: readonly PrunableParameter[],
+): Promise<UnitSparsity[]> {
+  const rows: UnitSparsity[] = [];
+  for (const structure of structures) {
+    const kept = await keptUnits(structure, parameters);
+    rows.push({
+      name: structure.name,
+      kind: structure.kind,
+      count: structure.count,
+      kept: kept.filter(Boolean).length,
+    });
+  }
+  return rows;
 }
 
 /** Loss and accuracy of a classifier over evaluation batches. */

@@ -13,6 +13,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { createPrunableParameter } from './parameter';
+import { poolUnits } from './structures';
 import {
   type Batch,
   type MaskFunction,
@@ -25,7 +26,10 @@ import { dense } from '@fineprune/tensor';
 import { FinepruneError } from '@fineprune/tensor/errors';
 import { topCountMasks } from '@fineprune/tensor/select';
 
-/** A 2-layer MLP (in → hidden → classes) on raw variables; forward uses the effective weights. */
+/**
+ * A 2-layer MLP (in → hidden → classes) on raw variables; forward uses the effective weights. Its
+ * one structure, `fc1/neurons`, is the hidden layer: columns of `fc1/kernel`, rows of `fc2/kernel`.
+ */
 export function tinyMlp(inputs = 6, hidden = 5, classes = 3, seed = 1): PrunableModel & { dispose(): void } {
   const w1 = tf.tidy(() => tf.variable(tf.randomNormal([inputs, hidden], 0, 0.5, 'float32', seed)));
   const b1 = tf.tidy(() => tf.variable(tf.zeros([hidden])));
@@ -37,6 +41,17 @@ export function tinyMlp(inputs = 6, hidden = 5, classes = 3, seed = 1): Prunable
     specVersion: SPEC_VERSION,
     name: 'tiny-mlp',
     parameters: () => [p1, p2],
+    structures: () => [
+      {
+        name: 'fc1/neurons',
+        kind: 'neuron',
+        count: hidden,
+        members: [
+          { parameter: 'fc1/kernel', axis: 1, role: 'output' },
+          { parameter: 'fc2/kernel', axis: 0, role: 'input' },
+        ],
+      },
+    ],
     forward: (x) =>
       tf.tidy(() =>
         dense(
@@ -182,3 +197,56 @@ export async function rejectionOf(promise: Promise<unknown>): Promise<FinepruneE
   }
   throw new Error('expected a FinepruneError, but the promise resolved');
 }
+
+/** Unit scores written against the interfaces: the L1 norm of each unit over every member. */
+export const testUnitMagnitude: ScoreStrategy = {
+  id: 'test-unit-magnitude',
+  learnable: false,
+  compute: ({ parameter }) => tf.abs(parameter.weight),
+  computeUnits: ({ structure, members }) =>
+    tf.tidy(() =>
+      tf.addN(
+        structure.members.map((member, index) =>
+          poolUnits(tf.abs(members[index]!.weight), member, structure.count, 'sum'),
+        ),
+      ),
+    ),
+  toConfig: () => ({}),
+};
+
+/** Learned unit scores written against the interfaces: one variable per structure, filled with `initial`. */
+export function testUnitScores(initial: number | readonly number[] = 0): ScoreStrategy {
+  return {
+    id: 'test-unit-scores',
+    learnable: true,
+    compute: ({ parameter }) => tf.zeros([...parameter.shape]),
+    createUnitScores: (structure) =>
+      tf.tidy(() =>
+        tf.variable(
+          typeof initial === 'number' ? tf.fill([structure.count], initial) : tf.tensor1d([...initial]),
+        ),
+      ),
+    computeUnits: ({ scores }) => scores!.clone(),
+    toConfig: () => ({}),
+  };
+}
+
+/** Local Top-k over the units of each structure, written against the interfaces. */
+export const testUnitTopK: MaskFunction = {
+  id: 'test-unit-topk',
+  targetKind: 'sparsity',
+  requiresStructures: true,
+  compute: () => {
+    throw new Error('test-unit-topk selects units only');
+  },
+  async computeUnits(inputs, sparsity) {
+    const masks: tf.Tensor[] = [];
+    for (const { scores } of inputs) {
+      const values = Float32Array.from(await scores.data());
+      const keep = values.length - Math.round(sparsity * values.length);
+      masks.push(tf.tensor1d(topCountMasks([values], keep)[0]!));
+    }
+    return masks;
+  },
+  toConfig: () => ({}),
+};

@@ -1,4 +1,5 @@
 import type * as tf from '@tensorflow/tfjs-core';
+import type { Structure } from './structures';
 
 /** Version of the plugin and model interfaces in this file. Bumped on any breaking change. */
 export const SPEC_VERSION = 1 as const;
@@ -105,6 +106,13 @@ export interface PrunableModel {
    * should implement it so that users see what is not pruned.
    */
   skippedWeights?(): readonly SkippedWeight[];
+  /**
+   * The units of the model that are pruned together across parameters (neurons, filters with the
+   * next layer's input channels, attention heads), as {@link Structure}s. Optional: unit masks and
+   * unit scores (`@fineprune/structured`) need it, and a recipe that uses them with a model without
+   * it is refused when it is composed. Must describe only parameters of {@link parameters}.
+   */
+  structures?(): readonly Structure[];
 }
 
 /**
@@ -197,8 +205,18 @@ export interface Configurable {
 export interface ScoreStrategy extends Plugin, Configurable {
   /** True when the scores are variables trained by the score optimizer. */
   readonly learnable: boolean;
-  /** Creates the learned score variable of a parameter (learnable strategies only). */
+  /**
+   * Creates the learned score variable of a parameter (learnable strategies only): the weight's
+   * shape, or a coarser one (one score per block) that {@link expandScores} spreads over the weight.
+   */
   createScores?(parameter: PrunableParameter, context: PluginContext): tf.Variable;
+  /**
+   * For learned scores coarser than the weight (one per block): spreads the variable of
+   * {@link createScores} over the weight's shape, differentiably, inside the gradient tape. Each
+   * score then receives the straight-through gradient of every weight it covers, summed (Eq. 2 of
+   * Movement Pruning applied to the group). Default: the scores have the weight's shape.
+   */
+  expandScores?(scores: tf.Tensor, parameter: PrunableParameter): tf.Tensor;
   /**
    * The scores that the mask function ranks, same shape as the weight. Called outside the gradient
    * tape when masks are updated; the caller disposes the result.
@@ -215,6 +233,52 @@ export interface ScoreStrategy extends Plugin, Configurable {
   measure?(model: PrunableModel, batches: Iterable<Batch>): Promise<void>;
   /** Frees what {@link measure} kept. Optional. */
   dispose?(): void;
+  /**
+   * One score per unit of a structure (a neuron, a filter, a head) instead of one per weight: shape
+   * `[structure.count]`. A strategy that has it scores units, and needs a mask function with
+   * {@link MaskFunction.computeUnits}. `members` are the structure's parameters, in the order of its
+   * members; `scores` is the structure's learned variable from {@link createUnitScores}. Called
+   * outside the gradient tape; the caller disposes the result.
+   */
+  computeUnits?(input: UnitScoreInput, context: PluginContext): tf.Tensor | Promise<tf.Tensor>;
+  /**
+   * Creates the learned scores of a structure, shape `[structure.count]` (learnable unit strategies).
+   * Forward passes use W ⊙ M, and the score of a unit receives the straight-through gradient of
+   * every weight it owns, summed (Eq. 2 of Movement Pruning applied to the unit).
+   */
+  createUnitScores?(structure: Structure, context: PluginContext): tf.Variable;
+}
+
+/**
+ * What {@link ScoreStrategy.computeUnits} receives for one structure.
+ *
+ * @example
+ * ```ts
+ * const l1: ScoreStrategy['computeUnits'] = ({ structure, members }: UnitScoreInput) =>
+ *   tf.addN(structure.members.map((member, index) => poolUnits(tf.abs(members[index]!.weight), member, structure.count, 'sum')));
+ * ```
+ */
+export interface UnitScoreInput {
+  readonly structure: Structure;
+  /** The parameter of each member of the structure, in the order of `structure.members`. */
+  readonly members: readonly PrunableParameter[];
+  /** The structure's learned scores (learnable unit strategies), shape `[structure.count]`. */
+  readonly scores: tf.Variable | undefined;
+}
+
+/**
+ * What a unit mask function receives for one structure.
+ *
+ * @example
+ * ```ts
+ * const keepFirst: MaskFunction['computeUnits'] = (inputs: readonly UnitMaskInput[]) =>
+ *   inputs.map(({ structure }) => tf.oneHot([0], structure.count).reshape([structure.count]));
+ * ```
+ */
+export interface UnitMaskInput {
+  readonly structure: Structure;
+  /** One score per unit, shape `[structure.count]`. */
+  readonly scores: tf.Tensor;
 }
 
 /** What a mask function receives for one parameter. */
@@ -222,6 +286,12 @@ export interface MaskInput {
   readonly parameter: PrunableParameter;
   /** Scores to rank (from {@link ScoreStrategy.compute}). */
   readonly scores: tf.Tensor;
+  /**
+   * The mask the parameter has now (before this selection): ones before the first one. Read-only;
+   * mask functions that stack on earlier pruning (keep what an earlier stage removed removed, or
+   * select 2:4 inside the units that remain) take it into account.
+   */
+  readonly previousMask?: tf.Tensor;
 }
 
 /** What kind of target a schedule produces and a mask function consumes. */
@@ -240,6 +310,23 @@ export interface MaskFunction extends Plugin, Configurable {
   readonly targetKind: TargetKind;
   /** True when the function needs learned scores (it makes no sense on computed ones). */
   readonly requiresLearnableScores?: boolean;
+  /**
+   * True when the function needs the model's {@link PrunableModel.structures} (unit masks). A
+   * recipe that gives it a model without structures, or a group whose parameters no structure
+   * touches, is refused when it is composed.
+   */
+  readonly requiresStructures?: boolean;
+  /**
+   * Unit masks, one `[count]` 0/1 tensor per structure, in order, from one score per unit. Used
+   * instead of {@link compute} when the group's score strategy scores units
+   * ({@link ScoreStrategy.computeUnits}); the driver spreads the unit masks over the parameters.
+   * The caller disposes the results.
+   */
+  computeUnits?(
+    inputs: readonly UnitMaskInput[],
+    target: number,
+    context: PluginContext,
+  ): tf.Tensor[] | Promise<tf.Tensor[]>;
   /**
    * New binary masks, one per input, in order. Selection across inputs (global) or per input
    * (local) is this function's concern. The caller disposes the results.
@@ -287,6 +374,11 @@ export interface LossContext extends PluginContext {
   /** Every pruned parameter with its learned scores (if any). */
   readonly pruned: ReadonlyArray<{
     readonly parameter: PrunableParameter;
+    readonly scores: tf.Variable | undefined;
+  }>;
+  /** Every structure pruned by unit scores, with its learned unit scores (if any). */
+  readonly prunedUnits?: ReadonlyArray<{
+    readonly structure: Structure;
     readonly scores: tf.Variable | undefined;
   }>;
 }

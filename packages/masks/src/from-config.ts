@@ -1,6 +1,8 @@
 import type { JsonObject, LossTerm, MaskFunction } from '@fineprune/core';
 import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
+import { block } from './block';
 import { hardConcrete, l0Penalty } from './hard-concrete';
+import { nOfM } from './n-of-m';
 import { sigmoidPenalty, threshold } from './threshold';
 import { topV } from './top-v';
 
@@ -17,10 +19,12 @@ export function maskFromConfig(config: JsonObject): MaskFunction {
   if (type === 'topV') return topV(options as never);
   if (type === 'threshold') return threshold(options as never);
   if (type === 'hardConcrete') return hardConcrete(options as never);
+  if (type === 'nOfM') return nOfM(options as never);
+  if (type === 'block') return block(options as never);
   throw new FinepruneError({
     code: ErrorCodes.INVALID_ARGUMENT,
     message: `Unknown mask type ${JSON.stringify(type)}.`,
-    fix: 'Use one of: "topV", "threshold", "hardConcrete".',
+    fix: 'Use one of: "topV", "threshold", "hardConcrete", "nOfM", "block".',
   });
 }
 

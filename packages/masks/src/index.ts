@@ -21,4 +21,6 @@ export {
   type L0PenaltyOptions,
   uniformNoise,
 } from './hard-concrete';
+export { nOfM, type NOfMOptions } from './n-of-m';
+export { block, type BlockOptions, type BlockPool } from './block';
 export { lossTermFromConfig, maskFromConfig } from './from-config';
