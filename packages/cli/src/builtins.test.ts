@@ -124,6 +124,14 @@ describe('options schemas of the built-in plugins', () => {
     'lossTerm:sigmoidPenalty': { lambda: 1, reduction: 'mean', rampWithThreshold: { finalThreshold: 0.1 } },
     'lossTerm:l0Penalty': { lambda: 1e-4, reduction: 'sum', beta: 0.5 },
     'lossTerm:distillation': { teacher: './teacher', temperature: 2, alphaDistil: 0.5, alphaCe: 0.5 },
+    'mask:nOfM': { n: 2, m: 4, scope: 'global', withinPrevious: true },
+    'mask:block': { rows: 32, cols: 'all', selection: 'top', scope: 'global', pool: 'mean' },
+    'mask:unitTopV': { scope: 'global', keptCount: 'floor' },
+    'mask:unitThreshold': { on: 'sigmoid', minKeptUnits: 2 },
+    'scores:unitMagnitude': { norm: 'l1' },
+    'scores:unitMovement': { init: { type: 'uniform', scale: 0.01 } },
+    'scores:blockMovement': { rows: 4, cols: 4, init: { type: 'magnitude', scale: 2 } },
+    'lossTerm:unitSigmoidPenalty': { lambda: 1e-3 },
   };
 
   it('declare every option each plugin reports in toConfig(), so a pasted config passes the check', async () => {

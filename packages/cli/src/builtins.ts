@@ -27,6 +27,7 @@ import * as schedulers from '@fineprune/schedulers';
 import * as scores from '@fineprune/scores';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
+import { STRUCTURED_CANDIDATES } from './builtins-structured';
 import { loadSavedModel, savedModelDirectory } from './models';
 import { isHuggingFaceFolder, openBertTeacher } from './run-model-bert';
 
@@ -84,7 +85,8 @@ const CUBIC_STEPS: OptionsSchema = {
   interval: { type: 'integer', unit: 'interval', description: 'Δt, steps between target changes' },
 };
 
-interface Candidate {
+/** A plugin factory of a built-in package with its id, description and options schema. */
+export interface Candidate {
   kind: PluginKind;
   id: string;
   namespace: object;
@@ -533,7 +535,7 @@ function distillationDefinition(): PluginDefinition | undefined {
  */
 export function builtinPluginDefinitions(): PluginDefinition[] {
   const definitions: PluginDefinition[] = [];
-  for (const candidate of CANDIDATES) {
+  for (const candidate of [...CANDIDATES, ...STRUCTURED_CANDIDATES]) {
     const factory = exported<PluginKindMap[typeof candidate.kind]>(candidate.namespace, candidate.exportName);
     if (!factory) continue;
     definitions.push(
