@@ -1,0 +1,78 @@
+/**
+ * The Markdown table of the CNN filter-pruning benchmark (`cnn-filters.ts`) from its result file:
+ * per method and share of removed filters, the filters kept, test accuracy (mean ± std over the
+ * seeds) and its drop from the dense model, the shrunk model's weight file against the dense one,
+ * and the measured speed-ups (inference at batch 1 and 16, one training step), each the mean over
+ * the seeds of the per-run medians.
+ *
+ *   cd bench && npx tsx --conditions=source src/cnn-filters-tables.ts [results/cnn-filters.json]
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { mean, RESULTS_DIR, runIfScript, std } from './harness';
+
+interface Timing {
+  speedUp: number;
+  denseMs: number;
+  shrunkMs: number;
+}
+
+interface Run {
+  seed: number;
+  method: string;
+  filterSparsity: number;
+  structures: Array<{ name: string; count: number; kept: number }>;
+  accuracy: number;
+  maskedAccuracy: number;
+  accuracyDrop: number;
+  sizeRatio: number;
+  weightBytes: number;
+  inference: { batch1: Timing; batch16: Timing };
+  trainingStep: Timing;
+}
+
+interface Result {
+  dense: Array<{ seed: number; accuracy: number; weightBytes: number }>;
+  runs: Run[];
+}
+
+const percent = (values: number[]) =>
+  `${(mean(values) * 100).toFixed(2)} ± ${(std(values) * 100).toFixed(2)}`;
+const times = (values: number[]) => `×${mean(values).toFixed(2)}`;
+
+/**
+ * The table as Markdown lines.
+ *
+ * @example
+ * ```ts
+ * console.log(cnnFiltersTable(JSON.parse(readFileSync('results/cnn-filters.json', 'utf8'))).join('\n'));
+ * ```
+ */
+export function cnnFiltersTable(result: Result): string[] {
+  const dense = result.dense;
+  const lines = [
+    '| method | filters removed | conv1 / conv2 filters kept | accuracy % (mean ± std) | drop (points) | weights file | speed-up batch 1 | speed-up batch 16 | training step speed-up | seeds |',
+    '|---|---|---|---|---|---|---|---|---|---|',
+    `| dense | 0% | 16 / 32 | ${percent(dense.map((run) => run.accuracy))} | — | ${(mean(dense.map((run) => run.weightBytes)) / 1024).toFixed(0)} KiB | ×1 | ×1 | ×1 | ${dense.length} |`,
+  ];
+  const keys = [...new Set(result.runs.map((run) => `${run.method}|${run.filterSparsity}`))];
+  for (const key of keys) {
+    const runs = result.runs.filter((run) => `${run.method}|${run.filterSparsity}` === key);
+    const first = runs[0]!;
+    const kept = first.structures
+      .filter((entry) => entry.name.endsWith('/filters'))
+      .map((entry) => entry.kept)
+      .join(' / ');
+    lines.push(
+      `| ${first.method} | ${first.filterSparsity * 100}% | ${kept} | ${percent(runs.map((run) => run.accuracy))} | ${(mean(runs.map((run) => run.accuracyDrop)) * 100).toFixed(2)} | ${(mean(runs.map((run) => run.sizeRatio)) * 100).toFixed(1)}% (${(mean(runs.map((run) => run.weightBytes)) / 1024).toFixed(0)} KiB) | ${times(runs.map((run) => run.inference.batch1.speedUp))} | ${times(runs.map((run) => run.inference.batch16.speedUp))} | ${times(runs.map((run) => run.trainingStep.speedUp))} | ${runs.length} |`,
+    );
+  }
+  return lines;
+}
+
+export async function main(argv = process.argv.slice(2)): Promise<void> {
+  const path = argv[0] ?? join(RESULTS_DIR, 'cnn-filters.json');
+  console.log(cnnFiltersTable(JSON.parse(readFileSync(path, 'utf8')) as Result).join('\n'));
+}
+
+runIfScript(import.meta.url, main);
