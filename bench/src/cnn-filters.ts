@@ -317,7 +317,7 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
         save();
       }
     }
-    trained.forEach((entry) => entry.value.dispose());
+    for (const entry of trained) entry.value.dispose();
     dense.dispose();
   }
   const path = save();
