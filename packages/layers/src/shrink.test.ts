@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { ErrorCodes } from '@fineprune/core';
+import { ErrorCodes, pruneOnce } from '@fineprune/core';
+import { testUnitMagnitude, testUnitTopK } from '@fineprune/core/testing';
 import { setBackend } from '@fineprune/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { fromLayersModel, type LayersPrunableModel } from './from-layers-model';
@@ -207,6 +208,27 @@ for (const backend of BACKENDS) {
       await expectClose(actual, expected, TOLERANCE);
       tf.dispose([x, expected, actual]);
       loaded.dispose();
+      release(prunable);
+    });
+
+    it('shrinks what a unit mask of the core pruned through structures(), every structure by half', async () => {
+      const source = residualBlock();
+      randomiseWeights(source, 90);
+      const prunable = fromLayersModel(source);
+      await pruneOnce(prunable, { scores: testUnitMagnitude, mask: testUnitTopK, sparsity: 0.5 });
+      const x = tf.randomNormal([2, 5, 5, 2], 0, 1, 'float32', 9);
+      const { model, structures } = await shrink(prunable);
+      // A unit mask zeroes every member of a removed unit, so each structure keeps exactly half (or more
+      // where a removed unit's constant could not be folded, which cannot happen here: nothing reads it).
+      expect(structures).toEqual([
+        { name: 'stem/channels', kind: 'channel', count: 4, kept: 2 },
+        { name: 'conv_c/filters', kind: 'filter', count: 3, kept: 1 },
+      ]);
+      const expected = prunable.model.predict(x) as tf.Tensor;
+      const actual = model.predict(x) as tf.Tensor;
+      await expectClose(actual, expected, TOLERANCE);
+      tf.dispose([x, expected, actual]);
+      model.dispose();
       release(prunable);
     });
 
