@@ -19,7 +19,14 @@ export interface ChannelSpace {
   readonly readers: ReadonlyArray<{ readonly layer: Layer; readonly repeats: number }>;
 }
 
-/** A Dense or Conv2D layer whose output channels {@link channelSpaces} cannot follow, with why. */
+/**
+ * A Dense or Conv2D layer whose output units `structures()` leaves out, with why.
+ *
+ * @example
+ * ```ts
+ * for (const { layer, reason } of prunable.skippedStructures()) console.log(`${layer}: ${reason}`);
+ * ```
+ */
 export interface SkippedStructure {
   /** The producing layer. */
   readonly layer: string;
@@ -247,11 +254,6 @@ class Analysis {
   }
 }
 
-/** The model's layers in order; nested models are not followed (their layers are containers). */
-function orderedLayers(model: tfl.LayersModel): Layer[] {
-  return [...model.layers];
-}
-
 /**
  * Follows every Dense and Conv2D layer's output channels through the model's graph, for
  * `structures()` and {@link shrink}: the channel spaces that can be cut, and the producers whose
@@ -266,7 +268,7 @@ function orderedLayers(model: tfl.LayersModel): Layer[] {
  */
 export function channelSpaces(model: tfl.LayersModel): ChannelAnalysis {
   const analysis = new Analysis();
-  const layers = orderedLayers(model);
+  const layers = [...model.layers]; // in topological order; a nested model is one opaque layer
   for (const layer of layers) {
     if (Array.isArray(fields(layer).layers)) {
       analysis.opaque(
