@@ -37,7 +37,11 @@ export const STRUCTURED_CANDIDATES: Candidate[] = [
     options: {
       n: { type: 'integer', required: true, minimum: 1 },
       m: { type: 'integer', required: true, minimum: 1 },
-      axis: { type: 'integer', minimum: 0, description: 'the axis of the groups; default the input dimension' },
+      axis: {
+        type: 'integer',
+        minimum: 0,
+        description: 'the axis of the groups; default the input dimension',
+      },
       scope: { type: 'string', values: ['local', 'global'] },
       withinPrevious: { type: 'boolean', description: 'select inside the mask the parameter already has' },
     },
@@ -61,7 +65,8 @@ export const STRUCTURED_CANDIDATES: Candidate[] = [
     id: 'unitTopV',
     namespace: structured,
     exportName: 'unitTopV',
-    description: 'keep the top (1 − v) units (neurons, filters, heads) of the model’s structures, local or global',
+    description:
+      'keep the top (1 − v) units (neurons, filters, heads) of the model’s structures, local or global',
     options: {
       scope: { type: 'string', values: ['local', 'global'] },
       keptCount: { type: 'string', description: 'how v·count is rounded to a kept count' },

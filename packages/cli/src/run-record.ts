@@ -104,6 +104,43 @@ export interface RunHistory {
 }
 
 /**
+ * How many units (neurons, filters, heads) of one structure of the model remain, for models that
+ * list `structures()` (see `unitReport` of `@fineprune/core`).
+ *
+ * @example
+ * ```ts
+ * const row: UnitRow = { name: 'dense_1/neurons', kind: 'neuron', count: 300, kept: 75 };
+ * ```
+ */
+export interface UnitRow {
+  name: string;
+  kind: string;
+  count: number;
+  kept: number;
+}
+
+/**
+ * The mask of one weight matrix pruned by blocks, downsampled for the report's picture: the last
+ * two axes (leading axes such as kernel taps count a position kept when any tap is), cut into
+ * `cellRows × cellCols` cells, each holding the fraction of its entries kept, row-major.
+ *
+ * @example
+ * ```ts
+ * const pattern: BlockPattern = { name: 'fc/kernel', shape: [64, 64], cellRows: 2, cellCols: 2, gridRows: 32, gridCols: 32, kept: [...] };
+ * ```
+ */
+export interface BlockPattern {
+  name: string;
+  shape: number[];
+  cellRows: number;
+  cellCols: number;
+  gridRows: number;
+  gridCols: number;
+  /** Fraction kept in each cell, in [0, 1], `gridRows · gridCols` values, row-major. */
+  kept: number[];
+}
+
+/**
  * What `fineprune run` writes to `run.json`, and what `report` reads back.
  *
  * @example
@@ -123,6 +160,10 @@ export interface RunRecord extends RunHistory {
   /** The best evaluation by `training.keepBest.metric`, whose model is in `<out>/best`. */
   best?: EvaluationPoint & { metric: string };
   layers: LayerRow[];
+  /** Remaining units per structure (models with `structures()`); absent in older records. */
+  units?: UnitRow[];
+  /** Block-mask pictures of the parameters pruned by blocks; absent when none. */
+  blockPatterns?: BlockPattern[];
   samples: ParameterSample[];
   recipe: unknown;
   finishedAt: string;

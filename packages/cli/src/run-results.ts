@@ -6,6 +6,7 @@ import { readFloat32 } from '@fineprune/tensor/select';
 import { writeFileAtomic } from './files';
 import { renderHtmlReport } from './report/html';
 import { sampleParameter } from './report/samples';
+import { blockPatterns, unitRows } from './report/structure-report';
 import { bestEvaluation } from './run-best';
 import { exportRunModel } from './run-export';
 import { exportTargetOf, type RunModel } from './run-model';
@@ -40,18 +41,19 @@ async function parameterSamples(
     const mask = await readFloat32(entry.parameter.mask);
     let scores: Float32Array;
     let scoreSource: ParameterSample['scoreSource'];
-    if (entry.scores) {
+    if (entry.scores && entry.scores.size === entry.parameter.size) {
       scores = await readFloat32(entry.scores);
       scoreSource = 'learned';
     } else {
+      // Computed scores, or learned ones coarser than the weight (one per block), spread over it.
       const strategy = scoreStrategies.get(entry.group)!;
       const computed = await strategy.compute(
-        { parameter: entry.parameter, scores: undefined },
+        { parameter: entry.parameter, scores: entry.scores },
         { step: pruner.step, model: prunable, random: createRandom(0) },
       );
       scores = await readFloat32(computed);
       computed.dispose();
-      scoreSource = strategy.id === 'magnitude' ? 'magnitude' : 'computed';
+      scoreSource = entry.scores ? 'learned' : strategy.id === 'magnitude' ? 'magnitude' : 'computed';
     }
     samples.push(sampleParameter(entry.parameter.name, weights, scores, mask, scoreSource));
   }
@@ -86,6 +88,8 @@ export async function runRecord(options: {
     sparsity: row.sparsity,
   }));
   const samples = await parameterSamples(pruner, prunable, options.scoreStrategies);
+  const units = await unitRows(prunable);
+  const patterns = await blockPatterns(recipe, pruner);
   const best = bestEvaluation(recipe, history.evaluations);
   const scores = {
     ...(finalPoint.f1 !== undefined ? { f1: finalPoint.f1 } : {}),
@@ -107,6 +111,8 @@ export async function runRecord(options: {
     },
     ...(best ? { best } : {}),
     layers,
+    ...(units.length > 0 ? { units } : {}),
+    ...(patterns.length > 0 ? { blockPatterns: patterns } : {}),
     samples,
     recipe: toConfig(recipe),
     finishedAt: new Date().toISOString(),

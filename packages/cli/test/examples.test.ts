@@ -28,6 +28,7 @@ const METHODS: Record<string, string> = {
   'snip-plugin.yaml': 'community/snip + topV(global) + cubic',
   'dense-teacher.yaml': 'magnitude + topV + constant',
   'movement-distillation.yaml': 'movement + topV(local) + cubic; distillation',
+  'block-movement.yaml': 'blockMovement + block(local) + cubic',
 };
 
 /** A recipe's plugins in the form of {@link METHODS}. */

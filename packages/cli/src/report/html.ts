@@ -1,4 +1,5 @@
 import { encoderRemainingTable } from './encoder-table';
+import { structuredSection } from './structure-report';
 import { type RunRecord, totalLossChange } from '../run-record';
 import {
   axes,
@@ -417,7 +418,7 @@ ${lossChangeVersusGapPlot(runs)}</section>
 <h2>Weights against scores</h2>
 <p class="caption">Each sampled weight of the first run against its importance score; pruned weights in grey (Fig. 4b of <i>Movement Pruning</i>).</p>
 <div class="grid-plots">${weightsVersusScoresPlots(run).join('')}</div>
-${run ? `<h2>Layers</h2>${layerTable(run)}${encoderSection(run)}` : ''}`,
+${run ? `<h2>Layers</h2>${layerTable(run)}${encoderSection(run)}${structuredSection(run)}` : ''}`,
   );
 }
 
