@@ -77,6 +77,21 @@ for (const backend of ['cpu', 'wasm'] as const) {
       });
     });
 
+    it('differentiates the spread of a convolution kernel member (rank 6 once split) per unit', async () => {
+      await leakFree(async () => {
+        // A [1, 2, 2, 3] kernel, units on axis 3: unit u owns entries u, u + 3, u + 6, u + 9.
+        const member: StructureMember = { parameter: 'k', axis: 3, role: 'output' };
+        const entries = tf.tidy(() => tf.reshape(tf.range(0, 12, 1, 'float32'), [1, 2, 2, 3]));
+        const values = tf.tensor1d([1, 2, 3]);
+        const gradient = tf.grad((unit: tf.Tensor) =>
+          tf.sum(tf.mul(expandUnits(unit, member, [1, 2, 2, 3]), entries)),
+        )(values);
+        // unit 0: 0 + 3 + 6 + 9 = 18; unit 1: 22; unit 2: 26
+        expect(Array.from(await gradient.data())).toEqual([18, 22, 26]);
+        tf.dispose([entries, values, gradient]);
+      });
+    });
+
     it('multiplies the unit masks of every structure that touches a parameter', async () => {
       const model = tinyMlp(4, 3, 2);
       const structures: Structure[] = [

@@ -196,7 +196,9 @@ export function expandUnits(values: tf.Tensor, member: StructureMember, shape: r
     const count = values.size;
     const [split, countAxis] = splitShape(shape, member, count);
     const placed = split.map((size, index) => (index === countAxis ? size : 1));
-    const spread = tf.broadcastTo(tf.reshape(values, placed), split);
+    // A product with ones, not broadcastTo: broadcastTo's gradient (Tile) stops at rank 4, and a
+    // convolution kernel's member splits into rank 6.
+    const spread = tf.mul(tf.reshape(values, placed), tf.ones(split));
     return tf.reshape(spread, [...shape]);
   });
 }

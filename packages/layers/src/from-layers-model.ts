@@ -12,6 +12,7 @@ import {
   type PrunableParameter,
   SPEC_VERSION,
   type SkippedWeight,
+  type Structure,
   selectParameters,
 } from '@fineprune/core';
 import { addMany, dense, maskedWeight } from '@fineprune/tensor';
@@ -19,6 +20,8 @@ import { sharedState } from '@fineprune/tensor/runtime';
 import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import { assertLayersModel } from './check-model';
 import { type LayersLoss, type LossFunction, resolveLoss } from './losses';
+import type { SkippedStructure } from './channel-spaces';
+import { layerStructures } from './layer-structures';
 import { prunableWeightsOf } from './prunable-weights';
 
 /**
@@ -94,6 +97,22 @@ export interface LayersPrunableModel extends PrunableModel {
    * (`weight-not-prunable`), and prunable weights left out by `include` / `exclude` (`excluded`).
    */
   skippedWeights(): readonly SkippedWeight[];
+  /**
+   * The units that are pruned together ({@link Structure}): Dense neurons (the layer's kernel
+   * columns and the next Dense layer's rows, `repeats` after a `Flatten`), Conv2D filters (output
+   * channels, the next convolution's input channels, the channels of a DepthwiseConv2D between;
+   * batch normalisation, activations and pooling between them follow in {@link shrink}), and the
+   * channels an `Add` shares among its branches (kind `channel`: one unit across every producing
+   * and reading layer). Channels the graph analysis cannot prove safe to cut are left out and
+   * listed by {@link skippedStructures}.
+   */
+  structures(): readonly Structure[];
+  /**
+   * The Dense and Conv2D layers whose output units {@link structures} leaves out, with why: they
+   * reach a model output, a layer the analysis cannot follow (`Concatenate`, `Reshape`, a custom
+   * layer, a nested model, a layer called twice), or a kernel that is not a prunable parameter.
+   */
+  skippedStructures(): readonly SkippedStructure[];
   /**
    * Every weight of the model (trainable, non-trainable and frozen) with its raw variable, in the
    * order of `model.weights`. Names are the weights' original names (`dense_1/kernel`), stable when
@@ -291,6 +310,7 @@ class LayersPrunableModelImpl implements LayersPrunableModel {
   private readonly named = new Map<LayerVariable, NamedVariable>();
   private isDisposed = false;
   private ownsModel = false;
+  private units: { structures: readonly Structure[]; skipped: readonly SkippedStructure[] } | undefined;
 
   constructor(options: {
     name: string;
@@ -344,6 +364,24 @@ class LayersPrunableModelImpl implements LayersPrunableModel {
       );
     }
     return parameter;
+  }
+
+  structures(): readonly Structure[] {
+    return this.unitAnalysis().structures;
+  }
+
+  skippedStructures(): readonly SkippedStructure[] {
+    return this.unitAnalysis().skipped;
+  }
+
+  /** The structures and the producers left out, computed once (the topology does not change). */
+  private unitAnalysis(): { structures: readonly Structure[]; skipped: readonly SkippedStructure[] } {
+    this.assertLive();
+    this.units ??= layerStructures(this.model, (variable) => {
+      const name = this.entries.get(variable)?.view.name;
+      return name !== undefined && this.parameterByName.has(name) ? name : undefined;
+    });
+    return this.units;
   }
 
   skippedWeights(): readonly SkippedWeight[] {

@@ -13,6 +13,8 @@ export {
 } from './registry';
 export { declaresPrunableWeights, type PrunableLayer } from './prunable-weights';
 export { maskedWeights, type NamedTensor, saveStripped, strip } from './strip';
+export { type ShrinkResult, type ShrunkStructure, shrink } from './shrink';
+export type { SkippedStructure } from './channel-spaces';
 export {
   type PrunedLayersModel,
   type PruneLayersModelOptions,
