@@ -4,7 +4,7 @@
  * run through the command's own entry: `validate`, then `run --max-steps`.
  */
 
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fileSystem } from '@fineprune/layers';
@@ -12,7 +12,7 @@ import { setBackend } from '@fineprune/tensor';
 import { loadHuggingFaceDirectory } from '@fineprune/transformers/node';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { PNG } from 'pngjs';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../src/cli';
 import { ExitCodes } from '../src/exit-codes';
 import type { RunRecord } from '../src/run-record';
@@ -34,10 +34,19 @@ function readmeBlock(marker: string, language: string): string {
   return block[1]!;
 }
 
+const projects: string[] = [];
+
+/** A fresh project folder under test-output/, removed after the tests (its outputs are not the repository's). */
 function projectDirectory(): string {
   mkdirSync(OUTPUT, { recursive: true });
-  return mkdtempSync(path.join(OUTPUT, 'readme-'));
+  const directory = mkdtempSync(path.join(OUTPUT, 'readme-'));
+  projects.push(directory);
+  return directory;
 }
+
+afterAll(() => {
+  for (const directory of projects) rmSync(directory, { recursive: true, force: true });
+});
 
 /** Runs `fineprune <arguments>` through the command's entry; returns its exit code and output. */
 async function fineprune(...arguments_: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -86,7 +95,9 @@ describe('the README recipes, written by hand from the README alone', () => {
     const validate = await fineprune('validate', recipe);
     expect(validate.err).toBe('');
     expect(validate.code).toBe(ExitCodes.OK);
-    expect(validate.out).toMatch(/recipe\.yaml: valid \(data\.text: 48 training and 16 validation examples, labels ham, spam\)/);
+    expect(validate.out).toMatch(
+      /recipe\.yaml: valid \(data\.text: 48 training and 16 validation examples, labels ham, spam\)/,
+    );
 
     const run = await fineprune('run', recipe, '--max-steps', QUICK_LOOK);
     expect(run.code, run.err).toBe(ExitCodes.OK);
@@ -107,7 +118,9 @@ describe('the README recipes, written by hand from the README alone', () => {
     // export: { format: huggingface } loads back, its masks applied: 90% of each projection is zero
     // (8 × 8 = 64 weights; Top-v keeps round(0.1 · 64) = 6, so 58 / 64 = 0.906 are zero).
     const { model } = await loadHuggingFaceDirectory(path.join(out, 'model'));
-    const query = model.parameters().find((parameter) => parameter.name === 'layer_0/attention/query/kernel')!;
+    const query = model
+      .parameters()
+      .find((parameter) => parameter.name === 'layer_0/attention/query/kernel')!;
     expect(zeroShare(await query.weight.data())).toBeCloseTo(0.9, 1);
     model.dispose();
   }, 180_000);
@@ -148,7 +161,10 @@ describe('the README recipes, written by hand from the README alone', () => {
     const model = await tfl.loadLayersModel(fileSystem(path.join(out, 'model')));
     expect(model.outputs[0]!.shape).toEqual([null, 3]);
     const kernels = model.weights.filter((weight) => /\/kernel(_\d+)?$/.test(weight.name));
-    expect(kernels.map((kernel) => kernel.name), model.weights.map((weight) => weight.name).join()).toHaveLength(3);
+    expect(
+      kernels.map((kernel) => kernel.name),
+      model.weights.map((weight) => weight.name).join(),
+    ).toHaveLength(3);
     const values = (await Promise.all(kernels.map((kernel) => kernel.read().data()))).flatMap((data) =>
       Array.from(data),
     );
