@@ -1,6 +1,19 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { createPrunableParameter, type PluginContext, type PrunableModel } from '@fineprune/core';
-import { errorOf, rejectionOf } from '@fineprune/core/testing';
+import {
+  createPrunableParameter,
+  type PluginContext,
+  type PrunableModel,
+  Pruner,
+  sgd,
+} from '@fineprune/core';
+import {
+  errorOf,
+  rejectionOf,
+  testLearnedScores,
+  testLinearSchedule,
+  tinyBatches,
+  tinyMlp,
+} from '@fineprune/core/testing';
 import { createRandom, setBackend, withLeakGuard } from '@fineprune/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { block } from './block';
@@ -77,6 +90,80 @@ for (const backend of ['cpu', 'wasm'] as const) {
         expect(Array.from(await edge!.data())).toEqual([1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 0, 0]);
         tf.dispose([rows!, edge!, scores, conv.weight, conv.mask]);
       });
+    });
+
+    it('gives masks constant on each r × c block, keeping the asked number of blocks (property test)', async () => {
+      const random = createRandom(81);
+      const pick = (values: readonly number[]) => values[Math.floor(random.next() * values.length)]!;
+      for (let trial = 0; trial < 30; trial += 1) {
+        const shape = [
+          ...(trial % 3 === 0 ? [pick([1, 2]), pick([1, 3])] : []),
+          pick([3, 4, 7, 8]),
+          pick([2, 5, 6]),
+        ];
+        const [height, width] = shape.slice(-2) as [number, number];
+        const rows = pick([1, 2, 3]);
+        const cols = pick([1, 2, 4]);
+        const leading = shape.length === 4 ? shape[0]! * shape[1]! : 1;
+        const values = Float32Array.from({ length: leading * height * width }, () =>
+          Math.floor(random.next() * 4),
+        );
+        const blocks = Math.ceil(height / rows) * Math.ceil(width / cols);
+        const sparsity = pick([0, 0.25, 0.5]);
+        await withLeakGuard(async () => {
+          const weight = parameter('w', shape);
+          const scores = tf.tensor(values, shape);
+          const [mask] = await block({ rows, cols }).compute(
+            [{ parameter: weight, scores }],
+            sparsity,
+            context,
+          );
+          const data = (await mask!.data()) as Float32Array;
+          const blockOf = new Map<number, Set<number>>();
+          data.forEach((value, index) => {
+            const column = index % width;
+            const row = Math.floor(index / width) % height;
+            const id = Math.floor(row / rows) * Math.ceil(width / cols) + Math.floor(column / cols);
+            blockOf.set(id, (blockOf.get(id) ?? new Set()).add(value));
+          });
+          const where = `trial ${trial} [${shape}] ${rows}×${cols}`;
+          expect(blockOf.size, where).toBe(blocks);
+          for (const seen of blockOf.values()) expect(seen.size, where).toBe(1);
+          const kept = [...blockOf.values()].filter((seen) => seen.has(1)).length;
+          expect(kept, where).toBe(blocks - Math.round(sparsity * blocks));
+          tf.dispose([mask!, scores, weight.weight, weight.mask]);
+        });
+      }
+    });
+
+    it('composes with magnitude-like scores and a rising schedule in the Pruner, without leaks', async () => {
+      const model = tinyMlp(8, 4, 3);
+      const pruner = new Pruner({
+        model,
+        scores: testLearnedScores(0),
+        mask: block({ rows: 2, cols: 2, pool: 'mean' }),
+        schedule: testLinearSchedule(0.5, 6, 2),
+        parameters: 'fc1/kernel',
+        optimizers: { weights: sgd({ learningRate: 0.05 }), scores: sgd({ learningRate: 0.5 }) },
+      });
+      await withLeakGuard(() => pruner.run({ data: tinyBatches(8, 3), untilStep: 8 }));
+      const [fc1] = model.parameters();
+      const mask = (await fc1!.mask.array()) as number[][];
+      let kept = 0;
+      for (let row = 0; row < 8; row += 2)
+        for (let column = 0; column < 4; column += 2) {
+          const values = [
+            mask[row]![column],
+            mask[row]![column + 1],
+            mask[row + 1]![column],
+            mask[row + 1]![column + 1],
+          ];
+          expect(new Set(values).size).toBe(1);
+          kept += values[0]!;
+        }
+      expect(kept).toBe(4); // 8 blocks of 2 × 2 at sparsity 0.5
+      pruner.dispose();
+      model.dispose();
     });
 
     it('ranks blocks across parameters with global scope, and by threshold with a floor', async () => {

@@ -16,6 +16,7 @@ import {
 } from '@fineprune/core/testing';
 import { createRandom, setBackend, withLeakGuard } from '@fineprune/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { maskFromConfig } from './from-config';
 import { nOfM } from './n-of-m';
 
 const context = { step: 0, model: {} as PrunableModel, random: createRandom(1) } satisfies PluginContext;
@@ -77,6 +78,94 @@ for (const backend of ['cpu', 'wasm'] as const) {
           tf.dispose([mask!, scores, weight.weight, weight.mask]);
         });
       }
+    });
+
+    it('keeps exactly n of every m over random shapes, axes and tied scores (property test)', async () => {
+      const random = createRandom(18);
+      const pick = (values: readonly number[]) => values[Math.floor(random.next() * values.length)]!;
+      for (let trial = 0; trial < 40; trial += 1) {
+        const [n, m] = pick([0, 1, 2, 3]) === 0 ? [2, 4] : pick([0, 1]) === 0 ? [4, 8] : [1, 4];
+        const rank = pick([2, 3, 4]);
+        const shape = Array.from({ length: rank }, () => pick([1, 2, 3]));
+        const axis = trial % 2 === 0 ? rank - 2 : pick(Array.from({ length: rank }, (_, index) => index));
+        shape[axis] = m * pick([1, 2, 3]);
+        const size = shape.reduce((a, b) => a * b, 1);
+        // Scores on a coarse grid of 3 values: most groups hold ties at the cut.
+        const values = Float32Array.from({ length: size }, () => Math.floor(random.next() * 3));
+        await withLeakGuard(async () => {
+          const weight = parameter('w', shape);
+          const scores = tf.tensor(values, shape);
+          const [mask] = await nOfM({ n, m, axis }).compute(
+            [{ parameter: weight, scores }],
+            1 - n / m,
+            context,
+          );
+          const all = groups((await mask!.data()) as Float32Array, values, shape, axis, m);
+          expect(all.length).toBe(size / m);
+          for (const group of all) {
+            expect(
+              group.kept.reduce((a, b) => a + b, 0),
+              `trial ${trial} [${shape}] axis ${axis}`,
+            ).toBe(n);
+            const kept = group.scores.filter((_, k) => group.kept[k] === 1);
+            const dropped = group.scores.filter((_, k) => group.kept[k] === 0);
+            expect(Math.min(...kept)).toBeGreaterThanOrEqual(Math.max(...dropped));
+          }
+          tf.dispose([mask!, scores, weight.weight, weight.mask]);
+        });
+      }
+    });
+
+    it('stacks on the previous mask: 2:4 inside the rows that remain', async () => {
+      await withLeakGuard(async () => {
+        const weight = parameter('w', [8, 2]);
+        // An earlier stage removed input rows 1, 2 and 5 (the best-scored ones).
+        const previous = tf.tensor2d([1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1], [8, 2]);
+        const scores = tf.tensor2d([
+          [1, 4],
+          [9, 9],
+          [8, 9],
+          [2, 3],
+          [5, 1],
+          [9, 9],
+          [3, 2],
+          [4, 5],
+        ]);
+        const stacked = nOfM({ n: 2, m: 4, withinPrevious: true });
+        const [mask] = await stacked.compute(
+          [{ parameter: weight, scores, previousMask: previous }],
+          0.5,
+          context,
+        );
+        // Rows 0–3: only rows 0 and 3 remain, both kept. Rows 4–7: 4, 6, 7 remain; the best two per
+        // column are rows 4 and 7 (5 > 4 > 3) in column 0 and rows 7 and 6 (5 > 2 > 1) in column 1.
+        expect(await mask!.array()).toEqual([
+          [1, 1],
+          [0, 0],
+          [0, 0],
+          [1, 1],
+          [1, 0],
+          [0, 0],
+          [0, 1],
+          [1, 1],
+        ]);
+        // Without stacking, the removed rows come back.
+        const [fresh] = await nOfM({ n: 2, m: 4 }).compute(
+          [{ parameter: weight, scores, previousMask: previous }],
+          0.5,
+          context,
+        );
+        expect(Array.from(await fresh!.data()).slice(2, 6)).toEqual([1, 1, 1, 1]);
+        // At target 0 no group is patterned: the previous mask is kept as it is.
+        const [none] = await stacked.compute(
+          [{ parameter: weight, scores, previousMask: previous }],
+          0,
+          context,
+        );
+        expect(Array.from(await none!.data())).toEqual(Array.from(await previous.data()));
+        expect(maskFromConfig(stacked.toConfig()).toConfig()).toEqual(stacked.toConfig());
+        tf.dispose([mask!, fresh!, none!, previous, scores, weight.weight, weight.mask]);
+      });
     });
 
     it('breaks ties by the lower index, as written out by hand', async () => {

@@ -28,6 +28,14 @@ export interface NOfMOptions {
    * least score, ranked in each parameter (`local`, default) or across all (`global`).
    */
   scope?: 'local' | 'global';
+  /**
+   * `true`: select inside the previous mask (the mask the parameter has before this selection, such
+   * as whole rows or heads removed by an earlier stage). Entries it removed stay removed and are
+   * never among the n kept, so a group that had k < n entries left keeps those k; groups not yet
+   * given the pattern keep the previous mask. Default `false`: every selection starts from all
+   * entries, so pruned weights may come back (as learned scores need).
+   */
+  withinPrevious?: boolean;
 }
 
 function invalid(
@@ -36,6 +44,12 @@ function invalid(
   code: FinepruneError['code'] = ErrorCodes.INVALID_ARGUMENT,
 ): never {
   throw new FinepruneError({ code, message, fix });
+}
+
+/** The previous mask of an input (ones when the caller gave none), read as a Float32Array copy. */
+async function readPrevious(input: MaskInput): Promise<Float32Array> {
+  if (input.previousMask === undefined) return new Float32Array(input.parameter.size).fill(1);
+  return Float32Array.from(await readScores(input.previousMask));
 }
 
 /** Strides of the groups of one parameter: `outer` slices before the axis, `inner` entries after it. */
@@ -85,11 +99,35 @@ function forEachGroup(
   }
 }
 
-/** The order of a group's entries by score, highest first, ties to the lower index. */
-function ranked(scores: Float32Array, offsets: Int32Array): number[] {
+/**
+ * The order of a group's entries, highest score first, entries the previous mask removed last, ties
+ * to the lower index.
+ */
+function ranked(scores: Float32Array, previous: Float32Array | undefined, offsets: Int32Array): number[] {
+  const alive = (index: number) => (previous === undefined || previous[offsets[index]!] !== 0 ? 1 : 0);
   return Array.from(offsets.keys()).sort(
-    (left, right) => scores[offsets[right]!]! - scores[offsets[left]!]! || left - right,
+    (left, right) =>
+      alive(right) - alive(left) || scores[offsets[right]!]! - scores[offsets[left]!]! || left - right,
   );
+}
+
+/** What giving each group the pattern removes: the sum of the scores of the entries it newly removes. */
+function patternCosts(
+  scores: Float32Array,
+  previous: Float32Array | undefined,
+  layout: GroupLayout,
+  n: number,
+  m: number,
+): Float32Array {
+  const cost = new Float32Array(layout.groups);
+  forEachGroup(layout, m, (group, offsets) => {
+    const order = ranked(scores, previous, offsets);
+    for (let rank = n; rank < m; rank += 1) {
+      const offset = offsets[order[rank]!]!;
+      if (previous === undefined || previous[offset] !== 0) cost[group] = cost[group]! + scores[offset]!;
+    }
+  });
+  return cost;
 }
 
 /**
@@ -103,6 +141,10 @@ function ranked(scores: Float32Array, offsets: Int32Array): number[] {
  * group's parameters. The others stay dense. A target above 1 − n/m is `INVALID_SPARSITY`. Learned
  * scores receive the straight-through gradient of Eq. 2 of Movement Pruning.
  *
+ * With `withinPrevious: true` the pattern stacks on the mask the parameter already has (lesson 4 of
+ * STYLE: heads or rows first, then 2:4 inside what remains): each patterned group keeps the n best
+ * of its remaining entries (all of them when fewer than n remain).
+ *
  * @example
  * ```ts
  * new Pruner({ model, scores: magnitude(), mask: nOfM({ n: 2, m: 4 }), schedule: cubic({ finalSparsity: 0.5, totalSteps: 3000 }), optimizers });
@@ -111,6 +153,7 @@ function ranked(scores: Float32Array, offsets: Int32Array): number[] {
 export function nOfM(options: NOfMOptions): MaskFunction {
   const { n, m } = options ?? ({} as NOfMOptions);
   const scope = options?.scope ?? 'local';
+  const withinPrevious = options?.withinPrevious ?? false;
   if (!(Number.isInteger(m) && m >= 1 && Number.isInteger(n) && n >= 1 && n <= m))
     invalid(
       `nOfM: n and m must be whole numbers with 1 ≤ n ≤ m, got n = ${n}, m = ${m}.`,
@@ -126,6 +169,11 @@ export function nOfM(options: NOfMOptions): MaskFunction {
       `nOfM: scope must be "local" or "global", got ${JSON.stringify(scope)}.`,
       'Use "local" or "global".',
     );
+  if (typeof withinPrevious !== 'boolean')
+    invalid(
+      `nOfM: withinPrevious must be true or false, got ${JSON.stringify(withinPrevious)}.`,
+      'Use true to select inside the previous mask.',
+    );
   const finalSparsity = 1 - n / m;
   return {
     id: 'nOfM',
@@ -139,16 +187,13 @@ export function nOfM(options: NOfMOptions): MaskFunction {
         );
       const layouts = inputs.map((input) => layoutOf(input, options.axis, m));
       const scores = await Promise.all(inputs.map((input) => readScores(input.scores)));
-      // What the pattern removes from each group: the sum of its m − n lowest scores.
-      const costs = scores.map((values, index) => {
-        const cost = new Float32Array(layouts[index]!.groups);
-        forEachGroup(layouts[index]!, m, (group, offsets) => {
-          const order = ranked(values, offsets);
-          for (let rank = n; rank < m; rank += 1) cost[group]! += values[offsets[order[rank]!]!];
-        });
-        // Negated: topCountMasks keeps the largest, and the cheapest groups are patterned first.
-        return cost.map((value) => -value);
-      });
+      const previous = withinPrevious
+        ? await Promise.all(inputs.map((input) => readPrevious(input)))
+        : inputs.map(() => undefined);
+      // Negated costs: topCountMasks keeps the largest, and the cheapest groups are patterned first.
+      const costs = scores.map((values, index) =>
+        patternCosts(values, previous[index], layouts[index]!, n, m).map((value) => -value),
+      );
       const share = finalSparsity === 0 ? 0 : Math.min(1, sparsity / finalSparsity);
       const patterned =
         scope === 'global'
@@ -156,11 +201,14 @@ export function nOfM(options: NOfMOptions): MaskFunction {
           : costs.map((cost) => topCountMasks([cost], Math.round(share * cost.length))[0]!);
       return inputs.map((input, index) => {
         const values = scores[index]!;
-        const mask = new Float32Array(values.length).fill(1);
+        const before = previous[index];
+        const mask = before
+          ? Float32Array.from(before, (value) => (value === 0 ? 0 : 1))
+          : new Float32Array(values.length).fill(1);
         forEachGroup(layouts[index]!, m, (group, offsets) => {
           if (patterned[index]![group] === 0) return;
-          const order = ranked(values, offsets);
-          for (let rank = n + 1; rank < m; rank += 1) mask[offsets[order[rank]!]!] = 0;
+          const order = ranked(values, before, offsets);
+          for (let rank = n; rank < m; rank += 1) mask[offsets[order[rank]!]!] = 0;
         });
         return tf.tensor(mask, [...input.parameter.shape], 'float32');
       });
@@ -170,6 +218,7 @@ export function nOfM(options: NOfMOptions): MaskFunction {
       n,
       m,
       scope,
+      ...(withinPrevious ? { withinPrevious } : {}),
       ...(options.axis !== undefined ? { axis: options.axis } : {}),
     }),
   };
