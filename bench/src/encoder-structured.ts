@@ -237,6 +237,12 @@ function table(taskFlag: string) {
     ...new Set(runs.map((run) => `${run.method}|${run.targetRemaining}|${run.headsRemaining ?? ''}`)),
   ];
   const denseAccuracy = runs.filter((run) => run.method === 'dense').map((run) => run.accuracy.masked * 100);
+  // The transfer benchmark's dense runs of the same protocol (encoder-transfer.ts, 150 steps on
+  // SpamAssassin), for the reference accuracy beside this script's own dense runs.
+  const transferTask = taskFlag === 'spam' ? 'spam-assassin' : 'brown-genre';
+  const transferDense = readdirSync(RESULTS_DIR)
+    .filter((name) => new RegExp(`^encoder-gpu-${transferTask}-dense-s\\d+\\.json$`).test(name))
+    .map((name) => JSON.parse(readFileSync(path.join(RESULTS_DIR, name), 'utf8')).runs[0].accuracy * 100);
   const rows = keys.map((key) => {
     const group = runs.filter(
       (run) => `${run.method}|${run.targetRemaining}|${run.headsRemaining ?? ''}` === key,
@@ -260,13 +266,23 @@ function table(taskFlag: string) {
           run.accuracy.shrunk === run.accuracy.masked && run.accuracy.shrunkSparse === run.accuracy.masked,
       ),
       pointsBelowDense: denseAccuracy.length > 0 ? round(mean(denseAccuracy) - accuracy.mean, 2) : undefined,
+      pointsBelowTransferDense:
+        transferDense.length > 0 ? round(mean(transferDense) - accuracy.mean, 2) : undefined,
       remaining: stat(group.map((run) => run.remaining * 100)),
+      // What the deployed (shrunk) encoder layers hold, as a share of the dense ones.
+      encoderEntriesAfterShrink: stat(
+        group.map((run) => (run.encoderEntries.after / run.encoderEntries.before) * 100),
+      ),
       heads: group[0].heads,
       neurons: group[0].neurons,
       speedups,
     };
   });
-  const file = writeResult(`encoder-structured-${taskFlag}`, { task: taskFlag, rows });
+  const file = writeResult(`encoder-structured-${taskFlag}`, {
+    task: taskFlag,
+    dense: { thisScript: denseAccuracy, transferBenchmark: transferDense.map((value) => round(value, 2)) },
+    rows,
+  });
   console.log(JSON.stringify(rows, null, 1));
   console.log(`written to ${file}`);
   return { rows };

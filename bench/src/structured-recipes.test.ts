@@ -81,7 +81,8 @@ describe('structured recipes on the encoder (cpu)', () => {
     expect(small.config.prunedHeads!.map((heads) => heads.length)).toEqual([1, 1]);
     const shrunk = logits(small);
     // float32, the same products in another order: 1e-5.
-    shrunk.forEach((value, index) => expect(Math.abs(value - masked[index]!)).toBeLessThanOrEqual(1e-5));
+    const worst = shrunk.reduce((most, value, index) => Math.max(most, Math.abs(value - masked[index]!)), 0);
+    expect(worst).toBeLessThanOrEqual(1e-5);
     small.dispose();
     model.dispose();
   });
