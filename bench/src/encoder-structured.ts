@@ -220,7 +220,7 @@ async function oneRun(values: Record<string, string | boolean | undefined>) {
     latency: timings,
   };
   const file = writeResult(
-    `encoder-structured-${values.task}-${method.replace(':', 'of')}-${remaining}-s${seed}`,
+    `encoder-structured-${values.task}-${method.replace(':', 'of')}-${remaining}${method === 'headsNeurons' && Number(values.headsRemaining) !== 0.5 ? `-heads${Number(values.headsRemaining)}` : ''}-s${seed}`,
     result,
   );
   log(`written to ${file}`);

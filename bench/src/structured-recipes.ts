@@ -7,7 +7,7 @@
  * - `headsNeurons`: attention heads and feed-forward neurons, each scored on the rows that read it
  *   (a head's `headSize` rows of the attention-output kernel, a neuron's row of the feed-forward
  *   output kernel), local Top-v per matrix; `shrinkBertModel` then removes the unread units with
- *   their query, key, value and intermediate columns;
+ *   their query, key, value and intermediate columns (`headsRemaining` 1: neurons only);
  * - `hybrid` (nn_pruning's hybrid): 32 × 32 blocks in the four attention matrices, neurons in the
  *   feed-forward layers as in `headsNeurons`;
  * - `2:4`: movement scores with the 2:4 pattern along the input dimension (50%).
@@ -73,13 +73,18 @@ export function structuredRecipe(options: StructuredRecipeOptions): Omit<PrunerO
         ? [group('attention blocks', ATTENTION, blocks, 1 - options.remaining), neurons]
         : method === 'headsNeurons'
           ? [
-              // A head is headSize rows (headSize × H) of the attention-output kernel [H, H].
-              group(
-                'heads',
-                ATTENTION_OUTPUT,
-                block({ rows: options.headSize, cols: options.hiddenSize }),
-                1 - options.headsRemaining,
-              ),
+              // A head is headSize rows (headSize × H) of the attention-output kernel [H, H]; with
+              // every head kept, only the neurons are pruned.
+              ...(options.headsRemaining < 1
+                ? [
+                    group(
+                      'heads',
+                      ATTENTION_OUTPUT,
+                      block({ rows: options.headSize, cols: options.hiddenSize }),
+                      1 - options.headsRemaining,
+                    ),
+                  ]
+                : []),
               neurons,
             ]
           : [group('2:4', undefined, nOfM({ n: 2, m: 4 }), 0.5)];
