@@ -23,14 +23,15 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { adam, evaluateClassifier, learningRateSchedule, Pruner, sparsityReport } from '@fineprune/core';
 import { loadDenseBert, loadSparseBert } from '@fineprune/example-sparse-demo/encoder';
-import { compactBertBytes } from '@fineprune/example-sparse-demo/encoder';
 import { readSafetensorsFile } from '@fineprune/safetensors/node';
-import { clearSparseDenseChoices, readCompactModel } from '@fineprune/sparse';
+import { clearSparseDenseChoices, encodeCompactHuggingFace, readCompactModel } from '@fineprune/sparse';
 import { batchesFromEncoded } from '@fineprune/text';
 import {
   type BertModel,
   configFromHuggingFace,
   createBertModel,
+  huggingFaceConfig,
+  huggingFaceTensors,
   loadHuggingFaceWeights,
   shrinkBertModel,
 } from '@fineprune/transformers';
@@ -171,8 +172,13 @@ async function oneRun(values: Record<string, string | boolean | undefined>) {
   const { model: shrunk, report: shrinkReport } = await shrinkBertModel(model);
   // A dense (or barely pruned) model's compact export may exceed its safetensors size; here the
   // export is only the way the weights reach the timed models, so that is allowed.
-  const compactDense = await readCompactModel(await compactBertBytes(model, { allowLarger: true }));
-  const compactShrunk = await readCompactModel(await compactBertBytes(shrunk, { allowLarger: true }));
+  const compactBytes = async (bert: BertModel) =>
+    encodeCompactHuggingFace(
+      { config: huggingFaceConfig(bert), tensors: await huggingFaceTensors(bert) },
+      { allowLarger: true },
+    );
+  const compactDense = await readCompactModel(await compactBytes(model));
+  const compactShrunk = await readCompactModel(await compactBytes(shrunk));
   const masked = await accuracy(model);
   model.dispose();
   shrunk.dispose();
