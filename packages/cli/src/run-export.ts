@@ -5,10 +5,13 @@ import { fileSystem, type LayersPrunableModel, saveStripped, strip } from '@fine
 import { compactBytesOfModel } from '@fineprune/sparse';
 import type { Recipe } from '@fineprune/recipes';
 import type { BertModel } from '@fineprune/transformers';
+import type * as tfl from '@tensorflow/tfjs-layers';
 import { saveHuggingFaceDirectory } from '@fineprune/transformers/node';
 import { compactBertBytes } from './export-bert';
 import { sizeCheckedHandler, writeCompactExport } from './export-formats';
+import { RECIPE_SHRINK, shrinkForExport } from './export-shrink';
 import type { ModelSource } from './model-source';
+import type { ShrinkRecord } from './run-record';
 
 /**
  * What an export writer gets: the trained model (of the kind the run opened) and the recipe's
@@ -26,6 +29,8 @@ export type ExportTarget =
       dtype: 'F32' | 'F16';
       /** The model file the run started from: a quantized one exports in the same quantization. */
       source?: ModelSource | undefined;
+      /** The shrunk model (`export.shrink`), written in place of the stripped one. */
+      shrunk?: tfl.LayersModel | undefined;
     }
   | { kind: 'bert'; model: BertModel; dtype: 'F32' | 'F16' };
 
@@ -72,16 +77,16 @@ export const EXPORT_WRITERS: Record<string, ExportWriter> = {
       );
     const handler = fileSystem(directory);
     const quantization = target.source?.quantization;
-    await saveStripped(
-      target.model,
+    const checked =
       quantization && target.source
         ? sizeCheckedHandler(handler, {
             values: quantization,
             referenceBytes: target.source.bytes,
             allowLarger: true,
           })
-        : handler,
-    );
+        : handler;
+    if (target.shrunk) await target.shrunk.save(checked);
+    else await saveStripped(target.model, checked);
   },
   sparse: async (target, directory) => {
     // After a run, the export is written even when not smaller than the model it came from.
@@ -90,11 +95,12 @@ export const EXPORT_WRITERS: Record<string, ExportWriter> = {
       await writeCompactExport(directory, await compactBertBytes(target.model, options));
       return;
     }
-    const plain = await strip(target.model);
+    // A shrunk model is written as it is: the compact export of the smaller dense model.
+    const plain = target.shrunk ?? (await strip(target.model));
     try {
       await writeCompactExport(directory, await compactBytesOfModel(plain, options));
     } finally {
-      plain.dispose();
+      if (plain !== target.shrunk) plain.dispose();
     }
   },
   huggingface: async (target, directory) => {
@@ -131,16 +137,24 @@ export function exportFormat(recipe: Recipe): string {
 }
 
 /**
- * Writes the model of a run in the recipe's export format.
+ * Writes the model of a run in the recipe's export format; with `export.shrink`, the physically
+ * smaller layers model (pruned neurons and filters removed, `shrink` of @fineprune/layers) in
+ * place of the stripped one, in `tfjs` or `sparse` form.
  *
- * @throws FinepruneError `INVALID_RECIPE` for a format that cannot hold the model, `IO_FAILED` when writing fails
+ * @returns what shrinking removed (with `export.shrink`), else undefined
+ * @throws FinepruneError `INVALID_RECIPE` for a format that cannot hold the model, or `export.shrink`
+ *   on a model without structures; `IO_FAILED` when writing fails
  *
  * @example
  * ```ts
- * await exportRunModel(recipe, { kind: 'layers', model: prunable, dtype: 'F32' }, 'out/run/model');
+ * const shrunk = await exportRunModel(recipe, { kind: 'layers', model: prunable, dtype: 'F32' }, 'out/run/model');
  * ```
  */
-export async function exportRunModel(recipe: Recipe, target: ExportTarget, directory: string): Promise<void> {
+export async function exportRunModel(
+  recipe: Recipe,
+  target: ExportTarget,
+  directory: string,
+): Promise<ShrinkRecord | undefined> {
   const format = exportFormat(recipe);
   const writer = EXPORT_WRITERS[format];
   if (!writer)
@@ -150,5 +164,22 @@ export async function exportRunModel(recipe: Recipe, target: ExportTarget, direc
       fix: `Use one of ${Object.keys(EXPORT_WRITERS).join(', ')} (or auto).`,
       details: { path: 'export.format' },
     });
-  await writer(target, directory);
+  if (!recipe.export.shrink) {
+    await writer(target, directory);
+    return undefined;
+  }
+  if (target.kind !== 'layers')
+    throw new FinepruneError({
+      code: ErrorCodes.INVALID_RECIPE,
+      message: 'export.shrink: shrinks TF.js layers models; this run trained a BERT model.',
+      fix: 'Drop export.shrink for a huggingFace model.',
+      details: { path: 'export.shrink' },
+    });
+  const { model, record } = await shrinkForExport(target.model, RECIPE_SHRINK);
+  try {
+    await writer({ ...target, shrunk: model }, directory);
+  } finally {
+    model.dispose();
+  }
+  return record;
 }

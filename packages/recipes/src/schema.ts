@@ -336,6 +336,12 @@ export const exportSchema = z
       .enum(['F32', 'F16'])
       .default('F32')
       .describe('Weight precision of a huggingface export, and of the values of a sparse one.'),
+    shrink: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Export a physically smaller TF.js layers model: the pruned neurons and filters of the model’s structures() removed (shrink of @fineprune/layers), with format tfjs or sparse; run.json records the units each structure kept and the sizes before and after.',
+      ),
     report: z.boolean().default(true).describe('Write report.html and run.json.'),
   })
   .describe('What the run writes at the end.');
@@ -401,7 +407,7 @@ export const recipeSchema = z
       .max(64)
       .default([])
       .describe('Hook-only plugins (loggers, metrics).'),
-    export: exportSchema.default({ strip: true, format: 'auto', dtype: 'F32', report: true }),
+    export: exportSchema.default({ strip: true, format: 'auto', dtype: 'F32', shrink: false, report: true }),
     checkpoint: checkpointSchema.default({ every: 0 }),
   })
   .describe('A fineprune recipe: one pruning run, as data.');

@@ -396,6 +396,7 @@ export function validateRecipe(input: unknown, source?: string): Recipe {
       fix: 'Evaluate at most every training.steps steps, or use 0 to evaluate only at the end.',
     });
   }
+  issues.push(...shrinkIssues(recipe));
   if (issues.length > 0) throw recipeError(issues, source);
   return recipe;
 }
@@ -551,4 +552,26 @@ export function parseRecipe(text: string, options: { source?: string; format?: R
     );
   }
   return validateRecipe(data, source);
+}
+
+/** `export.shrink` writes a smaller TF.js layers model: it needs an export and a layers model. */
+function shrinkIssues(recipe: Recipe): RecipeIssue[] {
+  if (!recipe.export.shrink) return [];
+  if (!recipe.export.strip)
+    return [
+      {
+        path: 'export.shrink',
+        message: 'is true, but export.strip is false, so no model is exported to shrink',
+        fix: 'Set export.strip: true, or drop export.shrink.',
+      },
+    ];
+  if (recipe.export.format === 'huggingface' || 'huggingFace' in recipe.model)
+    return [
+      {
+        path: 'export.shrink',
+        message: 'shrinks TF.js layers models (builtin, path, module); this recipe exports a Hugging Face BERT model',
+        fix: 'Drop export.shrink for a huggingFace model, or prune a layers model.',
+      },
+    ];
+  return [];
 }
