@@ -174,9 +174,9 @@ export async function runRecipe(options: RunRecipeOptions): Promise<RunOutcome> 
       history,
       finalPoint,
     });
-    await writeRunOutputs(recipe, outputDirectory, opened, record);
-    emit({ type: 'done', record, outputDirectory });
-    return { status: 'completed', step: pruner.step, outputDirectory, checkpointDirectory, record };
+    const written = await writeRunOutputs(recipe, outputDirectory, opened, record);
+    emit({ type: 'done', record: written, outputDirectory });
+    return { status: 'completed', step: pruner.step, outputDirectory, checkpointDirectory, record: written };
   } finally {
     pruner.dispose();
     release();

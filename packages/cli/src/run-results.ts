@@ -126,6 +126,7 @@ export async function runRecord(options: {
  * than the model it came from. With `export.shrink` the model is the physically smaller one, and
  * `run.json` records per structure the units kept and the sizes before and after (`shrink`).
  *
+ * @returns the record as written (with `shrink` when the export shrank the model)
  * @example
  * ```ts
  * await writeRunOutputs(recipe, 'out/tiny', opened, record);
@@ -136,7 +137,7 @@ export async function writeRunOutputs(
   outputDirectory: string,
   model: RunModel,
   record: RunRecord,
-): Promise<void> {
+): Promise<RunRecord> {
   const shrunk = recipe.export.strip
     ? await exportRunModel(recipe, exportTargetOf(model, recipe.export.dtype), path.join(outputDirectory, 'model'))
     : undefined;
@@ -145,4 +146,5 @@ export async function writeRunOutputs(
     await writeFileAtomic(path.join(outputDirectory, 'run.json'), `${JSON.stringify(written)}\n`);
     await writeFileAtomic(path.join(outputDirectory, 'report.html'), renderHtmlReport([written]));
   }
+  return written;
 }
