@@ -35,6 +35,7 @@ const TYPICAL = {
   '@fineprune/core': 'Pruner',
   '@fineprune/core/testing': 'tinyMlp',
   '@fineprune/masks': 'topV',
+  '@fineprune/structured': 'unitTopV',
   '@fineprune/scores': 'magnitude',
   '@fineprune/schedulers': 'cubic',
   '@fineprune/criteria': 'optimalBrainDamage',

@@ -2,6 +2,7 @@ import type { Recipe } from '@fineprune/recipes';
 import { loadImageFolder } from './data/image-folder';
 import { recipeTokenizer } from './data/recipe-tokenizer';
 import { loadTextData } from './data/text-data';
+import { checkBatchSize } from './run-data';
 
 /**
  * What `fineprune validate` found in a recipe's own data files: the examples on each side of the
@@ -28,9 +29,13 @@ export interface DataSummary {
  * folders). The split is made as the run makes it. Built-in datasets (packaged) and data modules
  * (user code, run by `run`) are not read.
  *
+ * Then `data.batchSize` is checked against the training examples found (after `data.trainLimit`),
+ * as `run` checks it when it loads them.
+ *
  * @returns the summary, or undefined when the recipe names no data files
  * @throws FinepruneError `INVALID_DATA` naming the file (and line) of the first bad row or image;
- *   `IO_FAILED` for a file that cannot be read
+ *   `IO_FAILED` for a file that cannot be read; `INVALID_RECIPE` for a batch larger than the
+ *   training examples
  *
  * @example
  * ```ts
@@ -41,6 +46,12 @@ export async function checkRecipeData(
   recipe: Recipe,
   baseDirectory: string,
 ): Promise<DataSummary | undefined> {
+  const summary = await readRecipeData(recipe, baseDirectory);
+  if (summary) checkBatchSize(recipe, Math.min(summary.train, recipe.data.trainLimit ?? summary.train));
+  return summary;
+}
+
+async function readRecipeData(recipe: Recipe, baseDirectory: string): Promise<DataSummary | undefined> {
   const { text, images } = recipe.data;
   if (text) {
     await recipeTokenizer(recipe, baseDirectory);

@@ -67,7 +67,19 @@ export function subset(split: Split, limit: number | undefined): Split {
   };
 }
 
-function checkBatchSize(recipe: Recipe, trainCount: number): void {
+/**
+ * Refuses a `data.batchSize` larger than the training examples the run has (after `data.trainLimit`):
+ * no training batch could be made. `run` checks it when it loads the data, `validate` when it reads
+ * the recipe's data files through.
+ *
+ * @throws FinepruneError `INVALID_RECIPE` at `data.batchSize`
+ *
+ * @example
+ * ```ts
+ * checkBatchSize(recipe, 12); // throws when recipe.data.batchSize is 32
+ * ```
+ */
+export function checkBatchSize(recipe: Recipe, trainCount: number): void {
   if (recipe.data.batchSize > trainCount) {
     throw new FinepruneError({
       code: ErrorCodes.INVALID_RECIPE,

@@ -22,11 +22,15 @@ const WORDS = [
 ];
 export const VOCABULARY = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', ...WORDS];
 
-/** A tiny BERT (2 layers of width 8, or the widths given) saved as a Hugging Face folder with its vocab.txt. */
+/**
+ * A tiny BERT (2 layers of width 8, or the widths given; 16 positions, or `maxPositions`) saved as a
+ * Hugging Face folder with its vocab.txt.
+ */
 export async function tinyBertFolder(
   directory: string,
   numLabels = 2,
   widths: { hiddenSize: number; intermediateSize: number } = { hiddenSize: 8, intermediateSize: 16 },
+  maxPositions = 16,
 ): Promise<string> {
   const folder = path.join(directory, 'bert');
   const config = {
@@ -35,7 +39,7 @@ export async function tinyBertFolder(
     ...widths,
     numLayers: 2,
     numHeads: 2,
-    maxPositions: 16,
+    maxPositions,
   };
   const model = createBertModel({ config, task: { type: 'classification', numLabels }, seed: 5 });
   await saveHuggingFaceDirectory(model, folder);
@@ -44,15 +48,15 @@ export async function tinyBertFolder(
   return folder;
 }
 
-/** 48 rows: spam texts from the first five words, ham from the others. */
-export function spamJsonl(directory: string): void {
-  const rows = Array.from({ length: 48 }, (_, index) => {
+/** `count` rows (48 by default): spam texts from the first five words, ham from the others. */
+export function spamJsonl(directory: string, file = 'train.jsonl', count = 48): void {
+  const rows = Array.from({ length: count }, (_, index) => {
     const spam = index % 2 === 1;
     const pool = spam ? WORDS.slice(0, 5) : WORDS.slice(5);
     const text = Array.from({ length: 4 }, (_, at) => pool[(index + at * 3) % pool.length]).join(' ');
     return JSON.stringify({ text, label: spam ? 'spam' : 'ham' });
   });
-  writeFileSync(path.join(directory, 'train.jsonl'), `${rows.join('\n')}\n`);
+  writeFileSync(path.join(directory, file), `${rows.join('\n')}\n`);
 }
 
 export function bertRecipe(overrides: Partial<RecipeInput> = {}): RecipeInput {

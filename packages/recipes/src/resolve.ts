@@ -454,7 +454,7 @@ export interface ShortenOptions {
 /**
  * A shorter copy of a recipe for smoke tests and CI: `training.steps` becomes `maxSteps` (when
  * smaller), and every step-valued plugin option that the registry declares (`stepOptions`) is
- * scaled by the same factor, as are `training.evaluateEvery`, `checkpoint.every` and the
+ * scaled by the same factor (rounded down, a positive length to at least one step), as are `training.evaluateEvery`, `checkpoint.every` and the
  * learning-rate warm-ups given in steps (`warmupFraction` scales by itself). Data limits
  * are applied as given.
  *
@@ -481,7 +481,9 @@ export function shortenRecipe(recipe: Recipe, registry: PluginRegistry, options:
     });
   }
   const factor = maxSteps / recipe.training.steps;
-  const scaleSteps = (value: number) => Math.floor(value * factor);
+  // A positive length stays at least one step: a cool-down scaled to 0 would end a cubic schedule one
+  // step after the last step trained (`--max-steps 4` of a 600-step recipe with a 120-step cool-down).
+  const scaleSteps = (value: number) => (value > 0 ? Math.max(1, Math.floor(value * factor)) : 0);
   const scaleInterval = (value: number) => Math.max(1, Math.floor(value * factor));
   copy.training.steps = maxSteps;
   if (copy.training.evaluateEvery > 0)

@@ -50,6 +50,19 @@ export interface EncoderConfig {
   attentionDropout: number;
   /** Standard deviation of the truncated-normal initialisation of matrices. */
   initializerRange: number;
+  /**
+   * A shrunk encoder's removed heads: for each layer, the indices (in `[0, numHeads)`, as in the
+   * unpruned model) of the attention heads it no longer has, so layer `i` keeps
+   * `numHeads − prunedHeads[i].length` heads of `hiddenSize / numHeads` dimensions each (a layer
+   * may lose them all; its attention then adds only the output bias). Written to config.json as
+   * Hugging Face's own `pruned_heads`. Absent: every layer has `numHeads` heads.
+   */
+  prunedHeads?: readonly (readonly number[])[];
+  /**
+   * A shrunk encoder's feed-forward width of each layer (each ≥ 1), in place of `intermediateSize`.
+   * Written to config.json as `intermediate_sizes`. Absent: every layer has `intermediateSize`.
+   */
+  intermediateSizes?: readonly number[];
 }
 
 /**
@@ -108,6 +121,89 @@ function parameterCount(config: EncoderConfig): number {
   const embeddings = (vocabSize + maxPositions + typeVocabSize) * H + 2 * H;
   const perLayer = 4 * (H * H + H) + 2 * H * I + I + H + 4 * H;
   return embeddings + numLayers * perLayer;
+}
+
+/**
+ * The attention heads layer `layer` keeps: `numHeads` less its {@link EncoderConfig.prunedHeads}.
+ *
+ * @example
+ * ```ts
+ * layerHeads({ ...config, numHeads: 12, prunedHeads: [[0, 5], []] }, 0); // 10
+ * ```
+ */
+export function layerHeads(config: EncoderConfig, layer: number): number {
+  return config.numHeads - (config.prunedHeads?.[layer]?.length ?? 0);
+}
+
+/**
+ * The feed-forward width of layer `layer`: its {@link EncoderConfig.intermediateSizes} entry, else
+ * `intermediateSize`.
+ *
+ * @example
+ * ```ts
+ * layerIntermediateSize({ ...config, intermediateSizes: [100, 3072] }, 0); // 100
+ * ```
+ */
+export function layerIntermediateSize(config: EncoderConfig, layer: number): number {
+  return config.intermediateSizes?.[layer] ?? config.intermediateSize;
+}
+
+/** Checks `prunedHeads`: one list per layer of distinct head indices in [0, numHeads). */
+function checkPrunedHeads(
+  config: EncoderConfig,
+  label = 'EncoderConfig.prunedHeads',
+): readonly (readonly number[])[] | undefined {
+  const lists = config.prunedHeads;
+  if (lists === undefined) return undefined;
+  const fix = `Give one list per layer (${config.numLayers}) of distinct head indices in [0, ${config.numHeads}), as shrinkBertModel() writes it.`;
+  if (!Array.isArray(lists) || lists.length !== config.numLayers)
+    throw invalidConfig(
+      `${label} must list the removed heads of each of the ${config.numLayers} layers, got ${Array.isArray(lists) ? `${lists.length} lists` : typeof lists}.`,
+      fix,
+      { key: 'prunedHeads' },
+    );
+  return Object.freeze(
+    lists.map((heads, layer) => {
+      const valid =
+        Array.isArray(heads) &&
+        heads.every((head) => Number.isSafeInteger(head) && head >= 0 && head < config.numHeads) &&
+        new Set(heads).size === heads.length;
+      if (!valid)
+        throw invalidConfig(
+          `${label}[${layer}] must hold distinct head indices in [0, ${config.numHeads}), got ${JSON.stringify(heads)?.slice(0, 200)}.`,
+          fix,
+          { key: 'prunedHeads', layer },
+        );
+      return Object.freeze([...heads].sort((a, b) => a - b));
+    }),
+  );
+}
+
+/** Checks `intermediateSizes`: one positive width per layer. */
+function checkIntermediateSizes(
+  config: EncoderConfig,
+  label = 'EncoderConfig.intermediateSizes',
+): readonly number[] | undefined {
+  const sizes = config.intermediateSizes;
+  if (sizes === undefined) return undefined;
+  if (
+    !Array.isArray(sizes) ||
+    sizes.length !== config.numLayers ||
+    !sizes.every((size) => Number.isSafeInteger(size) && size >= 1)
+  )
+    throw invalidConfig(
+      `${label} must give each of the ${config.numLayers} layers a feed-forward width ≥ 1, got ${JSON.stringify(sizes)?.slice(0, 200)}.`,
+      `Give one whole number ≥ 1 per layer (at most intermediateSize, ${config.intermediateSize}), as shrinkBertModel() writes it.`,
+      { key: 'intermediateSizes' },
+    );
+  const widest = Math.max(...sizes);
+  if (widest > config.intermediateSize)
+    throw invalidConfig(
+      `${label} has a layer of width ${widest}, wider than intermediateSize (${config.intermediateSize}).`,
+      'A shrunk layer is never wider than the model it came from; set intermediateSize to the unpruned width.',
+      { key: 'intermediateSizes' },
+    );
+  return Object.freeze([...sizes]);
 }
 
 /**
@@ -197,6 +293,10 @@ export function validateConfig(config: EncoderConfig): Readonly<EncoderConfig> {
     attentionDropout: config.attentionDropout,
     initializerRange: config.initializerRange,
   };
+  const prunedHeads = checkPrunedHeads(config);
+  const intermediateSizes = checkIntermediateSizes(config);
+  if (prunedHeads !== undefined) copy.prunedHeads = prunedHeads;
+  if (intermediateSizes !== undefined) copy.intermediateSizes = intermediateSizes;
   return Object.freeze(copy);
 }
 
@@ -233,7 +333,11 @@ function numberKey(json: Record<string, unknown>, key: string, fallback?: number
  * Reads a Hugging Face BERT `config.json` object into an {@link EncoderConfig}. The five size keys
  * are required; the others default to BertConfig's defaults (512 positions, 2 token types,
  * ε = 1e-12, `gelu`, dropouts 0.1, init range 0.02). `hidden_act` `gelu`/`gelu_python` map to exact
- * GELU, `gelu_new`/`gelu_pytorch_tanh` to `gelu_tanh`.
+ * GELU, `gelu_new`/`gelu_pytorch_tanh` to `gelu_tanh`. A shrunk encoder's per-layer sizes come from
+ * Hugging Face's `pruned_heads` (`{ "<layer>": [removed head, …] }`) and from `intermediate_sizes`
+ * (one feed-forward width per layer), both untrusted: a layer out of range, a head index outside
+ * `[0, num_attention_heads)` or repeated, or a width list of the wrong length, below 1 or above
+ * `intermediate_size` is refused with an error naming the key.
  *
  * @param json - the parsed config.json
  * @returns a validated config
@@ -278,7 +382,7 @@ export function configFromHuggingFace(json: Record<string, unknown>): Readonly<E
       { hiddenAct: act },
     );
   }
-  return validateConfig({
+  const sizes = {
     vocabSize: numberKey(json, 'vocab_size'),
     hiddenSize: numberKey(json, 'hidden_size'),
     numLayers: numberKey(json, 'num_hidden_layers'),
@@ -291,12 +395,54 @@ export function configFromHuggingFace(json: Record<string, unknown>): Readonly<E
     hiddenDropout: numberKey(json, 'hidden_dropout_prob', 0.1),
     attentionDropout: numberKey(json, 'attention_probs_dropout_prob', 0.1),
     initializerRange: numberKey(json, 'initializer_range', 0.02),
-  });
+  };
+  const prunedHeads = prunedHeadsFromHuggingFace(json.pruned_heads, sizes.numLayers);
+  const config: EncoderConfig = {
+    ...sizes,
+    ...(prunedHeads !== undefined ? { prunedHeads } : {}),
+    ...(json.intermediate_sizes !== undefined
+      ? { intermediateSizes: json.intermediate_sizes as number[] }
+      : {}),
+  };
+  // The per-layer fields first, so that their errors name the config.json keys.
+  checkPrunedHeads(config, 'config.json key "pruned_heads": layer');
+  checkIntermediateSizes(config, 'config.json key "intermediate_sizes"');
+  return validateConfig(config);
+}
+
+/**
+ * Hugging Face's `pruned_heads` (`{ "<layer>": [head, …] }`, layers without removed heads left out)
+ * as one list per layer; undefined when absent or empty.
+ */
+function prunedHeadsFromHuggingFace(value: unknown, numLayers: number): number[][] | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'object' || Array.isArray(value))
+    throw invalidConfig(
+      `config.json key "pruned_heads" must be an object { "<layer>": [head, …] }, got ${JSON.stringify(value)?.slice(0, 200)}.`,
+      'Write pruned_heads as Hugging Face does, for example { "0": [1, 3] }, or remove it.',
+      { key: 'pruned_heads' },
+    );
+  const entries = Object.entries(value as Record<string, unknown>);
+  if (entries.length === 0) return undefined;
+  const lists: number[][] = Array.from({ length: numLayers }, () => []);
+  for (const [key, heads] of entries) {
+    const layer = /^(0|[1-9][0-9]{0,8})$/.test(key) ? Number(key) : -1;
+    if (layer < 0 || layer >= numLayers || !Array.isArray(heads))
+      throw invalidConfig(
+        `config.json key "pruned_heads" has the entry ${JSON.stringify(key.slice(0, 50))}: ${JSON.stringify(heads)?.slice(0, 100)}; keys must be layer indices in [0, ${numLayers}) and values lists of heads.`,
+        'Restore config.json from the shrunk checkpoint; pruned_heads names layers of num_hidden_layers.',
+        { key: 'pruned_heads', layer: key.slice(0, 50) },
+      );
+    lists[layer] = heads as number[];
+  }
+  return lists;
 }
 
 /**
  * Writes an {@link EncoderConfig} as Hugging Face BertConfig keys (`model_type: "bert"`, absolute
- * positions). `gelu_tanh` is written as `gelu_new`.
+ * positions). `gelu_tanh` is written as `gelu_new`. A shrunk encoder also gets `pruned_heads` (the
+ * removed heads of each layer that lost some, Hugging Face's own key) and `intermediate_sizes` (the
+ * feed-forward width of every layer; fineprune's key, which Hugging Face's BertModel ignores).
  *
  * @param config - the encoder configuration
  * @returns a JSON object for config.json
@@ -307,8 +453,14 @@ export function configFromHuggingFace(json: Record<string, unknown>): Readonly<E
  * configToHuggingFace(bertBaseUncasedConfig).num_hidden_layers; // 12
  * ```
  */
-export function configToHuggingFace(config: EncoderConfig): Record<string, string | number> {
+export function configToHuggingFace(config: EncoderConfig): Record<string, HuggingFaceConfigValue> {
   const valid = validateConfig(config);
+  const perLayer: Record<string, HuggingFaceConfigValue> = {};
+  const pruned = (valid.prunedHeads ?? []).flatMap((heads, layer) =>
+    heads.length > 0 ? [[String(layer), [...heads]] as [string, number[]]] : [],
+  );
+  if (pruned.length > 0) perLayer.pruned_heads = Object.fromEntries(pruned);
+  if (valid.intermediateSizes !== undefined) perLayer.intermediate_sizes = [...valid.intermediateSizes];
   return {
     model_type: 'bert',
     vocab_size: valid.vocabSize,
@@ -324,5 +476,17 @@ export function configToHuggingFace(config: EncoderConfig): Record<string, strin
     attention_probs_dropout_prob: valid.attentionDropout,
     initializer_range: valid.initializerRange,
     position_embedding_type: 'absolute',
+    ...perLayer,
   };
 }
+
+/**
+ * A value of the config.json object {@link configToHuggingFace} writes: a string or number, a
+ * list of widths (`intermediate_sizes`), or `pruned_heads` (`{ "<layer>": [head, …] }`).
+ *
+ * @example
+ * ```ts
+ * const value: HuggingFaceConfigValue = { '0': [1, 3] };
+ * ```
+ */
+export type HuggingFaceConfigValue = string | number | number[] | Record<string, number[]>;

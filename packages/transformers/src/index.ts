@@ -4,6 +4,9 @@ export {
   configToHuggingFace,
   type EncoderConfig,
   type HiddenActivation,
+  type HuggingFaceConfigValue,
+  layerHeads,
+  layerIntermediateSize,
   validateConfig,
 } from './config';
 export {
@@ -50,3 +53,5 @@ export {
   MASK_SUFFIX,
   taskFromHuggingFace,
 } from './checkpoint';
+export { bertStructures } from './structures';
+export { type ShrinkBertReport, shrinkBertModel } from './shrink';

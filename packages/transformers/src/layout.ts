@@ -4,7 +4,7 @@
  */
 
 import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
-import type { EncoderConfig } from './config';
+import { type EncoderConfig, layerHeads, layerIntermediateSize } from './config';
 
 /**
  * The task head on top of the encoder.
@@ -154,8 +154,10 @@ export function validateTask(task: BertTask): BertTask {
 
 /**
  * Every variable of a BERT model for a task, in a fixed order (embeddings, layers, pooler, head):
- * our name, the Hugging Face name and shape, and the initialisation. The pooler exists for
- * `classification` only (Hugging Face's question-answering and masked-LM models have none).
+ * our name, the Hugging Face name and shape, and the initialisation. A shrunk encoder's layers have
+ * their own widths ({@link EncoderConfig.prunedHeads}, {@link EncoderConfig.intermediateSizes}); a
+ * layer without heads has no query, key, value or attention-output kernel, only the output bias.
+ * The pooler exists for `classification` only (Hugging Face's question-answering and masked-LM models have none).
  *
  * @param config - a validated encoder config
  * @param task - the task head
@@ -168,7 +170,7 @@ export function validateTask(task: BertTask): BertTask {
  */
 export function bertLayout(config: EncoderConfig, task: BertTask): BertLayoutEntry[] {
   const H = config.hiddenSize;
-  const I = config.intermediateSize;
+  const headSize = H / config.numHeads;
   const list: BertLayoutEntry[] = [
     entry(
       'embeddings/word_embeddings',
@@ -196,20 +198,33 @@ export function bertLayout(config: EncoderConfig, task: BertTask): BertLayoutEnt
   for (let i = 0; i < config.numLayers; i += 1) {
     const ours = `layer_${i}`;
     const hf = `bert.encoder.layer.${i}`;
-    for (const projection of ['query', 'key', 'value']) {
-      list.push(
-        ...denseEntries(
-          `${ours}/attention/${projection}`,
-          `${hf}.attention.self.${projection}`,
-          H,
-          H,
-          'encoder',
-          ours,
-        ),
-      );
+    const attentionWidth = layerHeads(config, i) * headSize;
+    const I = layerIntermediateSize(config, i);
+    if (attentionWidth > 0) {
+      for (const projection of ['query', 'key', 'value']) {
+        list.push(
+          ...denseEntries(
+            `${ours}/attention/${projection}`,
+            `${hf}.attention.self.${projection}`,
+            H,
+            attentionWidth,
+            'encoder',
+            ours,
+          ),
+        );
+      }
     }
+    const output = denseEntries(
+      `${ours}/attention/output`,
+      `${hf}.attention.output.dense`,
+      attentionWidth,
+      H,
+      'encoder',
+      ours,
+    );
     list.push(
-      ...denseEntries(`${ours}/attention/output`, `${hf}.attention.output.dense`, H, H, 'encoder', ours),
+      // A layer without heads keeps only the output bias (no zero-size kernels).
+      ...(attentionWidth > 0 ? output : output.slice(1)),
       ...layerNormEntries(`${ours}/attention/layer_norm`, `${hf}.attention.output.LayerNorm`, H, 'encoder'),
       ...denseEntries(`${ours}/ffn/intermediate`, `${hf}.intermediate.dense`, H, I, 'encoder', ours),
       ...denseEntries(`${ours}/ffn/output`, `${hf}.output.dense`, I, H, 'encoder', ours),

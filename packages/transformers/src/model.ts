@@ -17,7 +17,7 @@ import {
 import { dense, registerWasmTrainingKernels } from '@fineprune/tensor';
 import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import { createRandom, type RandomSource } from '@fineprune/tensor/random';
-import { type EncoderConfig, validateConfig } from './config';
+import { type EncoderConfig, layerHeads, validateConfig } from './config';
 import {
   type BertLayoutEntry,
   type BertTask,
@@ -25,6 +25,7 @@ import {
   bertLayout,
   validateTask,
 } from './layout';
+import { bertStructures } from './structures';
 import {
   applyProjection,
   gelu,
@@ -433,6 +434,7 @@ export function createBertModel(options: BertModelOptions): BertModel {
       }),
     );
   const parameterByName = new Map(parameters.map((parameter) => [parameter.name, parameter]));
+  const structures = bertStructures(config);
   const trainable = entries.filter((item) => !(freezeEmbeddings && item.part === 'embeddings'));
   const frozen = entries.filter((item) => freezeEmbeddings && item.part === 'embeddings');
   let disposed = false;
@@ -460,6 +462,37 @@ export function createBertModel(options: BertModelOptions): BertModel {
   const activation = config.hiddenActivation === 'gelu' ? gelu : geluTanh;
   const dropout = <T extends tf.Tensor>(x: T, rate: number, training: boolean): T =>
     training && rate > 0 ? seededDropout(x, rate, dropoutRandom.nextUint32()) : x;
+
+  /**
+   * Self-attention of layer `i` through its output projection, [B·L, H]. A layer that lost every
+   * head adds only the output bias. Must run inside a tidy.
+   */
+  function attention(
+    i: number,
+    hidden: tf.Tensor2D,
+    inputs: CheckedInputs,
+    additiveMask: tf.Tensor | undefined,
+    training: boolean,
+  ): tf.Tensor2D {
+    const p = `layer_${i}/attention`;
+    const heads = layerHeads(config, i);
+    if (heads === 0)
+      return tf.broadcastTo(v1(`${p}/output/bias`), [inputs.batch * inputs.length, config.hiddenSize]);
+    const projection = (name: string) => projectionOf(`${p}/${name}`, training);
+    const context = multiHeadAttention({
+      hidden,
+      batch: inputs.batch,
+      length: inputs.length,
+      heads,
+      headSize: config.hiddenSize / config.numHeads,
+      query: projection('query'),
+      key: projection('key'),
+      value: projection('value'),
+      ...(additiveMask ? { additiveMask } : {}),
+      dropProbabilities: (probabilities) => dropout(probabilities, config.attentionDropout, training),
+    });
+    return applyProjection(projection('output'), context);
+  }
 
   /** Hidden states [B·L, H] after the last layer. Must run inside a tidy. */
   function encodeFlat(inputs: CheckedInputs, training: boolean): tf.Tensor2D {
@@ -491,20 +524,8 @@ export function createBertModel(options: BertModelOptions): BertModel {
       : undefined;
     for (let i = 0; i < config.numLayers; i += 1) {
       const p = `layer_${i}`;
-      const projection = (name: string) => projectionOf(`${p}/attention/${name}`, training);
-      const context = multiHeadAttention({
-        hidden,
-        batch: B,
-        length: L,
-        heads: config.numHeads,
-        query: projection('query'),
-        key: projection('key'),
-        value: projection('value'),
-        ...(additiveMask ? { additiveMask } : {}),
-        dropProbabilities: (probabilities) => dropout(probabilities, config.attentionDropout, training),
-      });
       const attended = dropout(
-        applyProjection(projection('output'), context as tf.Tensor2D),
+        attention(i, hidden, inputs, additiveMask, training),
         config.hiddenDropout,
         training,
       );
@@ -714,6 +735,7 @@ export function createBertModel(options: BertModelOptions): BertModel {
     task,
     embeddingsFrozen: freezeEmbeddings,
     parameters: () => parameters,
+    structures: () => structures,
     forward,
     loss,
     mlmLogits,
@@ -760,11 +782,18 @@ const ENCODER_KEYS = [
 ] as const;
 
 function copyEncoder(target: BertModel, source: BertModel): void {
-  const different = ENCODER_KEYS.filter((key) => target.config[key] !== source.config[key]);
+  const different = ENCODER_KEYS.filter((key) => target.config[key] !== source.config[key]).map(
+    (key) => `${key} (${source.config[key]} → ${target.config[key]})`,
+  );
+  for (const key of ['prunedHeads', 'intermediateSizes'] as const) {
+    const from = JSON.stringify(source.config[key] ?? null);
+    const to = JSON.stringify(target.config[key] ?? null);
+    if (from !== to) different.push(`${key} (${from.slice(0, 100)} → ${to.slice(0, 100)})`);
+  }
   if (different.length > 0) {
     throw new FinepruneError({
       code: ErrorCodes.CHECKPOINT_MISMATCH,
-      message: `The encoders differ in ${different.map((key) => `${key} (${source.config[key]} → ${target.config[key]})`).join(', ')}.`,
+      message: `The encoders differ in ${different.join(', ')}.`,
       fix: 'Copy between models built from the same encoder config; only the task head may differ.',
       details: { different },
     });

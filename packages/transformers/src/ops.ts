@@ -306,6 +306,8 @@ export interface AttentionInputs {
   batch: number;
   length: number;
   heads: number;
+  /** Dimensions of each head; default H / heads (a shrunk layer has fewer heads of the same size). */
+  headSize?: number;
   query: Projection;
   key: Projection;
   value: Projection;
@@ -322,7 +324,7 @@ export interface AttentionInputs {
  * explicitly and the batched products use {@link batchMatMul}, fast on wasm.
  *
  * @param inputs - hidden states, sizes, projection weights, mask
- * @returns the concatenated context vectors, [B·L, H]
+ * @returns the concatenated context vectors, [B·L, heads · headSize]
  *
  * @example
  * ```ts
@@ -331,8 +333,7 @@ export interface AttentionInputs {
  */
 export function multiHeadAttention(inputs: AttentionInputs): tf.Tensor2D {
   const { hidden, batch: B, length: L, heads } = inputs;
-  const H = hidden.shape[1];
-  const headSize = H / heads;
+  const headSize = inputs.headSize ?? hidden.shape[1] / heads;
   return tf.tidy(() => {
     const split = (t: tf.Tensor2D) => tf.reshape(t, [B, L, heads, headSize]);
     const project = (projection: Projection) => applyProjection(projection, hidden);
@@ -345,6 +346,6 @@ export function multiHeadAttention(inputs: AttentionInputs): tf.Tensor2D {
     let probabilities = tf.softmax(scores);
     if (inputs.dropProbabilities) probabilities = inputs.dropProbabilities(probabilities);
     const context = batchMatMul(probabilities, value); // [B, heads, L, d]
-    return tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [B * L, H]) as tf.Tensor2D;
+    return tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [B * L, heads * headSize]) as tf.Tensor2D;
   });
 }

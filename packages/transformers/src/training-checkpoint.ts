@@ -26,7 +26,7 @@ import { writeSafetensorsFile } from '@fineprune/safetensors/node';
 import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import { checkJsonBounds, quoteText, readRegularFile } from '@fineprune/tensor/untrusted';
 import * as tf from '@tensorflow/tfjs-core';
-import { configFromHuggingFace, configToHuggingFace } from './config';
+import { configFromHuggingFace, configToHuggingFace, type HuggingFaceConfigValue } from './config';
 import { type BertTask, bertLayout, validateTask } from './layout';
 import { type BertModel, createBertModel } from './model';
 import { writeTextAtomically } from './write-text-atomically';
@@ -71,7 +71,7 @@ export interface LoadedBertCheckpoint {
 }
 
 interface SavedHeader {
-  config: Record<string, string | number>;
+  config: Record<string, HuggingFaceConfigValue>;
   task: BertTask;
   freezeEmbeddings: boolean;
   specVersion: number;

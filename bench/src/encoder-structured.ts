@@ -1,0 +1,313 @@
+/**
+ * Issue 18's encoder speed/accuracy curve (nn_pruning's): one fine-pruning run of the offline
+ * encoder (bench/pretrained/encoder-small) on a transfer task, then its accuracy and its measured
+ * end-to-end inference time on wasm against the dense model, side by side in this process, at batch
+ * 1 and 16 of the task's sequence length. Methods: `dense`, unstructured `MvP` (paper-recipes.ts),
+ * and the structured recipes of structured-recipes.ts (`blockMvP`, `headsNeurons`, `hybrid`, `2:4`).
+ *
+ * Every pruned model is deployed two ways, each timed against the same dense baseline (the dense
+ * weights of the export loaded into a stock `BertModel`, as issue 16's table does):
+ * - `shrunk`: `shrinkBertModel` (heads and neurons nothing reads are removed), stock TF.js kernels;
+ * - `shrunkSparse`: the shrunk model's projections through issue 16's sparse kernels
+ *   (`@fineprune/sparse`, mode `auto`: each projection takes the faster of sparse and dense).
+ * The dev accuracy of every deployed form is measured too (it must equal the masked model's).
+ *
+ *   cd bench && nice -n 10 npx tsx --conditions=source src/encoder-structured.ts --task spam \
+ *     --method headsNeurons --remaining 0.25 --seed 1 --data .cache/encoder-data.safetensors
+ *
+ * Writes results/encoder-structured-<task>-<method>-<remaining>-s<seed>.json; `--table` merges every
+ * such file of a task into results/encoder-structured-<task>.json (mean ± std over seeds).
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { adam, evaluateClassifier, learningRateSchedule, Pruner, sparsityReport } from '@fineprune/core';
+import { loadDenseBert, loadSparseBert } from '@fineprune/example-sparse-demo/encoder';
+import { compactBertBytes } from '@fineprune/example-sparse-demo/encoder';
+import { readSafetensorsFile } from '@fineprune/safetensors/node';
+import { clearSparseDenseChoices, readCompactModel } from '@fineprune/sparse';
+import { batchesFromEncoded } from '@fineprune/text';
+import {
+  type BertModel,
+  configFromHuggingFace,
+  createBertModel,
+  loadHuggingFaceWeights,
+  shrinkBertModel,
+} from '@fineprune/transformers';
+import * as tf from '@tensorflow/tfjs-core';
+import { everyNth, loadTask } from './encoder-data';
+import { PRETRAINED_DIR } from './encoder-fixtures';
+import {
+  blocksSideBySide,
+  mean,
+  median,
+  RESULTS_DIR,
+  runIfScript,
+  selectBackend,
+  std,
+  writeResult,
+} from './harness';
+import { type PaperMethod, paperRecipe } from './paper-recipes';
+import { STRUCTURED_METHODS, type StructuredMethod, structuredRecipe } from './structured-recipes';
+
+type Method = Extract<PaperMethod, 'dense' | 'MvP'> | StructuredMethod;
+
+const round = (value: number, digits = 4) => Math.round(value * 10 ** digits) / 10 ** digits;
+
+/** Fine-prunes a fresh model from the pretrained encoder with one method; final masks applied. */
+async function finePrune(options: {
+  method: Method;
+  remaining: number;
+  headsRemaining: number;
+  seed: number;
+  steps: number;
+  task: ReturnType<typeof loadTask>;
+  pretrained: string;
+}): Promise<{ model: BertModel; seconds: number }> {
+  const { method, steps, seed, task } = options;
+  const config = configFromHuggingFace(
+    JSON.parse(readFileSync(path.join(options.pretrained, 'config.json'), 'utf8')),
+  );
+  const model = createBertModel({
+    config,
+    task: { type: 'classification', numLabels: task.labels.length },
+    seed,
+  });
+  loadHuggingFaceWeights(
+    model,
+    await readSafetensorsFile(path.join(options.pretrained, 'model.safetensors')),
+    { strict: false },
+  );
+  const warmupSteps = Math.round(0.1 * steps);
+  const cooldownSteps = Math.round(0.2 * steps);
+  // Linear warm-up over 10% then linear decay (BERT fine-tuning), as encoder-transfer.ts.
+  const weights = adam({
+    learningRate: learningRateSchedule(3e-4, { type: 'linear', warmupSteps, totalSteps: steps }),
+    weightDecay: 0.01,
+  });
+  const scoreOptimizer = () => adam({ learningRate: 5e-2 });
+  const recipe =
+    method === 'dense' || method === 'MvP'
+      ? paperRecipe({
+          method,
+          remaining: options.remaining,
+          totalSteps: steps,
+          warmupSteps,
+          cooldownSteps,
+          weights,
+          scores: scoreOptimizer(),
+        })
+      : structuredRecipe({
+          method,
+          remaining: options.remaining,
+          headsRemaining: options.headsRemaining,
+          hiddenSize: config.hiddenSize,
+          headSize: config.hiddenSize / config.numHeads,
+          totalSteps: steps,
+          warmupSteps,
+          cooldownSteps,
+          weights,
+          scoreOptimizer,
+        });
+  const pruner = new Pruner({ model, ...recipe, seed, gradientClipping: { maxNorm: 1 } });
+  const source = batchesFromEncoded(task.train, { batchSize: 16, seed, classes: task.labels.length });
+  const started = performance.now();
+  await pruner.run({ data: (step: number) => source.batch(step), untilStep: steps });
+  if (method !== 'dense') await pruner.updateMasks();
+  pruner.dispose();
+  return { model, seconds: (performance.now() - started) / 1000 };
+}
+
+/** Best (lowest) CPU time per call of `dense` and `candidate` in alternating blocks, and the ratio. */
+function sideBySide(dense: () => tf.Tensor, candidate: () => tf.Tensor, blocks: number) {
+  const call = (run: () => tf.Tensor) => () => {
+    const y = run();
+    y.dataSync();
+    y.dispose();
+  };
+  const [d, c] = blocksSideBySide(call(dense), call(candidate), blocks, 20, 300);
+  const best = (values: number[]) => Math.min(...values);
+  return {
+    denseMs: round(best(d.cpu), 3),
+    ms: round(best(c.cpu), 3),
+    speedup: round(best(d.cpu) / best(c.cpu), 3),
+    medianSpeedup: round(median(d.cpu) / median(c.cpu), 3),
+    wallSpeedup: round(median(d.wall) / median(c.wall), 3),
+  };
+}
+
+async function oneRun(values: Record<string, string | boolean | undefined>) {
+  const started = performance.now();
+  const log = (message: string) =>
+    console.log(`[${((performance.now() - started) / 1000).toFixed(0)}s] ${message}`);
+  const backend = await selectBackend(String(values.backend));
+  const taskName = values.task === 'spam' ? 'spam-assassin' : 'brown-genre';
+  const task = loadTask(taskName, values.data as string | undefined, Number(values.sequence));
+  const method = values.method as Method;
+  if (!['dense', 'MvP', ...STRUCTURED_METHODS].includes(method)) throw new Error(`unknown method ${method}`);
+  const seed = Number(values.seed);
+  const remaining = method === 'dense' ? 1 : method === '2:4' ? 0.5 : Number(values.remaining);
+  const { model, seconds } = await finePrune({
+    method,
+    remaining,
+    headsRemaining: Number(values.headsRemaining),
+    seed,
+    steps: Number(values.steps),
+    task,
+    pretrained: String(values.pretrained),
+  });
+  log(`${method} ${remaining} seed ${seed}: fine-pruned in ${seconds.toFixed(0)} s`);
+  const headTask = { type: 'classification', numLabels: task.labels.length } as const;
+  const dev = everyNth(task.dev, 0);
+  const devBatches = () =>
+    batchesFromEncoded(dev, {
+      batchSize: 64,
+      shuffle: false,
+      dropRemainder: false,
+      classes: task.labels.length,
+    }).evaluationBatches();
+  const accuracy = async (bert: BertModel) => round((await evaluateClassifier(bert, devBatches())).accuracy);
+  const report = await sparsityReport(model.parameters());
+  const { model: shrunk, report: shrinkReport } = await shrinkBertModel(model);
+  // A dense (or barely pruned) model's compact export may exceed its safetensors size; here the
+  // export is only the way the weights reach the timed models, so that is allowed.
+  const compactDense = await readCompactModel(await compactBertBytes(model, { allowLarger: true }));
+  const compactShrunk = await readCompactModel(await compactBertBytes(shrunk, { allowLarger: true }));
+  const masked = await accuracy(model);
+  model.dispose();
+  shrunk.dispose();
+  clearSparseDenseChoices();
+  const dense = loadDenseBert(compactDense, headTask);
+  const deployed = {
+    shrunk: { model: loadDenseBert(compactShrunk, headTask), dispose() {} },
+    shrunkSparse: loadSparseBert(compactShrunk, headTask, { mode: 'auto' }),
+  };
+  deployed.shrunk.dispose = () => deployed.shrunk.model.dispose();
+  const accuracies: Record<string, number> = { masked };
+  for (const [name, bert] of Object.entries(deployed)) accuracies[name] = await accuracy(bert.model);
+  log(`dev accuracy ${JSON.stringify(accuracies)}`);
+  const length = task.dev.maxLength;
+  const timings: Record<string, unknown> = {};
+  for (const batch of [1, 16]) {
+    const x = tf.tidy(() => ({
+      inputIds: tf.tensor2d(dev.inputIds.slice(0, batch * length), [batch, length], 'int32'),
+      attentionMask: tf.tensor2d(dev.attentionMask.slice(0, batch * length), [batch, length], 'int32'),
+    }));
+    const forward = (bert: BertModel) => () => bert.forward(x, { training: false }) as tf.Tensor;
+    const row: Record<string, unknown> = {};
+    for (const [name, bert] of Object.entries(deployed))
+      row[name] = sideBySide(forward(dense), forward(bert.model), Number(values.blocks));
+    timings[`batch ${batch} × ${length} tokens`] = row;
+    log(`batch ${batch}: ${JSON.stringify(row)}`);
+    tf.dispose([x.inputIds, x.attentionMask]);
+  }
+  dense.dispose();
+  for (const bert of Object.values(deployed)) bert.dispose();
+  const result = {
+    backend: backend.backend,
+    flags: values,
+    task: { name: task.name, dev: dev.labels.length },
+    method,
+    targetRemaining: remaining,
+    headsRemaining: method === 'headsNeurons' ? Number(values.headsRemaining) : undefined,
+    seed,
+    remaining: round(1 - report.sparsity),
+    heads: shrinkReport.layers.map((layer) => `${layer.heads.kept}/${layer.heads.before}`),
+    neurons: shrinkReport.layers.map((layer) => `${layer.neurons.kept}/${layer.neurons.before}`),
+    encoderEntries: shrinkReport.encoderEntries,
+    accuracy: accuracies,
+    fineTuningSeconds: Math.round(seconds),
+    latency: timings,
+  };
+  const file = writeResult(
+    `encoder-structured-${values.task}-${method.replace(':', 'of')}-${remaining}${method === 'headsNeurons' && Number(values.headsRemaining) !== 0.5 ? `-heads${Number(values.headsRemaining)}` : ''}-s${seed}`,
+    result,
+  );
+  log(`written to ${file}`);
+  return result;
+}
+
+/** Merges the single runs of a task: accuracy and speed-ups, mean ± std over seeds, per method and target. */
+function table(taskFlag: string) {
+  const prefix = `encoder-structured-${taskFlag}-`;
+  const runs = readdirSync(RESULTS_DIR)
+    .filter((name) => name.startsWith(prefix) && /-s\d+\.json$/.test(name))
+    .map((name) => JSON.parse(readFileSync(path.join(RESULTS_DIR, name), 'utf8')));
+  const keys = [
+    ...new Set(runs.map((run) => `${run.method}|${run.targetRemaining}|${run.headsRemaining ?? ''}`)),
+  ];
+  const denseAccuracy = runs.filter((run) => run.method === 'dense').map((run) => run.accuracy.masked * 100);
+  // The transfer benchmark's dense runs of the same protocol (encoder-transfer.ts, 150 steps on
+  // SpamAssassin), for the reference accuracy beside this script's own dense runs.
+  const transferTask = taskFlag === 'spam' ? 'spam-assassin' : 'brown-genre';
+  const transferDense = readdirSync(RESULTS_DIR)
+    .filter((name) => new RegExp(`^encoder-gpu-${transferTask}-dense-s\\d+\\.json$`).test(name))
+    .map((name) => JSON.parse(readFileSync(path.join(RESULTS_DIR, name), 'utf8')).runs[0].accuracy * 100);
+  const rows = keys.map((key) => {
+    const group = runs.filter(
+      (run) => `${run.method}|${run.targetRemaining}|${run.headsRemaining ?? ''}` === key,
+    );
+    const stat = (values: number[]) => ({ mean: round(mean(values), 2), std: round(std(values), 2) });
+    const speedups: Record<string, unknown> = {};
+    for (const batch of Object.keys(group[0].latency)) {
+      for (const form of ['shrunk', 'shrunkSparse']) {
+        speedups[`${form} ${batch}`] = stat(group.map((run) => run.latency[batch][form].speedup));
+      }
+    }
+    const accuracy = stat(group.map((run) => run.accuracy.masked * 100));
+    return {
+      method: group[0].method,
+      targetRemaining: group[0].targetRemaining,
+      headsRemaining: group[0].headsRemaining,
+      seeds: group.map((run) => run.seed),
+      accuracy,
+      deployedAccuracyEqual: group.every(
+        (run) =>
+          run.accuracy.shrunk === run.accuracy.masked && run.accuracy.shrunkSparse === run.accuracy.masked,
+      ),
+      pointsBelowDense: denseAccuracy.length > 0 ? round(mean(denseAccuracy) - accuracy.mean, 2) : undefined,
+      pointsBelowTransferDense:
+        transferDense.length > 0 ? round(mean(transferDense) - accuracy.mean, 2) : undefined,
+      remaining: stat(group.map((run) => run.remaining * 100)),
+      // What the deployed (shrunk) encoder layers hold, as a share of the dense ones.
+      encoderEntriesAfterShrink: stat(
+        group.map((run) => (run.encoderEntries.after / run.encoderEntries.before) * 100),
+      ),
+      heads: group[0].heads,
+      neurons: group[0].neurons,
+      speedups,
+    };
+  });
+  const file = writeResult(`encoder-structured-${taskFlag}`, {
+    task: taskFlag,
+    dense: { thisScript: denseAccuracy, transferBenchmark: transferDense.map((value) => round(value, 2)) },
+    rows,
+  });
+  console.log(JSON.stringify(rows, null, 1));
+  console.log(`written to ${file}`);
+  return { rows };
+}
+
+export async function main(argv = process.argv.slice(2)): Promise<Record<string, unknown>> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      backend: { type: 'string', default: 'wasm' },
+      task: { type: 'string', default: 'spam' },
+      method: { type: 'string', default: 'headsNeurons' },
+      remaining: { type: 'string', default: '0.25' },
+      headsRemaining: { type: 'string', default: '0.5' },
+      seed: { type: 'string', default: '1' },
+      steps: { type: 'string', default: '150' },
+      sequence: { type: 'string', default: '128' },
+      blocks: { type: 'string', default: '8' },
+      pretrained: { type: 'string', default: PRETRAINED_DIR },
+      data: { type: 'string' },
+      table: { type: 'boolean', default: false },
+    },
+  });
+  if (values.table) return table(String(values.task));
+  return oneRun(values);
+}
+
+runIfScript(import.meta.url, main);
