@@ -1,12 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import {
-  adam,
-  evaluateClassifier,
-  Pruner,
-  type UnitSparsity,
-  unitReport,
-} from '@fineprune/core';
+import { adam, evaluateClassifier, Pruner, type UnitSparsity, unitReport } from '@fineprune/core';
 import { batches, type Dataset, evaluationBatches, loadMnist } from '@fineprune/datasets';
 import { fromLayersModel } from '@fineprune/layers';
 import { cubic } from '@fineprune/schedulers';

@@ -172,8 +172,8 @@ async function exportBert(
   if (options.shrink)
     throw new FinepruneError({
       code: ErrorCodes.INVALID_ARGUMENT,
-      message: `${directory} holds a BERT model; --shrink removes the neurons and filters of TF.js layers models.`,
-      fix: 'Drop --shrink for a BERT model.',
+      message: `${directory} holds a BERT model; --shrink writes TF.js layers models, and export writes BERT only as the sparse file.`,
+      fix: 'Shrink a BERT model in its recipe (export.shrink with export.format: huggingface), or drop --shrink.',
     });
   if (format !== 'sparse')
     throw new FinepruneError({

@@ -5,6 +5,7 @@
 
 import { ErrorCodes, FinepruneError, type FinepruneErrorCode } from '@fineprune/core';
 import { type LayersPrunableModel, shrink } from '@fineprune/layers';
+import { type BertModel, shrinkBertModel } from '@fineprune/transformers';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { ShrinkRecord } from './run-record';
 
@@ -101,6 +102,56 @@ export async function shrinkForExport(
     record: {
       structures: structures.map(({ name, kind, count, kept }) => ({ name, kind, count, kept })),
       skipped,
+      parametersBefore,
+      parametersAfter,
+      bytesBefore: parametersBefore * FLOAT32_BYTES,
+      bytesAfter: parametersAfter * FLOAT32_BYTES,
+    },
+  };
+}
+
+/** Entries of every variable of a BERT model (embeddings, encoder, pooler, head). */
+function bertEntries(model: BertModel): number {
+  return model.variables().reduce((total, entry) => total + entry.variable.size, 0);
+}
+
+/**
+ * Removes the attention heads and feed-forward neurons that a pruned BERT model no longer reads
+ * (`shrinkBertModel` of @fineprune/transformers), and records per layer the heads and neurons kept
+ * and the model's parameters and float32 bytes before and after. Save the result with
+ * `saveHuggingFaceDirectory`: config.json then records the per-layer sizes.
+ *
+ * @example
+ * ```ts
+ * const { model: small, record } = await shrinkBertForExport(model);
+ * console.log(record.structures); // [{ name: 'layer_0/attention/heads', kind: 'head', count: 12, kept: 7 }, …]
+ * small.dispose();
+ * ```
+ */
+export async function shrinkBertForExport(
+  model: BertModel,
+): Promise<{ model: BertModel; record: ShrinkRecord }> {
+  const { model: small, report } = await shrinkBertModel(model);
+  const parametersBefore = bertEntries(model);
+  const parametersAfter = bertEntries(small);
+  return {
+    model: small,
+    record: {
+      structures: report.layers.flatMap((layer, index) => [
+        {
+          name: `layer_${index}/attention/heads`,
+          kind: 'head',
+          count: layer.heads.before,
+          kept: layer.heads.kept,
+        },
+        {
+          name: `layer_${index}/ffn/neurons`,
+          kind: 'neuron',
+          count: layer.neurons.before,
+          kept: layer.neurons.kept,
+        },
+      ]),
+      skipped: [],
       parametersBefore,
       parametersAfter,
       bytesBefore: parametersBefore * FLOAT32_BYTES,

@@ -9,7 +9,7 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import { saveHuggingFaceDirectory } from '@fineprune/transformers/node';
 import { compactBertBytes } from './export-bert';
 import { sizeCheckedHandler, writeCompactExport } from './export-formats';
-import { RECIPE_SHRINK, shrinkForExport } from './export-shrink';
+import { RECIPE_SHRINK, shrinkBertForExport, shrinkForExport } from './export-shrink';
 import type { ModelSource } from './model-source';
 import type { ShrinkRecord } from './run-record';
 
@@ -138,8 +138,10 @@ export function exportFormat(recipe: Recipe): string {
 
 /**
  * Writes the model of a run in the recipe's export format; with `export.shrink`, the physically
- * smaller layers model (pruned neurons and filters removed, `shrink` of @fineprune/layers) in
- * place of the stripped one, in `tfjs` or `sparse` form.
+ * smaller model in place of the stripped one: a layers model without its pruned neurons and filters
+ * (`shrink` of @fineprune/layers) in `tfjs` or `sparse` form, a BERT model without its pruned heads
+ * and feed-forward neurons (`shrinkBertModel`) in the Hugging Face layout, config.json recording
+ * the per-layer sizes.
  *
  * @returns what shrinking removed (with `export.shrink`), else undefined
  * @throws FinepruneError `INVALID_RECIPE` for a format that cannot hold the model, or `export.shrink`
@@ -168,16 +170,36 @@ export async function exportRunModel(
     await writer(target, directory);
     return undefined;
   }
-  if (target.kind !== 'layers')
-    throw new FinepruneError({
-      code: ErrorCodes.INVALID_RECIPE,
-      message: 'export.shrink: shrinks TF.js layers models; this run trained a BERT model.',
-      fix: 'Drop export.shrink for a huggingFace model.',
-      details: { path: 'export.shrink' },
-    });
+  if (target.kind === 'bert') return exportShrunkBert(format, writer, target, directory);
   const { model, record } = await shrinkForExport(target.model, RECIPE_SHRINK);
   try {
     await writer({ ...target, shrunk: model }, directory);
+  } finally {
+    model.dispose();
+  }
+  return record;
+}
+
+/**
+ * Writes a BERT model shrunk (fewer heads and feed-forward neurons per layer) in the Hugging Face
+ * layout. The compact sparse file holds the uniform layout only, so `sparse` is refused.
+ */
+async function exportShrunkBert(
+  format: string,
+  writer: ExportWriter,
+  target: Extract<ExportTarget, { kind: 'bert' }>,
+  directory: string,
+): Promise<ShrinkRecord> {
+  if (format !== 'huggingface')
+    throw new FinepruneError({
+      code: ErrorCodes.INVALID_RECIPE,
+      message: `export.shrink: a shrunk BERT model is written in the Hugging Face layout, not as ${format}.`,
+      fix: 'Use export.format: huggingface (or auto) with export.shrink, or drop export.shrink for the sparse file.',
+      details: { path: 'export.shrink' },
+    });
+  const { model, record } = await shrinkBertForExport(target.model);
+  try {
+    await writer({ ...target, model }, directory);
   } finally {
     model.dispose();
   }

@@ -139,7 +139,11 @@ export async function writeRunOutputs(
   record: RunRecord,
 ): Promise<RunRecord> {
   const shrunk = recipe.export.strip
-    ? await exportRunModel(recipe, exportTargetOf(model, recipe.export.dtype), path.join(outputDirectory, 'model'))
+    ? await exportRunModel(
+        recipe,
+        exportTargetOf(model, recipe.export.dtype),
+        path.join(outputDirectory, 'model'),
+      )
     : undefined;
   const written = shrunk ? { ...record, shrink: shrunk } : record;
   if (recipe.export.report) {

@@ -18,7 +18,9 @@ import { captureIo, dataset, recipeFile, temporaryDirectory, tinyRecipe } from '
 async function loadStock(directory: string): Promise<tfl.LayersModel> {
   const json = JSON.parse(readFileSync(path.join(directory, 'model.json'), 'utf8'));
   const manifest = json.weightsManifest as Array<{ paths: string[]; weights: tf.io.WeightsManifestEntry[] }>;
-  const buffers = manifest.flatMap((group) => group.paths.map((file) => readFileSync(path.join(directory, file))));
+  const buffers = manifest.flatMap((group) =>
+    group.paths.map((file) => readFileSync(path.join(directory, file))),
+  );
   const bytes = new Uint8Array(buffers.reduce((sum, buffer) => sum + buffer.length, 0));
   let offset = 0;
   for (const buffer of buffers) {
@@ -36,7 +38,9 @@ async function loadStock(directory: string): Promise<tfl.LayersModel> {
 
 /** Hidden units of each Dense layer of a model, in order. */
 function denseUnits(model: tfl.LayersModel): number[] {
-  return model.layers.filter((layer) => layer.getClassName() === 'Dense').map((layer) => layer.getConfig().units as number);
+  return model.layers
+    .filter((layer) => layer.getClassName() === 'Dense')
+    .map((layer) => layer.getConfig().units as number);
 }
 
 /** Max |masked − shrunk| over a batch of 32 test digits: the checkpoint's model with masks applied against `shrunk`. */
@@ -121,7 +125,10 @@ describe('shrinking exports', () => {
   it('fineprune export --shrink writes the same smaller model and says what each structure kept', async () => {
     const out = temporaryDirectory();
     const io = captureIo();
-    expect(await main(['export', runDirectory, '--out', out, '--shrink', '--json'], io), io.out() + io.err()).toBe(ExitCodes.OK);
+    expect(
+      await main(['export', runDirectory, '--out', out, '--shrink', '--json'], io),
+      io.out() + io.err(),
+    ).toBe(ExitCodes.OK);
     const summary = JSON.parse(io.out());
     expect(summary.shrink.structures).toEqual(record.shrink!.structures);
     const shrunk = await loadStock(out);
@@ -129,13 +136,16 @@ describe('shrinking exports', () => {
     expect(await largestDifference(path.join(runDirectory, 'checkpoint'), shrunk)).toBeLessThanOrEqual(1e-5);
     shrunk.dispose();
     const text = captureIo();
-    expect(await main(['export', runDirectory, '--out', temporaryDirectory(), '--shrink', '--format', 'sparse'], text)).toBe(
-      ExitCodes.OK,
-    );
+    expect(
+      await main(
+        ['export', runDirectory, '--out', temporaryDirectory(), '--shrink', '--format', 'sparse'],
+        text,
+      ),
+    ).toBe(ExitCodes.OK);
     expect(text.out()).toMatch(/neurons\): kept 16 of 32/);
   }, 60_000);
 
-  it('refuses shrink where nothing can be removed, and for a BERT model, naming why', async () => {
+  it('refuses shrink where nothing can be removed, and a sparse file of a shrunk BERT, naming why', async () => {
     // A single Dense layer is the model's output: structures() is empty.
     const outputDirectory = temporaryDirectory();
     const refused = runRecipe({
@@ -146,14 +156,21 @@ describe('shrinking exports', () => {
       outputDirectory,
       dataset: await dataset('mnist'),
     });
-    await expect(refused).rejects.toMatchObject({ code: 'INVALID_RECIPE', details: { path: 'export.shrink' } });
+    await expect(refused).rejects.toMatchObject({
+      code: 'INVALID_RECIPE',
+      details: { path: 'export.shrink' },
+    });
     const io = captureIo();
     const recipe = recipeFile({ ...neuronRecipe(), export: { shrink: true, strip: false } });
     expect(await main(['validate', recipe], io)).toBe(ExitCodes.INVALID_RECIPE);
     expect(io.err()).toMatch(/export\.shrink/);
     const bert = captureIo();
-    const bertRecipe = recipeFile({ ...neuronRecipe(), model: { huggingFace: './bert' }, export: { shrink: true } });
-    expect(await main(['validate', bertRecipe], bert)).toBe(ExitCodes.INVALID_RECIPE);
-    expect(bert.err()).toMatch(/export\.shrink.*Hugging Face BERT/);
+    const sparseBert = recipeFile({
+      ...neuronRecipe(),
+      model: { huggingFace: './bert' },
+      export: { shrink: true, format: 'sparse' },
+    });
+    expect(await main(['validate', sparseBert], bert)).toBe(ExitCodes.INVALID_RECIPE);
+    expect(bert.err()).toMatch(/export\.shrink.*Hugging Face layout/);
   }, 60_000);
 });

@@ -340,7 +340,7 @@ export const exportSchema = z
       .boolean()
       .default(false)
       .describe(
-        'Export a physically smaller TF.js layers model: the pruned neurons and filters of the model’s structures() removed (shrink of @fineprune/layers), with format tfjs or sparse; run.json records the units each structure kept and the sizes before and after.',
+        'Export the physically smaller model: a TF.js layers model without its pruned neurons and filters (shrink of @fineprune/layers; format tfjs or sparse), a BERT model without its pruned heads and feed-forward neurons (shrinkBertModel; format huggingface, config.json records the per-layer sizes); run.json records the units each structure kept and the sizes before and after.',
       ),
     report: z.boolean().default(true).describe('Write report.html and run.json.'),
   })

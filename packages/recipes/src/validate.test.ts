@@ -29,16 +29,22 @@ describe('validateRecipe', () => {
     expect(recipe.training.metrics).toEqual(['accuracy']);
   });
 
-  it('accepts export.shrink for a layers model and refuses it without an export or for BERT', () => {
+  it('accepts export.shrink and refuses it without an export or for a sparse BERT export', () => {
     expect(validateRecipe({ ...sampleRecipe(), export: { shrink: true } }).export.shrink).toBe(true);
-    const noExport = issuesOf(() => validateRecipe({ ...sampleRecipe(), export: { shrink: true, strip: false } }));
+    const noExport = issuesOf(() =>
+      validateRecipe({ ...sampleRecipe(), export: { shrink: true, strip: false } }),
+    );
     expect(noExport.map((issue) => issue.path)).toEqual(['export.shrink']);
     expect(noExport[0]!.fix).toMatch(/strip: true/);
     const bert = issuesOf(() =>
-      validateRecipe({ ...sampleRecipe(), model: { huggingFace: './bert' }, export: { shrink: true } }),
+      validateRecipe({
+        ...sampleRecipe(),
+        model: { huggingFace: './bert' },
+        export: { shrink: true, format: 'sparse' },
+      }),
     );
     expect(bert.map((issue) => issue.path)).toEqual(['export.shrink']);
-    expect(bert[0]!.message).toMatch(/Hugging Face BERT/);
+    expect(bert[0]!.message).toMatch(/Hugging Face layout/);
   });
 
   it('reports the path, the cause and the fix of each problem', () => {

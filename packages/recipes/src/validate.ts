@@ -554,7 +554,7 @@ export function parseRecipe(text: string, options: { source?: string; format?: R
   return validateRecipe(data, source);
 }
 
-/** `export.shrink` writes a smaller TF.js layers model: it needs an export and a layers model. */
+/** `export.shrink` needs an export, and for BERT the Hugging Face layout. */
 function shrinkIssues(recipe: Recipe): RecipeIssue[] {
   if (!recipe.export.shrink) return [];
   if (!recipe.export.strip)
@@ -565,12 +565,13 @@ function shrinkIssues(recipe: Recipe): RecipeIssue[] {
         fix: 'Set export.strip: true, or drop export.shrink.',
       },
     ];
-  if (recipe.export.format === 'huggingface' || 'huggingFace' in recipe.model)
+  if ('huggingFace' in recipe.model && recipe.export.format === 'sparse')
     return [
       {
         path: 'export.shrink',
-        message: 'shrinks TF.js layers models (builtin, path, module); this recipe exports a Hugging Face BERT model',
-        fix: 'Drop export.shrink for a huggingFace model, or prune a layers model.',
+        message:
+          'writes a shrunk BERT model in the Hugging Face layout (per-layer sizes), which the sparse file cannot hold',
+        fix: 'Use export.format: huggingface (or auto) with export.shrink, or drop export.shrink for the sparse file.',
       },
     ];
   return [];
