@@ -1,14 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import {
-  adam,
-  evaluateClassifier,
-  type PrunableModel,
-  Pruner,
-  type Structure,
-  type UnitSparsity,
-  unitReport,
-} from '@fineprune/core';
+import { adam, evaluateClassifier, Pruner, type UnitSparsity, unitReport } from '@fineprune/core';
 import { batches, type Dataset, evaluationBatches, loadMnist } from '@fineprune/datasets';
 import { fromLayersModel } from '@fineprune/layers';
 import { cubic } from '@fineprune/schedulers';
@@ -59,39 +51,6 @@ export function buildMlp(seed: number): tfl.Sequential {
 }
 
 /**
- * The neurons of each hidden Dense layer of a Dense stack as structures: a neuron is a column of
- * its layer's kernel and the row of the next kernel that reads it. (A model states its own units;
- * the adapters of `@fineprune/layers` list them for every model once they implement `structures()`.)
- */
-export function denseNeurons(model: tfl.Sequential): Structure[] {
-  const dense = model.layers.filter((layer) => layer.getClassName() === 'Dense');
-  return dense.slice(0, -1).map((layer, index) => ({
-    name: `${layer.name}/neurons`,
-    kind: 'neuron',
-    count: (layer.getConfig().units as number) ?? 0,
-    members: [
-      { parameter: `${layer.name}/kernel`, axis: 1, role: 'output' },
-      { parameter: `${dense[index + 1]!.name}/kernel`, axis: 0, role: 'input' },
-    ],
-  }));
-}
-
-/** A prunable model with the given structures, delegating everything else to `prunable`. */
-export function withStructures(prunable: PrunableModel, structures: readonly Structure[]): PrunableModel {
-  return {
-    specVersion: prunable.specVersion,
-    name: prunable.name,
-    parameters: () => prunable.parameters(),
-    forward: (x, options) => prunable.forward(x, options),
-    loss: (outputs, batch) => prunable.loss(outputs, batch),
-    trainableVariables: () => prunable.trainableVariables(),
-    frozenVariables: () => prunable.frozenVariables(),
-    stateVariables: () => prunable.stateVariables?.() ?? [],
-    structures: () => structures,
-  };
-}
-
-/**
  * Structured movement pruning of an MNIST MLP: one learned score per hidden neuron (Eq. 2 of
  * Movement Pruning summed over the neuron's column and the next layer's row), local Top-v over the
  * neurons of each layer, and the cubic schedule of Eq. 5 with a dense warm-up (the scores of a
@@ -119,8 +78,9 @@ export async function runUnitMovement(options: UnitMovementJobOptions = {}): Pro
   const totalSteps = (options.epochs ?? 4) * source.stepsPerEpoch;
   const before = tf.memory().numTensors;
   const model = buildMlp(seed);
-  const layersModel = fromLayersModel(model, { loss: 'sparseCategoricalCrossentropy', fromLogits: true });
-  const prunable = withStructures(layersModel, denseNeurons(model));
+  // The adapter lists the model's own units: each hidden Dense layer's neurons (a kernel column and
+  // the next kernel's row); the output layer is left whole.
+  const prunable = fromLayersModel(model, { loss: 'sparseCategoricalCrossentropy', fromLogits: true });
   const pruner = new Pruner({
     model: prunable,
     scores: unitMovement({ init: { type: 'uniform', scale: 0.01 } }),
@@ -141,9 +101,9 @@ export async function runUnitMovement(options: UnitMovementJobOptions = {}): Pro
   const denseAccuracy = await evaluate();
   await pruner.run({ data: source, untilStep: totalSteps });
   const prunedAccuracy = await evaluate();
-  const units = await unitReport(prunable.structures!(), prunable.parameters());
+  const units = await unitReport(prunable.structures(), prunable.parameters());
   pruner.dispose();
-  layersModel.dispose();
+  prunable.dispose();
   model.dispose();
   const leakedTensors = tf.memory().numTensors - before;
   return { steps: totalSteps, denseAccuracy, prunedAccuracy, units, leakedTensors };

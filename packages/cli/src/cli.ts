@@ -18,6 +18,7 @@ import { type ExitCode, ExitCodes, exitCodeFor } from './exit-codes';
 import { EXPORT_VALUES, type ExportFormat, type ExportValues } from './export-formats';
 import { exportCheckpoint } from './export-model';
 import { compactExportPath, compactReportText, readCompactReport } from './report/compact-report';
+import { shrinkLines } from './report/shrink-report';
 import { sizeLine } from './report/sizes';
 import { writeFileAtomic } from './files';
 import { createProgress, type ProgressOutput } from './progress';
@@ -449,6 +450,10 @@ export async function main(
     )
     .option('--allow-larger', 'write the export even when it is larger than the model the run started from')
     .option(
+      '--shrink',
+      'remove the pruned neurons and filters physically: a smaller dense TF.js model (layers models; with --format sparse, the compact export of that model)',
+    )
+    .option(
       '--allow-unverified',
       'export a version-1 checkpoint, written before checkpoints carried content hashes',
     )
@@ -461,6 +466,7 @@ export async function main(
           json?: boolean;
           allowUnverified?: boolean;
           allowLarger?: boolean;
+          shrink?: boolean;
           format: ExportFormat;
           values?: ExportValues;
         },
@@ -476,6 +482,7 @@ export async function main(
           const summary = await exportCheckpoint(modelDirectory(target).directory, options.out, {
             allowUnverified: options.allowUnverified === true,
             allowLarger: options.allowLarger === true,
+            shrink: options.shrink === true,
             format: options.format,
             ...(options.values ? { values: options.values } : {}),
           });
@@ -494,6 +501,7 @@ export async function main(
                 kept,
                 total,
                 sparsity: total ? 1 - kept / total : 0,
+                ...(summary.shrink ? { shrink: summary.shrink } : {}),
               })}\n`,
             );
           } else {
@@ -504,6 +512,7 @@ export async function main(
             io.stdout.write(
               `${how} (${summary.values}) written to ${summary.files[0]}: ${summary.bytes} bytes, ${smaller.toFixed(1)}× smaller than the ${summary.referenceBytes} bytes of the model it came from; ${((1 - kept / Math.max(1, total)) * 100).toFixed(2)}% of prunable weights are zero\n`,
             );
+            if (summary.shrink) io.stdout.write(shrinkLines(summary.shrink));
           }
         } catch (error) {
           exitCode = reportError(io, error, options.json === true);

@@ -17,10 +17,12 @@ import {
   sizeCheckedHandler,
   writeCompactExport,
 } from './export-formats';
+import { shrinkForExport } from './export-shrink';
 import { probeWritableDirectory } from './files';
 import { type ModelSource, parseModelSource } from './model-source';
 import { compactSummary } from './report/compact-report';
 import { readSavedModel, type SavedModelSummary } from './report/read-model';
+import type { ShrinkRecord } from './run-record';
 
 /**
  * Options of {@link exportCheckpoint}.
@@ -42,6 +44,11 @@ export interface ExportCheckpointOptions {
   values?: ExportValues;
   /** Write the export even when it is larger than the model the run started from. Default false. */
   allowLarger?: boolean;
+  /**
+   * Remove the pruned neurons and filters physically (`shrink` of @fineprune/layers) and write the
+   * smaller dense model, in either format. Layers models only. Default false.
+   */
+  shrink?: boolean;
 }
 
 /**
@@ -61,6 +68,8 @@ export interface ExportSummary extends SavedModelSummary {
   bytes: number;
   /** The size of the model the export came from (the model file the run started from, when known). */
   referenceBytes: number;
+  /** With `shrink`: the units each structure kept, the structures left whole, the sizes before and after. */
+  shrink?: ShrinkRecord;
 }
 
 /**
@@ -76,7 +85,9 @@ export interface ExportSummary extends SavedModelSummary {
  * A BERT run checkpoint (checkpoint.json) or a Hugging Face BERT folder (config.json +
  * model.safetensors) exports only as `format: 'sparse'`: its Hugging Face layout with only the
  * weights its masks keep, never larger than the folder's model.safetensors (or the checkpoint's
- * tensors as float32) unless `allowLarger`.
+ * tensors as float32) unless `allowLarger`. With `shrink`, a layers model is written physically
+ * smaller (pruned neurons and filters removed, the following layers' inputs cut to match) and the
+ * summary says per structure how many units it kept.
  *
  * @param checkpointDirectory - the checkpoint directory (or a Hugging Face BERT folder)
  * @param out - the directory to write into
@@ -122,6 +133,7 @@ export async function exportCheckpoint(
       values,
       source,
       allowLarger: options.allowLarger === true,
+      shrink: options.shrink === true,
     });
     return { ...written, format, values };
   } finally {
@@ -157,6 +169,12 @@ async function exportBert(
 ): Promise<ExportSummary> {
   checkTarget(directory, out);
   const format = options.format ?? 'tfjs';
+  if (options.shrink)
+    throw new FinepruneError({
+      code: ErrorCodes.INVALID_ARGUMENT,
+      message: `${directory} holds a BERT model; --shrink writes TF.js layers models, and export writes BERT only as the sparse file.`,
+      fix: 'Shrink a BERT model in its recipe (export.shrink with export.format: huggingface), or drop --shrink.',
+    });
   if (format !== 'sparse')
     throw new FinepruneError({
       code: ErrorCodes.INVALID_ARGUMENT,
@@ -215,25 +233,39 @@ async function writeExport(
     values: ExportValues;
     source: ModelSource | undefined;
     allowLarger: boolean;
+    shrink: boolean;
   },
 ): Promise<Omit<ExportSummary, 'format' | 'values'>> {
-  const plain = await strip(model);
+  const shrunk = options.shrink
+    ? await shrinkForExport(model, {
+        code: ErrorCodes.INVALID_ARGUMENT,
+        option: '--shrink',
+        fix: 'Drop --shrink: the stripped export keeps every unit.',
+      })
+    : undefined;
+  const plain = shrunk?.model ?? (await strip(model));
+  const record = shrunk ? { shrink: shrunk.record } : {};
+  // A shrunk export is measured against the model before shrinking (its file, or its float32
+  // weights and model.json topology, as artifactsReferenceBytes counts a model).
+  const referenceBytes =
+    options.source?.bytes ??
+    (shrunk ? shrunk.record.bytesBefore + JSON.stringify(model.model.toJSON(null, false)).length : undefined);
   try {
     if (options.format === 'sparse') {
       const bytes = await compactBytesOfModel(plain, {
         values: options.values as ValueEncoding,
         allowLarger: options.allowLarger,
-        ...(options.source ? { referenceBytes: options.source.bytes } : {}),
+        ...(referenceBytes === undefined ? {} : { referenceBytes }),
       });
-      return writeCompactFile(bytes, directory, options.source?.bytes);
+      return { ...(await writeCompactFile(bytes, directory, referenceBytes)), ...record };
     }
-    let referenceBytes = options.source?.bytes ?? 0;
+    let tfjsReferenceBytes = referenceBytes ?? 0;
     await plain.save(
       tf.io.withSaveHandler(async (artifacts) => {
-        referenceBytes ||= artifactsReferenceBytes(artifacts);
+        tfjsReferenceBytes ||= artifactsReferenceBytes(artifacts);
         return sizeCheckedHandler(fileSystem(directory), {
           values: options.values,
-          referenceBytes,
+          referenceBytes: tfjsReferenceBytes,
           allowLarger: options.allowLarger,
         }).save!(artifacts);
       }),
@@ -244,7 +276,8 @@ async function writeExport(
       ...summary,
       files,
       bytes: files.reduce((sum, file) => sum + statSync(file).size, 0),
-      referenceBytes,
+      referenceBytes: tfjsReferenceBytes,
+      ...record,
     };
   } finally {
     plain.dispose();

@@ -5,10 +5,13 @@ import { fileSystem, type LayersPrunableModel, saveStripped, strip } from '@fine
 import { compactBytesOfModel } from '@fineprune/sparse';
 import type { Recipe } from '@fineprune/recipes';
 import type { BertModel } from '@fineprune/transformers';
+import type * as tfl from '@tensorflow/tfjs-layers';
 import { saveHuggingFaceDirectory } from '@fineprune/transformers/node';
 import { compactBertBytes } from './export-bert';
 import { sizeCheckedHandler, writeCompactExport } from './export-formats';
+import { RECIPE_SHRINK, shrinkBertForExport, shrinkForExport } from './export-shrink';
 import type { ModelSource } from './model-source';
+import type { ShrinkRecord } from './run-record';
 
 /**
  * What an export writer gets: the trained model (of the kind the run opened) and the recipe's
@@ -26,6 +29,8 @@ export type ExportTarget =
       dtype: 'F32' | 'F16';
       /** The model file the run started from: a quantized one exports in the same quantization. */
       source?: ModelSource | undefined;
+      /** The shrunk model (`export.shrink`), written in place of the stripped one. */
+      shrunk?: tfl.LayersModel | undefined;
     }
   | { kind: 'bert'; model: BertModel; dtype: 'F32' | 'F16' };
 
@@ -72,16 +77,16 @@ export const EXPORT_WRITERS: Record<string, ExportWriter> = {
       );
     const handler = fileSystem(directory);
     const quantization = target.source?.quantization;
-    await saveStripped(
-      target.model,
+    const checked =
       quantization && target.source
         ? sizeCheckedHandler(handler, {
             values: quantization,
             referenceBytes: target.source.bytes,
             allowLarger: true,
           })
-        : handler,
-    );
+        : handler;
+    if (target.shrunk) await target.shrunk.save(checked);
+    else await saveStripped(target.model, checked);
   },
   sparse: async (target, directory) => {
     // After a run, the export is written even when not smaller than the model it came from.
@@ -90,11 +95,12 @@ export const EXPORT_WRITERS: Record<string, ExportWriter> = {
       await writeCompactExport(directory, await compactBertBytes(target.model, options));
       return;
     }
-    const plain = await strip(target.model);
+    // A shrunk model is written as it is: the compact export of the smaller dense model.
+    const plain = target.shrunk ?? (await strip(target.model));
     try {
       await writeCompactExport(directory, await compactBytesOfModel(plain, options));
     } finally {
-      plain.dispose();
+      if (plain !== target.shrunk) plain.dispose();
     }
   },
   huggingface: async (target, directory) => {
@@ -131,16 +137,26 @@ export function exportFormat(recipe: Recipe): string {
 }
 
 /**
- * Writes the model of a run in the recipe's export format.
+ * Writes the model of a run in the recipe's export format; with `export.shrink`, the physically
+ * smaller model in place of the stripped one: a layers model without its pruned neurons and filters
+ * (`shrink` of @fineprune/layers) in `tfjs` or `sparse` form, a BERT model without its pruned heads
+ * and feed-forward neurons (`shrinkBertModel`) in the Hugging Face layout, config.json recording
+ * the per-layer sizes.
  *
- * @throws FinepruneError `INVALID_RECIPE` for a format that cannot hold the model, `IO_FAILED` when writing fails
+ * @returns what shrinking removed (with `export.shrink`), else undefined
+ * @throws FinepruneError `INVALID_RECIPE` for a format that cannot hold the model, or `export.shrink`
+ *   on a model without structures; `IO_FAILED` when writing fails
  *
  * @example
  * ```ts
- * await exportRunModel(recipe, { kind: 'layers', model: prunable, dtype: 'F32' }, 'out/run/model');
+ * const shrunk = await exportRunModel(recipe, { kind: 'layers', model: prunable, dtype: 'F32' }, 'out/run/model');
  * ```
  */
-export async function exportRunModel(recipe: Recipe, target: ExportTarget, directory: string): Promise<void> {
+export async function exportRunModel(
+  recipe: Recipe,
+  target: ExportTarget,
+  directory: string,
+): Promise<ShrinkRecord | undefined> {
   const format = exportFormat(recipe);
   const writer = EXPORT_WRITERS[format];
   if (!writer)
@@ -150,5 +166,42 @@ export async function exportRunModel(recipe: Recipe, target: ExportTarget, direc
       fix: `Use one of ${Object.keys(EXPORT_WRITERS).join(', ')} (or auto).`,
       details: { path: 'export.format' },
     });
-  await writer(target, directory);
+  if (!recipe.export.shrink) {
+    await writer(target, directory);
+    return undefined;
+  }
+  if (target.kind === 'bert') return exportShrunkBert(format, writer, target, directory);
+  const { model, record } = await shrinkForExport(target.model, RECIPE_SHRINK);
+  try {
+    await writer({ ...target, shrunk: model }, directory);
+  } finally {
+    model.dispose();
+  }
+  return record;
+}
+
+/**
+ * Writes a BERT model shrunk (fewer heads and feed-forward neurons per layer) in the Hugging Face
+ * layout. The compact sparse file holds the uniform layout only, so `sparse` is refused.
+ */
+async function exportShrunkBert(
+  format: string,
+  writer: ExportWriter,
+  target: Extract<ExportTarget, { kind: 'bert' }>,
+  directory: string,
+): Promise<ShrinkRecord> {
+  if (format !== 'huggingface')
+    throw new FinepruneError({
+      code: ErrorCodes.INVALID_RECIPE,
+      message: `export.shrink: a shrunk BERT model is written in the Hugging Face layout, not as ${format}.`,
+      fix: 'Use export.format: huggingface (or auto) with export.shrink, or drop export.shrink for the sparse file.',
+      details: { path: 'export.shrink' },
+    });
+  const { model, record } = await shrinkBertForExport(target.model);
+  try {
+    await writer({ ...target, model }, directory);
+  } finally {
+    model.dispose();
+  }
+  return record;
 }

@@ -7,6 +7,7 @@ import { bestModelKeeper, evaluationMetrics } from './run-best';
 import { prepareRun } from './run-check';
 import { createRunMeasurement } from './run-measure';
 import { disposeRunModel, openRunModel, type RunModel } from './run-model';
+import { RECIPE_SHRINK, refuseUnshrinkable } from './export-shrink';
 import { saveBertRunCheckpoint } from './run-model-bert';
 import { createRunPruner } from './run-pruner';
 import type { RunHistory } from './run-record';
@@ -79,6 +80,8 @@ export async function runRecipe(options: RunRecipeOptions): Promise<RunOutcome> 
   };
   let created: Awaited<ReturnType<typeof createRunPruner>>;
   try {
+    // Refused before training, not after it: export.shrink on a model with nothing to remove.
+    if (recipe.export.shrink && opened.kind === 'layers') refuseUnshrinkable(opened.prunable, RECIPE_SHRINK);
     created = await createRunPruner(recipe, registry, {
       model: prunable,
       data,
@@ -171,9 +174,9 @@ export async function runRecipe(options: RunRecipeOptions): Promise<RunOutcome> 
       history,
       finalPoint,
     });
-    await writeRunOutputs(recipe, outputDirectory, opened, record);
-    emit({ type: 'done', record, outputDirectory });
-    return { status: 'completed', step: pruner.step, outputDirectory, checkpointDirectory, record };
+    const written = await writeRunOutputs(recipe, outputDirectory, opened, record);
+    emit({ type: 'done', record: written, outputDirectory });
+    return { status: 'completed', step: pruner.step, outputDirectory, checkpointDirectory, record: written };
   } finally {
     pruner.dispose();
     release();

@@ -120,6 +120,27 @@ export interface UnitRow {
 }
 
 /**
+ * What a shrinking export (`export.shrink`, `fineprune export --shrink`) removed: the units each
+ * structure kept, the layers whose units stayed whole (with why), and the model's parameters and
+ * float32 weight bytes before and after.
+ *
+ * @example
+ * ```ts
+ * const record: ShrinkRecord = { structures: [{ name: 'dense_1/neurons', kind: 'neuron', count: 300, kept: 120 }],
+ *   skipped: [{ layer: 'dense_3', reason: 'a model output' }], parametersBefore: 266610, parametersAfter: 108330,
+ *   bytesBefore: 1066440, bytesAfter: 433320 };
+ * ```
+ */
+export interface ShrinkRecord {
+  structures: UnitRow[];
+  skipped: Array<{ layer: string; reason: string }>;
+  parametersBefore: number;
+  parametersAfter: number;
+  bytesBefore: number;
+  bytesAfter: number;
+}
+
+/**
  * The mask of one weight matrix pruned by blocks, downsampled for the report's picture: the last
  * two axes (leading axes such as kernel taps count a position kept when any tap is), cut into
  * `cellRows × cellCols` cells, each holding the fraction of its entries kept, row-major.
@@ -164,6 +185,8 @@ export interface RunRecord extends RunHistory {
   units?: UnitRow[];
   /** Block-mask pictures of the parameters pruned by blocks; absent when none. */
   blockPatterns?: BlockPattern[];
+  /** What the shrinking export removed (`export.shrink`); absent otherwise. */
+  shrink?: ShrinkRecord;
   samples: ParameterSample[];
   recipe: unknown;
   finishedAt: string;

@@ -123,8 +123,10 @@ export async function runRecord(options: {
  * Writes what a finished run exports: the stripped model (`<out>/model`, with `export.strip`) in the
  * recipe's `export.format`, `run.json` and `report.html` (with `export.report`). A layers model that
  * started from a quantized file is exported in the same quantization, so the export is no larger
- * than the model it came from.
+ * than the model it came from. With `export.shrink` the model is the physically smaller one, and
+ * `run.json` records per structure the units kept and the sizes before and after (`shrink`).
  *
+ * @returns the record as written (with `shrink` when the export shrank the model)
  * @example
  * ```ts
  * await writeRunOutputs(recipe, 'out/tiny', opened, record);
@@ -135,15 +137,18 @@ export async function writeRunOutputs(
   outputDirectory: string,
   model: RunModel,
   record: RunRecord,
-): Promise<void> {
-  if (recipe.export.strip)
-    await exportRunModel(
-      recipe,
-      exportTargetOf(model, recipe.export.dtype),
-      path.join(outputDirectory, 'model'),
-    );
+): Promise<RunRecord> {
+  const shrunk = recipe.export.strip
+    ? await exportRunModel(
+        recipe,
+        exportTargetOf(model, recipe.export.dtype),
+        path.join(outputDirectory, 'model'),
+      )
+    : undefined;
+  const written = shrunk ? { ...record, shrink: shrunk } : record;
   if (recipe.export.report) {
-    await writeFileAtomic(path.join(outputDirectory, 'run.json'), `${JSON.stringify(record)}\n`);
-    await writeFileAtomic(path.join(outputDirectory, 'report.html'), renderHtmlReport([record]));
+    await writeFileAtomic(path.join(outputDirectory, 'run.json'), `${JSON.stringify(written)}\n`);
+    await writeFileAtomic(path.join(outputDirectory, 'report.html'), renderHtmlReport([written]));
   }
+  return written;
 }

@@ -29,6 +29,7 @@ const METHODS: Record<string, string> = {
   'dense-teacher.yaml': 'magnitude + topV + constant',
   'movement-distillation.yaml': 'movement + topV(local) + cubic; distillation',
   'block-movement.yaml': 'blockMovement + block(local) + cubic',
+  'neuron-movement.yaml': 'unitMovement + unitTopV(local) + cubic',
 };
 
 /** A recipe's plugins in the form of {@link METHODS}. */
@@ -127,6 +128,14 @@ describe('example recipes', () => {
       }
       const stripped = await tfl.loadLayersModel(fileSystem(path.join(outputDirectory, 'model')));
       expect(stripped.inputs[0]!.shape).toEqual([null, 784]);
+      const units = stripped.layers.map((layer) => layer.getConfig().units as number);
+      if (recipe.export.shrink) {
+        // The shrunk export holds exactly the hidden neurons the run kept, fewer than 300 and 100.
+        const kept = outcome.record!.shrink!.structures.map((row) => row.kept);
+        expect(units).toEqual([...kept, 10]);
+        expect(kept[0]!).toBeLessThan(300);
+        expect(kept[1]!).toBeLessThan(100);
+      } else expect(units).toEqual([300, 100, 10]);
       stripped.dispose();
     },
   );

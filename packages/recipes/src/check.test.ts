@@ -189,7 +189,11 @@ describe('plugin options schemas', () => {
     const recipe = validateRecipe(sampleRecipe());
     // 20 of 100 steps scaled to 4 steps is 0.8: rounded down to 0, the cubic schedule would end at step 4, after the last one
     const short = shortenRecipe(recipe, registry(), { maxSteps: 4 });
-    expect(short.pruning[0]!.schedule.options).toMatchObject({ totalSteps: 4, warmupSteps: 1, cooldownSteps: 1 });
+    expect(short.pruning[0]!.schedule.options).toMatchObject({
+      totalSteps: 4,
+      warmupSteps: 1,
+      cooldownSteps: 1,
+    });
     await checkRecipe(short, registry());
   });
 });

@@ -336,6 +336,12 @@ export const exportSchema = z
       .enum(['F32', 'F16'])
       .default('F32')
       .describe('Weight precision of a huggingface export, and of the values of a sparse one.'),
+    shrink: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Export the physically smaller model: a TF.js layers model without its pruned neurons and filters (shrink of @fineprune/layers; format tfjs or sparse), a BERT model without its pruned heads and feed-forward neurons (shrinkBertModel; format huggingface, config.json records the per-layer sizes); run.json records the units each structure kept and the sizes before and after.',
+      ),
     report: z.boolean().default(true).describe('Write report.html and run.json.'),
   })
   .describe('What the run writes at the end.');
@@ -401,7 +407,7 @@ export const recipeSchema = z
       .max(64)
       .default([])
       .describe('Hook-only plugins (loggers, metrics).'),
-    export: exportSchema.default({ strip: true, format: 'auto', dtype: 'F32', report: true }),
+    export: exportSchema.default({ strip: true, format: 'auto', dtype: 'F32', shrink: false, report: true }),
     checkpoint: checkpointSchema.default({ every: 0 }),
   })
   .describe('A fineprune recipe: one pruning run, as data.');

@@ -22,11 +22,29 @@ describe('validateRecipe', () => {
     expect(recipe.plugins).toEqual([]);
     expect(recipe.lossTerms).toEqual([]);
     expect(recipe.pruning[0]!.scores.options).toEqual({});
-    expect(recipe.export).toEqual({ strip: true, format: 'auto', dtype: 'F32', report: true });
+    expect(recipe.export).toEqual({ strip: true, format: 'auto', dtype: 'F32', shrink: false, report: true });
     expect(recipe.checkpoint).toEqual({ every: 0 });
     expect('loss' in recipe.model && recipe.model.loss).toBe('sparseCategoricalCrossentropy');
     expect(recipe.training.gradientAccumulation).toBe(1);
     expect(recipe.training.metrics).toEqual(['accuracy']);
+  });
+
+  it('accepts export.shrink and refuses it without an export or for a sparse BERT export', () => {
+    expect(validateRecipe({ ...sampleRecipe(), export: { shrink: true } }).export.shrink).toBe(true);
+    const noExport = issuesOf(() =>
+      validateRecipe({ ...sampleRecipe(), export: { shrink: true, strip: false } }),
+    );
+    expect(noExport.map((issue) => issue.path)).toEqual(['export.shrink']);
+    expect(noExport[0]!.fix).toMatch(/strip: true/);
+    const bert = issuesOf(() =>
+      validateRecipe({
+        ...sampleRecipe(),
+        model: { huggingFace: './bert' },
+        export: { shrink: true, format: 'sparse' },
+      }),
+    );
+    expect(bert.map((issue) => issue.path)).toEqual(['export.shrink']);
+    expect(bert[0]!.message).toMatch(/Hugging Face layout/);
   });
 
   it('reports the path, the cause and the fix of each problem', () => {

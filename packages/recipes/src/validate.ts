@@ -396,6 +396,7 @@ export function validateRecipe(input: unknown, source?: string): Recipe {
       fix: 'Evaluate at most every training.steps steps, or use 0 to evaluate only at the end.',
     });
   }
+  issues.push(...shrinkIssues(recipe));
   if (issues.length > 0) throw recipeError(issues, source);
   return recipe;
 }
@@ -551,4 +552,27 @@ export function parseRecipe(text: string, options: { source?: string; format?: R
     );
   }
   return validateRecipe(data, source);
+}
+
+/** `export.shrink` needs an export, and for BERT the Hugging Face layout. */
+function shrinkIssues(recipe: Recipe): RecipeIssue[] {
+  if (!recipe.export.shrink) return [];
+  if (!recipe.export.strip)
+    return [
+      {
+        path: 'export.shrink',
+        message: 'is true, but export.strip is false, so no model is exported to shrink',
+        fix: 'Set export.strip: true, or drop export.shrink.',
+      },
+    ];
+  if ('huggingFace' in recipe.model && recipe.export.format === 'sparse')
+    return [
+      {
+        path: 'export.shrink',
+        message:
+          'writes a shrunk BERT model in the Hugging Face layout (per-layer sizes), which the sparse file cannot hold',
+        fix: 'Use export.format: huggingface (or auto) with export.shrink, or drop export.shrink for the sparse file.',
+      },
+    ];
+  return [];
 }

@@ -1,5 +1,6 @@
 import { encoderRemainingPlot } from './encoder-figure';
 import { encoderRemainingTable } from './encoder-table';
+import { shrinkSection } from './shrink-report';
 import { structuredSection } from './structure-report';
 import { type RunRecord, totalLossChange } from '../run-record';
 import {
@@ -420,7 +421,7 @@ ${lossChangeVersusGapPlot(runs)}</section>
 <h2>Weights against scores</h2>
 <p class="caption">Each sampled weight of the first run against its importance score; pruned weights in grey (Fig. 4b of <i>Movement Pruning</i>).</p>
 <div class="grid-plots">${weightsVersusScoresPlots(run).join('')}</div>
-${run ? `<h2>Layers</h2>${layerTable(run)}${encoderSection(run)}${structuredSection(run)}` : ''}`,
+${run ? `<h2>Layers</h2>${layerTable(run)}${encoderSection(run)}${structuredSection(run)}${shrinkSection(run)}` : ''}`,
   );
 }
 
