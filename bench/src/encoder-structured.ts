@@ -11,6 +11,9 @@
  * - `shrunkSparse`: the shrunk model's projections through issue 16's sparse kernels
  *   (`@fineprune/sparse`, mode `auto`: each projection takes the faster of sparse and dense).
  * The dev accuracy of every deployed form is measured too (it must equal the masked model's).
+ * `--teachers DIR` adds distillation from the dense fine-tuned model of the same seed (saved by
+ * encoder-transfer.ts under DIR/seed-<seed>), as the transfer benchmark's `kd` runs do; the file name
+ * and the table row say `kd`.
  *
  *   cd bench && nice -n 10 npx tsx --conditions=source src/encoder-structured.ts --task spam \
  *     --method headsNeurons --remaining 0.25 --seed 1 --data .cache/encoder-data.safetensors
@@ -21,7 +24,15 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { adam, evaluateClassifier, learningRateSchedule, Pruner, sparsityReport } from '@fineprune/core';
+import {
+  adam,
+  evaluateClassifier,
+  type LossTerm,
+  learningRateSchedule,
+  Pruner,
+  sparsityReport,
+} from '@fineprune/core';
+import { distillation } from '@fineprune/distillation';
 import { loadDenseBert, loadSparseBert } from '@fineprune/example-sparse-demo/encoder';
 import { readSafetensorsFile } from '@fineprune/safetensors/node';
 import { clearSparseDenseChoices, encodeCompactHuggingFace, readCompactModel } from '@fineprune/sparse';
@@ -35,6 +46,7 @@ import {
   loadHuggingFaceWeights,
   shrinkBertModel,
 } from '@fineprune/transformers';
+import { loadHuggingFaceDirectory } from '@fineprune/transformers/node';
 import * as tf from '@tensorflow/tfjs-core';
 import { everyNth, loadTask } from './encoder-data';
 import { PRETRAINED_DIR } from './encoder-fixtures';
@@ -64,6 +76,8 @@ async function finePrune(options: {
   steps: number;
   task: ReturnType<typeof loadTask>;
   pretrained: string;
+  /** The dense fine-tuned teacher of the same seed: distillation as encoder-transfer.ts does it. */
+  teacher?: BertModel;
 }): Promise<{ model: BertModel; seconds: number }> {
   const { method, steps, seed, task } = options;
   const config = configFromHuggingFace(
@@ -110,7 +124,14 @@ async function finePrune(options: {
           weights,
           scoreOptimizer,
         });
-  const pruner = new Pruner({ model, ...recipe, seed, gradientClipping: { maxNorm: 1 } });
+  // α_ce = α_distil = 0.5, T = 2: the transfer benchmark's distillation (Movement Pruning Sec. 6.2).
+  const lossTerms: LossTerm[] = [
+    ...(recipe.lossTerms ?? []),
+    ...(options.teacher
+      ? [distillation({ teacher: options.teacher, temperature: 2, alphaDistil: 0.5, alphaCe: 0.5 })]
+      : []),
+  ];
+  const pruner = new Pruner({ model, ...recipe, lossTerms, seed, gradientClipping: { maxNorm: 1 } });
   const source = batchesFromEncoded(task.train, { batchSize: 16, seed, classes: task.labels.length });
   const started = performance.now();
   await pruner.run({ data: (step: number) => source.batch(step), untilStep: steps });
@@ -148,7 +169,18 @@ async function oneRun(values: Record<string, string | boolean | undefined>) {
   if (!['dense', 'MvP', ...STRUCTURED_METHODS].includes(method)) throw new Error(`unknown method ${method}`);
   const seed = Number(values.seed);
   const remaining = method === 'dense' ? 1 : method === '2:4' ? 0.5 : Number(values.remaining);
+  // --teachers DIR: the dense fine-tuned model of this seed, saved by encoder-transfer.ts under DIR/seed-<seed>.
+  const teacher = values.teachers
+    ? (
+        await loadHuggingFaceDirectory(path.join(String(values.teachers), `seed-${seed}`), {
+          task: { type: 'classification', numLabels: task.labels.length },
+          seed,
+          strict: true,
+        })
+      ).model
+    : undefined;
   const { model, seconds } = await finePrune({
+    teacher,
     method,
     remaining,
     headsRemaining: Number(values.headsRemaining),
@@ -157,7 +189,10 @@ async function oneRun(values: Record<string, string | boolean | undefined>) {
     task,
     pretrained: String(values.pretrained),
   });
-  log(`${method} ${remaining} seed ${seed}: fine-pruned in ${seconds.toFixed(0)} s`);
+  teacher?.dispose();
+  log(
+    `${method} ${remaining} seed ${seed}${teacher ? ' with distillation' : ''}: fine-pruned in ${seconds.toFixed(0)} s`,
+  );
   const headTask = { type: 'classification', numLabels: task.labels.length } as const;
   const dev = everyNth(task.dev, 0);
   const devBatches = () =>
@@ -216,6 +251,7 @@ async function oneRun(values: Record<string, string | boolean | undefined>) {
     method,
     targetRemaining: remaining,
     headsRemaining: method === 'headsNeurons' ? Number(values.headsRemaining) : undefined,
+    distillation: teacher !== undefined,
     seed,
     remaining: round(1 - report.sparsity),
     heads: shrinkReport.layers.map((layer) => `${layer.heads.kept}/${layer.heads.before}`),
@@ -226,7 +262,7 @@ async function oneRun(values: Record<string, string | boolean | undefined>) {
     latency: timings,
   };
   const file = writeResult(
-    `encoder-structured-${values.task}-${method.replace(':', 'of')}-${remaining}${method === 'headsNeurons' && Number(values.headsRemaining) !== 0.5 ? `-heads${Number(values.headsRemaining)}` : ''}-s${seed}`,
+    `encoder-structured-${values.task}-${method.replace(':', 'of')}-${remaining}${method === 'headsNeurons' && Number(values.headsRemaining) !== 0.5 ? `-heads${Number(values.headsRemaining)}` : ''}${teacher ? '-kd' : ''}-s${seed}`,
     result,
   );
   log(`written to ${file}`);
@@ -240,7 +276,12 @@ function table(taskFlag: string) {
     .filter((name) => name.startsWith(prefix) && /-s\d+\.json$/.test(name))
     .map((name) => JSON.parse(readFileSync(path.join(RESULTS_DIR, name), 'utf8')));
   const keys = [
-    ...new Set(runs.map((run) => `${run.method}|${run.targetRemaining}|${run.headsRemaining ?? ''}`)),
+    ...new Set(
+      runs.map(
+        (run) =>
+          `${run.method}|${run.targetRemaining}|${run.headsRemaining ?? ''}|${run.distillation === true}`,
+      ),
+    ),
   ];
   const denseAccuracy = runs.filter((run) => run.method === 'dense').map((run) => run.accuracy.masked * 100);
   // The transfer benchmark's dense runs of the same protocol (encoder-transfer.ts, 150 steps on
@@ -251,7 +292,9 @@ function table(taskFlag: string) {
     .map((name) => JSON.parse(readFileSync(path.join(RESULTS_DIR, name), 'utf8')).runs[0].accuracy * 100);
   const rows = keys.map((key) => {
     const group = runs.filter(
-      (run) => `${run.method}|${run.targetRemaining}|${run.headsRemaining ?? ''}` === key,
+      (run) =>
+        `${run.method}|${run.targetRemaining}|${run.headsRemaining ?? ''}|${run.distillation === true}` ===
+        key,
     );
     const stat = (values: number[]) => ({ mean: round(mean(values), 2), std: round(std(values), 2) });
     const speedups: Record<string, unknown> = {};
@@ -265,6 +308,7 @@ function table(taskFlag: string) {
       method: group[0].method,
       targetRemaining: group[0].targetRemaining,
       headsRemaining: group[0].headsRemaining,
+      distillation: group[0].distillation === true,
       seeds: group.map((run) => run.seed),
       accuracy,
       deployedAccuracyEqual: group.every(
@@ -309,6 +353,7 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
       blocks: { type: 'string', default: '8' },
       pretrained: { type: 'string', default: PRETRAINED_DIR },
       data: { type: 'string' },
+      teachers: { type: 'string' },
       table: { type: 'boolean', default: false },
     },
   });
