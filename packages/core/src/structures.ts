@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
+import { ErrorCodes } from '@fineprune/tensor/errors';
 import type { MaskFunction, PrunableModel, PrunableParameter, ScoreStrategy } from './types';
+import { fail } from './fail';
 
 /**
  * What the units of a structure are: `neuron` (a Dense layer's output unit), `filter` (a
@@ -73,14 +74,6 @@ export interface Structure {
   readonly members: readonly StructureMember[];
 }
 
-function invalid(
-  message: string,
-  fix: string,
-  code: FinepruneError['code'] = ErrorCodes.INVALID_ARGUMENT,
-): never {
-  throw new FinepruneError({ code, message, fix });
-}
-
 /**
  * The layout of a member along its axis, with the defaults filled in.
  *
@@ -114,34 +107,34 @@ export function checkStructures(
     const where = `Structure ${JSON.stringify(structure?.name)}`;
     const fix = 'Fix the model’s structures(): see the StructureMember documentation of @fineprune/core.';
     if (typeof structure?.name !== 'string' || structure.name.length === 0)
-      invalid('A structure has no name.', fix);
+      fail('A structure has no name.', fix);
     if (names.has(structure.name) || byName.has(structure.name))
-      invalid(`${where} is named twice, or like a parameter.`, 'Give every structure a name of its own.');
+      fail(`${where} is named twice, or like a parameter.`, 'Give every structure a name of its own.');
     names.add(structure.name);
     if (!(Number.isInteger(structure.count) && structure.count >= 1))
-      invalid(`${where} has ${structure.count} units; it needs a whole number ≥ 1.`, fix);
+      fail(`${where} has ${structure.count} units; it needs a whole number ≥ 1.`, fix);
     if (!Array.isArray(structure.members) || structure.members.length === 0)
-      invalid(`${where} has no members.`, fix);
+      fail(`${where} has no members.`, fix);
     for (const member of structure.members) {
       const parameter = byName.get(member.parameter);
       if (!parameter)
-        invalid(
+        fail(
           `${where} names parameter ${JSON.stringify(member.parameter)}, which the model does not have.`,
           fix,
         );
       const { repeats, width } = memberLayout(member);
       if (!(Number.isInteger(member.axis) && member.axis >= 0 && member.axis < parameter.shape.length))
-        invalid(
+        fail(
           `${where}: axis ${member.axis} is out of range for "${parameter.name}" [${parameter.shape}].`,
           fix,
         );
       if (!(Number.isInteger(repeats) && repeats >= 1 && Number.isInteger(width) && width >= 1))
-        invalid(`${where}: repeats and width of "${parameter.name}" must be whole numbers ≥ 1.`, fix);
+        fail(`${where}: repeats and width of "${parameter.name}" must be whole numbers ≥ 1.`, fix);
       if (member.role !== 'output' && member.role !== 'input')
-        invalid(`${where}: the role of "${parameter.name}" must be "output" or "input".`, fix);
+        fail(`${where}: the role of "${parameter.name}" must be "output" or "input".`, fix);
       const size = parameter.shape[member.axis]!;
       if (size !== repeats * structure.count * width)
-        invalid(
+        fail(
           `${where}: axis ${member.axis} of "${parameter.name}" [${parameter.shape}] has ${size} entries, not repeats · count · width = ${repeats} · ${structure.count} · ${width}.`,
           fix,
           ErrorCodes.SHAPE_MISMATCH,
@@ -361,20 +354,20 @@ export function structuresForGroup(
   const unitScores = typeof scores.computeUnits === 'function';
   if (!unitScores && !mask.requiresStructures) return [];
   if (unitScores && typeof mask.computeUnits !== 'function')
-    invalid(
+    fail(
       `In ${where}, score strategy "${scores.id}" scores units (neurons, filters, heads) but mask "${mask.id}" selects single weights.`,
       'Use a unit mask such as unitTopV() from @fineprune/structured with unit scores, or a weight score such as magnitude() with this mask.',
       ErrorCodes.INCOMPATIBLE_PLUGINS,
     );
   if (typeof model.structures !== 'function')
-    invalid(
+    fail(
       `In ${where}, "${unitScores ? scores.id : mask.id}" prunes whole units, but model "${model.name}" lists no structures.`,
       'Wrap the model with an adapter that implements structures() (fromLayersModel of @fineprune/layers, the encoder of @fineprune/transformers), or use a shape-only mask such as block() or nOfM() of @fineprune/masks.',
       ErrorCodes.INCOMPATIBLE_PLUGINS,
     );
   const structures = structuresOf(model, parameters);
   if (structures.length === 0)
-    invalid(
+    fail(
       `In ${where}, no structure of model "${model.name}" touches the chosen parameters (${parameters.map((parameter) => parameter.name).join(', ')}).`,
       `Choose parameters that belong to units; the model's structures are: ${(model.structures() ?? []).map((structure) => structure.name).join(', ') || 'none'}.`,
       ErrorCodes.INCOMPATIBLE_PLUGINS,

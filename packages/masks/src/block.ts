@@ -11,10 +11,11 @@ import {
   type MaskInput,
   poolBlocks,
 } from '@fineprune/core';
-import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
+import { ErrorCodes } from '@fineprune/tensor/errors';
 import { topCountMasks } from '@fineprune/tensor/select';
 import { emptyMaskError } from './empty-mask';
 import { readScores } from './read-scores';
+import { invalid } from './invalid';
 
 /**
  * How a block's scores become the block's score: `sum` (magnitude scores give the L1 norm; learned
@@ -50,14 +51,6 @@ export interface BlockOptions extends BlockSize {
   pool?: BlockPool;
   /** How the sparsity v of n blocks becomes a kept count (`KeptCountRule` of `@fineprune/core`); default `round`. */
   keptCount?: KeptCountRule;
-}
-
-function invalid(
-  message: string,
-  fix: string,
-  code: FinepruneError['code'] = ErrorCodes.INVALID_ARGUMENT,
-): never {
-  throw new FinepruneError({ code, message, fix });
 }
 
 function checkOptions(options: BlockOptions): Required<Omit<BlockOptions, 'rows' | 'cols'>> {

@@ -1,8 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { MaskFunction, MaskInput } from '@fineprune/core';
-import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
+import { ErrorCodes } from '@fineprune/tensor/errors';
 import { topCountMasks } from '@fineprune/tensor/select';
 import { readScores } from './read-scores';
+import { invalid } from './invalid';
 
 /**
  * Options of {@link nOfM}.
@@ -36,14 +37,6 @@ export interface NOfMOptions {
    * entries, so pruned weights may come back (as learned scores need).
    */
   withinPrevious?: boolean;
-}
-
-function invalid(
-  message: string,
-  fix: string,
-  code: FinepruneError['code'] = ErrorCodes.INVALID_ARGUMENT,
-): never {
-  throw new FinepruneError({ code, message, fix });
 }
 
 /** The previous mask of an input (ones when the caller gave none), read as a Float32Array copy. */

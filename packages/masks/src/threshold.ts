@@ -6,11 +6,12 @@ import {
   matchesSelector,
   type ParameterSelector,
 } from '@fineprune/core';
-import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
+import { ErrorCodes } from '@fineprune/tensor/errors';
 import { addMany } from '@fineprune/tensor';
 import { thresholdMaskTensors, topCountMasks } from '@fineprune/tensor/select';
 import { readScores } from './read-scores';
 import { type SigmoidComparison, sigmoidCut } from './sigmoid-cut';
+import { invalid } from './invalid';
 
 /**
  * Options of {@link threshold}.
@@ -49,14 +50,6 @@ export interface ThresholdOptions {
    * with f = 0 it still keeps one entry, so the mask is never empty).
    */
   floorCount?: 'ceil' | 'floor-plus-one';
-}
-
-function invalid(
-  message: string,
-  fix: string,
-  code: (typeof ErrorCodes)[keyof typeof ErrorCodes] = ErrorCodes.INVALID_ARGUMENT,
-): never {
-  throw new FinepruneError({ code, message, fix });
 }
 
 /**
