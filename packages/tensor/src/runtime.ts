@@ -23,8 +23,10 @@ export interface NodeBuiltins {
   fs: typeof import('node:fs');
   'fs/promises': typeof import('node:fs/promises');
   module: typeof import('node:module');
+  os: typeof import('node:os');
   path: typeof import('node:path');
   url: typeof import('node:url');
+  vm: typeof import('node:vm');
   zlib: typeof import('node:zlib');
 }
 

@@ -1,12 +1,33 @@
-import { setBackend } from '@fineprune/tensor';
+import { releaseWasmBackend, setBackend, wasmThreadsInUse } from '@fineprune/tensor';
 import * as tf from '@tensorflow/tfjs-core';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeCase, kernelCases, runCase, sparseProduct, TOLERANCE } from '../../test/kernel-suite';
 import { sparseMatMul } from '../inference/sparse-mat-mul-op';
 import { sparseMatrix } from '../inference/sparse-matrix';
 import { compressedRowsFromDense } from '../layout/compressed-rows';
 
-describe.each(['cpu', 'wasm'])('FinepruneSparseMatMul on %s against dense tf.matMul (cpu)', (backend) => {
+// wasm on one thread (its single-threaded SIMD build) and on two (the multi-threaded build, whose
+// memory is shared: the spmm module must link to it too).
+const configurations = [
+  { backend: 'cpu', threads: 1 },
+  { backend: 'wasm', threads: 1 },
+  { backend: 'wasm', threads: 2 },
+];
+
+describe.each(configurations)('FinepruneSparseMatMul on $backend ($threads thread(s)) against dense tf.matMul (cpu)', ({
+  backend,
+  threads,
+}) => {
+  beforeAll(async () => {
+    if (backend !== 'wasm') return;
+    releaseWasmBackend();
+    await setBackend('wasm', { wasmThreads: threads });
+    expect(wasmThreadsInUse()).toBe(threads);
+  });
+  afterAll(() => {
+    if (backend === 'wasm') releaseWasmBackend();
+  });
+
   it.each(kernelCases().map((testCase) => [describeCase(testCase), testCase] as const))(
     '%s',
     async (_, testCase) => {
