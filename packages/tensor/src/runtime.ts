@@ -27,6 +27,7 @@ export interface NodeBuiltins {
   path: typeof import('node:path');
   url: typeof import('node:url');
   vm: typeof import('node:vm');
+  worker_threads: typeof import('node:worker_threads');
   zlib: typeof import('node:zlib');
 }
 

@@ -10,11 +10,15 @@
  * backend's initialisation only:
  * - `URL.createObjectURL` answers the worker Blob with a real file: the package's own worker script
  *   with that one branch loading the package's own `wasm-out/tfjs-backend-wasm-threaded-simd.js`
- *   instead, written atomically to a private temporary directory (removed at exit);
+ *   instead, written atomically to a private temporary directory, removed once the backend has
+ *   started (every worker of its pool has read it by then);
  * - `os.cpus()` reports twice the requested thread count, because the backend caps its thread pool at
  *   half the logical cores it sees (it assumes two hyper-threads per core), which is one thread on a
- *   two-core machine whatever `setThreadsCount` asks.
- * Both are restored as soon as the backend has started.
+ *   two-core machine whatever `setThreadsCount` asks;
+ * - `worker_threads.Worker` starts its workers without the parent's Node flags (`execArgv`), which
+ *   workers inherit by default: `--input-type` (of `node -e`) makes a worker fail to start, and
+ *   `--import` loaders would load into each of the backend's 8 workers.
+ * All three are restored as soon as the backend has started.
  */
 
 import * as tf from '@tensorflow/tfjs-core';
@@ -123,15 +127,15 @@ export async function resolveWasmThreads(requested?: WasmThreads): Promise<numbe
 }
 
 /** What the threaded build needs from the installed package, found once per process. */
-interface ThreadedFiles {
-  /** The generated worker script (a private temporary file). */
-  workerPath: string;
+interface WorkerScript {
+  /** The text of the worker script to start the pthread workers from. */
+  text: string;
   /** The byte size of the Blob the backend makes of its worker script (to recognise it). */
-  workerBlobSize: number;
+  blobSize: number;
 }
 
 interface ThreadsState {
-  files?: Promise<ThreadedFiles>;
+  script?: Promise<WorkerScript>;
 }
 
 function threadsState(): ThreadsState {
@@ -169,12 +173,10 @@ async function writeAtomically(path: string, text: string): Promise<void> {
  * Generates the worker script from the installed package's own (its Blob branch replaced) and
  * checks that it is the package the backend was loaded from.
  */
-async function prepareThreadedFiles(loadedVersion: string): Promise<ThreadedFiles> {
+async function generateWorkerScript(loadedVersion: string): Promise<WorkerScript> {
   const feature = 'the multi-threaded wasm backend';
   const { createRequire } = await importNodeBuiltin('module', feature);
   const { join } = await importNodeBuiltin('path', feature);
-  const { mkdtempSync, rmSync } = await importNodeBuiltin('fs', feature);
-  const { tmpdir } = await importNodeBuiltin('os', feature);
   const { Script } = await importNodeBuiltin('vm', feature);
   const directory = await wasmPackageDirectory();
   const require = createRequire(join(directory, 'package.json'));
@@ -194,15 +196,29 @@ async function prepareThreadedFiles(loadedVersion: string): Promise<ThreadedFile
   }
   // The backend escapes the newlines inside the script's strings the same way before making its Blob.
   const blobText = wasmWorkerContents.replace(/\n/g, '\\n');
-  const workerText = blobText.replace(BLOB_BRANCH, `importScripts(${JSON.stringify(gluePath)})`);
-  new Script(workerText, { filename: 'fineprune-wasm-worker.cjs' });
-  const temporary = mkdtempSync(join(tmpdir(), 'fineprune-wasm-threads-'));
-  (globalThis as { process?: NodeJS.Process }).process?.once('exit', () =>
-    rmSync(temporary, { recursive: true, force: true }),
-  );
-  const workerPath = join(temporary, 'worker.cjs');
-  await writeAtomically(workerPath, workerText);
-  return { workerPath, workerBlobSize: new TextEncoder().encode(blobText).length };
+  const text = blobText.replace(BLOB_BRANCH, `importScripts(${JSON.stringify(gluePath)})`);
+  // A syntax check, so that a worker never starts on a script that cannot run.
+  new Script(text, { filename: 'fineprune-wasm-worker.cjs' });
+  return { text, blobSize: new TextEncoder().encode(blobText).length };
+}
+
+/** Writes the worker script into a new private temporary directory; returns its path and a remover. */
+async function writeWorkerScript(script: WorkerScript): Promise<{ path: string; remove(): void }> {
+  const feature = 'the multi-threaded wasm backend';
+  const { join } = await importNodeBuiltin('path', feature);
+  const { mkdtemp } = await importNodeBuiltin('fs/promises', feature);
+  const { rmSync } = await importNodeBuiltin('fs', feature);
+  const { tmpdir } = await importNodeBuiltin('os', feature);
+  const directory = await mkdtemp(join(tmpdir(), 'fineprune-wasm-threads-'));
+  const path = join(directory, 'worker.cjs');
+  const remove = () => rmSync(directory, { recursive: true, force: true });
+  try {
+    await writeAtomically(path, script.text);
+  } catch (error) {
+    remove();
+    throw error;
+  }
+  return { path, remove };
 }
 
 /** The parts of @tensorflow/tfjs-backend-wasm's module the threaded start uses. */
@@ -214,7 +230,7 @@ export interface WasmModuleControls {
 /**
  * Prepares the next initialisation of the wasm backend (Node) for `threads` threads: the
  * multi-threaded SIMD build when `threads` > 1, the single-threaded SIMD build otherwise. Returns
- * the function that restores `URL.createObjectURL` and `os.cpus`, to call once `tf.setBackend('wasm')`
+ * the function that restores `URL.createObjectURL`, `os.cpus` and `worker_threads.Worker`, to call once `tf.setBackend('wasm')`
  * has finished, whether it worked or not.
  *
  * @param wasm - the imported @tensorflow/tfjs-backend-wasm module
@@ -236,29 +252,39 @@ export async function prepareWasmThreads(wasm: WasmModuleControls, threads: numb
     return () => {};
   }
   const state = threadsState();
-  state.files ??= prepareThreadedFiles(wasm.version_wasm);
-  let files: ThreadedFiles;
+  state.script ??= generateWorkerScript(wasm.version_wasm);
+  let script: WorkerScript;
   try {
-    files = await state.files;
+    script = await state.script;
   } catch (error) {
-    state.files = undefined;
+    state.script = undefined;
     throw error;
   }
+  const workerFile = await writeWorkerScript(script);
   const os = await importNodeBuiltin('os', 'the multi-threaded wasm backend');
+  const workerThreads = await importNodeBuiltin('worker_threads', 'the multi-threaded wasm backend');
   const originalCpus = os.cpus;
   const originalCreateObjectURL = URL.createObjectURL;
+  const OriginalWorker = workerThreads.Worker;
+  workerThreads.Worker = class WorkerWithoutParentFlags extends OriginalWorker {
+    constructor(filename: string | URL, options?: import('node:worker_threads').WorkerOptions) {
+      super(filename, { ...options, execArgv: [] });
+    }
+  };
   os.cpus = () => {
     const cpus = originalCpus();
     return Array.from({ length: 2 * threads }, (_, index) => cpus[index % cpus.length]!);
   };
   URL.createObjectURL = (object: Blob | MediaSource) =>
-    object instanceof Blob && object.type === 'application/javascript' && object.size === files.workerBlobSize
-      ? files.workerPath
+    object instanceof Blob && object.type === 'application/javascript' && object.size === script.blobSize
+      ? workerFile.path
       : originalCreateObjectURL(object as Blob);
   tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', true);
   return () => {
     os.cpus = originalCpus;
     URL.createObjectURL = originalCreateObjectURL;
+    workerThreads.Worker = OriginalWorker;
+    workerFile.remove();
   };
 }
 
