@@ -8,7 +8,6 @@ import { ErrorCodes, FinepruneError } from './errors';
 import { importNodeBuiltin, isNode, sharedState } from './runtime';
 import { registerWasmTrainingKernels } from './wasm-kernels';
 import {
-  parseWasmThreads,
   prepareWasmThreads,
   resolveWasmThreads,
   unrefWasmWorkers,
@@ -102,6 +101,7 @@ export interface BackendProvider {
    */
   priority: number;
   /** Prepares the backend; throws when it cannot run here. May return an undo for after activation. */
+  // biome-ignore lint/suspicious/noConfusingVoidType: providers written as `async setup() {}` return Promise<void>.
   setup(): Promise<void | (() => void)>;
 }
 
@@ -346,14 +346,15 @@ function started(name: string, millisecondsToInit: number): BackendAttempt {
 
 /** Runs the provider's setup and activates its backend; returns why that failed, if it did. */
 async function setUpAndActivate(provider: BackendProvider): Promise<string | undefined> {
-  let undo: void | (() => void) = undefined;
+  let undo: (() => void) | undefined;
   try {
-    undo = await provider.setup();
+    const result = await provider.setup();
+    if (typeof result === 'function') undo = result;
     return await activate(provider.name);
   } catch (error) {
     return message(error);
   } finally {
-    if (typeof undo === 'function') undo();
+    undo?.();
   }
 }
 

@@ -17,7 +17,13 @@ import {
 /** `store(address, value)`: writes one float32 at a byte address of the imported memory. */
 function storeModule(): Uint8Array<ArrayBuffer> {
   return buildModule([
-    { name: 'store', params: [I32, F32], results: [], locals: [], body: [...get(0), ...get(1), op.f32Store, ...memarg()] },
+    {
+      name: 'store',
+      params: [I32, F32],
+      results: [],
+      locals: [],
+      body: [...get(0), ...get(1), op.f32Store, ...memarg()],
+    },
   ]);
 }
 
@@ -48,7 +54,10 @@ describe('buildModule and instantiate with unshared and shared memories', () => 
     expect(isSharedMemory(shared)).toBe(true);
     for (const memory of [plain, shared]) {
       const module = instantiate<Store>(bytes, memory);
-      expect(module, `instantiated against a ${isSharedMemory(memory) ? 'shared' : 'plain'} memory`).toBeDefined();
+      expect(
+        module,
+        `instantiated against a ${isSharedMemory(memory) ? 'shared' : 'plain'} memory`,
+      ).toBeDefined();
       module!.store(8, 1.5);
       expect(new Float32Array(memory.buffer, 8, 1)[0]).toBe(1.5);
     }
@@ -56,9 +65,9 @@ describe('buildModule and instantiate with unshared and shared memories', () => 
 
   it('is needed: the unshared import does not link to a shared memory', () => {
     const shared = new WebAssembly.Memory({ initial: 1, maximum: 4, shared: true });
-    expect(() => new WebAssembly.Instance(new WebAssembly.Module(storeModule()), { env: { memory: shared } })).toThrow(
-      WebAssembly.LinkError,
-    );
+    expect(
+      () => new WebAssembly.Instance(new WebAssembly.Module(storeModule()), { env: { memory: shared } }),
+    ).toThrow(WebAssembly.LinkError);
   });
 
   it('rewrites only the import section: env.memory, flag 0x03 (shared, with a maximum), 1 to 65536 pages', () => {

@@ -321,7 +321,11 @@ export function withSharedMemoryImport(bytes: Uint8Array<ArrayBuffer>): Uint8Arr
     const id = bytes[cursor]!;
     const [size, next] = readUnsignedLeb(bytes, cursor + 1);
     const body = [...bytes.subarray(next, next + size)];
-    if (id === 2 && body.length === expected.length && body.every((byte, index) => byte === expected[index])) {
+    if (
+      id === 2 &&
+      body.length === expected.length &&
+      body.every((byte, index) => byte === expected[index])
+    ) {
       out.push(...section(2, vector([shared])));
       replaced = true;
     } else {
@@ -329,7 +333,8 @@ export function withSharedMemoryImport(bytes: Uint8Array<ArrayBuffer>): Uint8Arr
     }
     cursor = next + size;
   }
-  if (!replaced) throw new Error('withSharedMemoryImport: the module has no env.memory import of buildModule');
+  if (!replaced)
+    throw new Error('withSharedMemoryImport: the module has no env.memory import of buildModule');
   return new Uint8Array(out);
 }
 

@@ -83,7 +83,10 @@ describe('the multi-threaded wasm backend in Node', () => {
     expect(workerThreads.Worker).toBe(Worker);
     // 64×64 products of small integers are exact in float32, whichever thread sums which rows.
     const before = tf.memory().numTensors;
-    const a = tf.tensor2d(Array.from({ length: 64 * 64 }, (_, index) => (index % 7) - 3), [64, 64]);
+    const a = tf.tensor2d(
+      Array.from({ length: 64 * 64 }, (_, index) => (index % 7) - 3),
+      [64, 64],
+    );
     const [product, again] = [tf.matMul(a, a), tf.matMul(a, a)];
     const [got, want] = [await product.data(), await again.data()];
     const row0 = Array.from({ length: 64 }, (_, column) => {
@@ -168,7 +171,9 @@ describe('a Node process on the threaded wasm backend', () => {
     );
     await rm(path.dirname(notADirectory), { recursive: true });
     expect(result.code).toBe(0);
-    expect(result.stderr).toMatch(/multi-threaded wasm backend \(2 threads\) could not start: .*ENOTDIR.*using one thread/);
+    expect(result.stderr).toMatch(
+      /multi-threaded wasm backend \(2 threads\) could not start: .*ENOTDIR.*using one thread/,
+    );
     const last = JSON.parse(result.stdout.trim().split('\n').at(-1)!);
     expect(last).toMatchObject({ threads: 1, product: [7, 10, 15, 22] });
     expect(last.explanation).toMatch(/started on 1 thread \(the multi-threaded wasm backend/);

@@ -94,7 +94,8 @@ export function parseWasmThreads(value: unknown, source: string): WasmThreads {
 export async function coreCount(): Promise<number> {
   if (isNode()) {
     const os = await importNodeBuiltin('os', 'coreCount()');
-    const count = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+    const count =
+      typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
     return Math.max(1, count);
   }
   const browser = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator;
@@ -192,7 +193,9 @@ async function generateWorkerScript(loadedVersion: string): Promise<WorkerScript
   };
   require.resolve(gluePath);
   if (typeof wasmWorkerContents !== 'string' || !wasmWorkerContents.includes(BLOB_BRANCH)) {
-    throw new Error(`${WASM_PACKAGE} ${version}'s worker script is not the one fineprune knows how to start in Node`);
+    throw new Error(
+      `${WASM_PACKAGE} ${version}'s worker script is not the one fineprune knows how to start in Node`,
+    );
   }
   // The backend escapes the newlines inside the script's strings the same way before making its Blob.
   const blobText = wasmWorkerContents.replace(/\n/g, '\\n');
