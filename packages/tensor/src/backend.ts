@@ -209,7 +209,7 @@ function fallBackToOneThread(reason: string): void {
 }
 
 function backendState(): BackendState {
-  return sharedState<BackendState>('tensor.backends.v1', () => ({
+  return sharedState<BackendState>('tensor.backends.v2', () => ({
     providers: new Map([
       [wasmProvider.name, wasmProvider],
       [cpuProvider.name, cpuProvider],

@@ -25,12 +25,24 @@ import * as tf from '@tensorflow/tfjs-core';
 import { ErrorCodes, FinepruneError } from './errors';
 import { importNodeBuiltin, isNode, sharedState } from './runtime';
 
-/** The environment variable that sets the wasm backend's thread count: a whole number or `auto`. */
+/**
+ * The environment variable that sets the wasm backend's thread count: a whole number or `auto`.
+ *
+ * @example
+ * ```ts
+ * process.env[WASM_THREADS_VARIABLE] = 'auto'; // before the first setBackend('wasm')
+ * ```
+ */
 export const WASM_THREADS_VARIABLE = 'FINEPRUNE_WASM_THREADS';
 
 /**
  * The most threads the wasm backend uses: @tensorflow/tfjs-backend-wasm 4.x starts a pool of 8
  * workers and caps its XNNPACK thread pool at 8.
+ *
+ * @example
+ * ```ts
+ * const threads = Math.min(MAX_WASM_THREADS, requested);
+ * ```
  */
 export const MAX_WASM_THREADS = 8;
 
@@ -233,8 +245,8 @@ export interface WasmModuleControls {
 /**
  * Prepares the next initialisation of the wasm backend (Node) for `threads` threads: the
  * multi-threaded SIMD build when `threads` > 1, the single-threaded SIMD build otherwise. Returns
- * the function that restores `URL.createObjectURL`, `os.cpus` and `worker_threads.Worker`, to call once `tf.setBackend('wasm')`
- * has finished, whether it worked or not.
+ * the function that restores `URL.createObjectURL`, `os.cpus` and `worker_threads.Worker` and removes
+ * the worker script's file, to call once `tf.setBackend('wasm')` has finished, whether it worked or not.
  *
  * @param wasm - the imported @tensorflow/tfjs-backend-wasm module
  * @param threads - from 1 to {@link MAX_WASM_THREADS}
