@@ -14,6 +14,7 @@ import {
   type WasmThreads,
   wasmPackageDirectory,
   wasmThreadsInUse,
+  wasmThreadsVariable,
 } from './wasm-threads';
 
 /**
@@ -144,6 +145,8 @@ interface BackendState {
   wasmPathsSet: boolean;
   /** Threads for the next start of the wasm backend (set by {@link setBackend}). */
   wasmThreads: number;
+  /** Whether that count was asked for (an option or the environment variable), not the default. */
+  wasmThreadsAsked: boolean;
   /** Why the last start fell back from several threads to one, if it did. */
   wasmThreadsFallback?: string;
 }
@@ -183,8 +186,9 @@ const wasmProvider: BackendProvider = {
     // Started already: its thread count is fixed until releaseWasmBackend().
     if (tf.engine().registry.wasm != null) return;
     if (!isNode()) {
-      // In a browser the backend itself decides whether threads can run (cross-origin isolation).
-      wasm.setThreadsCount(state.wasmThreads);
+      // In a browser TF.js decides whether threads can run (cross-origin isolation) and how many;
+      // only a count the caller asked for is passed on.
+      if (state.wasmThreadsAsked) wasm.setThreadsCount(state.wasmThreads);
       return;
     }
     // Load the .wasm binaries from the installed package, never from the network.
@@ -218,6 +222,7 @@ function backendState(): BackendState {
     pending: new Map(),
     wasmPathsSet: false,
     wasmThreads: 1,
+    wasmThreadsAsked: false,
   }));
 }
 
@@ -541,6 +546,7 @@ async function configureWasmThreads(requested: WasmThreads | undefined): Promise
   const inUse = wasmThreadsInUse();
   if (inUse === 0) {
     state.wasmThreads = threads;
+    state.wasmThreadsAsked = requested !== undefined || wasmThreadsVariable() !== undefined;
     return;
   }
   if (requested !== undefined && inUse !== threads && state.wasmThreadsFallback === undefined) {

@@ -115,6 +115,22 @@ export async function coreCount(): Promise<number> {
 }
 
 /**
+ * The `FINEPRUNE_WASM_THREADS` environment variable's text, when it is set and not blank (Node).
+ *
+ * @returns the text, or undefined
+ *
+ * @example
+ * ```ts
+ * if (wasmThreadsVariable() !== undefined) console.log('threads set in the environment');
+ * ```
+ */
+export function wasmThreadsVariable(): string | undefined {
+  const environment = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
+  const text = environment?.[WASM_THREADS_VARIABLE];
+  return text === undefined || text.trim() === '' ? undefined : text;
+}
+
+/**
  * The thread count the wasm backend starts with: `requested` when given, else the
  * `FINEPRUNE_WASM_THREADS` environment variable (Node), else 1. `'auto'` becomes the core count,
  * capped at {@link MAX_WASM_THREADS}.
@@ -129,13 +145,10 @@ export async function coreCount(): Promise<number> {
  * ```
  */
 export async function resolveWasmThreads(requested?: WasmThreads): Promise<number> {
-  const environment = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
-  const fromEnvironment = environment?.[WASM_THREADS_VARIABLE];
+  const fromEnvironment = wasmThreadsVariable();
   let threads: WasmThreads = 1;
   if (requested !== undefined) threads = parseWasmThreads(requested, 'the wasmThreads option');
-  else if (fromEnvironment !== undefined && fromEnvironment.trim() !== '') {
-    threads = parseWasmThreads(fromEnvironment, WASM_THREADS_VARIABLE);
-  }
+  else if (fromEnvironment !== undefined) threads = parseWasmThreads(fromEnvironment, WASM_THREADS_VARIABLE);
   return threads === 'auto' ? Math.min(MAX_WASM_THREADS, await coreCount()) : threads;
 }
 
