@@ -30,10 +30,10 @@ import { benchmarkMlp, denseTrainingLoop } from './mlp-fixtures';
 interface ChildResult {
   threads: number;
   initMilliseconds: number;
-  matMulLargeMs: number;
-  matMulMlpMs: number;
-  mlpStepMs: number;
-  encoderStepMs: number;
+  matMulLarge: Timing;
+  matMulMlp: Timing;
+  mlpStep: Timing;
+  encoderStep: Timing;
   tensorsLeaked: number;
   peakRssMiB: number;
 }
@@ -43,24 +43,32 @@ const MLP_LAYER = { m: 100, k: 784, n: 300 };
 const ENCODER_BATCH = 16;
 const SEQUENCE = 128;
 
-async function medianTime(fn: () => Promise<void>, repeats: number, warmup: number): Promise<number> {
-  for (let index = 0; index < warmup; index += 1) await fn();
-  const times: number[] = [];
-  for (let index = 0; index < repeats; index += 1) {
-    const start = performance.now();
-    await fn();
-    times.push(performance.now() - start);
-  }
-  return median(times);
+/** A median time: what the user waits, and the CPU time the process (all its threads) spent. */
+interface Timing {
+  wallMs: number;
+  cpuMs: number;
 }
 
-async function matMulMilliseconds(
-  shape: { m: number; k: number; n: number },
-  repeats: number,
-): Promise<number> {
+/** Median wall-clock and CPU milliseconds of `fn` over `repeats` calls after `warmup` calls. */
+async function medianTime(fn: () => Promise<void>, repeats: number, warmup: number): Promise<Timing> {
+  for (let index = 0; index < warmup; index += 1) await fn();
+  const wall: number[] = [];
+  const cpu: number[] = [];
+  for (let index = 0; index < repeats; index += 1) {
+    const cpuStart = process.cpuUsage();
+    const start = performance.now();
+    await fn();
+    wall.push(performance.now() - start);
+    const used = process.cpuUsage(cpuStart);
+    cpu.push((used.user + used.system) / 1000);
+  }
+  return { wallMs: median(wall), cpuMs: median(cpu) };
+}
+
+async function matMulTiming(shape: { m: number; k: number; n: number }, repeats: number): Promise<Timing> {
   const a = tf.randomNormal([shape.m, shape.k], 0, 1, 'float32', 1);
   const b = tf.randomNormal([shape.k, shape.n], 0, 1, 'float32', 2);
-  const ms = await medianTime(
+  const timing = await medianTime(
     async () => {
       const product = tf.matMul(a, b);
       await product.data();
@@ -70,17 +78,17 @@ async function matMulMilliseconds(
     3,
   );
   tf.dispose([a, b]);
-  return ms;
+  return timing;
 }
 
 /** The MLP dense step of mlp-step.ts, on random batches of 100 (the time does not depend on the values). */
-async function mlpStepMilliseconds(steps: number): Promise<number> {
+async function mlpStepTiming(steps: number): Promise<Timing> {
   const layers = benchmarkMlp(1);
   const model = fromLayersModel(layers, { loss: 'sparseCategoricalCrossentropy', fromLogits: true });
   for (const parameter of model.parameters()) parameter.setWeightTransform((p) => p.weight);
   const trainer = denseTrainingLoop(model);
   let step = 0;
-  const ms = await medianTime(
+  const timing = await medianTime(
     async () => {
       const batch: Batch = {
         x: tf.randomNormal([100, 784], 0, 1, 'float32', step),
@@ -96,7 +104,7 @@ async function mlpStepMilliseconds(steps: number): Promise<number> {
   trainer.dispose();
   model.dispose?.();
   layers.dispose();
-  return ms;
+  return timing;
 }
 
 /** Random token ids over bert-base-uncased's vocabulary, every position a real token. */
@@ -117,7 +125,7 @@ function syntheticExamples(count: number) {
 }
 
 /** The encoder's dense fine-tuning step of encoder-throughput.ts (Adam 1e-4, embeddings frozen). */
-async function encoderStepMilliseconds(steps: number): Promise<number> {
+async function encoderStepTiming(steps: number): Promise<Timing> {
   const model = createBertModel({
     config: SMALL_ENCODER,
     task: { type: 'classification', numLabels: 15 },
@@ -136,7 +144,7 @@ async function encoderStepMilliseconds(steps: number): Promise<number> {
     classes: 15,
   });
   let step = 0;
-  const ms = await medianTime(
+  const timing = await medianTime(
     async () => {
       const batch = source.batch(step);
       step += 1;
@@ -148,7 +156,7 @@ async function encoderStepMilliseconds(steps: number): Promise<number> {
   );
   pruner.dispose();
   model.dispose();
-  return ms;
+  return timing;
 }
 
 async function child(threads: number): Promise<ChildResult> {
@@ -159,10 +167,10 @@ async function child(threads: number): Promise<ChildResult> {
   const result: ChildResult = {
     threads,
     initMilliseconds: selection.attempts[0]!.millisecondsToInit!,
-    matMulLargeMs: await matMulMilliseconds(LARGE, 9),
-    matMulMlpMs: await matMulMilliseconds(MLP_LAYER, 41),
-    mlpStepMs: await mlpStepMilliseconds(41),
-    encoderStepMs: await encoderStepMilliseconds(5),
+    matMulLarge: await matMulTiming(LARGE, 9),
+    matMulMlp: await matMulTiming(MLP_LAYER, 41),
+    mlpStep: await mlpStepTiming(41),
+    encoderStep: await encoderStepTiming(5),
     tensorsLeaked: tf.memory().numTensors - before,
     peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
   };
@@ -214,21 +222,27 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
   }
   const loadAfter = os.loadavg();
   const summarise = (list: ChildResult[]) => {
-    const pick = (key: keyof ChildResult) => median(list.map((entry) => entry[key]));
-    const matMulLargeMs = pick('matMulLargeMs');
-    const matMulMlpMs = pick('matMulMlpMs');
-    const encoderStepMs = pick('encoderStepMs');
+    type Work = 'matMulLarge' | 'matMulMlp' | 'mlpStep' | 'encoderStep';
+    const wall = (key: Work) => median(list.map((entry) => entry[key].wallMs));
+    const cpu = (key: Work) => Math.round(median(list.map((entry) => entry[key].cpuMs)) * 100) / 100;
+    const rounded = (value: number, digits: number) => Math.round(value * 10 ** digits) / 10 ** digits;
     return {
-      initMilliseconds: Math.round(pick('initMilliseconds')),
-      matMulLarge: { medianMs: Math.round(matMulLargeMs * 100) / 100, gflops: gflops(LARGE, matMulLargeMs) },
-      matMulMlpLayer: {
-        medianMs: Math.round(matMulMlpMs * 1000) / 1000,
-        gflops: gflops(MLP_LAYER, matMulMlpMs),
+      initMilliseconds: Math.round(median(list.map((entry) => entry.initMilliseconds))),
+      matMulLarge: {
+        medianMs: rounded(wall('matMulLarge'), 2),
+        gflops: gflops(LARGE, wall('matMulLarge')),
+        cpuMs: cpu('matMulLarge'),
       },
-      mlpDenseStepMs: Math.round(pick('mlpStepMs') * 100) / 100,
+      matMulMlpLayer: {
+        medianMs: rounded(wall('matMulMlp'), 3),
+        gflops: gflops(MLP_LAYER, wall('matMulMlp')),
+        cpuMs: cpu('matMulMlp'),
+      },
+      mlpDenseStep: { medianMs: rounded(wall('mlpStep'), 2), cpuMs: cpu('mlpStep') },
       encoderStep: {
-        medianMs: Math.round(encoderStepMs),
-        tokensPerSecond: Math.round((ENCODER_BATCH * SEQUENCE * 1000) / encoderStepMs),
+        medianMs: Math.round(wall('encoderStep')),
+        tokensPerSecond: Math.round((ENCODER_BATCH * SEQUENCE * 1000) / wall('encoderStep')),
+        cpuMs: Math.round(cpu('encoderStep')),
       },
       tensorsLeaked: Math.max(...list.map((entry) => entry.tensorsLeaked)),
       peakRssMiB: Math.max(...list.map((entry) => entry.peakRssMiB)),
@@ -247,7 +261,8 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
       'Each thread count in a child process of its own (the count is fixed when the backend starts), ' +
       'alternating 1, N, N, 1, … over the rounds; per child: medians of 9 large matMuls, 41 MLP-layer ' +
       'matMuls, 41 MLP dense steps (batch 100, random data) and 5 encoder dense fine-tuning steps ' +
-      `(${ENCODER_BATCH} × ${SEQUENCE} random tokens), after warm-ups; reported: medians over the children.`,
+      `(${ENCODER_BATCH} × ${SEQUENCE} random tokens), after warm-ups; reported: medians over the children, wall clock (medianMs) and CPU time of the ` +
+      'process, all its threads (cpuMs).',
     shapes: {
       matMulLarge: `${LARGE.m}×${LARGE.k} · ${LARGE.k}×${LARGE.n}`,
       matMulMlpLayer: `${MLP_LAYER.m}×${MLP_LAYER.k} · ${MLP_LAYER.k}×${MLP_LAYER.n}`,
@@ -258,7 +273,7 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
     speedup: {
       matMulLarge: speedup(one.matMulLarge.medianMs, many.matMulLarge.medianMs),
       matMulMlpLayer: speedup(one.matMulMlpLayer.medianMs, many.matMulMlpLayer.medianMs),
-      mlpDenseStep: speedup(one.mlpDenseStepMs, many.mlpDenseStepMs),
+      mlpDenseStep: speedup(one.mlpDenseStep.medianMs, many.mlpDenseStep.medianMs),
       encoderStep: speedup(one.encoderStep.medianMs, many.encoderStep.medianMs),
     },
   };
