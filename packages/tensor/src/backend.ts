@@ -194,7 +194,6 @@ const wasmProvider: BackendProvider = {
     // Load the .wasm binaries from the installed package, never from the network.
     if (!state.wasmPathsSet) wasm.setWasmPaths(await wasmBinaryDirectory());
     state.wasmPathsSet = true;
-    state.wasmThreadsFallback = undefined;
     try {
       return await prepareWasmThreads(wasm, state.wasmThreads);
     } catch (error) {
@@ -547,6 +546,7 @@ async function configureWasmThreads(requested: WasmThreads | undefined): Promise
   if (inUse === 0) {
     state.wasmThreads = threads;
     state.wasmThreadsAsked = requested !== undefined || wasmThreadsVariable() !== undefined;
+    state.wasmThreadsFallback = undefined;
     return;
   }
   if (requested !== undefined && inUse !== threads && state.wasmThreadsFallback === undefined) {

@@ -113,6 +113,47 @@ describe('the multi-threaded wasm backend in Node', () => {
   });
 });
 
+describe('a threaded start that fails', () => {
+  afterAll(() => releaseWasmBackend());
+
+  it('falls back to one thread, logs a warning and gives the reason in the explanation', async () => {
+    // Loads and registers the wasm backend (when no earlier test did), then leaves it unstarted.
+    releaseWasmBackend();
+    await setBackend('wasm', { wasmThreads: 1 });
+    releaseWasmBackend();
+    const factory = tf.findBackendFactory('wasm')!;
+    // The real backend, except that its multi-threaded start fails (as a worker refusing to start would).
+    tf.removeBackend('wasm');
+    tf.registerBackend(
+      'wasm',
+      async () => {
+        if (await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT')) throw new Error('workers refused');
+        return factory();
+      },
+      2,
+    );
+    const warnings: string[] = [];
+    const warn = console.warn;
+    console.warn = (...args: unknown[]) => warnings.push(args.join(' '));
+    try {
+      const selection = await setBackend('wasm', { wasmThreads: 2 });
+      expect(selection.attempts[0]).toMatchObject({ name: 'wasm', ok: true, threads: 1 });
+      expect(selection.explanation).toContain(
+        'started on 1 thread (the multi-threaded wasm backend (2 threads) could not start: Error: workers refused).',
+      );
+      expect(
+        warnings.filter((text) => text.includes('workers refused; using one thread instead')),
+      ).toHaveLength(1);
+      expect(Array.from(await tf.add(tf.scalar(1), tf.scalar(2)).data())).toEqual([3]);
+    } finally {
+      console.warn = warn;
+      releaseWasmBackend();
+      tf.removeBackend('wasm');
+      tf.registerBackend('wasm', factory, 2);
+    }
+  });
+});
+
 /** Runs `script` (an ES module, TypeScript allowed) in a fresh Node process. */
 function runNode(script: string, environment: Record<string, string>, timeout: number) {
   const here = path.dirname(fileURLToPath(import.meta.url));
