@@ -11,7 +11,7 @@ import {
   recipeJsonSchema,
   shortenRecipe,
 } from '@fineprune/recipes';
-import { setBackend } from '@fineprune/tensor';
+import { parseWasmThreads, setBackend, type WasmThreads } from '@fineprune/tensor';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { builtinRegistry } from './builtins';
 import { type ExitCode, ExitCodes, exitCodeFor } from './exit-codes';
@@ -88,6 +88,15 @@ function positiveInteger(value: string): number {
   const parsed = Number(value);
   if (!(Number.isInteger(parsed) && parsed >= 1)) throw new InvalidArgumentError('expected an integer ≥ 1.');
   return parsed;
+}
+
+/** `--threads`: a whole number of wasm threads (1 to 8) or `auto`. */
+function wasmThreadsArgument(value: string): WasmThreads {
+  try {
+    return parseWasmThreads(value, '--threads');
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
 }
 
 function positiveSeconds(value: string): number {
@@ -237,6 +246,11 @@ export async function main(
     .option('--test-limit <examples>', 'evaluate on only the first N test examples', positiveInteger)
     .option('--json', 'print events as JSON lines on stdout (for scripts)')
     .option('--quiet', 'no progress display')
+    .option(
+      '--threads <count>',
+      'threads of the wasm backend: 1 to 8, or auto for one per core (default: $FINEPRUNE_WASM_THREADS, else 1)',
+      wasmThreadsArgument,
+    )
     .addOption(pluginTimeoutOption())
     .action(async (file: string, options: Record<string, unknown>) => {
       const json = options.json === true;
@@ -293,6 +307,7 @@ export async function main(
           onEvent,
           ...(typeof options.checkpoint === 'string' ? { checkpointDirectory: options.checkpoint } : {}),
           ...(typeof options.out === 'string' ? { outputDirectory: path.resolve(options.out) } : {}),
+          ...(options.threads !== undefined ? { wasmThreads: options.threads as WasmThreads } : {}),
         });
         progress.finish();
         if (outcome.status === 'interrupted') {

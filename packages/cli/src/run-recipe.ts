@@ -49,7 +49,10 @@ function checkpointSaver(model: RunModel, directory: string, pruner: Pruner) {
 export async function runRecipe(options: RunRecipeOptions): Promise<RunOutcome> {
   const { recipe, baseDirectory, signal } = options;
   const { registry, outputDirectory, checkpointDirectory } = await prepareRun(options);
-  const backend = await setBackend(recipe.backend);
+  const backend = await setBackend(
+    recipe.backend,
+    options.wasmThreads === undefined ? {} : { wasmThreads: options.wasmThreads },
+  );
   const data = await loadRunData(recipe, baseDirectory, options.dataset ? { dataset: options.dataset } : {});
   const opened = await openRunModel(recipe, {
     baseDirectory,

@@ -1,5 +1,6 @@
 import type { Dataset } from '@fineprune/datasets';
 import type { PackageImporter, PluginRegistry, Recipe } from '@fineprune/recipes';
+import type { WasmThreads } from '@fineprune/tensor';
 import type { EvaluationPoint, RunRecord } from './run-record';
 
 /**
@@ -71,6 +72,11 @@ export interface RunRecipeOptions {
   importer?: PackageImporter;
   /** How long to wait for each plugin package's import (default 60 s, `DEFAULT_PLUGIN_IMPORT_TIMEOUT_MS`). */
   pluginTimeoutMs?: number;
+  /**
+   * Threads of the wasm backend (1 to 8, or `'auto'` for one per core); default: the
+   * `FINEPRUNE_WASM_THREADS` environment variable, else 1.
+   */
+  wasmThreads?: WasmThreads;
 }
 
 /**

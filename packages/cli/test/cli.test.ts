@@ -2,7 +2,7 @@ import { cpSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fileSystem } from '@fineprune/layers';
-import { setBackend } from '@fineprune/tensor';
+import { releaseWasmBackend, setBackend, wasmThreadsInUse } from '@fineprune/tensor';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../src/cli';
@@ -165,6 +165,46 @@ describe('fineprune command', () => {
     const file = recipeFile({ ...tinyRecipe(), model: { module: './nope.mjs' } });
     expect(await main(['run', file], missing)).toBe(ExitCodes.IO);
     expect(missing.err()).toMatch(/model\.module: \.\/nope\.mjs cannot be imported/);
+  });
+
+  it('runs on as many wasm threads as --threads says, and rejects a malformed count as a usage error', async () => {
+    const bad = captureIo();
+    expect(await main(['run', 'x.yaml', '--threads', 'many'], bad)).toBe(ExitCodes.USAGE);
+    expect(bad.err()).toMatch(/--threads must be a whole number of wasm threads from 1 to 8 or 'auto'/);
+    expect(await main(['run', 'x.yaml', '--threads', '9'], captureIo())).toBe(ExitCodes.USAGE);
+    // The thread count is fixed when wasm starts: start it afresh here, and again after.
+    releaseWasmBackend();
+    try {
+      const file = recipeFile(tinyRecipe({ backend: 'wasm' }));
+      const out = path.join(path.dirname(file), 'out');
+      const io = captureIo();
+      const args = [
+        'run',
+        file,
+        '--json',
+        '--max-steps',
+        '6',
+        '--train-limit',
+        '100',
+        '--out',
+        out,
+        '--threads',
+        '2',
+      ];
+      expect(await main(args, io)).toBe(ExitCodes.OK);
+      expect(
+        io
+          .out()
+          .trim()
+          .split('\n')
+          .map((line) => JSON.parse(line))
+          .at(-1),
+      ).toMatchObject({ type: 'done', steps: 6 });
+      expect(wasmThreadsInUse()).toBe(2);
+    } finally {
+      releaseWasmBackend();
+      await setBackend('cpu');
+    }
   });
 
   it('runs a recipe with --json events and shortening flags, and --resume of a finished run changes nothing', async () => {

@@ -7,6 +7,15 @@ import * as tf from '@tensorflow/tfjs-core';
 import { ErrorCodes, FinepruneError } from './errors';
 import { importNodeBuiltin, isNode, sharedState } from './runtime';
 import { registerWasmTrainingKernels } from './wasm-kernels';
+import {
+  prepareWasmThreads,
+  resolveWasmThreads,
+  unrefWasmWorkers,
+  type WasmThreads,
+  wasmPackageDirectory,
+  wasmThreadsInUse,
+  wasmThreadsVariable,
+} from './wasm-threads';
 
 /**
  * A backend to select: `'cpu'`, `'wasm'`, `'auto'` (the best provider that works), or the name of
@@ -35,6 +44,8 @@ export interface BackendAttempt {
   ok: boolean;
   /** Why it failed (only when `ok` is false). */
   reason?: string;
+  /** `'wasm'` only: the threads it computes on (1 for the single-threaded build). */
+  threads?: number;
   /** Time the provider's setup and the backend's initialisation took, in milliseconds. */
   millisecondsToInit?: number;
   /**
@@ -66,7 +77,9 @@ export interface BackendSelection {
  * Makes one TF.js backend available. `setup()` does whatever the backend needs before
  * `tf.setBackend(name)` can succeed (import and register it, point it at its binaries, create a
  * device); it may throw to say the backend cannot run here. {@link setBackend} then activates the
- * backend and checks that it initialised.
+ * backend and checks that it initialised. A setup may return a function that undoes temporary
+ * changes it made for the initialisation; it is called once activation has finished, whether it
+ * worked or not.
  *
  * @example
  * ```ts
@@ -88,19 +101,32 @@ export interface BackendProvider {
    * built-ins are wasm = 2 and cpu = 1.
    */
   priority: number;
-  /** Prepares the backend; throws when it cannot run here. */
-  setup(): Promise<void>;
+  /** Prepares the backend; throws when it cannot run here. May return an undo for after activation. */
+  // biome-ignore lint/suspicious/noConfusingVoidType: providers written as `async setup() {}` return Promise<void>.
+  setup(): Promise<void | (() => void)>;
+}
+
+/**
+ * Options of {@link setBackend}.
+ *
+ * @example
+ * ```ts
+ * await setBackend('wasm', { wasmThreads: 'auto' });
+ * ```
+ */
+export interface SetBackendOptions {
+  /**
+   * Threads of the wasm backend: a number from 1 to 8 or `'auto'` (one per core). Default: the
+   * `FINEPRUNE_WASM_THREADS` environment variable, else 1. The count is fixed when the wasm backend
+   * first starts in a process; {@link releaseWasmBackend} lets it start again with another count.
+   */
+  wasmThreads?: WasmThreads;
 }
 
 /** Directory of the installed @tensorflow/tfjs-backend-wasm binaries, with a trailing slash. */
 async function wasmBinaryDirectory(): Promise<string> {
-  const feature = "setBackend('wasm') in Node";
-  const { createRequire } = await importNodeBuiltin('module', feature);
-  const { dirname, join } = await importNodeBuiltin('path', feature);
-  // The CommonJS build gets import.meta.url from tsup's shim (a file URL of this module).
-  const require = createRequire(import.meta.url);
-  const packageJson = require.resolve('@tensorflow/tfjs-backend-wasm/package.json');
-  return `${join(dirname(packageJson), 'dist')}/`;
+  const { join } = await importNodeBuiltin('path', "setBackend('wasm') in Node");
+  return `${join(await wasmPackageDirectory(), 'dist')}/`;
 }
 
 /**
@@ -117,6 +143,12 @@ interface BackendState {
   pending: Map<string, Promise<BackendSelection>>;
   /** Whether the wasm backend was pointed at its binaries. */
   wasmPathsSet: boolean;
+  /** Threads for the next start of the wasm backend (set by {@link setBackend}). */
+  wasmThreads: number;
+  /** Whether that count was asked for (an option or the environment variable), not the default. */
+  wasmThreadsAsked: boolean;
+  /** Why the last start fell back from several threads to one, if it did. */
+  wasmThreadsFallback?: string;
 }
 
 function namespaceOf<T>(module: T | { default?: T }): T {
@@ -151,19 +183,36 @@ const wasmProvider: BackendProvider = {
     // The gradients of gather, conv2d filters, depthwise convolutions and max-pooling (idempotent).
     registerWasmTrainingKernels();
     const state = backendState();
-    if (tf.engine().registry.wasm != null || state.wasmPathsSet) return;
-    if (isNode()) {
-      // Load the .wasm binaries from the installed package, never from the network. Threads are
-      // unsupported in Node (the backend turns them off there), so the single-threaded SIMD build runs.
-      tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
-      wasm.setWasmPaths(await wasmBinaryDirectory());
+    // Started already: its thread count is fixed until releaseWasmBackend().
+    if (tf.engine().registry.wasm != null) return;
+    if (!isNode()) {
+      // In a browser TF.js decides whether threads can run (cross-origin isolation) and how many;
+      // only a count the caller asked for is passed on.
+      if (state.wasmThreadsAsked) wasm.setThreadsCount(state.wasmThreads);
+      return;
     }
+    // Load the .wasm binaries from the installed package, never from the network.
+    if (!state.wasmPathsSet) wasm.setWasmPaths(await wasmBinaryDirectory());
     state.wasmPathsSet = true;
+    try {
+      return await prepareWasmThreads(wasm, state.wasmThreads);
+    } catch (error) {
+      fallBackToOneThread(`its files could not be prepared (${message(error)})`);
+      return prepareWasmThreads(wasm, 1);
+    }
   },
 };
 
+/** Logs why the multi-threaded wasm backend could not start, and makes the next start single-threaded. */
+function fallBackToOneThread(reason: string): void {
+  const state = backendState();
+  state.wasmThreadsFallback = `the multi-threaded wasm backend (${state.wasmThreads} threads) could not start: ${reason}`;
+  console.warn(`fineprune: ${state.wasmThreadsFallback}; using one thread instead.`);
+  state.wasmThreads = 1;
+}
+
 function backendState(): BackendState {
-  return sharedState<BackendState>('tensor.backends.v1', () => ({
+  return sharedState<BackendState>('tensor.backends.v2', () => ({
     providers: new Map([
       [wasmProvider.name, wasmProvider],
       [cpuProvider.name, cpuProvider],
@@ -171,6 +220,8 @@ function backendState(): BackendState {
     selected: new Map(),
     pending: new Map(),
     wasmPathsSet: false,
+    wasmThreads: 1,
+    wasmThreadsAsked: false,
   }));
 }
 
@@ -287,6 +338,30 @@ async function activate(name: string): Promise<string | undefined> {
   }
 }
 
+/** The attempt of a backend that is now active (for wasm: its threads, which may not keep Node alive). */
+function started(name: string, millisecondsToInit: number): BackendAttempt {
+  const attempt: BackendAttempt = { name, ok: true, millisecondsToInit };
+  if (name === 'wasm') {
+    unrefWasmWorkers(tf.engine().registry.wasm);
+    attempt.threads = wasmThreadsInUse();
+  }
+  return attempt;
+}
+
+/** Runs the provider's setup and activates its backend; returns why that failed, if it did. */
+async function setUpAndActivate(provider: BackendProvider): Promise<string | undefined> {
+  let undo: (() => void) | undefined;
+  try {
+    const result = await provider.setup();
+    if (typeof result === 'function') undo = result;
+    return await activate(provider.name);
+  } catch (error) {
+    return message(error);
+  } finally {
+    undo?.();
+  }
+}
+
 async function tryProvider(provider: BackendProvider): Promise<BackendAttempt> {
   const start = performance.now();
   const elapsed = () => Math.round((performance.now() - start) * 100) / 100;
@@ -295,17 +370,15 @@ async function tryProvider(provider: BackendProvider): Promise<BackendAttempt> {
   // these (with a warning); the provider's setup registers them after loading it.
   if (provider.name === 'wasm' && tf.findBackendFactory('wasm') != null) registerWasmTrainingKernels();
   if (tf.getBackend() === provider.name && tf.engine().registry[provider.name] != null) {
-    return { name: provider.name, ok: true, millisecondsToInit: 0 };
+    return started(provider.name, 0);
   }
   const previous = tf.engine().registry[tf.getBackend() ?? ''] != null ? tf.getBackend() : undefined;
-  let reason: string | undefined;
-  try {
-    await provider.setup();
-    reason = await activate(provider.name);
-  } catch (error) {
-    reason = message(error);
+  let reason = await setUpAndActivate(provider);
+  if (reason !== undefined && provider.name === 'wasm' && backendState().wasmThreads > 1) {
+    fallBackToOneThread(reason);
+    reason = await setUpAndActivate(provider);
   }
-  if (reason === undefined) return { name: provider.name, ok: true, millisecondsToInit: elapsed() };
+  if (reason === undefined) return started(provider.name, elapsed());
   // Leave TF.js on the backend that was working before, not half-switched to the failed one.
   if (previous && tf.getBackend() !== previous) await tf.setBackend(previous);
   return { name: provider.name, ok: false, reason, millisecondsToInit: elapsed() };
@@ -414,12 +487,14 @@ async function selectAuto(): Promise<BackendSelection> {
   if (tf.getBackend() !== best.name) await tf.setBackend(best.name);
   const timings = working.map((attempt) => `${attempt.name} ${attempt.probeMilliseconds} ms`).join(', ');
   const failures = attempts.length > working.length ? ` Failed: ${describeFailures(attempts)}.` : '';
+  const wasmAttempt = working.find((attempt) => attempt.name === 'wasm');
+  const wasmNote = wasmAttempt === undefined ? '' : ` wasm ran${threadsNote(wasmAttempt)}.`;
   return {
     backend: best.name,
     attempts,
     explanation:
       `'auto' chose '${best.name}', the fastest working backend on a ${PROBE_SIZE}×${PROBE_SIZE} matMul probe ` +
-      `(fastest of ${PROBE_REPETITIONS} runs after a warm-up: ${timings}).${failures}`,
+      `(fastest of ${PROBE_REPETITIONS} runs after a warm-up: ${timings}).${failures}${wasmNote}`,
   };
 }
 
@@ -448,8 +523,66 @@ async function select(name: string): Promise<BackendSelection> {
   return {
     backend: name,
     attempts: [attempt],
-    explanation: `'${name}' was requested and started.`,
+    explanation: `'${name}' was requested and started${threadsNote(attempt)}.`,
   };
+}
+
+/** ` on N thread(s)` for a started wasm backend, with the reason when it fell back to one. */
+function threadsNote(attempt: BackendAttempt | undefined): string {
+  if (attempt?.threads === undefined) return '';
+  const fallback = backendState().wasmThreadsFallback;
+  const count = ` on ${attempt.threads} thread${attempt.threads === 1 ? '' : 's'}`;
+  return fallback === undefined || attempt.threads > 1 ? count : `${count} (${fallback})`;
+}
+
+/**
+ * Sets the thread count the wasm backend starts with, or checks that an explicitly requested count
+ * is the one it already runs on.
+ */
+async function configureWasmThreads(requested: WasmThreads | undefined): Promise<void> {
+  const state = backendState();
+  const threads = await resolveWasmThreads(requested);
+  const inUse = wasmThreadsInUse();
+  if (inUse === 0) {
+    state.wasmThreads = threads;
+    state.wasmThreadsAsked = requested !== undefined || wasmThreadsVariable() !== undefined;
+    state.wasmThreadsFallback = undefined;
+    return;
+  }
+  if (requested !== undefined && inUse !== threads && state.wasmThreadsFallback === undefined) {
+    throw new FinepruneError({
+      code: ErrorCodes.INVALID_ARGUMENT,
+      message: `The wasm backend already runs on ${inUse} thread${inUse === 1 ? '' : 's'} in this process; ${threads} were requested. The thread count is fixed when it starts.`,
+      fix: 'Call releaseWasmBackend() first (tensors on wasm are lost), or request the same count.',
+      details: { inUse, requested: threads },
+    });
+  }
+}
+
+/**
+ * Disposes the wasm backend (terminating its worker threads) and leaves it registered, so that the
+ * next {@link setBackend} starts it afresh, for example with another thread count. Tensors still on
+ * the wasm backend become unusable: dispose of them first. Does nothing when it has not started.
+ *
+ * @example
+ * ```ts
+ * await setBackend('wasm', { wasmThreads: 2 });
+ * // ... work on two threads ...
+ * releaseWasmBackend();
+ * await setBackend('wasm', { wasmThreads: 1 });
+ * ```
+ */
+export function releaseWasmBackend(): void {
+  const factory = tf.findBackendFactory('wasm');
+  if (factory == null || tf.engine().registry.wasm == null) return;
+  tf.removeBackend('wasm');
+  // The priority @tensorflow/tfjs-backend-wasm registers itself with.
+  tf.registerBackend('wasm', factory, 2);
+  const state = backendState();
+  for (const [name, selection] of state.selected) {
+    if (selection.backend === 'wasm') state.selected.delete(name);
+  }
+  state.wasmThreadsFallback = undefined;
 }
 
 /**
@@ -459,18 +592,29 @@ async function select(name: string): Promise<BackendSelection> {
  * and every failure. A second call with the same name while that backend is still active returns the
  * first result at once (so the probes run once).
  *
+ * The wasm backend runs on `options.wasmThreads` threads, else on `FINEPRUNE_WASM_THREADS`, else on
+ * one. In Node, more than one starts TF.js's multi-threaded SIMD build on worker threads (see
+ * the package README); if that cannot start, a warning is logged and it runs on one thread. The worker
+ * threads never keep the process alive.
+ *
  * @param name - `'wasm'` (the default), `'cpu'`, `'auto'` or a registered provider's name
+ * @param options - the wasm backend's thread count
  * @returns the chosen backend, every attempt, and an explanation
  * @throws FinepruneError `UNKNOWN_BACKEND` for a name no provider has, `BACKEND_UNAVAILABLE` when
- *   the backend (or, for `'auto'`, every backend) fails to start
+ *   the backend (or, for `'auto'`, every backend) fails to start, `INVALID_ARGUMENT` for a malformed
+ *   thread count or one other than the running wasm backend's
  *
  * @example
  * ```ts
  * const { backend, attempts, explanation } = await setBackend('auto');
  * console.log(backend, explanation); // 'wasm' "'auto' chose 'wasm', ..."
+ * await setBackend('wasm', { wasmThreads: 'auto' }); // one thread per core
  * ```
  */
-export async function setBackend(name: BackendName = defaultBackendName()): Promise<BackendSelection> {
+export async function setBackend(
+  name: BackendName = defaultBackendName(),
+  options: SetBackendOptions = {},
+): Promise<BackendSelection> {
   if (typeof name !== 'string' || name === '') {
     throw new FinepruneError({
       code: ErrorCodes.UNKNOWN_BACKEND,
@@ -478,6 +622,7 @@ export async function setBackend(name: BackendName = defaultBackendName()): Prom
       fix: "Pass 'wasm', 'cpu' or 'auto'.",
     });
   }
+  if (name === 'wasm' || name === 'auto') await configureWasmThreads(options.wasmThreads);
   const { selected, pending } = backendState();
   const previous = selected.get(name);
   if (previous !== undefined && tf.getBackend() === previous.backend) return previous;

@@ -1,10 +1,22 @@
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { releaseWasmBackend, setBackend } from './backend';
 import { compareOutputs, conformanceCases, runConformance } from './conformance';
+import { wasmThreadsInUse } from './wasm-threads';
 
 // The plugin cases run where the plugin packages are available (see @fineprune/backend-webgpu's
 // tests); this package cannot depend on them.
 runConformance({ backend: 'cpu', describe, it, expect });
 runConformance({ backend: 'wasm', describe, it, expect });
+
+describe('on the multi-threaded wasm build (2 threads, shared memory)', () => {
+  beforeAll(async () => {
+    releaseWasmBackend();
+    await setBackend('wasm', { wasmThreads: 2 });
+    expect(wasmThreadsInUse()).toBe(2);
+  });
+  afterAll(() => releaseWasmBackend());
+  runConformance({ backend: 'wasm', describe, it, expect });
+});
 
 describe('conformance helpers', () => {
   it('compareOutputs reports the first disagreement beyond the tolerance', () => {

@@ -1,8 +1,9 @@
 import './register-gradients';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { setBackend } from './backend';
+import { releaseWasmBackend, setBackend } from './backend';
 import { FUSED_ADAM_KERNEL, type FusedAdamScalars, fusedAdamStep } from './fused-adam';
+import { wasmThreadsInUse } from './wasm-threads';
 
 /** The op chain of `adam()` in @fineprune/core, written out here as the reference. */
 function opChain(w: tf.Tensor, m: tf.Tensor, v: tf.Tensor, g: tf.Tensor, s: FusedAdamScalars) {
@@ -46,10 +47,14 @@ const cases: Array<[string, FusedAdamScalars]> = [
   ['AdamW, late step', { beta1: 0.9, beta2: 0.98, stepSize: 3e-4, epsilonHat: 1e-8, decay: 3e-4 * 0.01 }],
 ];
 
-describe('fusedAdamStep on wasm', () => {
+// One thread: the single-threaded SIMD build; two: the multi-threaded build over a shared memory.
+describe.each([1, 2])('fusedAdamStep on wasm, %i thread(s)', (threads) => {
   beforeAll(async () => {
-    await setBackend('wasm');
+    releaseWasmBackend();
+    await setBackend('wasm', { wasmThreads: threads });
+    expect(wasmThreadsInUse()).toBe(threads);
   });
+  afterAll(() => releaseWasmBackend());
 
   // Sizes: empty, one element, below one SIMD group, ragged tails (n mod 4 = 1, 2, 3), a large one.
   for (const [label, scalars] of cases) {

@@ -11,6 +11,8 @@ export {
   currentBackend,
   defaultBackendName,
   registerBackendProvider,
+  releaseWasmBackend,
+  type SetBackendOptions,
   setBackend,
 } from './backend';
 export { dense } from './dense';
@@ -45,3 +47,12 @@ export {
   topCountMasks,
 } from './select';
 export { registerWasmTrainingKernels, wasmTrainingKernelNames } from './wasm-kernels';
+export {
+  coreCount,
+  MAX_WASM_THREADS,
+  parseWasmThreads,
+  resolveWasmThreads,
+  WASM_THREADS_VARIABLE,
+  type WasmThreads,
+  wasmThreadsInUse,
+} from './wasm-threads';

@@ -23,8 +23,11 @@ export interface NodeBuiltins {
   fs: typeof import('node:fs');
   'fs/promises': typeof import('node:fs/promises');
   module: typeof import('node:module');
+  os: typeof import('node:os');
   path: typeof import('node:path');
   url: typeof import('node:url');
+  vm: typeof import('node:vm');
+  worker_threads: typeof import('node:worker_threads');
   zlib: typeof import('node:zlib');
 }
 

@@ -1,8 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { setBackend } from './backend';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { releaseWasmBackend, setBackend } from './backend';
 import { createRandom } from './random';
 import { type SelectionHint, thresholdMaskTensors, topCountMaskTensors, topCountMasks } from './select';
+import { wasmThreadsInUse } from './wasm-threads';
 
 /** Masks from the tensor route, read back, or undefined when it declined. */
 async function direct(arrays: Float32Array[], keep: number, hint?: SelectionHint) {
@@ -21,10 +22,14 @@ function scores(seed: number, length: number, quantum = 0): Float32Array {
   });
 }
 
-describe('topCountMaskTensors on wasm', () => {
+// One thread: the single-threaded SIMD build; two: the multi-threaded build over a shared memory.
+describe.each([1, 2])('topCountMaskTensors on wasm, %i thread(s)', (threads) => {
   beforeAll(async () => {
-    await setBackend('wasm');
+    releaseWasmBackend();
+    await setBackend('wasm', { wasmThreads: threads });
+    expect(wasmThreadsInUse()).toBe(threads);
   });
+  afterAll(() => releaseWasmBackend());
 
   it('gives exactly the masks of topCountMasks, locally and globally, with and without ties', async () => {
     const cases: Float32Array[][] = [

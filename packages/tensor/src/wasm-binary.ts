@@ -218,6 +218,9 @@ export function byteBounds(n: number, end: number, simdEnd: number): number[] {
   ];
 }
 
+/** The memory import {@link buildModule} writes: `env.memory`, unshared, at least one page, no maximum. */
+const UNSHARED_MEMORY_IMPORT = [...name('env'), ...name('memory'), 0x02, 0x00, 0x01];
+
 /** One exported function of a module. */
 export interface FunctionSpec {
   name: string;
@@ -230,7 +233,8 @@ export interface FunctionSpec {
 }
 
 /**
- * A module that imports its memory as `env.memory` (at least one page) and exports `functions`.
+ * A module that imports its memory as `env.memory` (unshared, at least one page) and exports
+ * `functions`. {@link instantiate} declares the import shared when the memory it links to is.
  */
 export function buildModule(functions: readonly FunctionSpec[]): Uint8Array<ArrayBuffer> {
   const types = functions.map((fn) => [
@@ -263,7 +267,7 @@ export function buildModule(functions: readonly FunctionSpec[]): Uint8Array<Arra
     0x00,
     0x00,
     ...section(1, vector(types)),
-    ...section(2, vector([[...name('env'), ...name('memory'), 0x02, 0x00, 0x01]])),
+    ...section(2, vector([UNSHARED_MEMORY_IMPORT])),
     ...section(3, vector(functions.map((_, index) => unsignedLeb(index)))),
     ...section(7, vector(functions.map((fn, index) => [...name(fn.name), 0x00, ...unsignedLeb(index)]))),
     ...section(10, vector(codes)),
@@ -271,13 +275,80 @@ export function buildModule(functions: readonly FunctionSpec[]): Uint8Array<Arra
 }
 
 /**
+ * Pages (64 KiB) a shared memory import declares as its maximum: the whole 32-bit address space,
+ * so that it links against any shared memory (an import's maximum must be at least the memory's).
+ */
+export const SHARED_MEMORY_MAXIMUM_PAGES = 65536;
+
+/** Whether `memory` is a shared memory (the multi-threaded wasm backend's heap is one). */
+export function isSharedMemory(memory: WebAssembly.Memory): boolean {
+  return typeof SharedArrayBuffer === 'function' && memory.buffer instanceof SharedArrayBuffer;
+}
+
+/** Reads the unsigned LEB128 at `at`: its value and the index after it. */
+export function readUnsignedLeb(bytes: Uint8Array, at: number): [number, number] {
+  let value = 0;
+  let shift = 0;
+  let next = at;
+  for (;;) {
+    const byte = bytes[next]!;
+    next += 1;
+    value += (byte & 0x7f) * 2 ** shift;
+    shift += 7;
+    if ((byte & 0x80) === 0) return [value, next];
+  }
+}
+
+/**
+ * The module `bytes` (as {@link buildModule} writes it) with its memory import declared shared
+ * (limits flag 0x03: at least one page, at most {@link SHARED_MEMORY_MAXIMUM_PAGES}), which a
+ * shared memory needs to link. Only the import section changes; the code is the same.
+ */
+export function withSharedMemoryImport(bytes: Uint8Array<ArrayBuffer>): Uint8Array<ArrayBuffer> {
+  const shared = [
+    ...name('env'),
+    ...name('memory'),
+    0x02,
+    0x03,
+    0x01,
+    ...unsignedLeb(SHARED_MEMORY_MAXIMUM_PAGES),
+  ];
+  const out: number[] = [...bytes.subarray(0, 8)];
+  let cursor = 8;
+  const expected = vector([UNSHARED_MEMORY_IMPORT]);
+  let replaced = false;
+  while (cursor < bytes.length) {
+    const id = bytes[cursor]!;
+    const [size, next] = readUnsignedLeb(bytes, cursor + 1);
+    const body = [...bytes.subarray(next, next + size)];
+    if (
+      id === 2 &&
+      body.length === expected.length &&
+      body.every((byte, index) => byte === expected[index])
+    ) {
+      out.push(...section(2, vector([shared])));
+      replaced = true;
+    } else {
+      out.push(...bytes.subarray(cursor, next + size));
+    }
+    cursor = next + size;
+  }
+  if (!replaced)
+    throw new Error('withSharedMemoryImport: the module has no env.memory import of buildModule');
+  return new Uint8Array(out);
+}
+
+/**
  * Instantiates `bytes` against `memory`; `undefined` when this runtime lacks what the module uses
- * (WebAssembly SIMD) or refuses it.
+ * (WebAssembly SIMD) or refuses it. When `memory` is shared (the multi-threaded wasm backend), the
+ * module's memory import is declared shared first ({@link withSharedMemoryImport}), so the same
+ * {@link buildModule} output links against either kind of memory.
  */
 export function instantiate<T>(bytes: Uint8Array<ArrayBuffer>, memory: WebAssembly.Memory): T | undefined {
   try {
-    if (typeof WebAssembly !== 'object' || !WebAssembly.validate(bytes)) return undefined;
-    return new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports as T;
+    const linked = isSharedMemory(memory) ? withSharedMemoryImport(bytes) : bytes;
+    if (typeof WebAssembly !== 'object' || !WebAssembly.validate(linked)) return undefined;
+    return new WebAssembly.Instance(new WebAssembly.Module(linked), { env: { memory } }).exports as T;
   } catch {
     return undefined;
   }
