@@ -1,5 +1,11 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { addMany } from '@fineprune/tensor';
+import {
+  addMany,
+  fusedHardConcreteGate,
+  fusedHardConcreteTestMasks,
+  fusedSigmoidSum,
+  fusedUniformNoise,
+} from '@fineprune/tensor';
 import { type LossTerm, type MaskFunction, matchesSelector, type ParameterSelector } from '@fineprune/core';
 import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import { emptyMaskError } from './empty-mask';
@@ -79,7 +85,8 @@ export function checkHardConcrete(
 /**
  * The stochastic hard-concrete gate for given uniform noise u (Sec. 4 of Movement Pruning):
  * S̄ = σ((log u − log(1 − u) + S)/b), Z = (r − l)S̄ + l, M = min(1, ReLU(Z)). Differentiable in S;
- * its gradient is the f(S̄) = (r − l)/b · S̄(1 − S̄)·1{0 ≤ Z ≤ 1} of Eq. (3).
+ * its gradient is the f(S̄) = (r − l)/b · S̄(1 − S̄)·1{0 ≤ Z ≤ 1} of Eq. (3). On `wasm` it runs as one
+ * fused SIMD pass (`fusedHardConcreteGate` of @fineprune/tensor, within 1e-6 of the op chain).
  *
  * @example
  * ```ts
@@ -91,6 +98,8 @@ export function hardConcreteGate(
   u: tf.Tensor,
   parameters: HardConcreteParameters,
 ): tf.Tensor {
+  const fused = fusedHardConcreteGate(scores, u, parameters);
+  if (fused !== undefined) return fused;
   const { beta, limitLeft, limitRight } = parameters;
   return tf.tidy(() => {
     // S̄ = σ((log u − log(1 − u) + S)/b)
@@ -130,9 +139,10 @@ export function hardConcreteTestMask(scores: tf.Tensor, parameters: HardConcrete
  */
 export function expectedL0(scores: tf.Tensor, parameters: HardConcreteParameters): tf.Scalar {
   const { beta, limitLeft, limitRight } = parameters;
-  // E[L0] = Σ σ(S − b log(−l/r))
-  return tf.tidy(
-    () => tf.sum(tf.sigmoid(tf.sub(scores, beta * Math.log(-limitLeft / limitRight)))) as tf.Scalar,
+  const shift = beta * Math.log(-limitLeft / limitRight);
+  // E[L0] = Σ σ(S − b log(−l/r)), one fused pass on wasm
+  return (
+    fusedSigmoidSum(scores, shift) ?? tf.tidy(() => tf.sum(tf.sigmoid(tf.sub(scores, shift))) as tf.Scalar)
   );
 }
 
@@ -141,7 +151,9 @@ const NOISE_EPSILON = 1e-6;
 
 /**
  * Uniform noise u ~ U(ε, 1 − ε) of a given shape, drawn from a seeded random source (the run's
- * `context.random`, saved in checkpoints), so a resumed run draws the same gates.
+ * `context.random`, saved in checkpoints), so a resumed run draws the same gates. On `wasm` the
+ * draws run in WebAssembly from the generator's state (`fusedUniformNoise`): the same values, bit
+ * for bit, and the same state afterwards.
  *
  * @example
  * ```ts
@@ -149,11 +161,28 @@ const NOISE_EPSILON = 1e-6;
  * ```
  */
 export function uniformNoise(shape: readonly number[], random: { next(): number }): tf.Tensor {
+  const span = 1 - 2 * NOISE_EPSILON;
+  const fused = fusedUniformNoise(shape, random, NOISE_EPSILON, span);
+  if (fused !== undefined) return fused;
   const size = shape.reduce((product, dimension) => product * dimension, 1);
   const values = new Float32Array(size);
-  const span = 1 - 2 * NOISE_EPSILON;
   for (let index = 0; index < size; index += 1) values[index] = NOISE_EPSILON + span * random.next();
   return tf.tensor(values, [...shape], 'float32');
+}
+
+/** M̂ of every score tensor and the number of open gates (M̂ > 0): one fused pass each on wasm. */
+async function testMasksAndCount(
+  scores: readonly tf.Tensor[],
+  parameters: HardConcreteParameters,
+): Promise<{ masks: tf.Tensor[]; kept: number }> {
+  const fused = fusedHardConcreteTestMasks(scores, parameters);
+  if (fused !== undefined)
+    return { masks: fused.masks, kept: fused.counts.reduce((sum, count) => sum + count, 0) };
+  const masks = scores.map((tensor) => hardConcreteTestMask(tensor, parameters));
+  const open = tf.tidy(() => addMany(masks.map((mask) => tf.sum(tf.cast(tf.greater(mask, 0), 'float32')))));
+  const kept = (await open.data())[0]!;
+  open.dispose();
+  return { masks, kept };
 }
 
 /**
@@ -182,12 +211,10 @@ export function hardConcrete(options: HardConcreteOptions = {}): MaskFunction {
     targetKind: 'none',
     requiresLearnableScores: true,
     async compute(inputs) {
-      const masks = inputs.map((input) => hardConcreteTestMask(input.scores, parameters));
-      const open = tf.tidy(() =>
-        addMany(masks.map((mask) => tf.sum(tf.cast(tf.greater(mask, 0), 'float32')))),
+      const { masks, kept } = await testMasksAndCount(
+        inputs.map((input) => input.scores),
+        parameters,
       );
-      const kept = (await open.data())[0]!;
-      open.dispose();
       const total = inputs.reduce((sum, input) => sum + input.scores.size, 0);
       if (total > 0 && kept === 0) {
         tf.dispose(masks);
