@@ -21,13 +21,11 @@ export const simdMathOp = {
   v128Bitselect: 0x52,
   v128Store32Lane: 0x5a,
   f64x2PromoteLowF32x4: 0x5f,
-  f32x4Nearest: 0x6a,
   i32x4Shl: 0xab,
   i32x4ShrU: 0xad,
   i32x4Add: 0xae,
-  f32x4Min: 0xe8,
-  f32x4Max: 0xe9,
-  i32x4TruncSatF32x4S: 0xf8,
+  f32x4Pmin: 0xea,
+  f32x4Pmax: 0xeb,
   f64x2Add: 0xf0,
   f32x4ConvertI32x4S: 0xfa,
 } as const;
@@ -51,8 +49,12 @@ export const vAdd = (a: number[], b: number[]) => binary(simdOp.f32x4Add, a, b);
 export const vSub = (a: number[], b: number[]) => binary(simdOp.f32x4Sub, a, b);
 export const vMul = (a: number[], b: number[]) => binary(simdOp.f32x4Mul, a, b);
 export const vDiv = (a: number[], b: number[]) => binary(simdOp.f32x4Div, a, b);
-export const vMin = (a: number[], b: number[]) => binary(simdMathOp.f32x4Min, a, b);
-export const vMax = (a: number[], b: number[]) => binary(simdMathOp.f32x4Max, a, b);
+/**
+ * min(a, b) and max(a, b) as the "pseudo" forms (b < a ? b : a, a < b ? b : a): one instruction on
+ * x64 where the IEEE forms take several; a NaN in `a` comes through, so pass the data as `a`.
+ */
+export const vMin = (a: number[], b: number[]) => binary(simdMathOp.f32x4Pmin, a, b);
+export const vMax = (a: number[], b: number[]) => binary(simdMathOp.f32x4Pmax, a, b);
 
 /** Horner's scheme: c₀ + x(c₁ + x(c₂ + …)) for the coefficients from c₀ up, x in a local. */
 function horner(x: number, coefficients: readonly number[]): number[] {
@@ -120,25 +122,34 @@ export interface ExpLocals {
   k: number;
 }
 
+// 1.5·2²³: adding it rounds a float of magnitude < 2²² to an integer held in the low mantissa bits.
+const ROUNDING_MAGIC = 12582912;
+const ROUNDING_MAGIC_BITS = 0x4b400000;
+
 /**
  * eʸ for y in local `y` (clamped to [−87, 88]): k = round(y/ln 2), r = y − k·ln 2 (|r| ≤ 0.347),
- * eʳ by its Taylor polynomial to degree 7, times 2ᵏ built in the exponent bits. Overwrites `y`.
+ * eʳ by its Taylor polynomial to degree 7, times 2ᵏ built in the exponent bits. The rounding adds
+ * and subtracts 1.5·2²³ (whose sum's low bits are then k) instead of `nearest` and a saturating
+ * conversion, which V8 emits as long sequences on x64. Overwrites `y`.
  */
 export function vExp(y: number, locals: ExpLocals): number[] {
   const { reduced, k } = locals;
   return [
     ...vMin(vMax(get(y), splatF32(-87)), splatF32(88)),
     ...set(y),
-    ...[...vMul(get(y), splatF32(Math.LOG2E)), ...simd(simdMathOp.f32x4Nearest)],
+    // k + 1.5·2²³, its float bits hold k in the low mantissa bits
+    ...vAdd(vMul(get(y), splatF32(Math.LOG2E)), splatF32(ROUNDING_MAGIC)),
     ...set(k),
-    ...vSub(vSub(get(y), vMul(get(k), splatF32(LN2_HIGH))), vMul(get(k), splatF32(LN2_LOW))),
+    ...vSub(
+      vSub(get(y), vMul(vSub(get(k), splatF32(ROUNDING_MAGIC)), splatF32(LN2_HIGH))),
+      vMul(vSub(get(k), splatF32(ROUNDING_MAGIC)), splatF32(LN2_LOW)),
+    ),
     ...set(reduced),
     // eʳ ≈ Σ rⁱ/i!, i ≤ 7
     ...horner(reduced, [1, 1, 1 / 2, 1 / 6, 1 / 24, 1 / 120, 1 / 720, 1 / 5040]),
-    // 2ᵏ = (k + 127) << 23 as float bits
+    // 2ᵏ = (k + 127) << 23 as float bits, k = bits − bits(1.5·2²³)
     ...get(k),
-    ...simd(simdMathOp.i32x4TruncSatF32x4S),
-    ...splatI32(127),
+    ...splatI32(127 - ROUNDING_MAGIC_BITS),
     ...simd(simdMathOp.i32x4Add),
     ...i32Const(23),
     ...simd(simdMathOp.i32x4Shl),
