@@ -1,10 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import {
-  addMany,
-  fusedHardConcreteGate,
-  fusedHardConcreteTestMasks,
-  fusedSigmoidSum,
-  fusedUniformNoise,
+  hardConcreteGateTensor,
+  hardConcreteTestMaskTensor,
+  hardConcreteTestMaskTensors,
+  sigmoidSumTensor,
+  uniformNoiseTensor,
 } from '@fineprune/tensor';
 import { type LossTerm, type MaskFunction, matchesSelector, type ParameterSelector } from '@fineprune/core';
 import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
@@ -98,17 +98,8 @@ export function hardConcreteGate(
   u: tf.Tensor,
   parameters: HardConcreteParameters,
 ): tf.Tensor {
-  const fused = fusedHardConcreteGate(scores, u, parameters);
-  if (fused !== undefined) return fused;
-  const { beta, limitLeft, limitRight } = parameters;
-  return tf.tidy(() => {
-    // S̄ = σ((log u − log(1 − u) + S)/b)
-    const stretched = tf.sigmoid(tf.div(tf.add(tf.sub(tf.log(u), tf.log1p(tf.neg(u))), scores), beta));
-    // Z = (r − l)S̄ + l
-    const z = tf.add(tf.mul(stretched, limitRight - limitLeft), limitLeft);
-    // M = min(1, ReLU(Z))
-    return tf.minimum(tf.relu(z), 1);
-  });
+  // S̄ = σ((log u − log(1 − u) + S)/b), Z = (r − l)S̄ + l, M = min(1, ReLU(Z))
+  return hardConcreteGateTensor(scores, u, parameters);
 }
 
 /**
@@ -121,11 +112,8 @@ export function hardConcreteGate(
  * ```
  */
 export function hardConcreteTestMask(scores: tf.Tensor, parameters: HardConcreteParameters): tf.Tensor {
-  const { limitLeft, limitRight } = parameters;
   // M̂ = min(1, ReLU((r − l)σ(S) + l))
-  return tf.tidy(() =>
-    tf.minimum(tf.relu(tf.add(tf.mul(tf.sigmoid(scores), limitRight - limitLeft), limitLeft)), 1),
-  );
+  return hardConcreteTestMaskTensor(scores, parameters);
 }
 
 /**
@@ -139,11 +127,8 @@ export function hardConcreteTestMask(scores: tf.Tensor, parameters: HardConcrete
  */
 export function expectedL0(scores: tf.Tensor, parameters: HardConcreteParameters): tf.Scalar {
   const { beta, limitLeft, limitRight } = parameters;
-  const shift = beta * Math.log(-limitLeft / limitRight);
   // E[L0] = Σ σ(S − b log(−l/r)), one fused pass on wasm
-  return (
-    fusedSigmoidSum(scores, shift) ?? tf.tidy(() => tf.sum(tf.sigmoid(tf.sub(scores, shift))) as tf.Scalar)
-  );
+  return sigmoidSumTensor(scores, beta * Math.log(-limitLeft / limitRight));
 }
 
 /** u is drawn from [ε, 1 − ε] so that log u and log(1 − u) stay finite (Louizos et al. clamp the same way). */
@@ -161,28 +146,7 @@ const NOISE_EPSILON = 1e-6;
  * ```
  */
 export function uniformNoise(shape: readonly number[], random: { next(): number }): tf.Tensor {
-  const span = 1 - 2 * NOISE_EPSILON;
-  const fused = fusedUniformNoise(shape, random, NOISE_EPSILON, span);
-  if (fused !== undefined) return fused;
-  const size = shape.reduce((product, dimension) => product * dimension, 1);
-  const values = new Float32Array(size);
-  for (let index = 0; index < size; index += 1) values[index] = NOISE_EPSILON + span * random.next();
-  return tf.tensor(values, [...shape], 'float32');
-}
-
-/** M̂ of every score tensor and the number of open gates (M̂ > 0): one fused pass each on wasm. */
-async function testMasksAndCount(
-  scores: readonly tf.Tensor[],
-  parameters: HardConcreteParameters,
-): Promise<{ masks: tf.Tensor[]; kept: number }> {
-  const fused = fusedHardConcreteTestMasks(scores, parameters);
-  if (fused !== undefined)
-    return { masks: fused.masks, kept: fused.counts.reduce((sum, count) => sum + count, 0) };
-  const masks = scores.map((tensor) => hardConcreteTestMask(tensor, parameters));
-  const open = tf.tidy(() => addMany(masks.map((mask) => tf.sum(tf.cast(tf.greater(mask, 0), 'float32')))));
-  const kept = (await open.data())[0]!;
-  open.dispose();
-  return { masks, kept };
+  return uniformNoiseTensor(shape, random, NOISE_EPSILON, 1 - 2 * NOISE_EPSILON);
 }
 
 /**
@@ -211,10 +175,11 @@ export function hardConcrete(options: HardConcreteOptions = {}): MaskFunction {
     targetKind: 'none',
     requiresLearnableScores: true,
     async compute(inputs) {
-      const { masks, kept } = await testMasksAndCount(
+      const { masks, counts } = await hardConcreteTestMaskTensors(
         inputs.map((input) => input.scores),
         parameters,
       );
+      const kept = counts.reduce((sum, count) => sum + count, 0);
       const total = inputs.reduce((sum, input) => sum + input.scores.size, 0);
       if (total > 0 && kept === 0) {
         tf.dispose(masks);

@@ -30,6 +30,11 @@ export {
   fusedSigmoidSum,
   fusedUniformNoise,
   type HardConcreteGateParameters,
+  hardConcreteGateTensor,
+  hardConcreteTestMaskTensor,
+  hardConcreteTestMaskTensors,
+  sigmoidSumTensor,
+  uniformNoiseTensor,
 } from './fused-gates';
 export { FUSED_ADAM_KERNEL, type FusedAdamScalars, fusedAdamStep } from './fused-adam';
 export { countTensors, type LeakGuardOptions, withLeakGuard } from './leak-guard';
