@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import {
   hardConcreteGateTensor,
+  hardConcreteMaskedWeightTensor,
   hardConcreteTestMaskTensor,
   hardConcreteTestMaskTensors,
   sigmoidSumTensor,
@@ -200,12 +201,17 @@ export function hardConcrete(options: HardConcreteOptions = {}): MaskFunction {
           message: `hardConcrete needs learned scores for "${parameter.name}".`,
           fix: 'Use l0() scores with the hardConcrete mask.',
         });
-      return tf.tidy(() => {
-        const gate = training
-          ? hardConcreteGate(scores, uniformNoise(parameter.shape, context.random), parameters)
-          : hardConcreteTestMask(scores, parameters);
-        return tf.mul(parameter.weight, gate); // a = (W ⊙ M)x
-      });
+      // a = (W ⊙ M)x; in training one fused pass on wasm gives W ⊙ M and what Eq. (3) needs
+      return tf.tidy(() =>
+        training
+          ? hardConcreteMaskedWeightTensor(
+              parameter.weight,
+              scores,
+              uniformNoise(parameter.shape, context.random),
+              parameters,
+            )
+          : tf.mul(parameter.weight, hardConcreteTestMask(scores, parameters)),
+      );
     },
     toConfig: () => ({ type: 'hardConcrete', ...parameters }),
   };

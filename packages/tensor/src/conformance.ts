@@ -13,6 +13,7 @@ import {
   createRandom,
   dense,
   hardConcreteGateTensor,
+  hardConcreteMaskedWeightTensor,
   hardConcreteTestMaskTensors,
   sigmoidSumTensor,
   uniformNoiseTensor,
@@ -631,7 +632,7 @@ function gateCases(): ConformanceCase[] {
   return [
     {
       group: 'wasm-kernels',
-      name: 'hard-concrete noise, gate and its Eq. (3) gradient',
+      name: 'hard-concrete noise, gate, W ⊙ M and their Eq. (3) gradients',
       async run() {
         const random = createRandom(43);
         const scores = tf.variable(
@@ -639,14 +640,27 @@ function gateCases(): ConformanceCase[] {
           true,
           `gate/scores/${variableCounter++}`,
         );
+        const weight = tf.variable(randomTensor(random, [17, 59]), true, `gate/weight/${variableCounter++}`);
         const upstream = randomTensor(random, [17, 59]);
         const u = uniformNoiseTensor([17, 59], random, 1e-6, 1 - 2e-6);
-        const { loss, gradients } = await gradientsOf(
+        const gate = await gradientsOf(
           () => tf.sum(tf.mul(hardConcreteGateTensor(scores, u, HARD_CONCRETE), upstream)),
           [scores],
         );
-        const outputs = { u: await values(u), loss, dScores: gradients[0]!, nextDraw: random.next() };
-        scores.dispose();
+        const masked = await gradientsOf(
+          () => tf.sum(tf.mul(hardConcreteMaskedWeightTensor(weight, scores, u, HARD_CONCRETE), upstream)),
+          [weight, scores],
+        );
+        const outputs = {
+          u: await values(u),
+          gateLoss: gate.loss,
+          dScores: gate.gradients[0]!,
+          maskedLoss: masked.loss,
+          dWeightMasked: masked.gradients[0]!,
+          dScoresMasked: masked.gradients[1]!,
+          nextDraw: random.next(),
+        };
+        tf.dispose([scores, weight]);
         return outputs;
       },
     },

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setBackend } from './backend';
 import {
   fusedHardConcreteGate,
+  fusedHardConcreteMaskedWeight,
   fusedHardConcreteTestMasks,
   fusedSigmoidSum,
   fusedUniformNoise,
@@ -126,6 +127,39 @@ describe('fused hard-concrete and sigmoid passes on wasm', () => {
     }
   });
 
+  it('gives W ⊙ M and the gradients in W and S of W ⊙ (op chain gate) within 1e-6', async () => {
+    for (const size of SIZES) {
+      const { scores: scoreValues, u: noiseValues, upstream } = inputs(size, size + 17);
+      const random = createRandom(size);
+      const weightValues = Float32Array.from({ length: size }, () => random.next() * 2 - 1);
+      const [scores, u, dy, weight] = [scoreValues, noiseValues, upstream, weightValues].map((values) =>
+        tf.tensor1d(values),
+      );
+      const before = tf.memory().numTensors;
+      const fused = (w: tf.Tensor, s: tf.Tensor) => fusedHardConcreteMaskedWeight(w, s, u!, PARAMETERS)!;
+      const chain = (w: tf.Tensor, s: tf.Tensor) => tf.mul(w, gateChain(s, u!));
+      const results = [fused, chain].map((op) =>
+        tf.tidy(() => [
+          op(weight!, scores!),
+          ...tf.grads((w: tf.Tensor, s: tf.Tensor) => tf.sum(tf.mul(op(w, s), dy!)))([weight!, scores!]),
+        ]),
+      );
+      const [fusedValues, chainValues] = await Promise.all(
+        results.map((tensors) => Promise.all(tensors.map((tensor) => tensor.data()))),
+      );
+      const exact = Array.from(scoreValues, (score, index) => stretchedInFloat64(score, noiseValues[index]!));
+      const nearKink = (index: number) =>
+        Math.abs(exact[index]!.z) < 1e-5 || Math.abs(exact[index]!.z - 1) < 1e-5;
+      for (const output of [0, 1, 2])
+        expect(largestDifference(fusedValues![output]!, chainValues![output]!, nearKink)).toBeLessThanOrEqual(
+          1e-6,
+        );
+      tf.dispose(results.flat());
+      expect(tf.memory().numTensors).toBe(before);
+      tf.dispose([scores!, u!, dy!, weight!]);
+    }
+  });
+
   it('writes the test-time gates M̂ within 1e-6 of the op chain and counts the open ones exactly', async () => {
     const random = createRandom(3);
     // Scores around the closing point logit(−l/(r − l)) ≈ −2.4 and far from it.
@@ -193,6 +227,7 @@ describe('fused hard-concrete and sigmoid passes elsewhere', () => {
     const scores = tf.tensor1d([1, 2, 3]);
     expect(fusedUniformNoise([3], createRandom(1), EPSILON, SPAN)).toBeUndefined();
     expect(fusedHardConcreteGate(scores, tf.fill([3], 0.5), PARAMETERS)).toBeUndefined();
+    expect(fusedHardConcreteMaskedWeight(scores, scores, tf.fill([3], 0.5), PARAMETERS)).toBeUndefined();
     expect(fusedSigmoidSum(scores, 0)).toBeUndefined();
     expect(fusedHardConcreteTestMasks([scores], PARAMETERS)).toBeUndefined();
     scores.dispose();

@@ -175,12 +175,17 @@ function noiseFunction() {
  * factor of its gradient in S (Sec. 4 and Eq. 3 of Movement Pruning). Multiplies by 1/b where the
  * op chain divides by b (at most 1 ulp apart; a division costs ~3× a multiplication here).
  */
-function gateFunction() {
+function gateFunction(withWeight: boolean) {
   const [scores, u, gateOut, factorOut, n, inverseBeta, span, left, factorScale] = [
     0, 1, 2, 3, 4, 5, 6, 7, 8,
   ];
-  const [cursor, simdEnd, end] = [9, 10, 11];
-  const [x, exponent, mantissa, t, t2, k, stretched, z] = [12, 13, 14, 15, 16, 17, 18, 19];
+  // maskedGate only: the weight W and the output W ⊙ M; factorOut then receives W ⊙ f.
+  const [weight, maskedOut] = [9, 10];
+  const first = withWeight ? 11 : 9;
+  const [cursor, simdEnd, end] = [first, first + 1, first + 2];
+  const [x, exponent, mantissa, t, t2, k, stretched, z] = [3, 4, 5, 6, 7, 8, 9, 10].map(
+    (offset) => first + offset,
+  ) as [number, number, number, number, number, number, number, number];
   // Two passes, each a shorter dependency chain per element group, so that the processor overlaps
   // more groups: first L = log(u/(1 − u)) = log u − log(1 − u) into factorOut, then the rest.
   const logits = (lanes: Lanes) => [
@@ -199,20 +204,24 @@ function gateFunction() {
     // Z = (r − l)S̄ + l
     ...vAdd(vMul(get(stretched), splatLocal(span)), splatLocal(left)),
     ...set(z),
-    // M = min(1, ReLU(Z))
-    ...vStore(gateOut, cursor, lanes, vMin(vMax(get(z), splatF32(0)), splatF32(1))),
-    // f = (r − l)·S̄(1 − S̄)/b where 0 < Z ≤ 1, else 0
+    // M = min(1, ReLU(Z)) (kept in x)
+    ...vMin(vMax(get(z), splatF32(0)), splatF32(1)),
+    ...set(x),
+    ...vStore(gateOut, cursor, lanes, get(x)),
+    ...(withWeight ? vStore(maskedOut, cursor, lanes, vMul(vLoad(weight, cursor, lanes), get(x))) : []),
+    // f = (r − l)·S̄(1 − S̄)/b where 0 < Z ≤ 1, else 0 (times W for maskedGate)
     ...vStore(factorOut, cursor, lanes, [
       ...vMul(vMul(get(stretched), vSub(splatF32(1), get(stretched))), splatLocal(factorScale)),
       ...[...get(z), ...splatF32(0), ...simd(simdOp.f32x4Gt)],
       ...[...get(z), ...splatF32(1), ...simd(simdOp.f32x4Le)],
       ...simd(simdOp.v128And),
       ...simd(simdOp.v128And),
+      ...(withWeight ? [...vLoad(weight, cursor, lanes), ...simd(simdOp.f32x4Mul)] : []),
     ]),
   ];
   return {
-    name: 'gate',
-    params: [I32, I32, I32, I32, I32, F32, F32, F32, F32],
+    name: withWeight ? 'maskedGate' : 'gate',
+    params: [I32, I32, I32, I32, I32, F32, F32, F32, F32, ...(withWeight ? [I32, I32] : [])],
     results: [],
     locals: [I32, I32, I32, ...Array(8).fill(V128)],
     body: [
@@ -369,6 +378,19 @@ type GateFunctions = {
     left: number,
     factorScale: number,
   ): void;
+  maskedGate(
+    scores: number,
+    u: number,
+    gateOut: number,
+    factorOut: number,
+    n: number,
+    inverseBeta: number,
+    span: number,
+    left: number,
+    factorScale: number,
+    weight: number,
+    maskedOut: number,
+  ): void;
   sigmoidSum(scores: number, derivativeOut: number, sumOut: number, n: number, shift: number): void;
   testGate(scores: number, out: number, n: number, span: number, left: number): number;
 };
@@ -378,7 +400,13 @@ const instances = new WeakMap<WebAssembly.Memory, GateFunctions | null>();
 /** The passes bound to `memory` (cached); `null` where WebAssembly SIMD is missing. */
 function functionsFor(memory: WebAssembly.Memory): GateFunctions | null {
   if (!instances.has(memory)) {
-    const bytes = buildModule([noiseFunction(), gateFunction(), testGateFunction(), sigmoidSumFunction()]);
+    const bytes = buildModule([
+      noiseFunction(),
+      gateFunction(false),
+      gateFunction(true),
+      testGateFunction(),
+      sigmoidSumFunction(),
+    ]);
     instances.set(memory, instantiate<GateFunctions>(bytes, memory) ?? null);
   }
   return instances.get(memory)!;
@@ -410,14 +438,17 @@ function uniformNoiseKernel({ backend, attrs }: KernelArguments): tf.TensorInfo 
   return out;
 }
 
+/** The gate M and its gradient factor f, or with a weight input W ⊙ M, M and W ⊙ f. */
 function hardConcreteGateKernel({ inputs, backend, attrs }: KernelArguments): tf.TensorInfo[] {
   const { backend: wasm, memory, offsetOf } = wasmHeapOf(backend)!;
-  const { scores, u } = inputs as Record<string, tf.TensorInfo>;
+  const { scores, u, weight } = inputs as Record<string, tf.TensorInfo | undefined>;
   const { beta, limitLeft, limitRight } = attrs as unknown as HardConcreteGateParameters;
   const shape = [...scores!.shape];
   const gate = wasm.makeOutput(shape, 'float32');
   const factor = wasm.makeOutput(shape, 'float32');
-  functionsFor(memory)!.gate(
+  const masked = weight === undefined ? undefined : wasm.makeOutput(shape, 'float32');
+  const functions = functionsFor(memory)!;
+  const common = [
     offsetOf(scores!),
     offsetOf(u!),
     offsetOf(gate),
@@ -427,8 +458,13 @@ function hardConcreteGateKernel({ inputs, backend, attrs }: KernelArguments): tf
     limitRight - limitLeft,
     limitLeft,
     (limitRight - limitLeft) / beta,
-  );
-  return [gate, factor];
+  ] as const;
+  if (masked === undefined) {
+    functions.gate(...common);
+    return [gate, factor];
+  }
+  functions.maskedGate(...common, offsetOf(weight!), offsetOf(masked));
+  return [masked, gate, factor];
 }
 
 function sigmoidSumKernel({ inputs, backend, attrs }: KernelArguments): tf.TensorInfo[] {
@@ -699,5 +735,64 @@ export function sigmoidSumTensor(scores: tf.Tensor, shift: number): tf.Scalar {
   return (
     fusedSigmoidSum(scores, shift) ??
     tf.tidy(() => tf.sum(tf.sigmoid(shift === 0 ? scores : tf.sub(scores, shift))) as tf.Scalar)
+  );
+}
+
+/**
+ * W ⊙ M for the stochastic hard-concrete gate M of {@link fusedHardConcreteGate}, as one fused pass
+ * on `wasm` that also leaves what the backward pass needs: ∂L/∂W = ∂L/∂(W ⊙ M) ⊙ M and
+ * ∂L/∂S = ∂L/∂(W ⊙ M) ⊙ W ⊙ (r − l)/b · S̄(1 − S̄) · 1{0 < Z ≤ 1} (Eq. 3 of Movement Pruning). Saves
+ * the separate product with W and one multiplication of the backward pass. Returns `undefined`
+ * where it cannot run (as {@link fusedHardConcreteGate}).
+ *
+ * @example
+ * ```ts
+ * const masked = fusedHardConcreteMaskedWeight(weight, scores, u, { beta: 2 / 3, limitLeft: -0.1, limitRight: 1.1 });
+ * ```
+ */
+export function fusedHardConcreteMaskedWeight(
+  weight: tf.Tensor,
+  scores: tf.Tensor,
+  u: tf.Tensor,
+  parameters: HardConcreteGateParameters,
+): tf.Tensor | undefined {
+  if (!ready([weight, scores, u])) return undefined;
+  const attrs = { ...parameters } as unknown as tf.NamedAttrMap;
+  const op = tf.customGrad((w, s, save) => {
+    const [masked, gate, weightedFactor] = tf
+      .engine()
+      .runKernel(
+        FUSED_GATE_KERNELS.hardConcreteGate,
+        { scores: s as tf.Tensor, u, weight: w as tf.Tensor },
+        attrs,
+      ) as tf.Tensor[];
+    (save as tf.GradSaveFunc)([gate!, weightedFactor!]);
+    return {
+      value: masked!,
+      // ∂L/∂W = dy ⊙ M; ∂L/∂S = dy ⊙ W ⊙ f (Eq. 3)
+      gradFunc: (dy, saved) => [tf.mul(dy, saved[0]!), tf.mul(dy, saved[1]!)],
+    };
+  });
+  return op(weight, scores);
+}
+
+/**
+ * W ⊙ M for the stochastic hard-concrete gate M, differentiable in W and S:
+ * {@link fusedHardConcreteMaskedWeight} on `wasm`, `W ⊙ hardConcreteGateTensor(S, u)` elsewhere.
+ *
+ * @example
+ * ```ts
+ * const masked = hardConcreteMaskedWeightTensor(weight, scores, u, parameters);
+ * ```
+ */
+export function hardConcreteMaskedWeightTensor(
+  weight: tf.Tensor,
+  scores: tf.Tensor,
+  u: tf.Tensor,
+  parameters: HardConcreteGateParameters,
+): tf.Tensor {
+  return (
+    fusedHardConcreteMaskedWeight(weight, scores, u, parameters) ??
+    tf.tidy(() => tf.mul(weight, hardConcreteGateTensor(scores, u, parameters)))
   );
 }

@@ -26,11 +26,13 @@ export { type ReadRegularFileOptions, readRegularFile } from './regular-file';
 export {
   FUSED_GATE_KERNELS,
   fusedHardConcreteGate,
+  fusedHardConcreteMaskedWeight,
   fusedHardConcreteTestMasks,
   fusedSigmoidSum,
   fusedUniformNoise,
   type HardConcreteGateParameters,
   hardConcreteGateTensor,
+  hardConcreteMaskedWeightTensor,
   hardConcreteTestMaskTensor,
   hardConcreteTestMaskTensors,
   sigmoidSumTensor,
