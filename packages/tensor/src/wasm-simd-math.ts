@@ -137,13 +137,12 @@ export function vExp(y: number, locals: ExpLocals): number[] {
   return [
     ...vMin(vMax(get(y), splatF32(-87)), splatF32(88)),
     ...set(y),
-    // k + 1.5·2²³, its float bits hold k in the low mantissa bits
+    // k + 1.5·2²³, its float bits hold k in the low mantissa bits; `reduced` holds k as a float first
     ...vAdd(vMul(get(y), splatF32(Math.LOG2E)), splatF32(ROUNDING_MAGIC)),
     ...set(k),
-    ...vSub(
-      vSub(get(y), vMul(vSub(get(k), splatF32(ROUNDING_MAGIC)), splatF32(LN2_HIGH))),
-      vMul(vSub(get(k), splatF32(ROUNDING_MAGIC)), splatF32(LN2_LOW)),
-    ),
+    ...vSub(get(k), splatF32(ROUNDING_MAGIC)),
+    ...set(reduced),
+    ...vSub(vSub(get(y), vMul(get(reduced), splatF32(LN2_HIGH))), vMul(get(reduced), splatF32(LN2_LOW))),
     ...set(reduced),
     // eʳ ≈ Σ rⁱ/i!, i ≤ 7
     ...horner(reduced, [1, 1, 1 / 2, 1 / 6, 1 / 24, 1 / 120, 1 / 720, 1 / 5040]),
