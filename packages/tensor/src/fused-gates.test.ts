@@ -8,8 +8,8 @@ import {
   fusedHardConcreteTestMasks,
   fusedSigmoidSum,
   fusedUniformNoise,
-  hardConcreteTestMaskTensor,
 } from './fused-gates';
+import { hardConcreteTestMaskTensor } from './gates';
 import { createRandom } from './random';
 
 const EPSILON = 1e-6;

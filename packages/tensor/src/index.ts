@@ -31,13 +31,15 @@ export {
   fusedSigmoidSum,
   fusedUniformNoise,
   type HardConcreteGateParameters,
+} from './fused-gates';
+export {
   hardConcreteGateTensor,
   hardConcreteMaskedWeightTensor,
   hardConcreteTestMaskTensor,
   hardConcreteTestMaskTensors,
   sigmoidSumTensor,
   uniformNoiseTensor,
-} from './fused-gates';
+} from './gates';
 export { FUSED_ADAM_KERNEL, type FusedAdamScalars, fusedAdamStep } from './fused-adam';
 export { countTensors, type LeakGuardOptions, withLeakGuard } from './leak-guard';
 export { maskedWeight } from './masked-weight';
