@@ -6,6 +6,9 @@
  * expected-L0 penalty) — and the memory each adds (learned scores + score-optimizer slots). MvP
  * local is also measured with SGD + momentum for the scores, to separate the mask machinery from the
  * cost of Adam's element-wise chain on 266k scores.
+ * The row `matmulFloor` times only the eight matrix products a dense step needs (three forward
+ * x·K + b, the weight gradients xᵀ·dy of the three layers and the input gradients dy·Kᵀ of layers 2
+ * and 3, on operands already transposed), interleaved with the rest: the floor the other work sits on.
  * Writes results/movement-step-<backend>.json.
  *
  *   cd bench && npx tsx --conditions=source src/movement-step.ts [--backend wasm] [--steps 200]
@@ -105,8 +108,10 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
     };
   }
 
+  const floor = matmulFloor();
   const variants: Array<[string, (batch: Batch) => Promise<unknown>]> = [
     ['dense', (batch) => denseTrainer.train(batch)],
+    ['matmulFloor', async () => floor.run()],
     ...Object.entries(pruners).map(
       ([name, { pruner }]) =>
         [name, (batch: Batch) => pruner.trainStep(batch)] as [string, (batch: Batch) => Promise<unknown>],
@@ -142,6 +147,12 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
       meanMs: round(times.dense!.reduce((a, b) => a + b, 0) / times.dense!.length),
       samples: times.dense!.length,
     },
+  };
+  rows.matmulFloor = {
+    medianMs: round(median(times.matmulFloor!)),
+    samples: times.matmulFloor!.length,
+    overDense: round(median(times.matmulFloor!) / denseMedian, 3),
+    megaFlop: round(floor.flops / 1e6, 1),
   };
   const weightBytes = denseModel.parameters().reduce((sum, parameter) => sum + parameter.size * 4, 0);
   for (const [name, { pruner, scoreOptimizer }] of Object.entries(pruners)) {
@@ -182,11 +193,53 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
     },
   };
   denseTrainer.dispose();
+  floor.dispose();
   for (const { pruner } of Object.values(pruners)) pruner.dispose();
   const file = writeResult(`movement-step-${backend.backend}${values.variants ? '-subset' : ''}`, result);
   console.log(JSON.stringify(result, null, 2));
   console.log(`written to ${file}`);
   return result;
+}
+
+/**
+ * The matrix products of one dense step of the 784-300-100-10 MLP at batch 100, on fixed random
+ * operands (already transposed where the step transposes): their time is the step's floor.
+ */
+function matmulFloor() {
+  const sizes = [784, 300, 100, 10];
+  const batch = 100;
+  const operands = tf.tidy(() =>
+    sizes.slice(0, -1).map((inputs, index) => {
+      const units = sizes[index + 1]!;
+      return {
+        x: tf.randomNormal([batch, inputs]) as tf.Tensor2D,
+        xTransposed: tf.randomNormal([inputs, batch]) as tf.Tensor2D,
+        kernel: tf.randomNormal([inputs, units]) as tf.Tensor2D,
+        kernelTransposed: tf.randomNormal([units, inputs]) as tf.Tensor2D,
+        bias: tf.randomNormal([units]) as tf.Tensor1D,
+        dy: tf.randomNormal([batch, units]) as tf.Tensor2D,
+      };
+    }),
+  );
+  let flops = 0;
+  for (const [index, { x, kernel }] of operands.entries()) {
+    const [inputs, units] = [x.shape[1], kernel.shape[1]];
+    // forward and the weight gradient; the input gradient for every layer but the first
+    flops += 2 * batch * inputs * units * (index === 0 ? 2 : 3);
+  }
+  return {
+    flops,
+    async run() {
+      const outputs = operands.flatMap(({ x, xTransposed, kernel, kernelTransposed, bias, dy }, index) => [
+        tf.fused.matMul({ a: x, b: kernel, bias, activation: index < 2 ? 'relu' : 'linear' }),
+        tf.matMul(xTransposed, dy),
+        ...(index > 0 ? [tf.matMul(dy, kernelTransposed)] : []),
+      ]);
+      await outputs[outputs.length - 1]!.data();
+      tf.dispose(outputs);
+    },
+    dispose: () => tf.dispose(operands.flatMap((entry) => Object.values(entry))),
+  };
 }
 
 runIfScript(import.meta.url, main);

@@ -8,7 +8,12 @@
  *   against `thresholdMaskTensors`;
  * - Top-v masks of the three matrices at 10% kept: read the scores from the heap, `topCountMasks`,
  *   upload the masks (the JavaScript route), against `topCountMaskTensors` with no hint (sampled
- *   bracket) and with a hint carried between calls (on unchanged scores, the hint's best case).
+ *   bracket) and with a hint carried between calls (on unchanged scores, the hint's best case);
+ * - L0 and SMvP on the three matrices: the hard-concrete noise (JavaScript loop over the seeded
+ *   generator + upload, against `fusedUniformNoise`), W ⊙ M with the stochastic gate (the TF.js op
+ *   chain, against `fusedHardConcreteMaskedWeight`), the test-time gates with their open counts
+ *   (op chain + read-back, against `fusedHardConcreteTestMasks`) and Σ σ(S) (`sum(sigmoid)`,
+ *   against `fusedSigmoidSum`), forward passes only.
  *
  * Writes bench/results/wasm-kernels.json. Run: `cd bench && pnpm wasm-kernels [--repeats 300]`.
  */
@@ -17,6 +22,10 @@ import {
   createRandom,
   fusedAdamStep,
   type FusedAdamScalars,
+  fusedHardConcreteMaskedWeight,
+  fusedHardConcreteTestMasks,
+  fusedSigmoidSum,
+  fusedUniformNoise,
   type SelectionHint,
   thresholdMaskTensors,
   topCountMaskTensors,
@@ -170,6 +179,7 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
     tensorRouteSampled: pair(jsTimes, sampledTimes),
     tensorRouteHinted: pair(jsTimesAgain, hintedTimes),
   };
+  const gatePasses = await gateBenchmarks(scores, repeats);
   tf.dispose(scores);
 
   const tensorsLeaked = tf.memory().numTensors - tensorsAtStart;
@@ -182,12 +192,81 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
     adamStep,
     thresholdMasks,
     topVMasks,
+    gatePasses,
     tensorsLeaked,
   };
   const file = writeResult('wasm-kernels', result);
   console.log(JSON.stringify(result, null, 2));
   console.log(`written to ${file}`);
   return result;
+}
+
+const HARD_CONCRETE = { beta: 2 / 3, limitLeft: -0.1, limitRight: 1.1 };
+
+/** The passes of L0 and soft movement pruning on the three matrices, each against its op chain. */
+async function gateBenchmarks(scores: tf.Tensor[], repeats: number) {
+  const { beta, limitLeft, limitRight } = HARD_CONCRETE;
+  const weights = MATRICES.map((shape, index) => randomTensor(shape, 60 + index, 0.1));
+  const random = createRandom(70);
+  const javascriptNoise = (shape: number[]) => {
+    const values = new Float32Array(shape.reduce((product, dimension) => product * dimension, 1));
+    for (let index = 0; index < values.length; index += 1) values[index] = 1e-6 + (1 - 2e-6) * random.next();
+    return tf.tensor(values, shape, 'float32');
+  };
+  const noise = await sideBySide(
+    () => tf.dispose(MATRICES.map(javascriptNoise)),
+    () => tf.dispose(MATRICES.map((shape) => fusedUniformNoise(shape, random, 1e-6, 1 - 2e-6)!)),
+    repeats,
+  );
+  const u = MATRICES.map(javascriptNoise);
+  const gateChain = (weight: tf.Tensor, score: tf.Tensor, noiseTensor: tf.Tensor) =>
+    tf.tidy(() => {
+      const logit = tf.sub(tf.log(noiseTensor), tf.log1p(tf.neg(noiseTensor)));
+      const stretched = tf.sigmoid(tf.div(tf.add(logit, score), beta));
+      return tf.mul(
+        weight,
+        tf.minimum(tf.relu(tf.add(tf.mul(stretched, limitRight - limitLeft), limitLeft)), 1),
+      );
+    });
+  const maskedGate = await sideBySide(
+    () => tf.dispose(weights.map((weight, index) => gateChain(weight, scores[index]!, u[index]!))),
+    () =>
+      tf.dispose(
+        weights.map(
+          (weight, index) => fusedHardConcreteMaskedWeight(weight, scores[index]!, u[index]!, HARD_CONCRETE)!,
+        ),
+      ),
+    repeats,
+  );
+  const testMasks = await sideBySide(
+    () => {
+      const masks = scores.map((score) =>
+        tf.tidy(() =>
+          tf.minimum(tf.relu(tf.add(tf.mul(tf.sigmoid(score), limitRight - limitLeft), limitLeft)), 1),
+        ),
+      );
+      const counts = tf.tidy(() =>
+        tf.stack(masks.map((mask) => tf.sum(tf.cast(tf.greater(mask, 0), 'float32')))),
+      );
+      counts.dataSync();
+      tf.dispose([...masks, counts]);
+    },
+    () => tf.dispose(fusedHardConcreteTestMasks(scores, HARD_CONCRETE)!.masks),
+    repeats,
+  );
+  const sigmoidSums = await sideBySide(
+    () => tf.dispose(scores.map((score) => tf.tidy(() => tf.sum(tf.sigmoid(score))))),
+    () => tf.dispose(scores.map((score) => fusedSigmoidSum(score, 0)!)),
+    repeats,
+  );
+  tf.dispose([...weights, ...u]);
+  return {
+    scores: scores.reduce((sum, tensor) => sum + tensor.size, 0),
+    noise: pair(...noise),
+    maskedGate: pair(...maskedGate),
+    testMasksAndCounts: pair(...testMasks),
+    sigmoidSum: pair(...sigmoidSums),
+  };
 }
 
 runIfScript(import.meta.url, main);

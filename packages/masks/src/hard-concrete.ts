@@ -1,5 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { addMany } from '@fineprune/tensor';
+import {
+  hardConcreteGateTensor,
+  hardConcreteMaskedWeightTensor,
+  hardConcreteTestMaskTensor,
+  hardConcreteTestMaskTensors,
+  sigmoidSumTensor,
+  uniformNoiseTensor,
+} from '@fineprune/tensor';
 import { type LossTerm, type MaskFunction, matchesSelector, type ParameterSelector } from '@fineprune/core';
 import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import { emptyMaskError } from './empty-mask';
@@ -79,7 +86,8 @@ export function checkHardConcrete(
 /**
  * The stochastic hard-concrete gate for given uniform noise u (Sec. 4 of Movement Pruning):
  * S̄ = σ((log u − log(1 − u) + S)/b), Z = (r − l)S̄ + l, M = min(1, ReLU(Z)). Differentiable in S;
- * its gradient is the f(S̄) = (r − l)/b · S̄(1 − S̄)·1{0 ≤ Z ≤ 1} of Eq. (3).
+ * its gradient is the f(S̄) = (r − l)/b · S̄(1 − S̄)·1{0 ≤ Z ≤ 1} of Eq. (3). On `wasm` it runs as one
+ * fused SIMD pass (`fusedHardConcreteGate` of @fineprune/tensor, within 1e-6 of the op chain).
  *
  * @example
  * ```ts
@@ -91,15 +99,8 @@ export function hardConcreteGate(
   u: tf.Tensor,
   parameters: HardConcreteParameters,
 ): tf.Tensor {
-  const { beta, limitLeft, limitRight } = parameters;
-  return tf.tidy(() => {
-    // S̄ = σ((log u − log(1 − u) + S)/b)
-    const stretched = tf.sigmoid(tf.div(tf.add(tf.sub(tf.log(u), tf.log1p(tf.neg(u))), scores), beta));
-    // Z = (r − l)S̄ + l
-    const z = tf.add(tf.mul(stretched, limitRight - limitLeft), limitLeft);
-    // M = min(1, ReLU(Z))
-    return tf.minimum(tf.relu(z), 1);
-  });
+  // S̄ = σ((log u − log(1 − u) + S)/b), Z = (r − l)S̄ + l, M = min(1, ReLU(Z))
+  return hardConcreteGateTensor(scores, u, parameters);
 }
 
 /**
@@ -112,11 +113,8 @@ export function hardConcreteGate(
  * ```
  */
 export function hardConcreteTestMask(scores: tf.Tensor, parameters: HardConcreteParameters): tf.Tensor {
-  const { limitLeft, limitRight } = parameters;
   // M̂ = min(1, ReLU((r − l)σ(S) + l))
-  return tf.tidy(() =>
-    tf.minimum(tf.relu(tf.add(tf.mul(tf.sigmoid(scores), limitRight - limitLeft), limitLeft)), 1),
-  );
+  return hardConcreteTestMaskTensor(scores, parameters);
 }
 
 /**
@@ -130,10 +128,8 @@ export function hardConcreteTestMask(scores: tf.Tensor, parameters: HardConcrete
  */
 export function expectedL0(scores: tf.Tensor, parameters: HardConcreteParameters): tf.Scalar {
   const { beta, limitLeft, limitRight } = parameters;
-  // E[L0] = Σ σ(S − b log(−l/r))
-  return tf.tidy(
-    () => tf.sum(tf.sigmoid(tf.sub(scores, beta * Math.log(-limitLeft / limitRight)))) as tf.Scalar,
-  );
+  // E[L0] = Σ σ(S − b log(−l/r)), one fused pass on wasm
+  return sigmoidSumTensor(scores, beta * Math.log(-limitLeft / limitRight));
 }
 
 /** u is drawn from [ε, 1 − ε] so that log u and log(1 − u) stay finite (Louizos et al. clamp the same way). */
@@ -141,7 +137,9 @@ const NOISE_EPSILON = 1e-6;
 
 /**
  * Uniform noise u ~ U(ε, 1 − ε) of a given shape, drawn from a seeded random source (the run's
- * `context.random`, saved in checkpoints), so a resumed run draws the same gates.
+ * `context.random`, saved in checkpoints), so a resumed run draws the same gates. On `wasm` the
+ * draws run in WebAssembly from the generator's state (`fusedUniformNoise`): the same values, bit
+ * for bit, and the same state afterwards.
  *
  * @example
  * ```ts
@@ -149,11 +147,7 @@ const NOISE_EPSILON = 1e-6;
  * ```
  */
 export function uniformNoise(shape: readonly number[], random: { next(): number }): tf.Tensor {
-  const size = shape.reduce((product, dimension) => product * dimension, 1);
-  const values = new Float32Array(size);
-  const span = 1 - 2 * NOISE_EPSILON;
-  for (let index = 0; index < size; index += 1) values[index] = NOISE_EPSILON + span * random.next();
-  return tf.tensor(values, [...shape], 'float32');
+  return uniformNoiseTensor(shape, random, NOISE_EPSILON, 1 - 2 * NOISE_EPSILON);
 }
 
 /**
@@ -182,12 +176,11 @@ export function hardConcrete(options: HardConcreteOptions = {}): MaskFunction {
     targetKind: 'none',
     requiresLearnableScores: true,
     async compute(inputs) {
-      const masks = inputs.map((input) => hardConcreteTestMask(input.scores, parameters));
-      const open = tf.tidy(() =>
-        addMany(masks.map((mask) => tf.sum(tf.cast(tf.greater(mask, 0), 'float32')))),
+      const { masks, counts } = await hardConcreteTestMaskTensors(
+        inputs.map((input) => input.scores),
+        parameters,
       );
-      const kept = (await open.data())[0]!;
-      open.dispose();
+      const kept = counts.reduce((sum, count) => sum + count, 0);
       const total = inputs.reduce((sum, input) => sum + input.scores.size, 0);
       if (total > 0 && kept === 0) {
         tf.dispose(masks);
@@ -208,12 +201,17 @@ export function hardConcrete(options: HardConcreteOptions = {}): MaskFunction {
           message: `hardConcrete needs learned scores for "${parameter.name}".`,
           fix: 'Use l0() scores with the hardConcrete mask.',
         });
-      return tf.tidy(() => {
-        const gate = training
-          ? hardConcreteGate(scores, uniformNoise(parameter.shape, context.random), parameters)
-          : hardConcreteTestMask(scores, parameters);
-        return tf.mul(parameter.weight, gate); // a = (W ⊙ M)x
-      });
+      // a = (W ⊙ M)x; in training one fused pass on wasm gives W ⊙ M and what Eq. (3) needs
+      return tf.tidy(() =>
+        training
+          ? hardConcreteMaskedWeightTensor(
+              parameter.weight,
+              scores,
+              uniformNoise(parameter.shape, context.random),
+              parameters,
+            )
+          : tf.mul(parameter.weight, hardConcreteTestMask(scores, parameters)),
+      );
     },
     toConfig: () => ({ type: 'hardConcrete', ...parameters }),
   };

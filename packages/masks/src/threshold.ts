@@ -7,7 +7,7 @@ import {
   type ParameterSelector,
 } from '@fineprune/core';
 import { ErrorCodes } from '@fineprune/tensor/errors';
-import { addMany } from '@fineprune/tensor';
+import { addMany, sigmoidSumTensor } from '@fineprune/tensor';
 import { thresholdMaskTensors, topCountMasks } from '@fineprune/tensor/select';
 import { readScores } from './read-scores';
 import { type SigmoidComparison, sigmoidCut } from './sigmoid-cut';
@@ -293,8 +293,11 @@ export function sigmoidPenalty(options: SigmoidPenaltyOptions): LossTerm {
             ({ parameter, scores }) =>
               scores && (options.parameters === undefined || matchesSelector(parameter, options.parameters)),
           )
-          // R(S) = λ_mvp Σ σ(S) (Sec. 4)
-          .map(({ scores }) => ({ sum: tf.sum(tf.sigmoid(scores!)) as tf.Scalar, size: scores!.size }));
+          // R(S) = λ_mvp Σ σ(S) (Sec. 4), one fused pass on wasm
+          .map(({ scores }) => ({
+            sum: sigmoidSumTensor(scores!, 0),
+            size: scores!.size,
+          }));
         return tf.mul(reducePenalty(terms, reduction), scale) as tf.Scalar;
       });
     },

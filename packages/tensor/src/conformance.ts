@@ -12,6 +12,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import {
   createRandom,
   dense,
+  hardConcreteGateTensor,
+  hardConcreteMaskedWeightTensor,
+  hardConcreteTestMaskTensors,
+  sigmoidSumTensor,
+  uniformNoiseTensor,
   kthLargestOfTensors,
   maskedWeight,
   type RandomSource,
@@ -619,6 +624,81 @@ function pluginCases(plugins: ConformancePlugins): ConformanceCase[] {
   return cases;
 }
 
+/** Hard-concrete parameters of Movement Pruning (b = 2/3, l = −0.1, r = 1.1). */
+const HARD_CONCRETE = { beta: 2 / 3, limitLeft: -0.1, limitRight: 1.1 };
+
+/** The fused SIMD passes of L0 and soft movement pruning (fused on wasm, op chains elsewhere). */
+function gateCases(): ConformanceCase[] {
+  return [
+    {
+      group: 'wasm-kernels',
+      name: 'hard-concrete noise, gate, W ⊙ M and their Eq. (3) gradients',
+      async run() {
+        const random = createRandom(43);
+        const scores = tf.variable(
+          randomTensor(random, [17, 59], 3),
+          true,
+          `gate/scores/${variableCounter++}`,
+        );
+        const weight = tf.variable(randomTensor(random, [17, 59]), true, `gate/weight/${variableCounter++}`);
+        const upstream = randomTensor(random, [17, 59]);
+        const u = uniformNoiseTensor([17, 59], random, 1e-6, 1 - 2e-6);
+        const gate = await gradientsOf(
+          () => tf.sum(tf.mul(hardConcreteGateTensor(scores, u, HARD_CONCRETE), upstream)),
+          [scores],
+        );
+        const masked = await gradientsOf(
+          () => tf.sum(tf.mul(hardConcreteMaskedWeightTensor(weight, scores, u, HARD_CONCRETE), upstream)),
+          [weight, scores],
+        );
+        const outputs = {
+          u: await values(u),
+          gateLoss: gate.loss,
+          dScores: gate.gradients[0]!,
+          maskedLoss: masked.loss,
+          dWeightMasked: masked.gradients[0]!,
+          dScoresMasked: masked.gradients[1]!,
+          nextDraw: random.next(),
+        };
+        tf.dispose([scores, weight]);
+        return outputs;
+      },
+    },
+    {
+      group: 'wasm-kernels',
+      name: 'hard-concrete test-time gates and their open counts',
+      async run() {
+        const random = createRandom(44);
+        const tensors = [randomTensor(random, [31, 7], 4), randomTensor(random, [1001], 4)];
+        const { masks, counts } = await hardConcreteTestMaskTensors(tensors, HARD_CONCRETE);
+        return { first: await values(masks[0]!), second: await values(masks[1]!), counts };
+      },
+    },
+    {
+      group: 'wasm-kernels',
+      name: 'Σ σ(S − c) and its gradient (soft movement penalty, expected L0)',
+      async run() {
+        const random = createRandom(45);
+        const scores = tf.variable(
+          randomTensor(random, [1003], 4),
+          true,
+          `sigmoid/scores/${variableCounter++}`,
+        );
+        const shift = HARD_CONCRETE.beta * Math.log(-HARD_CONCRETE.limitLeft / HARD_CONCRETE.limitRight);
+        const penalty = await gradientsOf(() => tf.mul(sigmoidSumTensor(scores, 0), 1e-2), [scores]);
+        const expectedL0 = await gradientsOf(() => sigmoidSumTensor(scores, shift), [scores]);
+        scores.dispose();
+        return {
+          penalty: penalty.loss,
+          dPenalty: penalty.gradients[0]!,
+          expectedL0: expectedL0.loss,
+          dExpectedL0: expectedL0.gradients[0]!,
+        };
+      },
+    },
+  ];
+}
+
 /**
  * Every conformance case, as data: run each `case.run()` on two backends and compare the outputs with
  * {@link compareOutputs}. Plugin cases are included for the factories given.
@@ -632,7 +712,7 @@ function pluginCases(plugins: ConformancePlugins): ConformanceCase[] {
  * ```
  */
 export function conformanceCases(plugins: ConformancePlugins = {}): ConformanceCase[] {
-  return [...primitiveCases(), ...kernelCases(), ...trainingCases(), ...pluginCases(plugins)];
+  return [...primitiveCases(), ...kernelCases(), ...gateCases(), ...trainingCases(), ...pluginCases(plugins)];
 }
 
 /**

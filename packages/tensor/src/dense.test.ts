@@ -81,6 +81,34 @@ for (const backend of ['cpu', 'wasm'] as const) {
       });
     });
 
+    it('computes the gradient in x only when x is differentiated (the first layer skips x·Kᵀ)', async () => {
+      await withLeakGuard(async () => {
+        const [x, kernel, bias, c] = [
+          uniform(11, [6, 5]),
+          uniform(12, [5, 4]),
+          uniform(13, [4]),
+          uniform(14, [6, 4]),
+        ];
+        const loss = (a: tf.Tensor, k: tf.Tensor, b: tf.Tensor) =>
+          tf.sum(tf.mul(c, dense(a as tf.Tensor2D, k as tf.Tensor2D, b as tf.Tensor1D)));
+        const matMuls = async (run: () => tf.Tensor[]) => {
+          const profile = await tf.profile(() => tf.dispose(run()));
+          return profile.kernels.filter((kernel) => kernel.name === 'BatchMatMul').length;
+        };
+        // The weights only (x is the data, as in training): one matMul, xᵀ·dy.
+        expect(
+          await matMuls(() => tf.grads((k: tf.Tensor, b: tf.Tensor) => loss(x, k, b))([kernel, bias])),
+        ).toBe(1);
+        // x too: two, and dx = dy·Kᵀ = c·Kᵀ by hand.
+        expect(await matMuls(() => tf.grads(loss)([x, kernel, bias]))).toBe(2);
+        const grads = tf.grads(loss)([x, kernel, bias]);
+        const dx = grads[0]!;
+        const byHand = tf.matMul(c, kernel, false, true);
+        await expectClose(dx, byHand);
+        tf.dispose([x, kernel, bias, c, byHand, ...grads]);
+      });
+    });
+
     it('rejects mismatched shapes with SHAPE_MISMATCH', async () => {
       await withLeakGuard(() => {
         const x = tf.zeros([2, 3]) as tf.Tensor2D;

@@ -25,10 +25,27 @@ export {
 } from './errors';
 export { checkJsonBounds, type JsonBounds, type JsonExcess, quoteText } from './json-bounds';
 export { type ReadRegularFileOptions, readRegularFile } from './regular-file';
+export {
+  FUSED_GATE_KERNELS,
+  fusedHardConcreteGate,
+  fusedHardConcreteMaskedWeight,
+  fusedHardConcreteTestMasks,
+  fusedSigmoidSum,
+  fusedUniformNoise,
+  type HardConcreteGateParameters,
+} from './fused-gates';
+export {
+  hardConcreteGateTensor,
+  hardConcreteMaskedWeightTensor,
+  hardConcreteTestMaskTensor,
+  hardConcreteTestMaskTensors,
+  sigmoidSumTensor,
+  uniformNoiseTensor,
+} from './gates';
 export { FUSED_ADAM_KERNEL, type FusedAdamScalars, fusedAdamStep } from './fused-adam';
 export { countTensors, type LeakGuardOptions, withLeakGuard } from './leak-guard';
 export { maskedWeight } from './masked-weight';
-export { createRandom, type RandomSource } from './random';
+export { createRandom, isXoshiro128, type RandomSource } from './random';
 export {
   importNodeBuiltin,
   isNode,

@@ -52,7 +52,32 @@ function rotl(x: number, k: number): number {
   return (x << k) | (x >>> (32 - k));
 }
 
+/**
+ * The brand of the built-in generator (a registered symbol, so it survives a bundle that carries
+ * two copies of this module): fused kernels that replay xoshiro128** in WebAssembly check it.
+ */
+const XOSHIRO_BRAND = Symbol.for('fineprune.random.xoshiro128**');
+
+/**
+ * Whether `random` is this module's xoshiro128** generator, whose stream a WebAssembly kernel can
+ * continue from `state()` and hand back through `setState()` (the fused hard-concrete noise does).
+ *
+ * @example
+ * ```ts
+ * isXoshiro128(createRandom(1)); // true
+ * isXoshiro128({ next: Math.random }); // false
+ * ```
+ */
+export function isXoshiro128(random: unknown): random is RandomSource {
+  return (
+    typeof random === 'object' &&
+    random !== null &&
+    (random as Record<symbol, unknown>)[XOSHIRO_BRAND] === true
+  );
+}
+
 class Xoshiro128StarStar implements RandomSource {
+  readonly [XOSHIRO_BRAND] = true;
   private s0 = 0;
   private s1 = 0;
   private s2 = 0;
