@@ -20,9 +20,21 @@ import { runIfScript, writeResult } from './harness';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const ORIGIN = 'http://localhost:8765';
 /** Headless, as root, on a closed network. */
-const BASE_FLAGS = ['--headless', '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const BASE_FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 /** WebGPU on SwiftShader, shipped with Chromium: what works on the project's machine (no GPU). */
-const SWIFTSHADER_FLAGS = ['--enable-unsafe-webgpu', '--enable-unsafe-swiftshader', '--use-webgpu-adapter=swiftshader'];
+const SWIFTSHADER_FLAGS = [
+  '--enable-unsafe-webgpu',
+  '--enable-unsafe-swiftshader',
+  '--use-webgpu-adapter=swiftshader',
+];
 
 async function bundle(): Promise<string> {
   const output = await build({
@@ -74,11 +86,18 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
       (window as unknown as { webgpuStepOptions: unknown }).webgpuStepOptions = given;
     }, options);
     await page.goto(`${ORIGIN}/`);
-    await page.waitForFunction(() => window.webgpuStepResult !== undefined || window.webgpuStepError !== undefined, null, {
-      timeout: 3_600_000,
-      polling: 1000,
-    });
-    const { result, error } = await page.evaluate(() => ({ result: window.webgpuStepResult, error: window.webgpuStepError }));
+    await page.waitForFunction(
+      () => window.webgpuStepResult !== undefined || window.webgpuStepError !== undefined,
+      null,
+      {
+        timeout: 3_600_000,
+        polling: 1000,
+      },
+    );
+    const { result, error } = await page.evaluate(() => ({
+      result: window.webgpuStepResult,
+      error: window.webgpuStepError,
+    }));
     if (error !== undefined) throw new Error(`the page failed: ${error}`);
     const version = browser.browser()?.version();
     const file = writeResult(values.label ? `webgpu-step-chromium-${values.label}` : 'webgpu-step-chromium', {

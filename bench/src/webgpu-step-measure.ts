@@ -50,7 +50,10 @@ const median = (values: readonly number[]) => {
 
 function disposeBatchTensors(batch: Batch): void {
   const x = batch.x;
-  tf.dispose([...(x instanceof tf.Tensor ? [x] : Array.isArray(x) ? x : Object.values(x)), ...[batch.y].flat()]);
+  tf.dispose([
+    ...(x instanceof tf.Tensor ? [x] : Array.isArray(x) ? x : Object.values(x)),
+    ...[batch.y].flat(),
+  ]);
 }
 
 /**
@@ -63,8 +66,18 @@ function disposeBatchTensors(batch: Batch): void {
 export async function measureWebGPUSteps(options: WebGPUStepOptions): Promise<Record<string, unknown>> {
   const { config, steps } = options;
   const recipes = {
-    dense: { scores: magnitude(), mask: topV(), schedule: constant({ sparsity: 0, updateInterval: 1e9 }), learned: false },
-    MvPGlobal: { scores: movement(), mask: topV({ scope: 'global' }), schedule: constant({ sparsity: 0.9 }), learned: true },
+    dense: {
+      scores: magnitude(),
+      mask: topV(),
+      schedule: constant({ sparsity: 0, updateInterval: 1e9 }),
+      learned: false,
+    },
+    MvPGlobal: {
+      scores: movement(),
+      mask: topV({ scope: 'global' }),
+      schedule: constant({ sparsity: 0.9 }),
+      learned: true,
+    },
   };
   const variants = Object.entries(recipes).flatMap(([name, { learned, ...recipe }]) =>
     (['chain', 'fused'] as const).map((mode) => {
@@ -81,8 +94,10 @@ export async function measureWebGPUSteps(options: WebGPUStepOptions): Promise<Re
     }),
   );
   const counter = countWebGPUWork();
-  const samples: Record<string, Array<{ ms: number; dispatches: number; readBacks: number; loss: number }>> =
-    Object.fromEntries(variants.map(({ name }) => [name, []]));
+  const samples: Record<
+    string,
+    Array<{ ms: number; dispatches: number; readBacks: number; loss: number }>
+  > = Object.fromEntries(variants.map(({ name }) => [name, []]));
   const programs: Record<string, Array<[string, number]>> = {};
   const warmup = 1;
   let tensorsBefore = 0;
@@ -108,23 +123,25 @@ export async function measureWebGPUSteps(options: WebGPUStepOptions): Promise<Re
   counter.stop();
   useWebGPUMode('fused');
   const tensorsLeaked = tf.memory().numTensors - tensorsBefore;
-  const rows: Record<string, { medianMsPerStep: number; dispatchesPerStep: number } & Record<string, unknown>> =
-    Object.fromEntries(
-      variants.map(({ name }) => {
-        const list = samples[name]!;
-        return [
-          name,
-          {
-            medianMsPerStep: Math.round(median(list.map((sample) => sample.ms))),
-            dispatchesPerStep: median(list.map((sample) => sample.dispatches)),
-            readBacksPerStep: median(list.map((sample) => sample.readBacks)),
-            losses: list.map((sample) => Math.round(sample.loss * 1e5) / 1e5),
-            samples: list.length,
-            mostLaunched: programs[name],
-          },
-        ];
-      }),
-    );
+  const rows: Record<
+    string,
+    { medianMsPerStep: number; dispatchesPerStep: number } & Record<string, unknown>
+  > = Object.fromEntries(
+    variants.map(({ name }) => {
+      const list = samples[name]!;
+      return [
+        name,
+        {
+          medianMsPerStep: Math.round(median(list.map((sample) => sample.ms))),
+          dispatchesPerStep: median(list.map((sample) => sample.dispatches)),
+          readBacksPerStep: median(list.map((sample) => sample.readBacks)),
+          losses: list.map((sample) => Math.round(sample.loss * 1e5) / 1e5),
+          samples: list.length,
+          mostLaunched: programs[name],
+        },
+      ];
+    }),
+  );
   const ratio = (name: string, field: 'medianMsPerStep' | 'dispatchesPerStep') =>
     Math.round((rows[`${name}/chain`]![field] / rows[`${name}/fused`]![field]) * 100) / 100;
   for (const { pruner, model } of variants) {
@@ -134,14 +151,18 @@ export async function measureWebGPUSteps(options: WebGPUStepOptions): Promise<Re
   return {
     model: `${config.numLayers} layers, hidden ${config.hiddenSize}, ${config.numHeads} heads, intermediate ${config.intermediateSize}; classification head (15 labels); embeddings frozen`,
     modes: {
-      chain: "TF.js's op chains for softmax, LayerNorm, GELU and Adam; MvP masks selected on the host after reading the scores back",
+      chain:
+        "TF.js's op chains for softmax, LayerNorm, GELU and Adam; MvP masks selected on the host after reading the scores back",
       fused:
         'fineprune fused WebGPU kernels (attention softmax, LayerNorm, GELU with gradients; Adam); MvP masks selected on the GPU',
     },
     variants: rows,
     chainOverFused: {
       dense: { dispatches: ratio('dense', 'dispatchesPerStep'), ms: ratio('dense', 'medianMsPerStep') },
-      MvPGlobal: { dispatches: ratio('MvPGlobal', 'dispatchesPerStep'), ms: ratio('MvPGlobal', 'medianMsPerStep') },
+      MvPGlobal: {
+        dispatches: ratio('MvPGlobal', 'dispatchesPerStep'),
+        ms: ratio('MvPGlobal', 'medianMsPerStep'),
+      },
     },
     tensorsLeaked,
   };

@@ -21,13 +21,38 @@ const config: EncoderConfig = {
 };
 
 /** Loss and gradients of every trainable variable of a fresh encoder, with the dispatches they took. */
-async function lossAndGradients(): Promise<{ loss: number; gradients: Map<string, Float32Array>; dispatches: number }> {
+async function lossAndGradients(): Promise<{
+  loss: number;
+  gradients: Map<string, Float32Array>;
+  dispatches: number;
+}> {
   const model = createBertModel({ config, task: { type: 'classification', numLabels: 3 }, seed: 7 });
   const batch = {
     x: {
-      inputIds: tf.tensor2d([[2, 5, 7, 9, 0], [3, 1, 4, 0, 0]], undefined, 'int32'),
-      tokenTypeIds: tf.tensor2d([[0, 0, 1, 1, 0], [0, 1, 1, 0, 0]], undefined, 'int32'),
-      attentionMask: tf.tensor2d([[1, 1, 1, 1, 0], [1, 1, 1, 0, 0]], undefined, 'int32'),
+      inputIds: tf.tensor2d(
+        [
+          [2, 5, 7, 9, 0],
+          [3, 1, 4, 0, 0],
+        ],
+        undefined,
+        'int32',
+      ),
+      tokenTypeIds: tf.tensor2d(
+        [
+          [0, 0, 1, 1, 0],
+          [0, 1, 1, 0, 0],
+        ],
+        undefined,
+        'int32',
+      ),
+      attentionMask: tf.tensor2d(
+        [
+          [1, 1, 1, 1, 0],
+          [1, 1, 1, 0, 0],
+        ],
+        undefined,
+        'int32',
+      ),
     },
     y: tf.tensor1d([1, 2], 'int32'),
   };

@@ -1,5 +1,11 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { createRandom, FUSED_KERNELS, fusedAdamStep, fusedKernelAvailable, setBackend } from '@fineprune/tensor';
+import {
+  createRandom,
+  FUSED_KERNELS,
+  fusedAdamStep,
+  fusedKernelAvailable,
+  setBackend,
+} from '@fineprune/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { disposeWebGPU, registerWebGPUBackend } from './webgpu';
 import { countWebGPUWork } from './work-counter';
@@ -85,7 +91,10 @@ describe('fused WebGPU kernels against the cpu op chains', () => {
     const [B, heads, L, keys] = [2, 3, 5, 70];
     const scores = randomValues(B * heads * L * keys, 1, 4);
     const mask = Float32Array.from({ length: B * keys }, (_, i) => (i % 7 === 3 ? -10000 : 0));
-    const inputs: Inputs = { scores: { values: scores, shape: [B, heads, L, keys] }, mask: { values: mask, shape: [B, 1, 1, keys] } };
+    const inputs: Inputs = {
+      scores: { values: scores, shape: [B, heads, L, keys] },
+      mask: { values: mask, shape: [B, 1, 1, keys] },
+    };
     const upstream = randomValues(scores.length, 2);
     const scale = 0.125;
     const reference = await valueAndGradients('cpu', inputs, ['scores', 'mask'], upstream, (t) =>
@@ -105,7 +114,9 @@ describe('fused WebGPU kernels against the cpu op chains', () => {
   it('attention softmax without a mask', async () => {
     const inputs: Inputs = { scores: { values: randomValues(4 * 9, 3, 3), shape: [1, 4, 9] } };
     const upstream = randomValues(36, 4);
-    const reference = await valueAndGradients('cpu', inputs, ['scores'], upstream, (t) => tf.softmax(tf.mul(t.scores!, 2)));
+    const reference = await valueAndGradients('cpu', inputs, ['scores'], upstream, (t) =>
+      tf.softmax(tf.mul(t.scores!, 2)),
+    );
     const fused = await valueAndGradients('webgpu', inputs, ['scores'], upstream, (t) =>
       run(FUSED_KERNELS.attentionSoftmax, { scores: t.scores! }, { scale: 2 }),
     );
@@ -124,7 +135,10 @@ describe('fused WebGPU kernels against the cpu op chains', () => {
     const epsilon = 1e-12;
     const reference = await valueAndGradients('cpu', inputs, ['x', 'gamma', 'beta'], upstream, (t) => {
       const { mean, variance } = tf.moments(t.x!, 1, true);
-      return tf.add(tf.mul(tf.div(tf.sub(t.x!, mean), tf.sqrt(tf.add(variance, epsilon))), t.gamma!), t.beta!);
+      return tf.add(
+        tf.mul(tf.div(tf.sub(t.x!, mean), tf.sqrt(tf.add(variance, epsilon))), t.gamma!),
+        t.beta!,
+      );
     });
     const fused = await valueAndGradients('webgpu', inputs, ['x', 'gamma', 'beta'], upstream, (t) =>
       run(FUSED_KERNELS.layerNorm, { x: t.x!, gamma: t.gamma!, beta: t.beta! }, { epsilon }),
@@ -144,7 +158,9 @@ describe('fused WebGPU kernels against the cpu op chains', () => {
     const reference = await valueAndGradients('cpu', inputs, ['x'], upstream, (t) =>
       tf.mul(t.x!, tf.mul(0.5, tf.add(1, tf.erf(tf.mul(t.x!, Math.SQRT1_2))))),
     );
-    const fused = await valueAndGradients('webgpu', inputs, ['x'], upstream, (t) => run(FUSED_KERNELS.gelu, { x: t.x! }));
+    const fused = await valueAndGradients('webgpu', inputs, ['x'], upstream, (t) =>
+      run(FUSED_KERNELS.gelu, { x: t.x! }),
+    );
     expect(fused.dispatches).toBe(1);
     // |x| ≤ 5: the erf approximation (1.5e-7) times |x| plus float32 rounding, 2e-6 absolute.
     expect(maxDifference(fused.value, reference.value)).toBeLessThan(2e-6);
@@ -154,9 +170,20 @@ describe('fused WebGPU kernels against the cpu op chains', () => {
 
   it('Adam: the fused step equals the op chain of adam() in @fineprune/core, with and without decay', async () => {
     const n = 1000;
-    const arrays = [randomValues(n, 11), randomValues(n, 12, 0.1), randomValues(n, 13, 0.01).map(Math.abs), randomValues(n, 14)];
+    const arrays = [
+      randomValues(n, 11),
+      randomValues(n, 12, 0.1),
+      randomValues(n, 13, 0.01).map(Math.abs),
+      randomValues(n, 14),
+    ];
     for (const decay of [0, 1e-3]) {
-      const scalars = { beta1: 0.9, beta2: 0.999, stepSize: 1e-3 * Math.sqrt(1 - 0.999 ** 3) / (1 - 0.9 ** 3), epsilonHat: 1e-8, decay };
+      const scalars = {
+        beta1: 0.9,
+        beta2: 0.999,
+        stepSize: (1e-3 * Math.sqrt(1 - 0.999 ** 3)) / (1 - 0.9 ** 3),
+        epsilonHat: 1e-8,
+        decay,
+      };
       await setBackend('cpu');
       const [w, m, v, g] = arrays.map((values) => tf.tensor1d(values));
       const chain = tf.tidy(() => {

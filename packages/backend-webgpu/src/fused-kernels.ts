@@ -54,7 +54,10 @@ const kernels: tf.KernelConfig[] = [
       const { rows, cols } = lastAxis(scores);
       // Rows of scores per entry of the mask's batch axis: [B, heads, L, L] against [B, 1, 1, L].
       const rowsPerBatch = mask ? rows / (mask.shape[0] ?? 1) : rows;
-      const program = { ...attentionSoftmaxProgram(rows, cols, mask !== undefined), outputShape: [...scores.shape] };
+      const program = {
+        ...attentionSoftmaxProgram(rows, cols, mask !== undefined),
+        outputShape: [...scores.shape],
+      };
       const uniforms = [int(rows), int(cols), int(rowsPerBatch), float((attrs as { scale: number }).scale)];
       return run(backend, program, mask ? [scores, mask] : [scores], uniforms);
     },
@@ -77,7 +80,12 @@ const kernels: tf.KernelConfig[] = [
       const { x, gamma, beta } = inputs as Record<'x' | 'gamma' | 'beta', tf.TensorInfo>;
       const { rows, cols } = lastAxis(x);
       const epsilon = (attrs as { epsilon: number }).epsilon;
-      return run(backend, layerNormProgram(rows, cols), [x, gamma, beta], [int(rows), int(cols), float(epsilon)]);
+      return run(
+        backend,
+        layerNormProgram(rows, cols),
+        [x, gamma, beta],
+        [int(rows), int(cols), float(epsilon)],
+      );
     },
   },
   {
@@ -87,7 +95,12 @@ const kernels: tf.KernelConfig[] = [
       const { dy, x, gamma } = inputs as Record<'dy' | 'x' | 'gamma', tf.TensorInfo>;
       const { rows, cols } = lastAxis(x);
       const epsilon = (attrs as { epsilon: number }).epsilon;
-      return run(backend, layerNormGradProgram(rows, cols), [dy, x, gamma], [int(rows), int(cols), float(epsilon)]);
+      return run(
+        backend,
+        layerNormGradProgram(rows, cols),
+        [dy, x, gamma],
+        [int(rows), int(cols), float(epsilon)],
+      );
     },
   },
   {
@@ -97,8 +110,18 @@ const kernels: tf.KernelConfig[] = [
       const { dy, x } = inputs as Record<'dy' | 'x', tf.TensorInfo>;
       const { rows, cols } = lastAxis(x);
       const epsilon = (attrs as { epsilon: number }).epsilon;
-      const statistics = run(backend, rowStatisticsProgram(rows, cols), [x], [int(rows), int(cols), float(epsilon)]);
-      const result = run(backend, layerNormParamGradProgram(rows, cols), [dy, x, statistics], [int(rows), int(cols)]);
+      const statistics = run(
+        backend,
+        rowStatisticsProgram(rows),
+        [x],
+        [int(rows), int(cols), float(epsilon)],
+      );
+      const result = run(
+        backend,
+        layerNormParamGradProgram(cols),
+        [dy, x, statistics],
+        [int(rows), int(cols)],
+      );
       (backend as ProgramRunner).disposeData(statistics.dataId);
       return result;
     },
@@ -116,7 +139,10 @@ const kernels: tf.KernelConfig[] = [
     backendName: BACKEND_NAME,
     kernelFunc: ({ inputs, backend }) => {
       const { x, dy } = inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
-      return run(backend, { ...geluGradProgram(tf.util.sizeFromShape(x.shape)), outputShape: [...x.shape] }, [x, dy]);
+      return run(backend, { ...geluGradProgram(tf.util.sizeFromShape(x.shape)), outputShape: [...x.shape] }, [
+        x,
+        dy,
+      ]);
     },
   },
   {
@@ -124,9 +150,15 @@ const kernels: tf.KernelConfig[] = [
     kernelName: FUSED_ADAM_KERNEL,
     backendName: BACKEND_NAME,
     kernelFunc: ({ inputs, attrs, backend }) => {
-      const { variable, m, v, gradient } = inputs as Record<'variable' | 'm' | 'v' | 'gradient', tf.TensorInfo>;
+      const { variable, m, v, gradient } = inputs as Record<
+        'variable' | 'm' | 'v' | 'gradient',
+        tf.TensorInfo
+      >;
       const scalars = attrs as unknown as FusedAdamScalars;
-      const program = { ...adamProgram(tf.util.sizeFromShape(variable.shape)), outputShape: [...variable.shape] };
+      const program = {
+        ...adamProgram(tf.util.sizeFromShape(variable.shape)),
+        outputShape: [...variable.shape],
+      };
       const common = [
         float(scalars.beta1),
         float(1 - scalars.beta1),
@@ -136,7 +168,9 @@ const kernels: tf.KernelConfig[] = [
         float(scalars.epsilonHat),
         float(scalars.decay),
       ];
-      return [0, 1, 2].map((which) => run(backend, program, [variable, m, v, gradient], [...common, int(which)]));
+      return [0, 1, 2].map((which) =>
+        run(backend, program, [variable, m, v, gradient], [...common, int(which)]),
+      );
     },
   },
 ];
@@ -152,7 +186,8 @@ const gradients: tf.GradConfig[] = [
     gradFunc: (dy, saved, attrs) => {
       const [probabilities] = saved as [tf.Tensor];
       const scale = (attrs as { scale: number }).scale;
-      const dScores = () => runKernel(FUSED_KERNELS.attentionSoftmaxGrad, { probabilities, dy: dy as tf.Tensor }, { scale });
+      const dScores = () =>
+        runKernel(FUSED_KERNELS.attentionSoftmaxGrad, { probabilities, dy: dy as tf.Tensor }, { scale });
       return {
         scores: dScores,
         // The mask is added to every head's and every query's logits: its gradient sums dScores/scale there.
@@ -220,7 +255,8 @@ export function registerFusedWebGPUKernels(): void {
  */
 export function unregisterFusedWebGPUKernels(): void {
   for (const kernel of kernels) {
-    if (tf.getKernel(kernel.kernelName, BACKEND_NAME) !== undefined) tf.unregisterKernel(kernel.kernelName, BACKEND_NAME);
+    if (tf.getKernel(kernel.kernelName, BACKEND_NAME) !== undefined)
+      tf.unregisterKernel(kernel.kernelName, BACKEND_NAME);
   }
 }
 

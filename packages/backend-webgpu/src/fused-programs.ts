@@ -44,7 +44,8 @@ function reduction(name: string, combine: 'sum' | 'max'): string {
   const steps: string[] = [];
   for (let width = ROW_THREADS / 2; width >= 1; width /= 2) {
     const right = `${name}Partial[tid + ${width}]`;
-    const merged = combine === 'sum' ? `${name}Partial[tid] + ${right}` : `max(${name}Partial[tid], ${right})`;
+    const merged =
+      combine === 'sum' ? `${name}Partial[tid] + ${right}` : `max(${name}Partial[tid], ${right})`;
     steps.push(`if (tid < ${width}) { ${name}Partial[tid] = ${merged}; }\n    workgroupBarrier();`);
   }
   return `
@@ -201,7 +202,7 @@ export function layerNormGradProgram(rows: number, cols: number): WebGPUProgram 
  * The LayerNorm scale gradient dγ_j = Σ_rows dy ⊙ x̂, one column per workgroup; the row statistics
  * come from `statistics` [rows, 2] ({@link rowStatisticsProgram}).
  */
-export function layerNormParamGradProgram(rows: number, cols: number): WebGPUProgram {
+export function layerNormParamGradProgram(cols: number): WebGPUProgram {
   const code = `${reduction('rowSum', 'sum')}
   fn main(index : i32) {
     let column = index / ${ROW_THREADS};
@@ -227,7 +228,7 @@ export function layerNormParamGradProgram(rows: number, cols: number): WebGPUPro
 }
 
 /** Row statistics [rows, 2] = (μ, r) of x, for {@link layerNormParamGradProgram}. */
-export function rowStatisticsProgram(rows: number, cols: number): WebGPUProgram {
+export function rowStatisticsProgram(rows: number): WebGPUProgram {
   const code = `${STATISTICS_REDUCTIONS}
   fn main(index : i32) {${ROW_HEADER}${ROW_STATISTICS}
     if (live && lane == 0) {
@@ -270,7 +271,10 @@ export function geluProgram(size: number): WebGPUProgram {
       result[index] = value * normalCdf(value);
     }
   }`;
-  return { ...program('finepruneGelu', ['x'], [size], Math.ceil(size / FLAT_THREADS), FLAT_THREADS, '', code), size: true };
+  return {
+    ...program('finepruneGelu', ['x'], [size], Math.ceil(size / FLAT_THREADS), FLAT_THREADS, '', code),
+    size: true,
+  };
 }
 
 /** The GELU gradient dy ⊙ (Φ(x) + x·φ(x)), φ(x) = exp(−x²/2)/√(2π). */
@@ -283,7 +287,15 @@ export function geluGradProgram(size: number): WebGPUProgram {
       result[index] = dy[index] * (normalCdf(value) + value * density);
     }
   }`;
-  const flat = program('finepruneGeluGrad', ['x', 'dy'], [size], Math.ceil(size / FLAT_THREADS), FLAT_THREADS, '', code);
+  const flat = program(
+    'finepruneGeluGrad',
+    ['x', 'dy'],
+    [size],
+    Math.ceil(size / FLAT_THREADS),
+    FLAT_THREADS,
+    '',
+    code,
+  );
   return { ...flat, size: true };
 }
 

@@ -80,7 +80,9 @@ describe('top-count selection on the GPU', () => {
     expect(dispatches).toBe(1 + 1 + 2 * (4 + 2) + 2);
     const expected = topCountMasks(parts, 700);
     const got = await Promise.all(masks.map((mask) => mask.data()));
-    got.forEach((mask, index) => expect(Array.from(mask)).toEqual(Array.from(expected[index]!)));
+    got.forEach((mask, index) => {
+      expect(Array.from(mask)).toEqual(Array.from(expected[index]!));
+    });
     tf.dispose([...masks, ...tensors]);
   });
 });

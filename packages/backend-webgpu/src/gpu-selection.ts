@@ -8,7 +8,7 @@
 
 import * as tf from '@tensorflow/tfjs-core';
 import type { WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
-import { histogramProgram, maskProgram, startProgram, WORK_LENGTH, walkProgram } from './selection-programs';
+import { histogramProgram, maskProgram, startProgram, walkProgram } from './selection-programs';
 
 type Uniforms = Array<{ type: string; data: number[] }>;
 
@@ -60,7 +60,8 @@ export function gpuTopCountMasks(scores: readonly tf.Tensor[], keep: number): tf
   if (keep === 0 || keep === total) return scores.map((tensor) => tf.fill(tensor.shape, keep === 0 ? 0 : 1));
   const backend = tf.backend() as unknown as ProgramRunner;
   return tf.tidy(() => {
-    const flat = scores.length === 1 ? scores[0]! : tf.concat(scores.map((tensor) => tf.reshape(tensor, [-1])));
+    const flat =
+      scores.length === 1 ? scores[0]! : tf.concat(scores.map((tensor) => tf.reshape(tensor, [-1])));
     const work = backend.runWebGPUProgram(startProgram(), [], 'int32', [int(keep)]);
     const histogram = histogramProgram(total);
     const walk = walkProgram();
@@ -73,7 +74,9 @@ export function gpuTopCountMasks(scores: readonly tf.Tensor[], keep: number): tf
     for (const shift of indexShifts(total)) pass(shift, 1);
     let offset = 0;
     const masks = scores.map((tensor) => {
-      const mask = backend.runWebGPUProgram(maskProgram(tensor.size), [tensor, work], 'float32', [int(offset)]);
+      const mask = backend.runWebGPUProgram(maskProgram(tensor.size), [tensor, work], 'float32', [
+        int(offset),
+      ]);
       offset += tensor.size;
       return tf.reshape(tf.engine().makeTensorFromTensorInfo(mask), tensor.shape);
     });

@@ -44,7 +44,10 @@ export interface WebGPUWorkCounter {
 }
 
 interface Instrumentable {
-  runWebGPUProgram: (program: { constructor: { name: string }; shaderKey?: string }, ...rest: unknown[]) => unknown;
+  runWebGPUProgram: (
+    program: { constructor: { name: string }; shaderKey?: string },
+    ...rest: unknown[]
+  ) => unknown;
   getBufferData: (...rest: unknown[]) => Promise<unknown>;
 }
 

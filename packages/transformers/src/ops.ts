@@ -153,9 +153,13 @@ function attentionProbabilities(
 ): tf.Tensor {
   if (fusedKernelAvailable(FUSED_KERNELS.attentionSoftmax)) {
     const scores = batchMatMul(query, keyT);
-    return runFused(FUSED_KERNELS.attentionSoftmax, additiveMask ? { scores, mask: additiveMask } : { scores }, {
-      scale,
-    });
+    return runFused(
+      FUSED_KERNELS.attentionSoftmax,
+      additiveMask ? { scores, mask: additiveMask } : { scores },
+      {
+        scale,
+      },
+    );
   }
   // The scale applied to Q first (fewer entries than the scores)
   const scores = batchMatMul(tf.mul(query, scale), keyT);
