@@ -196,6 +196,8 @@ export function batchMatMul(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
       value: tf.matMul(left as tf.Tensor, right as tf.Tensor),
       gradFunc: (dy, saved) => {
         const [l, r] = saved as [tf.Tensor, tf.Tensor];
+        // WebGPU's matMul reads transposed operands in place: no transpose kernels there.
+        if (tf.getBackend() === 'webgpu') return [tf.matMul(dy, r, false, true), tf.matMul(l, dy, true, false)];
         return [tf.matMul(dy, swapLastTwo(r)), tf.matMul(swapLastTwo(l), dy)];
       },
     };
