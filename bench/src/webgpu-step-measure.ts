@@ -96,7 +96,7 @@ export async function measureWebGPUSteps(options: WebGPUStepOptions): Promise<Re
   const counter = countWebGPUWork();
   const samples: Record<
     string,
-    Array<{ ms: number; dispatches: number; readBacks: number; loss: number }>
+    Array<{ ms: number; kernels: number; dispatches: number; readBacks: number; loss: number }>
   > = Object.fromEntries(variants.map(({ name }) => [name, []]));
   const programs: Record<string, Array<[string, number]>> = {};
   const warmup = 1;
@@ -111,12 +111,12 @@ export async function measureWebGPUSteps(options: WebGPUStepOptions): Promise<Re
       const start = performance.now();
       const { loss } = await pruner.trainStep(batch);
       const ms = performance.now() - start;
-      const { dispatches, readBacks, byProgram } = counter.counts();
+      const { kernels, dispatches, readBacks, byProgram } = counter.counts();
       disposeBatchTensors(batch);
-      if (step >= warmup) samples[name]!.push({ ms, dispatches, readBacks, loss });
+      if (step >= warmup) samples[name]!.push({ ms, kernels, dispatches, readBacks, loss });
       programs[name] = byProgram.slice(0, 12);
       options.log(
-        `step ${step + 1}/${steps + warmup} ${name}: ${ms.toFixed(0)} ms, ${dispatches} dispatches, ${readBacks} read-backs, loss ${loss.toFixed(5)}`,
+        `step ${step + 1}/${steps + warmup} ${name}: ${ms.toFixed(0)} ms, ${kernels} kernels, ${dispatches} dispatches, ${readBacks} read-backs, loss ${loss.toFixed(5)}`,
       );
     }
   }

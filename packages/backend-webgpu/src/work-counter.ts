@@ -17,6 +17,8 @@ import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
  * ```
  */
 export interface WebGPUWorkCounts {
+  /** TF.js kernels run (`engine.runKernel`), those that launch no program (reshapes) included. */
+  kernels: number;
   /** Compute programs launched. */
   dispatches: number;
   /** GPU buffers copied back to the host. */
@@ -82,8 +84,11 @@ export function countWebGPUWork(): WebGPUWorkCounter {
     });
   }
   const backend = tf.backend() as unknown as Instrumentable;
+  const engine = tf.engine() as unknown as { runKernel: (...rest: unknown[]) => unknown };
   const run = backend.runWebGPUProgram;
   const read = backend.getBufferData;
+  const runKernel = engine.runKernel;
+  let kernels = 0;
   let dispatches = 0;
   let readBacks = 0;
   const byProgram = new Map<string, number>();
@@ -93,18 +98,24 @@ export function countWebGPUWork(): WebGPUWorkCounter {
     byProgram.set(name, (byProgram.get(name) ?? 0) + 1);
     return run.call(this, program, ...rest);
   };
+  engine.runKernel = function (this: unknown, ...rest) {
+    kernels += 1;
+    return runKernel.apply(this, rest);
+  };
   backend.getBufferData = function (this: unknown, ...rest) {
     readBacks += 1;
     return read.apply(this, rest);
   };
   return {
-    counts: () => ({ dispatches, readBacks, byProgram: [...byProgram].sort((a, b) => b[1] - a[1]) }),
+    counts: () => ({ kernels, dispatches, readBacks, byProgram: [...byProgram].sort((a, b) => b[1] - a[1]) }),
     reset: () => {
+      kernels = 0;
       dispatches = 0;
       readBacks = 0;
       byProgram.clear();
     },
     stop: () => {
+      engine.runKernel = runKernel;
       backend.runWebGPUProgram = run;
       backend.getBufferData = read;
     },
