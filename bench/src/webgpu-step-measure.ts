@@ -133,6 +133,7 @@ export async function measureWebGPUSteps(options: WebGPUStepOptions): Promise<Re
         name,
         {
           medianMsPerStep: Math.round(median(list.map((sample) => sample.ms))),
+          kernelsPerStep: median(list.map((sample) => sample.kernels)),
           dispatchesPerStep: median(list.map((sample) => sample.dispatches)),
           readBacksPerStep: median(list.map((sample) => sample.readBacks)),
           losses: list.map((sample) => Math.round(sample.loss * 1e5) / 1e5),
