@@ -7,7 +7,7 @@
 
 import * as tf from '@tensorflow/tfjs-core';
 import { type BackendProvider, registerBackendProvider, registerTopCountRoute } from '@fineprune/tensor';
-import { registerFusedWebGPUKernels } from './fused-kernels';
+import { registerFusedWebGPUKernels, unregisterFusedWebGPUKernels } from './fused-kernels';
 import { gpuTopCountMasks } from './gpu-selection';
 import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 
@@ -75,7 +75,8 @@ export interface WebGPUOptions {
   /**
    * Register the fused training kernels (attention softmax, LayerNorm, GELU and their gradients) and
    * the GPU top-count selection, so that an encoder step launches fewer kernels and reads nothing
-   * back for mask selection. Default true.
+   * back for mask selection. Default true; false removes them (the plain op chains and the host
+   * selection, as TF.js alone would run).
    */
   fusedKernels?: boolean;
 }
@@ -364,6 +365,9 @@ async function setUp(options: WebGPUOptions): Promise<void> {
   if (options.fusedKernels ?? true) {
     registerFusedWebGPUKernels();
     registerTopCountRoute(BACKEND_NAME, gpuTopCountMasks);
+  } else {
+    unregisterFusedWebGPUKernels();
+    registerTopCountRoute(BACKEND_NAME, undefined);
   }
 }
 
