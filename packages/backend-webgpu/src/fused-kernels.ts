@@ -5,7 +5,12 @@
  */
 
 import * as tf from '@tensorflow/tfjs-core';
-import { FUSED_ADAM_KERNEL, type FusedAdamScalars, FUSED_KERNELS } from '@fineprune/tensor';
+import {
+  FUSED_ADAM_KERNEL,
+  FUSED_KERNELS,
+  type FusedAdamScalars,
+  registerFusedKernelGradients,
+} from '@fineprune/tensor';
 import type { WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
 import {
   adamProgram,
@@ -175,56 +180,9 @@ const kernels: tf.KernelConfig[] = [
   },
 ];
 
-const runKernel = (name: string, inputs: tf.NamedTensorMap, attrs: tf.NamedAttrMap = {}) =>
-  tf.engine().runKernel(name, inputs, attrs) as tf.Tensor;
-
-/** Gradients of the forward kernels, through the gradient kernels (any backend that has them). */
-const gradients: tf.GradConfig[] = [
-  {
-    kernelName: FUSED_KERNELS.attentionSoftmax,
-    outputsToSave: [true],
-    gradFunc: (dy, saved, attrs) => {
-      const [probabilities] = saved as [tf.Tensor];
-      const scale = (attrs as { scale: number }).scale;
-      const dScores = () =>
-        runKernel(FUSED_KERNELS.attentionSoftmaxGrad, { probabilities, dy: dy as tf.Tensor }, { scale });
-      return {
-        scores: dScores,
-        // The mask is added to every head's and every query's logits: its gradient sums dScores/scale there.
-        mask: () => {
-          const [batch, , , length] = probabilities.shape as number[];
-          const summed = tf.sum(tf.reshape(dScores(), [batch!, -1, length!]), 1);
-          return tf.reshape(tf.div(summed, scale), [batch!, 1, 1, length!]);
-        },
-      };
-    },
-  },
-  {
-    kernelName: FUSED_KERNELS.layerNorm,
-    inputsToSave: ['x', 'gamma'],
-    gradFunc: (dy, saved, attrs) => {
-      const [x, gamma] = saved as [tf.Tensor, tf.Tensor];
-      const epsilon = (attrs as { epsilon: number }).epsilon;
-      const g = dy as tf.Tensor;
-      return {
-        x: () => runKernel(FUSED_KERNELS.layerNormGrad, { dy: g, x, gamma }, { epsilon }),
-        gamma: () => runKernel(FUSED_KERNELS.layerNormParamGrad, { dy: g, x }, { epsilon }),
-        beta: () => tf.sum(g, 0), // dβ = Σ_rows dy
-      };
-    },
-  },
-  {
-    kernelName: FUSED_KERNELS.gelu,
-    inputsToSave: ['x'],
-    gradFunc: (dy, saved) => {
-      const [x] = saved as [tf.Tensor];
-      return { x: () => runKernel(FUSED_KERNELS.geluGrad, { x, dy: dy as tf.Tensor }) };
-    },
-  },
-];
-
 /**
- * Registers the fused kernels (and, once, their gradients) for the `'webgpu'` backend. Model code that
+ * Registers the fused kernels for the `'webgpu'` backend (and, once, their gradients, which
+ * `@fineprune/tensor` defines through the gradient kernels). Model code that
  * asks `fusedKernelAvailable` (the encoder of `@fineprune/transformers`) then runs them in place of
  * its op chains. {@link registerWebGPUBackend} calls it when the backend is set up.
  *
@@ -235,9 +193,7 @@ const gradients: tf.GradConfig[] = [
  * ```
  */
 export function registerFusedWebGPUKernels(): void {
-  for (const gradient of gradients) {
-    if (tf.getGradient(gradient.kernelName) === undefined) tf.registerGradient(gradient);
-  }
+  registerFusedKernelGradients();
   for (const kernel of kernels) {
     if (tf.getKernel(kernel.kernelName, BACKEND_NAME) === undefined) tf.registerKernel(kernel);
   }

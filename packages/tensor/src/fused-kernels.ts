@@ -56,3 +56,68 @@ export type FusedKernelName = (typeof FUSED_KERNELS)[keyof typeof FUSED_KERNELS]
 export function fusedKernelAvailable(name: string): boolean {
   return tf.getKernel(name, tf.getBackend()) !== undefined;
 }
+
+const runKernel = (name: string, inputs: tf.NamedTensorMap, attrs: tf.NamedAttrMap = {}) =>
+  tf.engine().runKernel(name, inputs, attrs) as tf.Tensor;
+
+/** Gradients of the forward kernels, through the gradient kernels (on any backend that has them). */
+const gradients: tf.GradConfig[] = [
+  {
+    kernelName: FUSED_KERNELS.attentionSoftmax,
+    outputsToSave: [true],
+    gradFunc: (dy, saved, attrs) => {
+      const [probabilities] = saved as [tf.Tensor];
+      const scale = (attrs as { scale: number }).scale;
+      const dScores = () =>
+        runKernel(FUSED_KERNELS.attentionSoftmaxGrad, { probabilities, dy: dy as tf.Tensor }, { scale });
+      return {
+        scores: dScores,
+        // The mask is added to every head's and every query's logits: its gradient sums dScores/scale there.
+        mask: () => {
+          const [batch, , , length] = probabilities.shape as number[];
+          const summed = tf.sum(tf.reshape(dScores(), [batch!, -1, length!]), 1);
+          return tf.reshape(tf.div(summed, scale), [batch!, 1, 1, length!]);
+        },
+      };
+    },
+  },
+  {
+    kernelName: FUSED_KERNELS.layerNorm,
+    inputsToSave: ['x', 'gamma'],
+    gradFunc: (dy, saved, attrs) => {
+      const [x, gamma] = saved as [tf.Tensor, tf.Tensor];
+      const epsilon = (attrs as { epsilon: number }).epsilon;
+      const g = dy as tf.Tensor;
+      return {
+        x: () => runKernel(FUSED_KERNELS.layerNormGrad, { dy: g, x, gamma }, { epsilon }),
+        gamma: () => runKernel(FUSED_KERNELS.layerNormParamGrad, { dy: g, x }, { epsilon }),
+        beta: () => tf.sum(g, 0), // dβ = Σ_rows dy
+      };
+    },
+  },
+  {
+    kernelName: FUSED_KERNELS.gelu,
+    inputsToSave: ['x'],
+    gradFunc: (dy, saved) => {
+      const [x] = saved as [tf.Tensor];
+      return { x: () => runKernel(FUSED_KERNELS.geluGrad, { x, dy: dy as tf.Tensor }) };
+    },
+  },
+];
+
+/**
+ * Registers (once) the gradients of the fused forward kernels, written with the fused gradient kernels
+ * of {@link FUSED_KERNELS}: a backend package that registers the forward and gradient kernels calls it
+ * so that its kernels train. Idempotent.
+ *
+ * @example
+ * ```ts
+ * tf.registerKernel({ kernelName: FUSED_KERNELS.gelu, backendName: 'webgpu', kernelFunc });
+ * registerFusedKernelGradients();
+ * ```
+ */
+export function registerFusedKernelGradients(): void {
+  for (const gradient of gradients) {
+    if (tf.getGradient(gradient.kernelName) === undefined) tf.registerGradient(gradient);
+  }
+}

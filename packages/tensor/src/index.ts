@@ -24,7 +24,12 @@ export {
 export { checkJsonBounds, type JsonBounds, type JsonExcess, quoteText } from './json-bounds';
 export { type ReadRegularFileOptions, readRegularFile } from './regular-file';
 export { FUSED_ADAM_KERNEL, type FusedAdamScalars, fusedAdamStep } from './fused-adam';
-export { FUSED_KERNELS, type FusedKernelName, fusedKernelAvailable } from './fused-kernels';
+export {
+  FUSED_KERNELS,
+  type FusedKernelName,
+  fusedKernelAvailable,
+  registerFusedKernelGradients,
+} from './fused-kernels';
 export { countTensors, type LeakGuardOptions, withLeakGuard } from './leak-guard';
 export { maskedWeight } from './masked-weight';
 export { createRandom, type RandomSource } from './random';
