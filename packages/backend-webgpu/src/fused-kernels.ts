@@ -216,5 +216,12 @@ export function unregisterFusedWebGPUKernels(): void {
   }
 }
 
-/** The names of the kernels {@link registerFusedWebGPUKernels} registers. */
+/**
+ * The names of the kernels {@link registerFusedWebGPUKernels} registers.
+ *
+ * @example
+ * ```ts
+ * fusedWebGPUKernelNames.every((name) => tf.getKernel(name, 'webgpu') !== undefined); // after set-up
+ * ```
+ */
 export const fusedWebGPUKernelNames: readonly string[] = kernels.map((kernel) => kernel.kernelName);

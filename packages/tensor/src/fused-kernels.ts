@@ -38,7 +38,14 @@ export const FUSED_KERNELS = {
   geluGrad: 'FinepruneFusedGeluGrad',
 } as const;
 
-/** One of {@link FUSED_KERNELS}' names. */
+/**
+ * One of {@link FUSED_KERNELS}' names.
+ *
+ * @example
+ * ```ts
+ * const name: FusedKernelName = FUSED_KERNELS.layerNorm;
+ * ```
+ */
 export type FusedKernelName = (typeof FUSED_KERNELS)[keyof typeof FUSED_KERNELS];
 
 /**
