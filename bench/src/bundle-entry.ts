@@ -9,3 +9,4 @@ export { main as encoderThroughput } from './encoder-throughput';
 export { main as encoderTransfer } from './encoder-transfer';
 export { main as mlpStep } from './mlp-step';
 export { main as movementStep } from './movement-step';
+export { main as webgpuStep } from './webgpu-step';

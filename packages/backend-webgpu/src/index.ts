@@ -1,4 +1,10 @@
 export {
+  fusedWebGPUKernelNames,
+  registerFusedWebGPUKernels,
+  unregisterFusedWebGPUKernels,
+} from './fused-kernels';
+export { gpuTopCountMasks } from './gpu-selection';
+export {
   type AdapterAttempt,
   type AdapterLike,
   type AdapterPreference,
@@ -13,3 +19,4 @@ export {
   type WebGPUOptions,
   webgpuSelection,
 } from './webgpu';
+export { countWebGPUWork, type WebGPUWorkCounter, type WebGPUWorkCounts } from './work-counter';

@@ -6,7 +6,9 @@
  */
 
 import * as tf from '@tensorflow/tfjs-core';
-import { type BackendProvider, registerBackendProvider } from '@fineprune/tensor';
+import { type BackendProvider, registerBackendProvider, registerTopCountRoute } from '@fineprune/tensor';
+import { registerFusedWebGPUKernels, unregisterFusedWebGPUKernels } from './fused-kernels';
+import { gpuTopCountMasks } from './gpu-selection';
 import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 
 /** Where the backend runs. */
@@ -70,6 +72,13 @@ export interface WebGPUOptions {
   priority?: number;
   /** A GPU object to use instead of `navigator.gpu` (browser) or a Dawn instance (Node). */
   gpu?: GpuLike;
+  /**
+   * Register the fused training kernels (attention softmax, LayerNorm, GELU and their gradients) and
+   * the GPU top-count selection, so that an encoder step launches fewer kernels and reads nothing
+   * back for mask selection. Default true; false removes them (the plain op chains and the host
+   * selection, as TF.js alone would run).
+   */
+  fusedKernels?: boolean;
 }
 
 /** One try at an adapter preference. */
@@ -352,6 +361,13 @@ async function setUp(options: WebGPUOptions): Promise<void> {
     // Priority 0: TF.js never picks it on its own; fineprune's setBackend does.
     tf.registerBackend(BACKEND_NAME, () => new WebGPUBackend(selection.device, state.adapterInfo), 0);
     state.factoryRegistered = true;
+  }
+  if (options.fusedKernels ?? true) {
+    registerFusedWebGPUKernels();
+    registerTopCountRoute(BACKEND_NAME, gpuTopCountMasks);
+  } else {
+    unregisterFusedWebGPUKernels();
+    registerTopCountRoute(BACKEND_NAME, undefined);
   }
 }
 

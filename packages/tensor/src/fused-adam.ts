@@ -230,10 +230,11 @@ function fusedAdamKernel({
 }
 
 /**
- * One fused Adam step on the `wasm` backend: returns the new variable, first and second moments
+ * One fused Adam step on the `wasm` backend (or on another backend that registers a kernel named
+ * {@link FUSED_ADAM_KERNEL}, as `@fineprune/backend-webgpu` does): returns the new variable, first and second moments
  * (float32 tensors the caller owns), bit-identical to the TF.js op chain
  * `m' = m·β₁ + g·(1−β₁)`, `v' = v·β₂ + g²·(1−β₂)`, `w' = w − (m'·η̂/(√v' + ε̂) + w·λ)`.
- * Returns `undefined` when it cannot run here (another backend, no WebAssembly SIMD, a dtype other
+ * Returns `undefined` when it cannot run here (another backend without the kernel, no WebAssembly SIMD, a dtype other
  * than float32, or shapes that differ): the caller then runs the op chain.
  *
  * @param variable - w, the current value
@@ -256,12 +257,19 @@ export function fusedAdamStep(
   gradient: tf.Tensor,
   scalars: FusedAdamScalars,
 ): [tf.Tensor, tf.Tensor, tf.Tensor] | undefined {
-  if (tf.getBackend() !== 'wasm' || variable.size === 0) return undefined;
+  const backend = tf.getBackend();
+  if (variable.size === 0) return undefined;
   const tensors = [variable, m, v, gradient];
   if (
     tensors.some((tensor) => tensor.dtype !== 'float32' || !tf.util.arraysEqual(tensor.shape, variable.shape))
   )
     return undefined;
+  if (backend !== 'wasm') {
+    // Another backend may register its own kernel under this name (the WebGPU backend does).
+    return tf.getKernel(FUSED_ADAM_KERNEL, backend) === undefined
+      ? undefined
+      : runFusedAdam(variable, m, v, gradient, scalars);
+  }
   const heap = wasmHeapOf();
   if (heap === undefined || functionsFor(heap.memory) === null) return undefined;
   if (tf.getKernel(FUSED_ADAM_KERNEL, 'wasm') === undefined) {
@@ -271,6 +279,16 @@ export function fusedAdamStep(
       kernelFunc: fusedAdamKernel as unknown as tf.KernelFunc,
     });
   }
+  return runFusedAdam(variable, m, v, gradient, scalars);
+}
+
+function runFusedAdam(
+  variable: tf.Tensor,
+  m: tf.Tensor,
+  v: tf.Tensor,
+  gradient: tf.Tensor,
+  scalars: FusedAdamScalars,
+): [tf.Tensor, tf.Tensor, tf.Tensor] {
   const outputs = tf.engine().runKernel(FUSED_ADAM_KERNEL, { variable, m, v, gradient }, {
     ...scalars,
   } as unknown as tf.NamedAttrMap) as tf.Tensor[];

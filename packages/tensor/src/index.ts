@@ -43,6 +43,12 @@ export {
   uniformNoiseTensor,
 } from './gates';
 export { FUSED_ADAM_KERNEL, type FusedAdamScalars, fusedAdamStep } from './fused-adam';
+export {
+  FUSED_KERNELS,
+  type FusedKernelName,
+  fusedKernelAvailable,
+  registerFusedKernelGradients,
+} from './fused-kernels';
 export { countTensors, type LeakGuardOptions, withLeakGuard } from './leak-guard';
 export { maskedWeight } from './masked-weight';
 export { createRandom, isXoshiro128, type RandomSource } from './random';
@@ -58,7 +64,9 @@ export {
   kthLargest,
   kthLargestOfTensors,
   readFloat32,
+  registerTopCountRoute,
   type SelectionHint,
+  type TopCountRoute,
   thresholdMaskTensors,
   topCountMaskTensors,
   topCountMasks,

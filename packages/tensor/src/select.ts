@@ -19,6 +19,7 @@
 import * as tfCore from '@tensorflow/tfjs-core';
 import type * as tf from '@tensorflow/tfjs-core';
 import { ErrorCodes, FinepruneError } from './errors';
+import { sharedState } from './runtime';
 import { SimdSelector, scansFor } from './select-simd';
 import { wasmHeapOf } from './wasm-heap';
 
@@ -468,10 +469,43 @@ function wasmHeap() {
 const heapScratch = new WeakMap<object, { offset: number; bytes: number }>();
 
 /**
+ * A backend's own top-count selection: the masks of {@link topCountMasks} (exactly `keep` ones over
+ * all the tensors together, ties to the lower tensor then the lower index) computed where the
+ * tensors lie, or `undefined` when it does not apply.
+ *
+ * @example
+ * ```ts
+ * const route: TopCountRoute = (scores, keep) => (keep > 0 ? undefined : scores.map((s) => tf.zerosLike(s)));
+ * ```
+ */
+export type TopCountRoute = (scores: readonly tf.Tensor[], keep: number) => tf.Tensor[] | undefined;
+
+const topCountRoutes = sharedState('tensor.topCountRoutes.v1', () => new Map<string, TopCountRoute>());
+
+/**
+ * Registers (or with `undefined`, removes) a backend's device-side top-count selection, which
+ * {@link topCountMaskTensors} then tries first on that backend: the WebGPU backend selects on the GPU
+ * so that a learned-score step reads nothing back.
+ *
+ * @param backend - the TF.js backend name (`'webgpu'`)
+ * @param route - the selection, or `undefined` to remove it
+ *
+ * @example
+ * ```ts
+ * registerTopCountRoute('webgpu', gpuTopCountMasks);
+ * ```
+ */
+export function registerTopCountRoute(backend: string, route: TopCountRoute | undefined): void {
+  if (route === undefined) topCountRoutes.delete(backend);
+  else topCountRoutes.set(backend, route);
+}
+
+/**
  * Top-count masks of score tensors, computed where the tensors lie on the `wasm` backend: the same
  * masks as {@link topCountMasks} (exactly `keep` ones over all the tensors together, ties to the lower
  * tensor then the lower index), returned as new float32 tensors, without reading the scores out of
- * the wasm heap nor copying masks back in. The bracket scan and the mask writes are WebAssembly SIMD
+ * the wasm heap nor copying masks back in. On a backend with a route of {@link registerTopCountRoute}
+ * (WebGPU), that route answers instead. The bracket scan and the mask writes are WebAssembly SIMD
  * bound to the backend's memory. Returns `undefined` when this route does not apply (another
  * backend, no WebAssembly SIMD, fewer than 16,384 scores, keep of 0 or all, a NaN, or the rare
  * bracket miss): use `topCountMasks` on the read values then.
@@ -492,6 +526,8 @@ export function topCountMaskTensors(
   keep: number,
   hint?: SelectionHint,
 ): tf.Tensor[] | undefined {
+  const route = topCountRoutes.get(tfCore.getBackend());
+  if (route !== undefined && scores.length > 0) return route(scores, keep);
   if (tfCore.getBackend() !== 'wasm' || scores.length === 0) return undefined;
   if (scores.some((tensor) => tensor.dtype !== 'float32' || tensor.isDisposed)) return undefined;
   const n = scores.reduce((sum, tensor) => sum + tensor.size, 0);

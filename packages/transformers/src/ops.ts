@@ -5,7 +5,7 @@
  */
 
 import * as tf from '@tensorflow/tfjs-core';
-import { dense } from '@fineprune/tensor';
+import { dense, FUSED_KERNELS, fusedKernelAvailable } from '@fineprune/tensor';
 import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import { createRandom } from '@fineprune/tensor/random';
 
@@ -28,6 +28,8 @@ const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
  * ```
  */
 export function gelu<T extends tf.Tensor>(x: T): T {
+  // One kernel where the backend has it (WebGPU), with the same closed-form gradient.
+  if (fusedKernelAvailable(FUSED_KERNELS.gelu)) return runFused(FUSED_KERNELS.gelu, { x }) as T;
   const op = tf.customGrad((input, save) => {
     const value = input as tf.Tensor;
     const cdf = tf.tidy(() => tf.mul(0.5, tf.add(1, tf.erf(tf.mul(value, SQRT_HALF))))); // Φ(x)
@@ -104,6 +106,9 @@ export function layerNorm(
   beta: tf.Tensor1D,
   epsilon: number,
 ): tf.Tensor2D {
+  if (fusedKernelAvailable(FUSED_KERNELS.layerNorm)) {
+    return runFused(FUSED_KERNELS.layerNorm, { x, gamma, beta }, { epsilon }) as tf.Tensor2D;
+  }
   const op = tf.customGrad((input, scale, offset, save) => {
     const { normalized, inverse } = tf.tidy(() => {
       const centered = tf.sub(input as tf.Tensor, tf.mean(input as tf.Tensor, 1, true));
@@ -129,6 +134,36 @@ export function layerNorm(
     };
   });
   return op(x, gamma, beta) as tf.Tensor2D;
+}
+
+/** Runs one of `@fineprune/tensor`'s fused kernels (its gradient is registered with it). */
+function runFused(name: string, inputs: tf.NamedTensorMap, attrs: tf.NamedAttrMap = {}): tf.Tensor {
+  return tf.engine().runKernel(name, inputs, attrs) as tf.Tensor;
+}
+
+/**
+ * softmax(QKᵀ·scale + mask) over the keys (Vaswani et al. 2017, Eq. 1): one fused kernel (forward and
+ * backward) where the backend has it, else the scale on Q, the product, the mask and `tf.softmax`.
+ */
+function attentionProbabilities(
+  query: tf.Tensor,
+  keyT: tf.Tensor,
+  scale: number,
+  additiveMask: tf.Tensor | undefined,
+): tf.Tensor {
+  if (fusedKernelAvailable(FUSED_KERNELS.attentionSoftmax)) {
+    const scores = batchMatMul(query, keyT);
+    return runFused(
+      FUSED_KERNELS.attentionSoftmax,
+      additiveMask ? { scores, mask: additiveMask } : { scores },
+      {
+        scale,
+      },
+    );
+  }
+  // The scale applied to Q first (fewer entries than the scores)
+  const scores = batchMatMul(tf.mul(query, scale), keyT);
+  return tf.softmax(additiveMask ? tf.add(scores, additiveMask) : scores);
 }
 
 /** Swaps the last two axes of a tensor of rank ≥ 2 with an explicit transpose. */
@@ -161,6 +196,9 @@ export function batchMatMul(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
       value: tf.matMul(left as tf.Tensor, right as tf.Tensor),
       gradFunc: (dy, saved) => {
         const [l, r] = saved as [tf.Tensor, tf.Tensor];
+        // WebGPU's matMul reads transposed operands in place: no transpose kernels there.
+        if (tf.getBackend() === 'webgpu')
+          return [tf.matMul(dy, r, false, true), tf.matMul(l, dy, true, false)];
         return [tf.matMul(dy, swapLastTwo(r)), tf.matMul(swapLastTwo(l), dy)];
       },
     };
@@ -340,10 +378,7 @@ export function multiHeadAttention(inputs: AttentionInputs): tf.Tensor2D {
     const query = tf.transpose(split(project(inputs.query)), [0, 2, 1, 3]); // [B, heads, L, d]
     const keyT = tf.transpose(split(project(inputs.key)), [0, 2, 3, 1]); // [B, heads, d, L]
     const value = tf.transpose(split(project(inputs.value)), [0, 2, 1, 3]); // [B, heads, L, d]
-    // QKᵀ/√d, with the scale applied to Q first (fewer entries than the scores)
-    let scores = batchMatMul(tf.mul(query, 1 / Math.sqrt(headSize)), keyT);
-    if (inputs.additiveMask) scores = tf.add(scores, inputs.additiveMask);
-    let probabilities = tf.softmax(scores);
+    let probabilities = attentionProbabilities(query, keyT, 1 / Math.sqrt(headSize), inputs.additiveMask);
     if (inputs.dropProbabilities) probabilities = inputs.dropProbabilities(probabilities);
     const context = batchMatMul(probabilities, value); // [B, heads, L, d]
     return tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [B * L, heads * headSize]) as tf.Tensor2D;
