@@ -13,7 +13,9 @@ export {
   registerBackendProvider,
   setBackend,
 } from './backend';
+export { batchMatMul, SLICED_BATCH_MAT_MUL_KERNEL } from './batch-mat-mul';
 export { dense } from './dense';
+export { fusedKernelsEnabled } from './fused-switch';
 export {
   check,
   ErrorCodes,
