@@ -15,6 +15,7 @@ export {
 } from './backend';
 export { batchMatMul, SLICED_BATCH_MAT_MUL_KERNEL } from './batch-mat-mul';
 export { dense } from './dense';
+export { FUSED_GELU_GRAD_KERNEL, FUSED_GELU_KERNEL, gelu, geluTanh } from './fused-gelu';
 export { fusedKernelsEnabled } from './fused-switch';
 export {
   check,

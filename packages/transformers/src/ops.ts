@@ -5,19 +5,19 @@
  */
 
 import * as tf from '@tensorflow/tfjs-core';
-import { batchMatMul as slicedBatchMatMul, dense } from '@fineprune/tensor';
+import {
+  batchMatMul as slicedBatchMatMul,
+  dense,
+  gelu as fusedGelu,
+  geluTanh as fusedGeluTanh,
+} from '@fineprune/tensor';
 import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import { createRandom } from '@fineprune/tensor/random';
 
-const SQRT_HALF = Math.SQRT1_2;
-const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
-const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
-
 /**
  * Exact GELU, x·Φ(x) with Φ(x) = ½(1 + erf(x/√2)) (Hendrycks & Gimpel 2016, Eq. 1; Hugging Face
- * `gelu`). Both the cpu and the wasm backend of TF.js 4.22 have an `Erf` kernel (the Abramowitz &
- * Stegun 7.1.26 approximation, |error| ≤ 1.5e-7). The gradient is the closed form Φ(x) + x·φ(x), so
- * the tape holds one node.
+ * `gelu`), with the closed-form gradient Φ(x) + x·φ(x): `gelu` of @fineprune/tensor, one fused SIMD
+ * pass each way on wasm and the op chain elsewhere.
  *
  * @param x - any float32 tensor
  * @returns GELU(x), same shape
@@ -28,26 +28,12 @@ const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
  * ```
  */
 export function gelu<T extends tf.Tensor>(x: T): T {
-  const op = tf.customGrad((input, save) => {
-    const value = input as tf.Tensor;
-    const cdf = tf.tidy(() => tf.mul(0.5, tf.add(1, tf.erf(tf.mul(value, SQRT_HALF))))); // Φ(x)
-    (save as tf.GradSaveFunc)([value, cdf]);
-    return {
-      value: tf.mul(value, cdf), // GELU(x) = x·Φ(x)
-      gradFunc: (dy, saved) => {
-        const [v, phiCdf] = saved as [tf.Tensor, tf.Tensor];
-        // d/dx x·Φ(x) = Φ(x) + x·φ(x), φ(x) = exp(−x²/2)/√(2π)
-        const density = tf.mul(tf.exp(tf.mul(tf.square(v), -0.5)), INV_SQRT_2PI);
-        return tf.mul(dy, tf.add(phiCdf, tf.mul(v, density)));
-      },
-    };
-  });
-  return op(x) as T;
+  return fusedGelu(x);
 }
 
 /**
  * The tanh approximation of GELU, ½x(1 + tanh(√(2/π)(x + 0.044715x³))) (Hendrycks & Gimpel 2016,
- * Sec. 2; Hugging Face `gelu_new`), with its closed-form gradient.
+ * Sec. 2; Hugging Face `gelu_new`), with its closed-form gradient: `geluTanh` of @fineprune/tensor.
  *
  * @param x - any float32 tensor
  * @returns the approximate GELU, same shape
@@ -58,28 +44,7 @@ export function gelu<T extends tf.Tensor>(x: T): T {
  * ```
  */
 export function geluTanh<T extends tf.Tensor>(x: T): T {
-  const op = tf.customGrad((input, save) => {
-    const value = input as tf.Tensor;
-    // u = √(2/π)(x + 0.044715x³), t = tanh(u)
-    const t = tf.tidy(() =>
-      tf.tanh(tf.mul(SQRT_2_OVER_PI, tf.add(value, tf.mul(0.044715, tf.pow(value, 3))))),
-    );
-    (save as tf.GradSaveFunc)([value, t]);
-    return {
-      value: tf.mul(tf.mul(0.5, value), tf.add(1, t)),
-      gradFunc: (dy, saved) => {
-        const [v, th] = saved as [tf.Tensor, tf.Tensor];
-        // d/dx = ½(1 + t) + ½x(1 − t²)·√(2/π)(1 + 3·0.044715x²)
-        const du = tf.mul(SQRT_2_OVER_PI, tf.add(1, tf.mul(3 * 0.044715, tf.square(v))));
-        const slope = tf.add(
-          tf.mul(0.5, tf.add(1, th)),
-          tf.mul(tf.mul(tf.mul(0.5, v), tf.sub(1, tf.square(th))), du),
-        );
-        return tf.mul(dy, slope);
-      },
-    };
-  });
-  return op(x) as T;
+  return fusedGeluTanh(x);
 }
 
 /**
