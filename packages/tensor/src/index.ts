@@ -16,6 +16,12 @@ export {
 export { batchMatMul, SLICED_BATCH_MAT_MUL_KERNEL } from './batch-mat-mul';
 export { dense } from './dense';
 export { FUSED_GELU_GRAD_KERNEL, FUSED_GELU_KERNEL, gelu, geluTanh } from './fused-gelu';
+export {
+  FUSED_SOFTMAX_GRAD_KERNEL,
+  FUSED_SOFTMAX_KERNEL,
+  scaledMaskedSoftmax,
+  softmax,
+} from './fused-softmax';
 export { fusedKernelsEnabled } from './fused-switch';
 export {
   check,

@@ -10,6 +10,7 @@ import {
   dense,
   gelu as fusedGelu,
   geluTanh as fusedGeluTanh,
+  scaledMaskedSoftmax,
 } from '@fineprune/tensor';
 import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import { createRandom } from '@fineprune/tensor/random';
@@ -286,10 +287,9 @@ export function multiHeadAttention(inputs: AttentionInputs): tf.Tensor2D {
     const query = tf.transpose(split(project(inputs.query)), [0, 2, 1, 3]); // [B, heads, L, d]
     const keyT = tf.transpose(split(project(inputs.key)), [0, 2, 3, 1]); // [B, heads, d, L]
     const value = tf.transpose(split(project(inputs.value)), [0, 2, 1, 3]); // [B, heads, L, d]
-    // QKᵀ/√d, with the scale applied to Q first (fewer entries than the scores)
-    let scores = batchMatMul(tf.mul(query, 1 / Math.sqrt(headSize)), keyT);
-    if (inputs.additiveMask) scores = tf.add(scores, inputs.additiveMask);
-    let probabilities = tf.softmax(scores);
+    // softmax(QKᵀ/√d + mask): scale, mask and softmax in one fused pass on wasm
+    const scores = batchMatMul(query, keyT);
+    let probabilities = scaledMaskedSoftmax(scores, 1 / Math.sqrt(headSize), inputs.additiveMask);
     if (inputs.dropProbabilities) probabilities = inputs.dropProbabilities(probabilities);
     const context = batchMatMul(probabilities, value); // [B, heads, L, d]
     return tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [B * L, heads * headSize]) as tf.Tensor2D;
