@@ -90,6 +90,8 @@ export function horner(t: number, coefficients: readonly number[]): number[] {
 // Cephes expf: e^x = 2ⁿ·e^r with n = round(x·log₂e), r = x − n·ln 2 (ln 2 split in two for exactness).
 const LOG2E = 1.44269504088896341;
 const LN2_HIGH = 0.693359375;
+/** 1.5·2²³: adding it rounds a float32 below 2²² to an integer held in the low mantissa bits. */
+const ROUNDING = 12582912;
 const LN2_LOW = -2.12194440e-4;
 const EXP_POLYNOMIAL = [1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1];
 /** Below this, e^x is under float32's smallest normal number and the result is 0. */
@@ -114,24 +116,26 @@ export function expLocals(locals: Locals): ExpLocals {
  * p of degree 7). Max relative error 1.2e-7 against float64 on [−87, 88]; 0 below {@link EXP_LOWEST}.
  */
 export function expVector(value: number[], t: ExpLocals): number[] {
-  const clamp = binary(simdOp.f32x4Min, binary(simdOp.f32x4Max, value, splat(EXP_LOWEST)), splat(EXP_HIGHEST));
+  // pmax/pmin (one instruction each on x86, unlike f32x4.max/min's NaN and −0 handling)
+  const clamp = binary(simdOp.f32x4Pmin, binary(simdOp.f32x4Pmax, value, splat(EXP_LOWEST)), splat(EXP_HIGHEST));
+  // 2ⁿ as float32 bits: the low bits of t = x·log₂e + 1.5·2²³ hold n, so (bits(t) << 23) + bits(1.0)
   const power = [
     ...get(t.n),
-    ...simd(simdOp.i32x4TruncSatF32x4S),
-    ...splatInteger(127),
-    ...simd(simdOp.i32x4Add),
     ...i32Const(23),
     ...simd(simdOp.i32x4Shl),
-  ]; // 2ⁿ as float32 bits: (n + 127) << 23
+    ...splatInteger(0x3f800000),
+    ...simd(simdOp.i32x4Add),
+  ];
   const polynomial = add(add(mul(mul(horner(t.r, EXP_POLYNOMIAL), get(t.r)), get(t.r)), get(t.r)), splat(1));
   return [
     ...clamp,
     ...set(t.x),
-    ...mul(get(t.x), splat(LOG2E)),
-    ...simd(simdOp.f32x4Nearest),
-    ...set(t.n),
-    ...sub(sub(get(t.x), mul(get(t.n), splat(LN2_HIGH))), mul(get(t.n), splat(LN2_LOW))),
-    ...set(t.r),
+    ...add(mul(get(t.x), splat(LOG2E)), splat(ROUNDING)),
+    ...set(t.n), // t (n in its low mantissa bits)
+    ...sub(get(t.n), splat(ROUNDING)),
+    ...set(t.r), // n, rounded to nearest
+    ...sub(sub(get(t.x), mul(get(t.r), splat(LN2_HIGH))), mul(get(t.r), splat(LN2_LOW))),
+    ...set(t.r), // r = x − n·ln 2
     ...mul(polynomial, power),
     // zero where x was clamped at the bottom (x ≤ EXP_LOWEST)
     ...binary(simdOp.f32x4Gt, get(t.x), splat(EXP_LOWEST)),

@@ -10,6 +10,7 @@ import {
   dense,
   gelu as fusedGelu,
   geluTanh as fusedGeluTanh,
+  layerNorm as fusedLayerNorm,
   scaledMaskedSoftmax,
 } from '@fineprune/tensor';
 import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
@@ -51,7 +52,8 @@ export function geluTanh<T extends tf.Tensor>(x: T): T {
 /**
  * LayerNorm over the last axis of a [rows, features] matrix (Ba et al. 2016, Eq. 4):
  * y = γ ⊙ (x − μ)/√(σ² + ε) + β, with the biased variance σ². The gradient is the closed form
- * dx = r·(g − mean(g) − x̂·mean(g ⊙ x̂)) with g = dy ⊙ γ, r = 1/√(σ² + ε), dγ = Σ dy ⊙ x̂, dβ = Σ dy.
+ * dx = r·(g − mean(g) − x̂·mean(g ⊙ x̂)) with g = dy ⊙ γ, r = 1/√(σ² + ε), dγ = Σ dy ⊙ x̂, dβ = Σ dy:
+ * `layerNorm` of @fineprune/tensor, one fused SIMD pass each way on wasm.
  *
  * @param x - [rows, features]
  * @param gamma - [features]
@@ -70,31 +72,7 @@ export function layerNorm(
   beta: tf.Tensor1D,
   epsilon: number,
 ): tf.Tensor2D {
-  const op = tf.customGrad((input, scale, offset, save) => {
-    const { normalized, inverse } = tf.tidy(() => {
-      const centered = tf.sub(input as tf.Tensor, tf.mean(input as tf.Tensor, 1, true));
-      const variance = tf.mean(tf.square(centered), 1, true); // σ² = mean((x − μ)²)
-      const r = tf.rsqrt(tf.add(variance, epsilon)); // r = 1/√(σ² + ε)
-      return { normalized: tf.mul(centered, r), inverse: r };
-    });
-    (save as tf.GradSaveFunc)([normalized, inverse, scale as tf.Tensor]);
-    return {
-      value: tf.add(tf.mul(normalized, scale as tf.Tensor), offset as tf.Tensor), // γ ⊙ x̂ + β
-      gradFunc: (dy, saved) => {
-        const [xHat, r, g] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
-        const dyGamma = tf.mul(dy, g);
-        const dx = tf.mul(
-          r,
-          tf.sub(
-            tf.sub(dyGamma, tf.mean(dyGamma, 1, true)),
-            tf.mul(xHat, tf.mean(tf.mul(dyGamma, xHat), 1, true)),
-          ),
-        );
-        return [dx, tf.sum(tf.mul(dy, xHat), 0), tf.sum(dy, 0)];
-      },
-    };
-  });
-  return op(x, gamma, beta) as tf.Tensor2D;
+  return fusedLayerNorm(x, gamma, beta, epsilon);
 }
 
 /**
