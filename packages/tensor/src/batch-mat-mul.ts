@@ -12,6 +12,7 @@
 
 import * as tf from '@tensorflow/tfjs-core';
 import { fusedKernelsEnabled } from './fused-switch';
+import { transposeLastTwo } from './fused-transpose';
 import { type WasmBackendInternals, wasmHeapOf } from './wasm-heap';
 
 /** The name under which the sliced product is registered as a TF.js kernel for `wasm`. */
@@ -113,14 +114,6 @@ function product(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
   return tf.engine().runKernel(SLICED_BATCH_MAT_MUL_KERNEL, { a, b }) as tf.Tensor;
 }
 
-/** Swaps the last two axes of a tensor of rank ≥ 2 with an explicit transpose. */
-function swapLastTwo(x: tf.Tensor): tf.Tensor {
-  const perm = Array.from({ length: x.rank }, (_, axis) => axis);
-  perm[x.rank - 2] = x.rank - 1;
-  perm[x.rank - 1] = x.rank - 2;
-  return tf.transpose(x, perm);
-}
-
 /**
  * Batched matrix product a·b over the last two axes (the same leading axes), differentiable, with the
  * gradient dA = dy·Bᵀ, dB = Aᵀ·dy computed from explicitly transposed copies (on wasm the
@@ -144,7 +137,7 @@ export function batchMatMul(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
       value: product(left as tf.Tensor, right as tf.Tensor),
       gradFunc: (dy, saved) => {
         const [l, r] = saved as [tf.Tensor, tf.Tensor];
-        return [product(dy, swapLastTwo(r)), product(swapLastTwo(l), dy)];
+        return [product(dy, transposeLastTwo(r)), product(transposeLastTwo(l), dy)];
       },
     };
   });
