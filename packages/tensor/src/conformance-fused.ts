@@ -56,7 +56,11 @@ export function fusedKernelCases(): ConformanceCase[] {
       name: 'softmax(scores/8 + mask) value and gradient, with padded keys',
       async run() {
         const mask = tf.tensor4d([0, 0, 0, 0, 0, 0, 0, -10000, 0, 0, -10000, -10000], [3, 1, 1, 4]);
-        return valueAndGradients((x) => scaledMaskedSoftmax(x, 0.125, mask), [random(65, [3, 2, 4, 4], 8)], 66);
+        return valueAndGradients(
+          (x) => scaledMaskedSoftmax(x, 0.125, mask),
+          [random(65, [3, 2, 4, 4], 8)],
+          66,
+        );
       },
       tolerance: 1e-6,
     },
@@ -74,7 +78,12 @@ export function fusedKernelCases(): ConformanceCase[] {
     {
       group: 'fused-kernels',
       name: 'batchMatMul value and gradients',
-      run: () => valueAndGradients((a, b) => batchMatMul(a, b), [random(71, [2, 3, 8, 4]), random(72, [2, 3, 4, 12])], 73),
+      run: () =>
+        valueAndGradients(
+          (a, b) => batchMatMul(a, b),
+          [random(71, [2, 3, 8, 4]), random(72, [2, 3, 4, 12])],
+          73,
+        ),
       tolerance: 1e-5,
     },
     {
@@ -82,7 +91,10 @@ export function fusedKernelCases(): ConformanceCase[] {
       name: 'columnSums and transposeLastTwo',
       async run() {
         const x = random(74, [96, 12]);
-        return { sums: await values(columnSums(x as tf.Tensor2D)), transposed: await values(transposeLastTwo(random(75, [2, 8, 12]))) };
+        return {
+          sums: await values(columnSums(x as tf.Tensor2D)),
+          transposed: await values(transposeLastTwo(random(75, [2, 8, 12]))),
+        };
       },
       tolerance: 1e-5,
     },

@@ -37,4 +37,3 @@ export async function gradientsOf(
   const gradients = await Promise.all(variables.map((variable) => values(grads[variable.name]!)));
   return { loss: (await value.data())[0]!, gradients };
 }
-

@@ -44,6 +44,8 @@ describe('columnSums', () => {
     const off = await kernelsRun(() => tf.tidy(() => columnSums(tf.ones([3, 8]))));
     delete process.env.FINEPRUNE_FUSED;
     expect(off).not.toContain(FUSED_COLUMN_SUM_KERNEL);
-    expect(await kernelsRun(() => tf.tidy(() => columnSums(tf.ones([3, 6]))))).not.toContain(FUSED_COLUMN_SUM_KERNEL);
+    expect(await kernelsRun(() => tf.tidy(() => columnSums(tf.ones([3, 6]))))).not.toContain(
+      FUSED_COLUMN_SUM_KERNEL,
+    );
   });
 });

@@ -50,7 +50,13 @@ const functionsFor = moduleFunctions<{ columnSum: ColumnSum }>(() => {
   ];
 });
 
-function columnSumKernel({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo {
+function columnSumKernel({
+  inputs,
+  backend,
+}: {
+  inputs: tf.NamedTensorInfoMap;
+  backend: unknown;
+}): tf.TensorInfo {
   const heap = wasmHeapOf(backend)!;
   const x = inputs.x!;
   const [rows, columns] = x.shape as [number, number];

@@ -41,12 +41,18 @@ describe.each([
     await setBackend('wasm');
     const x = Float32Array.from({ length: 64 }, (_, index) => -4 + index / 8);
     const h = 1e-2;
-    const at = (values: Float32Array) => tf.tidy(() => activation(tf.tensor1d(values)).dataSync() as Float32Array);
+    const at = (values: Float32Array) =>
+      tf.tidy(() => activation(tf.tensor1d(values)).dataSync() as Float32Array);
     const [plus, minus] = [at(x.map((v) => v + h)), at(x.map((v) => v - h))];
     const numeric = plus.map((value, index) => (value - minus[index]!) / (2 * h));
-    const analytic = tf.tidy(() => tf.grad((v: tf.Tensor) => tf.sum(activation(v)))(tf.tensor1d(x)).dataSync());
+    const analytic = tf.tidy(() =>
+      tf
+        .grad((v: tf.Tensor) => tf.sum(activation(v)))(tf.tensor1d(x))
+        .dataSync(),
+    );
     // O(h²) truncation (|GELU'''| ≤ 1.2) plus float32 rounding over 2h: 1e-4 · 1.2 + 6e-8 / 1e-2 < 2e-4
-    for (let index = 0; index < x.length; index += 1) expect(Math.abs(analytic[index]! - numeric[index]!)).toBeLessThan(2e-4);
+    for (let index = 0; index < x.length; index += 1)
+      expect(Math.abs(analytic[index]! - numeric[index]!)).toBeLessThan(2e-4);
   });
 
   it(`${name} takes the op chain when FINEPRUNE_FUSED=0 or the size is not a multiple of 4`, async () => {

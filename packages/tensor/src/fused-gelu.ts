@@ -22,7 +22,6 @@ import {
   type Locals,
   mul,
   splat,
-  sub,
   type TanhLocals,
   tanhLocals,
   tanhVector,
@@ -70,7 +69,11 @@ const functionsFor = moduleFunctions<GeluFunctions>(() => [
   // ½x(1 + tanh(√(2/π)(x + 0.044715x³))) (Hendrycks & Gimpel 2016, Sec. 2)
   elementwiseFunction('geluTanh', 1, ([x], locals) => {
     const value = locals.v128();
-    return [...x!, ...set(value), ...mul(mul(splat(0.5), get(value)), add(splat(1), tanhOfCubic(value, tanhLocals(locals))))];
+    return [
+      ...x!,
+      ...set(value),
+      ...mul(mul(splat(0.5), get(value)), add(splat(1), tanhOfCubic(value, tanhLocals(locals)))),
+    ];
   }),
   // d/dx = ½(1 + t) + ½x(1 − t²)·√(2/π)(1 + 3·0.044715x²), with 1 − t² = 4e/(1 + e)², e = e^(−2|u|)
   // (exact where t → ±1, unlike 1 − t·t)
@@ -81,7 +84,10 @@ const functionsFor = moduleFunctions<GeluFunctions>(() => [
     const du = mul(splat(SQRT_2_OVER_PI), add(splat(1), mul(splat(3 * CUBIC), mul(get(value), get(value)))));
     const onePlusDecay = add(splat(1), get(tanh.decay));
     const sech2 = div(mul(splat(4), get(tanh.decay)), mul(onePlusDecay, onePlusDecay));
-    const slope = add(mul(splat(0.5), add(splat(1), get(t))), mul(mul(mul(splat(0.5), get(value)), sech2), du));
+    const slope = add(
+      mul(splat(0.5), add(splat(1), get(t))),
+      mul(mul(mul(splat(0.5), get(value)), sech2), du),
+    );
     return [...x!, ...set(value), ...tanhOfCubic(value, tanh), ...set(t), ...mul(dy!, slope)];
   }),
 ]);

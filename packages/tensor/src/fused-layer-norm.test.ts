@@ -44,7 +44,9 @@ describe('layerNorm', () => {
 
   it('normalizes each row to mean 0 and variance 1 (γ = 1, β = 0)', async () => {
     await setBackend('wasm');
-    const y = tf.tidy(() => layerNorm(tf.tensor2d(inputs[0]!.values, [96, 20]), tf.ones([20]), tf.zeros([20]), 1e-12).dataSync());
+    const y = tf.tidy(() =>
+      layerNorm(tf.tensor2d(inputs[0]!.values, [96, 20]), tf.ones([20]), tf.zeros([20]), 1e-12).dataSync(),
+    );
     for (let row = 0; row < 96; row += 1) {
       const values = Array.from(y.slice(row * 20, row * 20 + 20));
       const mean = values.reduce((sum, value) => sum + value, 0) / 20;
@@ -59,9 +61,28 @@ describe('layerNorm', () => {
     const x = inputs[0]!.values.slice(0, 40);
     const dy = seededValues(40, 24);
     const f = (values: Float32Array) =>
-      tf.tidy(() => tf.sum(tf.mul(layerNorm(tf.tensor2d(values, [2, 20]), tf.ones([20]), tf.zeros([20]), 1e-5), tf.tensor2d(dy, [2, 20]))).dataSync()[0]!);
+      tf.tidy(
+        () =>
+          tf
+            .sum(
+              tf.mul(
+                layerNorm(tf.tensor2d(values, [2, 20]), tf.ones([20]), tf.zeros([20]), 1e-5),
+                tf.tensor2d(dy, [2, 20]),
+              ),
+            )
+            .dataSync()[0]!,
+      );
     const analytic = tf.tidy(() =>
-      tf.grad((v: tf.Tensor) => tf.sum(tf.mul(layerNorm(v as tf.Tensor2D, tf.ones([20]), tf.zeros([20]), 1e-5), tf.tensor2d(dy, [2, 20]))))(tf.tensor2d(x, [2, 20])).dataSync(),
+      tf
+        .grad((v: tf.Tensor) =>
+          tf.sum(
+            tf.mul(
+              layerNorm(v as tf.Tensor2D, tf.ones([20]), tf.zeros([20]), 1e-5),
+              tf.tensor2d(dy, [2, 20]),
+            ),
+          ),
+        )(tf.tensor2d(x, [2, 20]))
+        .dataSync(),
     );
     const h = 1e-2;
     for (let index = 0; index < 40; index += 1) {
@@ -76,7 +97,9 @@ describe('layerNorm', () => {
   it('takes the op chain when FINEPRUNE_FUSED=0 or the feature count is not a multiple of 4', async () => {
     await setBackend('wasm');
     const run = (features: number) =>
-      kernelsRun(() => tf.tidy(() => layerNorm(tf.ones([3, features]), tf.ones([features]), tf.zeros([features]), 1e-5)));
+      kernelsRun(() =>
+        tf.tidy(() => layerNorm(tf.ones([3, features]), tf.ones([features]), tf.zeros([features]), 1e-5)),
+      );
     process.env.FINEPRUNE_FUSED = '0';
     const off = await run(8);
     delete process.env.FINEPRUNE_FUSED;

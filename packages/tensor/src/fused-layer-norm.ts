@@ -12,15 +12,50 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { fusedRoute, moduleFunctions, runWasmKernel } from './fused-module';
 import { add, horizontal, load, Locals, mul, overRow, store, sub } from './simd-math';
-import { F32, f32Const, get, I32, i32Const, loopWhileBelow, memarg, memoryFill, op, set, simd, simdOp } from './wasm-binary';
+import {
+  F32,
+  f32Const,
+  get,
+  I32,
+  i32Const,
+  loopWhileBelow,
+  memarg,
+  memoryFill,
+  op,
+  set,
+  simd,
+  simdOp,
+} from './wasm-binary';
 import { wasmHeapOf } from './wasm-heap';
 
 /** The fused layer norm kernels' names (registered for `wasm` on first use). */
 export const FUSED_LAYER_NORM_KERNEL = 'FinepruneLayerNorm';
 export const FUSED_LAYER_NORM_GRAD_KERNEL = 'FinepruneLayerNormGrad';
 
-type Forward = (x: number, gamma: number, beta: number, out: number, xHat: number, inverse: number, rows: number, rowBytes: number, count: number, epsilon: number) => void;
-type Backward = (dy: number, xHat: number, inverse: number, gamma: number, dx: number, dGamma: number, dBeta: number, rows: number, rowBytes: number, count: number) => void;
+type Forward = (
+  x: number,
+  gamma: number,
+  beta: number,
+  out: number,
+  xHat: number,
+  inverse: number,
+  rows: number,
+  rowBytes: number,
+  count: number,
+  epsilon: number,
+) => void;
+type Backward = (
+  dy: number,
+  xHat: number,
+  inverse: number,
+  gamma: number,
+  dx: number,
+  dGamma: number,
+  dBeta: number,
+  rows: number,
+  rowBytes: number,
+  count: number,
+) => void;
 interface LayerNormFunctions {
   layerNorm: Forward;
   layerNormGrad: Backward;
@@ -47,7 +82,7 @@ function rowLoop(row: number, rows: number, rowBase: number, rowBytes: number, b
 function forward() {
   const [x, gamma, beta, out, xHat, inverse, rows, rowBytes, count, epsilon] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
   const locals = new Locals(10);
-  const [row, rowBase, cursor, xRow, outRow, hatRow] = Array.from({ length: 6 }, () => locals.i32());
+  const [row, rowBase, cursor, xRow, outRow, hatRow] = locals.i32s(6);
   const [total, mean, r] = [locals.v128(), locals.v128(), locals.v128()];
   const rInverse = locals.add(F32);
   const centered = sub(load(xRow, cursor), get(mean));
@@ -104,10 +139,15 @@ function forward() {
 function backward() {
   const [dy, xHat, inverse, gamma, dx, dGamma, dBeta, rows, rowBytes, count] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
   const locals = new Locals(10);
-  const [row, rowBase, cursor, dyRow, hatRow, dxRow] = Array.from({ length: 6 }, () => locals.i32());
-  const [sumG, sumGHat, meanG, meanGHat, r] = Array.from({ length: 5 }, () => locals.v128());
+  const [row, rowBase, cursor, dyRow, hatRow, dxRow] = locals.i32s(6);
+  const [sumG, sumGHat, meanG, meanGHat, r] = locals.v128s(5);
   const g = mul(load(dyRow, cursor), load(gamma, cursor));
-  const mean = (source: number, target: number) => [...horizontal(source, op.f32Add), ...get(count), op.f32Div, ...splatInto(target)];
+  const mean = (source: number, target: number) => [
+    ...horizontal(source, op.f32Add),
+    ...get(count),
+    op.f32Div,
+    ...splatInto(target),
+  ];
   const body = [
     ...rowAddress(dy, rowBase, dyRow),
     ...rowAddress(xHat, rowBase, hatRow),
@@ -135,7 +175,11 @@ function backward() {
     ...memarg(),
     ...splatInto(r),
     // dx = r·((g − mean(g)) − x̂·mean(g ⊙ x̂))
-    ...overRow(cursor, rowBytes, store(dxRow, cursor, mul(get(r), sub(sub(g, get(meanG)), mul(load(hatRow, cursor), get(meanGHat)))))),
+    ...overRow(
+      cursor,
+      rowBytes,
+      store(dxRow, cursor, mul(get(r), sub(sub(g, get(meanG)), mul(load(hatRow, cursor), get(meanGHat))))),
+    ),
   ];
   const zero = (target: number) => [...get(target), ...i32Const(0), ...get(rowBytes), ...memoryFill()];
   return {
@@ -163,7 +207,18 @@ function layerNormKernel({ inputs, backend, attrs }: KernelArguments): tf.Tensor
   const xHat = heap.backend.makeOutput([rows, features], 'float32');
   const inverse = heap.backend.makeOutput([rows, 1], 'float32');
   const at = (info: tf.TensorInfo) => heap.offsetOf(info);
-  functionsFor(heap.memory)!.layerNorm(at(x!), at(gamma!), at(beta!), at(out), at(xHat), at(inverse), rows, features * 4, features, attrs!.epsilon as number);
+  functionsFor(heap.memory)!.layerNorm(
+    at(x!),
+    at(gamma!),
+    at(beta!),
+    at(out),
+    at(xHat),
+    at(inverse),
+    rows,
+    features * 4,
+    features,
+    attrs!.epsilon as number,
+  );
   return [out, xHat, inverse];
 }
 
@@ -175,7 +230,18 @@ function layerNormGradKernel({ inputs, backend }: KernelArguments): tf.TensorInf
   const dGamma = heap.backend.makeOutput([features], 'float32');
   const dBeta = heap.backend.makeOutput([features], 'float32');
   const at = (info: tf.TensorInfo) => heap.offsetOf(info);
-  functionsFor(heap.memory)!.layerNormGrad(at(dy!), at(xHat!), at(inverse!), at(gamma!), at(dx), at(dGamma), at(dBeta), rows, features * 4, features);
+  functionsFor(heap.memory)!.layerNormGrad(
+    at(dy!),
+    at(xHat!),
+    at(inverse!),
+    at(gamma!),
+    at(dx),
+    at(dGamma),
+    at(dBeta),
+    rows,
+    features * 4,
+    features,
+  );
   return [dx, dGamma, dBeta];
 }
 
@@ -196,7 +262,10 @@ function chainLayerNorm(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D, e
         const dyGamma = tf.mul(dy, g);
         const dx = tf.mul(
           r,
-          tf.sub(tf.sub(dyGamma, tf.mean(dyGamma, 1, true)), tf.mul(xHat, tf.mean(tf.mul(dyGamma, xHat), 1, true))),
+          tf.sub(
+            tf.sub(dyGamma, tf.mean(dyGamma, 1, true)),
+            tf.mul(xHat, tf.mean(tf.mul(dyGamma, xHat), 1, true)),
+          ),
         );
         return [dx, tf.sum(tf.mul(dy, xHat), 0), tf.sum(dy, 0)];
       },
@@ -208,12 +277,22 @@ function chainLayerNorm(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D, e
 /** LayerNorm as the fused kernels (wasm only). */
 function fusedLayerNorm(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D, epsilon: number): tf.Tensor2D {
   const op = tf.customGrad((input, scale, offset, save) => {
-    const [y, xHat, inverse] = runWasmKernel(FUSED_LAYER_NORM_KERNEL, layerNormKernel, { x: input as tf.Tensor, gamma: scale as tf.Tensor, beta: offset as tf.Tensor }, { epsilon });
+    const [y, xHat, inverse] = runWasmKernel(
+      FUSED_LAYER_NORM_KERNEL,
+      layerNormKernel,
+      { x: input as tf.Tensor, gamma: scale as tf.Tensor, beta: offset as tf.Tensor },
+      { epsilon },
+    );
     (save as tf.GradSaveFunc)([xHat!, inverse!, scale as tf.Tensor]);
     return {
       value: y!,
       gradFunc: (dy, saved) =>
-        runWasmKernel(FUSED_LAYER_NORM_GRAD_KERNEL, layerNormGradKernel, { dy: dy as tf.Tensor, xHat: saved[0]!, inverse: saved[1]!, gamma: saved[2]! }),
+        runWasmKernel(FUSED_LAYER_NORM_GRAD_KERNEL, layerNormGradKernel, {
+          dy: dy as tf.Tensor,
+          xHat: saved[0]!,
+          inverse: saved[1]!,
+          gamma: saved[2]!,
+        }),
     };
   });
   return op(x, gamma, beta) as tf.Tensor2D;
@@ -236,8 +315,17 @@ function fusedLayerNorm(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D, e
  * layerNorm(tf.tensor2d([[1, 2, 3, 4]]), tf.ones([4]), tf.zeros([4]), 1e-12).print(); // [[-1.3416, -0.4472, 0.4472, 1.3416]]
  * ```
  */
-export function layerNorm(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D, epsilon: number): tf.Tensor2D {
+export function layerNorm(
+  x: tf.Tensor2D,
+  gamma: tf.Tensor1D,
+  beta: tf.Tensor1D,
+  epsilon: number,
+): tf.Tensor2D {
   const features = x.shape[1];
-  const fused = x.rank === 2 && features % 4 === 0 && features > 0 && fusedRoute(functionsFor, [x, gamma, beta]) !== undefined;
+  const fused =
+    x.rank === 2 &&
+    features % 4 === 0 &&
+    features > 0 &&
+    fusedRoute(functionsFor, [x, gamma, beta]) !== undefined;
   return fused ? fusedLayerNorm(x, gamma, beta, epsilon) : chainLayerNorm(x, gamma, beta, epsilon);
 }

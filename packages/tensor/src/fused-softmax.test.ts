@@ -2,7 +2,12 @@ import './register-gradients';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { setBackend } from './backend';
-import { FUSED_SOFTMAX_GRAD_KERNEL, FUSED_SOFTMAX_KERNEL, scaledMaskedSoftmax, softmax } from './fused-softmax';
+import {
+  FUSED_SOFTMAX_GRAD_KERNEL,
+  FUSED_SOFTMAX_KERNEL,
+  scaledMaskedSoftmax,
+  softmax,
+} from './fused-softmax';
 import { kernelsRun, largestDifference, seededValues, valueAndGradients } from './fused-test-support';
 
 afterAll(async () => {
@@ -64,9 +69,18 @@ describe('scaledMaskedSoftmax', () => {
     const dy = seededValues(16, 5);
     // f(x) = Σ dy ⊙ softmax(x/8) over rows of 4
     const f = (values: Float32Array) =>
-      tf.tidy(() => tf.sum(tf.mul(scaledMaskedSoftmax(tf.tensor2d(values, [4, 4]), 0.125), tf.tensor2d(dy, [4, 4]))).dataSync()[0]!);
+      tf.tidy(
+        () =>
+          tf
+            .sum(tf.mul(scaledMaskedSoftmax(tf.tensor2d(values, [4, 4]), 0.125), tf.tensor2d(dy, [4, 4])))
+            .dataSync()[0]!,
+      );
     const analytic = tf.tidy(() =>
-      tf.grad((v: tf.Tensor) => tf.sum(tf.mul(scaledMaskedSoftmax(v, 0.125), tf.tensor2d(dy, [4, 4]))))(tf.tensor2d(x, [4, 4])).dataSync(),
+      tf
+        .grad((v: tf.Tensor) => tf.sum(tf.mul(scaledMaskedSoftmax(v, 0.125), tf.tensor2d(dy, [4, 4]))))(
+          tf.tensor2d(x, [4, 4]),
+        )
+        .dataSync(),
     );
     const h = 1e-2;
     for (let index = 0; index < 16; index += 1) {

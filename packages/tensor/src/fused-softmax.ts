@@ -14,7 +14,20 @@
 
 import * as tf from '@tensorflow/tfjs-core';
 import { fusedRoute, moduleFunctions, runWasmKernel } from './fused-module';
-import { add, div, expLocals, expVector, horizontal, load, Locals, mul, overRow, splat, store, sub } from './simd-math';
+import {
+  add,
+  div,
+  expLocals,
+  expVector,
+  horizontal,
+  load,
+  Locals,
+  mul,
+  overRow,
+  splat,
+  store,
+  sub,
+} from './simd-math';
 import { F32, get, I32, i32Const, loopWhileBelow, op, set, simd, simdOp } from './wasm-binary';
 import { wasmHeapOf } from './wasm-heap';
 
@@ -22,7 +35,15 @@ import { wasmHeapOf } from './wasm-heap';
 export const FUSED_SOFTMAX_KERNEL = 'FinepruneSoftmax';
 export const FUSED_SOFTMAX_GRAD_KERNEL = 'FinepruneSoftmaxGrad';
 
-type Forward = (x: number, mask: number, out: number, rows: number, rowBytes: number, period: number, scale: number) => void;
+type Forward = (
+  x: number,
+  mask: number,
+  out: number,
+  rows: number,
+  rowBytes: number,
+  period: number,
+  scale: number,
+) => void;
 type Backward = (y: number, dy: number, out: number, rows: number, rowBytes: number, scale: number) => void;
 interface SoftmaxFunctions {
   softmax: Forward;
@@ -49,12 +70,21 @@ function forward(withMask: boolean) {
   // params: x, mask, out, rows, rowBytes, period (i32), scale (f32)
   const [x, mask, out, rows, rowBytes, period, scale] = [0, 1, 2, 3, 4, 5, 6];
   const locals = new Locals(7);
-  const [row, rowBase, cursor, xRow, outRow, maskRow] = Array.from({ length: 6 }, () => locals.i32());
-  const [z, best, total, shift, e] = Array.from({ length: 5 }, () => locals.v128());
+  const [row, rowBase, cursor, xRow, outRow, maskRow] = locals.i32s(6);
+  const [z, best, total, shift, e] = locals.v128s(5);
   const exp = expLocals(locals);
   const scaled = mul(load(xRow, cursor), [...get(scale), ...simd(simdOp.f32x4Splat)]);
   const logits = withMask ? add(scaled, load(maskRow, cursor)) : scaled;
-  const maskRowBase = [...get(row), ...get(period), op.i32DivU, ...get(rowBytes), op.i32Mul, ...get(mask), op.i32Add, ...set(maskRow)];
+  const maskRowBase = [
+    ...get(row),
+    ...get(period),
+    op.i32DivU,
+    ...get(rowBytes),
+    op.i32Mul,
+    ...get(mask),
+    op.i32Add,
+    ...set(maskRow),
+  ];
   const body = [
     ...offsetInto(x, rowBase, xRow),
     ...offsetInto(out, rowBase, outRow),
@@ -103,7 +133,7 @@ function forward(withMask: boolean) {
 function backward() {
   const [y, dy, out, rows, rowBytes, scale] = [0, 1, 2, 3, 4, 5];
   const locals = new Locals(6);
-  const [row, rowBase, cursor, yRow, dyRow, outRow] = Array.from({ length: 6 }, () => locals.i32());
+  const [row, rowBase, cursor, yRow, dyRow, outRow] = locals.i32s(6);
   const [dot, scaleVector] = [locals.v128(), locals.v128()];
   const body = [
     ...offsetInto(y, rowBase, yRow),
@@ -111,14 +141,21 @@ function backward() {
     ...offsetInto(out, rowBase, outRow),
     ...splat(0),
     ...set(dot),
-    ...overRow(cursor, rowBytes, [...add(get(dot), mul(load(dyRow, cursor), load(yRow, cursor))), ...set(dot)]),
+    ...overRow(cursor, rowBytes, [
+      ...add(get(dot), mul(load(dyRow, cursor), load(yRow, cursor))),
+      ...set(dot),
+    ]),
     ...horizontal(dot, op.f32Add),
     ...simd(simdOp.f32x4Splat),
     ...set(dot),
     ...overRow(
       cursor,
       rowBytes,
-      store(outRow, cursor, mul(mul(sub(load(dyRow, cursor), get(dot)), load(yRow, cursor)), get(scaleVector))),
+      store(
+        outRow,
+        cursor,
+        mul(mul(sub(load(dyRow, cursor), get(dot)), load(yRow, cursor)), get(scaleVector)),
+      ),
     ),
   ];
   return {
@@ -126,7 +163,12 @@ function backward() {
     params: [I32, I32, I32, I32, I32, F32],
     results: [],
     locals: locals.types,
-    body: [...get(scale), ...simd(simdOp.f32x4Splat), ...set(scaleVector), ...overRows(row, rows, rowBase, rowBytes, body)],
+    body: [
+      ...get(scale),
+      ...simd(simdOp.f32x4Splat),
+      ...set(scaleVector),
+      ...overRows(row, rows, rowBase, rowBytes, body),
+    ],
   };
 }
 
@@ -146,10 +188,19 @@ function softmaxKernel({ inputs, backend, attrs }: KernelArguments): tf.TensorIn
   const rows = tf.util.sizeFromShape(x!.shape) / length;
   const out = heap.backend.makeOutput([...x!.shape], 'float32');
   const scale = attrs!.scale as number;
-  if (mask === undefined) functions.softmax(heap.offsetOf(x!), 0, heap.offsetOf(out), rows, length * 4, 1, scale);
+  if (mask === undefined)
+    functions.softmax(heap.offsetOf(x!), 0, heap.offsetOf(out), rows, length * 4, 1, scale);
   else {
     const period = rows / (tf.util.sizeFromShape(mask.shape) / length);
-    functions.softmaxMasked(heap.offsetOf(x!), heap.offsetOf(mask), heap.offsetOf(out), rows, length * 4, period, scale);
+    functions.softmaxMasked(
+      heap.offsetOf(x!),
+      heap.offsetOf(mask),
+      heap.offsetOf(out),
+      rows,
+      length * 4,
+      period,
+      scale,
+    );
   }
   return out;
 }
@@ -203,7 +254,11 @@ export function scaledMaskedSoftmax(scores: tf.Tensor, scale: number, additiveMa
   const length = scores.shape[scores.rank - 1] ?? 0;
   const operands = additiveMask === undefined ? [scores] : [scores, additiveMask];
   const fused =
-    scores.rank >= 1 && length % 4 === 0 && length > 0 && maskFits(scores, additiveMask) && fusedRoute(functionsFor, operands);
+    scores.rank >= 1 &&
+    length % 4 === 0 &&
+    length > 0 &&
+    maskFits(scores, additiveMask) &&
+    fusedRoute(functionsFor, operands);
   if (!fused) {
     return tf.tidy(() => {
       const scaled = scale === 1 ? scores : tf.mul(scores, scale);
@@ -211,12 +266,14 @@ export function scaledMaskedSoftmax(scores: tf.Tensor, scale: number, additiveMa
     });
   }
   const op = tf.customGrad((input, save) => {
-    const inputs = additiveMask === undefined ? { x: input as tf.Tensor } : { x: input as tf.Tensor, mask: additiveMask };
+    const inputs: tf.NamedTensorMap = { x: input as tf.Tensor };
+    if (additiveMask !== undefined) inputs.mask = additiveMask;
     const y = runWasmKernel(FUSED_SOFTMAX_KERNEL, softmaxKernel, inputs, { scale })[0]!;
     (save as tf.GradSaveFunc)([y]);
     return {
       value: y,
-      gradFunc: (dy, saved) => runWasmKernel(FUSED_SOFTMAX_GRAD_KERNEL, softmaxGradKernel, { y: saved[0]!, dy }, { scale })[0]!,
+      gradFunc: (dy, saved) =>
+        runWasmKernel(FUSED_SOFTMAX_GRAD_KERNEL, softmaxGradKernel, { y: saved[0]!, dy }, { scale })[0]!,
     };
   });
   return op(scores) as tf.Tensor;

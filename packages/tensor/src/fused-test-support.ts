@@ -31,7 +31,10 @@ export async function valueAndGradients(
     const value = f(...tensors);
     const dy = tf.randomNormal(value.shape, 0, 1, 'float32', upstreamSeed);
     const gradients = tf.grads((...xs: tf.Tensor[]) => tf.sum(tf.mul(f(...xs), dy)))(tensors);
-    return { value: value.dataSync() as Float32Array, gradients: gradients.map((g) => g.dataSync() as Float32Array) };
+    return {
+      value: value.dataSync() as Float32Array,
+      gradients: gradients.map((g) => g.dataSync() as Float32Array),
+    };
   });
   if (tf.memory().numTensors !== before) throw new Error(`${tf.memory().numTensors - before} tensors leaked`);
   return result;

@@ -11,7 +11,12 @@ afterAll(async () => {
 describe('transposeLastTwo', () => {
   it('is bit-identical to tf.transpose on wasm for matrices and batches, on one fused kernel', async () => {
     await setBackend('wasm');
-    for (const shape of [[4, 4], [8, 12], [3, 2, 16, 8], [512, 132]]) {
+    for (const shape of [
+      [4, 4],
+      [8, 12],
+      [3, 2, 16, 8],
+      [512, 132],
+    ]) {
       const x = tf.tensor(seededValues(tf.util.sizeFromShape(shape), shape.length * 100 + shape[0]!), shape);
       const perm = [...shape.keys()];
       [perm[shape.length - 2], perm[shape.length - 1]] = [shape.length - 1, shape.length - 2];

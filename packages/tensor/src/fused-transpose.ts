@@ -12,7 +12,19 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { fusedRoute, moduleFunctions, runWasmKernel } from './fused-module';
 import { Locals } from './simd-math';
-import { get, I32, i32Const, increment, loopWhileBelow, memarg, op, set, simd, simdOp, whileBelow } from './wasm-binary';
+import {
+  get,
+  I32,
+  i32Const,
+  increment,
+  loopWhileBelow,
+  memarg,
+  op,
+  set,
+  simd,
+  simdOp,
+  whileBelow,
+} from './wasm-binary';
 import { wasmHeapOf } from './wasm-heap';
 
 /** The fused transpose kernel's name (registered for `wasm` on first use). */
@@ -28,15 +40,59 @@ function shuffle(lanes: [number, number, number, number]): number[] {
 const functionsFor = moduleFunctions<{ transpose: Transpose }>(() => {
   const [x, out, count, rows, columns] = [0, 1, 2, 3, 4];
   const locals = new Locals(5);
-  const [matrix, i, j, rowBytes, columnBytes, source, target, matrixBytes] = Array.from({ length: 8 }, () => locals.i32());
-  const row = Array.from({ length: 4 }, () => locals.v128());
-  const pair = Array.from({ length: 4 }, () => locals.v128());
+  const [matrix, i, j, rowBytes, columnBytes, source, target, matrixBytes] = locals.i32s(8);
+  const row = locals.v128s(4);
+  const pair = locals.v128s(4);
   // source = x + matrix·matrixBytes + i·columnBytes + 4j;  target = out + matrix·matrixBytes + j·rowBytes + 4i
-  const sourceAddress = [...get(x), ...get(i), ...get(columnBytes), op.i32Mul, op.i32Add, ...get(j), ...i32Const(2), op.i32Shl, op.i32Add, ...set(source)];
-  const targetAddress = [...get(out), ...get(j), ...get(rowBytes), op.i32Mul, op.i32Add, ...get(i), ...i32Const(2), op.i32Shl, op.i32Add, ...set(target)];
-  const loadRow = (k: number) => [...get(source), ...get(columnBytes), ...i32Const(k), op.i32Mul, op.i32Add, ...simd(simdOp.v128Load), ...memarg(), ...set(row[k]!)];
-  const storeColumn = (k: number, value: number[]) => [...get(target), ...get(rowBytes), ...i32Const(k), op.i32Mul, op.i32Add, ...value, ...simd(simdOp.v128Store), ...memarg()];
-  const both = (a: number, b: number, lanes: [number, number, number, number]) => [...get(a), ...get(b), ...shuffle(lanes)];
+  const sourceAddress = [
+    ...get(x),
+    ...get(i),
+    ...get(columnBytes),
+    op.i32Mul,
+    op.i32Add,
+    ...get(j),
+    ...i32Const(2),
+    op.i32Shl,
+    op.i32Add,
+    ...set(source),
+  ];
+  const targetAddress = [
+    ...get(out),
+    ...get(j),
+    ...get(rowBytes),
+    op.i32Mul,
+    op.i32Add,
+    ...get(i),
+    ...i32Const(2),
+    op.i32Shl,
+    op.i32Add,
+    ...set(target),
+  ];
+  const loadRow = (k: number) => [
+    ...get(source),
+    ...get(columnBytes),
+    ...i32Const(k),
+    op.i32Mul,
+    op.i32Add,
+    ...simd(simdOp.v128Load),
+    ...memarg(),
+    ...set(row[k]!),
+  ];
+  const storeColumn = (k: number, value: number[]) => [
+    ...get(target),
+    ...get(rowBytes),
+    ...i32Const(k),
+    op.i32Mul,
+    op.i32Add,
+    ...value,
+    ...simd(simdOp.v128Store),
+    ...memarg(),
+  ];
+  const both = (a: number, b: number, lanes: [number, number, number, number]) => [
+    ...get(a),
+    ...get(b),
+    ...shuffle(lanes),
+  ];
   const block = [
     ...sourceAddress,
     ...targetAddress,
@@ -95,7 +151,13 @@ const functionsFor = moduleFunctions<{ transpose: Transpose }>(() => {
   ];
 });
 
-function transposeKernel({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo {
+function transposeKernel({
+  inputs,
+  backend,
+}: {
+  inputs: tf.NamedTensorInfoMap;
+  backend: unknown;
+}): tf.TensorInfo {
   const heap = wasmHeapOf(backend)!;
   const x = inputs.x!;
   const shape = [...x.shape];

@@ -45,7 +45,7 @@ function erf64(x: number): number {
     result = (2 / Math.sqrt(Math.PI)) * sum;
   } else {
     let fraction = 0;
-    for (let k = 60; k >= 1; k -= 1) fraction = (k / 2) / (a + fraction);
+    for (let k = 60; k >= 1; k -= 1) fraction = k / 2 / (a + fraction);
     result = 1 - Math.exp(-a * a) / Math.sqrt(Math.PI) / (a + fraction);
   }
   return Math.sign(x) * result;
@@ -73,16 +73,22 @@ describe('SIMD exp and erf', () => {
   });
 
   it('exp is 0 below the smallest normal float32 and for −10000 (an attention mask)', () => {
-    expect([...run('exp', Float32Array.of(EXP_LOWEST - 0.01, -100, -10000, -Infinity))]).toEqual([0, 0, 0, 0]);
+    expect([...run('exp', Float32Array.of(EXP_LOWEST - 0.01, -100, -10000, -Infinity))]).toEqual([
+      0, 0, 0, 0,
+    ]);
   });
 
   it('erf is within 5e-7 of a float64 erf on [−6, 6], odd, and ±1 in the tails', () => {
     const x = grid(-6, 6, 40_000);
     const y = run('erf', x);
     let worst = 0;
-    for (let index = 0; index < x.length; index += 1) worst = Math.max(worst, Math.abs(y[index]! - erf64(x[index]!)));
+    for (let index = 0; index < x.length; index += 1)
+      worst = Math.max(worst, Math.abs(y[index]! - erf64(x[index]!)));
     expect(worst).toBeLessThan(5e-7);
-    const mirrored = run('erf', Float32Array.from(x, (value) => -value));
+    const mirrored = run(
+      'erf',
+      Float32Array.from(x, (value) => -value),
+    );
     expect(Array.from(mirrored, (value, index) => value + y[index]!).every((sum) => sum === 0)).toBe(true);
     expect([...run('erf', Float32Array.of(-20, 20, 0, 0))]).toEqual([-1, 1, 0, 0]);
   });
@@ -91,7 +97,8 @@ describe('SIMD exp and erf', () => {
     const x = grid(-10, 10, 40_000);
     const y = run('tanh', x);
     let worst = 0;
-    for (let index = 0; index < x.length; index += 1) worst = Math.max(worst, Math.abs(y[index]! - Math.tanh(x[index]!)));
+    for (let index = 0; index < x.length; index += 1)
+      worst = Math.max(worst, Math.abs(y[index]! - Math.tanh(x[index]!)));
     expect(worst).toBeLessThan(1.2e-7);
     expect([...run('tanh', Float32Array.of(-50, 50, 0, -0))]).toEqual([-1, 1, 0, -0]);
   });

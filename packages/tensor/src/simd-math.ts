@@ -42,7 +42,30 @@ export class Locals {
   v128(): number {
     return this.add(V128);
   }
+  /** `count` new i32 locals. */
+  i32s<N extends number>(count: N): LocalTuple<N> {
+    return Array.from({ length: count }, () => this.i32()) as LocalTuple<N>;
+  }
+  /** `count` new v128 locals. */
+  v128s<N extends number>(count: N): LocalTuple<N> {
+    return Array.from({ length: count }, () => this.v128()) as LocalTuple<N>;
+  }
 }
+
+/** A tuple of `N` local indices (N up to 8). */
+export type LocalTuple<N extends number> = N extends 1
+  ? [number]
+  : N extends 2
+    ? [number, number]
+    : N extends 3
+      ? [number, number, number]
+      : N extends 4
+        ? [number, number, number, number]
+        : N extends 5
+          ? [number, number, number, number, number]
+          : N extends 6
+            ? [number, number, number, number, number, number]
+            : [number, number, number, number, number, number, number, number];
 
 /** `f32x4.splat(value)`: a constant in all four lanes. */
 export function splat(value: number): number[] {
@@ -88,12 +111,14 @@ export function horner(t: number, coefficients: readonly number[]): number[] {
 }
 
 // Cephes expf: e^x = 2ⁿ·e^r with n = round(x·log₂e), r = x − n·ln 2 (ln 2 split in two for exactness).
-const LOG2E = 1.44269504088896341;
+const LOG2E = Math.LOG2E;
 const LN2_HIGH = 0.693359375;
 /** 1.5·2²³: adding it rounds a float32 below 2²² to an integer held in the low mantissa bits. */
 const ROUNDING = 12582912;
-const LN2_LOW = -2.12194440e-4;
-const EXP_POLYNOMIAL = [1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1];
+const LN2_LOW = -2.1219444e-4;
+const EXP_POLYNOMIAL = [
+  1.98756915e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1,
+];
 /** Below this, e^x is under float32's smallest normal number and the result is 0. */
 export const EXP_LOWEST = -87.33654;
 /** Inputs above this are clamped (e^88 ≈ 1.65e38). */
@@ -117,7 +142,11 @@ export function expLocals(locals: Locals): ExpLocals {
  */
 export function expVector(value: number[], t: ExpLocals): number[] {
   // pmax/pmin (one instruction each on x86, unlike f32x4.max/min's NaN and −0 handling)
-  const clamp = binary(simdOp.f32x4Pmin, binary(simdOp.f32x4Pmax, value, splat(EXP_LOWEST)), splat(EXP_HIGHEST));
+  const clamp = binary(
+    simdOp.f32x4Pmin,
+    binary(simdOp.f32x4Pmax, value, splat(EXP_LOWEST)),
+    splat(EXP_HIGHEST),
+  );
   // 2ⁿ as float32 bits: the low bits of t = x·log₂e + 1.5·2²³ hold n, so (bits(t) << 23) + bits(1.0)
   const power = [
     ...get(t.n),
@@ -138,7 +167,11 @@ export function expVector(value: number[], t: ExpLocals): number[] {
     ...set(t.r), // r = x − n·ln 2
     // 2ⁿ zeroed where x was clamped at the bottom (x ≤ EXP_LOWEST), before the product: multiplying
     // p by 2⁻¹²⁶ would make a subnormal, which x86 processors handle ~100× slower
-    ...mul(polynomial, [...power, ...binary(simdOp.f32x4Gt, get(t.x), splat(EXP_LOWEST)), ...simd(simdOp.v128And)]),
+    ...mul(polynomial, [
+      ...power,
+      ...binary(simdOp.f32x4Gt, get(t.x), splat(EXP_LOWEST)),
+      ...simd(simdOp.v128And),
+    ]),
   ];
 }
 
