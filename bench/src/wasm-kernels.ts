@@ -12,8 +12,8 @@
  * - the encoder's fused kernels (@fineprune/tensor) at the benchmark encoder's sizes (16 × 128 tokens),
  *   each forward and backward against its op chain (`FINEPRUNE_FUSED=0`): GELU on [2048, 512], the
  *   scaled and masked attention softmax on [16, 2, 128, 128], layer norm on [2048, 128], the attention
- *   products [32 × 128 × 64]·[32 × 64 × 128], and the bias gradient (column sums) and transpose of
- *   [2048, 512].
+ *   products [32 × 128 × 64]·[32 × 64 × 128], the bias gradient (column sums) and transpose of
+ *   [2048, 512], and an embedding lookup of 2048 rows of a [30522, 128] table.
  *
  * Writes bench/results/wasm-kernels.json. Run: `cd bench && pnpm wasm-kernels [--repeats 300]`.
  */
@@ -23,6 +23,7 @@ import {
   columnSums,
   createRandom,
   fusedAdamStep,
+  gatherRows,
   gelu,
   layerNorm,
   scaledMaskedSoftmax,
@@ -109,6 +110,12 @@ async function encoderKernelPairs(repeats: number): Promise<Record<string, Pair>
   );
   const [queries, keys] = [randomTensor([16, 2, 128, 64], 66, 1), randomTensor([16, 2, 64, 128], 67, 1)];
   const upstream = (shape: number[]) => randomTensor(shape, 68, 1);
+  const table = randomTensor([30522, 128], 69, 0.02);
+  const random = createRandom(70);
+  const ids = tf.tensor1d(
+    Array.from({ length: 2048 }, () => Math.floor(random.next() * 30522)),
+    'int32',
+  );
   const [dyHidden, dyActivations, dyScores] = [
     upstream([2048, 128]),
     upstream([2048, 512]),
@@ -125,6 +132,7 @@ async function encoderKernelPairs(repeats: number): Promise<Record<string, Pair>
     attentionProductForwardBackward: () =>
       tf.grads((a: tf.Tensor, b: tf.Tensor) => batchMatMul(a, b))([queries, keys], dyScores),
     biasGradient2048x512: () => columnSums(activations as tf.Tensor2D),
+    embeddingGather2048of30522x128: () => gatherRows(table as tf.Tensor2D, ids as tf.Tensor1D),
     transpose2048x512: () => transposeLastTwo(activations),
   };
   const pairs: Record<string, Pair> = {};

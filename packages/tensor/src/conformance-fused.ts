@@ -8,6 +8,7 @@ import {
   batchMatMul,
   columnSums,
   createRandom,
+  gatherRows,
   gelu,
   geluTanh,
   layerNorm,
@@ -85,6 +86,15 @@ export function fusedKernelCases(): ConformanceCase[] {
           73,
         ),
       tolerance: 1e-5,
+    },
+    {
+      group: 'fused-kernels',
+      name: 'gatherRows value and gradient (repeated ids)',
+      async run() {
+        const ids = tf.tensor1d([5, 0, 5, 9, 2, 5], 'int32');
+        return valueAndGradients((table) => gatherRows(table as tf.Tensor2D, ids), [random(76, [10, 8])], 77);
+      },
+      tolerance: 1e-6,
     },
     {
       group: 'fused-kernels',
