@@ -10,11 +10,10 @@ import {
   dense,
   gelu as fusedGelu,
   geluTanh as fusedGeluTanh,
+  dropoutMask,
   layerNorm as fusedLayerNorm,
   scaledMaskedSoftmax,
 } from '@fineprune/tensor';
-import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
-import { createRandom } from '@fineprune/tensor/random';
 
 /**
  * Exact GELU, x·Φ(x) with Φ(x) = ½(1 + erf(x/√2)) (Hendrycks & Gimpel 2016, Eq. 1; Hugging Face
@@ -96,7 +95,8 @@ export function batchMatMul(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
 /**
  * Inverted dropout with a seeded mask (Srivastava et al. 2014): each entry is kept with probability
  * 1 − rate and scaled by 1/(1 − rate). The mask comes from `createRandom(seed)` (xoshiro128**),
- * one 32-bit draw per entry, so the same seed gives the same mask on every backend.
+ * one 32-bit draw per entry, so the same seed gives the same mask on every backend (`dropoutMask` of
+ * @fineprune/tensor, which draws it in WebAssembly on wasm).
  *
  * @param x - any float32 tensor
  * @param rate - the drop probability, in [0, 1)
@@ -109,22 +109,8 @@ export function batchMatMul(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
  * ```
  */
 export function seededDropout<T extends tf.Tensor>(x: T, rate: number, seed: number): T {
-  if (!(rate >= 0 && rate < 1)) {
-    throw new FinepruneError({
-      code: ErrorCodes.INVALID_ARGUMENT,
-      message: `A dropout rate must be in [0, 1), got ${rate}.`,
-      fix: 'Use a rate such as 0.1, or 0 for no dropout.',
-    });
-  }
   if (rate === 0) return x.clone() as T;
-  const random = createRandom(seed);
-  const values = new Float32Array(x.size);
-  const limit = Math.floor(rate * 4294967296); // drop when the uniform 32-bit draw is below rate·2³²
-  const scale = 1 / (1 - rate);
-  for (let index = 0; index < values.length; index += 1) {
-    values[index] = random.nextUint32() < limit ? 0 : scale;
-  }
-  return tf.tidy(() => tf.mul(x, tf.tensor(values, x.shape, 'float32'))) as T;
+  return tf.tidy(() => tf.mul(x, dropoutMask(x.shape, rate, seed))) as T; // dropoutMask checks the rate
 }
 
 /**
