@@ -152,6 +152,8 @@ async function encoderKernelPairs(repeats: number): Promise<Record<string, Pair>
     dyHidden,
     dyActivations,
     dyScores,
+    table,
+    ids,
   ]);
   return pairs;
 }
