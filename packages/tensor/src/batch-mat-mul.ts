@@ -2,9 +2,9 @@
  * Batched matrix products for the `wasm` backend, one matrix at a time.
  *
  * @tensorflow/tfjs-backend-wasm 4.22 hands a `BatchMatMul` with one matrix pair to XNNPACK
- * (≈30 GFLOP/s on this project's machine) but runs a batch of several pairs through a plain blocked
- * loop: the attention products of the benchmark encoder, [32 × 128 × 64]·[32 × 64 × 128], took
- * 32 ms as one batched call and 3.7 ms as 32 separate calls. The kernel below makes those 32 calls
+ * but runs a batch of several pairs through a plain blocked
+ * loop, several times slower per FLOP (the attention products of the benchmark encoder: `encoderKernels`
+ * in bench/results/wasm-kernels.json). The kernel below makes one call per matrix pair
  * itself, on views of the operands where they lie in the wasm heap (registered with the backend's
  * own `registerTensor` and dropped right after), so nothing is copied and the result is the same
  * float32 arithmetic XNNPACK does for a single product.

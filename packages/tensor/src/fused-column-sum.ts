@@ -1,8 +1,8 @@
 /**
  * Column sums of a matrix, Σ_rows x, as one SIMD pass on `wasm`.
  *
- * TF.js's wasm `Sum` over axis 0 transposes the matrix first and then sums rows: on the benchmark
- * encoder's bias gradients ([2048, 512] and [2048, 128]) it took 2–9 ms a call. Here the rows are
+ * TF.js's wasm `Sum` over axis 0 transposes the matrix first and then sums rows, slowly on the
+ * benchmark encoder's bias gradients (`encoderKernels` in bench/results/wasm-kernels.json). Here the rows are
  * added four columns at a time into the output, in row order (float32, as the wasm `Sum`
  * accumulates), elsewhere `tf.sum(x, 0)`.
  */

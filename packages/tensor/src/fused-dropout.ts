@@ -2,8 +2,7 @@
  * Seeded dropout masks, drawn in WebAssembly on `wasm`.
  *
  * The encoder's dropout draws one xoshiro128** number per entry (2.4 million per training step of the
- * benchmark encoder): in JavaScript that took 20–45 ms per mask on this project's machine, about a
- * fifth of the fused step. On `wasm` the same generator runs as a loop over i32 locals that writes
+ * benchmark encoder), a large share of the step in JavaScript (bench/README.md, "Encoder step"). On `wasm` the same generator runs as a loop over i32 locals that writes
  * the mask straight into the heap, so the mask is bit-identical to the JavaScript one (same seeding by
  * `createRandom`, same draws, same comparison).
  */

@@ -2,8 +2,8 @@
  * Row gathers (embedding lookups) as one pass of `memory.copy`s on `wasm`.
  *
  * TF.js 4.22's wasm `GatherV2` computes every output element's source through strides, one float at
- * a time: gathering 2048 rows of 128 floats took ~20 ms on this project's machine, against 0.2 ms
- * for an `Add` of the same size. Here each row is one bulk `memory.copy`, so the result is
+ * a time, about a hundred times slower than an `Add` of the same size (`encoderKernels` in
+ * bench/results/wasm-kernels.json). Here each row is one bulk `memory.copy`, so the result is
  * bit-identical to `tf.gather`. The gradient is TF.js's own: dy summed into the rows by id
  * (`tf.unsortedSegmentSum`).
  */

@@ -1,9 +1,8 @@
 /**
  * GELU and its gradient, differentiable, with a fused SIMD pass on `wasm`.
  *
- * TF.js's wasm `Erf`, `Exp` and `Tanh` are scalar loops (the `Erf` of the benchmark encoder's
- * [2048 × 512] activations took 5–30 ms), and the op chain of GELU's forward and backward passes is
- * nine kernels. On `wasm` (unless `FINEPRUNE_FUSED=0`) each pass here is one function over the heap,
+ * TF.js's wasm `Erf`, `Exp` and `Tanh` are scalar loops, and the op chain of GELU's forward and
+ * backward passes is nine kernels (timings: `encoderKernels` in bench/results/wasm-kernels.json). On `wasm` (unless `FINEPRUNE_FUSED=0`) each pass here is one function over the heap,
  * four lanes at a time, with the erf, exp and tanh of {@link ./simd-math}; elsewhere, and for sizes
  * that are not a multiple of 4, the op chain. Measured against the cpu op chain (|Δ|/max(1, |cpu|),
  * fused-gelu.test.ts): gelu 2.4e-7 (value) and 4.2e-7 (gradient); geluTanh 4.8e-7 and 1.4e-6.

@@ -2,7 +2,8 @@
  * Transposes of the last two axes as one SIMD pass on `wasm`, for gradient functions (dK = xᵀ·dy,
  * dA = dy·Bᵀ).
  *
- * TF.js's wasm `Transpose` of the benchmark encoder's [2048, 512] activations took 5–9 ms. Here 4 × 4
+ * TF.js's wasm `Transpose` of large matrices is slow (`encoderKernels` in
+ * bench/results/wasm-kernels.json). Here 4 × 4
  * blocks are loaded as four vectors, transposed in registers with eight `i8x16.shuffle`s and stored
  * as four vectors: values are moved, never computed, so the result is bit-identical to
  * `tf.transpose`. Elsewhere, and when either of the last two axes is not a multiple of 4,
