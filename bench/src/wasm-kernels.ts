@@ -14,13 +14,25 @@
  *   chain, against `fusedHardConcreteMaskedWeight`), the test-time gates with their open counts
  *   (op chain + read-back, against `fusedHardConcreteTestMasks`) and Σ σ(S) (`sum(sigmoid)`,
  *   against `fusedSigmoidSum`), forward passes only.
+ * - the encoder's fused kernels (@fineprune/tensor) at the benchmark encoder's sizes (16 × 128 tokens),
+ *   each forward and backward against its op chain (`FINEPRUNE_FUSED=0`): GELU on [2048, 512], the
+ *   scaled and masked attention softmax on [16, 2, 128, 128], layer norm on [2048, 128], the attention
+ *   products [32 × 128 × 64]·[32 × 64 × 128], the bias gradient (column sums) and transpose of
+ *   [2048, 512], and an embedding lookup of 2048 rows of a [30522, 128] table.
  *
  * Writes bench/results/wasm-kernels.json. Run: `cd bench && pnpm wasm-kernels [--repeats 300]`.
  */
 
 import {
+  batchMatMul,
+  columnSums,
   createRandom,
   fusedAdamStep,
+  gatherRows,
+  gelu,
+  layerNorm,
+  scaledMaskedSoftmax,
+  transposeLastTwo,
   type FusedAdamScalars,
   fusedHardConcreteMaskedWeight,
   fusedHardConcreteTestMasks,
@@ -83,6 +95,76 @@ function pair(baseline: number[], simd: number[]): Pair {
 
 function round(value: number, digits: number): number {
   return Number(value.toFixed(digits));
+}
+
+/** `run` with the fused kernels (`FINEPRUNE_FUSED` unset) or the op chains (`FINEPRUNE_FUSED=0`). */
+function routed(fused: boolean, run: () => tf.Tensor | tf.Tensor[]): () => void {
+  return () => {
+    if (fused) delete process.env.FINEPRUNE_FUSED;
+    else process.env.FINEPRUNE_FUSED = '0';
+    tf.dispose(run());
+    delete process.env.FINEPRUNE_FUSED;
+  };
+}
+
+/** Each encoder kernel's forward + backward pass (upstream gradient given), op chain against fused. */
+async function encoderKernelPairs(repeats: number): Promise<Record<string, Pair>> {
+  const hidden = randomTensor([2048, 128], 60, 2);
+  const gamma = randomTensor([128], 61, 1);
+  const beta = randomTensor([128], 62, 1);
+  const activations = randomTensor([2048, 512], 63, 3);
+  const scores = randomTensor([16, 2, 128, 128], 64, 8);
+  const mask = tf.tidy(() =>
+    tf.mul(tf.cast(tf.greater(randomTensor([16, 1, 1, 128], 65, 1), 0.6), 'float32'), -10000),
+  );
+  const [queries, keys] = [randomTensor([16, 2, 128, 64], 66, 1), randomTensor([16, 2, 64, 128], 67, 1)];
+  const upstream = (shape: number[]) => randomTensor(shape, 68, 1);
+  const table = randomTensor([30522, 128], 69, 0.02);
+  const random = createRandom(70);
+  const ids = tf.tensor1d(
+    Array.from({ length: 2048 }, () => Math.floor(random.next() * 30522)),
+    'int32',
+  );
+  const [dyHidden, dyActivations, dyScores] = [
+    upstream([2048, 128]),
+    upstream([2048, 512]),
+    upstream([16, 2, 128, 128]),
+  ];
+  const cases: Record<string, () => tf.Tensor | tf.Tensor[]> = {
+    geluForwardBackward: () => tf.grad((x: tf.Tensor) => gelu(x))(activations, dyActivations),
+    attentionSoftmaxForwardBackward: () =>
+      tf.grad((x: tf.Tensor) => scaledMaskedSoftmax(x, 0.125, mask))(scores, dyScores),
+    layerNormForwardBackward: () =>
+      tf.grads((x: tf.Tensor, g: tf.Tensor, b: tf.Tensor) =>
+        layerNorm(x as tf.Tensor2D, g as tf.Tensor1D, b as tf.Tensor1D, 1e-12),
+      )([hidden, gamma, beta], dyHidden),
+    attentionProductForwardBackward: () =>
+      tf.grads((a: tf.Tensor, b: tf.Tensor) => batchMatMul(a, b))([queries, keys], dyScores),
+    biasGradient2048x512: () => columnSums(activations as tf.Tensor2D),
+    embeddingGather2048of30522x128: () => gatherRows(table as tf.Tensor2D, ids as tf.Tensor1D),
+    transpose2048x512: () => transposeLastTwo(activations),
+  };
+  const pairs: Record<string, Pair> = {};
+  for (const [name, run] of Object.entries(cases)) {
+    const [chainTimes, fusedTimes] = await sideBySide(routed(false, run), routed(true, run), repeats);
+    pairs[name] = pair(chainTimes, fusedTimes);
+  }
+  tf.dispose([
+    hidden,
+    gamma,
+    beta,
+    activations,
+    scores,
+    mask,
+    queries,
+    keys,
+    dyHidden,
+    dyActivations,
+    dyScores,
+    table,
+    ids,
+  ]);
+  return pairs;
 }
 
 export async function main(argv = process.argv.slice(2)): Promise<Record<string, unknown>> {
@@ -182,6 +264,8 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
   const gatePasses = await gateBenchmarks(scores, repeats);
   tf.dispose(scores);
 
+  const encoderKernels = await encoderKernelPairs(Math.max(10, Math.round(repeats / 10)));
+
   const tensorsLeaked = tf.memory().numTensors - tensorsAtStart;
   if (tensorsLeaked !== 0) throw new Error(`${tensorsLeaked} tensors leaked`);
   const result = {
@@ -193,6 +277,7 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
     thresholdMasks,
     topVMasks,
     gatePasses,
+    encoderKernels,
     tensorsLeaked,
   };
   const file = writeResult('wasm-kernels', result);

@@ -24,9 +24,18 @@ import {
   setBackend,
   topCountMasks,
 } from '@fineprune/tensor';
+import { fusedKernelCases } from './conformance-fused';
+import { gradientsOf, randomTensor, values } from './conformance-support';
 
 /** Groups of conformance cases, to run a subset. */
-export type ConformanceGroup = 'select' | 'masked-weight' | 'dense' | 'wasm-kernels' | 'training' | 'plugins';
+export type ConformanceGroup =
+  | 'select'
+  | 'masked-weight'
+  | 'dense'
+  | 'wasm-kernels'
+  | 'fused-kernels'
+  | 'training'
+  | 'plugins';
 
 /** The outputs of one case: named arrays (or single numbers) to compare. */
 export type ConformanceOutputs = Record<string, ArrayLike<number> | number>;
@@ -151,40 +160,12 @@ export interface ConformanceMismatch {
   difference: number;
 }
 
-function normals(random: RandomSource, count: number, scale = 1): Float32Array {
-  const values = new Float32Array(count);
-  for (let index = 0; index < count; index += 1) {
-    // Box–Muller transform.
-    const u = 1 - random.next();
-    const v = random.next();
-    values[index] = scale * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
-  }
-  return values;
-}
-
-function randomTensor(random: RandomSource, shape: number[], scale = 1): tf.Tensor {
-  return tf.tensor(normals(random, tf.util.sizeFromShape(shape), scale), shape, 'float32');
-}
-
 /** Distinct, well-separated values in a random order: selections are exact on every backend. */
 function distinctScores(random: RandomSource, count: number): Float32Array {
   const order = random.permutation(count);
   const values = new Float32Array(count);
   for (let index = 0; index < count; index += 1) values[index] = (order[index]! - count / 2) / 8;
   return values;
-}
-
-async function values(tensor: tf.Tensor): Promise<Float32Array> {
-  return Float32Array.from(await readFloat32(tensor));
-}
-
-async function gradientsOf(
-  loss: () => tf.Tensor,
-  variables: tf.Variable[],
-): Promise<{ loss: number; gradients: Float32Array[] }> {
-  const { value, grads } = tf.variableGrads(loss as () => tf.Scalar, variables);
-  const gradients = await Promise.all(variables.map((variable) => values(grads[variable.name]!)));
-  return { loss: (await value.data())[0]!, gradients };
 }
 
 function parameterOf(name: string, weight: tf.Tensor, mask?: tf.Tensor): ConformanceParameter {
@@ -712,7 +693,14 @@ function gateCases(): ConformanceCase[] {
  * ```
  */
 export function conformanceCases(plugins: ConformancePlugins = {}): ConformanceCase[] {
-  return [...primitiveCases(), ...kernelCases(), ...gateCases(), ...trainingCases(), ...pluginCases(plugins)];
+  return [
+    ...primitiveCases(),
+    ...kernelCases(),
+    ...gateCases(),
+    ...fusedKernelCases(),
+    ...trainingCases(),
+    ...pluginCases(plugins),
+  ];
 }
 
 /**

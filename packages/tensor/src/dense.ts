@@ -3,6 +3,8 @@
  */
 
 import * as tf from '@tensorflow/tfjs-core';
+import { columnSums } from './fused-column-sum';
+import { transposeLastTwo } from './fused-transpose';
 import { ErrorCodes, FinepruneError } from './errors';
 // By package name, so that the registration stays in one file of its own in dist (listed in
 // package.json `sideEffects`) instead of a shared chunk.
@@ -91,7 +93,7 @@ function inputAndKernelGradients(
   kernel: tf.Tensor2D,
 ): [LazyGradient, LazyGradient] {
   if (tf.getBackend() === 'wasm')
-    return [() => tf.matMul(dy, tf.transpose(kernel)), () => tf.matMul(tf.transpose(x), dy)];
+    return [() => tf.matMul(dy, transposeLastTwo(kernel)), () => tf.matMul(transposeLastTwo(x), dy)];
   return [() => tf.matMul(dy, kernel, false, true), () => tf.matMul(x, dy, true, false)];
 }
 
@@ -128,7 +130,7 @@ export function dense(x: tf.Tensor2D, kernel: tf.Tensor2D, bias?: tf.Tensor1D): 
         saved[0] as tf.Tensor2D,
         saved[1] as tf.Tensor2D,
       );
-      return bias === undefined ? gradients : [...gradients, () => tf.sum(dy, 0)]; // db = Σ_rows dy
+      return bias === undefined ? gradients : [...gradients, () => columnSums(dy as tf.Tensor2D)]; // db = Σ_rows dy
     },
   ) as tf.Tensor2D;
 }

@@ -25,7 +25,7 @@ import * as tf from '@tensorflow/tfjs-core';
  *
  * @example
  * ```ts
- * if (fusedKernelAvailable(FUSED_KERNELS.gelu)) y = tf.engine().runKernel(FUSED_KERNELS.gelu, { x }) as tf.Tensor;
+ * if (fusedKernelAvailable(FUSED_KERNELS.gelu)) y = tf.engine().runRegisteredKernel(FUSED_KERNELS.gelu, { x }) as tf.Tensor;
  * ```
  */
 export const FUSED_KERNELS = {
@@ -64,7 +64,8 @@ export function fusedKernelAvailable(name: string): boolean {
   return tf.getKernel(name, tf.getBackend()) !== undefined;
 }
 
-const runKernel = (name: string, inputs: tf.NamedTensorMap, attrs: tf.NamedAttrMap = {}) =>
+/** Runs a fused kernel by name on the active backend (its gradient is registered with it). */
+export const runRegisteredKernel = (name: string, inputs: tf.NamedTensorMap, attrs: tf.NamedAttrMap = {}) =>
   tf.engine().runKernel(name, inputs, attrs) as tf.Tensor;
 
 /** Gradients of the forward kernels, through the gradient kernels (on any backend that has them). */
@@ -76,7 +77,7 @@ const gradients: tf.GradConfig[] = [
       const [probabilities] = saved as [tf.Tensor];
       const scale = (attrs as { scale: number }).scale;
       const dScores = () =>
-        runKernel(FUSED_KERNELS.attentionSoftmaxGrad, { probabilities, dy: dy as tf.Tensor }, { scale });
+        runRegisteredKernel(FUSED_KERNELS.attentionSoftmaxGrad, { probabilities, dy: dy as tf.Tensor }, { scale });
       return {
         scores: dScores,
         // The mask is added to every head's and every query's logits: its gradient sums dScores/scale there.
@@ -96,8 +97,8 @@ const gradients: tf.GradConfig[] = [
       const epsilon = (attrs as { epsilon: number }).epsilon;
       const g = dy as tf.Tensor;
       return {
-        x: () => runKernel(FUSED_KERNELS.layerNormGrad, { dy: g, x, gamma }, { epsilon }),
-        gamma: () => runKernel(FUSED_KERNELS.layerNormParamGrad, { dy: g, x }, { epsilon }),
+        x: () => runRegisteredKernel(FUSED_KERNELS.layerNormGrad, { dy: g, x, gamma }, { epsilon }),
+        gamma: () => runRegisteredKernel(FUSED_KERNELS.layerNormParamGrad, { dy: g, x }, { epsilon }),
         beta: () => tf.sum(g, 0), // dβ = Σ_rows dy
       };
     },
@@ -107,7 +108,7 @@ const gradients: tf.GradConfig[] = [
     inputsToSave: ['x'],
     gradFunc: (dy, saved) => {
       const [x] = saved as [tf.Tensor];
-      return { x: () => runKernel(FUSED_KERNELS.geluGrad, { x, dy: dy as tf.Tensor }) };
+      return { x: () => runRegisteredKernel(FUSED_KERNELS.geluGrad, { x, dy: dy as tf.Tensor }) };
     },
   },
 ];

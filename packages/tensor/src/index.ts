@@ -15,7 +15,21 @@ export {
   type SetBackendOptions,
   setBackend,
 } from './backend';
+export { batchMatMul, SLICED_BATCH_MAT_MUL_KERNEL } from './batch-mat-mul';
 export { dense } from './dense';
+export { FUSED_GELU_GRAD_KERNEL, FUSED_GELU_KERNEL, gelu, geluTanh } from './fused-gelu';
+export { columnSums, FUSED_COLUMN_SUM_KERNEL } from './fused-column-sum';
+export { dropoutMask, FUSED_DROPOUT_MASK_KERNEL } from './fused-dropout';
+export { FUSED_GATHER_KERNEL, gatherRows } from './fused-gather';
+export { FUSED_LAYER_NORM_GRAD_KERNEL, FUSED_LAYER_NORM_KERNEL, layerNorm } from './fused-layer-norm';
+export {
+  FUSED_SOFTMAX_GRAD_KERNEL,
+  FUSED_SOFTMAX_KERNEL,
+  scaledMaskedSoftmax,
+  softmax,
+} from './fused-softmax';
+export { fusedKernelsEnabled } from './fused-switch';
+export { FUSED_TRANSPOSE_KERNEL, transposeLastTwo } from './fused-transpose';
 export {
   check,
   ErrorCodes,

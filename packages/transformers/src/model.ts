@@ -14,7 +14,7 @@ import {
   type PrunableParameter,
   SPEC_VERSION,
 } from '@fineprune/core';
-import { dense, registerWasmTrainingKernels } from '@fineprune/tensor';
+import { dense, gatherRows, registerWasmTrainingKernels } from '@fineprune/tensor';
 import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import { createRandom, type RandomSource } from '@fineprune/tensor/random';
 import { type EncoderConfig, layerHeads, validateConfig } from './config';
@@ -501,10 +501,10 @@ export function createBertModel(options: BertModelOptions): BertModel {
     if (tf.getBackend() === 'wasm' && !freezeEmbeddings) registerWasmTrainingKernels();
     // Embeddings (Devlin et al. 2019, Sec. 3, Fig. 2): word + position + token type → LayerNorm → dropout.
     const flatIds = tf.reshape(inputs.ids, [B * L]);
-    const words = tf.gather(v('embeddings/word_embeddings'), flatIds);
-    const types = tf.gather(
-      v('embeddings/token_type_embeddings'),
-      inputs.types ? tf.reshape(inputs.types, [B * L]) : tf.zeros([B * L], 'int32'),
+    const words = gatherRows(v2('embeddings/word_embeddings'), flatIds as tf.Tensor1D);
+    const types = gatherRows(
+      v2('embeddings/token_type_embeddings'),
+      (inputs.types ? tf.reshape(inputs.types, [B * L]) : tf.zeros([B * L], 'int32')) as tf.Tensor1D,
     );
     const positions = tf.slice(v('embeddings/position_embeddings'), [0, 0], [L, H]);
     const summed = tf.reshape(tf.add(tf.reshape(tf.add(words, types), [B, L, H]), positions), [B * L, H]);

@@ -5,19 +5,20 @@
  */
 
 import * as tf from '@tensorflow/tfjs-core';
-import { dense, FUSED_KERNELS, fusedKernelAvailable } from '@fineprune/tensor';
-import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
-import { createRandom } from '@fineprune/tensor/random';
-
-const SQRT_HALF = Math.SQRT1_2;
-const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
-const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
+import {
+  batchMatMul as slicedBatchMatMul,
+  dense,
+  gelu as fusedGelu,
+  geluTanh as fusedGeluTanh,
+  dropoutMask,
+  layerNorm as fusedLayerNorm,
+  scaledMaskedSoftmax,
+} from '@fineprune/tensor';
 
 /**
  * Exact GELU, x·Φ(x) with Φ(x) = ½(1 + erf(x/√2)) (Hendrycks & Gimpel 2016, Eq. 1; Hugging Face
- * `gelu`). Both the cpu and the wasm backend of TF.js 4.22 have an `Erf` kernel (the Abramowitz &
- * Stegun 7.1.26 approximation, |error| ≤ 1.5e-7). The gradient is the closed form Φ(x) + x·φ(x), so
- * the tape holds one node.
+ * `gelu`), with the closed-form gradient Φ(x) + x·φ(x): `gelu` of @fineprune/tensor, one fused SIMD
+ * pass each way on wasm and the op chain elsewhere.
  *
  * @param x - any float32 tensor
  * @returns GELU(x), same shape
@@ -28,28 +29,12 @@ const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
  * ```
  */
 export function gelu<T extends tf.Tensor>(x: T): T {
-  // One kernel where the backend has it (WebGPU), with the same closed-form gradient.
-  if (fusedKernelAvailable(FUSED_KERNELS.gelu)) return runFused(FUSED_KERNELS.gelu, { x }) as T;
-  const op = tf.customGrad((input, save) => {
-    const value = input as tf.Tensor;
-    const cdf = tf.tidy(() => tf.mul(0.5, tf.add(1, tf.erf(tf.mul(value, SQRT_HALF))))); // Φ(x)
-    (save as tf.GradSaveFunc)([value, cdf]);
-    return {
-      value: tf.mul(value, cdf), // GELU(x) = x·Φ(x)
-      gradFunc: (dy, saved) => {
-        const [v, phiCdf] = saved as [tf.Tensor, tf.Tensor];
-        // d/dx x·Φ(x) = Φ(x) + x·φ(x), φ(x) = exp(−x²/2)/√(2π)
-        const density = tf.mul(tf.exp(tf.mul(tf.square(v), -0.5)), INV_SQRT_2PI);
-        return tf.mul(dy, tf.add(phiCdf, tf.mul(v, density)));
-      },
-    };
-  });
-  return op(x) as T;
+  return fusedGelu(x);
 }
 
 /**
  * The tanh approximation of GELU, ½x(1 + tanh(√(2/π)(x + 0.044715x³))) (Hendrycks & Gimpel 2016,
- * Sec. 2; Hugging Face `gelu_new`), with its closed-form gradient.
+ * Sec. 2; Hugging Face `gelu_new`), with its closed-form gradient: `geluTanh` of @fineprune/tensor.
  *
  * @param x - any float32 tensor
  * @returns the approximate GELU, same shape
@@ -60,34 +45,14 @@ export function gelu<T extends tf.Tensor>(x: T): T {
  * ```
  */
 export function geluTanh<T extends tf.Tensor>(x: T): T {
-  const op = tf.customGrad((input, save) => {
-    const value = input as tf.Tensor;
-    // u = √(2/π)(x + 0.044715x³), t = tanh(u)
-    const t = tf.tidy(() =>
-      tf.tanh(tf.mul(SQRT_2_OVER_PI, tf.add(value, tf.mul(0.044715, tf.pow(value, 3))))),
-    );
-    (save as tf.GradSaveFunc)([value, t]);
-    return {
-      value: tf.mul(tf.mul(0.5, value), tf.add(1, t)),
-      gradFunc: (dy, saved) => {
-        const [v, th] = saved as [tf.Tensor, tf.Tensor];
-        // d/dx = ½(1 + t) + ½x(1 − t²)·√(2/π)(1 + 3·0.044715x²)
-        const du = tf.mul(SQRT_2_OVER_PI, tf.add(1, tf.mul(3 * 0.044715, tf.square(v))));
-        const slope = tf.add(
-          tf.mul(0.5, tf.add(1, th)),
-          tf.mul(tf.mul(tf.mul(0.5, v), tf.sub(1, tf.square(th))), du),
-        );
-        return tf.mul(dy, slope);
-      },
-    };
-  });
-  return op(x) as T;
+  return fusedGeluTanh(x);
 }
 
 /**
  * LayerNorm over the last axis of a [rows, features] matrix (Ba et al. 2016, Eq. 4):
  * y = γ ⊙ (x − μ)/√(σ² + ε) + β, with the biased variance σ². The gradient is the closed form
- * dx = r·(g − mean(g) − x̂·mean(g ⊙ x̂)) with g = dy ⊙ γ, r = 1/√(σ² + ε), dγ = Σ dy ⊙ x̂, dβ = Σ dy.
+ * dx = r·(g − mean(g) − x̂·mean(g ⊙ x̂)) with g = dy ⊙ γ, r = 1/√(σ² + ε), dγ = Σ dy ⊙ x̂, dβ = Σ dy:
+ * `layerNorm` of @fineprune/tensor, one fused SIMD pass each way on wasm.
  *
  * @param x - [rows, features]
  * @param gamma - [features]
@@ -106,79 +71,13 @@ export function layerNorm(
   beta: tf.Tensor1D,
   epsilon: number,
 ): tf.Tensor2D {
-  if (fusedKernelAvailable(FUSED_KERNELS.layerNorm)) {
-    return runFused(FUSED_KERNELS.layerNorm, { x, gamma, beta }, { epsilon }) as tf.Tensor2D;
-  }
-  const op = tf.customGrad((input, scale, offset, save) => {
-    const { normalized, inverse } = tf.tidy(() => {
-      const centered = tf.sub(input as tf.Tensor, tf.mean(input as tf.Tensor, 1, true));
-      const variance = tf.mean(tf.square(centered), 1, true); // σ² = mean((x − μ)²)
-      const r = tf.rsqrt(tf.add(variance, epsilon)); // r = 1/√(σ² + ε)
-      return { normalized: tf.mul(centered, r), inverse: r };
-    });
-    (save as tf.GradSaveFunc)([normalized, inverse, scale as tf.Tensor]);
-    return {
-      value: tf.add(tf.mul(normalized, scale as tf.Tensor), offset as tf.Tensor), // γ ⊙ x̂ + β
-      gradFunc: (dy, saved) => {
-        const [xHat, r, g] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
-        const dyGamma = tf.mul(dy, g);
-        const dx = tf.mul(
-          r,
-          tf.sub(
-            tf.sub(dyGamma, tf.mean(dyGamma, 1, true)),
-            tf.mul(xHat, tf.mean(tf.mul(dyGamma, xHat), 1, true)),
-          ),
-        );
-        return [dx, tf.sum(tf.mul(dy, xHat), 0), tf.sum(dy, 0)];
-      },
-    };
-  });
-  return op(x, gamma, beta) as tf.Tensor2D;
-}
-
-/** Runs one of `@fineprune/tensor`'s fused kernels (its gradient is registered with it). */
-function runFused(name: string, inputs: tf.NamedTensorMap, attrs: tf.NamedAttrMap = {}): tf.Tensor {
-  return tf.engine().runKernel(name, inputs, attrs) as tf.Tensor;
-}
-
-/**
- * softmax(QKᵀ·scale + mask) over the keys (Vaswani et al. 2017, Eq. 1): one fused kernel (forward and
- * backward) where the backend has it, else the scale on Q, the product, the mask and `tf.softmax`.
- */
-function attentionProbabilities(
-  query: tf.Tensor,
-  keyT: tf.Tensor,
-  scale: number,
-  additiveMask: tf.Tensor | undefined,
-): tf.Tensor {
-  if (fusedKernelAvailable(FUSED_KERNELS.attentionSoftmax)) {
-    const scores = batchMatMul(query, keyT);
-    return runFused(
-      FUSED_KERNELS.attentionSoftmax,
-      additiveMask ? { scores, mask: additiveMask } : { scores },
-      {
-        scale,
-      },
-    );
-  }
-  // The scale applied to Q first (fewer entries than the scores)
-  const scores = batchMatMul(tf.mul(query, scale), keyT);
-  return tf.softmax(additiveMask ? tf.add(scores, additiveMask) : scores);
-}
-
-/** Swaps the last two axes of a tensor of rank ≥ 2 with an explicit transpose. */
-function swapLastTwo(x: tf.Tensor): tf.Tensor {
-  const rank = x.rank;
-  const perm = Array.from({ length: rank }, (_, axis) => axis);
-  perm[rank - 2] = rank - 1;
-  perm[rank - 1] = rank - 2;
-  return tf.transpose(x, perm);
+  return fusedLayerNorm(x, gamma, beta, epsilon);
 }
 
 /**
  * Batched matrix product a·b over the last two axes (same leading axes), with the gradient
- * dA = dy·Bᵀ, dB = Aᵀ·dy computed from explicitly transposed copies: on the wasm backend the
- * transposeA/transposeB flags of `tf.matMul` are 10–13× slower.
+ * dA = dy·Bᵀ, dB = Aᵀ·dy from explicitly transposed copies; on wasm one XNNPACK product per matrix
+ * pair. The implementation is `batchMatMul` of @fineprune/tensor.
  *
  * @param a - [..., m, k]
  * @param b - [..., k, n]
@@ -190,26 +89,14 @@ function swapLastTwo(x: tf.Tensor): tf.Tensor {
  * ```
  */
 export function batchMatMul(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
-  const op = tf.customGrad((left, right, save) => {
-    (save as tf.GradSaveFunc)([left as tf.Tensor, right as tf.Tensor]);
-    return {
-      value: tf.matMul(left as tf.Tensor, right as tf.Tensor),
-      gradFunc: (dy, saved) => {
-        const [l, r] = saved as [tf.Tensor, tf.Tensor];
-        // WebGPU's matMul reads transposed operands in place: no transpose kernels there.
-        if (tf.getBackend() === 'webgpu')
-          return [tf.matMul(dy, r, false, true), tf.matMul(l, dy, true, false)];
-        return [tf.matMul(dy, swapLastTwo(r)), tf.matMul(swapLastTwo(l), dy)];
-      },
-    };
-  });
-  return op(a, b) as tf.Tensor;
+  return slicedBatchMatMul(a, b);
 }
 
 /**
  * Inverted dropout with a seeded mask (Srivastava et al. 2014): each entry is kept with probability
  * 1 − rate and scaled by 1/(1 − rate). The mask comes from `createRandom(seed)` (xoshiro128**),
- * one 32-bit draw per entry, so the same seed gives the same mask on every backend.
+ * one 32-bit draw per entry, so the same seed gives the same mask on every backend (`dropoutMask` of
+ * @fineprune/tensor, which draws it in WebAssembly on wasm).
  *
  * @param x - any float32 tensor
  * @param rate - the drop probability, in [0, 1)
@@ -222,22 +109,8 @@ export function batchMatMul(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
  * ```
  */
 export function seededDropout<T extends tf.Tensor>(x: T, rate: number, seed: number): T {
-  if (!(rate >= 0 && rate < 1)) {
-    throw new FinepruneError({
-      code: ErrorCodes.INVALID_ARGUMENT,
-      message: `A dropout rate must be in [0, 1), got ${rate}.`,
-      fix: 'Use a rate such as 0.1, or 0 for no dropout.',
-    });
-  }
   if (rate === 0) return x.clone() as T;
-  const random = createRandom(seed);
-  const values = new Float32Array(x.size);
-  const limit = Math.floor(rate * 4294967296); // drop when the uniform 32-bit draw is below rate·2³²
-  const scale = 1 / (1 - rate);
-  for (let index = 0; index < values.length; index += 1) {
-    values[index] = random.nextUint32() < limit ? 0 : scale;
-  }
-  return tf.tidy(() => tf.mul(x, tf.tensor(values, x.shape, 'float32'))) as T;
+  return tf.tidy(() => tf.mul(x, dropoutMask(x.shape, rate, seed))) as T; // dropoutMask checks the rate
 }
 
 /**
@@ -378,7 +251,9 @@ export function multiHeadAttention(inputs: AttentionInputs): tf.Tensor2D {
     const query = tf.transpose(split(project(inputs.query)), [0, 2, 1, 3]); // [B, heads, L, d]
     const keyT = tf.transpose(split(project(inputs.key)), [0, 2, 3, 1]); // [B, heads, d, L]
     const value = tf.transpose(split(project(inputs.value)), [0, 2, 1, 3]); // [B, heads, L, d]
-    let probabilities = attentionProbabilities(query, keyT, 1 / Math.sqrt(headSize), inputs.additiveMask);
+    // softmax(QKᵀ/√d + mask): scale, mask and softmax in one fused pass on wasm
+    const scores = batchMatMul(query, keyT);
+    let probabilities = scaledMaskedSoftmax(scores, 1 / Math.sqrt(headSize), inputs.additiveMask);
     if (inputs.dropProbabilities) probabilities = inputs.dropProbabilities(probabilities);
     const context = batchMatMul(probabilities, value); // [B, heads, L, d]
     return tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [B * L, heads * headSize]) as tf.Tensor2D;
