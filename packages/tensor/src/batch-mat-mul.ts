@@ -138,7 +138,8 @@ export function batchMatMul(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
       gradFunc: (dy, saved) => {
         const [l, r] = saved as [tf.Tensor, tf.Tensor];
         // WebGPU's matMul reads transposed operands in place: no transpose kernels there.
-        if (tf.getBackend() === 'webgpu') return [tf.matMul(dy, r, false, true), tf.matMul(l, dy, true, false)];
+        if (tf.getBackend() === 'webgpu')
+          return [tf.matMul(dy, r, false, true), tf.matMul(l, dy, true, false)];
         return [product(dy, transposeLastTwo(r)), product(transposeLastTwo(l), dy)];
       },
     };

@@ -77,7 +77,11 @@ const gradients: tf.GradConfig[] = [
       const [probabilities] = saved as [tf.Tensor];
       const scale = (attrs as { scale: number }).scale;
       const dScores = () =>
-        runRegisteredKernel(FUSED_KERNELS.attentionSoftmaxGrad, { probabilities, dy: dy as tf.Tensor }, { scale });
+        runRegisteredKernel(
+          FUSED_KERNELS.attentionSoftmaxGrad,
+          { probabilities, dy: dy as tf.Tensor },
+          { scale },
+        );
       return {
         scores: dScores,
         // The mask is added to every head's and every query's logits: its gradient sums dScores/scale there.

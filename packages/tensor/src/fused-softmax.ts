@@ -260,7 +260,8 @@ export function scaledMaskedSoftmax(scores: tf.Tensor, scale: number, additiveMa
       additiveMask.shape[2] === 1 &&
       additiveMask.shape[3] === scores.shape[3]);
   if (scores.rank === 4 && perKeyMask && fusedKernelAvailable(FUSED_KERNELS.attentionSoftmax)) {
-    const inputs: tf.NamedTensorMap = additiveMask === undefined ? { scores } : { scores, mask: additiveMask };
+    const inputs: tf.NamedTensorMap =
+      additiveMask === undefined ? { scores } : { scores, mask: additiveMask };
     return runRegisteredKernel(FUSED_KERNELS.attentionSoftmax, inputs, { scale });
   }
   const length = scores.shape[scores.rank - 1] ?? 0;
