@@ -2,7 +2,12 @@ import './register-gradients';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setBackend } from './backend';
-import { FUSED_ADAM_KERNEL, type FusedAdamScalars, fusedAdamStep } from './fused-adam';
+import {
+  FUSED_ADAM_KERNEL,
+  type FusedAdamScalars,
+  fusedAdamStep,
+  fusedAdamStepHostSlots,
+} from './fused-adam';
 
 /** The op chain of `adam()` in @fineprune/core, written out here as the reference. */
 function opChain(w: tf.Tensor, m: tf.Tensor, v: tf.Tensor, g: tf.Tensor, s: FusedAdamScalars) {
@@ -92,6 +97,40 @@ describe('fusedAdamStep on wasm', () => {
     const ints = tf.zeros([4], 'int32');
     expect(fusedAdamStep(ints, ints, ints, ints, scalars)).toBeUndefined();
     tf.dispose([empty, a, b, ints]);
+  });
+});
+
+describe('fusedAdamStepHostSlots on wasm', () => {
+  beforeAll(async () => {
+    await setBackend('wasm');
+  });
+
+  // 2^20 + 7 crosses the 2^20-element heap window once, with a ragged tail in the second window.
+  it('is bit-identical to the op chain across heap windows, with m and v in JavaScript memory', async () => {
+    for (const [label, scalars] of cases) {
+      for (const size of [5, 1001, 2 ** 20 + 7]) {
+        const [w, m, v, g] = inputs(size, size + 11);
+        const hostM = Float32Array.from((await m!.data()) as Float32Array);
+        const hostV = Float32Array.from((await v!.data()) as Float32Array);
+        const before = tf.memory().numTensors;
+        const next = fusedAdamStepHostSlots(w!, hostM, hostV, g!, scalars);
+        expect(next, 'the fused kernel runs on wasm').toBeDefined();
+        expect(tf.memory().numTensors, `${label}, size ${size}: only w' is new`).toBe(before + 1);
+        const reference = opChain(w!, m!, v!, g!, scalars);
+        const want = await Promise.all(reference.map((tensor) => tensor.data() as Promise<Float32Array>));
+        // Exact: every bit of every element (tolerance 0).
+        expect(bits((await next!.data()) as Float32Array), `${label}, size ${size}, w'`).toEqual(bits(want[0]!));
+        expect(bits(hostM), `${label}, size ${size}, m'`).toEqual(bits(want[1]!));
+        expect(bits(hostV), `${label}, size ${size}, v'`).toEqual(bits(want[2]!));
+        tf.dispose([next!, ...reference, w!, m!, v!, g!]);
+      }
+    }
+  });
+
+  it('declines (undefined) slots of the wrong length', () => {
+    const w = tf.zeros([4]);
+    expect(fusedAdamStepHostSlots(w, new Float32Array(3), new Float32Array(4), w, cases[0]![1])).toBeUndefined();
+    w.dispose();
   });
 });
 

@@ -23,7 +23,14 @@ export {
 } from './errors';
 export { checkJsonBounds, type JsonBounds, type JsonExcess, quoteText } from './json-bounds';
 export { type ReadRegularFileOptions, readRegularFile } from './regular-file';
-export { FUSED_ADAM_KERNEL, type FusedAdamScalars, fusedAdamStep } from './fused-adam';
+export {
+  FUSED_ADAM_HOST_SLOTS_KERNEL,
+  FUSED_ADAM_KERNEL,
+  type FusedAdamScalars,
+  fusedAdamStep,
+  fusedAdamStepHostSlots,
+} from './fused-adam';
+export { WASM_HEAP_LIMIT_BYTES } from './wasm-heap';
 export { countTensors, type LeakGuardOptions, withLeakGuard } from './leak-guard';
 export { maskedWeight } from './masked-weight';
 export { createRandom, type RandomSource } from './random';

@@ -13,6 +13,14 @@ export interface WasmBackendInternals {
   disposeData(dataId: unknown): boolean;
 }
 
+/**
+ * The most bytes the wasm backend's heap can grow to: 4 GiB less one 64 KiB page, the limit
+ * (`getHeapMax`) compiled into @tensorflow/tfjs-backend-wasm 4.22's Emscripten glue (wasm32).
+ * Everything a training step holds on wasm — weights, masks, scores, gradients, optimizer slots and
+ * activations — must fit in it.
+ */
+export const WASM_HEAP_LIMIT_BYTES = 4_294_901_760;
+
 /** A wasm backend, its memory, and where a tensor's data starts in that memory (bytes). */
 export interface WasmHeap {
   backend: WasmBackendInternals;
