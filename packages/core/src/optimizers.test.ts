@@ -111,7 +111,9 @@ for (const backend of ['cpu', 'wasm'] as const) {
       expect(Object.keys(exported).sort()).toEqual(['w/m', 'w/v']);
       for (const slot of ['w/m', 'w/v']) {
         expect(exported[slot]!.shape).toEqual([2, 3]);
-        expect(Array.from(exported[slot]!.dataSync())).toEqual(Array.from(reference.state()[slot]!.dataSync()));
+        expect(Array.from(exported[slot]!.dataSync())).toEqual(
+          Array.from(reference.state()[slot]!.dataSync()),
+        );
       }
       const after = adam({ ...options, slots: 'host' });
       after.loadState(before.state(), [{ name: 'w', variable: resumed }]);

@@ -315,11 +315,8 @@ export function adam(options: AdamOptions): Optimizer {
             shapes.set(`${name}/m`, variable.shape).set(`${name}/v`, variable.shape);
             const m = hostSlots.get(`${name}/m`, variable.size);
             const v = hostSlots.get(`${name}/v`, variable.size);
-            const next = fusedAdamStepHostSlots(variable, m, v, gradient, scalars);
-            if (next !== undefined) {
-              variable.assign(next);
-              continue;
-            }
+            // On wasm: one SIMD pass, in place, the moments staged through a small heap window.
+            if (fusedAdamStepHostSlots(variable, m, v, gradient, scalars)) continue;
             const first = tf.tensor(m, variable.shape);
             const second = tf.tensor(v, variable.shape);
             const [w, m2, v2] = adamOpChain(variable, first, second, gradient, scalars, rate * weightDecay);

@@ -24,7 +24,6 @@ export {
 export { checkJsonBounds, type JsonBounds, type JsonExcess, quoteText } from './json-bounds';
 export { type ReadRegularFileOptions, readRegularFile } from './regular-file';
 export {
-  FUSED_ADAM_HOST_SLOTS_KERNEL,
   FUSED_ADAM_KERNEL,
   type FusedAdamScalars,
   fusedAdamStep,
