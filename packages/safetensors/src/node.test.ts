@@ -150,7 +150,7 @@ describe('Node file layer', () => {
         ]),
       ) as never;
 
-    it("writes the bytes encodeSafetensors gives, tensor by tensor, and returns their size and SHA-256", async () => {
+    it('writes the bytes encodeSafetensors gives, tensor by tensor, and returns their size and SHA-256', async () => {
       const asked: string[] = [];
       const sources = streamed(
         Object.fromEntries(
@@ -175,7 +175,10 @@ describe('Node file layer', () => {
         { format: 'pt' },
       );
       expect(new Uint8Array(fs.readFileSync(target))).toEqual(bytes);
-      expect(result).toEqual({ bytes: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') });
+      expect(result).toEqual({
+        bytes: bytes.length,
+        sha256: createHash('sha256').update(bytes).digest('hex'),
+      });
       // Each tensor's values were asked for once per write, in data order (larger elements first).
       expect(asked.slice(-4)).toEqual(['empty', 'encoder.weight', 'ids', '10']);
       expect(await leftovers('model.safetensors')).toEqual([]);
@@ -202,4 +205,3 @@ describe('Node file layer', () => {
     });
   });
 });
-
