@@ -29,7 +29,7 @@ export {
   fusedAdamStep,
   fusedAdamStepHostSlots,
 } from './fused-adam';
-export { WASM_HEAP_LIMIT_BYTES } from './wasm-heap';
+export { WASM_HEAP_LIMIT_BYTES, wasmHeapExhausted } from './wasm-heap';
 export { countTensors, type LeakGuardOptions, withLeakGuard } from './leak-guard';
 export { maskedWeight } from './masked-weight';
 export { createRandom, type RandomSource } from './random';
