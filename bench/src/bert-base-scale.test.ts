@@ -59,7 +59,7 @@ describe('bert-base-scale pipeline at a tiny shape (wasm)', () => {
       sparsity: 0.75,
       directory: path.join(directory, 'run'),
       reloadInChild: false,
-    })) as Record<string, never>;
+    })) as Record<string, unknown>;
     const model = result.model as Record<string, number>;
     // Hand count: prunable 2 layers × (4·16² + 2·16·32) = 4096; all weights (50 + 16 + 2)·16 + 2·16
     // (embeddings) + 2 × (4·(16² + 16) + 2·16·32 + 32 + 16 + 4·16) (layers) + 16² + 16 + 16·2 + 2

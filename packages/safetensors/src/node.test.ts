@@ -5,7 +5,7 @@ import path from 'node:path';
 import { FinepruneError } from '@fineprune/tensor';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { decodeFloat32 } from './decode';
-import { encodeSafetensors } from './encode';
+import { encodeSafetensors, type StreamedTensor } from './encode';
 import { createHash } from 'node:crypto';
 import { readSafetensorsFile, writeSafetensorsFile, writeSafetensorsFileStreamed } from './node';
 
@@ -148,7 +148,7 @@ describe('Node file layer', () => {
           name,
           { dtype, shape, values: overrides[name] ?? (async () => data) },
         ]),
-      ) as never;
+      ) as Record<string, StreamedTensor>;
 
     it('writes the bytes encodeSafetensors gives, tensor by tensor, and returns their size and SHA-256', async () => {
       const asked: string[] = [];
