@@ -33,7 +33,11 @@ await setBackend('wasm', threads > 1 ? { wasmThreads: threads } : undefined);
 const batchSize = 16;
 const task = loadTask('brown-genre', values.data, 128);
 const source = batchesFromEncoded(task.train, { batchSize, seed: 1, classes: 15 });
-const model = createBertModel({ config: SMALL_ENCODER, task: { type: 'classification', numLabels: 15 }, seed: 1 });
+const model = createBertModel({
+  config: SMALL_ENCODER,
+  task: { type: 'classification', numLabels: 15 },
+  seed: 1,
+});
 const pruner = new Pruner({
   model,
   scores: magnitude(),

@@ -28,11 +28,22 @@ interface ChildResult {
 const CHILD = 'encoder-dense-step.ts';
 
 function runChild(benchDir: string, threads: number, steps: number): Promise<ChildResult> {
-  const args = ['tsx', '--conditions=source', join('src', CHILD), '--threads', String(threads), '--steps', String(steps)];
+  const args = [
+    'tsx',
+    '--conditions=source',
+    join('src', CHILD),
+    '--threads',
+    String(threads),
+    '--steps',
+    String(steps),
+  ];
   return new Promise((resolve, reject) => {
     execFile('npx', args, { cwd: benchDir, maxBuffer: 1 << 24 }, (error, stdout, stderr) => {
       if (error) return reject(new Error(`${benchDir}: ${error.message}\n${stderr}`));
-      const line = stdout.trim().split('\n').findLast((text) => text.startsWith('{'));
+      const line = stdout
+        .trim()
+        .split('\n')
+        .findLast((text) => text.startsWith('{'));
       if (line === undefined) return reject(new Error(`${benchDir}: no result line\n${stdout}\n${stderr}`));
       resolve(JSON.parse(line) as ChildResult);
     });
@@ -50,7 +61,9 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
     },
   });
   if (values.baseline === undefined || !existsSync(join(values.baseline, 'bench')))
-    throw new Error('--baseline must name a checkout of the commit to compare with (its bench/ folder is missing).');
+    throw new Error(
+      '--baseline must name a checkout of the commit to compare with (its bench/ folder is missing).',
+    );
   const here = join(fileURLToPath(new URL('.', import.meta.url)), '..');
   const baselineBench = join(values.baseline, 'bench');
   copyFileSync(join(here, 'src', CHILD), join(baselineBench, 'src', CHILD));
@@ -61,14 +74,18 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
     { name: 'now, 1 thread', dir: here, threads: 1 },
     { name: `now, ${threads} threads`, dir: here, threads },
   ];
-  const runs: Record<string, ChildResult[]> = Object.fromEntries(configurations.map(({ name }) => [name, []]));
+  const runs: Record<string, ChildResult[]> = Object.fromEntries(
+    configurations.map(({ name }) => [name, []]),
+  );
   const loadBefore = loadavg();
   for (let round = 0; round < Number(values.rounds); round += 1) {
     for (let offset = 0; offset < configurations.length; offset += 1) {
       const configuration = configurations[(round + offset) % configurations.length]!;
       const result = await runChild(configuration.dir, configuration.threads, steps);
       runs[configuration.name]!.push(result);
-      console.log(`round ${round + 1}: ${configuration.name}: ${result.medianMs.toFixed(0)} ms, ${result.tokensPerSecond.toFixed(0)} tokens/s`);
+      console.log(
+        `round ${round + 1}: ${configuration.name}: ${result.medianMs.toFixed(0)} ms, ${result.tokensPerSecond.toFixed(0)} tokens/s`,
+      );
     }
   }
   const summary = Object.fromEntries(
@@ -88,7 +105,10 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
   );
   const base = (summary['baseline, 1 thread'] as { medianMs: number }).medianMs;
   const speedUp = Object.fromEntries(
-    Object.entries(summary).map(([name, row]) => [name, Math.round((base / (row as { medianMs: number }).medianMs) * 100) / 100]),
+    Object.entries(summary).map(([name, row]) => [
+      name,
+      Math.round((base / (row as { medianMs: number }).medianMs) * 100) / 100,
+    ]),
   );
   const result = {
     benchmark: 'encoder-speedup',

@@ -86,6 +86,50 @@ for (const backend of ['cpu', 'wasm'] as const) {
       after.dispose();
     });
 
+    it("Adam with slots: 'host' matches tensor slots bit for bit, saves and restores them, leaks nothing", async () => {
+      const gradientAt = (step: number) =>
+        tf.tensor2d([Math.sin(step), Math.cos(step * 1.3), 1e-3 * step, -2, 0.25, step], [2, 3]);
+      const start = () => tf.tidy(() => tf.variable(tf.tensor2d([1, -1, 0.5, 0, 3, -0.2], [2, 3])));
+      const options = { learningRate: 0.05, weightDecay: 0.01 };
+      const [onTensors, onHost, resumed] = [start(), start(), start()];
+      const reference = adam(options);
+      const host = adam({ ...options, slots: 'host' });
+      const before = adam({ ...options, slots: 'host' });
+      const numTensors = tf.memory().numTensors;
+      for (let step = 0; step < 6; step += 1) {
+        const gradient = gradientAt(step);
+        reference.apply([{ name: 'w', variable: onTensors, gradient }], step);
+        host.apply([{ name: 'w', variable: onHost, gradient }], step);
+        if (step < 3) before.apply([{ name: 'w', variable: resumed, gradient }], step);
+        gradient.dispose();
+        // Host slots live outside TF.js: only the reference optimizer's two slots are new tensors.
+        expect(tf.memory().numTensors).toBe(numTensors + 2);
+      }
+      // Exact: Adam with its moments outside the heap runs the same float32 operations.
+      expect(Array.from(onHost.dataSync())).toEqual(Array.from(onTensors.dataSync()));
+      const exported = host.state();
+      expect(Object.keys(exported).sort()).toEqual(['w/m', 'w/v']);
+      for (const slot of ['w/m', 'w/v']) {
+        expect(exported[slot]!.shape).toEqual([2, 3]);
+        expect(Array.from(exported[slot]!.dataSync())).toEqual(
+          Array.from(reference.state()[slot]!.dataSync()),
+        );
+      }
+      const after = adam({ ...options, slots: 'host' });
+      after.loadState(before.state(), [{ name: 'w', variable: resumed }]);
+      before.dispose();
+      for (let step = 3; step < 6; step += 1) {
+        const gradient = gradientAt(step);
+        after.apply([{ name: 'w', variable: resumed, gradient }], step);
+        gradient.dispose();
+      }
+      expect(Array.from(resumed.dataSync())).toEqual(Array.from(onTensors.dataSync()));
+      for (const optimizer of [reference, host, after]) optimizer.dispose();
+      tf.dispose([onTensors, onHost, resumed]);
+      expect(tf.memory().numTensors).toBe(numTensors - 3);
+      expect(() => adam({ learningRate: 0.1, slots: 'disk' as never })).toThrow(/INVALID_ARGUMENT/);
+    });
+
     it('rejects bad hyper-parameters with FinepruneErrors', () => {
       expect(() => sgd({ learningRate: 0 })).toThrow(/learning rate must be a positive/);
       expect(() => sgd({ learningRate: 0.1, momentum: 1 })).toThrow(/momentum/);

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { fusedAdamStep } from '@fineprune/tensor';
+import { fusedAdamStep, fusedAdamStepHostSlots } from '@fineprune/tensor';
 import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import type { JsonObject, NamedVariable } from './types';
 
@@ -102,6 +102,54 @@ class SlotStore {
   }
 }
 
+/** Adam's moments as JavaScript arrays (`slots: 'host'`), exported as tensors on demand. */
+class HostSlotStore {
+  private readonly slots = new Map<string, Float32Array>();
+  /** Tensors made by the last {@link entries} call; freed at the next step, call or dispose. */
+  private exported: tf.Tensor[] = [];
+
+  get(name: string, size: number): Float32Array {
+    let slot = this.slots.get(name);
+    if (!slot) {
+      slot = new Float32Array(size);
+      this.slots.set(name, slot);
+    }
+    return slot;
+  }
+
+  entries(shapes: (name: string) => number[]): Record<string, tf.Tensor> {
+    this.release();
+    const out: Record<string, tf.Tensor> = {};
+    for (const [name, values] of this.slots) out[name] = tf.tensor(values, shapes(name), 'float32');
+    this.exported = Object.values(out);
+    return out;
+  }
+
+  load(state: Record<string, tf.Tensor>, prefixOk: (name: string) => boolean): void {
+    this.dispose();
+    for (const [name, tensor] of Object.entries(state)) {
+      if (!prefixOk(name)) {
+        throw new FinepruneError({
+          code: ErrorCodes.CHECKPOINT_MISMATCH,
+          message: `Optimizer state names slot "${name}", which belongs to no variable of the model.`,
+          fix: 'Load the checkpoint into the model it was saved from.',
+        });
+      }
+      this.slots.set(name, Float32Array.from(tensor.dataSync() as Float32Array));
+    }
+  }
+
+  release(): void {
+    tf.dispose(this.exported);
+    this.exported = [];
+  }
+
+  dispose(): void {
+    this.release();
+    this.slots.clear();
+  }
+}
+
 function slotOwnerCheck(variables: readonly NamedVariable[], slotNames: readonly string[]) {
   const byName = new Map(variables.map((entry) => [entry.name, entry.variable]));
   return (slot: string) => {
@@ -165,6 +213,27 @@ export function sgd(options: SgdOptions): Optimizer {
   };
 }
 
+/**
+ * Adam's update as TF.js ops: m' = m·β₁ + g·(1−β₁); v' = v·β₂ + g²·(1−β₂);
+ * w' = w − (m'·η̂/(√v' + ε̂) + w·λ) (Kingma & Ba 2015, Algorithm 1, with the bias correction folded
+ * into η̂ and ε̂). Returns [w', m', v'].
+ */
+function adamOpChain(
+  variable: tf.Tensor,
+  first: tf.Tensor,
+  second: tf.Tensor,
+  gradient: tf.Tensor,
+  scalars: { beta1: number; beta2: number; stepSize: number; epsilonHat: number },
+  decay: number,
+): [tf.Tensor, tf.Tensor, tf.Tensor] {
+  const { beta1, beta2, stepSize, epsilonHat } = scalars;
+  const m = tf.add(tf.mul(first, beta1), tf.mul(gradient, 1 - beta1));
+  const v = tf.add(tf.mul(second, beta2), tf.mul(tf.square(gradient), 1 - beta2));
+  let update = tf.div(tf.mul(m, stepSize), tf.add(tf.sqrt(v), epsilonHat));
+  if (decay > 0) update = tf.add(update, tf.mul(variable, decay));
+  return [tf.sub(variable, update), m, v];
+}
+
 /** Options of {@link adam}. */
 export interface AdamOptions {
   learningRate: LearningRate;
@@ -173,6 +242,14 @@ export interface AdamOptions {
   epsilon?: number;
   /** Decoupled weight decay (AdamW), applied as θ ← θ − α·decay·θ; default 0. */
   weightDecay?: number;
+  /**
+   * Where the moments m and v live: `'tensors'` (default), TF.js variables on the active backend;
+   * or `'host'`, JavaScript Float32Arrays, updated through a small heap window by the fused SIMD
+   * pass on wasm (bit-identical), so that they do not count against the wasm heap's 4 GiB — at
+   * BERT-base scale they are 1.36 GB. Elsewhere `'host'` runs the op chain on tensors made from
+   * the arrays for each step. Saved and restored like the tensor slots.
+   */
+  slots?: 'tensors' | 'host';
 }
 
 /**
@@ -209,7 +286,17 @@ export function adam(options: AdamOptions): Optimizer {
       fix: 'Use epsilon 1e-8 and a non-negative weight decay.',
     });
   }
+  const host = options.slots === 'host';
+  if (options.slots !== undefined && options.slots !== 'tensors' && !host) {
+    throw new FinepruneError({
+      code: ErrorCodes.INVALID_ARGUMENT,
+      message: `Adam slots must be 'tensors' or 'host', got ${JSON.stringify(options.slots)}.`,
+      fix: "Leave slots out, or pass 'host' to keep the moments outside the wasm heap.",
+    });
+  }
   const slots = new SlotStore();
+  const hostSlots = new HostSlotStore();
+  const shapes = new Map<string, number[]>();
   return {
     id: 'adam',
     learningRate: (step) => resolve(options.learningRate, step),
@@ -220,34 +307,43 @@ export function adam(options: AdamOptions): Optimizer {
       const correction = Math.sqrt(1 - beta2 ** t) / (1 - beta1 ** t);
       const stepSize = rate * correction;
       const epsilonHat = epsilon * Math.sqrt(1 - beta2 ** t);
+      const scalars = { beta1, beta2, stepSize, epsilonHat, decay: weightDecay > 0 ? rate * weightDecay : 0 };
+      hostSlots.release();
       tf.tidy(() => {
         for (const { name, variable, gradient } of entries) {
+          if (host) {
+            shapes.set(`${name}/m`, variable.shape).set(`${name}/v`, variable.shape);
+            const m = hostSlots.get(`${name}/m`, variable.size);
+            const v = hostSlots.get(`${name}/v`, variable.size);
+            // On wasm: one SIMD pass, in place, the moments staged through a small heap window.
+            if (fusedAdamStepHostSlots(variable, m, v, gradient, scalars)) continue;
+            const first = tf.tensor(m, variable.shape);
+            const second = tf.tensor(v, variable.shape);
+            const [w, m2, v2] = adamOpChain(variable, first, second, gradient, scalars, rate * weightDecay);
+            variable.assign(w);
+            m.set(m2.dataSync() as Float32Array);
+            v.set(v2.dataSync() as Float32Array);
+            continue;
+          }
           const first = slots.get(`${name}/m`, variable);
           const second = slots.get(`${name}/v`, variable);
           // On wasm the same update runs as one SIMD pass over the heap, bit-identical to the ops below.
-          const fused = fusedAdamStep(variable, first, second, gradient, {
-            beta1,
-            beta2,
-            stepSize,
-            epsilonHat,
-            decay: weightDecay > 0 ? rate * weightDecay : 0,
-          });
-          if (fused !== undefined) {
-            first.assign(fused[1]);
-            second.assign(fused[2]);
-            variable.assign(fused[0]);
-            continue;
-          }
-          first.assign(tf.add(tf.mul(first, beta1), tf.mul(gradient, 1 - beta1)));
-          second.assign(tf.add(tf.mul(second, beta2), tf.mul(tf.square(gradient), 1 - beta2)));
-          let update = tf.div(tf.mul(first, stepSize), tf.add(tf.sqrt(second), epsilonHat));
-          if (weightDecay > 0) update = tf.add(update, tf.mul(variable, rate * weightDecay));
-          variable.assign(tf.sub(variable, update));
+          const fused =
+            fusedAdamStep(variable, first, second, gradient, scalars) ??
+            adamOpChain(variable, first, second, gradient, scalars, rate * weightDecay);
+          first.assign(fused[1]);
+          second.assign(fused[2]);
+          variable.assign(fused[0]);
         }
       });
     },
-    state: () => slots.entries(),
-    loadState: (state, variables) => slots.load(state, slotOwnerCheck(variables, ['m', 'v'])),
+    state: () => (host ? hostSlots.entries((name) => shapes.get(name)!) : slots.entries()),
+    loadState: (state, variables) => {
+      const owner = slotOwnerCheck(variables, ['m', 'v']);
+      if (!host) return slots.load(state, owner);
+      hostSlots.load(state, owner);
+      for (const [name, tensor] of Object.entries(state)) shapes.set(name, tensor.shape);
+    },
     toConfig: () => ({
       type: 'adam',
       learningRate: typeof options.learningRate === 'number' ? options.learningRate : 'function',
@@ -256,6 +352,9 @@ export function adam(options: AdamOptions): Optimizer {
       epsilon,
       weightDecay,
     }),
-    dispose: () => slots.dispose(),
+    dispose: () => {
+      slots.dispose();
+      hostSlots.dispose();
+    },
   };
 }

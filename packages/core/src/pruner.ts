@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { addMany, maskedWeight } from '@fineprune/tensor';
+import { addMany, maskedWeight, wasmHeapExhausted } from '@fineprune/tensor';
 import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import { createRandom, type RandomSource } from '@fineprune/tensor/random';
 import { assignMasks } from './assign-masks';
@@ -809,6 +809,8 @@ export class Pruner {
     } catch (error) {
       taskLoss?.dispose();
       if (FinepruneError.is(error)) throw error;
+      const heap = wasmHeapExhausted(error, `The forward or backward pass at step ${step}`);
+      if (heap) throw heap;
       throw new FinepruneError({
         code: ErrorCodes.INVALID_ARGUMENT,
         message: `The forward or backward pass failed at step ${step}: ${(error as Error).message}`,

@@ -179,7 +179,8 @@ function checkValues(name: string, input: SafetensorsInput): void {
   }
 }
 
-function plan(name: string, input: unknown, overflow: 'error' | 'saturate'): Planned {
+/** Checks one tensor and plans its size; `withValues` false checks the name, dtype and shape only. */
+function plan(name: string, input: unknown, overflow: 'error' | 'saturate', withValues = true): Planned {
   checkName(name);
   if (typeof input !== 'object' || input === null) {
     throw invalid(
@@ -234,8 +235,10 @@ function plan(name: string, input: unknown, overflow: 'error' | 'saturate'): Pla
     );
   }
   const typed = input as SafetensorsInput;
-  checkValues(name, typed);
-  checkFloatRange(name, typed, overflow);
+  if (withValues) {
+    checkValues(name, typed);
+    checkFloatRange(name, typed, overflow);
+  }
   return { name, input: typed, size, elementBytes: dtypeInfo(typed.dtype).bytes, begin: 0, end: 0 };
 }
 
@@ -337,15 +340,39 @@ export function encodeSafetensorsWith(
     );
   }
   const items = Object.entries(tensors).map(([name, input]) => plan(name, input, overflow));
-  const metadataEntries = checkMetadata(metadata);
+  const { header, order, total } = layOut(items, checkMetadata(metadata));
+  let out: Uint8Array;
+  try {
+    out = new Uint8Array(total);
+  } catch (error) {
+    throw corrupt(
+      `The safetensors file would have ${total} bytes, more than this JavaScript engine can allocate.`,
+      'Split the tensors over several files (shards), or write it with writeSafetensorsFileStreamed().',
+      { bytes: total },
+      error,
+      ErrorCodes.INVALID_ARGUMENT,
+    );
+  }
+  out.set(header, 0);
+  for (const item of order) writeData(out, header.byteLength + item.begin, item, nativeLittleEndian);
+  return out;
+}
 
+/**
+ * The file layout of planned tensors: the header (length field, JSON, space padding), the tensors
+ * in data order with their `begin`/`end` set, and the file's total size.
+ */
+function layOut(
+  items: Planned[],
+  metadataEntries: [string, string][],
+): { header: Uint8Array; order: Planned[]; total: number } {
   // Data order: larger elements first, then by name, so each tensor starts at a multiple of its
   // element size once the data buffer starts 8-byte aligned (as the reference writer does).
-  const byLayout = items
+  const order = items
     .slice()
     .sort((a, b) => b.elementBytes - a.elementBytes || compareCodeUnits(a.name, b.name));
   let dataLength = 0;
-  for (const item of byLayout) {
+  for (const item of order) {
     item.begin = dataLength;
     dataLength += item.size * item.elementBytes;
     item.end = dataLength;
@@ -366,25 +393,88 @@ export function encodeSafetensorsWith(
   const json = new TextEncoder().encode(`{${parts.join(',')}}`);
   // Pad with spaces (allowed by the format) so that 8 + N, the start of the data, is a multiple of 8.
   const headerLength = Math.ceil(json.byteLength / 8) * 8;
-  const total = 8 + headerLength + dataLength;
-  let out: Uint8Array;
-  try {
-    out = new Uint8Array(total);
-  } catch (error) {
-    throw corrupt(
-      `The safetensors file would have ${total} bytes, more than this JavaScript engine can allocate.`,
-      'Split the tensors over several files (shards).',
-      { bytes: total },
-      error,
-      ErrorCodes.INVALID_ARGUMENT,
+  const header = new Uint8Array(8 + headerLength);
+  new DataView(header.buffer).setBigUint64(0, BigInt(headerLength), true);
+  header.set(json, 8);
+  header.fill(0x20, 8 + json.byteLength);
+  return { header, order, total: header.byteLength + dataLength };
+}
+
+/**
+ * One tensor of a streamed safetensors file: its dtype and shape now, its values when its turn
+ * to be written comes (so that only one tensor's values need to exist at a time).
+ *
+ * @example
+ * ```ts
+ * const entry: StreamedTensor = { dtype: 'F32', shape: [2], values: async () => new Float32Array([1, 2]) };
+ * ```
+ */
+export interface StreamedTensor {
+  dtype: EncodableDtype;
+  shape: readonly number[];
+  /** The `product(shape)` values, asked for once, when the tensor is written. */
+  values(): ArrayLike<number> | BigInt64Array | Promise<ArrayLike<number> | BigInt64Array>;
+}
+
+/**
+ * The plan of a streamed safetensors file (see `writeSafetensorsFileStreamed` of
+ * `@fineprune/safetensors/node`): its header bytes, then its tensors in data order, each encoded by
+ * `encode()` when its values arrive. The bytes are those {@link encodeSafetensors} gives for the
+ * same tensors and metadata.
+ *
+ * @param tensors - tensor name → {@link StreamedTensor}
+ * @param metadata - optional `__metadata__` strings
+ * @returns the header, the tensors in file order, and the total size
+ * @throws FinepruneError as {@link encodeSafetensors} for names, dtypes, shapes and metadata;
+ *   `encode()` throws as it does for values
+ *
+ * @example
+ * ```ts
+ * const plan = planSafetensorsStream({ bias: { dtype: 'F32', shape: [2], values: () => new Float32Array([1, 2]) } });
+ * const chunks = [plan.header, ...(await Promise.all(plan.tensors.map((tensor) => tensor.encode())))];
+ * ```
+ */
+export function planSafetensorsStream(
+  tensors: Record<string, StreamedTensor>,
+  metadata?: Record<string, string>,
+  options: EncodeSafetensorsOptions = {},
+): {
+  header: Uint8Array;
+  tensors: Array<{ name: string; byteLength: number; encode(): Promise<Uint8Array> }>;
+  total: number;
+} {
+  const overflow = options.overflow ?? 'error';
+  if (typeof tensors !== 'object' || tensors === null || Array.isArray(tensors)) {
+    throw invalid(
+      'planSafetensorsStream() needs an object mapping tensor names to { dtype, shape, values }.',
+      "Pass for example { 'fc.weight': { dtype: 'F32', shape: [2], values: () => new Float32Array([1, 2]) } }.",
     );
   }
-  new DataView(out.buffer).setBigUint64(0, BigInt(headerLength), true);
-  out.set(json, 8);
-  out.fill(0x20, 8 + json.byteLength, 8 + headerLength);
-  const dataOffset = 8 + headerLength;
-  for (const item of byLayout) writeData(out, dataOffset + item.begin, item, nativeLittleEndian);
-  return out;
+  const sources = new Map(Object.entries(tensors));
+  // Plan from the shapes alone, with a stand-in of the right length; the values come later.
+  const items = [...sources].map(([name, tensor]) => {
+    const shape = Array.isArray(tensor?.shape) ? tensor.shape : [];
+    const size = shape.reduce((product: number, dimension: number) => product * dimension, 1);
+    const placeholder = { length: Number.isSafeInteger(size) && size >= 0 ? size : -1 };
+    return plan(name, { dtype: tensor?.dtype, shape: tensor?.shape, data: placeholder }, overflow, false);
+  });
+  const { header, order, total } = layOut(items, checkMetadata(metadata));
+  return {
+    header,
+    total,
+    tensors: order.map((item) => ({
+      name: item.name,
+      byteLength: item.end - item.begin,
+      async encode() {
+        const source = sources.get(item.name)!;
+        const data = await source.values();
+        const checked = plan(item.name, { dtype: source.dtype, shape: source.shape, data }, overflow);
+        const out = new Uint8Array(item.end - item.begin);
+        writeData(out, 0, { ...checked, begin: 0, end: out.byteLength }, NATIVE_LITTLE_ENDIAN);
+        return out;
+      },
+    })),
+  };
 }
 
 /**

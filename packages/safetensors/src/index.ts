@@ -12,7 +12,13 @@ export {
   SAFETENSORS_DTYPES,
   type SafetensorsDtype,
 } from './dtypes';
-export { type EncodableDtype, encodeSafetensors, type SafetensorsInput } from './encode';
+export {
+  type EncodableDtype,
+  encodeSafetensors,
+  planSafetensorsStream,
+  type SafetensorsInput,
+  type StreamedTensor,
+} from './encode';
 export {
   bfloat16BitsToFloat32,
   float8E4M3BitsToFloat32,

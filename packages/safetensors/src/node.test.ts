@@ -5,8 +5,9 @@ import path from 'node:path';
 import { FinepruneError } from '@fineprune/tensor';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { decodeFloat32 } from './decode';
-import { encodeSafetensors } from './encode';
-import { readSafetensorsFile, writeSafetensorsFile } from './node';
+import { encodeSafetensors, type StreamedTensor } from './encode';
+import { createHash } from 'node:crypto';
+import { readSafetensorsFile, writeSafetensorsFile, writeSafetensorsFileStreamed } from './node';
 
 async function rejection(promise: Promise<unknown>): Promise<FinepruneError> {
   const error = await promise.then(
@@ -131,5 +132,76 @@ describe('Node file layer', () => {
       expect(error.code, file).toBe('IO_FAILED');
       expect(error.message, file).toContain('is not a regular file');
     }
+  });
+
+  describe('writeSafetensorsFileStreamed', () => {
+    const inputs = {
+      'encoder.weight': { dtype: 'F32', shape: [3, 2], data: new Float32Array([1, -2.5, 3, 4, 5e-8, 6]) },
+      'encoder.half': { dtype: 'F16', shape: [2], data: [0.1, 70000] },
+      ids: { dtype: 'I32', shape: [3], data: new Int32Array([7, -8, 9]) },
+      '10': { dtype: 'U8', shape: [2, 2], data: new Uint8Array([1, 0, 0, 1]) },
+      empty: { dtype: 'F32', shape: [0], data: new Float32Array(0) },
+    } as const;
+    const streamed = (overrides: Record<string, () => unknown> = {}) =>
+      Object.fromEntries(
+        Object.entries(inputs).map(([name, { dtype, shape, data }]) => [
+          name,
+          { dtype, shape, values: overrides[name] ?? (async () => data) },
+        ]),
+      ) as Record<string, StreamedTensor>;
+
+    it('writes the bytes encodeSafetensors gives, tensor by tensor, and returns their size and SHA-256', async () => {
+      const asked: string[] = [];
+      const sources = streamed(
+        Object.fromEntries(
+          Object.keys(inputs).map((name) => [
+            name,
+            () => {
+              asked.push(name);
+              return (inputs as Record<string, { data: unknown }>)[name]!.data;
+            },
+          ]),
+        ),
+      );
+      // F16 70000 overflows: the streamed writer refuses it as encodeSafetensors does by default.
+      expect((await rejection(writeSafetensorsFileStreamed(target, sources, { format: 'pt' }))).code).toBe(
+        'INVALID_ARGUMENT',
+      );
+      const fitting = { ...inputs, 'encoder.half': { dtype: 'F16', shape: [2], data: [0.1, 65504] } };
+      const bytes = encodeSafetensors(fitting as never, { format: 'pt' });
+      const result = await writeSafetensorsFileStreamed(
+        target,
+        { ...sources, 'encoder.half': { dtype: 'F16', shape: [2], values: () => [0.1, 65504] } } as never,
+        { format: 'pt' },
+      );
+      expect(new Uint8Array(fs.readFileSync(target))).toEqual(bytes);
+      expect(result).toEqual({
+        bytes: bytes.length,
+        sha256: createHash('sha256').update(bytes).digest('hex'),
+      });
+      // Each tensor's values were asked for once per write, in data order (larger elements first).
+      expect(asked.slice(-4)).toEqual(['empty', 'encoder.weight', 'ids', '10']);
+      expect(await leftovers('model.safetensors')).toEqual([]);
+    });
+
+    it('leaves the previous file as it was when a tensor fails mid-way', async () => {
+      await writeSafetensorsFile(target, first);
+      const failing = streamed({
+        ids: () => {
+          throw new Error('disk of values gone');
+        },
+      });
+      await expect(writeSafetensorsFileStreamed(target, failing)).rejects.toThrow(/disk of values gone/);
+      const short = streamed({ ids: async () => new Int32Array(2) });
+      expect((await rejection(writeSafetensorsFileStreamed(target, short))).code).toBe('SHAPE_MISMATCH');
+      expect(new Uint8Array(fs.readFileSync(target))).toEqual(first);
+      expect(await leftovers('model.safetensors')).toEqual([]);
+    });
+
+    it('refuses a bad shape before creating any file', async () => {
+      const bad = { w: { dtype: 'F32', shape: [2, -1], values: () => new Float32Array(0) } } as never;
+      expect((await rejection(writeSafetensorsFileStreamed(target, bad))).code).toBe('INVALID_ARGUMENT');
+      expect(await leftovers()).toEqual([]);
+    });
   });
 });

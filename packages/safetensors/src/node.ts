@@ -3,11 +3,13 @@
  * that browser bundles of the main entry never see `node:fs`.
  */
 
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import { readRegularFile } from '@fineprune/tensor/untrusted';
 import { invalid } from './dtypes';
+import { planSafetensorsStream, type StreamedTensor } from './encode';
 import { type ReadSafetensorsOptions, readSafetensors, type SafetensorsFile } from './read';
 
 function checkPath(file: unknown, caller: string): asserts file is string {
@@ -117,6 +119,21 @@ export async function writeSafetensorsFile(file: string, bytes: Uint8Array): Pro
     maxTensors: Number.MAX_SAFE_INTEGER,
     maxMetadataEntries: Number.MAX_SAFE_INTEGER,
   });
+  await writeAtomically(file, async (handle) => {
+    await handle.writeFile(bytes);
+  });
+}
+
+/**
+ * Writes `file` atomically: `write` fills a new temporary file in the same directory
+ * (`.<name>.<pid>-<random>.tmp`), which is flushed (fsync), given the old file's permissions and
+ * renamed over `file`; then the directory is flushed. On any failure the temporary file is removed
+ * and the previous `file` is left as it was.
+ */
+async function writeAtomically(
+  file: string,
+  write: (handle: fs.promises.FileHandle) => Promise<void>,
+): Promise<void> {
   const directory = path.dirname(file);
   const random = Math.floor(Math.random() * 36 ** 6).toString(36);
   const temporary = path.join(directory, `.${path.basename(file)}.${process.pid}-${random}.tmp`);
@@ -127,7 +144,7 @@ export async function writeSafetensorsFile(file: string, bytes: Uint8Array): Pro
     created = true;
     try {
       step = `write ${temporary}`;
-      await handle.writeFile(bytes);
+      await write(handle);
       step = `flush ${temporary}`;
       await handle.sync();
     } finally {
@@ -142,6 +159,7 @@ export async function writeSafetensorsFile(file: string, bytes: Uint8Array): Pro
     await fs.promises.rename(temporary, file);
   } catch (error) {
     if (created) await fs.promises.rm(temporary, { force: true }).catch(() => undefined);
+    if (FinepruneError.is(error)) throw error;
     throw ioFailed(
       `Writing the safetensors file ${file} failed (${step}): ${(error as Error).message}`,
       'Check that the directory exists and is writable, that the path is not a directory and that the disk has space; any previous file is unchanged.',
@@ -150,4 +168,48 @@ export async function writeSafetensorsFile(file: string, bytes: Uint8Array): Pro
     );
   }
   await syncDirectory(directory);
+}
+
+/**
+ * Writes a safetensors file without holding it in memory: the header first, then each tensor's
+ * bytes as its `values()` delivers them, so that only one tensor's values and bytes exist at a time
+ * (a 2.5 GB training checkpoint costs the memory of its largest tensor, not 2.5 GB). The bytes are
+ * those of `encodeSafetensors()` for the same tensors and metadata, and the write is atomic as in
+ * {@link writeSafetensorsFile}: a temporary file, flushed, renamed over `file`; on any failure
+ * (a `values()` that throws, a value the dtype cannot store, a full disk) the temporary file is
+ * removed and the previous `file` is unchanged. Returns the size and SHA-256 of what was written.
+ *
+ * @param file - the path to write (its directory must exist)
+ * @param tensors - tensor name → `{ dtype, shape, values }`
+ * @param metadata - optional `__metadata__` strings
+ * @returns `bytes` (the file's size) and `sha256` (hex)
+ * @throws FinepruneError `INVALID_ARGUMENT` or `SHAPE_MISMATCH` for tensors `encodeSafetensors()`
+ *   refuses (before anything is written, for names, dtypes and shapes), `IO_FAILED` when writing fails
+ *
+ * @example
+ * ```ts
+ * import { writeSafetensorsFileStreamed } from '@fineprune/safetensors/node';
+ * const { bytes, sha256 } = await writeSafetensorsFileStreamed('./model.safetensors', {
+ *   'fc.weight': { dtype: 'F32', shape: [2, 2], values: async () => new Float32Array([1, 2, 3, 4]) },
+ * });
+ * ```
+ */
+export async function writeSafetensorsFileStreamed(
+  file: string,
+  tensors: Record<string, StreamedTensor>,
+  metadata?: Record<string, string>,
+): Promise<{ bytes: number; sha256: string }> {
+  checkPath(file, 'writeSafetensorsFileStreamed');
+  const plan = planSafetensorsStream(tensors, metadata);
+  const hash = createHash('sha256');
+  await writeAtomically(file, async (handle) => {
+    hash.update(plan.header);
+    await handle.write(plan.header);
+    for (const tensor of plan.tensors) {
+      const bytes = await tensor.encode();
+      hash.update(bytes);
+      await handle.writeFile(bytes);
+    }
+  });
+  return { bytes: plan.total, sha256: hash.digest('hex') };
 }

@@ -131,3 +131,31 @@ for (const backend of ['cpu', 'wasm'] as const) {
     });
   });
 }
+
+describe('dense gradient memory on wasm', () => {
+  beforeAll(async () => {
+    await setBackend('wasm');
+  });
+
+  it('frees its transposed copies inside each backward step, not at the end of the backward pass', async () => {
+    // Four chained 256×256 layers. TF.js's byte count (tf.profile) also counts each kernel that
+    // customGrad saves (4 units of 256 KiB, shared on wasm but counted) and the gradients that must
+    // exist at the end (4 units): measured 9.1 units with the tidy, 12.1 when the transposed
+    // kernels are kept until the end of the backward pass.
+    const unit = 256 * 256 * 4;
+    const kernels = Array.from({ length: 4 }, (_, index) =>
+      tf.randomNormal([256, 256], 0, 0.05, 'float32', index),
+    );
+    const x = tf.randomNormal([2, 256], 0, 1, 'float32', 9);
+    const before = tf.memory().numBytes;
+    const info = await tf.profile(() => {
+      const grads = tf.grads((...ks: tf.Tensor[]) =>
+        tf.sum(ks.reduce((h, k) => dense(h as tf.Tensor2D, k as tf.Tensor2D), x as tf.Tensor)),
+      )(kernels);
+      tf.dispose(grads);
+    });
+    expect(info.peakBytes - before).toBeLessThan(10.5 * unit);
+    expect(info.peakBytes - before).toBeGreaterThan(8 * unit);
+    tf.dispose([...kernels, x]);
+  });
+});

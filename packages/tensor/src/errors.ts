@@ -68,6 +68,8 @@ export const ErrorCodes = {
   DIVERGED: 'DIVERGED',
   /** An export would be larger than the model it came from (and the user did not allow it). */
   LARGER_THAN_SOURCE: 'LARGER_THAN_SOURCE',
+  /** What a step needs does not fit the wasm backend's heap (at most 4 GiB, wasm32). */
+  WASM_HEAP_EXHAUSTED: 'WASM_HEAP_EXHAUSTED',
 } as const;
 
 /** One of the stable {@link ErrorCodes}. */

@@ -2,7 +2,12 @@ import './register-gradients';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { releaseWasmBackend, setBackend } from './backend';
-import { FUSED_ADAM_KERNEL, type FusedAdamScalars, fusedAdamStep } from './fused-adam';
+import {
+  FUSED_ADAM_KERNEL,
+  type FusedAdamScalars,
+  fusedAdamStep,
+  fusedAdamStepHostSlots,
+} from './fused-adam';
 import { wasmThreadsInUse } from './wasm-threads';
 
 /** The op chain of `adam()` in @fineprune/core, written out here as the reference. */
@@ -97,6 +102,53 @@ describe.each([1, 2])('fusedAdamStep on wasm, %i thread(s)', (threads) => {
     const ints = tf.zeros([4], 'int32');
     expect(fusedAdamStep(ints, ints, ints, ints, scalars)).toBeUndefined();
     tf.dispose([empty, a, b, ints]);
+  });
+});
+
+describe('fusedAdamStepHostSlots on wasm', () => {
+  beforeAll(async () => {
+    await setBackend('wasm');
+  });
+
+  // 2^20 + 7 crosses the 2^20-element heap window once, with a ragged tail in the second window.
+  it('updates in place, bit-identical to the op chain across heap windows, with m and v in JavaScript memory', async () => {
+    for (const [label, scalars] of cases) {
+      for (const size of [5, 1001, 2 ** 20 + 7]) {
+        const [w, m, v, g] = inputs(size, size + 11);
+        // A variable that owns its data alone (tf.variable(w) would share w's).
+        const variable = tf.tidy(() => tf.variable(tf.add(w!, 0)));
+        const hostM = Float32Array.from((await m!.data()) as Float32Array);
+        const hostV = Float32Array.from((await v!.data()) as Float32Array);
+        const reference = opChain(w!, m!, v!, g!, scalars);
+        const before = tf.memory().numTensors;
+        expect(fusedAdamStepHostSlots(variable, hostM, hostV, g!, scalars), 'runs on wasm').toBe(true);
+        expect(tf.memory().numTensors, `${label}, size ${size}: no tensor is made`).toBe(before);
+        const want = await Promise.all(reference.map((tensor) => tensor.data() as Promise<Float32Array>));
+        // Exact: every bit of every element (tolerance 0).
+        expect(bits((await variable.data()) as Float32Array), `${label}, size ${size}, w'`).toEqual(
+          bits(want[0]!),
+        );
+        expect(bits(hostM), `${label}, size ${size}, m'`).toEqual(bits(want[1]!));
+        expect(bits(hostV), `${label}, size ${size}, v'`).toEqual(bits(want[2]!));
+        tf.dispose([variable, ...reference, w!, m!, v!, g!]);
+      }
+    }
+  });
+
+  it('declines (false, nothing changed) slots of the wrong length and a variable whose data a clone shares', async () => {
+    const w = tf.tidy(() => tf.variable(tf.tensor1d([1, 2, 3, 4])));
+    const g = tf.ones([4]);
+    const [m, v] = [new Float32Array(4), new Float32Array(4)];
+    expect(fusedAdamStepHostSlots(w, new Float32Array(3), v, g, cases[0]![1])).toBe(false);
+    const snapshot = tf.clone(w);
+    expect(fusedAdamStepHostSlots(w, m, v, g, cases[0]![1])).toBe(false);
+    expect(Array.from(await snapshot.data())).toEqual([1, 2, 3, 4]);
+    expect(Array.from(await w.data())).toEqual([1, 2, 3, 4]);
+    expect(Array.from(m)).toEqual([0, 0, 0, 0]);
+    snapshot.dispose();
+    expect(fusedAdamStepHostSlots(w, m, v, g, cases[0]![1])).toBe(true);
+    expect(Array.from(await w.data())).not.toEqual([1, 2, 3, 4]);
+    tf.dispose([w, g]);
   });
 });
 

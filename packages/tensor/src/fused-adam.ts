@@ -29,7 +29,8 @@ import {
   simd,
   simdOp,
 } from './wasm-binary';
-import { wasmHeapOf } from './wasm-heap';
+import { ErrorCodes, FinepruneError } from './errors';
+import { WASM_HEAP_LIMIT_BYTES, wasmHeapOf } from './wasm-heap';
 
 /** The name under which the fused update is registered as a TF.js kernel for `wasm`. */
 export const FUSED_ADAM_KERNEL = 'FinepruneFusedAdam';
@@ -293,4 +294,110 @@ function runFusedAdam(
     ...scalars,
   } as unknown as tf.NamedAttrMap) as tf.Tensor[];
   return [outputs[0]!, outputs[1]!, outputs[2]!];
+}
+
+/** Elements of m and v staged through the heap per pass of {@link fusedAdamStepHostSlots} (2 × 4 MiB). */
+const HOST_SLOT_WINDOW = 1 << 20;
+
+/** The wasm backend's reference count of a tensor's data (`BackendWasm.refCount`). */
+interface ReferenceCounts {
+  refCount?(dataId: unknown): number;
+}
+
+/**
+ * {@link fusedAdamStep} with the moments m and v kept in JavaScript memory instead of the wasm heap,
+ * which holds at most 4 GiB: at BERT-base scale the Adam slots of the weights and of the scores are
+ * 1.36 GB, which with the weights, masks, scores, gradients and activations does not fit. The
+ * variable is updated in place, so a step allocates nothing in the heap but a window of 2 × 1M
+ * floats through which the moments pass (the variables stay where they are, and the heap does not
+ * fragment from step to step); `m` and `v` are updated in place too. Bit-identical to
+ * {@link fusedAdamStep}: the same SIMD pass runs on each window. Returns false, changing nothing,
+ * where it cannot run: another backend, no SIMD, a shape or dtype mismatch, or a variable whose data
+ * another tensor shares (a clone taken on wasm, which must keep its values); the caller then runs
+ * the op chain on tensors made from `m` and `v`.
+ *
+ * @param variable - w, updated in place
+ * @param m - the first moment, `variable.size` floats, updated in place
+ * @param v - the second moment, updated in place
+ * @param gradient - g
+ * @param scalars - as for {@link fusedAdamStep}
+ * @returns true when the step was done
+ * @throws FinepruneError `WASM_HEAP_EXHAUSTED` when the heap has no room for the window
+ *
+ * @example
+ * ```ts
+ * const m = new Float32Array(w.size), v = new Float32Array(w.size);
+ * const done = fusedAdamStepHostSlots(w, m, v, g, { beta1: 0.9, beta2: 0.999, stepSize: 1e-3, epsilonHat: 1e-8, decay: 0 });
+ * ```
+ */
+export function fusedAdamStepHostSlots(
+  variable: tf.Variable,
+  m: Float32Array,
+  v: Float32Array,
+  gradient: tf.Tensor,
+  scalars: FusedAdamScalars,
+): boolean {
+  if (tf.getBackend() !== 'wasm' || variable.size === 0) return false;
+  if (
+    m.length !== variable.size ||
+    v.length !== variable.size ||
+    [variable, gradient].some(
+      (tensor) => tensor.dtype !== 'float32' || !tf.util.arraysEqual(tensor.shape, variable.shape),
+    )
+  )
+    return false;
+  const heap = wasmHeapOf();
+  const wasm = heap?.backend.wasm;
+  const functions = heap && functionsFor(heap.memory);
+  if (!heap || !functions || wasm?._malloc === undefined || wasm._free === undefined) return false;
+  if ((heap.backend as ReferenceCounts).refCount?.(variable.dataId) !== 1) return false;
+  const n = m.length;
+  const window = Math.min(n, HOST_SLOT_WINDOW);
+  // Allocate before any view of the heap is made: an allocation may grow (and so move) the buffer.
+  // Emscripten returns the address as a signed i32; above 2 GiB it reads negative.
+  const scratch = wasm._malloc(8 * window) >>> 0;
+  if (scratch === 0) {
+    throw new FinepruneError({
+      code: ErrorCodes.WASM_HEAP_EXHAUSTED,
+      message: `The wasm heap (${heap.memory.buffer.byteLength} bytes, at most ${WASM_HEAP_LIMIT_BYTES}) has no room for the ${8 * window}-byte window of the Adam step.`,
+      fix: 'Train a smaller model or batch on wasm, or use a backend whose memory is not a 32-bit heap.',
+      details: { heapBytes: heap.memory.buffer.byteLength, limitBytes: WASM_HEAP_LIMIT_BYTES },
+    });
+  }
+  const update = scalars.decay > 0 ? functions.adamw : functions.adam;
+  const w = heap.offsetOf(variable);
+  const g = heap.offsetOf(gradient);
+  try {
+    const values = new Float32Array(heap.memory.buffer);
+    const mAt = scratch / 4;
+    const vAt = mAt + window;
+    for (let begin = 0; begin < n; begin += window) {
+      const count = Math.min(window, n - begin);
+      values.set(m.subarray(begin, begin + count), mAt);
+      values.set(v.subarray(begin, begin + count), vAt);
+      // The same SIMD pass as fusedAdamStep, in place: each element is read before it is written.
+      update(
+        w + 4 * begin,
+        scratch,
+        scratch + 4 * window,
+        g + 4 * begin,
+        w + 4 * begin,
+        scratch,
+        scratch + 4 * window,
+        count,
+        scalars.beta1,
+        1 - scalars.beta1,
+        scalars.beta2,
+        1 - scalars.beta2,
+        scalars.stepSize,
+        scalars.epsilonHat,
+        scalars.decay,
+      );
+      m.set(values.subarray(mAt, mAt + count), begin);
+      v.set(values.subarray(vAt, vAt + count), begin);
+    }
+  } finally {
+    wasm._free(scratch);
+  }
+  return true;
 }

@@ -56,7 +56,13 @@ export {
   sigmoidSumTensor,
   uniformNoiseTensor,
 } from './gates';
-export { FUSED_ADAM_KERNEL, type FusedAdamScalars, fusedAdamStep } from './fused-adam';
+export {
+  FUSED_ADAM_KERNEL,
+  type FusedAdamScalars,
+  fusedAdamStep,
+  fusedAdamStepHostSlots,
+} from './fused-adam';
+export { WASM_HEAP_LIMIT_BYTES, wasmHeapExhausted } from './wasm-heap';
 export {
   FUSED_KERNELS,
   type FusedKernelName,

@@ -88,6 +88,50 @@ describe.each([1, 2])('topCountMaskTensors on wasm, %i thread(s)', (threads) => 
     tensor.dispose();
   });
 
+  it('frees a selection band over 64 MiB after each call, keeps a small one, and stays exact', async () => {
+    const wasm = (
+      tf.backend() as unknown as { wasm: { _malloc(bytes: number): number; _free(at: number): void } }
+    ).wasm;
+    const [malloc, free] = [wasm._malloc, wasm._free];
+    const calls = { bands: [] as number[], freed: [] as number[] };
+    const run = async (length: number) => {
+      calls.bands = [];
+      calls.freed = [];
+      wasm._malloc = (bytes: number) => {
+        const at = malloc(bytes);
+        if (bytes >= length * 4) calls.bands.push(at >>> 0);
+        return at;
+      };
+      wasm._free = (at: number) => {
+        calls.freed.push(at >>> 0);
+        free(at);
+      };
+      const values = [scores(21, length - 5), scores(22, 5)];
+      try {
+        const want = topCountMasks(values, Math.floor(length / 10));
+        for (let call = 0; call < 2; call += 1) {
+          const got = (await direct(values, Math.floor(length / 10)))!;
+          // Exact, element by element (a loop: a deep equality of 16M floats exhausts the worker).
+          let differing = 0;
+          for (const [part, mask] of got.entries())
+            for (let index = 0; index < mask.length; index += 1)
+              if (mask[index] !== want[part]![index]) differing += 1;
+          expect(differing).toBe(0);
+        }
+      } finally {
+        wasm._malloc = malloc;
+        wasm._free = free;
+      }
+      return { bands: calls.bands.length, freed: calls.bands.every((band) => calls.freed.includes(band)) };
+    };
+    // 2^24 + 8 scores: a 64 MiB + 32 B band, allocated and freed on each call.
+    expect(await run(2 ** 24 + 8)).toEqual({ bands: 2, freed: true });
+    // 1M scores: one band (or none, if an earlier test left a larger one), kept for the next call.
+    const small = await run(2 ** 20);
+    expect(small.bands).toBeLessThanOrEqual(1);
+    expect(small.freed).toBe(small.bands === 0);
+  });
+
   it('thresholdMaskTensors equals tf.greater (NaN, ±0, ±Infinity, ties at the cut, ragged sizes) and counts the ones', async () => {
     const random = createRandom(12);
     const specials = [Number.NaN, 0, -0, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, 0.25, 0.1];

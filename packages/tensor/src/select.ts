@@ -467,6 +467,8 @@ function wasmHeap() {
 
 /** Scratch space in the wasm backend's heap for the bracket's copy, per backend instance. */
 const heapScratch = new WeakMap<object, { offset: number; bytes: number }>();
+/** The largest selection band kept allocated between calls (64 MiB: 16M scores). */
+const KEPT_SCRATCH_BYTES = 64 * 1024 * 1024;
 
 /**
  * A backend's own top-count selection: the masks of {@link topCountMasks} (exactly `keep` ones over
@@ -542,7 +544,8 @@ export function topCountMaskTensors(
   let scratch = heapScratch.get(backend);
   if (scratch === undefined || scratch.bytes < n * 4) {
     if (scratch !== undefined) free(scratch.offset);
-    scratch = { offset: malloc(n * 4 + 16), bytes: n * 4 };
+    // Emscripten returns the address as a signed i32; above 2 GiB it reads negative.
+    scratch = { offset: malloc(n * 4 + 16) >>> 0, bytes: n * 4 };
     if (scratch.offset === 0) {
       heapScratch.delete(backend);
       return undefined;
@@ -575,6 +578,12 @@ export function topCountMaskTensors(
     },
     hint,
   );
+  if (scratch.bytes > KEPT_SCRATCH_BYTES) {
+    // A large band (85M scores: 340 MB) is not kept between selections: the heap it frees holds
+    // the training step's activations and gradients instead, within the heap's 4 GiB.
+    free(scratch.offset);
+    heapScratch.delete(backend);
+  }
   if (selection === undefined) {
     for (const output of outputs) backend.disposeData(output.dataId);
     return undefined;

@@ -16,7 +16,32 @@ describe('wasm training kernels', () => {
       'DepthwiseConv2dNativeBackpropInput',
       'DepthwiseConv2dNativeBackpropFilter',
       'MaxPoolGrad',
+      'Identity',
     ]);
+  });
+
+  it('clone without copying on wasm: the clone shares the heap data and outlives the original', async () => {
+    await setBackend('wasm');
+    const heap = tf.backend() as unknown as { dataIdMap: { get(id: unknown): { memoryOffset: number } } };
+    const original = tf.tensor2d([1.5, -2, 3, 4e-7], [2, 2]);
+    const copy = tf.clone(original);
+    expect(heap.dataIdMap.get(copy.dataId)!.memoryOffset).toBe(
+      heap.dataIdMap.get(original.dataId)!.memoryOffset,
+    );
+    original.dispose();
+    expect(Array.from(await copy.data())).toEqual(Array.from(new Float32Array([1.5, -2, 3, 4e-7])));
+    // A value saved by customGrad for the backward pass is a clone too; its gradient is unchanged.
+    const x = tf.tensor1d([2, -3]);
+    const square = tf.customGrad((input, save) => {
+      (save as tf.GradSaveFunc)([input as tf.Tensor]);
+      return {
+        value: tf.square(input as tf.Tensor),
+        gradFunc: (dy, [saved]) => tf.mul(dy, tf.mul(saved!, 2)),
+      };
+    });
+    const gradient = tf.grad((input: tf.Tensor) => tf.sum(square(input) as tf.Tensor))(x);
+    expect(Array.from(await gradient.data())).toEqual([4, -6]);
+    tf.dispose([copy, x, gradient]);
   });
 
   it('compute a known embedding gradient on wasm', async () => {

@@ -2,7 +2,10 @@
  * Training kernels for the wasm backend that @tensorflow/tfjs-backend-wasm 4.22 lacks or gets wrong:
  * `UnsortedSegmentSum` (the gradient of `gather`, so of embedding lookups), `Conv2DBackpropFilter`
  * (a convolution's weight gradient), `DepthwiseConv2dNativeBackpropInput` and `...BackpropFilter`
- * (a depthwise convolution's gradients), and `MaxPoolGrad` (present on wasm but wrong).
+ * (a depthwise convolution's gradients), and `MaxPoolGrad` (present on wasm but wrong); and
+ * `Identity`, which the stock wasm kernel implements as a copy: every `tf.clone`, and every tensor
+ * that `tf.customGrad` saves for the backward pass, then holds a second copy of its data in the heap
+ * (at BERT-base scale that is several copies of the 85M prunable weights per step).
  *
  * Each is a JavaScript kernel registered for `backendName: 'wasm'`: it copies its inputs out of the
  * wasm heap with `backend.readSync`, computes in typed arrays (float64 accumulators, as the cpu
@@ -419,6 +422,23 @@ function maxPoolGrad({ inputs, backend, attrs }: KernelArguments): TensorInfo {
   return float32Output(wasm, [...input.shape], gradient);
 }
 
+/** The wasm heap's reference counting of a tensor's data (`BackendWasm.incRef`). */
+interface ReferenceCounted {
+  incRef(dataId: TensorInfo['dataId']): void;
+}
+
+/**
+ * `Identity` without a copy, as the cpu backend does it: the output shares the input's data, whose
+ * reference count goes up by one (the wasm backend frees the data when the last tensor on it is
+ * disposed). Safe because no wasm kernel, stock or fineprune's, writes into its inputs: each one
+ * writes a new output (`makeOutput`), as `Reshape` already shares data on wasm.
+ */
+function sharedIdentity({ inputs, backend }: KernelArguments): TensorInfo {
+  const x = inputs.x!;
+  (backend as ReferenceCounted).incRef(x.dataId);
+  return { dataId: x.dataId, shape: [...x.shape], dtype: x.dtype };
+}
+
 /** Marks fineprune's kernel functions, so that a second copy of this module sees them as registered. */
 const KERNEL_MARKER = Symbol.for('fineprune.wasmTrainingKernel');
 
@@ -434,6 +454,7 @@ const kernels: ReadonlyArray<[string, tf.KernelFunc]> = [
   [tf.DepthwiseConv2dNativeBackpropInput, marked(depthwiseConv2dNativeBackpropInput)],
   [tf.DepthwiseConv2dNativeBackpropFilter, marked(depthwiseConv2dNativeBackpropFilter)],
   [tf.MaxPoolGrad, marked(maxPoolGrad)],
+  [tf.Identity, marked(sharedIdentity)],
 ];
 
 /**
@@ -451,8 +472,9 @@ export function wasmTrainingKernelNames(): string[] {
 /**
  * Registers fineprune's wasm training kernels with the TF.js kernel registry: `UnsortedSegmentSum`,
  * `Conv2DBackpropFilter`, `DepthwiseConv2dNativeBackpropInput`, `DepthwiseConv2dNativeBackpropFilter`
- * (missing from @tensorflow/tfjs-backend-wasm 4.22) and `MaxPoolGrad` (replaced: the stock one returns
- * wrong gradients). Idempotent; `setBackend('wasm')` calls it, so call it yourself only when you
+ * (missing from @tensorflow/tfjs-backend-wasm 4.22), `MaxPoolGrad` (replaced: the stock one returns
+ * wrong gradients) and `Identity` (replaced: the stock one copies the data; this one shares it, so
+ * `tf.clone` and the tensors `tf.customGrad` saves cost no heap memory). Idempotent; `setBackend('wasm')` calls it, so call it yourself only when you
  * activate wasm with `tf.setBackend` directly.
  *
  * @returns the names of the kernels it (re)registered in this call; empty when all were in place

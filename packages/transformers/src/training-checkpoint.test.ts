@@ -132,6 +132,53 @@ describe('BERT training checkpoints', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
+  it('splits a checkpoint into shards past shardBytes, reloads it bit for bit, and refuses a damaged shard', async () => {
+    const directory = temporary();
+    const model = createBertModel({ config: tiny, task, seed: 3 });
+    const run = pruner(model);
+    await run.run({ data: batch, untilStep: 2 });
+    // Each tiny tensor is at most 13·4·4 = 208 bytes: 256-byte shards hold one or two tensors each.
+    await saveBertCheckpoint(model, run, directory, { metadata: { sharded: true }, shardBytes: 256 });
+    const index = JSON.parse(readFileSync(path.join(directory, CHECKPOINT_INDEX_FILE), 'utf8'));
+    expect(index.version).toBe(2);
+    expect(index.shards.length).toBeGreaterThan(10);
+    const shardFiles = readdirSync(directory).filter((name) => name.startsWith('weights-'));
+    expect(shardFiles).toHaveLength(1 + index.shards.length);
+    for (const shard of index.shards) {
+      const bytes = readFileSync(path.join(directory, shard.file));
+      expect(createHash('sha256').update(bytes).digest('hex')).toBe(shard.sha256);
+    }
+    const state = run.exportState();
+    const { model: loaded, state: reloaded, metadata } = await loadBertCheckpoint(directory);
+    expect(metadata).toEqual({ sharded: true });
+    expect(reloaded.step).toBe(2);
+    expect(await weightsOf(loaded)).toEqual(await weightsOf(model));
+    expect(Object.keys(reloaded.tensors).sort()).toEqual(Object.keys(state.tensors).sort());
+    for (const [key, tensor] of Object.entries(state.tensors))
+      expect(Array.from(await reloaded.tensors[key]!.data()), key).toEqual(Array.from(await tensor.data()));
+    tf.dispose([...Object.values(state.tensors), ...Object.values(reloaded.tensors)]);
+    loaded.dispose();
+    // The next save (one file) removes every shard of the previous one.
+    await saveBertCheckpoint(model, run, directory);
+    expect(readdirSync(directory).filter((name) => name.startsWith('weights-'))).toHaveLength(1);
+    // A flipped byte in the last shard: the error names that shard.
+    await saveBertCheckpoint(model, run, directory, { shardBytes: 256 });
+    const last = JSON.parse(readFileSync(path.join(directory, CHECKPOINT_INDEX_FILE), 'utf8')).shards.at(
+      -1,
+    ).file;
+    const bytes = readFileSync(path.join(directory, last));
+    bytes[bytes.length - 1] = bytes[bytes.length - 1]! ^ 1;
+    writeFileSync(path.join(directory, last), bytes);
+    const error = await loadBertCheckpoint(directory).then(
+      () => undefined,
+      (caught: unknown) => caught as { code: string; message: string },
+    );
+    expect(error?.code).toBe('CHECKPOINT_CORRUPT');
+    expect(error?.message).toContain(last);
+    run.dispose();
+    model.dispose();
+  });
+
   it('replaces its own weights file on the next save, keeps other files, and refuses a folder holding model.json', async () => {
     const directory = temporary();
     writeFileSync(path.join(directory, 'notes.txt'), 'mine');

@@ -4,10 +4,12 @@
  * and may come back), every mask, the pruner's state (learned scores, optimizer slots, step, random
  * state), the dropout stream, and caller metadata.
  *
- * A checkpoint directory holds `checkpoint.json` and one `weights-<id>.safetensors`. The weights go
- * to a new file first; `checkpoint.json`, which names that file with its size and SHA-256, is then
- * replaced atomically, and only then is the previous weights file (the one the old
- * `checkpoint.json` named) removed. A crash at any point leaves a loadable checkpoint, and nothing
+ * A checkpoint directory holds `checkpoint.json` and `weights-<id>.safetensors`, followed, when the
+ * tensors pass 1 GiB (a BERT-base run with its scores and Adam slots is 2.5 GB), by shards
+ * `weights-<id>-<n>.safetensors`. Each file is written streamed, one tensor read from the backend at
+ * a time, so saving never holds a second copy of the model in memory. The files go to new names
+ * first; `checkpoint.json`, which names them with their sizes and SHA-256, is then replaced
+ * atomically, and only then are the previous files (those the old `checkpoint.json` named) removed. A crash at any point leaves a loadable checkpoint, and nothing
  * but the files this module wrote is ever removed. Loading treats both files as untrusted.
  */
 
@@ -17,12 +19,12 @@ import * as path from 'node:path';
 import type { PrunerState, SPEC_VERSION } from '@fineprune/core';
 import {
   decodeFloat32,
-  encodeSafetensors,
   readSafetensors,
   type SafetensorsFile,
-  type SafetensorsInput,
+  type SafetensorsTensor,
+  type StreamedTensor,
 } from '@fineprune/safetensors';
-import { writeSafetensorsFile } from '@fineprune/safetensors/node';
+import { writeSafetensorsFileStreamed } from '@fineprune/safetensors/node';
 import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import { checkJsonBounds, quoteText, readRegularFile } from '@fineprune/tensor/untrusted';
 import * as tf from '@tensorflow/tfjs-core';
@@ -34,10 +36,22 @@ import { writeTextAtomically } from './write-text-atomically';
 /** The file that names a checkpoint's weights. */
 export const CHECKPOINT_INDEX_FILE = 'checkpoint.json';
 const FORMAT = 'fineprune-bert-checkpoint';
+/** Version 1: one weights file; version 2: the weights file and further shards (`shards`). */
 const FORMAT_VERSION = 1;
+const SHARDED_VERSION = 2;
 const WEIGHTS_NAME = /^weights-[0-9a-f]{16}\.safetensors$/;
+const SHARD_NAME = /^weights-[0-9a-f]{16}-[0-9]{1,4}\.safetensors$/;
 const MAX_INDEX_BYTES = 64 * 1024;
+/** The largest file Node.js reads in one call (fs `readFile`: 2 GiB − 1). */
 const MAX_WEIGHTS_BYTES = 2 ** 31 - 1;
+/**
+ * The data bytes of one checkpoint file before the next tensor starts a new shard: a BERT-base
+ * pruning run (weights, masks, scores and Adam slots, 2.5 GB) is three files, each far under what
+ * Node.js reads in one call, and a shard is loaded, checked and released one at a time.
+ */
+const SHARD_BYTES = 1024 * 1024 * 1024;
+/** The most shards a checkpoint index may name. */
+const MAX_SHARDS = 1000;
 /** The most JSON values the metadata may hold (the run history of a long run fits easily). */
 const MAX_METADATA_VALUES = 2_000_000;
 
@@ -96,10 +110,31 @@ function sha256(bytes: Uint8Array | string): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
-/** Reads checkpoint.json when the directory has one (undefined when it has none). */
-async function readIndex(
-  directory: string,
-): Promise<{ weights: string; bytes: number; sha256: string } | undefined> {
+/** One file of a checkpoint as its index records it. */
+interface IndexedFile {
+  file: string;
+  bytes: number;
+  sha256: string;
+}
+
+function isIndexedFile(entry: unknown, name: RegExp): entry is IndexedFile {
+  const { file, bytes, sha256: digest } = (entry ?? {}) as Record<string, unknown>;
+  return (
+    typeof file === 'string' &&
+    name.test(file) &&
+    Number.isSafeInteger(bytes) &&
+    (bytes as number) >= 8 &&
+    (bytes as number) <= MAX_WEIGHTS_BYTES &&
+    typeof digest === 'string' &&
+    /^[0-9a-f]{64}$/.test(digest)
+  );
+}
+
+/**
+ * Reads checkpoint.json when the directory has one (undefined when it has none): the files of the
+ * checkpoint, the weights file (which holds the metadata) first.
+ */
+async function readIndex(directory: string): Promise<IndexedFile[] | undefined> {
   const file = path.join(directory, CHECKPOINT_INDEX_FILE);
   if (!fs.existsSync(file)) return undefined;
   const raw = await readRegularFile(file, {
@@ -108,7 +143,7 @@ async function readIndex(
     code: ErrorCodes.CHECKPOINT_CORRUPT,
   });
   const text = new TextDecoder().decode(raw);
-  const excess = checkJsonBounds(text, { maxDepth: 4, maxValues: 100 });
+  const excess = checkJsonBounds(text, { maxDepth: 4, maxValues: 10 * MAX_SHARDS });
   if (excess) throw corrupt(file, `${excess.description}; a checkpoint index does not.`);
   let index: Record<string, unknown>;
   try {
@@ -124,20 +159,20 @@ async function readIndex(
       details: { file },
     });
   }
-  const { weights, bytes, sha256: digest, version } = index;
+  const { weights, bytes, sha256: digest, version, shards } = index;
+  const first = { file: weights, bytes, sha256: digest };
+  const rest = version === SHARDED_VERSION ? shards : [];
   if (
-    version !== FORMAT_VERSION ||
-    typeof weights !== 'string' ||
-    !WEIGHTS_NAME.test(weights) ||
-    !Number.isSafeInteger(bytes) ||
-    (bytes as number) < 8 ||
-    (bytes as number) > MAX_WEIGHTS_BYTES ||
-    typeof digest !== 'string' ||
-    !/^[0-9a-f]{64}$/.test(digest)
+    (version !== FORMAT_VERSION && version !== SHARDED_VERSION) ||
+    !isIndexedFile(first, WEIGHTS_NAME) ||
+    !Array.isArray(rest) ||
+    rest.length > MAX_SHARDS ||
+    (version === SHARDED_VERSION && rest.length === 0) ||
+    !rest.every((entry) => isIndexedFile(entry, SHARD_NAME))
   ) {
-    throw corrupt(file, 'has a malformed version, weights file name, size or hash.');
+    throw corrupt(file, 'has a malformed version, weights file name, size, hash or shard list.');
   }
-  return { weights, bytes: bytes as number, sha256: digest };
+  return [first, ...(rest as IndexedFile[])];
 }
 
 /**
@@ -148,7 +183,8 @@ async function readIndex(
  * @param model - the model being trained
  * @param pruner - the pruner running on it (its state: masks, scores, optimizer slots, step, random state)
  * @param directory - the checkpoint directory
- * @param options - `metadata`: any JSON the caller wants back on load (a run's history, say)
+ * @param options - `metadata`: any JSON the caller wants back on load (a run's history, say);
+ *   `shardBytes`: the data bytes per file before the next tensor starts a new one (default 1 GiB)
  * @throws FinepruneError `INVALID_ARGUMENT` when the pruner prunes another model; `IO_FAILED` when
  *   the directory holds another artefact or cannot be written (the previous checkpoint is then kept)
  *
@@ -161,8 +197,15 @@ export async function saveBertCheckpoint(
   model: BertModel,
   pruner: BertPrunerStateSource,
   directory: string,
-  options: { metadata?: unknown } = {},
+  options: { metadata?: unknown; shardBytes?: number } = {},
 ): Promise<void> {
+  const shardBytes = options.shardBytes ?? SHARD_BYTES;
+  if (!(Number.isSafeInteger(shardBytes) && shardBytes > 0 && shardBytes <= MAX_WEIGHTS_BYTES))
+    throw new FinepruneError({
+      code: ErrorCodes.INVALID_ARGUMENT,
+      message: `saveBertCheckpoint(): shardBytes must be an integer in [1, ${MAX_WEIGHTS_BYTES}], got ${options.shardBytes}.`,
+      fix: 'Leave shardBytes out (1 GiB per file).',
+    });
   if (pruner.model !== undefined && pruner.model !== model) {
     throw new FinepruneError({
       code: ErrorCodes.INVALID_ARGUMENT,
@@ -199,16 +242,17 @@ export async function saveBertCheckpoint(
     return undefined; // a damaged index is replaced by a whole one
   });
   const state = pruner.exportState();
-  let bytes: Uint8Array;
+  const id = randomBytes(8).toString('hex');
+  let written: IndexedFile[] = [];
   try {
-    const tensors: Record<string, SafetensorsInput> = {};
-    const add = async (name: string, tensor: tf.Tensor) => {
-      tensors[name] = { dtype: 'F32', shape: tensor.shape, data: (await tensor.data()) as Float32Array };
-    };
-    for (const { name, variable } of model.variables()) await add(`variable/${name}`, variable);
-    for (const parameter of model.parameters())
-      if (!state.tensors[`mask/${parameter.name}`]) await add(`mask/${parameter.name}`, parameter.mask);
-    for (const [key, tensor] of Object.entries(state.tensors)) await add(`state/${key}`, tensor);
+    const tensors: Array<[string, tf.Tensor]> = [
+      ...model.variables().map(({ name, variable }): [string, tf.Tensor] => [`variable/${name}`, variable]),
+      ...model
+        .parameters()
+        .filter((parameter) => !state.tensors[`mask/${parameter.name}`])
+        .map((parameter): [string, tf.Tensor] => [`mask/${parameter.name}`, parameter.mask]),
+      ...Object.entries(state.tensors).map(([key, tensor]): [string, tf.Tensor] => [`state/${key}`, tensor]),
+    ];
     const header: SavedHeader = {
       config: configToHuggingFace(model.config),
       task: model.task,
@@ -220,18 +264,20 @@ export async function saveBertCheckpoint(
       dropout: model.dropoutState(),
       metadata: options.metadata ?? null,
     };
-    bytes = encodeSafetensors(tensors, { fineprune: JSON.stringify(header) });
+    written = await writeShards(directory, id, shardsOf(tensors, shardBytes), {
+      fineprune: JSON.stringify(header),
+    });
   } finally {
     tf.dispose(Object.values(state.tensors));
   }
-  const weights = `weights-${randomBytes(8).toString('hex')}.safetensors`;
-  await writeSafetensorsFile(path.join(directory, weights), bytes);
+  const [first, ...shards] = written;
   const index = {
     format: FORMAT,
-    version: FORMAT_VERSION,
-    weights,
-    bytes: bytes.length,
-    sha256: sha256(bytes),
+    version: shards.length > 0 ? SHARDED_VERSION : FORMAT_VERSION,
+    weights: first!.file,
+    bytes: first!.bytes,
+    sha256: first!.sha256,
+    ...(shards.length > 0 ? { shards } : {}),
   };
   try {
     await writeTextAtomically(
@@ -240,11 +286,86 @@ export async function saveBertCheckpoint(
       'the previous checkpoint',
     );
   } catch (error) {
-    await fs.promises.rm(path.join(directory, weights), { force: true }).catch(() => undefined);
+    await removeFiles(directory, written);
     throw error;
   }
-  if (previous && previous.weights !== weights)
-    await fs.promises.rm(path.join(directory, previous.weights), { force: true }).catch(() => undefined);
+  if (previous)
+    await removeFiles(
+      directory,
+      previous.filter((old) => !written.some((file) => file.file === old.file)),
+    );
+}
+
+/** The name of shard `number` of the checkpoint files written with `id` (0: the weights file). */
+function shardFile(id: string, number: number): string {
+  return number === 0 ? `weights-${id}.safetensors` : `weights-${id}-${number}.safetensors`;
+}
+
+/** Removes checkpoint files this module wrote (a failure to remove one is not an error). */
+async function removeFiles(directory: string, files: readonly IndexedFile[]): Promise<void> {
+  for (const { file } of files)
+    await fs.promises.rm(path.join(directory, file), { force: true }).catch(() => undefined);
+}
+
+/** Splits tensors, in order, into runs of at most `limit` data bytes (a larger tensor alone). */
+function shardsOf(
+  tensors: ReadonlyArray<[string, tf.Tensor]>,
+  limit: number,
+): Array<Array<[string, tf.Tensor]>> {
+  const shards: Array<Array<[string, tf.Tensor]>> = [[]];
+  let bytes = 0;
+  for (const entry of tensors) {
+    const size = 4 * entry[1].size;
+    if (bytes > 0 && bytes + size > limit) {
+      shards.push([]);
+      bytes = 0;
+    }
+    shards.at(-1)!.push(entry);
+    bytes += size;
+  }
+  return shards;
+}
+
+/**
+ * Writes each shard as its own safetensors file, streamed (one tensor's values read from the
+ * backend at a time) and atomic; the first carries the metadata. Removes what it wrote on failure.
+ */
+async function writeShards(
+  directory: string,
+  id: string,
+  shards: Array<Array<[string, tf.Tensor]>>,
+  metadata: Record<string, string>,
+): Promise<IndexedFile[]> {
+  const written: IndexedFile[] = [];
+  try {
+    for (const [number, shard] of shards.entries()) {
+      const file = shardFile(id, number);
+      const entries: Record<string, StreamedTensor> = {};
+      for (const [name, tensor] of shard)
+        entries[name] = {
+          dtype: 'F32',
+          shape: tensor.shape,
+          values: () => tensor.data() as Promise<Float32Array>,
+        };
+      const result = await writeSafetensorsFileStreamed(
+        path.join(directory, file),
+        entries,
+        number === 0 ? metadata : undefined,
+      );
+      if (result.bytes > MAX_WEIGHTS_BYTES)
+        throw new FinepruneError({
+          code: ErrorCodes.IO_FAILED,
+          message: `The checkpoint file ${file} would have ${result.bytes} bytes, more than the ${MAX_WEIGHTS_BYTES} a checkpoint file may have (one tensor is that large).`,
+          fix: 'Split the model differently; no single tensor of a BERT model is this large.',
+        });
+      written.push({ file, ...result });
+    }
+    return written;
+  } catch (error) {
+    // Atomic writes leave nothing of the shard that failed; remove the shards written before it.
+    await removeFiles(directory, written);
+    throw error;
+  }
 }
 
 /**
@@ -328,6 +449,55 @@ function checkedValues(
 }
 
 /**
+ * Reads, checks (size and SHA-256 against the index) and parses every file of a checkpoint, and
+ * merges their tensors; the metadata is the first file's. A tensor named in two files is an error.
+ */
+async function readCheckpointFiles(
+  directory: string,
+  index: IndexedFile[],
+): Promise<{ file: string; parsed: SafetensorsFile; fileOf(name: string): string }> {
+  const tensors = new Map<string, SafetensorsTensor>();
+  const owners = new Map<string, string>();
+  let metadata: SafetensorsFile['metadata'] = {};
+  for (const [number, entry] of index.entries()) {
+    const file = path.join(directory, entry.file);
+    const bytes = await readRegularFile(file, {
+      maxBytes: entry.bytes,
+      what: 'the checkpoint weights',
+      code: ErrorCodes.CHECKPOINT_CORRUPT,
+    });
+    if (bytes.length !== entry.bytes || sha256(bytes) !== entry.sha256)
+      throw corrupt(
+        file,
+        `does not match the size and SHA-256 that ${CHECKPOINT_INDEX_FILE} records for it.`,
+      );
+    let parsed: SafetensorsFile;
+    try {
+      parsed = readSafetensors(bytes);
+    } catch (error) {
+      throw corrupt(
+        file,
+        `is not a valid safetensors file: ${(error as Error).message.slice(0, 300)}`,
+        error,
+      );
+    }
+    if (number === 0) metadata = parsed.metadata;
+    for (const [name, tensor] of parsed.tensors) {
+      if (owners.has(name))
+        throw corrupt(file, `repeats the tensor ${quoteText(name)} of ${owners.get(name)}.`);
+      owners.set(name, file);
+      tensors.set(name, tensor);
+    }
+  }
+  const first = path.join(directory, index[0]!.file);
+  return {
+    file: first,
+    parsed: { metadata, tensors, dataOffset: 0 },
+    fileOf: (name) => owners.get(name) ?? first,
+  };
+}
+
+/**
  * Loads a checkpoint written by {@link saveBertCheckpoint}: both files are checked before anything
  * is built — the index (size, form), the weights file's size and SHA-256 against the index (a
  * flipped byte or an edited step is an error, never a silent resume), the safetensors structure,
@@ -358,20 +528,7 @@ export async function loadBertCheckpoint(directory: string): Promise<LoadedBertC
       details: { directory },
     });
   }
-  const file = path.join(directory, index.weights);
-  const bytes = await readRegularFile(file, {
-    maxBytes: index.bytes,
-    what: 'the checkpoint weights',
-    code: ErrorCodes.CHECKPOINT_CORRUPT,
-  });
-  if (bytes.length !== index.bytes || sha256(bytes) !== index.sha256)
-    throw corrupt(file, `does not match the size and SHA-256 that ${CHECKPOINT_INDEX_FILE} records for it.`);
-  let parsed: SafetensorsFile;
-  try {
-    parsed = readSafetensors(bytes);
-  } catch (error) {
-    throw corrupt(file, `is not a valid safetensors file: ${(error as Error).message.slice(0, 300)}`, error);
-  }
+  const { file, parsed, fileOf } = await readCheckpointFiles(directory, index);
   const header = parseHeader(file, parsed);
   let config: ReturnType<typeof configFromHuggingFace>;
   let task: BertTask;
@@ -384,7 +541,10 @@ export async function loadBertCheckpoint(directory: string): Promise<LoadedBertC
   // Everything is decoded and checked against the layout before the model exists.
   const layout = bertLayout(config, task);
   const values = new Map(
-    layout.map((entry) => [entry.name, checkedValues(file, parsed, `variable/${entry.name}`, entry.shape)]),
+    layout.map((entry) => [
+      entry.name,
+      checkedValues(fileOf(`variable/${entry.name}`), parsed, `variable/${entry.name}`, entry.shape),
+    ]),
   );
   const state = new Map<string, { values: Float32Array; shape: number[] }>();
   for (const [name, tensor] of parsed.tensors) {
@@ -392,7 +552,7 @@ export async function loadBertCheckpoint(directory: string): Promise<LoadedBertC
     const key = name.slice('state/'.length);
     const range = key.startsWith('mask/') ? { min: 0, max: 1 } : undefined;
     state.set(key, {
-      values: checkedValues(file, parsed, name, tensor.shape, range),
+      values: checkedValues(fileOf(name), parsed, name, tensor.shape, range),
       shape: [...tensor.shape],
     });
   }
@@ -406,7 +566,10 @@ export async function loadBertCheckpoint(directory: string): Promise<LoadedBertC
         file,
         `the mask of ${quoteText(entry.name)} is [${saved.shape}], [${entry.shape}] expected.`,
       );
-    masks.set(entry.name, saved?.values ?? checkedValues(file, parsed, key, entry.shape, { min: 0, max: 1 }));
+    masks.set(
+      entry.name,
+      saved?.values ?? checkedValues(fileOf(key), parsed, key, entry.shape, { min: 0, max: 1 }),
+    );
   }
   const model = createBertModel({ config, task, seed: 0, freezeEmbeddings: header.freezeEmbeddings });
   tf.tidy(() => {
