@@ -43,7 +43,8 @@ function runChild(benchDir: string, threads: number, steps: number): Promise<Chi
       const line = stdout
         .trim()
         .split('\n')
-        .findLast((text) => text.startsWith('{'));
+        .filter((text) => text.startsWith('{'))
+        .pop();
       if (line === undefined) return reject(new Error(`${benchDir}: no result line\n${stdout}\n${stderr}`));
       resolve(JSON.parse(line) as ChildResult);
     });
