@@ -25,7 +25,8 @@
  *   its seed instead of the pretrained encoder, and is pruned and fine-tuned from there for
  *   `--steps` more steps (so it has had the teacher's steps plus its own); the dense reference
  *   stays that fine-tuned model, whose dev accuracy the result records (`teacherAccuracy`).
- * - `--steps N` (150) and `--learningRate` (3e-4, the weights' peak rate).
+ * - `--steps N` (150) and `--learningRate` (3e-4, the weights' peak rate); `--devExamples N`
+ *   evaluates every k-th dev example, N of them (0, the default: all; Brown's transfer runs: 527).
  *
  *   cd bench && nice -n 10 npx tsx --conditions=source src/encoder-structured.ts --task spam \
  *     --method headsNeurons --remaining 0.25 --seed 1 --data .cache/encoder-data.safetensors
@@ -209,7 +210,8 @@ async function oneRun(values: Record<string, string | boolean | undefined>) {
       ).model
     : undefined;
   const headTask = { type: 'classification', numLabels: task.labels.length } as const;
-  const dev = everyNth(task.dev, 0);
+  // --devExamples N: every k-th dev example, N of them (the transfer tables use 527 of Brown's 2,106); 0: all.
+  const dev = everyNth(task.dev, Number(values.devExamples));
   const devBatches = () =>
     batchesFromEncoded(dev, {
       batchSize: 64,
@@ -452,6 +454,7 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
       steps: { type: 'string', default: '150' },
       sequence: { type: 'string', default: '128' },
       blocks: { type: 'string', default: '8' },
+      devExamples: { type: 'string', default: '0' },
       pretrained: { type: 'string', default: PRETRAINED_DIR },
       data: { type: 'string' },
       teachers: { type: 'string' },
