@@ -69,6 +69,17 @@ function logits(model: BertModel): Float32Array {
   });
 }
 
+/** Shrinks a pruned encoder and checks its logits against the masked model's; returns the shrunk one. */
+async function shrunkLikeMasked(model: BertModel): Promise<BertModel> {
+  const masked = logits(model);
+  const { model: small } = await shrinkBertModel(model);
+  const shrunk = logits(small);
+  // float32, the same products in another order: 1e-5.
+  const worst = shrunk.reduce((most, value, index) => Math.max(most, Math.abs(value - masked[index]!)), 0);
+  expect(worst).toBeLessThanOrEqual(1e-5);
+  return small;
+}
+
 describe('structured recipes on the encoder (cpu)', () => {
   beforeAll(async () => {
     await setBackend('cpu');
@@ -81,14 +92,9 @@ describe('structured recipes on the encoder (cpu)', () => {
       // Half the heads (1 of 2) and half the neurons (4 of 8) of every layer, by local Top-v.
       expect(kept.filter(Boolean).length).toBe(structure.kind === 'head' ? 1 : 4);
     }
-    const masked = logits(model);
-    const { model: small } = await shrinkBertModel(model);
+    const small = await shrunkLikeMasked(model);
     expect(small.config.intermediateSizes).toEqual([4, 4]);
     expect(small.config.prunedHeads!.map((heads) => heads.length)).toEqual([1, 1]);
-    const shrunk = logits(small);
-    // float32, the same products in another order: 1e-5.
-    const worst = shrunk.reduce((most, value, index) => Math.max(most, Math.abs(value - masked[index]!)), 0);
-    expect(worst).toBeLessThanOrEqual(1e-5);
     small.dispose();
     model.dispose();
   });
@@ -125,17 +131,13 @@ describe('structured recipes on the encoder (cpu)', () => {
     // Neurons stay local: 4 of 8 in each layer.
     for (const structure of model.structures!().filter((structure) => structure.kind === 'neuron'))
       expect((await keptUnits(structure, model.parameters())).filter(Boolean).length).toBe(4);
-    const masked = logits(model);
-    const { model: small } = await shrinkBertModel(model);
+    const small = await shrunkLikeMasked(model);
     expect(small.config.prunedHeads!.map((pruned) => pruned.length)).toEqual([0, 1]);
-    const shrunk = logits(small);
-    const worst = shrunk.reduce((most, value, index) => Math.max(most, Math.abs(value - masked[index]!)), 0);
-    expect(worst).toBeLessThanOrEqual(1e-5);
     small.dispose();
     model.dispose();
   });
 
-  it('units with unit movement learns one score per head and per neuron and keeps half of each layer locally', async () => {
+  it('units with unit movement and local head selection keeps one head and half the neurons of every layer', async () => {
     const model = await prunedWith('units', { unitScoring: 'movement', headSelection: 'local' });
     for (const structure of model.structures!()) {
       const kept = await keptUnits(structure, model.parameters());
