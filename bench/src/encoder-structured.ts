@@ -13,7 +13,20 @@
  * The dev accuracy of every deployed form is measured too (it must equal the masked model's).
  * `--teachers DIR` adds distillation from the dense fine-tuned model of the same seed (saved by
  * encoder-transfer.ts under DIR/seed-<seed>), as the transfer benchmark's `kd` runs do; the file name
- * and the table row say `kd`.
+ * and the table row say `kd`; `--alphaDistil A` (0.5) and `--temperature T` (2) set its weights.
+ *
+ * Issue 18's levers toward its goal (≥ 2× at ≤ 1 point below dense):
+ * - `--method units`: heads and neurons as whole units of the encoder's `structures()` (a head's
+ *   query, key, value columns and attention-output rows together), `--unitScoring movement`
+ *   (unit movement, default) or `magnitude` (unit L2 norm), heads ranked across the layers
+ *   (`--headSelection global`, default; each layer keeps at least one) or per layer (`local`);
+ *   `--headsRemaining` the share of the encoder's heads kept, `--remaining` that of the neurons.
+ * - `--init teacher` (needs `--teachers`): the student starts from the dense fine-tuned model of
+ *   its seed instead of the pretrained encoder, and is pruned and fine-tuned from there for
+ *   `--steps` more steps (so it has had the teacher's steps plus its own); the dense reference
+ *   stays that fine-tuned model, whose dev accuracy the result records (`teacherAccuracy`).
+ * - `--steps N` (150) and `--learningRate` (3e-4, the weights' peak rate); `--devExamples N`
+ *   evaluates every k-th dev example, N of them (0, the default: all; Brown's transfer runs: 527).
  *
  *   cd bench && nice -n 10 npx tsx --conditions=source src/encoder-structured.ts --task spam \
  *     --method headsNeurons --remaining 0.25 --seed 1 --data .cache/encoder-data.safetensors
@@ -61,7 +74,12 @@ import {
   writeResult,
 } from './harness';
 import { type PaperMethod, paperRecipe } from './paper-recipes';
-import { STRUCTURED_METHODS, type StructuredMethod, structuredRecipe } from './structured-recipes';
+import {
+  STRUCTURED_METHODS,
+  type StructuredMethod,
+  type StructuredRecipeOptions,
+  structuredRecipe,
+} from './structured-recipes';
 
 type Method = Extract<PaperMethod, 'dense' | 'MvP'> | StructuredMethod;
 
@@ -78,26 +96,34 @@ async function finePrune(options: {
   pretrained: string;
   /** The dense fine-tuned teacher of the same seed: distillation as encoder-transfer.ts does it. */
   teacher?: BertModel;
+  distil: { alphaDistil: number; temperature: number };
+  /** The weights' peak learning rate. */
+  learningRate: number;
+  /** A fine-tuned Hugging Face directory to start from (classifier included) instead of `pretrained`. */
+  initFrom?: string;
+  units: Pick<StructuredRecipeOptions, 'headSelection' | 'unitScoring'>;
 }): Promise<{ model: BertModel; seconds: number }> {
   const { method, steps, seed, task } = options;
-  const config = configFromHuggingFace(
-    JSON.parse(readFileSync(path.join(options.pretrained, 'config.json'), 'utf8')),
-  );
+  const start = options.initFrom ?? options.pretrained;
+  const config = configFromHuggingFace(JSON.parse(readFileSync(path.join(start, 'config.json'), 'utf8')));
   const model = createBertModel({
     config,
     task: { type: 'classification', numLabels: task.labels.length },
     seed,
   });
-  loadHuggingFaceWeights(
-    model,
-    await readSafetensorsFile(path.join(options.pretrained, 'model.safetensors')),
-    { strict: false },
-  );
+  // The pretrained encoder has no classifier (strict: false); a fine-tuned start must have every entry.
+  loadHuggingFaceWeights(model, await readSafetensorsFile(path.join(start, 'model.safetensors')), {
+    strict: options.initFrom !== undefined,
+  });
   const warmupSteps = Math.round(0.1 * steps);
   const cooldownSteps = Math.round(0.2 * steps);
   // Linear warm-up over 10% then linear decay (BERT fine-tuning), as encoder-transfer.ts.
   const weights = adam({
-    learningRate: learningRateSchedule(3e-4, { type: 'linear', warmupSteps, totalSteps: steps }),
+    learningRate: learningRateSchedule(options.learningRate, {
+      type: 'linear',
+      warmupSteps,
+      totalSteps: steps,
+    }),
     weightDecay: 0.01,
   });
   const scoreOptimizer = () => adam({ learningRate: 5e-2 });
@@ -116,6 +142,7 @@ async function finePrune(options: {
           method,
           remaining: options.remaining,
           headsRemaining: options.headsRemaining,
+          ...options.units,
           hiddenSize: config.hiddenSize,
           headSize: config.hiddenSize / config.numHeads,
           totalSteps: steps,
@@ -124,11 +151,12 @@ async function finePrune(options: {
           weights,
           scoreOptimizer,
         });
-  // α_ce = α_distil = 0.5, T = 2: the transfer benchmark's distillation (Movement Pruning Sec. 6.2).
+  // Default α_ce = α_distil = 0.5, T = 2: the transfer benchmark's distillation (Movement Pruning Sec. 6.2).
+  const { alphaDistil, temperature } = options.distil;
   const lossTerms: LossTerm[] = [
     ...(recipe.lossTerms ?? []),
     ...(options.teacher
-      ? [distillation({ teacher: options.teacher, temperature: 2, alphaDistil: 0.5, alphaCe: 0.5 })]
+      ? [distillation({ teacher: options.teacher, temperature, alphaDistil, alphaCe: 1 - alphaDistil })]
       : []),
   ];
   const pruner = new Pruner({ model, ...recipe, lossTerms, seed, gradientClipping: { maxNorm: 1 } });
@@ -169,32 +197,21 @@ async function oneRun(values: Record<string, string | boolean | undefined>) {
   if (!['dense', 'MvP', ...STRUCTURED_METHODS].includes(method)) throw new Error(`unknown method ${method}`);
   const seed = Number(values.seed);
   const remaining = method === 'dense' ? 1 : method === '2:4' ? 0.5 : Number(values.remaining);
+  const levers = leversOf(values, method);
   // --teachers DIR: the dense fine-tuned model of this seed, saved by encoder-transfer.ts under DIR/seed-<seed>.
-  const teacher = values.teachers
+  const teacherDirectory = values.teachers ? path.join(String(values.teachers), `seed-${seed}`) : undefined;
+  const teacher = teacherDirectory
     ? (
-        await loadHuggingFaceDirectory(path.join(String(values.teachers), `seed-${seed}`), {
+        await loadHuggingFaceDirectory(teacherDirectory, {
           task: { type: 'classification', numLabels: task.labels.length },
           seed,
           strict: true,
         })
       ).model
     : undefined;
-  const { model, seconds } = await finePrune({
-    teacher,
-    method,
-    remaining,
-    headsRemaining: Number(values.headsRemaining),
-    seed,
-    steps: Number(values.steps),
-    task,
-    pretrained: String(values.pretrained),
-  });
-  teacher?.dispose();
-  log(
-    `${method} ${remaining} seed ${seed}${teacher ? ' with distillation' : ''}: fine-pruned in ${seconds.toFixed(0)} s`,
-  );
   const headTask = { type: 'classification', numLabels: task.labels.length } as const;
-  const dev = everyNth(task.dev, 0);
+  // --devExamples N: every k-th dev example, N of them (the transfer tables use 527 of Brown's 2,106); 0: all.
+  const dev = everyNth(task.dev, Number(values.devExamples));
   const devBatches = () =>
     batchesFromEncoded(dev, {
       batchSize: 64,
@@ -203,6 +220,26 @@ async function oneRun(values: Record<string, string | boolean | undefined>) {
       classes: task.labels.length,
     }).evaluationBatches();
   const accuracy = async (bert: BertModel) => round((await evaluateClassifier(bert, devBatches())).accuracy);
+  // The dense fine-tuned model of this seed as loaded here: the reference of a run that starts from it.
+  const teacherAccuracy = teacher ? await accuracy(teacher) : undefined;
+  const { model, seconds } = await finePrune({
+    teacher,
+    method,
+    remaining,
+    headsRemaining: Number(values.headsRemaining),
+    seed,
+    steps: levers.steps,
+    task,
+    pretrained: String(values.pretrained),
+    distil: { alphaDistil: levers.alphaDistil, temperature: levers.temperature },
+    learningRate: levers.learningRate,
+    ...(levers.init === 'teacher' ? { initFrom: teacherDirectory } : {}),
+    units: { headSelection: levers.headSelection, unitScoring: levers.unitScoring },
+  });
+  teacher?.dispose();
+  log(
+    `${method} ${remaining} seed ${seed}${teacher ? ` with distillation (teacher ${teacherAccuracy})` : ''}: fine-pruned in ${seconds.toFixed(0)} s`,
+  );
   const report = await sparsityReport(model.parameters());
   const { model: shrunk, report: shrinkReport } = await shrinkBertModel(model);
   // A dense (or barely pruned) model's compact export may exceed its safetensors size; here the
@@ -250,8 +287,11 @@ async function oneRun(values: Record<string, string | boolean | undefined>) {
     task: { name: task.name, dev: dev.labels.length },
     method,
     targetRemaining: remaining,
-    headsRemaining: method === 'headsNeurons' ? Number(values.headsRemaining) : undefined,
+    headsRemaining: hasHeads(method) ? Number(values.headsRemaining) : undefined,
     distillation: teacher !== undefined,
+    ...levers,
+    variant: variantOf(values, method, teacher !== undefined, levers),
+    teacherAccuracy,
     seed,
     remaining: round(1 - report.sparsity),
     heads: shrinkReport.layers.map((layer) => `${layer.heads.kept}/${layer.heads.before}`),
@@ -262,11 +302,71 @@ async function oneRun(values: Record<string, string | boolean | undefined>) {
     latency: timings,
   };
   const file = writeResult(
-    `encoder-structured-${values.task}-${method.replace(':', 'of')}-${remaining}${method === 'headsNeurons' && Number(values.headsRemaining) !== 0.5 ? `-heads${Number(values.headsRemaining)}` : ''}${teacher ? '-kd' : ''}-s${seed}`,
+    `encoder-structured-${values.task}-${method.replace(':', 'of')}-${remaining}${result.variant}-s${seed}`,
     result,
   );
   log(`written to ${file}`);
   return result;
+}
+
+const hasHeads = (method: Method) => method === 'headsNeurons' || method === 'units';
+
+/** The levers of issue 18's goal (see the header), checked; defaults are the original protocol's. */
+function leversOf(values: Record<string, string | boolean | undefined>, method: Method) {
+  const choice = <T extends string>(flag: string, allowed: readonly T[]): T => {
+    const value = String(values[flag]) as T;
+    if (!allowed.includes(value))
+      throw new Error(`--${flag} must be one of ${allowed.join(', ')}, got ${value}`);
+    return value;
+  };
+  const positive = (flag: string) => {
+    const value = Number(values[flag]);
+    if (!(value > 0 && Number.isFinite(value)))
+      throw new Error(`--${flag} must be a positive number, got ${values[flag]}`);
+    return value;
+  };
+  const init = choice('init', ['pretrained', 'teacher'] as const);
+  if (init === 'teacher' && !values.teachers) throw new Error('--init teacher needs --teachers DIR');
+  const alphaDistil = Number(values.alphaDistil);
+  if (!(alphaDistil >= 0 && alphaDistil <= 1))
+    throw new Error(`--alphaDistil must be in [0, 1], got ${values.alphaDistil}`);
+  return {
+    init,
+    steps: positive('steps'),
+    learningRate: positive('learningRate'),
+    alphaDistil,
+    temperature: positive('temperature'),
+    headSelection: method === 'units' ? choice('headSelection', ['global', 'local'] as const) : undefined,
+    unitScoring: method === 'units' ? choice('unitScoring', ['movement', 'magnitude'] as const) : undefined,
+  };
+}
+
+/**
+ * The part of a run's file name (and table key) after the method and target that says how it
+ * differs from the original protocol; empty for the original runs, so their names are unchanged.
+ */
+function variantOf(
+  values: Record<string, string | boolean | undefined>,
+  method: Method,
+  distilled: boolean,
+  levers: ReturnType<typeof leversOf>,
+): string {
+  const heads = Number(values.headsRemaining);
+  const parts = [
+    method === 'units' || (method === 'headsNeurons' && heads !== 0.5) ? `heads${heads}` : '',
+    method === 'units' ? `${levers.headSelection}-${levers.unitScoring}` : '',
+    levers.init === 'teacher' ? 'fromTeacher' : '',
+    distilled ? 'kd' : '',
+    distilled && (levers.alphaDistil !== 0.5 || levers.temperature !== 2)
+      ? `a${levers.alphaDistil}-T${levers.temperature}`
+      : '',
+    levers.steps !== 150 ? `steps${levers.steps}` : '',
+    levers.learningRate !== 3e-4 ? `lr${levers.learningRate}` : '',
+  ];
+  return parts
+    .filter(Boolean)
+    .map((part) => `-${part}`)
+    .join('');
 }
 
 /** Merges the single runs of a task: accuracy and speed-ups, mean ± std over seeds, per method and target. */
@@ -275,14 +375,10 @@ function table(taskFlag: string) {
   const runs = readdirSync(RESULTS_DIR)
     .filter((name) => name.startsWith(prefix) && /-s\d+\.json$/.test(name))
     .map((name) => JSON.parse(readFileSync(path.join(RESULTS_DIR, name), 'utf8')));
-  const keys = [
-    ...new Set(
-      runs.map(
-        (run) =>
-          `${run.method}|${run.targetRemaining}|${run.headsRemaining ?? ''}|${run.distillation === true}`,
-      ),
-    ),
-  ];
+  // Runs written before the levers had no `variant`: their heads share and distillation tell them apart.
+  const keyOf = (run: Record<string, any>) =>
+    `${run.method}|${run.targetRemaining}|${run.variant ?? `${run.headsRemaining ?? ''}|${run.distillation === true}`}`;
+  const keys = [...new Set(runs.map(keyOf))];
   const denseAccuracy = runs.filter((run) => run.method === 'dense').map((run) => run.accuracy.masked * 100);
   // The transfer benchmark's dense runs of the same protocol (encoder-transfer.ts, 150 steps on
   // SpamAssassin), for the reference accuracy beside this script's own dense runs.
@@ -291,11 +387,7 @@ function table(taskFlag: string) {
     .filter((name) => new RegExp(`^encoder-gpu-${transferTask}-dense-s\\d+\\.json$`).test(name))
     .map((name) => JSON.parse(readFileSync(path.join(RESULTS_DIR, name), 'utf8')).runs[0].accuracy * 100);
   const rows = keys.map((key) => {
-    const group = runs.filter(
-      (run) =>
-        `${run.method}|${run.targetRemaining}|${run.headsRemaining ?? ''}|${run.distillation === true}` ===
-        key,
-    );
+    const group = runs.filter((run) => keyOf(run) === key);
     const stat = (values: number[]) => ({ mean: round(mean(values), 2), std: round(std(values), 2) });
     const speedups: Record<string, unknown> = {};
     for (const batch of Object.keys(group[0].latency)) {
@@ -309,6 +401,9 @@ function table(taskFlag: string) {
       targetRemaining: group[0].targetRemaining,
       headsRemaining: group[0].headsRemaining,
       distillation: group[0].distillation === true,
+      variant: group[0].variant ?? '',
+      init: group[0].init ?? 'pretrained',
+      steps: group[0].steps ?? 150,
       seeds: group.map((run) => run.seed),
       accuracy,
       deployedAccuracyEqual: group.every(
@@ -318,12 +413,20 @@ function table(taskFlag: string) {
       pointsBelowDense: denseAccuracy.length > 0 ? round(mean(denseAccuracy) - accuracy.mean, 2) : undefined,
       pointsBelowTransferDense:
         transferDense.length > 0 ? round(mean(transferDense) - accuracy.mean, 2) : undefined,
+      // The dense fine-tuned teachers of the same seeds, as loaded by the run (distilled runs only).
+      teacherAccuracy: group.every((run) => run.teacherAccuracy !== undefined)
+        ? stat(group.map((run) => run.teacherAccuracy * 100))
+        : undefined,
+      pointsBelowTeacher: group.every((run) => run.teacherAccuracy !== undefined)
+        ? round(mean(group.map((run) => (run.teacherAccuracy - run.accuracy.masked) * 100)), 2)
+        : undefined,
       remaining: stat(group.map((run) => run.remaining * 100)),
       // What the deployed (shrunk) encoder layers hold, as a share of the dense ones.
       encoderEntriesAfterShrink: stat(
         group.map((run) => (run.encoderEntries.after / run.encoderEntries.before) * 100),
       ),
       heads: group[0].heads,
+      headsPerSeed: group.map((run) => run.heads.join(' ')),
       neurons: group[0].neurons,
       speedups,
     };
@@ -351,9 +454,16 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
       steps: { type: 'string', default: '150' },
       sequence: { type: 'string', default: '128' },
       blocks: { type: 'string', default: '8' },
+      devExamples: { type: 'string', default: '0' },
       pretrained: { type: 'string', default: PRETRAINED_DIR },
       data: { type: 'string' },
       teachers: { type: 'string' },
+      init: { type: 'string', default: 'pretrained' },
+      headSelection: { type: 'string', default: 'global' },
+      unitScoring: { type: 'string', default: 'movement' },
+      alphaDistil: { type: 'string', default: '0.5' },
+      temperature: { type: 'string', default: '2' },
+      learningRate: { type: 'string', default: '0.0003' },
       table: { type: 'boolean', default: false },
     },
   });
