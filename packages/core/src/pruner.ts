@@ -372,16 +372,22 @@ export class Pruner {
             : undefined;
         group.scoreVariables.push(scores);
         const mask = group.mask;
-        parameter.setWeightTransform(() =>
+        // Without a mask transform the weight is W ⊙ M with straight-through scores: its factors
+        // let a projection multiply them itself (maskedDense) instead of holding the product.
+        const trainingScores = () => (this.training ? this.trainingScores(group, parameter, scores) : undefined);
+        parameter.setWeightTransform(
+          () =>
+            mask.transform
+              ? PluginDriver.callSync(mask, 'transform', this.currentStep, () =>
+                  mask.transform!({ parameter, scores, training: this.training }, this.context()),
+                )
+              : maskedWeight(parameter.weight, parameter.mask, trainingScores()),
           mask.transform
-            ? PluginDriver.callSync(mask, 'transform', this.currentStep, () =>
-                mask.transform!({ parameter, scores, training: this.training }, this.context()),
-              )
-            : maskedWeight(
-                parameter.weight,
-                parameter.mask,
-                this.training ? this.trainingScores(group, parameter, scores) : undefined,
-              ),
+            ? undefined
+            : () => {
+                const active = trainingScores();
+                return { weight: parameter.weight, mask: parameter.mask, ...(active ? { scores: active } : {}) };
+              },
         );
       }
     }
