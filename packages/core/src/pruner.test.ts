@@ -338,6 +338,42 @@ for (const backend of ['cpu', 'wasm'] as const) {
       expect(resumed.weights).toEqual(straight.weights);
     });
 
+    it('exports host-memory optimizer slots as their arrays with hostArrays, making no tensor for them', async () => {
+      const model = tinyMlp();
+      const pruner = new Pruner(
+        options(model, {
+          scores: testLearnedScores(0.1),
+          optimizers: {
+            weights: adam({ learningRate: 0.01, slots: 'host' }),
+            scores: sgd({ learningRate: 0.1, momentum: 0.9 }),
+          },
+        }),
+      );
+      await pruner.run({ data: tinyBatches(), untilStep: 3 });
+      const plain = pruner.exportState();
+      const before = tf.memory().numTensors;
+      const split = pruner.exportState({ hostArrays: true });
+      const slotNames = Object.keys(plain.tensors).filter((key) => key.startsWith('optimizer/weights/'));
+      expect(slotNames.length).toBe(2 * model.trainableVariables().length); // m and v of each
+      expect(Object.keys(split.arrays ?? {}).sort()).toEqual([...slotNames].sort());
+      // The tensor-slot optimizer (SGD with momentum on the scores) stays among the tensors.
+      expect(Object.keys(split.tensors).sort()).toEqual(
+        Object.keys(plain.tensors)
+          .filter((key) => !slotNames.includes(key))
+          .sort(),
+      );
+      expect(tf.memory().numTensors - before).toBe(Object.keys(split.tensors).length);
+      for (const name of slotNames) {
+        expect([...split.arrays![name]!.shape]).toEqual(plain.tensors[name]!.shape);
+        expect(Array.from(split.arrays![name]!.values)).toEqual(
+          Array.from(await plain.tensors[name]!.data()),
+        );
+      }
+      tf.dispose([...Object.values(plain.tensors), ...Object.values(split.tensors)]);
+      pruner.dispose();
+      model.dispose();
+    });
+
     it('refuses a state whose masks do not match the model', () => {
       const model = tinyMlp();
       const pruner = new Pruner(options(model));

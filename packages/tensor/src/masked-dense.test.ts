@@ -71,7 +71,7 @@ for (const backend of ['cpu', 'wasm'] as const) {
             let y = b[o]!;
             for (let i = 0; i < IN; i += 1) y += x[r * IN + i]! * w[i * OUT + o]! * m[i * OUT + o]!;
             expectedLoss += c[r * OUT + o]! * y;
-            expected.db[o]! += c[r * OUT + o]!;
+            expected.db[o]! += c[r * OUT + o];
           }
         }
         for (let i = 0; i < IN; i += 1) {
@@ -127,9 +127,7 @@ for (const backend of ['cpu', 'wasm'] as const) {
         ];
         const [dwFused, dwComposed] = [
           tf.grad((wt: tf.Tensor) => tf.sum(tf.square(maskedDense(x, wt as tf.Tensor2D, mask))))(w),
-          tf.grad((wt: tf.Tensor) =>
-            tf.sum(tf.square(dense(x, maskedWeight(wt, mask) as tf.Tensor2D))),
-          )(w),
+          tf.grad((wt: tf.Tensor) => tf.sum(tf.square(dense(x, maskedWeight(wt, mask) as tf.Tensor2D))))(w),
         ];
         const [got, want] = [await dwFused.data(), await dwComposed.data()];
         for (let k = 0; k < want.length; k += 1) expect(Math.abs(got[k]! - want[k]!)).toBeLessThan(1e-6);
@@ -164,14 +162,20 @@ describe('maskedDense memory on wasm', () => {
     // transpose and dW′) until the end of the pass would add 3 units per layer.
     const unit = 256 * 256 * 4;
     const tensors = tf.tidy(() => ({
-      weights: Array.from({ length: 4 }, (_, index) => tf.randomNormal([256, 256], 0, 0.05, 'float32', index)),
-      scores: Array.from({ length: 4 }, (_, index) => tf.randomNormal([256, 256], 0, 1, 'float32', 10 + index)),
+      weights: Array.from({ length: 4 }, (_, index) =>
+        tf.randomNormal([256, 256], 0, 0.05, 'float32', index),
+      ),
+      scores: Array.from({ length: 4 }, (_, index) =>
+        tf.randomNormal([256, 256], 0, 1, 'float32', 10 + index),
+      ),
       masks: Array.from({ length: 4 }, (_, index) =>
         tf.cast(tf.greater(tf.randomUniform([256, 256], 0, 1, 'float32', 20 + index), 0.5), 'float32'),
       ),
       x: tf.randomNormal([2, 256], 0, 1, 'float32', 9),
     }));
-    const peak = async (layer: (h: tf.Tensor2D, w: tf.Tensor2D, s: tf.Tensor2D, index: number) => tf.Tensor2D) => {
+    const peak = async (
+      layer: (h: tf.Tensor2D, w: tf.Tensor2D, s: tf.Tensor2D, index: number) => tf.Tensor2D,
+    ) => {
       const before = tf.memory().numBytes;
       const info = await tf.profile(() => {
         const grads = tf.grads((...ws: tf.Tensor[]) =>

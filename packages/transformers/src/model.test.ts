@@ -531,7 +531,11 @@ for (const backend of ['cpu', 'wasm'] as const) {
 
     it('train to the same weights and scores through maskedDense as through dense(x, W ⊙ M, b)', async () => {
       const train = async (composed: boolean) => {
-        const model = createBertModel({ config: tiny, task: { type: 'classification', numLabels: 3 }, seed: 2 });
+        const model = createBertModel({
+          config: tiny,
+          task: { type: 'classification', numLabels: 3 },
+          seed: 2,
+        });
         if (composed) {
           for (const parameter of model.parameters())
             (parameter as { maskedFactors?: unknown }).maskedFactors = undefined;

@@ -464,8 +464,7 @@ export function createBertModel(options: BertModelOptions): BertModel {
     const bias = v1(`${name}/bias`);
     const factors = parameter.maskedFactors?.();
     if (!factors) return { kernel: parameter.effectiveWeight() as tf.Tensor2D, bias };
-    return (hidden) =>
-      maskedDense(hidden, factors.weight as tf.Tensor2D, factors.mask, bias, factors.scores);
+    return (hidden) => maskedDense(hidden, factors.weight as tf.Tensor2D, factors.mask, bias, factors.scores);
   };
   const activation = config.hiddenActivation === 'gelu' ? gelu : geluTanh;
   const dropout = <T extends tf.Tensor>(x: T, rate: number, training: boolean): T =>
