@@ -70,8 +70,9 @@ for (const backend of ['cpu', 'wasm'] as const) {
           for (let o = 0; o < OUT; o += 1) {
             let y = b[o]!;
             for (let i = 0; i < IN; i += 1) y += x[r * IN + i]! * w[i * OUT + o]! * m[i * OUT + o]!;
-            expectedLoss += c[r * OUT + o]! * y;
-            expected.db[o]! += c[r * OUT + o];
+            const upstream = c[r * OUT + o]!;
+            expectedLoss += upstream * y;
+            expected.db[o] = expected.db[o]! + upstream;
           }
         }
         for (let i = 0; i < IN; i += 1) {
