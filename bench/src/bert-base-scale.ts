@@ -20,7 +20,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { adam, Pruner } from '@fineprune/core';
+import { adam, type HostArray, Pruner, type PrunerState } from '@fineprune/core';
 import { topV } from '@fineprune/masks';
 import type { StreamedTensor } from '@fineprune/safetensors';
 import { writeSafetensorsFileStreamed } from '@fineprune/safetensors/node';
@@ -164,21 +164,26 @@ export function analyticBytes(model: BertModel, pruner: Pruner): Record<string, 
   };
 }
 
-/** SHA-256 over the named tensors' float32 bytes, in name order, read one tensor at a time. */
-export async function tensorsDigest(tensors: Record<string, tf.Tensor>): Promise<string> {
+/** SHA-256 over the named tensors' (or host arrays') float32 bytes, in name order, read one at a time. */
+export async function tensorsDigest(tensors: Record<string, tf.Tensor | HostArray>): Promise<string> {
   const hash = createHash('sha256');
   for (const name of Object.keys(tensors).sort()) {
-    const values = (await tensors[name]!.data()) as Float32Array;
+    const saved = tensors[name]!;
+    const values = saved instanceof tf.Tensor ? ((await saved.data()) as Float32Array) : saved.values;
     hash.update(name).update(new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
   }
   return hash.digest('hex');
 }
 
-/** The model's variables and masks with the pruner's state, by checkpoint name. */
-function checkpointTensors(model: BertModel, state: Record<string, tf.Tensor>): Record<string, tf.Tensor> {
-  const named: Record<string, tf.Tensor> = {};
+/**
+ * The model's variables and masks with the pruner's state, by checkpoint name; the host-memory
+ * optimizer slots as arrays (as tensors they would be copied onto the wasm heap).
+ */
+function checkpointTensors(model: BertModel, state: PrunerState): Record<string, tf.Tensor | HostArray> {
+  const named: Record<string, tf.Tensor | HostArray> = {};
   for (const { name, variable } of model.variables()) named[`variable/${name}`] = variable;
-  for (const [key, tensor] of Object.entries(state)) named[`state/${key}`] = tensor;
+  for (const [key, saved] of [...Object.entries(state.tensors), ...Object.entries(state.arrays ?? {})])
+    named[`state/${key}`] = saved;
   return named;
 }
 
@@ -194,8 +199,8 @@ export async function reloadCheckpoint(
   pruner.loadState(state);
   tf.dispose(Object.values(state.tensors));
   const seconds = (performance.now() - start) / 1000;
-  const exported = pruner.exportState();
-  const digest = await tensorsDigest(checkpointTensors(model, exported.tensors));
+  const exported = pruner.exportState({ hostArrays: true });
+  const digest = await tensorsDigest(checkpointTensors(model, exported));
   tf.dispose(Object.values(exported.tensors));
   pruner.dispose();
   model.dispose();
@@ -213,11 +218,78 @@ function randomBatch(batch: number, length: number, vocabulary: number, step: nu
   }));
 }
 
+/** One growth of the wasm heap: the phase, the sizes before and after, and the fineprune frame that asked. */
+export interface HeapGrowth {
+  phase: string;
+  fromMiB: number;
+  toMiB: number;
+  at: string;
+}
+
+/**
+ * Records each growth of the wasm backend's heap (it never shrinks, so its high-water mark is what
+ * RSS pays): wraps the backend's `_malloc` and, when the memory grew, notes the phase and the first
+ * stack frames in fineprune's packages. Returns the list it fills and the current phase setter;
+ * `undefined` off wasm.
+ */
+export function traceHeapGrowth(): { growth: HeapGrowth[]; setPhase(name: string): void } | undefined {
+  const backend = tf.backend() as unknown as {
+    wasm?: {
+      _malloc?(bytes: number): number;
+      asm?: { memory?: WebAssembly.Memory };
+      wasmMemory?: WebAssembly.Memory;
+    };
+  };
+  const wasm = backend.wasm;
+  const memory = wasm?.asm?.memory ?? wasm?.wasmMemory;
+  if (!wasm?._malloc || !(memory instanceof WebAssembly.Memory)) return undefined;
+  const malloc = wasm._malloc.bind(wasm);
+  const growth: HeapGrowth[] = [];
+  let phase = 'start';
+  let bytes = memory.buffer.byteLength;
+  wasm._malloc = (size: number) => {
+    const offset = malloc(size);
+    if (memory.buffer.byteLength > bytes) {
+      const limit = Error.stackTraceLimit;
+      Error.stackTraceLimit = 40;
+      const frames = (new Error().stack ?? '').split('\n').filter((line) => line.includes('/packages/'));
+      Error.stackTraceLimit = limit;
+      const at = frames.slice(0, 3).map((line) =>
+        line
+          .trim()
+          .replace(/^at /, '')
+          .replace(/\(.*\/packages\//, '('),
+      );
+      growth.push({
+        phase,
+        fromMiB: Math.round(bytes / MIB),
+        toMiB: Math.round(memory.buffer.byteLength / MIB),
+        at: at.join(' < '),
+      });
+      bytes = memory.buffer.byteLength;
+    }
+    return offset;
+  };
+  return {
+    growth,
+    setPhase: (name) => {
+      phase = name;
+    },
+  };
+}
+
 /** Runs the whole pipeline and returns its figures (timings in seconds, memory in bytes). */
 export async function runScalePipeline(options: ScaleOptions): Promise<Record<string, unknown>> {
   const log = options.log ?? (() => undefined);
-  const phases: Record<string, { seconds: number; rssMiB: number; peakRssMiB: number }> = {};
+  const phases: Record<string, { seconds: number; rssMiB: number; peakRssMiB: number; heapMiB?: number }> =
+    {};
+  let heapTrace: ReturnType<typeof traceHeapGrowth>;
+  const heapMiB = () => {
+    const heap = (tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } }).wasm?.HEAPU8?.length;
+    return heap === undefined ? {} : { heapMiB: Math.round(heap / MIB) };
+  };
   const phase = async <T>(name: string, work: () => Promise<T>): Promise<T> => {
+    heapTrace?.setPhase(name);
     const start = performance.now();
     const result = await work();
     const { rss, peakRss } = memoryNow();
@@ -225,6 +297,7 @@ export async function runScalePipeline(options: ScaleOptions): Promise<Record<st
       seconds: Math.round((performance.now() - start) / 10) / 100,
       rssMiB: Math.round(rss / MIB),
       peakRssMiB: Math.round(peakRss / MIB),
+      ...heapMiB(),
     };
     log(`${name}: ${JSON.stringify(phases[name])}`);
     return result;
@@ -235,6 +308,8 @@ export async function runScalePipeline(options: ScaleOptions): Promise<Record<st
     writeRandomCheckpoint(options.config, source),
   );
   const { model } = await phase('import', () => loadHuggingFaceDirectory(source));
+  // Traced from here on: the import builds the backend's kernels and model (its heap is in `phases`).
+  heapTrace = traceHeapGrowth();
   // The import's file buffer and decoded arrays (0.9 GB) are garbage now; with --expose-gc (as
   // `pnpm bert-base-scale` runs) they are collected here instead of whenever V8 gets to them.
   const collect = (globalThis as { gc?: () => void }).gc;
@@ -261,8 +336,8 @@ export async function runScalePipeline(options: ScaleOptions): Promise<Record<st
     kept += (await sum.data())[0]!;
     sum.dispose();
   }
-  const exported = pruner.exportState();
-  const digest = await tensorsDigest(checkpointTensors(model, exported.tensors));
+  const exported = pruner.exportState({ hostArrays: true });
+  const digest = await tensorsDigest(checkpointTensors(model, exported));
   tf.dispose(Object.values(exported.tensors));
   await phase('saveCheckpoint', () => saveBertCheckpoint(model, pruner, checkpoint));
   const checkpointFiles = fs
@@ -320,6 +395,7 @@ export async function runScalePipeline(options: ScaleOptions): Promise<Record<st
     analyticBytes: analytic.bytes,
     peakRssOverAnalytic: Math.round((trainingPeak / analytic.bytes!) * 1000) / 1000,
     wasmHeapBytes: (tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } }).wasm?.HEAPU8?.length,
+    wasmHeapGrowth: heapTrace?.growth ?? [],
     wasmHeapLimitBytes: WASM_HEAP_LIMIT_BYTES,
   };
 }

@@ -115,6 +115,15 @@ for (const backend of ['cpu', 'wasm'] as const) {
           Array.from(reference.state()[slot]!.dataSync()),
         );
       }
+      // hostState: the same values as state(), from the live arrays, with no tensor made.
+      const tensorsBefore = tf.memory().numTensors;
+      const arrays = host.hostState!();
+      expect(tf.memory().numTensors).toBe(tensorsBefore);
+      for (const slot of ['w/m', 'w/v']) {
+        expect(arrays[slot]!.shape).toEqual([2, 3]);
+        expect(Array.from(arrays[slot]!.values)).toEqual(Array.from(exported[slot]!.dataSync()));
+      }
+      expect(reference.hostState).toBeUndefined();
       const after = adam({ ...options, slots: 'host' });
       after.loadState(before.state(), [{ name: 'w', variable: resumed }]);
       before.dispose();

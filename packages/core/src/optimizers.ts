@@ -14,6 +14,19 @@ export interface GradientEntry {
 }
 
 /**
+ * Float32 values with their shape, held in JavaScript memory (not a tensor).
+ *
+ * @example
+ * ```ts
+ * const slot: HostArray = { shape: [2, 3], values: new Float32Array(6) };
+ * ```
+ */
+export interface HostArray {
+  readonly shape: readonly number[];
+  readonly values: Float32Array;
+}
+
+/**
  * An optimizer with state that can be saved and restored bit for bit. fineprune runs its own
  * optimizers (rather than `tf.train.*`) so that a resumed run repeats an uninterrupted one exactly.
  *
@@ -31,6 +44,13 @@ export interface Optimizer {
   apply(entries: readonly GradientEntry[], step: number): void;
   /** The optimizer's slots, by `variableName/slot`. The tensors stay owned by the optimizer. */
   state(): Record<string, tf.Tensor>;
+  /**
+   * The slots that live in JavaScript memory (Adam's `slots: 'host'`), by `variableName/slot`, as
+   * they are: no tensor is made, so a checkpoint writer can stream them without staging 1.3 GB
+   * (BERT-base) on the wasm heap. The arrays are the live slots: read them before the next step.
+   * Optimizers whose slots are tensors leave it out.
+   */
+  hostState?(): Record<string, HostArray>;
   /** Restores slots saved by {@link state} (copies them). */
   loadState(state: Record<string, tf.Tensor>, variables: readonly NamedVariable[]): void;
   /** Options as JSON (a function learning rate is reported as `"function"`). */
@@ -115,6 +135,12 @@ class HostSlotStore {
       this.slots.set(name, slot);
     }
     return slot;
+  }
+
+  arrays(shapes: (name: string) => number[]): Record<string, HostArray> {
+    const out: Record<string, HostArray> = {};
+    for (const [name, values] of this.slots) out[name] = { shape: shapes(name), values };
+    return out;
   }
 
   entries(shapes: (name: string) => number[]): Record<string, tf.Tensor> {
@@ -338,6 +364,7 @@ export function adam(options: AdamOptions): Optimizer {
       });
     },
     state: () => (host ? hostSlots.entries((name) => shapes.get(name)!) : slots.entries()),
+    ...(host ? { hostState: () => hostSlots.arrays((name) => shapes.get(name)!) } : {}),
     loadState: (state, variables) => {
       const owner = slotOwnerCheck(variables, ['m', 'v']);
       if (!host) return slots.load(state, owner);

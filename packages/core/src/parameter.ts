@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { maskedWeight } from '@fineprune/tensor';
 import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
-import type { ParameterKind, PrunableParameter, WeightTransform } from './types';
+import type { MaskedFactorsFunction, ParameterKind, PrunableParameter, WeightTransform } from './types';
 
 /** What {@link createPrunableParameter} needs. */
 export interface PrunableParameterOptions {
@@ -46,6 +46,7 @@ export function createPrunableParameter(options: PrunableParameterOptions): Prun
   }
   const mask = options.mask ?? tf.tidy(() => tf.variable(tf.ones(shape), false));
   let transform: WeightTransform | null = null;
+  let factors: MaskedFactorsFunction | undefined;
   const parameter: PrunableParameter = {
     name,
     group,
@@ -55,8 +56,10 @@ export function createPrunableParameter(options: PrunableParameterOptions): Prun
     weight,
     mask,
     effectiveWeight: () => (transform ? transform(parameter) : maskedWeight(weight, mask)),
-    setWeightTransform: (next) => {
+    maskedFactors: () => (transform ? factors?.(parameter) : { weight, mask }),
+    setWeightTransform: (next, nextFactors) => {
       transform = next;
+      factors = next ? nextFactors : undefined;
     },
   };
   return parameter;

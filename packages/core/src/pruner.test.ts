@@ -14,7 +14,7 @@ import { adam, sgd } from './optimizers';
 import { Pruner, type PrunerOptions } from './pruner';
 import { sparsityReport } from './report';
 import { FinepruneError } from './index';
-import type { LossTerm, Plugin } from './types';
+import type { LossTerm, MaskedWeightFactors, Plugin } from './types';
 
 function options(model: ReturnType<typeof tinyMlp>, extra: Partial<PrunerOptions> = {}): PrunerOptions {
   return {
@@ -336,6 +336,83 @@ for (const backend of ['cpu', 'wasm'] as const) {
       const resumed = await run(17);
       expect(resumed.masks).toEqual(straight.masks);
       expect(resumed.weights).toEqual(straight.weights);
+    });
+
+    it('reports the masked factors W, M (and the scores while training) unless the mask has a transform', async () => {
+      const model = tinyMlp();
+      const parameter = model.parameters()[0]!;
+      const plain = parameter.maskedFactors!();
+      expect(plain?.weight).toBe(parameter!.weight);
+      expect(plain?.mask).toBe(parameter!.mask);
+      expect(plain?.scores).toBeUndefined();
+      let seenInTraining: MaskedWeightFactors | undefined;
+      const capture: LossTerm = {
+        id: 'capture',
+        compute: () => {
+          seenInTraining = parameter!.maskedFactors!();
+          return tf.scalar(0);
+        },
+        toConfig: () => ({}),
+      };
+      const pruner = new Pruner(
+        options(model, {
+          scores: testLearnedScores(0.1),
+          lossTerms: [capture],
+          optimizers: { weights: sgd({ learningRate: 0.1 }), scores: sgd({ learningRate: 0.1 }) },
+        }),
+      );
+      const scores = pruner.pruned().find((entry) => entry.parameter === parameter)!.scores!;
+      expect(parameter!.maskedFactors!()?.scores).toBeUndefined(); // outside training
+      await pruner.trainStep(tinyBatches()(0));
+      expect(seenInTraining?.weight).toBe(parameter!.weight);
+      expect(seenInTraining?.scores).toBe(scores);
+      pruner.dispose();
+      expect(parameter!.maskedFactors!()?.mask).toBe(parameter!.mask); // the transform is removed
+      // A mask with a transform computes something else than W ⊙ M: no factors.
+      const gated = new Pruner(
+        options(model, {
+          mask: { ...testTopK, id: 'gated', transform: ({ parameter: p }) => p.weight.clone() },
+        }),
+      );
+      expect(parameter!.maskedFactors!()).toBeUndefined();
+      gated.dispose();
+      model.dispose();
+    });
+
+    it('exports host-memory optimizer slots as their arrays with hostArrays, making no tensor for them', async () => {
+      const model = tinyMlp();
+      const pruner = new Pruner(
+        options(model, {
+          scores: testLearnedScores(0.1),
+          optimizers: {
+            weights: adam({ learningRate: 0.01, slots: 'host' }),
+            scores: sgd({ learningRate: 0.1, momentum: 0.9 }),
+          },
+        }),
+      );
+      await pruner.run({ data: tinyBatches(), untilStep: 3 });
+      const plain = pruner.exportState();
+      const before = tf.memory().numTensors;
+      const split = pruner.exportState({ hostArrays: true });
+      const slotNames = Object.keys(plain.tensors).filter((key) => key.startsWith('optimizer/weights/'));
+      expect(slotNames.length).toBe(2 * model.trainableVariables().length); // m and v of each
+      expect(Object.keys(split.arrays ?? {}).sort()).toEqual([...slotNames].sort());
+      // The tensor-slot optimizer (SGD with momentum on the scores) stays among the tensors.
+      expect(Object.keys(split.tensors).sort()).toEqual(
+        Object.keys(plain.tensors)
+          .filter((key) => !slotNames.includes(key))
+          .sort(),
+      );
+      expect(tf.memory().numTensors - before).toBe(Object.keys(split.tensors).length);
+      for (const name of slotNames) {
+        expect([...split.arrays![name]!.shape]).toEqual(plain.tensors[name]!.shape);
+        expect(Array.from(split.arrays![name]!.values)).toEqual(
+          Array.from(await plain.tensors[name]!.data()),
+        );
+      }
+      tf.dispose([...Object.values(plain.tensors), ...Object.values(split.tensors)]);
+      pruner.dispose();
+      model.dispose();
     });
 
     it('refuses a state whose masks do not match the model', () => {

@@ -5,7 +5,7 @@ import { createRandom, type RandomSource } from '@fineprune/tensor/random';
 import { assignMasks } from './assign-masks';
 import { fail as invalid } from './fail';
 import { DivergenceGuard, type DivergenceGuardOptions } from './divergence-guard';
-import type { GradientEntry, Optimizer } from './optimizers';
+import type { GradientEntry, HostArray, Optimizer } from './optimizers';
 import {
   type ParameterSelector,
   selectParameters,
@@ -151,6 +151,12 @@ export interface PrunerState {
    * `includeVariables` also `variable/<name>`. The caller owns (and disposes) them.
    */
   tensors: Record<string, tf.Tensor>;
+  /**
+   * With `hostArrays`: the optimizer slots kept in JavaScript memory (`optimizer/<key>/<slot>`), as
+   * the optimizer's live arrays instead of tensors (read them before the next step); those names
+   * are then absent from `tensors`.
+   */
+  arrays?: Record<string, HostArray>;
 }
 
 interface Group {
@@ -372,16 +378,27 @@ export class Pruner {
             : undefined;
         group.scoreVariables.push(scores);
         const mask = group.mask;
-        parameter.setWeightTransform(() =>
+        // Without a mask transform the weight is W ⊙ M with straight-through scores: its factors
+        // let a projection multiply them itself (maskedDense) instead of holding the product.
+        const trainingScores = () =>
+          this.training ? this.trainingScores(group, parameter, scores) : undefined;
+        parameter.setWeightTransform(
+          () =>
+            mask.transform
+              ? PluginDriver.callSync(mask, 'transform', this.currentStep, () =>
+                  mask.transform!({ parameter, scores, training: this.training }, this.context()),
+                )
+              : maskedWeight(parameter.weight, parameter.mask, trainingScores()),
           mask.transform
-            ? PluginDriver.callSync(mask, 'transform', this.currentStep, () =>
-                mask.transform!({ parameter, scores, training: this.training }, this.context()),
-              )
-            : maskedWeight(
-                parameter.weight,
-                parameter.mask,
-                this.training ? this.trainingScores(group, parameter, scores) : undefined,
-              ),
+            ? undefined
+            : () => {
+                const active = trainingScores();
+                return {
+                  weight: parameter.weight,
+                  mask: parameter.mask,
+                  ...(active ? { scores: active } : {}),
+                };
+              },
         );
       }
     }
@@ -871,10 +888,18 @@ export class Pruner {
   /**
    * Everything needed to continue the run exactly: step, random state, masks, learned scores,
    * optimizer slots, and (with `includeVariables`) the model's variables. The caller disposes the tensors.
+   * With `hostArrays`, slots that an optimizer keeps in JavaScript memory come as `arrays` (no copy
+   * on the wasm heap; for writers that stream a checkpoint) instead of tensors.
+   *
+   * @example
+   * ```ts
+   * const { tensors, arrays } = pruner.exportState({ hostArrays: true });
+   * ```
    */
-  exportState(options: { includeVariables?: boolean } = {}): PrunerState {
+  exportState(options: { includeVariables?: boolean; hostArrays?: boolean } = {}): PrunerState {
     this.assertLive();
     const tensors: Record<string, tf.Tensor> = {};
+    const arrays: Record<string, HostArray> = {};
     tf.tidy(() => {
       for (const { parameter, scores } of this.pruned()) {
         tensors[`mask/${parameter.name}`] = tf.keep(parameter.mask.clone());
@@ -884,6 +909,11 @@ export class Pruner {
         if (scores) tensors[`scores/${structure.name}`] = tf.keep(scores.clone());
       }
       for (const { key, optimizer } of this.optimizerEntries()) {
+        if (options.hostArrays && optimizer.hostState) {
+          for (const [slot, array] of Object.entries(optimizer.hostState()))
+            arrays[`optimizer/${key}/${slot}`] = array;
+          continue;
+        }
         for (const [slot, tensor] of Object.entries(optimizer.state()))
           tensors[`optimizer/${key}/${slot}`] = tf.keep(tensor.clone());
       }
@@ -899,6 +929,7 @@ export class Pruner {
       random: this.random.state(),
       groups: this.groups.map((group) => ({ name: group.name, lastTarget: group.lastTarget })),
       tensors,
+      ...(options.hostArrays ? { arrays } : {}),
     };
   }
 

@@ -19,6 +19,27 @@ export type ParameterKind = 'dense' | 'conv2d' | 'depthwiseConv2d' | 'embedding'
 export type WeightTransform = (parameter: PrunableParameter) => tf.Tensor;
 
 /**
+ * The factors of an effective weight that is exactly W ⊙ M (with, in training, the scores S that
+ * receive M's straight-through gradient), so that an op can multiply them itself instead of
+ * taking the product (`maskedDense` of @fineprune/tensor holds no copy of W ⊙ M for the backward pass).
+ *
+ * @example
+ * ```ts
+ * const factors = parameter.maskedFactors?.();
+ * const y = factors ? maskedDense(x, factors.weight, factors.mask, bias, factors.scores) : dense(x, parameter.effectiveWeight(), bias);
+ * ```
+ */
+export interface MaskedWeightFactors {
+  readonly weight: tf.Tensor;
+  readonly mask: tf.Tensor;
+  /** The scores behind the mask, when the gradient must reach them. */
+  readonly scores?: tf.Tensor;
+}
+
+/** Gives the {@link MaskedWeightFactors} of the effective weight a transform computes. */
+export type MaskedFactorsFunction = (parameter: PrunableParameter) => MaskedWeightFactors;
+
+/**
  * One prunable weight of a model: a stable name, the weight variable, and its mask.
  *
  * @example
@@ -48,8 +69,17 @@ export interface PrunableParameter {
    * installs a transform that also routes gradients to learned scores.
    */
   effectiveWeight(): tf.Tensor;
-  /** Installs (or with `null` removes) the transform that {@link effectiveWeight} applies. */
-  setWeightTransform(transform: WeightTransform | null): void;
+  /**
+   * The factors of {@link effectiveWeight} when it is W ⊙ M with straight-through scores (inside the
+   * gradient tape, like effectiveWeight); `undefined` when a transform computes something else.
+   * Optional: adapters that leave it out always take the product.
+   */
+  maskedFactors?(): MaskedWeightFactors | undefined;
+  /**
+   * Installs (or with `null` removes) the transform that {@link effectiveWeight} applies; `factors`,
+   * when given, says that the transform is W ⊙ M and gives its factors.
+   */
+  setWeightTransform(transform: WeightTransform | null, factors?: MaskedFactorsFunction): void;
 }
 
 /** A named variable, as models report their trainable and frozen variables. */

@@ -14,7 +14,7 @@ function shapeError(message: string, fix: string, details: Record<string, unknow
   return new FinepruneError({ code: ErrorCodes.SHAPE_MISMATCH, message, fix, details });
 }
 
-function checkShapes(x: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor | undefined): void {
+export function checkShapes(x: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor | undefined): void {
   if (x.rank !== 2 || kernel.rank !== 2) {
     throw shapeError(
       `dense() needs a rank-2 input and kernel, got input [${x.shape}] and kernel [${kernel.shape}].`,
@@ -87,7 +87,7 @@ function opWithLazyGradients(
 }
 
 /** dx = dy·Kᵀ and dK = xᵀ·dy, with explicit transposes on wasm (10× faster than transposed matMul). */
-function inputAndKernelGradients(
+export function inputAndKernelGradients(
   dy: tf.Tensor2D,
   x: tf.Tensor2D,
   kernel: tf.Tensor2D,

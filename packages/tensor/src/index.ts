@@ -70,6 +70,7 @@ export {
   registerFusedKernelGradients,
 } from './fused-kernels';
 export { countTensors, type LeakGuardOptions, withLeakGuard } from './leak-guard';
+export { maskedDense } from './masked-dense';
 export { maskedWeight } from './masked-weight';
 export { createRandom, isXoshiro128, type RandomSource } from './random';
 export {

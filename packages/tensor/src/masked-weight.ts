@@ -8,7 +8,7 @@ import { ErrorCodes, FinepruneError } from './errors';
 // package.json `sideEffects`) instead of a shared chunk.
 import '@fineprune/tensor/register-gradients';
 
-function checkSameShape(name: string, tensor: tf.Tensor, weight: tf.Tensor): void {
+export function checkSameShape(name: string, tensor: tf.Tensor, weight: tf.Tensor): void {
   if (!tf.util.arraysEqual(tensor.shape, weight.shape)) {
     throw new FinepruneError({
       code: ErrorCodes.SHAPE_MISMATCH,

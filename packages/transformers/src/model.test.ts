@@ -523,6 +523,66 @@ describe('in a Pruner on wasm', () => {
   });
 });
 
+for (const backend of ['cpu', 'wasm'] as const) {
+  describe(`masked projections in a Pruner on ${backend}`, () => {
+    beforeAll(async () => {
+      await setBackend(backend);
+    });
+
+    it('train to the same weights and scores through maskedDense as through dense(x, W ⊙ M, b)', async () => {
+      const train = async (composed: boolean) => {
+        const model = createBertModel({
+          config: tiny,
+          task: { type: 'classification', numLabels: 3 },
+          seed: 2,
+        });
+        if (composed) {
+          for (const parameter of model.parameters())
+            (parameter as { maskedFactors?: unknown }).maskedFactors = undefined;
+        }
+        const pruner = new Pruner({
+          model,
+          scores: testLearnedScores(0.5),
+          mask: testTopK,
+          schedule: fixedSparsity(0.5),
+          optimizers: { weights: sgd({ learningRate: 0.1 }), scores: sgd({ learningRate: 1 }) },
+          seed: 3,
+        });
+        expect(model.parameters()[0]!.maskedFactors?.() === undefined).toBe(composed);
+        const batch = (step: number) =>
+          tf.tidy(() => ({
+            x: inputs(ids.map((sequence) => sequence.map((id) => (id + step) % 11))),
+            y: tf.tensor1d([step % 3, (step + 1) % 3], 'int32'),
+          }));
+        await pruner.run({ data: batch, untilStep: 3 });
+        const state = pruner.exportState();
+        const values = [
+          ...model.variables().map((entry) => entry.variable.dataSync() as Float32Array),
+          ...Object.keys(state.tensors)
+            .sort()
+            .map((key) => state.tensors[key]!.dataSync() as Float32Array),
+        ];
+        tf.dispose(Object.values(state.tensors));
+        pruner.dispose();
+        model.dispose();
+        return values;
+      };
+      const [fused, composed] = [await train(false), await train(true)];
+      expect(fused.length).toBe(composed.length);
+      // Same products on both paths, summed in another order: 1e-5 relative to the largest value.
+      let largest = 0;
+      let difference = 0;
+      for (const [index, values] of composed.entries()) {
+        for (let k = 0; k < values.length; k += 1) {
+          largest = Math.max(largest, Math.abs(values[k]!));
+          difference = Math.max(difference, Math.abs(values[k]! - fused[index]![k]!));
+        }
+      }
+      expect(difference).toBeLessThan(1e-5 * largest);
+    });
+  });
+}
+
 describe('bad input', () => {
   beforeAll(async () => {
     await setBackend('cpu');

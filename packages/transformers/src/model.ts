@@ -14,7 +14,7 @@ import {
   type PrunableParameter,
   SPEC_VERSION,
 } from '@fineprune/core';
-import { dense, gatherRows, registerWasmTrainingKernels } from '@fineprune/tensor';
+import { dense, gatherRows, maskedDense, registerWasmTrainingKernels } from '@fineprune/tensor';
 import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import { createRandom, type RandomSource } from '@fineprune/tensor/random';
 import { type EncoderConfig, layerHeads, validateConfig } from './config';
@@ -451,14 +451,21 @@ export function createBertModel(options: BertModelOptions): BertModel {
   const v = (name: string) => byName.get(name)!;
   const v1 = (name: string) => byName.get(name)! as unknown as tf.Tensor1D;
   const v2 = (name: string) => byName.get(name)! as unknown as tf.Tensor2D;
-  const kernel = (name: string) => parameterByName.get(name)!.effectiveWeight() as tf.Tensor2D;
   const projections = checkProjections(options.projections, parameterByName);
-  /** A prunable projection (`layer_i/...`): the caller's function at inference, else W ⊙ M and b. */
-  const projectionOf = (name: string, training: boolean): Projection =>
-    (!training ? projections?.get(`${name}/kernel`) : undefined) ?? {
-      kernel: kernel(`${name}/kernel`),
-      bias: v1(`${name}/bias`),
-    };
+  /**
+   * A prunable projection (`layer_i/...`): the caller's function at inference; else x·(W ⊙ M) + b
+   * by `maskedDense` when the weight is W ⊙ M (it keeps no copy of the product for the backward
+   * pass), by `dense` on the effective weight otherwise (soft and learned-gate masks).
+   */
+  const projectionOf = (name: string, training: boolean): Projection => {
+    const custom = !training ? projections?.get(`${name}/kernel`) : undefined;
+    if (custom) return custom;
+    const parameter = parameterByName.get(`${name}/kernel`)!;
+    const bias = v1(`${name}/bias`);
+    const factors = parameter.maskedFactors?.();
+    if (!factors) return { kernel: parameter.effectiveWeight() as tf.Tensor2D, bias };
+    return (hidden) => maskedDense(hidden, factors.weight as tf.Tensor2D, factors.mask, bias, factors.scores);
+  };
   const activation = config.hiddenActivation === 'gelu' ? gelu : geluTanh;
   const dropout = <T extends tf.Tensor>(x: T, rate: number, training: boolean): T =>
     training && rate > 0 ? seededDropout(x, rate, dropoutRandom.nextUint32()) : x;

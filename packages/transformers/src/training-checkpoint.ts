@@ -16,7 +16,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { PrunerState, SPEC_VERSION } from '@fineprune/core';
+import type { HostArray, PrunerState, SPEC_VERSION } from '@fineprune/core';
 import {
   decodeFloat32,
   readSafetensors,
@@ -65,8 +65,12 @@ const MAX_METADATA_VALUES = 2_000_000;
  */
 export interface BertPrunerStateSource {
   readonly model?: unknown;
-  exportState(): PrunerState;
+  /** With `hostArrays`, slots kept in JavaScript memory may come as `arrays` (streamed from there). */
+  exportState(options?: { hostArrays?: boolean }): PrunerState;
 }
+
+/** What a checkpoint file stores under one name: a tensor, or values held in JavaScript memory. */
+type SavedValues = tf.Tensor | HostArray;
 
 /**
  * What {@link loadBertCheckpoint} returns: the model (weights, masks and dropout stream restored),
@@ -241,17 +245,23 @@ export async function saveBertCheckpoint(
     }
     return undefined; // a damaged index is replaced by a whole one
   });
-  const state = pruner.exportState();
+  // Host-memory optimizer slots are streamed from where they are: as tensors they would first be
+  // copied onto the wasm heap (1.3 GB of Adam moments at BERT-base scale).
+  const state = pruner.exportState({ hostArrays: true });
   const id = randomBytes(8).toString('hex');
   let written: IndexedFile[] = [];
   try {
-    const tensors: Array<[string, tf.Tensor]> = [
+    const tensors: Array<[string, SavedValues]> = [
       ...model.variables().map(({ name, variable }): [string, tf.Tensor] => [`variable/${name}`, variable]),
       ...model
         .parameters()
         .filter((parameter) => !state.tensors[`mask/${parameter.name}`])
         .map((parameter): [string, tf.Tensor] => [`mask/${parameter.name}`, parameter.mask]),
       ...Object.entries(state.tensors).map(([key, tensor]): [string, tf.Tensor] => [`state/${key}`, tensor]),
+      ...Object.entries(state.arrays ?? {}).map(([key, array]): [string, HostArray] => [
+        `state/${key}`,
+        array,
+      ]),
     ];
     const header: SavedHeader = {
       config: configToHuggingFace(model.config),
@@ -309,13 +319,13 @@ async function removeFiles(directory: string, files: readonly IndexedFile[]): Pr
 
 /** Splits tensors, in order, into runs of at most `limit` data bytes (a larger tensor alone). */
 function shardsOf(
-  tensors: ReadonlyArray<[string, tf.Tensor]>,
+  tensors: ReadonlyArray<[string, SavedValues]>,
   limit: number,
-): Array<Array<[string, tf.Tensor]>> {
-  const shards: Array<Array<[string, tf.Tensor]>> = [[]];
+): Array<Array<[string, SavedValues]>> {
+  const shards: Array<Array<[string, SavedValues]>> = [[]];
   let bytes = 0;
   for (const entry of tensors) {
-    const size = 4 * entry[1].size;
+    const size = 4 * (entry[1] instanceof tf.Tensor ? entry[1].size : entry[1].values.length);
     if (bytes > 0 && bytes + size > limit) {
       shards.push([]);
       bytes = 0;
@@ -333,7 +343,7 @@ function shardsOf(
 async function writeShards(
   directory: string,
   id: string,
-  shards: Array<Array<[string, tf.Tensor]>>,
+  shards: Array<Array<[string, SavedValues]>>,
   metadata: Record<string, string>,
 ): Promise<IndexedFile[]> {
   const written: IndexedFile[] = [];
@@ -341,11 +351,11 @@ async function writeShards(
     for (const [number, shard] of shards.entries()) {
       const file = shardFile(id, number);
       const entries: Record<string, StreamedTensor> = {};
-      for (const [name, tensor] of shard)
+      for (const [name, saved] of shard)
         entries[name] = {
           dtype: 'F32',
-          shape: tensor.shape,
-          values: () => tensor.data() as Promise<Float32Array>,
+          shape: [...saved.shape],
+          values: () => (saved instanceof tf.Tensor ? (saved.data() as Promise<Float32Array>) : saved.values),
         };
       const result = await writeSafetensorsFileStreamed(
         path.join(directory, file),
