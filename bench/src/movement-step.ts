@@ -3,7 +3,8 @@
  * side in one process (the variants are interleaved step by step): dense fine-tuning against the
  * methods of Movement Pruning — MvP with local and global Top-v (masks re-selected every step, and
  * global every 10 steps as an option), soft MvP (threshold + λ Σ σ(S)) and L0 (hard-concrete gates +
- * expected-L0 penalty) — and the memory each adds (learned scores + score-optimizer slots). MvP
+ * expected-L0 penalty; its test-time gates written on demand, and, as `l0MasksEveryStep`, at every
+ * step as before) — and the memory each adds (learned scores + score-optimizer slots). MvP
  * local is also measured with SGD + momentum for the scores, to separate the mask machinery from the
  * cost of Adam's element-wise chain on 266k scores.
  * The row `matmulFloor` times only the eight matrix products a dense step needs (three forward
@@ -85,6 +86,14 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
       schedule: noTarget(),
       lossTerms: [l0Penalty({ lambda: 1e-6 })],
     },
+    // L0 as before masksOnDemand: the test-time gates M̂ written (and read back) at every step
+    l0MasksEveryStep: {
+      scores: l0(),
+      mask: hardConcrete(),
+      schedule: noTarget(),
+      lossTerms: [l0Penalty({ lambda: 1e-6 })],
+      maskUpdateInterval: 1,
+    },
   };
   const chosen = values.variants ? values.variants.split(',') : Object.keys(recipes);
   const unknown = chosen.filter((name) => !(name in recipes));
@@ -140,6 +149,8 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
     mvpLocalSgdScores: 1.15,
     mvpGlobal: 1.25,
     mvpGlobalEvery10: 1.25,
+    softMvp: 1.25,
+    l0: 1.5,
   };
   const rows: Record<string, unknown> = {
     dense: {

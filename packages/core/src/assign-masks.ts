@@ -132,3 +132,32 @@ export async function assignMasks(selection: MaskSelection): Promise<void> {
     for (const next of masks) next.dispose();
   }
 }
+
+/**
+ * Writes the masks of a mask function that computes them on demand ({@link MaskFunction.masksOnDemand}):
+ * the function gets each parameter with its learned score variable, and its masks are checked
+ * (one per parameter, with its shape), assigned and disposed. Synchronous, with no other checks: the
+ * pruner runs the full {@link assignMasks} at its mask interval.
+ *
+ * @example
+ * ```ts
+ * writeMasksOnDemand({ parameters, scores: l0(), scoreVariables, mask: hardConcrete(), target: 0, context });
+ * ```
+ */
+export function writeMasksOnDemand(selection: MaskSelection): void {
+  const { parameters, mask, context } = selection;
+  const inputs = parameters.map((parameter, index) => ({
+    parameter,
+    scores: selection.scoreVariables![index]!,
+    previousMask: parameter.mask,
+  }));
+  const masks = PluginDriver.callSync(mask, 'masksOnDemand', context.step, () =>
+    mask.masksOnDemand!(inputs, context),
+  );
+  try {
+    checkReturned(mask, masks, parameters, 'weight');
+    assign(parameters, masks);
+  } finally {
+    tf.dispose(masks);
+  }
+}

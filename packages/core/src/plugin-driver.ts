@@ -62,6 +62,11 @@ export class PluginDriver {
     this.plugins = unique;
   }
 
+  /** True when some plugin has `hook`. */
+  has(hook: HookName): boolean {
+    return this.plugins.some((plugin) => typeof plugin[hook] === 'function');
+  }
+
   /** Calls `hook` on every plugin that has it. */
   async run<H extends HookName>(hook: H, context: Parameters<NonNullable<PluginHooks[H]>>[0]): Promise<void> {
     for (const plugin of this.plugins) {

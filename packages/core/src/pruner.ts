@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { addMany, maskedWeight, wasmHeapExhausted } from '@fineprune/tensor';
 import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import { createRandom, type RandomSource } from '@fineprune/tensor/random';
-import { assignMasks } from './assign-masks';
+import { assignMasks, writeMasksOnDemand } from './assign-masks';
 import { fail as invalid } from './fail';
 import { DivergenceGuard, type DivergenceGuardOptions } from './divergence-guard';
 import type { GradientEntry, HostArray, Optimizer } from './optimizers';
@@ -42,7 +42,9 @@ export interface PruningGroupOptions {
   /**
    * Re-select masks every this many steps (and whenever the target changes). Default: 1 (every step)
    * when the scores are learned (`scores.learnable`), since learned scores change at every step;
-   * otherwise the schedule's `updateInterval`, or 1.
+   * otherwise the schedule's `updateInterval`, or 1. A mask function whose training does not read
+   * the masks ({@link MaskFunction.masksOnDemand}, such as hardConcrete) defaults to
+   * {@link DEFERRED_MASK_INTERVAL}: its masks are checked at that interval and written on demand between.
    */
   maskUpdateInterval?: number;
   /**
@@ -174,7 +176,21 @@ interface Group {
   /** The group's own score optimizer, if it has one. */
   readonly scoreOptimizer: Optimizer | undefined;
   lastTarget: number | null;
+  /** True when the learned scores moved since the masks were written and the mask function writes them on demand. */
+  masksPending: boolean;
 }
+
+/**
+ * The default `maskUpdateInterval` of a group whose mask function writes its masks on demand
+ * ({@link MaskFunction.masksOnDemand}): training does not read them, so the full selection with its
+ * checks (`EMPTY_MASK`) runs every this many steps, and the masks are written whenever they are read.
+ *
+ * @example
+ * ```ts
+ * new Pruner({ model, scores: l0(), mask: hardConcrete(), schedule: noTarget(), optimizers }); // checks every 50 steps
+ * ```
+ */
+export const DEFERRED_MASK_INTERVAL = 50;
 
 /**
  * The driver. Each step: schedule → scores → masks (when due) → masked forward → task loss + loss
@@ -290,9 +306,7 @@ export class Pruner {
         group.scores,
         group.mask,
       );
-      // Learned scores move at every step, so their masks are re-selected every step unless asked otherwise.
-      const interval =
-        group.maskUpdateInterval ?? (group.scores.learnable ? 1 : (group.schedule.updateInterval ?? 1));
+      const interval = group.maskUpdateInterval ?? defaultMaskInterval(group);
       if (!(Number.isInteger(interval) && interval >= 1)) {
         invalid(
           `maskUpdateInterval of group "${name}" must be an integer ≥ 1, got ${interval}.`,
@@ -311,6 +325,7 @@ export class Pruner {
         unitScoreVariables: [],
         scoreOptimizer: group.scoreOptimizer,
         lastTarget: null,
+        masksPending: false,
       };
     });
     if (new Set(this.groups.map((group) => group.name)).size !== this.groups.length) {
@@ -506,8 +521,26 @@ export class Pruner {
     return this.currentStep;
   }
 
-  /** The pruned parameters of every group, with their learned scores (if any). */
+  /**
+   * The pruned parameters of every group, with their learned scores (if any). Masks that training
+   * left pending ({@link MaskFunction.masksOnDemand}) are written first, so `parameter.mask` is current.
+   *
+   * @example
+   * ```ts
+   * for (const { parameter, scores } of pruner.pruned()) console.log(parameter.name, scores?.shape);
+   * ```
+   */
   pruned(): Array<{ group: string; parameter: PrunableParameter; scores: tf.Variable | undefined }> {
+    this.writePendingMasks();
+    return this.prunedParameters();
+  }
+
+  /** {@link pruned} without writing pending masks (inside a training step). */
+  private prunedParameters(): Array<{
+    group: string;
+    parameter: PrunableParameter;
+    scores: tf.Variable | undefined;
+  }> {
     return this.groups.flatMap((group) =>
       group.parameters.map((parameter, index) => ({
         group: group.name,
@@ -555,6 +588,25 @@ export class Pruner {
     if (this.disposed) invalid('The pruner was disposed.', 'Create a new Pruner.', ErrorCodes.DISPOSED);
   }
 
+  /**
+   * Writes the masks of the groups whose mask function computes them on demand and whose scores
+   * moved since they were last written (no checks; the full selection runs at the mask interval).
+   */
+  private writePendingMasks(): void {
+    for (const group of this.groups) {
+      if (!group.masksPending) continue;
+      writeMasksOnDemand({
+        parameters: group.parameters,
+        scores: group.scores,
+        scoreVariables: group.scoreVariables,
+        mask: group.mask,
+        target: group.lastTarget ?? 0,
+        context: this.context(),
+      });
+      group.masksPending = false;
+    }
+  }
+
   /** Re-selects the masks of one group (or all) for a target now, whatever the schedule says. */
   async updateMasks(groupName?: string, target?: number): Promise<void> {
     for (const group of this.groups) {
@@ -575,6 +627,7 @@ export class Pruner {
       context: this.context(),
     });
     group.lastTarget = target;
+    group.masksPending = false;
     await this.driver.run('afterMaskUpdate', { ...this.context(), target, group: group.name });
   }
 
@@ -723,6 +776,7 @@ export class Pruner {
         learningRates[key] = optimizer.learningRate(step);
       }
       this.currentStep = step + 1;
+      for (const group of this.groups) if (writesMasksOnDemand(group)) group.masksPending = true;
       const result: StepResult = {
         step: this.currentStep,
         loss: lossValue[0]!,
@@ -732,7 +786,10 @@ export class Pruner {
         learningRates,
         ...(gradientNorm !== undefined ? { gradientNorm } : {}),
       };
-      await this.driver.run('onStepEnd', { ...this.context(), result });
+      if (this.driver.has('onStepEnd')) {
+        this.writePendingMasks();
+        await this.driver.run('onStepEnd', { ...this.context(), result });
+      }
       return result;
     } finally {
       value.dispose();
@@ -813,7 +870,7 @@ export class Pruner {
           batch,
           outputs,
           targets,
-          pruned: this.pruned(),
+          pruned: this.prunedParameters(),
           prunedUnits: this.prunedUnits(),
         };
         const terms = this.lossTerms.map((term) =>
@@ -875,11 +932,13 @@ export class Pruner {
         if (this.currentStep % evaluation.every === 0) await this.evaluate(evaluation, options);
       }
     }
+    this.writePendingMasks();
     await this.driver.run('onRunEnd', this.context());
     return last;
   }
 
   private async evaluate(evaluation: EvaluationCallback, options: RunOptions): Promise<void> {
+    this.writePendingMasks();
     const metrics = await evaluation.evaluate(this.context());
     await options.onEvaluate?.(this.currentStep, metrics);
     await this.driver.run('onEvaluate', { ...this.context(), metrics });
@@ -901,6 +960,7 @@ export class Pruner {
     const tensors: Record<string, tf.Tensor> = {};
     const arrays: Record<string, HostArray> = {};
     tf.tidy(() => {
+      // pruned() writes the masks training left pending
       for (const { parameter, scores } of this.pruned()) {
         tensors[`mask/${parameter.name}`] = tf.keep(parameter.mask.clone());
         if (scores) tensors[`scores/${parameter.name}`] = tf.keep(scores.clone());
@@ -960,7 +1020,7 @@ export class Pruner {
     }
     const variables = this.modelVariables();
     const hasVariables = Object.keys(tensors).some((key) => key.startsWith('variable/'));
-    for (const { parameter, scores } of this.pruned()) {
+    for (const { parameter, scores } of this.prunedParameters()) {
       expectShape(`mask/${parameter.name}`, parameter.shape);
       if (scores) expectShape(`scores/${parameter.name}`, scores.shape);
     }
@@ -991,7 +1051,7 @@ export class Pruner {
       return { optimizer, slots, owners };
     });
     for (const { optimizer, slots, owners } of optimizerGroups) optimizer.loadState(slots, owners);
-    for (const { parameter, scores } of this.pruned()) {
+    for (const { parameter, scores } of this.prunedParameters()) {
       parameter.mask.assign(tensors[`mask/${parameter.name}`]!);
       if (scores) scores.assign(tensors[`scores/${parameter.name}`]!);
     }
@@ -1000,8 +1060,11 @@ export class Pruner {
     }
     if (hasVariables)
       for (const { name, variable } of variables) variable.assign(tensors[`variable/${name}`]!);
-    for (const group of this.groups)
+    for (const group of this.groups) {
       group.lastTarget = state.groups.find((saved) => saved.name === group.name)!.lastTarget;
+      // exportState wrote the masks of these scores
+      group.masksPending = false;
+    }
     this.random.setState(state.random);
     this.currentStep = state.step;
   }
@@ -1009,6 +1072,7 @@ export class Pruner {
   /** Frees the learned scores and optimizer slots and removes the weight transforms. The model stays usable (W ⊙ M). */
   dispose(): void {
     if (this.disposed) return;
+    this.writePendingMasks();
     this.disposed = true;
     for (const group of this.groups) {
       for (const parameter of group.parameters) parameter.setWeightTransform(null);
@@ -1017,4 +1081,22 @@ export class Pruner {
     }
     for (const { optimizer } of this.optimizerEntries()) optimizer.dispose();
   }
+}
+
+/**
+ * True when a group's mask function writes its masks on demand: training does not read them, and
+ * the group has one learned score variable per parameter (not unit scores).
+ */
+function writesMasksOnDemand(group: Pick<Group, 'mask' | 'scores'>): boolean {
+  return (
+    typeof group.mask.masksOnDemand === 'function' &&
+    group.scores.learnable === true &&
+    typeof group.scores.computeUnits !== 'function'
+  );
+}
+
+/** Learned scores move at every step, so their masks are re-selected every step unless they are written on demand. */
+function defaultMaskInterval(group: PruningGroupOptions): number {
+  if (writesMasksOnDemand(group)) return DEFERRED_MASK_INTERVAL;
+  return group.scores.learnable ? 1 : (group.schedule.updateInterval ?? 1);
 }

@@ -367,6 +367,22 @@ export interface MaskFunction extends Plugin, Configurable {
     context: PluginContext,
   ): tf.Tensor[] | Promise<tf.Tensor[]>;
   /**
+   * Present when training never reads the masks {@link compute} writes, because {@link transform}
+   * uses the learned scores directly (hardConcrete's stochastic gates): the masks `compute` would
+   * return for the learned score variables (given as `scores`), synchronously and without checks.
+   * With it the {@link Pruner} runs `compute` (and its checks, such as `EMPTY_MASK`) only every
+   * `maskUpdateInterval` steps — default {@link DEFERRED_MASK_INTERVAL} for such functions — and
+   * writes these masks when the pruner is asked for them between: `pruned()`, `exportState()`,
+   * `updateMasks()`, `dispose()`, before evaluations, at the end of `run()`, and before `onStepEnd`
+   * plugins. The caller disposes the results.
+   *
+   * @example
+   * ```ts
+   * const masks = hardConcrete().masksOnDemand!([{ parameter, scores }], context); // M̂ of Sec. 4
+   * ```
+   */
+  masksOnDemand?(inputs: readonly MaskInput[], context: PluginContext): tf.Tensor[];
+  /**
    * The forward weight, inside the gradient tape. Default: straight-through `W ⊙ M`, with the
    * gradient reaching learned scores as `dL/d(W⊙M) ⊙ W` (Eq. 2 of Movement Pruning).
    */

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { type PrunableModel, Pruner, adam, sparsityReport } from '@fineprune/core';
+import { type PrunableModel, Pruner, type ScoreStrategy, adam, sparsityReport } from '@fineprune/core';
 import { countTensors, createRandom, setBackend, withLeakGuard } from '@fineprune/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { fixedTarget, testLearnedScores, tinyBatches, tinyMlp, errorOf } from '@fineprune/core/testing';
@@ -224,6 +224,135 @@ for (const backend of ['cpu', 'wasm'] as const) {
         return { scores, weights };
       };
       expect(await run(8)).toEqual(await run());
+    });
+
+    /** testLearnedScores(initial) that also hands its score variables out, to read them without pruned() (which writes pending masks). */
+    const recordedScores = (initial: number) => {
+      const base = testLearnedScores(initial);
+      const created: tf.Variable[] = [];
+      const strategy: ScoreStrategy = {
+        ...base,
+        createScores: (parameter, context) => {
+          const variable = base.createScores!(parameter, context)!;
+          created.push(variable);
+          return variable;
+        },
+      };
+      return { strategy, created };
+    };
+    // |mask − min(1, ReLU((r − l)σ(S) + l))| ≤ 1e-6 (the op chain against the fused pass on wasm)
+    const expectTestMask = (mask: tf.Tensor, scores: tf.Tensor) => {
+      const expected = tf.tidy(() => Array.from(hardConcreteTestMask(scores, defaults).dataSync()));
+      const actual = Array.from(mask.dataSync());
+      expect(actual.length).toBe(expected.length);
+      const largest = Math.max(...actual.map((value, entry) => Math.abs(value - expected[entry]!)));
+      expect(largest).toBeLessThanOrEqual(1e-6);
+    };
+    const expectTestMasks = (model: PrunableModel, scores: readonly tf.Tensor[]) => {
+      for (const [index, parameter] of model.parameters().entries())
+        expectTestMask(parameter.mask, scores[index]!);
+    };
+
+    it('writes M̂ on demand: training equals masks-every-step bit for bit, and pruned(), onStepEnd, exportState() and dispose() see M̂ of the current scores', async () => {
+      const train = async (maskUpdateInterval?: number) => {
+        const model = tinyMlp(6, 5, 3, 21);
+        const { strategy, created } = recordedScores(-1);
+        const pruner = new Pruner({
+          model,
+          scores: strategy,
+          mask: hardConcrete(),
+          schedule: fixedTarget('none'),
+          lossTerms: [l0Penalty({ lambda: 0.01 })],
+          optimizers: { weights: adam({ learningRate: 0.01 }), scores: adam({ learningRate: 0.05 }) },
+          seed: 5,
+          ...(maskUpdateInterval !== undefined ? { maskUpdateInterval } : {}),
+        });
+        const source = tinyBatches();
+        const results = [];
+        let before = 0;
+        for (let step = 0; step < 12; step += 1) {
+          const batch = source(step);
+          results.push(await pruner.trainStep(batch));
+          tf.dispose([batch.x, batch.y]);
+          if (step === 0) before = countTensors(); // after the optimizers made their slots
+        }
+        expect(countTensors()).toBe(before); // no tensor left behind by the deferred masks
+        return { model, pruner, created, results };
+      };
+      const everyStep = await train(1);
+      const deferred = await train();
+      // Training never reads the written masks: the same losses, weights and scores, bit for bit.
+      expect(deferred.results.map((result) => result.loss)).toEqual(
+        everyStep.results.map((result) => result.loss),
+      );
+      const values = (run: typeof deferred) => [
+        ...run.model.trainableVariables().map(({ variable }) => Array.from(variable.dataSync())),
+        ...run.created.map((scores) => Array.from(scores.dataSync())),
+      ];
+      expect(values(deferred)).toEqual(values(everyStep));
+      // The full selection ran at step 0 only (the interval is 50); the old path ran it every step.
+      expect(deferred.results.map((result) => result.masksUpdated)).toEqual([true, ...Array(11).fill(false)]);
+      expect(everyStep.results.every((result) => result.masksUpdated)).toBe(true);
+      // pruned() writes M̂ of the scores after step 12 (the old path holds M̂ of the scores before it).
+      deferred.pruner.pruned();
+      expectTestMasks(deferred.model, deferred.created);
+      // exportState() after one more step saves M̂ of the scores it saves.
+      const batch = tinyBatches()(12);
+      await deferred.pruner.trainStep(batch);
+      const state = deferred.pruner.exportState();
+      for (const parameter of deferred.model.parameters())
+        expectTestMask(state.tensors[`mask/${parameter.name}`]!, state.tensors[`scores/${parameter.name}`]!);
+      tf.dispose(Object.values(state.tensors));
+      // dispose() after one more step leaves the model with M̂ of the last scores (W ⊙ M̂ is what it runs).
+      await deferred.pruner.trainStep(batch);
+      const lastScores = deferred.created.map((scores) => scores.clone());
+      deferred.pruner.dispose(); // frees the scores; the pending masks must be written by dispose itself
+      expectTestMasks(deferred.model, lastScores);
+      tf.dispose([...lastScores, batch.x, batch.y]);
+      everyStep.pruner.dispose();
+      everyStep.model.dispose();
+      deferred.model.dispose();
+    });
+
+    it('writes M̂ before onStepEnd plugins read it, and checks EMPTY_MASK at the mask interval', async () => {
+      const model = tinyMlp(6, 5, 3, 22);
+      const checked: number[] = [];
+      const { strategy, created } = recordedScores(-1);
+      const pruner = new Pruner({
+        model,
+        scores: strategy,
+        mask: hardConcrete(),
+        schedule: fixedTarget('none'),
+        optimizers: { weights: adam({ learningRate: 0.01 }), scores: adam({ learningRate: 0.05 }) },
+        maskUpdateInterval: 4,
+        plugins: [
+          {
+            id: 'mask-reader',
+            onStepEnd: ({ result }) => {
+              // the plugin sees M̂ of the scores after this step's update, not of the step before
+              expectTestMasks(model, created);
+              checked.push(result.step);
+            },
+          },
+        ],
+      });
+      const source = tinyBatches();
+      const step = async () => {
+        const batch = source(pruner.step);
+        try {
+          return await pruner.trainStep(batch);
+        } finally {
+          tf.dispose([batch.x, batch.y]);
+        }
+      };
+      await step(); // step 0: full selection
+      // Close every gate (M̂ = 0 for S ≤ −2.398): steps 1–3 train on, the selection at step 4 refuses.
+      for (const scores of created) tf.tidy(() => scores.assign(tf.fill(scores.shape, -30)));
+      for (let index = 0; index < 3; index += 1) expect((await step()).masksUpdated).toBe(false);
+      await expect(step()).rejects.toMatchObject({ code: 'EMPTY_MASK' });
+      expect(checked).toEqual([1, 2, 3, 4]);
+      pruner.dispose();
+      model.dispose();
     });
 
     it('leaks no tensor over 60 L0 steps', async () => {

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import {
+  fusedHardConcreteTestMasks,
   hardConcreteGateTensor,
   hardConcreteMaskedWeightTensor,
   hardConcreteTestMaskTensor,
@@ -157,7 +158,9 @@ export function uniformNoise(shape: readonly number[], random: { next(): number 
  * {@link hardConcreteGate}; the gradient reaching S is Eq. (3). Outside training it uses the
  * deterministic M̂ of {@link hardConcreteTestMask}, which is also what `compute` writes into each
  * parameter's mask (soft values in [0, 1], zeros pruned) for reports and export; a group whose
- * gates are all closed is an `EMPTY_MASK` error. The sparsity follows from λ_l0 of
+ * gates are all closed is an `EMPTY_MASK` error. Training never reads that mask, so the Pruner
+ * writes M̂ on demand (`masksOnDemand`: checkpoints, `pruned()`, evaluations, the end of `run()`)
+ * and runs the check every `maskUpdateInterval` steps (default 50). The sparsity follows from λ_l0 of
  * {@link l0Penalty}; the schedule is `noTarget()` (kind `none`).
  *
  * @example
@@ -193,6 +196,14 @@ export function hardConcrete(options: HardConcreteOptions = {}): MaskFunction {
         );
       }
       return masks;
+    },
+    masksOnDemand(inputs) {
+      const scores = inputs.map((input) => input.scores);
+      // the same M̂ = min(1, ReLU((r − l)σ(S) + l)) as compute: one fused pass on wasm, the op chain elsewhere
+      return (
+        fusedHardConcreteTestMasks(scores, parameters)?.masks ??
+        scores.map((tensor) => hardConcreteTestMask(tensor, parameters))
+      );
     },
     transform({ parameter, scores, training }, context) {
       if (!scores)

@@ -132,6 +132,36 @@ for (const backend of ['cpu', 'wasm'] as const) {
       });
     });
 
+    it('reads variables W and M in the backward pass without copying them, with the same gradients as the copying path', async () => {
+      await withLeakGuard(async () => {
+        const { w, m, s, x, c } = fixture(7);
+        const [xs, cs] = [tf.tensor2d(x, [IN, 1]), tf.tensor2d(c, [OUT, 1])];
+        const [weight, mask, scores] = [w, m, s].map((values) => tf.tensor2d(values, [OUT, IN]));
+        const [wv, mv, sv] = [tf.variable(weight!), tf.variable(mask!), tf.variable(scores!)];
+        // one step's gradients, with the Identity kernels (copies of saved tensors) it ran
+        const step = async (wt: tf.Tensor, mt: tf.Tensor, withScores: boolean) => {
+          let grads: tf.Tensor[] = [];
+          const info = await tf.profile(() => {
+            const loss = (masked: tf.Tensor) => tf.sum(tf.mul(cs, tf.matMul(masked as tf.Tensor2D, xs)));
+            grads = withScores
+              ? tf.grads((a: tf.Tensor, b: tf.Tensor) => loss(maskedWeight(a, mt, b)))([wt, sv])
+              : [tf.grad((a: tf.Tensor) => loss(maskedWeight(a, mt)))(wt)];
+          });
+          const values = await Promise.all(grads.map(async (grad) => Array.from(await grad.data())));
+          tf.dispose(grads);
+          return { values, copies: info.kernels.filter((kernel) => kernel.name === 'Identity').length };
+        };
+        for (const withScores of [true, false]) {
+          const copied = await step(weight!, mask!, withScores); // plain tensors: saved as copies
+          const direct = await step(wv, mv, withScores); // variables: read as they are
+          expect(direct.values).toEqual(copied.values);
+          // the copying path saves M (and W with scores); the variable path saves nothing
+          expect(copied.copies - direct.copies).toBe(withScores ? 2 : 1);
+        }
+        tf.dispose([xs, cs, weight!, mask!, scores!, wv, mv, sv]);
+      });
+    });
+
     it('rejects a mask or scores of another shape with SHAPE_MISMATCH', async () => {
       await withLeakGuard(() => {
         const weight = tf.zeros([2, 3]);

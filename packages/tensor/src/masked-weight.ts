@@ -43,10 +43,10 @@ export function maskedWeight(weight: tf.Tensor, mask: tf.Tensor, scores?: tf.Ten
   if (scores === undefined) {
     const masked = tf.customGrad((w, save) => {
       const m = mask.dtype === 'float32' ? mask : tf.cast(mask, 'float32');
-      (save as tf.GradSaveFunc)([m]);
+      const kept = keptForBackward([m], save as tf.GradSaveFunc);
       return {
         value: tf.mul(w as tf.Tensor, m), // forward: W ⊙ M
-        gradFunc: (dy, saved) => tf.mul(dy, saved[0]!), // ∂L/∂W = dy ⊙ M
+        gradFunc: (dy, saved) => tf.mul(dy, kept(saved)[0]!), // ∂L/∂W = dy ⊙ M
       };
     });
     return masked(weight);
@@ -54,14 +54,29 @@ export function maskedWeight(weight: tf.Tensor, mask: tf.Tensor, scores?: tf.Ten
   checkSameShape('scores', scores, weight);
   const masked = tf.customGrad((w, _scores, save) => {
     const m = mask.dtype === 'float32' ? mask : tf.cast(mask, 'float32');
-    (save as tf.GradSaveFunc)([w as tf.Tensor, m]);
+    const kept = keptForBackward([w as tf.Tensor, m], save as tf.GradSaveFunc);
     return {
       value: tf.mul(w as tf.Tensor, m), // forward: W ⊙ M, the scores only act in backward
-      gradFunc: (dy, saved) => [
-        tf.mul(dy, saved[1]!), // ∂L/∂W = dy ⊙ M
-        tf.mul(dy, saved[0]!), // ∂L/∂S = dy ⊙ W (straight-through, Movement Pruning Eq. 2)
-      ],
+      gradFunc: (dy, saved) => {
+        const [weightKept, maskKept] = kept(saved);
+        return [
+          tf.mul(dy, maskKept!), // ∂L/∂W = dy ⊙ M
+          tf.mul(dy, weightKept!), // ∂L/∂S = dy ⊙ W (straight-through, Movement Pruning Eq. 2)
+        ];
+      },
     };
   });
   return masked(weight, scores);
+}
+
+/**
+ * What the backward pass reads: variables as they are — a step does not assign W or M between its
+ * forward and backward passes, and TF.js would otherwise copy each (wasm's `Identity` copies the
+ * data: two 1 MB copies per matrix of the 784-300 MLP at every step) — and any other tensor as the
+ * copy `save` keeps alive, since the caller may dispose it before the gradient is taken.
+ */
+function keptForBackward(tensors: tf.Tensor[], save: tf.GradSaveFunc): (saved: tf.Tensor[]) => tf.Tensor[] {
+  if (tensors.every((tensor) => tensor instanceof tf.Variable)) return () => tensors;
+  save(tensors);
+  return (saved) => saved;
 }
