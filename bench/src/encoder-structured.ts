@@ -375,9 +375,14 @@ function table(taskFlag: string) {
   const runs = readdirSync(RESULTS_DIR)
     .filter((name) => name.startsWith(prefix) && /-s\d+\.json$/.test(name))
     .map((name) => JSON.parse(readFileSync(path.join(RESULTS_DIR, name), 'utf8')));
-  // Runs written before the levers had no `variant`: their heads share and distillation tell them apart.
+  // Runs written before the levers had no `variant`: it is rebuilt from their heads share and
+  // distillation, as variantOf names them, so seeds of the same recipe share a row.
+  const legacyVariant = (run: Record<string, any>) =>
+    (run.method === 'headsNeurons' && run.headsRemaining !== undefined && run.headsRemaining !== 0.5
+      ? `-heads${run.headsRemaining}`
+      : '') + (run.distillation === true ? '-kd' : '');
   const keyOf = (run: Record<string, any>) =>
-    `${run.method}|${run.targetRemaining}|${run.variant ?? `${run.headsRemaining ?? ''}|${run.distillation === true}`}`;
+    `${run.method}|${run.targetRemaining}|${run.variant ?? legacyVariant(run)}`;
   const keys = [...new Set(runs.map(keyOf))];
   const denseAccuracy = runs.filter((run) => run.method === 'dense').map((run) => run.accuracy.masked * 100);
   // The transfer benchmark's dense runs of the same protocol (encoder-transfer.ts, 150 steps on
