@@ -14,6 +14,7 @@ import { Locals } from './simd-math';
 import { createRandom } from './random';
 import { F32, f32Const, get, I32, i32Const, loopWhileBelow, memarg, op, set } from './wasm-binary';
 import { wasmHeapOf } from './wasm-heap';
+import { xoshiroStep } from './wasm-xoshiro';
 
 /** The fused dropout-mask kernel's name (registered for `wasm` on first use). */
 export const FUSED_DROPOUT_MASK_KERNEL = 'FinepruneDropoutMask';
@@ -33,35 +34,8 @@ const functionsFor = moduleFunctions<{ dropoutMask: MaskFunction }>(() => {
   const [out, bytes, s0, s1, s2, s3, limit, scale] = [0, 1, 2, 3, 4, 5, 6, 7];
   const locals = new Locals(8);
   const [cursor, t, draw] = locals.i32s(3);
-  const xorInto = (target: number, other: number) => [
-    ...get(target),
-    ...get(other),
-    op.i32Xor,
-    ...set(target),
-  ];
-  // xoshiro128** (Blackman & Vigna 2018): draw = rotl(s1·5, 7)·9, then the xor-shift update
   const step = [
-    ...get(s1),
-    ...i32Const(5),
-    op.i32Mul,
-    ...i32Const(7),
-    op.i32Rotl,
-    ...i32Const(9),
-    op.i32Mul,
-    ...set(draw),
-    ...get(s1),
-    ...i32Const(9),
-    op.i32Shl,
-    ...set(t),
-    ...xorInto(s2, s0),
-    ...xorInto(s3, s1),
-    ...xorInto(s1, s2),
-    ...xorInto(s0, s3),
-    ...xorInto(s2, t),
-    ...get(s3),
-    ...i32Const(11),
-    op.i32Rotl,
-    ...set(s3),
+    ...xoshiroStep([s0, s1, s2, s3], t, draw),
     // mask = draw < rate·2³² ? 0 : 1/(1 − rate)
     ...get(out),
     ...get(cursor),

@@ -23,13 +23,12 @@ import {
   whileBelow,
 } from './wasm-binary';
 import { simdMathOp, splatF32, vAdd, vDiv, vLog, vMax, vMin, vMul, vSigmoid, vSub } from './wasm-simd-math';
+import { xoshiroStep } from './wasm-xoshiro';
 
 const F64 = 0x7c;
 
 /** Scalar opcodes of the generator (WebAssembly core numbering), beside wasm-binary.ts's `op`. */
 const scalarOp = {
-  i32Xor: 0x73,
-  i32Rotl: 0x77,
   f64Const: 0x44,
   f64Add: 0xa0,
   f64Mul: 0xa2,
@@ -85,35 +84,8 @@ function overElements(
 function noiseFunction() {
   const [out, n, s0, s1, s2, s3, offset, span] = [0, 1, 2, 3, 4, 5, 6, 7];
   const [cursor, end, result, t] = [8, 9, 10, 11];
-  const xorInto = (target: number, other: number) => [
-    ...get(target),
-    ...get(other),
-    scalarOp.i32Xor,
-    ...set(target),
-  ];
   const draw = [
-    // result = rotl(s1·5, 7)·9; t = s1 << 9
-    ...get(s1),
-    ...i32Const(5),
-    op.i32Mul,
-    ...i32Const(7),
-    scalarOp.i32Rotl,
-    ...i32Const(9),
-    op.i32Mul,
-    ...set(result),
-    ...get(s1),
-    ...i32Const(9),
-    op.i32Shl,
-    ...set(t),
-    ...xorInto(s2, s0),
-    ...xorInto(s3, s1),
-    ...xorInto(s1, s2),
-    ...xorInto(s0, s3),
-    ...xorInto(s2, t),
-    ...get(s3),
-    ...i32Const(11),
-    scalarOp.i32Rotl,
-    ...set(s3),
+    ...xoshiroStep([s0, s1, s2, s3], t, result),
     // out[i] = float32(offset + span·(result/2³²))
     ...address(out, cursor),
     ...get(offset),
