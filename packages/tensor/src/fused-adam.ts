@@ -17,18 +17,18 @@
 import * as tf from '@tensorflow/tfjs-core';
 import {
   address,
-  buildModule,
   byteBounds,
   F32,
+  type FunctionSpec,
   get,
   I32,
-  instantiate,
   loopWhileBelow,
   memarg,
   op,
   simd,
   simdOp,
 } from './wasm-binary';
+import { moduleFunctions } from './fused-module';
 import { ErrorCodes, FinepruneError } from './errors';
 import { WASM_HEAP_LIMIT_BYTES, wasmHeapOf } from './wasm-heap';
 
@@ -147,17 +147,15 @@ function updateBody(withDecay: boolean): number[] {
   ];
 }
 
-function moduleBytes(): Uint8Array<ArrayBuffer> {
+function updateFunctions(): FunctionSpec[] {
   const params = [...Array(8).fill(I32), ...Array(7).fill(F32)];
-  return buildModule(
-    [false, true].map((withDecay) => ({
-      name: withDecay ? 'adamw' : 'adam',
-      params,
-      results: [],
-      locals: [I32, I32, I32],
-      body: updateBody(withDecay),
-    })),
-  );
+  return [false, true].map((withDecay) => ({
+    name: withDecay ? 'adamw' : 'adam',
+    params,
+    results: [],
+    locals: [I32, I32, I32],
+    body: updateBody(withDecay),
+  }));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -182,14 +180,8 @@ type UpdateFunction = (
 
 type UpdateFunctions = { adam: UpdateFunction; adamw: UpdateFunction };
 
-const instances = new WeakMap<WebAssembly.Memory, UpdateFunctions | null>();
-
 /** The update functions bound to `memory` (cached); `null` where WebAssembly SIMD is missing. */
-function functionsFor(memory: WebAssembly.Memory): UpdateFunctions | null {
-  if (!instances.has(memory))
-    instances.set(memory, instantiate<UpdateFunctions>(moduleBytes(), memory) ?? null);
-  return instances.get(memory)!;
-}
+const functionsFor = moduleFunctions<UpdateFunctions>(updateFunctions);
 
 function fusedAdamKernel({
   inputs,

@@ -5,14 +5,12 @@
 
 import {
   address,
-  buildModule,
   byteBounds,
   F32,
   get,
   I32,
   i32Const,
   increment,
-  instantiate,
   loopWhileBelow,
   memarg,
   op,
@@ -22,6 +20,7 @@ import {
   V128,
   whileBelow,
 } from './wasm-binary';
+import { moduleFunctions } from './fused-module';
 import { simdMathOp, splatF32, vAdd, vDiv, vLog, vMax, vMin, vMul, vSigmoid, vSub } from './wasm-simd-math';
 import { xoshiroStep } from './wasm-xoshiro';
 
@@ -346,19 +345,11 @@ export type GateFunctions = {
   testGate(scores: number, out: number, n: number, span: number, left: number): number;
 };
 
-const instances = new WeakMap<WebAssembly.Memory, GateFunctions | null>();
-
 /** The passes bound to `memory` (cached); `null` where WebAssembly SIMD is missing. */
-export function functionsFor(memory: WebAssembly.Memory): GateFunctions | null {
-  if (!instances.has(memory)) {
-    const bytes = buildModule([
-      noiseFunction(),
-      gateFunction(false),
-      gateFunction(true),
-      testGateFunction(),
-      sigmoidSumFunction(),
-    ]);
-    instances.set(memory, instantiate<GateFunctions>(bytes, memory) ?? null);
-  }
-  return instances.get(memory)!;
-}
+export const functionsFor = moduleFunctions<GateFunctions>(() => [
+  noiseFunction(),
+  gateFunction(false),
+  gateFunction(true),
+  testGateFunction(),
+  sigmoidSumFunction(),
+]);

@@ -13,14 +13,12 @@
 
 import {
   address,
-  buildModule,
   byteBounds,
   F32,
   f32Const,
   get,
   I32,
   i32Const,
-  instantiate,
   loopWhileBelow,
   memarg,
   op,
@@ -29,6 +27,7 @@ import {
   simdOp,
   V128,
 } from './wasm-binary';
+import { moduleFunctions } from './fused-module';
 
 /** Inputs longer than this (4M scores, 32 MiB of staging memory) are selected in JavaScript. */
 export const SIMD_SELECT_MAX_LENGTH = 1 << 22;
@@ -224,18 +223,18 @@ function laneSum(vector: number, plus: number): number[] {
   ];
 }
 
-const scanInstances = new WeakMap<WebAssembly.Memory, SelectScans | null>();
+const scanModule = moduleFunctions<SelectScans>(() => [
+  bracketFunction(),
+  maskFunction(false),
+  maskFunction(true),
+]);
 
 /**
  * The bracket and mask scans compiled against `memory` (cached per memory); `undefined` where
  * WebAssembly SIMD is not available.
  */
 export function scansFor(memory: WebAssembly.Memory): SelectScans | undefined {
-  if (!scanInstances.has(memory)) {
-    const bytes = buildModule([bracketFunction(), maskFunction(false), maskFunction(true)]);
-    scanInstances.set(memory, instantiate<SelectScans>(bytes, memory) ?? null);
-  }
-  return scanInstances.get(memory) ?? undefined;
+  return scanModule(memory) ?? undefined;
 }
 
 /** The staged scores of the last {@link SimdSelector.stage} call and the scans over them. */
