@@ -116,8 +116,8 @@ function product(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
 
 /**
  * Batched matrix product a·b over the last two axes (the same leading axes), differentiable, with the
- * gradient dA = dy·Bᵀ, dB = Aᵀ·dy computed from explicitly transposed copies (on wasm the
- * transposeA/transposeB flags of `tf.matMul` take a slow loop). On `wasm` each product runs as one
+ * gradient dA = dy·Bᵀ, dB = Aᵀ·dy; on wasm from explicitly transposed copies (there the
+ * transposeA/transposeB flags of `tf.matMul` take a slow loop), elsewhere with those flags. On `wasm` each product runs as one
  * XNNPACK call per matrix pair (see the module comment), unless `FINEPRUNE_FUSED=0`; elsewhere
  * `tf.matMul`.
  *
@@ -137,9 +137,9 @@ export function batchMatMul(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
       value: product(left as tf.Tensor, right as tf.Tensor),
       gradFunc: (dy, saved) => {
         const [l, r] = saved as [tf.Tensor, tf.Tensor];
-        // WebGPU's matMul reads transposed operands in place: no transpose kernels there.
-        if (tf.getBackend() === 'webgpu')
-          return [tf.matMul(dy, r, false, true), tf.matMul(l, dy, true, false)];
+        // Only wasm's matMul is slow with transposed operands (BACKENDS.md); elsewhere (cpu, WebGPU)
+        // it reads them in place, with no transpose kernels: the same rule as `dense`.
+        if (tf.getBackend() !== 'wasm') return [tf.matMul(dy, r, false, true), tf.matMul(l, dy, true, false)];
         return [product(dy, transposeLastTwo(r)), product(transposeLastTwo(l), dy)];
       },
     };
