@@ -30,7 +30,7 @@ import { main } from '../src/cli';
 import { compactBertBytes } from '../src/export-bert';
 import { ExitCodes } from '../src/exit-codes';
 import { runRecipe } from '../src/run-recipe';
-import { bertRecipe, spamJsonl, tinyBertFolder } from './bert-support';
+import { bertRecipe, logitsOfTwoRows, spamJsonl, tinyBertFolder } from './bert-support';
 import { findAll, parseSvg, plotMarkup } from './parse-svg';
 import { captureIo, temporaryDirectory } from './support';
 
@@ -71,29 +71,6 @@ function modelFromCompact(compact: CompactModel, mode: 'densified' | 'sparse') {
     throw error;
   }
   return { model, dispose };
-}
-
-function logits(model: BertModel): tf.Tensor {
-  return tf.tidy(() => {
-    // Token ids inside the tiny vocabulary (17 entries), 8 positions, the second row padded.
-    const inputIds = tf.tensor2d(
-      [
-        [2, 5, 6, 7, 8, 9, 3, 0],
-        [2, 14, 15, 16, 3, 0, 0, 0],
-      ],
-      undefined,
-      'int32',
-    );
-    const attentionMask = tf.tensor2d(
-      [
-        [1, 1, 1, 1, 1, 1, 1, 0],
-        [1, 1, 1, 1, 1, 0, 0, 0],
-      ],
-      undefined,
-      'int32',
-    );
-    return model.forward({ inputIds, attentionMask }, { training: false }) as tf.Tensor;
-  });
 }
 
 /** Max |a − b| over the largest |b|. */
@@ -151,14 +128,14 @@ describe('the compact sparse export of a BERT model', () => {
     // The masked model: the run's final checkpoint.
     const { model: masked, state } = await loadBertCheckpoint(path.join(out, 'checkpoint'));
     tf.dispose(Object.values(state.tensors));
-    const expected = logits(masked);
+    const expected = logitsOfTwoRows(masked);
     // Densified: the same float32 values W ⊙ M through the same ops — equal exactly.
     const densified = modelFromCompact(compact, 'densified');
-    const fromDense = logits(densified.model);
+    const fromDense = logitsOfTwoRows(densified.model);
     expect(Array.from(fromDense.dataSync())).toEqual(Array.from(expected.dataSync()));
     // Sparse kernels: the same products summed in another order, through two layers: ≤ 1e-6 relative.
     const sparse = modelFromCompact(compact, 'sparse');
-    const fromSparse = logits(sparse.model);
+    const fromSparse = logitsOfTwoRows(sparse.model);
     expect(relative(fromSparse, expected)).toBeLessThanOrEqual(1e-6);
 
     // Size: the data section is what the kept counts give, and the file is smaller than the dense

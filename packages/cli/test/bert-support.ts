@@ -3,7 +3,8 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { RecipeInput } from '@fineprune/recipes';
-import { bertBaseUncasedConfig, createBertModel } from '@fineprune/transformers';
+import { type BertModel, bertBaseUncasedConfig, createBertModel } from '@fineprune/transformers';
+import * as tf from '@tensorflow/tfjs-core';
 import { saveHuggingFaceDirectory } from '@fineprune/transformers/node';
 
 const WORDS = [
@@ -93,4 +94,27 @@ export function bertRecipe(overrides: Partial<RecipeInput> = {}): RecipeInput {
     ],
     ...overrides,
   };
+}
+
+/** Logits of two 8-token rows (ids inside the tiny vocabulary of 17 entries, the second row padded). */
+export function logitsOfTwoRows(model: BertModel): tf.Tensor {
+  return tf.tidy(() => {
+    const inputIds = tf.tensor2d(
+      [
+        [2, 5, 6, 7, 8, 9, 3, 0],
+        [2, 14, 15, 16, 3, 0, 0, 0],
+      ],
+      undefined,
+      'int32',
+    );
+    const attentionMask = tf.tensor2d(
+      [
+        [1, 1, 1, 1, 1, 1, 1, 0],
+        [1, 1, 1, 1, 1, 0, 0, 0],
+      ],
+      undefined,
+      'int32',
+    );
+    return model.forward({ inputIds, attentionMask }, { training: false }) as tf.Tensor;
+  });
 }

@@ -2,37 +2,13 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { validateRecipe } from '@fineprune/recipes';
 import { setBackend } from '@fineprune/tensor';
-import type { BertModel } from '@fineprune/transformers';
 import { loadBertCheckpoint, loadHuggingFaceDirectory } from '@fineprune/transformers/node';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runRecipe } from '../src/run-recipe';
 import type { RunRecord } from '../src/run-record';
-import { bertRecipe, spamJsonl, tinyBertFolder } from './bert-support';
+import { bertRecipe, logitsOfTwoRows, spamJsonl, tinyBertFolder } from './bert-support';
 import { temporaryDirectory } from './support';
-
-/** Logits of two 8-token rows (ids inside the tiny vocabulary, the second row padded). */
-function logits(model: BertModel): tf.Tensor {
-  return tf.tidy(() => {
-    const inputIds = tf.tensor2d(
-      [
-        [2, 5, 6, 7, 8, 9, 3, 0],
-        [2, 14, 15, 16, 3, 0, 0, 0],
-      ],
-      undefined,
-      'int32',
-    );
-    const attentionMask = tf.tensor2d(
-      [
-        [1, 1, 1, 1, 1, 1, 1, 0],
-        [1, 1, 1, 1, 1, 0, 0, 0],
-      ],
-      undefined,
-      'int32',
-    );
-    return model.forward({ inputIds, attentionMask }, { training: false }) as tf.Tensor;
-  });
-}
 
 beforeAll(async () => {
   await setBackend('cpu');
@@ -86,8 +62,8 @@ describe('export.shrink of a BERT recipe', () => {
     expect(reloaded.config.intermediateSizes).toEqual([8, 8]);
     const { model: masked, state } = await loadBertCheckpoint(path.join(out, 'checkpoint'));
     tf.dispose(Object.values(state.tensors));
-    const expected = logits(masked);
-    const actual = logits(reloaded);
+    const expected = logitsOfTwoRows(masked);
+    const actual = logitsOfTwoRows(reloaded);
     const difference = tf.tidy(() => tf.max(tf.abs(tf.sub(actual, expected))).dataSync()[0]!);
     expect(difference).toBeLessThanOrEqual(1e-5);
     tf.dispose([expected, actual]);
