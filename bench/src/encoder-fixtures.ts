@@ -1,10 +1,14 @@
 /**
- * What the encoder benchmarks share: the small encoder's shape, the seeds of the task splits, and
- * where the offline-pretrained encoder lives.
+ * What the encoder benchmarks share: the small encoder's shape, the seeds of the task splits,
+ * where the offline-pretrained encoder lives, and the dense fine-tuning step they time.
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { EncoderConfig } from '@fineprune/transformers';
+import { adam, Pruner } from '@fineprune/core';
+import { topV } from '@fineprune/masks';
+import { constant } from '@fineprune/schedulers';
+import { magnitude } from '@fineprune/scores';
+import { createBertModel, type EncoderConfig } from '@fineprune/transformers';
 
 /** The offline encoder: BERT-Tiny's shape (2 layers, hidden 128, 2 heads; Turc et al. 2019) with bert-base-uncased's vocabulary. */
 export const SMALL_ENCODER: EncoderConfig = {
@@ -47,3 +51,29 @@ export const TFJS_PRETRAINED_DIR = path.resolve(
   'pretrained',
   'encoder-small-tfjs',
 );
+
+/**
+ * Dense fine-tuning of a fresh seeded small encoder (15 labels): a pruner at sparsity 0 whose masks
+ * are never re-selected, Adam 1e-4, embeddings frozen — `encoder-throughput`'s dense variant.
+ */
+export function denseEncoderPruner(): { pruner: Pruner; dispose: () => void } {
+  const model = createBertModel({
+    config: SMALL_ENCODER,
+    task: { type: 'classification', numLabels: 15 },
+    seed: 1,
+  });
+  const pruner = new Pruner({
+    model,
+    scores: magnitude(),
+    mask: topV(),
+    schedule: constant({ sparsity: 0, updateInterval: 1e9 }),
+    optimizers: { weights: adam({ learningRate: 1e-4 }) },
+  });
+  return {
+    pruner,
+    dispose: () => {
+      pruner.dispose();
+      model.dispose();
+    },
+  };
+}

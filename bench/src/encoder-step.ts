@@ -11,43 +11,16 @@
  */
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
-import { adam, type Batch, Pruner } from '@fineprune/core';
-import { topV } from '@fineprune/masks';
-import { constant } from '@fineprune/schedulers';
-import { magnitude } from '@fineprune/scores';
+import type { Batch, Pruner } from '@fineprune/core';
 import { batchesFromEncoded, disposeBatch } from '@fineprune/text';
-import { createBertModel } from '@fineprune/transformers';
 import { loadTask } from './encoder-data';
-import { SMALL_ENCODER } from './encoder-fixtures';
+import { denseEncoderPruner, SMALL_ENCODER } from './encoder-fixtures';
 import { median, runIfScript, selectBackend, writeResult } from './harness';
 
 type Route = 'fused' | 'plain';
 
 function useRoute(route: Route): void {
   process.env.FINEPRUNE_FUSED = route === 'fused' ? '1' : '0';
-}
-
-/** A dense fine-tuning pruner (sparsity 0, masks never re-selected) on a fresh seeded encoder. */
-function densePruner(): { pruner: Pruner; dispose: () => void } {
-  const model = createBertModel({
-    config: SMALL_ENCODER,
-    task: { type: 'classification', numLabels: 15 },
-    seed: 1,
-  });
-  const pruner = new Pruner({
-    model,
-    scores: magnitude(),
-    mask: topV(),
-    schedule: constant({ sparsity: 0, updateInterval: 1e9 }),
-    optimizers: { weights: adam({ learningRate: 1e-4 }) },
-  });
-  return {
-    pruner,
-    dispose: () => {
-      pruner.dispose();
-      model.dispose();
-    },
-  };
 }
 
 /** The kernels of one profiled step, by total time, the top `count`. */
@@ -86,9 +59,9 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
   const batchSize = Number(values.batch);
   const task = loadTask('brown-genre', values.data, 128);
   const source = batchesFromEncoded(task.train, { batchSize, seed: 1, classes: 15 });
-  const routes: Record<Route, ReturnType<typeof densePruner>> = {
-    fused: densePruner(),
-    plain: densePruner(),
+  const routes: Record<Route, ReturnType<typeof denseEncoderPruner>> = {
+    fused: denseEncoderPruner(),
+    plain: denseEncoderPruner(),
   };
   const times: Record<Route, number[]> = { fused: [], plain: [] };
   const losses: Record<Route, number[]> = { fused: [], plain: [] };

@@ -14,15 +14,11 @@ import { execFile } from 'node:child_process';
 import os from 'node:os';
 import { parseArgs, promisify } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
-import { Pruner, adam, type Batch } from '@fineprune/core';
+import type { Batch } from '@fineprune/core';
 import { fromLayersModel } from '@fineprune/layers';
-import { topV } from '@fineprune/masks';
-import { constant } from '@fineprune/schedulers';
-import { magnitude } from '@fineprune/scores';
 import { setBackend, wasmThreadsInUse } from '@fineprune/tensor';
 import { batchesFromEncoded, disposeBatch } from '@fineprune/text';
-import { createBertModel } from '@fineprune/transformers';
-import { SMALL_ENCODER } from './encoder-fixtures';
+import { denseEncoderPruner, SMALL_ENCODER } from './encoder-fixtures';
 import { median, runIfScript, writeResult } from './harness';
 import { benchmarkMlp, denseTrainingLoop } from './mlp-fixtures';
 
@@ -126,18 +122,7 @@ function syntheticExamples(count: number) {
 
 /** The encoder's dense fine-tuning step of encoder-throughput.ts (Adam 1e-4, embeddings frozen). */
 async function encoderStepTiming(steps: number): Promise<Timing> {
-  const model = createBertModel({
-    config: SMALL_ENCODER,
-    task: { type: 'classification', numLabels: 15 },
-    seed: 1,
-  });
-  const pruner = new Pruner({
-    model,
-    scores: magnitude(),
-    mask: topV(),
-    schedule: constant({ sparsity: 0, updateInterval: 1e9 }),
-    optimizers: { weights: adam({ learningRate: 1e-4 }) },
-  });
+  const { pruner, dispose } = denseEncoderPruner();
   const source = batchesFromEncoded(syntheticExamples(8 * ENCODER_BATCH), {
     batchSize: ENCODER_BATCH,
     seed: 1,
@@ -154,8 +139,7 @@ async function encoderStepTiming(steps: number): Promise<Timing> {
     steps,
     2,
   );
-  pruner.dispose();
-  model.dispose();
+  dispose();
   return timing;
 }
 
