@@ -15,7 +15,7 @@ import {
   type Structure,
   selectParameters,
 } from '@fineprune/core';
-import { addMany, dense, maskedWeight } from '@fineprune/tensor';
+import { addMany, dense, maskedDense, maskedWeight } from '@fineprune/tensor';
 import { sharedState } from '@fineprune/tensor/runtime';
 import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import { assertLayersModel } from './check-model';
@@ -543,8 +543,17 @@ function singleInput(inputs: tf.Tensor | tf.Tensor[], layer: Layer): tf.Tensor {
   return inputs[0]!;
 }
 
-/** The Dense layer's call through the fast dense op: flatten to 2-D, x·K + b, reshape back, activation. */
-function fastDenseCall(layer: Layer, state: CallState): CallFunction {
+/**
+ * The Dense layer's call through the fast dense ops: flatten to 2-D, x·K + b, reshape back,
+ * activation. A pruned kernel whose effective weight is W ⊙ M (with straight-through scores in
+ * training) goes through `maskedDense`, which takes the sparse route when few weights are kept;
+ * any other through `dense` on the effective weight.
+ */
+function fastDenseCall(
+  layer: Layer,
+  state: CallState,
+  parameter: PrunableParameter | undefined,
+): CallFunction {
   const inner = internals(layer);
   return (inputs, kwargs) =>
     tf.tidy(() => {
@@ -552,11 +561,14 @@ function fastDenseCall(layer: Layer, state: CallState): CallFunction {
       try {
         inner.invokeCallHook?.call(layer, inputs, kwargs);
         const input = singleInput(inputs, layer);
-        const kernel = inner.kernel!.read() as tf.Tensor2D;
         const bias = inner.bias ? (inner.bias.read() as tf.Tensor1D) : undefined;
-        const [features, units] = kernel.shape;
+        const factors = parameter?.maskedFactors?.();
+        const kernel = factors ? undefined : (inner.kernel!.read() as tf.Tensor2D);
+        const [features, units] = (factors?.weight ?? kernel!).shape as [number, number];
         const flat = (input.rank === 2 ? input : tf.reshape(input, [-1, features])) as tf.Tensor2D;
-        let output: tf.Tensor = dense(flat, kernel, bias);
+        let output: tf.Tensor = factors
+          ? maskedDense(flat, factors.weight as tf.Tensor2D, factors.mask, bias, factors.scores)
+          : dense(flat, kernel!, bias);
         if (input.rank !== 2) output = tf.reshape(output, [...input.shape.slice(0, -1), units]);
         return inner.activation ? inner.activation.apply(output) : output;
       } finally {
@@ -825,6 +837,7 @@ export function fromLayersModel(
   const skipped = skippedWeights(entries.values(), candidates, chosen, prunableLayers);
 
   const parameters: PrunableParameter[] = [];
+  const parameterOf = new Map<LayerVariable, PrunableParameter>();
   const restore: Array<() => void> = [];
   const states = new Map<Layer, CallState>();
   const stateOf = (layer: Layer) => {
@@ -845,6 +858,7 @@ export function fromLayersModel(
       ...(candidate.mask ? { mask: candidate.mask } : {}),
     });
     parameters.push(parameter);
+    parameterOf.set(entry.layerVariable, parameter);
     const state = stateOf(entry.layer);
     const raw = entry.raw;
     restore.push(
@@ -859,7 +873,10 @@ export function fromLayersModel(
   }
   for (const [layer, state] of states) {
     const useFastDense = fastDense && layer.getClassName() === 'Dense' && internals(layer).kernel;
-    restore.push(patch(layer, 'call', useFastDense ? fastDenseCall(layer, state) : maskedCall(layer, state)));
+    const call = useFastDense
+      ? fastDenseCall(layer, state, parameterOf.get(internals(layer).kernel!))
+      : maskedCall(layer, state);
+    restore.push(patch(layer, 'call', call));
     patchedLayers.add(layer);
   }
   wrappedModels.add(model);

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { softmaxCrossEntropy } from '@fineprune/tensor';
 import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 
 /**
@@ -59,6 +60,13 @@ function sparseCrossEntropy(yTrue: tf.Tensor, yPred: tf.Tensor, fromLogits: bool
     throw lossError(
       `sparseCategoricalCrossentropy needs one label per prediction row: labels [${yTrue.shape}], predictions [${yPred.shape}].`,
       'Pass integer class labels of shape [batch] (or [batch, 1]); use categoricalCrossentropy for one-hot targets.',
+    );
+  }
+  if (fromLogits) {
+    // One op each way on wasm (@fineprune/tensor's fused cross-entropy), the chain below elsewhere.
+    return softmaxCrossEntropy(
+      tf.reshape(yPred, [rows, classes]) as tf.Tensor2D,
+      tf.reshape(yTrue, [rows]) as tf.Tensor1D,
     );
   }
   const labels = tf.cast(tf.reshape(yTrue, [rows]), 'int32') as tf.Tensor1D;

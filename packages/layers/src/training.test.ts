@@ -183,3 +183,50 @@ describe('pruning Conv2D and Embedding models on cpu (wasm lacks their gradient 
     }
   });
 });
+
+describe('a pruned Dense layer on wasm goes through maskedDense', () => {
+  beforeAll(async () => {
+    await setBackend('wasm');
+  });
+
+  it('trains learned scores through the sparse route exactly as through the composed W ⊙ M (1e-5)', async () => {
+    // Two copies of one model: the default wrapper (Dense → maskedDense, sparse at ≤ 30% kept) and
+    // one with fastDense off (the layer's own call on the effective weight W ⊙ M). Both at 80%
+    // sparsity from the first step, learned scores, the same batches.
+    const run = async (fastDense: boolean) => {
+      const prunable = fromLayersModel(mlp(71), { loss: 'sparseCategoricalCrossentropy', fastDense });
+      const pruner = new Pruner({
+        model: prunable,
+        scores: testLearned(),
+        mask: testTopK(),
+        schedule: testRamp(1, 0.8),
+        optimizers: { weights: sgd({ learningRate: 0.05 }), scores: sgd({ learningRate: 0.05 }) },
+      });
+      const data = fixedData(9);
+      const losses: number[] = [];
+      await pruner.run({
+        data: (step) => data.batch(step),
+        untilStep: 6,
+        onStep: (result) => losses.push(result.loss),
+      });
+      const weights = await Promise.all(prunable.parameters().map((parameter) => values(parameter.weight)));
+      const profile = await tf.profile(async () => {
+        await pruner.trainStep(data.batch(6));
+      });
+      pruner.dispose();
+      data.dispose();
+      release(prunable);
+      return { losses, weights, kernels: profile.kernels.map((kernel) => kernel.name) };
+    };
+    const fast = await run(true);
+    const composed = await run(false);
+    expect(fast.kernels).toContain('FinepruneMaskedSparseProduct');
+    expect(composed.kernels).not.toContain('FinepruneMaskedSparseProduct');
+    for (const [index, loss] of fast.losses.entries())
+      expect(Math.abs(loss - composed.losses[index]!)).toBeLessThan(1e-5);
+    for (const [index, weight] of fast.weights.entries()) {
+      const other = composed.weights[index]!;
+      for (let k = 0; k < weight.length; k += 1) expect(Math.abs(weight[k]! - other[k]!)).toBeLessThan(1e-5);
+    }
+  });
+});

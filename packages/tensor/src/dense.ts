@@ -44,7 +44,7 @@ export function checkShapes(x: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor | u
  * faster (no transposed copy).
  */
 /** One gradient, computed only when the backward pass asks for it. */
-type LazyGradient = () => tf.Tensor;
+export type LazyGradient = () => tf.Tensor;
 
 /** The part of TF.js 4.x's engine that records an op with per-input gradient thunks. */
 interface KernelFuncEngine {
@@ -62,7 +62,7 @@ interface KernelFuncEngine {
  * computed during training. `tf.customGrad` computes every input's gradient; it is the fallback if
  * the engine lacks `runKernelFunc`.
  */
-function opWithLazyGradients(
+export function opWithLazyGradients(
   inputs: tf.Tensor[],
   forward: (save: tf.GradSaveFunc) => tf.Tensor,
   gradients: (dy: tf.Tensor, saved: tf.Tensor[]) => LazyGradient[],

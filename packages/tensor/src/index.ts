@@ -19,6 +19,11 @@ export { batchMatMul, SLICED_BATCH_MAT_MUL_KERNEL } from './batch-mat-mul';
 export { dense } from './dense';
 export { FUSED_GELU_GRAD_KERNEL, FUSED_GELU_KERNEL, gelu, geluTanh } from './fused-gelu';
 export { columnSums, FUSED_COLUMN_SUM_KERNEL } from './fused-column-sum';
+export {
+  FUSED_CROSS_ENTROPY_KERNELS,
+  FUSED_CROSS_ENTROPY_MAX_SIZE,
+  softmaxCrossEntropy,
+} from './fused-cross-entropy';
 export { dropoutMask, FUSED_DROPOUT_MASK_KERNEL } from './fused-dropout';
 export { FUSED_GATHER_KERNEL, gatherRows } from './fused-gather';
 export { FUSED_LAYER_NORM_GRAD_KERNEL, FUSED_LAYER_NORM_KERNEL, layerNorm } from './fused-layer-norm';
@@ -71,6 +76,11 @@ export {
 } from './fused-kernels';
 export { countTensors, type LeakGuardOptions, withLeakGuard } from './leak-guard';
 export { maskedDense } from './masked-dense';
+export {
+  MASKED_SPARSE_KERNELS,
+  SPARSE_ROUTE_MAX_DENSITY,
+  straightThroughGradients,
+} from './masked-sparse';
 export { maskedWeight } from './masked-weight';
 export { createRandom, isXoshiro128, type RandomSource } from './random';
 export {

@@ -4,29 +4,87 @@
  */
 
 import * as tf from '@tensorflow/tfjs-core';
-import { checkShapes, inputAndKernelGradients } from './dense';
+import { checkShapes, inputAndKernelGradients, type LazyGradient, opWithLazyGradients } from './dense';
 import { columnSums } from './fused-column-sum';
+import {
+  type SparseMaskedWeight,
+  sparseMaskedInputGradient,
+  sparseMaskedProduct,
+  sparseMaskedWeight,
+  straightThroughGradients,
+  transposedPadded,
+} from './masked-sparse';
 import { checkSameShape } from './masked-weight';
 // By package name, so that the registration stays in one file of its own in dist (listed in
 // package.json `sideEffects`) instead of a shared chunk.
 import '@fineprune/tensor/register-gradients';
 
-/** The gradients of one masked dense op, in the order of its inputs (x, W, then b and S if given). */
+/**
+ * The gradients of one masked dense op, each computed only if the backward pass asks for it, in the
+ * order of its inputs (x, W, then b and S if given).
+ */
 function maskedDenseGradients(
   dy: tf.Tensor2D,
   saved: tf.Tensor[],
   withBias: boolean,
   withScores: boolean,
-): tf.Tensor[] {
-  const [x, weight, mask] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
-  // W ⊙ M again, only for as long as this layer's gradient takes.
-  const masked = tf.mul(weight, mask) as tf.Tensor2D;
-  const [inputGradient, maskedGradient] = inputAndKernelGradients(dy, x, masked);
-  const dMasked = maskedGradient(); // dW′ = xᵀ·dy, the gradient in W ⊙ M; freed with this tidy
-  const gradients = [inputGradient(), tf.mul(dMasked, mask)]; // ∂L/∂W = dW′ ⊙ M
-  if (withBias) gradients.push(columnSums(dy)); // ∂L/∂b = Σ_rows dy
-  // ∂L/∂S = dW′ ⊙ W: straight through the mask (Movement Pruning, Sanh et al. 2020, Eq. 2)
-  if (withScores) gradients.push(tf.mul(dMasked, weight));
+): LazyGradient[] {
+  const [x, weight, mask, structure, values, transposedInput] = saved as [
+    tf.Tensor2D,
+    tf.Tensor2D,
+    tf.Tensor2D,
+    tf.Tensor?,
+    tf.Tensor?,
+    tf.Tensor2D?,
+  ];
+  const sparse: SparseMaskedWeight | undefined =
+    structure && values
+      ? {
+          structure,
+          values,
+          rows: weight.shape[0],
+          columns: weight.shape[1],
+          paddedBatch: Math.ceil(x.shape[0] / 4) * 4,
+        }
+      : undefined;
+  // dW′ = xᵀ·dy, the gradient in W ⊙ M (the kernel thunk reads only x and dy), from the forward
+  // pass's xᵀ where the sparse route made one
+  const kernelGradient = transposedInput
+    ? () => tf.matMul(transposedInput, dy)
+    : inputAndKernelGradients(dy, x, weight)[1];
+  // ∂L/∂S of the ∂L/∂W thunk, which makes both from one dW′; the ∂L/∂S thunk takes it
+  let pendingScores: tf.Tensor | undefined;
+  const gradients: LazyGradient[] = [
+    // dx = dy·(W ⊙ M)ᵀ, W ⊙ M made again only for as long as this takes
+    sparse
+      ? () => sparseMaskedInputGradient(dy, sparse)
+      : () => tf.tidy(() => inputAndKernelGradients(dy, x, tf.mul(weight, mask) as tf.Tensor2D)[0]()),
+    () =>
+      tf.tidy(() => {
+        const dMasked = kernelGradient();
+        if (!withScores) return tf.mul(dMasked, mask); // ∂L/∂W = dW′ ⊙ M
+        const [dWeight, dScores] = straightThroughGradients(dMasked, weight, mask);
+        pendingScores = tf.keep(dScores);
+        // Freed here if the backward pass does not ask for ∂L/∂S (scores not differentiated).
+        queueMicrotask(() => {
+          pendingScores?.dispose();
+          pendingScores = undefined;
+        });
+        return dWeight;
+      }),
+  ];
+  if (withBias) gradients.push(() => columnSums(dy)); // ∂L/∂b = Σ_rows dy
+  if (withScores) {
+    // ∂L/∂S = dW′ ⊙ W: straight through the mask (Movement Pruning, Sanh et al. 2020, Eq. 2)
+    gradients.push(() => {
+      const ready = pendingScores;
+      pendingScores = undefined;
+      if (ready === undefined) return tf.tidy(() => tf.mul(kernelGradient(), weight));
+      const gradient = tf.clone(ready);
+      ready.dispose();
+      return gradient;
+    });
+  }
   return gradients;
 }
 
@@ -66,20 +124,25 @@ export function maskedDense(
   const inputs: tf.Tensor[] = [x, weight];
   if (bias !== undefined) inputs.push(bias);
   if (scores !== undefined) inputs.push(scores);
-  const op = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
-    const save = args[args.length - 1] as tf.GradSaveFunc;
-    const floatMask = mask.dtype === 'float32' ? mask : tf.cast(mask, 'float32');
-    save([x, weight, floatMask]);
-    // y = x·(W ⊙ M) + b; the forward runs in a tidy of the engine, which frees W ⊙ M on return
-    const masked = tf.mul(weight, floatMask) as tf.Tensor2D;
-    const value = bias === undefined ? tf.matMul(x, masked) : tf.fused.matMul({ a: x, b: masked, bias });
-    return {
-      value,
-      gradFunc: (dy, saved) =>
-        tf.tidy(() =>
-          maskedDenseGradients(dy as tf.Tensor2D, saved, bias !== undefined, scores !== undefined),
-        ),
-    };
-  });
-  return op(...inputs) as tf.Tensor2D;
+  return opWithLazyGradients(
+    inputs,
+    (save) =>
+      tf.tidy(() => {
+        const floatMask = mask.dtype === 'float32' ? mask : tf.cast(mask, 'float32');
+        // Few entries kept (wasm): y from the kept entries of W ⊙ M, listed now (masked-sparse.ts)
+        const sparse = sparseMaskedWeight(weight, floatMask, x.shape[0]);
+        if (sparse !== undefined) {
+          const transposedInput = transposedPadded(x, sparse.paddedBatch);
+          // xᵀ is kept for the weight gradient xᵀ·dy when the batch needed no padding
+          const kept = sparse.paddedBatch === x.shape[0] ? [transposedInput] : [];
+          save([x, weight, floatMask, sparse.structure, sparse.values, ...kept]);
+          return sparseMaskedProduct(transposedInput, x.shape[0], sparse, bias);
+        }
+        save([x, weight, floatMask]);
+        // y = x·(W ⊙ M) + b; W ⊙ M is a temporary of this tidy
+        const masked = tf.mul(weight, floatMask) as tf.Tensor2D;
+        return bias === undefined ? tf.matMul(x, masked) : tf.fused.matMul({ a: x, b: masked, bias });
+      }),
+    (dy, saved) => maskedDenseGradients(dy as tf.Tensor2D, saved, bias !== undefined, scores !== undefined),
+  ) as tf.Tensor2D;
 }

@@ -69,6 +69,7 @@ export const op = {
   i32Const: 0x41,
   f32Const: 0x43,
   i32LtU: 0x49,
+  i32GtU: 0x4b,
   i32GeU: 0x4f,
   f32Lt: 0x5d,
   f32Gt: 0x5e,
