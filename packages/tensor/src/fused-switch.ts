@@ -17,6 +17,24 @@
  * ```
  */
 export function fusedKernelsEnabled(): boolean {
-  const environment = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
-  return environment?.FINEPRUNE_FUSED !== '0';
+  return environmentValue('FINEPRUNE_FUSED') !== '0';
+}
+
+/**
+ * Whether `maskedDense` may take its sparse route on wasm (`FINEPRUNE_SPARSE_ROUTE` is not `'0'`,
+ * and the fused kernels are on), read at every call like {@link fusedKernelsEnabled}.
+ *
+ * @returns false when `FINEPRUNE_SPARSE_ROUTE` or `FINEPRUNE_FUSED` is `'0'`
+ *
+ * @example
+ * ```ts
+ * process.env.FINEPRUNE_SPARSE_ROUTE = '0'; // masked projections multiply W ⊙ M densely
+ * ```
+ */
+export function sparseRouteEnabled(): boolean {
+  return environmentValue('FINEPRUNE_SPARSE_ROUTE') !== '0' && fusedKernelsEnabled();
+}
+
+function environmentValue(name: string): string | undefined {
+  return (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.[name];
 }

@@ -33,7 +33,7 @@ export {
   scaledMaskedSoftmax,
   softmax,
 } from './fused-softmax';
-export { fusedKernelsEnabled } from './fused-switch';
+export { fusedKernelsEnabled, sparseRouteEnabled } from './fused-switch';
 export { FUSED_TRANSPOSE_KERNEL, transposeLastTwo } from './fused-transpose';
 export {
   check,

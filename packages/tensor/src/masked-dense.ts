@@ -7,7 +7,6 @@ import * as tf from '@tensorflow/tfjs-core';
 import { checkShapes, inputAndKernelGradients, type LazyGradient, opWithLazyGradients } from './dense';
 import { columnSums } from './fused-column-sum';
 import {
-  type SparseMaskedWeight,
   sparseMaskedInputGradient,
   sparseMaskedProduct,
   sparseMaskedWeight,
@@ -26,27 +25,22 @@ import '@fineprune/tensor/register-gradients';
 function maskedDenseGradients(
   dy: tf.Tensor2D,
   saved: tf.Tensor[],
-  withBias: boolean,
-  withScores: boolean,
+  options: { withBias: boolean; withScores: boolean; sparse: boolean },
 ): LazyGradient[] {
-  const [x, weight, mask, structure, values, transposedInput] = saved as [
-    tf.Tensor2D,
-    tf.Tensor2D,
-    tf.Tensor2D,
-    tf.Tensor?,
-    tf.Tensor?,
-    tf.Tensor2D?,
-  ];
-  const sparse: SparseMaskedWeight | undefined =
-    structure && values
-      ? {
-          structure,
-          values,
-          rows: weight.shape[0],
-          columns: weight.shape[1],
-          paddedBatch: Math.ceil(x.shape[0] / 4) * 4,
-        }
-      : undefined;
+  const { withBias, withScores } = options;
+  const [x, weight, mask, transposedInput] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D, tf.Tensor2D?];
+  /** dx over the kept entries, listed again (nothing of the list is held between the passes). */
+  const sparseInputGradient = () =>
+    tf.tidy(() => {
+      const sparse = sparseMaskedWeight(weight, mask, x.shape[0]);
+      if (sparse === undefined) return denseInputGradient();
+      const dx = sparseMaskedInputGradient(dy, sparse);
+      tf.dispose([sparse.structure, sparse.values]);
+      return dx;
+    });
+  // dx = dy·(W ⊙ M)ᵀ, W ⊙ M made again only for as long as this takes
+  const denseInputGradient = () =>
+    tf.tidy(() => inputAndKernelGradients(dy, x, tf.mul(weight, mask) as tf.Tensor2D)[0]());
   // dW′ = xᵀ·dy, the gradient in W ⊙ M (the kernel thunk reads only x and dy), from the forward
   // pass's xᵀ where the sparse route made one
   const kernelGradient = transposedInput
@@ -55,10 +49,7 @@ function maskedDenseGradients(
   // ∂L/∂S of the ∂L/∂W thunk, which makes both from one dW′; the ∂L/∂S thunk takes it
   let pendingScores: tf.Tensor | undefined;
   const gradients: LazyGradient[] = [
-    // dx = dy·(W ⊙ M)ᵀ, W ⊙ M made again only for as long as this takes
-    sparse
-      ? () => sparseMaskedInputGradient(dy, sparse)
-      : () => tf.tidy(() => inputAndKernelGradients(dy, x, tf.mul(weight, mask) as tf.Tensor2D)[0]()),
+    options.sparse ? sparseInputGradient : denseInputGradient,
     () =>
       tf.tidy(() => {
         const dMasked = kernelGradient();
@@ -124,6 +115,7 @@ export function maskedDense(
   const inputs: tf.Tensor[] = [x, weight];
   if (bias !== undefined) inputs.push(bias);
   if (scores !== undefined) inputs.push(scores);
+  let routedSparse = false;
   return opWithLazyGradients(
     inputs,
     (save) =>
@@ -132,10 +124,11 @@ export function maskedDense(
         // Few entries kept (wasm): y from the kept entries of W ⊙ M, listed now (masked-sparse.ts)
         const sparse = sparseMaskedWeight(weight, floatMask, x.shape[0]);
         if (sparse !== undefined) {
+          routedSparse = true;
           const transposedInput = transposedPadded(x, sparse.paddedBatch);
           // xᵀ is kept for the weight gradient xᵀ·dy when the batch needed no padding
           const kept = sparse.paddedBatch === x.shape[0] ? [transposedInput] : [];
-          save([x, weight, floatMask, sparse.structure, sparse.values, ...kept]);
+          save([x, weight, floatMask, ...kept]);
           return sparseMaskedProduct(transposedInput, x.shape[0], sparse, bias);
         }
         save([x, weight, floatMask]);
@@ -143,6 +136,11 @@ export function maskedDense(
         const masked = tf.mul(weight, floatMask) as tf.Tensor2D;
         return bias === undefined ? tf.matMul(x, masked) : tf.fused.matMul({ a: x, b: masked, bias });
       }),
-    (dy, saved) => maskedDenseGradients(dy as tf.Tensor2D, saved, bias !== undefined, scores !== undefined),
+    (dy, saved) =>
+      maskedDenseGradients(dy as tf.Tensor2D, saved, {
+        withBias: bias !== undefined,
+        withScores: scores !== undefined,
+        sparse: routedSparse,
+      }),
   ) as tf.Tensor2D;
 }

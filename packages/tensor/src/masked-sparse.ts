@@ -11,6 +11,7 @@
 
 import * as tf from '@tensorflow/tfjs-core';
 import { fusedRoute, runWasmKernel } from './fused-module';
+import { sparseRouteEnabled } from './fused-switch';
 import { transposeLastTwo } from './fused-transpose';
 import {
   compactionTable,
@@ -192,9 +193,10 @@ export function transposedPadded(x: tf.Tensor2D, paddedBatch: number): tf.Tensor
 }
 
 /**
- * W ⊙ M's kept entries when the sparse route applies — wasm with the fused kernels on, float32 W and
- * M, and at most {@link SPARSE_ROUTE_MAX_DENSITY} of the entries kept — else `undefined` (the caller
- * takes the dense product). A mask found too dense is remembered until it changes.
+ * W ⊙ M's kept entries when the sparse route applies — wasm with the fused kernels on,
+ * `FINEPRUNE_SPARSE_ROUTE` not `0`, float32 W and M, and at most {@link SPARSE_ROUTE_MAX_DENSITY} of
+ * the entries kept — else `undefined` (the caller takes the dense product). A mask found too dense
+ * is remembered until it changes.
  *
  * @param weight - W [K, N]
  * @param mask - M [K, N], float32 (entries ≠ 0 are kept, with their value as a factor)
@@ -205,7 +207,8 @@ export function sparseMaskedWeight(
   mask: tf.Tensor,
   batch: number,
 ): SparseMaskedWeight | undefined {
-  if (tooDense.has(mask.dataId) || weight.size === 0 || batch === 0) return undefined;
+  if (!sparseRouteEnabled() || tooDense.has(mask.dataId) || weight.size === 0 || batch === 0)
+    return undefined;
   if (fusedRoute(maskedSparseFunctions, [weight, mask]) === undefined) return undefined;
   const [rows, columns] = weight.shape;
   const paddedBatch = Math.ceil(batch / 4) * 4;
