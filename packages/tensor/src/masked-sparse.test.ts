@@ -175,6 +175,23 @@ describe('maskedDense, sparse route on wasm', () => {
     });
   });
 
+  it('after a dense mask, lists the same weight again only on its 9th call', async () => {
+    await withLeakGuard(async () => {
+      const v = fixture({ batch: 8, inputs: 40, units: 20, kept: 0.1 }, 8);
+      const x = tf.tensor2d(v.x, [8, 40]);
+      const w = tf.tensor2d(v.w, [40, 20]);
+      const sparseMask = tf.tensor2d(v.m, [40, 20]);
+      const denseMask = tf.ones([40, 20]);
+      expect(await kernelNames(() => maskedDense(x, w, denseMask))).toContain(MASKED_SPARSE_KERNELS.compress);
+      for (let call = 1; call <= 8; call += 1) {
+        const names = await kernelNames(() => maskedDense(x, w, sparseMask));
+        expect(names).not.toContain(MASKED_SPARSE_KERNELS.compress);
+      }
+      expect(await kernelNames(() => maskedDense(x, w, sparseMask))).toContain(MASKED_SPARSE_KERNELS.product);
+      tf.dispose([x, w, sparseMask, denseMask]);
+    });
+  });
+
   it('does not compute the input gradient when the input is not differentiated', async () => {
     await withLeakGuard(async () => {
       const v = fixture({ batch: 8, inputs: 40, units: 20, kept: 0.1 }, 6);

@@ -59,6 +59,13 @@ interface KernelArguments {
 
 /** Masks of which the last compress found more kept entries than the route takes (by data id). */
 const tooDense = new WeakMap<object, true>();
+/**
+ * Weights whose last mask was too dense, with the calls left before their next mask is listed: a
+ * mask that changes at every step (soft movement pruning's threshold) is not scanned at every step
+ * while it stays dense; one that turns sparse takes the route at most this many calls late.
+ */
+const denseWeights = new WeakMap<object, number>();
+const CALLS_BEFORE_RECHECK = 8;
 
 function heapAndFunctions(backend: unknown): {
   at: (info: tf.TensorInfo) => number;
@@ -196,7 +203,8 @@ export function transposedPadded(x: tf.Tensor2D, paddedBatch: number): tf.Tensor
  * W ⊙ M's kept entries when the sparse route applies — wasm with the fused kernels on,
  * `FINEPRUNE_SPARSE_ROUTE` not `0`, float32 W and M, and at most {@link SPARSE_ROUTE_MAX_DENSITY} of
  * the entries kept — else `undefined` (the caller takes the dense product). A mask found too dense
- * is remembered until it changes.
+ * is remembered until it changes, and its weight takes the dense product for the next 8 calls
+ * whatever its mask (the results are the same either way; only the speed differs).
  *
  * @param weight - W [K, N]
  * @param mask - M [K, N], float32 (entries ≠ 0 are kept, with their value as a factor)
@@ -209,6 +217,11 @@ export function sparseMaskedWeight(
 ): SparseMaskedWeight | undefined {
   if (!sparseRouteEnabled() || tooDense.has(mask.dataId) || weight.size === 0 || batch === 0)
     return undefined;
+  const skips = denseWeights.get(weight);
+  if (skips !== undefined && skips > 0) {
+    denseWeights.set(weight, skips - 1);
+    return undefined;
+  }
   if (fusedRoute(maskedSparseFunctions, [weight, mask]) === undefined) return undefined;
   const [rows, columns] = weight.shape;
   const paddedBatch = Math.ceil(batch / 4) * 4;
@@ -224,6 +237,7 @@ export function sparseMaskedWeight(
   if (listed < 0) {
     tf.dispose([structure, values]);
     tooDense.set(mask.dataId, true);
+    denseWeights.set(weight, CALLS_BEFORE_RECHECK);
     return undefined;
   }
   return { structure, values, rows, columns, paddedBatch };
