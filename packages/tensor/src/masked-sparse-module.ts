@@ -39,7 +39,7 @@ import {
 } from './wasm-binary';
 
 /** The widest chunk of the batch a product call holds in registers, in vectors of four. */
-export const MAX_CHUNK_VECTORS = 8;
+export const MAX_CHUNK_VECTORS = 12;
 
 export type Compress = (
   weight: number,

@@ -123,10 +123,12 @@ async function kernelNames(work: () => tf.TensorContainer): Promise<string[]> {
 const CASES: Array<[string, Case]> = [
   // batch not a multiple of 4 (padded), units not a multiple of 4 (the scalar tail of the scan)
   ['7 × 33 → 17, 20% kept', { batch: 7, inputs: 33, units: 17, kept: 0.2 }],
-  // 9 vectors of batch: a chunk of 8 and a chunk of 1
+  // 9 vectors of batch: one chunk
   ['36 × 20 → 8, 25% kept', { batch: 36, inputs: 20, units: 8, kept: 0.25 }],
-  // the MLP benchmark's first layer at 90% sparsity: chunks 8, 8, 8, 1
+  // the MLP benchmark's first layer at 90% sparsity: 25 vectors in chunks of 9, 8, 8
   ['100 × 784 → 300, 10% kept', { batch: 100, inputs: 784, units: 300, kept: 0.1 }],
+  // 53 vectors of batch: five chunks (11, 11, 11, 10, 10)
+  ['212 × 12 → 8, 20% kept', { batch: 212, inputs: 12, units: 8, kept: 0.2 }],
   // a soft mask: the listed value is W·M
   ['12 × 16 → 12, 15% kept at 0.5', { batch: 12, inputs: 16, units: 12, kept: 0.15, keptValue: 0.5 }],
 ];

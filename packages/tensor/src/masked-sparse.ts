@@ -107,11 +107,18 @@ function compressKernel({ inputs, backend, attrs }: KernelArguments): tf.TensorI
   return [structure, values, count];
 }
 
-/** Calls `run(vectors, chunkBytes)` over the batch in chunks of at most MAX_CHUNK_VECTORS vectors. */
+/**
+ * Calls `run(vectors, chunkBytes)` over the batch in the fewest chunks of at most MAX_CHUNK_VECTORS
+ * vectors, of balanced sizes (each chunk is one pass over the list: 25 vectors go as 9 + 8 + 8).
+ */
 function overChunks(paddedBatch: number, run: (vectors: number, chunkBytes: number) => void): void {
   const total = paddedBatch / 4;
-  for (let first = 0; first < total; first += MAX_CHUNK_VECTORS) {
-    run(Math.min(MAX_CHUNK_VECTORS, total - first), first * 16);
+  const chunks = Math.ceil(total / MAX_CHUNK_VECTORS);
+  let first = 0;
+  for (let chunk = 0; chunk < chunks; chunk += 1) {
+    const vectors = Math.ceil((total - first) / (chunks - chunk));
+    run(vectors, first * 16);
+    first += vectors;
   }
 }
 
