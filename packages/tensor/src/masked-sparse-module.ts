@@ -13,7 +13,7 @@
  *   of xᵀ (V vectors, 4V batch entries) held in registers and yᵀ accumulated in memory.
  * - `inputGradient<V>`: dxᵀ[k][chunk] = Σₙ (W⊙M)[k][n] · dyᵀ[n][chunk], accumulated in V registers
  *   per row k of the list (the transposed product needs no second structure).
- * - `untranspose`: y[b][n] = yᵀ[n][b] (+ bias[n]), a scalar pass.
+ * - `untranspose`: y[b][n] = yᵀ[n][b] (+ bias[n]), ReLU'd if asked, a scalar pass.
  * - `straightThrough`: ∂L/∂W = dW′ ⊙ M and ∂L/∂S = dW′ ⊙ W in one pass (Movement Pruning Eq. 2).
  *
  * WebAssembly's fixed-width SIMD has no fused multiply-add: each product is rounded to float32 before
@@ -71,6 +71,7 @@ export type Untranspose = (
   columns: number,
   sourceRowBytes: number,
   hasBias: number,
+  floor: number,
 ) => void;
 export type StraightThrough = (
   gradient: number,
@@ -389,10 +390,11 @@ function chunkFunction(vectors: number, transposed: boolean) {
 }
 
 function untransposeFunction() {
-  const [source, bias, target, batch, columns, sourceRowBytes, hasBias] = [0, 1, 2, 3, 4, 5, 6];
-  const locals = new Locals(7);
+  const [source, bias, target, batch, columns, sourceRowBytes, hasBias, floor] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const locals = new Locals(8);
   const [b, column, out] = locals.i32s(3);
-  // target[b][column] = source[column][b] + (hasBias ? bias[column] : 0)
+  // target[b][column] = max(source[column][b] + (hasBias ? bias[column] : 0), floor): floor −∞ keeps
+  // the value, 0 is ReLU
   const value = [
     ...get(out),
     ...get(source),
@@ -413,13 +415,15 @@ function untransposeFunction() {
     ...get(hasBias),
     op.select,
     op.f32Add,
+    ...get(floor),
+    op.f32Max,
     op.f32Store,
     ...memarg(),
     ...increment(out, 4),
   ];
   return {
     name: 'untranspose',
-    params: Array(7).fill(I32),
+    params: [...Array(7).fill(I32), F32],
     results: [],
     locals: locals.types,
     body: [

@@ -125,10 +125,10 @@ function overChunks(paddedBatch: number, run: (vectors: number, chunkBytes: numb
 function productKernel({ inputs, backend, attrs }: KernelArguments): tf.TensorInfo {
   const { heap, at, functions } = heapAndFunctions(backend);
   const { transposedInput, structure, values, bias } = inputs as Record<string, tf.TensorInfo>;
-  const { batch, units } = attrs as { batch: number; units: number };
+  const { batch, units, relu } = attrs as { batch: number; units: number; relu: boolean };
   const [rows, paddedBatch] = transposedInput!.shape as [number, number];
   const out = heap.backend.makeOutput([batch, units], 'float32');
-  // yᵀ [N][Bpad], accumulated from zero, then written out as y [B][N] (+ b)
+  // yᵀ [N][Bpad], accumulated from zero, then written out as y [B][N] (+ b, then ReLU if asked)
   const transposed = heap.backend.makeOutput([units, paddedBatch], 'float32');
   new Float32Array(heap.memory.buffer, at(transposed), units * paddedBatch).fill(0);
   const start = at(structure!);
@@ -152,6 +152,7 @@ function productKernel({ inputs, backend, attrs }: KernelArguments): tf.TensorIn
     units,
     paddedBatch * 4,
     bias ? 1 : 0,
+    relu ? 0 : Number.NEGATIVE_INFINITY,
   );
   heap.backend.disposeData(transposed.dataId);
   return out;
@@ -177,7 +178,16 @@ function inputGradientKernel({ inputs, backend, attrs }: KernelArguments): tf.Te
       chunkBytes,
     ),
   );
-  functions.untranspose(at(transposed), 0, at(out), batch, rows, paddedBatch * 4, 0);
+  functions.untranspose(
+    at(transposed),
+    0,
+    at(out),
+    batch,
+    rows,
+    paddedBatch * 4,
+    0,
+    Number.NEGATIVE_INFINITY,
+  );
   heap.backend.disposeData(transposed.dataId);
   return out;
 }
@@ -251,12 +261,14 @@ export function sparseMaskedWeight(
 }
 
 /**
- * y = x·(W ⊙ M) (+ b) from the listed entries (not differentiable: `maskedDense` records the op).
+ * y = x·(W ⊙ M) (+ b), ReLU'd if asked, from the listed entries (not differentiable: `maskedDense`
+ * records the op).
  *
  * @param transposedInput - xᵀ [K, Bpad], from {@link transposedPadded}
  * @param batch - B, the rows of x
  * @param sparse - from {@link sparseMaskedWeight} for this batch
  * @param bias - optional [N]
+ * @param relu - max(y, 0) in the same pass
  * @returns [B, N]
  */
 export function sparseMaskedProduct(
@@ -264,12 +276,14 @@ export function sparseMaskedProduct(
   batch: number,
   sparse: SparseMaskedWeight,
   bias?: tf.Tensor1D,
+  relu = false,
 ): tf.Tensor2D {
   const inputs: tf.NamedTensorMap = { transposedInput, structure: sparse.structure, values: sparse.values };
   if (bias !== undefined) inputs.bias = bias;
   const [y] = runWasmKernel(MASKED_SPARSE_KERNELS.product, productKernel, inputs, {
     batch,
     units: sparse.columns,
+    relu,
   });
   return y as tf.Tensor2D;
 }
