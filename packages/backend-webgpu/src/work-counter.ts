@@ -1,6 +1,7 @@
 /**
  * Counts what the `'webgpu'` backend does: compute-program dispatches (every kernel launch of
- * tfjs-backend-webgpu goes through `runWebGPUProgram`) and copies of tensor data from the GPU back
+ * tfjs-backend-webgpu goes through `runWebGPUProgram`; this package's several-output programs report
+ * themselves through {@link noteDispatch}) and copies of tensor data from the GPU back
  * to the host (`getBufferData`). Counts are machine-independent: a step that launches 900 programs
  * launches 900 on any GPU.
  */
@@ -53,6 +54,17 @@ interface Instrumentable {
   getBufferData: (...rest: unknown[]) => Promise<unknown>;
 }
 
+/** The running counters' listeners for programs dispatched outside `runWebGPUProgram`. */
+const dispatchListeners = new Set<(name: string) => void>();
+
+/**
+ * Tells the running counters that a program was dispatched without `runWebGPUProgram` (the
+ * several-output programs of `program-dispatch.ts`).
+ */
+export function noteDispatch(name: string): void {
+  for (const listener of dispatchListeners) listener(name);
+}
+
 /** A program's kind from its shader key: `binary_MUL`, `unary_EXP`, `matMulPacked`, … */
 function programName(program: { constructor: { name: string }; shaderKey?: string }): string {
   const parts = (program.shaderKey ?? '').split('_');
@@ -92,10 +104,13 @@ export function countWebGPUWork(): WebGPUWorkCounter {
   let dispatches = 0;
   let readBacks = 0;
   const byProgram = new Map<string, number>();
-  backend.runWebGPUProgram = function (this: unknown, program, ...rest) {
+  const count = (name: string) => {
     dispatches += 1;
-    const name = programName(program);
     byProgram.set(name, (byProgram.get(name) ?? 0) + 1);
+  };
+  dispatchListeners.add(count);
+  backend.runWebGPUProgram = function (this: unknown, program, ...rest) {
+    count(programName(program));
     return run.call(this, program, ...rest);
   };
   engine.runKernel = function (this: unknown, ...rest) {
@@ -115,6 +130,7 @@ export function countWebGPUWork(): WebGPUWorkCounter {
       byProgram.clear();
     },
     stop: () => {
+      dispatchListeners.delete(count);
       engine.runKernel = runKernel;
       backend.runWebGPUProgram = run;
       backend.getBufferData = read;
