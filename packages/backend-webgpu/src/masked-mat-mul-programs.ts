@@ -99,19 +99,7 @@ function epilogue(): string {
  * loads and stores of `parts`, dispatched as ⌈cols/TILE⌉ × ⌈rows/TILE⌉ workgroups.
  */
 function tiledProduct(parts: ProductParts, rows: number, cols: number): MultiOutputProgram {
-  const bindings = [
-    ...parts.outputs.map(
-      (name, index) => `@group(0) @binding(${index}) var<storage, read_write> ${name} : array<f32>;`,
-    ),
-    ...parts.inputs.map(
-      (name, index) =>
-        `@group(0) @binding(${parts.outputs.length + index}) var<storage, read> ${name} : array<f32>;`,
-    ),
-    `@group(0) @binding(${parts.outputs.length + parts.inputs.length}) var<uniform> uniforms : Uniforms;`,
-  ];
   const code = `
-struct Uniforms { rows : i32, inner : i32, cols : i32, unused : i32 };
-${bindings.join('\n')}
 var<workgroup> tileA : array<f32, ${TILE * PITCH}>;
 var<workgroup> tileB : array<f32, ${DEPTH * PITCH}>;
 ${parts.functions}
@@ -137,6 +125,8 @@ fn main(@builtin(local_invocation_id) local : vec3<u32>, @builtin(workgroup_id) 
 `;
   return {
     key: parts.key,
+    outputs: parts.outputs,
+    inputs: parts.inputs,
     code,
     outputShapes: [],
     dispatch: [Math.ceil(cols / TILE), Math.ceil(rows / TILE), 1],
@@ -146,15 +136,15 @@ fn main(@builtin(local_invocation_id) local : vec3<u32>, @builtin(workgroup_id) 
 /** `fn slope(index) -> f32`: act′ at element `index` of the saved tensor (y for relu, z for gelu). */
 function slopeFunction(activation: ProjectionActivation): string {
   if (activation === 'relu')
-    return 'fn slope(index : i32) -> f32 { return select(0.0, 1.0, saved[index] > 0.0); }';
+    return 'fn slope(index : i32) -> f32 { return select(0.0, 1.0, f32(saved[index]) > 0.0); }';
   if (activation === 'gelu')
-    return `${GELU_SLOPE}\nfn slope(index : i32) -> f32 { return geluSlope(saved[index]); }`;
+    return `${GELU_SLOPE}\nfn slope(index : i32) -> f32 { return geluSlope(f32(saved[index])); }`;
   return 'fn slope(index : i32) -> f32 { return 1.0; }';
 }
 
 /** `g(index)` = dy ⊙ act′ at a flat index of dy. */
 const UPSTREAM = (activation: ProjectionActivation) =>
-  activation === 'linear' ? 'dy[index]' : 'dy[index] * slope(index)';
+  activation === 'linear' ? 'f32(dy[index])' : 'f32(dy[index]) * slope(index)';
 
 /** The inputs a gradient program reads for the activation (the saved y or z), none when linear. */
 const savedInputs = (activation: ProjectionActivation) => (activation === 'linear' ? [] : ['saved']);
@@ -173,19 +163,19 @@ export function maskedMatMulProgram(
   const act = activation === 'relu' ? 'max(z, 0.0)' : activation === 'gelu' ? 'z * normalCdf(z)' : 'z';
   const functions = `${activation === 'gelu' ? NORMAL_CDF : ''}
 fn loadA(row : i32, depth : i32) -> f32 {
-  if (row < uniforms.rows && depth < uniforms.inner) { return x[row * uniforms.inner + depth]; }
+  if (row < uniforms.rows && depth < uniforms.inner) { return f32(x[row * uniforms.inner + depth]); }
   return 0.0;
 }
 fn loadB(depth : i32, col : i32) -> f32 {
   if (depth < uniforms.inner && col < uniforms.cols) {
     let index = depth * uniforms.cols + col;
-    return weight[index] * mask[index];
+    return f32(weight[index]) * f32(mask[index]);
   }
   return 0.0;
 }
 fn store(row : i32, col : i32, acc : f32) {
   let index = row * uniforms.cols + col;
-  let z = acc${withBias ? ' + bias[col]' : ''};
+  let z = acc${withBias ? ' + f32(bias[col])' : ''};
   result[index] = ${act};${activation === 'gelu' ? '\n  preActivation[index] = z;' : ''}
 }`;
   const outputs = activation === 'gelu' ? ['result', 'preActivation'] : ['result'];
@@ -224,7 +214,7 @@ fn loadA(row : i32, depth : i32) -> f32 {
 fn loadB(depth : i32, col : i32) -> f32 {
   if (depth < uniforms.inner && col < uniforms.cols) {
     let index = col * uniforms.inner + depth;
-    return weight[index] * mask[index];
+    return f32(weight[index]) * f32(mask[index]);
   }
   return 0.0;
 }
@@ -257,7 +247,7 @@ export function maskedMatMulWeightGradProgram(
 ): MultiOutputProgram {
   const functions = `${slopeFunction(activation)}
 fn loadA(row : i32, depth : i32) -> f32 {
-  if (row < uniforms.rows && depth < uniforms.inner) { return x[depth * uniforms.rows + row]; }
+  if (row < uniforms.rows && depth < uniforms.inner) { return f32(x[depth * uniforms.rows + row]); }
   return 0.0;
 }
 fn loadB(depth : i32, col : i32) -> f32 {
@@ -269,7 +259,7 @@ fn loadB(depth : i32, col : i32) -> f32 {
 }
 fn store(row : i32, col : i32, acc : f32) {
   let index = row * uniforms.cols + col;
-  weightGradient[index] = acc * mask[index];${withScores ? '\n  scoreGradient[index] = acc * weight[index];' : ''}
+  weightGradient[index] = acc * f32(mask[index]);${withScores ? '\n  scoreGradient[index] = acc * f32(weight[index]);' : ''}
 }`;
   const outputs = withScores ? ['weightGradient', 'scoreGradient'] : ['weightGradient'];
   const program = tiledProduct(
@@ -295,17 +285,7 @@ export function maskedMatMulBiasGradProgram(
   units: number,
   activation: ProjectionActivation,
 ): MultiOutputProgram {
-  const inputs = ['dy', ...savedInputs(activation)];
-  const bindings = [
-    '@group(0) @binding(0) var<storage, read_write> result : array<f32>;',
-    ...inputs.map(
-      (name, index) => `@group(0) @binding(${index + 1}) var<storage, read> ${name} : array<f32>;`,
-    ),
-    `@group(0) @binding(${inputs.length + 1}) var<uniform> uniforms : Uniforms;`,
-  ];
   const code = `
-struct Uniforms { rows : i32, inner : i32, cols : i32, unused : i32 };
-${bindings.join('\n')}
 ${slopeFunction(activation)}
 @compute @workgroup_size(${COLUMN_THREADS}, 1, 1)
 fn main(@builtin(global_invocation_id) global : vec3<u32>) {
@@ -322,6 +302,8 @@ fn main(@builtin(global_invocation_id) global : vec3<u32>) {
 `;
   return {
     key: `finepruneMaskedMatMulBiasGrad_${activation}`,
+    outputs: ['result'],
+    inputs: ['dy', ...savedInputs(activation)],
     code,
     outputShapes: [[units]],
     dispatch: [Math.ceil(units / COLUMN_THREADS), 1, 1],

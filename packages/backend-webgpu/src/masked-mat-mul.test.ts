@@ -83,6 +83,35 @@ describe('maskedDense on webgpu (one fused dispatch forward, three backward) aga
     }
   }
 
+  it('reads a bool mask, which TF.js keeps in an int32 buffer when cast to float32', async () => {
+    const { inputs, mask, upstream } = projectionInputs(6, 37, 20, 61);
+    const results = [];
+    for (const backend of ['cpu', 'webgpu'] as const) {
+      await setBackend(backend);
+      const boolMask = tf.tensor2d(mask, [37, 20], 'bool');
+      results.push(
+        await valueAndGradients(backend, inputs, ['x', 'weight', 'bias', 'scores'], upstream, (t) =>
+          maskedDense(
+            t.x as tf.Tensor2D,
+            t.weight as tf.Tensor2D,
+            boolMask,
+            t.bias as tf.Tensor1D,
+            t.scores,
+            {
+              activation: 'relu',
+            },
+          ),
+        ),
+      );
+      boolMask.dispose();
+    }
+    const [cpu, webgpu] = results as [(typeof results)[0], (typeof results)[0]];
+    expect(webgpu.dispatches).toBe(1);
+    expect(relativeDifference(webgpu.value, cpu.value)).toBeLessThan(2e-6);
+    for (const [index, gradient] of webgpu.gradients.entries())
+      expect(relativeDifference(gradient, cpu.gradients[index]!)).toBeLessThan(2e-6);
+  });
+
   it('keeps the bias and scores optional: linear without b and S', async () => {
     const { inputs, mask, upstream } = projectionInputs(9, 40, 35, 41);
     const plain: Inputs = { x: inputs.x!, weight: inputs.weight! };

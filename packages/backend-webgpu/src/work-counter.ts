@@ -54,15 +54,26 @@ interface Instrumentable {
   getBufferData: (...rest: unknown[]) => Promise<unknown>;
 }
 
-/** The running counters' listeners for programs dispatched outside `runWebGPUProgram`. */
-const dispatchListeners = new Set<(name: string) => void>();
+/**
+ * Where a backend keeps its running counters' listeners for programs dispatched outside
+ * `runWebGPUProgram`: on the backend object under a registry symbol, so that a second copy of this
+ * module (two bundles, or a test runner that re-evaluates modules but shares TF.js) still counts them.
+ */
+const LISTENERS = Symbol.for('fineprune.webgpu.dispatchListeners');
+type Listeners = Set<(name: string) => void>;
+
+function listenersOf(backend: unknown): Listeners {
+  const holder = backend as { [LISTENERS]?: Listeners };
+  holder[LISTENERS] ??= new Set();
+  return holder[LISTENERS];
+}
 
 /**
- * Tells the running counters that a program was dispatched without `runWebGPUProgram` (the
+ * Tells the backend's running counters that a program was dispatched without `runWebGPUProgram` (the
  * several-output programs of `program-dispatch.ts`).
  */
-export function noteDispatch(name: string): void {
-  for (const listener of dispatchListeners) listener(name);
+export function noteDispatch(backend: unknown, name: string): void {
+  for (const listener of listenersOf(backend)) listener(name);
 }
 
 /** A program's kind from its shader key: `binary_MUL`, `unary_EXP`, `matMulPacked`, … */
@@ -108,7 +119,7 @@ export function countWebGPUWork(): WebGPUWorkCounter {
     dispatches += 1;
     byProgram.set(name, (byProgram.get(name) ?? 0) + 1);
   };
-  dispatchListeners.add(count);
+  listenersOf(backend).add(count);
   backend.runWebGPUProgram = function (this: unknown, program, ...rest) {
     count(programName(program));
     return run.call(this, program, ...rest);
@@ -130,7 +141,7 @@ export function countWebGPUWork(): WebGPUWorkCounter {
       byProgram.clear();
     },
     stop: () => {
-      dispatchListeners.delete(count);
+      listenersOf(backend).delete(count);
       engine.runKernel = runKernel;
       backend.runWebGPUProgram = run;
       backend.getBufferData = read;
