@@ -2,9 +2,9 @@
  * WGSL of the masked projection y = act(x·(W ⊙ M) + b) and its gradients, for
  * {@link runMultiOutputProgram}. The three products share one tiled program body: a workgroup of
  * {@link THREADS}×{@link THREADS} threads owns a {@link TILE}×{@link TILE} block of the output, each
- * thread 4×4 of it (rows ty + 8i, columns tx + 8j, so neighbouring threads write neighbouring
- * columns); the operands are staged {@link DEPTH} deep in workgroup memory, loaded along whichever axis
- * is contiguous in global memory (a transposed operand is read in place, never copied). What makes
+ * thread 4×4 of it; the operands are staged {@link DEPTH} deep in workgroup memory as vec4s, loaded
+ * along whichever axis is contiguous in global memory (a transposed operand is read in place, never
+ * copied). What makes
  * each product a masked-projection kernel is in its load functions (W ⊙ M, dy ⊙ act′) and its
  * epilogue (bias + activation; ⊙ M and ⊙ W), so W ⊙ M, g = dy ⊙ act′ and dW′ = xᵀ·g never exist
  * as tensors.
@@ -15,19 +15,23 @@ import type { MultiOutputProgram } from './program-dispatch';
 
 /** Output rows and columns per workgroup. */
 export const TILE = 32;
-/** Threads per workgroup along each axis (each computes TILE / THREADS = 4 outputs per axis). */
+/** Threads per workgroup along each axis; each computes 4 consecutive rows × 4 consecutive columns. */
 const THREADS = 8;
 /** The depth of the product staged per step. */
 const DEPTH = 32;
-/** Workgroup-memory row pitch: one float of padding keeps column reads on distinct banks. */
-const PITCH = DEPTH + 1;
+/** Outputs per thread along each axis, and the width of the vectors the tiles are kept in. */
 const PER_THREAD = TILE / THREADS;
+/** vec4 units a tile holds (TILE × DEPTH / 4), and how many each thread stages per step. */
+const UNITS = (TILE * DEPTH) / PER_THREAD;
+const UNITS_PER_THREAD = UNITS / (THREADS * THREADS);
+/** Depth steps per iteration of the inner loop (unrolled by hand). */
+const UNROLL = 4;
 
 /** The activation after the bias. */
 export type ProjectionActivation = 'linear' | 'relu' | 'gelu';
 
-/** How a tile operand lies in global memory: `rows` = contiguous along the tile's row (first) index. */
-type Contiguous = 'rows' | 'depth' | 'cols';
+/** Whether consecutive addresses of an operand run along its depth (the product's inner index). */
+type Contiguous = 'depth' | 'outer';
 
 interface ProductParts {
   key: string;
@@ -35,49 +39,32 @@ interface ProductParts {
   inputs: string[];
   /** WGSL helpers: `loadA(row, depth) -> f32`, `loadB(depth, col) -> f32`, `store(row, col, acc)`. */
   functions: string;
-  /** Along which index consecutive addresses of A (rows/depth) and of B (depth/cols) lie. */
+  /** Along which index consecutive addresses of A and of B lie. */
   aContiguous: Contiguous;
   bContiguous: Contiguous;
 }
 
 /**
- * Statements that stage TILE×DEPTH elements of one operand, TILE·DEPTH / THREADS² per thread: lane
- * `e` takes element (e / 32, e % 32) of the contiguous-last order, so a warp reads consecutive
- * addresses.
+ * Statements that stage one operand's TILE × DEPTH block as vec4s of 4 consecutive rows (A) or
+ * columns (B) at one depth, `tileA[d * 8 + rowGroup]` / `tileB[d * 8 + colGroup]`. Unit `u` of the
+ * block is split so that consecutive lanes read consecutive addresses of the operand in memory.
  */
 function stage(operand: 'A' | 'B', contiguous: Contiguous): string {
-  const perThread = (TILE * DEPTH) / (THREADS * THREADS);
-  // (outer, inner) of the element this lane loads; inner runs along consecutive lanes.
-  const [first, second] =
+  const groups = TILE / PER_THREAD;
+  const [depth, group] =
+    contiguous === 'depth' ? [`u % ${DEPTH}`, `u / ${DEPTH}`] : [`u / ${groups}`, `u % ${groups}`];
+  const load = (k: number) =>
     operand === 'A'
-      ? contiguous === 'depth'
-        ? ['r = e / 32', 'd = e % 32']
-        : ['d = e / 32', 'r = e % 32']
-      : contiguous === 'cols'
-        ? ['d = e / 32', 'c = e % 32']
-        : ['c = e / 32', 'd = e % 32'];
-  const store =
-    operand === 'A'
-      ? `tileA[r * ${PITCH} + d] = loadA(rowBase + r, depthBase + d);`
-      : `tileB[d * ${PITCH} + c] = loadB(depthBase + d, colBase + c);`;
+      ? `loadA(rowBase + group * 4 + ${k}, depthBase + d)`
+      : `loadB(depthBase + d, colBase + group * 4 + ${k})`;
+  const values = Array.from({ length: PER_THREAD }, (_, k) => load(k)).join(', ');
   return `
-    for (var i = 0; i < ${perThread}; i = i + 1) {
-      let e = lane + i * ${THREADS * THREADS};
-      let ${first};
-      let ${second};
-      ${store}
+    for (var i = 0; i < ${UNITS_PER_THREAD}; i = i + 1) {
+      let u = lane + i * ${THREADS * THREADS};
+      let d = ${depth};
+      let group = ${group};
+      tile${operand}[d * ${groups} + group] = vec4<f32>(${values});
     }`;
-}
-
-/** The 4×4 multiply-accumulate of one depth step, unrolled. */
-function accumulate(): string {
-  const lines = [
-    `let b = vec4<f32>(${Array.from({ length: PER_THREAD }, (_, j) => `tileB[d * ${PITCH} + tx + ${j * THREADS}]`).join(', ')});`,
-  ];
-  for (let i = 0; i < PER_THREAD; i += 1) {
-    lines.push(`acc${i} = fma(vec4<f32>(tileA[(ty + ${i * THREADS}) * ${PITCH} + d]), b, acc${i});`);
-  }
-  return lines.join('\n        ');
 }
 
 /** The bounds-checked stores of a thread's 4×4 outputs through `store`. */
@@ -85,23 +72,28 @@ function epilogue(): string {
   const lines: string[] = [];
   for (let i = 0; i < PER_THREAD; i += 1) {
     for (let j = 0; j < PER_THREAD; j += 1) {
-      const [row, col] = [`rowBase + ty + ${i * THREADS}`, `colBase + tx + ${j * THREADS}`];
+      const [row, col] = [`rowBase + ty * 4 + ${i}`, `colBase + tx * 4 + ${j}`];
       lines.push(
         `if (${row} < uniforms.rows && ${col} < uniforms.cols) { store(${row}, ${col}, acc${i}[${j}]); }`,
       );
     }
   }
-  return lines.join('\n    ');
+  return lines.join('\n  ');
 }
 
 /**
  * A tiled product C[rows, cols] = Σ_depth A(row, depth)·B(depth, col) over `uniforms.inner`, with the
- * loads and stores of `parts`, dispatched as ⌈cols/TILE⌉ × ⌈rows/TILE⌉ workgroups.
+ * loads and stores of `parts`, dispatched as ⌈cols/TILE⌉ × ⌈rows/TILE⌉ workgroups. Per depth step a
+ * thread reads one vec4 of A (its 4 rows) and one of B (its 4 columns) and does 16 multiply-adds.
  */
 function tiledProduct(parts: ProductParts, rows: number, cols: number): MultiOutputProgram {
+  const accumulate = Array.from(
+    { length: PER_THREAD },
+    (_, i) => `acc${i} = fma(vec4<f32>(a[${i}]), b, acc${i});`,
+  ).join('\n      ');
   const code = `
-var<workgroup> tileA : array<f32, ${TILE * PITCH}>;
-var<workgroup> tileB : array<f32, ${DEPTH * PITCH}>;
+var<workgroup> tileA : array<vec4<f32>, ${UNITS}>;
+var<workgroup> tileB : array<vec4<f32>, ${UNITS}>;
 ${parts.functions}
 @compute @workgroup_size(${THREADS}, ${THREADS}, 1)
 fn main(@builtin(local_invocation_id) local : vec3<u32>, @builtin(workgroup_id) group : vec3<u32>) {
@@ -115,8 +107,15 @@ fn main(@builtin(local_invocation_id) local : vec3<u32>, @builtin(workgroup_id) 
     ${stage('A', parts.aContiguous)}
     ${stage('B', parts.bContiguous)}
     workgroupBarrier();
-    for (var d = 0; d < ${DEPTH}; d = d + 1) {
-        ${accumulate()}
+    for (var step = 0; step < ${DEPTH}; step = step + ${UNROLL}) {
+      ${Array.from(
+        { length: UNROLL },
+        (_, k) => `{
+        let a = tileA[(step + ${k}) * ${THREADS} + ty];
+        let b = tileB[(step + ${k}) * ${THREADS} + tx];
+        ${accumulate}
+      }`,
+      ).join('\n      ')}
     }
     workgroupBarrier();
   }
@@ -133,6 +132,20 @@ fn main(@builtin(local_invocation_id) local : vec3<u32>, @builtin(workgroup_id) 
   };
 }
 
+/**
+ * `fn <signature> -> f32`: `value` (an expression of `index`) where `inside` holds, else 0; the
+ * index is clamped and the value selected rather than branched on, so the lanes of a tile's edge
+ * take the same path as the others.
+ */
+function boundedLoad(signature: string, inside: string, index: string, value: string): string {
+  return `
+fn ${signature} -> f32 {
+  let inside = ${inside};
+  let index = select(0, ${index}, inside);
+  return select(0.0, ${value}, inside);
+}`;
+}
+
 /** `fn slope(index) -> f32`: act′ at element `index` of the saved tensor (y for relu, z for gelu). */
 function slopeFunction(activation: ProjectionActivation): string {
   if (activation === 'relu')
@@ -145,6 +158,12 @@ function slopeFunction(activation: ProjectionActivation): string {
 /** `g(index)` = dy ⊙ act′ at a flat index of dy. */
 const UPSTREAM = (activation: ProjectionActivation) =>
   activation === 'linear' ? 'f32(dy[index])' : 'f32(dy[index]) * slope(index)';
+
+/** Where A(row, depth) and B(depth, col) lie inside the operands. */
+const A_INSIDE = 'row < uniforms.rows && depth < uniforms.inner';
+const B_INSIDE = 'depth < uniforms.inner && col < uniforms.cols';
+/** W ⊙ M at `index`, as the products read it. */
+const MASKED_WEIGHT = 'f32(weight[index]) * f32(mask[index])';
 
 /** The inputs a gradient program reads for the activation (the saved y or z), none when linear. */
 const savedInputs = (activation: ProjectionActivation) => (activation === 'linear' ? [] : ['saved']);
@@ -162,17 +181,8 @@ export function maskedMatMulProgram(
 ): MultiOutputProgram {
   const act = activation === 'relu' ? 'max(z, 0.0)' : activation === 'gelu' ? 'z * normalCdf(z)' : 'z';
   const functions = `${activation === 'gelu' ? NORMAL_CDF : ''}
-fn loadA(row : i32, depth : i32) -> f32 {
-  if (row < uniforms.rows && depth < uniforms.inner) { return f32(x[row * uniforms.inner + depth]); }
-  return 0.0;
-}
-fn loadB(depth : i32, col : i32) -> f32 {
-  if (depth < uniforms.inner && col < uniforms.cols) {
-    let index = depth * uniforms.cols + col;
-    return f32(weight[index]) * f32(mask[index]);
-  }
-  return 0.0;
-}
+${boundedLoad('loadA(row : i32, depth : i32)', A_INSIDE, 'row * uniforms.inner + depth', 'f32(x[index])')}
+${boundedLoad('loadB(depth : i32, col : i32)', B_INSIDE, 'depth * uniforms.cols + col', MASKED_WEIGHT)}
 fn store(row : i32, col : i32, acc : f32) {
   let index = row * uniforms.cols + col;
   let z = acc${withBias ? ' + f32(bias[col])' : ''};
@@ -186,7 +196,7 @@ fn store(row : i32, col : i32, acc : f32) {
       inputs: withBias ? ['x', 'weight', 'mask', 'bias'] : ['x', 'weight', 'mask'],
       functions,
       aContiguous: 'depth',
-      bContiguous: 'cols',
+      bContiguous: 'outer',
     },
     rows,
     cols,
@@ -204,20 +214,8 @@ export function maskedMatMulInputGradProgram(
   activation: ProjectionActivation,
 ): MultiOutputProgram {
   const functions = `${slopeFunction(activation)}
-fn loadA(row : i32, depth : i32) -> f32 {
-  if (row < uniforms.rows && depth < uniforms.inner) {
-    let index = row * uniforms.inner + depth;
-    return ${UPSTREAM(activation)};
-  }
-  return 0.0;
-}
-fn loadB(depth : i32, col : i32) -> f32 {
-  if (depth < uniforms.inner && col < uniforms.cols) {
-    let index = col * uniforms.inner + depth;
-    return f32(weight[index]) * f32(mask[index]);
-  }
-  return 0.0;
-}
+${boundedLoad('loadA(row : i32, depth : i32)', A_INSIDE, 'row * uniforms.inner + depth', UPSTREAM(activation))}
+${boundedLoad('loadB(depth : i32, col : i32)', B_INSIDE, 'col * uniforms.inner + depth', MASKED_WEIGHT)}
 fn store(row : i32, col : i32, acc : f32) { result[row * uniforms.cols + col] = acc; }`;
   const program = tiledProduct(
     {
@@ -246,17 +244,8 @@ export function maskedMatMulWeightGradProgram(
   withScores: boolean,
 ): MultiOutputProgram {
   const functions = `${slopeFunction(activation)}
-fn loadA(row : i32, depth : i32) -> f32 {
-  if (row < uniforms.rows && depth < uniforms.inner) { return f32(x[depth * uniforms.rows + row]); }
-  return 0.0;
-}
-fn loadB(depth : i32, col : i32) -> f32 {
-  if (depth < uniforms.inner && col < uniforms.cols) {
-    let index = depth * uniforms.cols + col;
-    return ${UPSTREAM(activation)};
-  }
-  return 0.0;
-}
+${boundedLoad('loadA(row : i32, depth : i32)', A_INSIDE, 'depth * uniforms.rows + row', 'f32(x[index])')}
+${boundedLoad('loadB(depth : i32, col : i32)', B_INSIDE, 'depth * uniforms.cols + col', UPSTREAM(activation))}
 fn store(row : i32, col : i32, acc : f32) {
   let index = row * uniforms.cols + col;
   weightGradient[index] = acc * f32(mask[index]);${withScores ? '\n  scoreGradient[index] = acc * f32(weight[index]);' : ''}
@@ -268,8 +257,8 @@ fn store(row : i32, col : i32, acc : f32) {
       outputs,
       inputs: ['x', 'dy', 'mask', ...(withScores ? ['weight'] : []), ...savedInputs(activation)],
       functions,
-      aContiguous: 'rows',
-      bContiguous: 'cols',
+      aContiguous: 'outer',
+      bContiguous: 'outer',
     },
     inputs,
     units,
