@@ -31,6 +31,8 @@ import * as tf from '@tensorflow/tfjs-core';
  *   and `withScores`. Outputs ∂L/∂W = (xᵀ·g) ⊙ M and, when `withScores`, ∂L/∂S = (xᵀ·g) ⊙ W
  *   (Movement Pruning, Sanh et al. 2020, Eq. 2).
  * - `maskedMatMulBiasGrad`: inputs `{ dy }` (+ `saved`); attribute `activation`. Output Σ_rows g, [N].
+ *   The four are reached through `maskedDense`, whose custom gradient calls the three gradient
+ *   kernels (no `tf.registerGradient` for them: S is not an input of the forward kernel).
  *
  * @example
  * ```ts
