@@ -2,12 +2,11 @@
  * WGSL of the masked projection y = act(x·(W ⊙ M) + b) and its gradients, for
  * {@link runMultiOutputProgram}. The three products share one tiled program body: a workgroup of
  * {@link THREADS}×{@link THREADS} threads owns a {@link TILE_ROWS}×{@link TILE_COLS} block of the
- * output, each thread 8×4 of it; the operands are staged {@link DEPTH} deep in workgroup memory as vec4s, loaded
- * along whichever axis is contiguous in global memory (a transposed operand is read in place, never
- * copied). What makes
- * each product a masked-projection kernel is in its load functions (W ⊙ M, dy ⊙ act′) and its
- * epilogue (bias + activation; ⊙ M and ⊙ W), so W ⊙ M, g = dy ⊙ act′ and dW′ = xᵀ·g never exist
- * as tensors.
+ * output, each thread 8×4 of it; the operands are staged {@link DEPTH} deep in workgroup memory as
+ * vec4s, loaded along whichever axis is contiguous in global memory (a transposed operand is read in
+ * place, never copied). What makes each product a masked-projection kernel is in its load functions
+ * (W ⊙ M, dy ⊙ act′) and its epilogue (bias + activation; ⊙ M and ⊙ W), so W ⊙ M, g = dy ⊙ act′ and
+ * dW′ = xᵀ·g never exist as tensors.
  */
 
 import { GELU_SLOPE, NORMAL_CDF } from './fused-programs';
