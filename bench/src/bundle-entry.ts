@@ -9,4 +9,5 @@ export { main as encoderThroughput } from './encoder-throughput';
 export { main as encoderTransfer } from './encoder-transfer';
 export { main as mlpStep } from './mlp-step';
 export { main as movementStep } from './movement-step';
+export { main as webgpuProjection } from './webgpu-projection';
 export { main as webgpuStep } from './webgpu-step';

@@ -2,8 +2,9 @@
  * The measurement of `webgpu-step` (Node) and `webgpu-step-browser` (Chromium): kernels and
  * read-backs per encoder fine-tuning step on WebGPU, and milliseconds per step, with fineprune's
  * fused WebGPU kernels and GPU mask selection ("fused") against TF.js's plain op chains and the
- * read-back selection ("chain"); dense fine-tuning and MvP global (masks re-selected every step);
- * the four variants interleaved step by step in one process. Runs in Node and in a browser.
+ * read-back selection ("chain"), and against the fused kernels without the masked projection's
+ * ("fusedExceptProjection", the state before it); dense fine-tuning and MvP global (masks
+ * re-selected every step); the six variants interleaved step by step in one process. Runs in Node and in a browser.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import {
@@ -16,20 +17,33 @@ import { adam, type Batch, Pruner } from '@fineprune/core';
 import { topV } from '@fineprune/masks';
 import { constant } from '@fineprune/schedulers';
 import { magnitude, movement } from '@fineprune/scores';
-import { registerTopCountRoute } from '@fineprune/tensor';
+import { FUSED_KERNELS, registerTopCountRoute } from '@fineprune/tensor';
 import { createBertModel, type EncoderConfig } from '@fineprune/transformers';
 
-type Mode = 'chain' | 'fused';
+type Mode = 'chain' | 'fusedExceptProjection' | 'fused';
 
-/** Switches between TF.js's op chains with read-back selection and the fused kernels with GPU selection. */
+/** The masked projection's kernels, which `fusedExceptProjection` leaves out (the state before them). */
+const PROJECTION_KERNELS = [
+  FUSED_KERNELS.maskedMatMul,
+  FUSED_KERNELS.maskedMatMulInputGrad,
+  FUSED_KERNELS.maskedMatMulWeightGrad,
+  FUSED_KERNELS.maskedMatMulBiasGrad,
+];
+
+/**
+ * Switches between TF.js's op chains with read-back selection, the fused kernels with GPU selection,
+ * and the fused kernels but for the masked projection (W ⊙ M, TF.js's fused matMul and GELU).
+ */
 export function useWebGPUMode(mode: Mode): void {
-  if (mode === 'fused') {
-    registerFusedWebGPUKernels();
-    registerTopCountRoute('webgpu', gpuTopCountMasks);
-  } else {
+  if (mode === 'chain') {
     unregisterFusedWebGPUKernels();
     registerTopCountRoute('webgpu', undefined);
+    return;
   }
+  registerFusedWebGPUKernels();
+  registerTopCountRoute('webgpu', gpuTopCountMasks);
+  if (mode === 'fusedExceptProjection')
+    for (const name of PROJECTION_KERNELS) tf.unregisterKernel(name, 'webgpu');
 }
 
 /** What {@link measureWebGPUSteps} needs. */
@@ -57,7 +71,8 @@ function disposeBatchTensors(batch: Batch): void {
 }
 
 /**
- * Runs the four variants (dense and MvP global, each with the op chains and with the fused kernels)
+ * Runs the six variants (dense and MvP global, each with the op chains, the fused kernels but the
+ * projection's, and all fused kernels)
  * step by step, interleaved, on the active `'webgpu'` backend.
  *
  * @returns per variant: median ms per step, dispatches and read-backs per step, losses, the most
@@ -80,7 +95,7 @@ export async function measureWebGPUSteps(options: WebGPUStepOptions): Promise<Re
     },
   };
   const variants = Object.entries(recipes).flatMap(([name, { learned, ...recipe }]) =>
-    (['chain', 'fused'] as const).map((mode) => {
+    (['chain', 'fusedExceptProjection', 'fused'] as const).map((mode) => {
       const model = createBertModel({ config, task: { type: 'classification', numLabels: 15 }, seed: 1 });
       const pruner = new Pruner({
         model,
@@ -143,8 +158,8 @@ export async function measureWebGPUSteps(options: WebGPUStepOptions): Promise<Re
       ];
     }),
   );
-  const ratio = (name: string, field: 'medianMsPerStep' | 'dispatchesPerStep') =>
-    Math.round((rows[`${name}/chain`]![field] / rows[`${name}/fused`]![field]) * 100) / 100;
+  const ratio = (name: string, field: 'medianMsPerStep' | 'dispatchesPerStep', over = 'chain') =>
+    Math.round((rows[`${name}/${over}`]![field] / rows[`${name}/fused`]![field]) * 100) / 100;
   for (const { pruner, model } of variants) {
     pruner.dispose();
     model.dispose();
@@ -154,8 +169,10 @@ export async function measureWebGPUSteps(options: WebGPUStepOptions): Promise<Re
     modes: {
       chain:
         "TF.js's op chains for softmax, LayerNorm, GELU and Adam; MvP masks selected on the host after reading the scores back",
+      fusedExceptProjection:
+        'fineprune fused WebGPU kernels (attention softmax, LayerNorm, GELU with gradients; Adam), MvP masks selected on the GPU; masked projections as W ⊙ M, then TF.js fused matMul (and GELU): the state before the fused masked projection',
       fused:
-        'fineprune fused WebGPU kernels (attention softmax, LayerNorm, GELU with gradients; Adam); MvP masks selected on the GPU',
+        'as fusedExceptProjection, with each masked projection (+ bias + GELU) one fineprune tiled program forward and three backward',
     },
     variants: rows,
     chainOverFused: {
@@ -165,6 +182,15 @@ export async function measureWebGPUSteps(options: WebGPUStepOptions): Promise<Re
         ms: ratio('MvPGlobal', 'medianMsPerStep'),
       },
     },
+    fusedExceptProjectionOverFused: Object.fromEntries(
+      ['dense', 'MvPGlobal'].map((name) => [
+        name,
+        {
+          dispatches: ratio(name, 'dispatchesPerStep', 'fusedExceptProjection'),
+          ms: ratio(name, 'medianMsPerStep', 'fusedExceptProjection'),
+        },
+      ]),
+    ),
     tensorsLeaked,
   };
 }

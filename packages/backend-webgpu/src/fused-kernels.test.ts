@@ -1,70 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
-import {
-  createRandom,
-  FUSED_KERNELS,
-  fusedAdamStep,
-  fusedKernelAvailable,
-  setBackend,
-} from '@fineprune/tensor';
+import { FUSED_KERNELS, fusedAdamStep, fusedKernelAvailable, setBackend } from '@fineprune/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { disposeWebGPU, registerWebGPUBackend } from './webgpu';
+import { type Inputs, maxDifference, randomValues, valueAndGradients } from './webgpu-test-support';
 import { countWebGPUWork } from './work-counter';
-
-function randomValues(n: number, seed: number, scale = 1): Float32Array {
-  const random = createRandom(seed);
-  return Float32Array.from({ length: n }, () => (random.next() * 2 - 1) * scale);
-}
-
-/** Largest |a − b| over two arrays of the same length. */
-function maxDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let worst = 0;
-  for (let index = 0; index < a.length; index += 1) worst = Math.max(worst, Math.abs(a[index]! - b[index]!));
-  return worst;
-}
-
-type Inputs = Record<string, { values: Float32Array; shape: number[] }>;
-
-/**
- * The value of `f` and the gradients of Σ f ⊙ dy with respect to the inputs named in `wrt`, computed on
- * `backend` and read back; no tensor is left behind.
- */
-async function valueAndGradients(
-  backend: 'cpu' | 'webgpu',
-  inputs: Inputs,
-  wrt: string[],
-  upstream: Float32Array,
-  f: (tensors: Record<string, tf.Tensor>) => tf.Tensor,
-): Promise<{ value: Float32Array; gradients: Float32Array[]; dispatches?: number }> {
-  await setBackend(backend);
-  const before = tf.memory().numTensors;
-  const tensors = Object.fromEntries(
-    Object.entries(inputs).map(([name, { values, shape }]) => [name, tf.tensor(values, shape)]),
-  );
-  const counter = backend === 'webgpu' ? countWebGPUWork() : undefined;
-  const value = tf.tidy(() => f(tensors));
-  const dispatches = counter?.counts().dispatches;
-  counter?.stop();
-  const dy = tf.tensor(upstream, value.shape);
-  const gradients = tf.grads((...xs: tf.Tensor[]) => {
-    const all = { ...tensors };
-    wrt.forEach((name, index) => {
-      all[name] = xs[index]!;
-    });
-    return f(all);
-  })(
-    wrt.map((name) => tensors[name]!),
-    dy,
-  );
-  const result = {
-    value: (await value.data()) as Float32Array,
-    gradients: (await Promise.all(gradients.map((g) => g.data()))) as Float32Array[],
-    ...(dispatches === undefined ? {} : { dispatches }),
-  };
-  tf.dispose([value, dy, ...gradients, ...Object.values(tensors)]);
-  expect(tf.memory().numTensors).toBe(before);
-  return result;
-}
 
 const run = (name: string, inputs: tf.NamedTensorMap, attrs: tf.NamedAttrMap = {}) =>
   tf.engine().runKernel(name, inputs, attrs) as tf.Tensor;

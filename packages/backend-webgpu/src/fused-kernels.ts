@@ -1,7 +1,8 @@
 /**
  * The fused training kernels of `@fineprune/tensor`'s FUSED_KERNELS, registered for the `'webgpu'`
  * backend with their gradients: one dispatch where the op chain of the attention softmax, LayerNorm
- * or GELU launches five to twenty.
+ * or GELU launches five to twenty, and the masked projection act(x·(W ⊙ M) + b) in one dispatch
+ * forward and three backward.
  */
 
 import * as tf from '@tensorflow/tfjs-core';
@@ -23,6 +24,7 @@ import {
   layerNormProgram,
   rowStatisticsProgram,
 } from './fused-programs';
+import { maskedMatMulKernels } from './masked-mat-mul-kernels';
 
 const BACKEND_NAME = 'webgpu';
 
@@ -178,6 +180,8 @@ const kernels: tf.KernelConfig[] = [
       );
     },
   },
+  // The masked projection act(x·(W ⊙ M) + b): one dispatch forward, three backward.
+  ...maskedMatMulKernels,
 ];
 
 /**

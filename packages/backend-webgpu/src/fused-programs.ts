@@ -251,7 +251,7 @@ export function rowStatisticsProgram(rows: number): WebGPUProgram {
  * Φ(x) = ½(1 + erf(x/√2)) with erf from Abramowitz & Stegun 7.1.26 (|error| ≤ 1.5e-7), the
  * approximation TF.js's own Erf kernels use, so the fused GELU matches the op chain.
  */
-const NORMAL_CDF = `
+export const NORMAL_CDF = `
   fn normalCdf(value : f32) -> f32 {
     let z = value * 0.7071067811865476;
     let magnitude = abs(z);
@@ -259,6 +259,13 @@ const NORMAL_CDF = `
     let poly = ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t;
     let erfMagnitude = 1.0 - poly * exp(-magnitude * magnitude);
     return 0.5 * (1.0 + sign(z) * erfMagnitude);
+  }
+`;
+
+/** GELU′(x) = Φ(x) + x·φ(x), φ(x) = exp(−x²/2)/√(2π), as `geluSlope`; includes {@link NORMAL_CDF}. */
+export const GELU_SLOPE = `${NORMAL_CDF}
+  fn geluSlope(value : f32) -> f32 {
+    return normalCdf(value) + value * (exp(-0.5 * value * value) * 0.3989422804014327);
   }
 `;
 
@@ -279,12 +286,10 @@ export function geluProgram(size: number): WebGPUProgram {
 
 /** The GELU gradient dy ⊙ (Φ(x) + x·φ(x)), φ(x) = exp(−x²/2)/√(2π). */
 export function geluGradProgram(size: number): WebGPUProgram {
-  const code = `${NORMAL_CDF}
+  const code = `${GELU_SLOPE}
   fn main(index : i32) {
     if (index < uniforms.size) {
-      let value = x[index];
-      let density = exp(-0.5 * value * value) * 0.3989422804014327;
-      result[index] = dy[index] * (normalCdf(value) + value * density);
+      result[index] = dy[index] * geluSlope(x[index]);
     }
   }`;
   const flat = program(

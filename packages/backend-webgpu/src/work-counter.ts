@@ -1,6 +1,7 @@
 /**
  * Counts what the `'webgpu'` backend does: compute-program dispatches (every kernel launch of
- * tfjs-backend-webgpu goes through `runWebGPUProgram`) and copies of tensor data from the GPU back
+ * tfjs-backend-webgpu goes through `runWebGPUProgram`; this package's several-output programs report
+ * themselves through {@link noteDispatch}) and copies of tensor data from the GPU back
  * to the host (`getBufferData`). Counts are machine-independent: a step that launches 900 programs
  * launches 900 on any GPU.
  */
@@ -53,6 +54,28 @@ interface Instrumentable {
   getBufferData: (...rest: unknown[]) => Promise<unknown>;
 }
 
+/**
+ * Where a backend keeps its running counters' listeners for programs dispatched outside
+ * `runWebGPUProgram`: on the backend object under a registry symbol, so that a second copy of this
+ * module (two bundles, or a test runner that re-evaluates modules but shares TF.js) still counts them.
+ */
+const LISTENERS = Symbol.for('fineprune.webgpu.dispatchListeners');
+type Listeners = Set<(name: string) => void>;
+
+function listenersOf(backend: unknown): Listeners {
+  const holder = backend as { [LISTENERS]?: Listeners };
+  holder[LISTENERS] ??= new Set();
+  return holder[LISTENERS];
+}
+
+/**
+ * Tells the backend's running counters that a program was dispatched without `runWebGPUProgram` (the
+ * several-output programs of `program-dispatch.ts`).
+ */
+export function noteDispatch(backend: unknown, name: string): void {
+  for (const listener of listenersOf(backend)) listener(name);
+}
+
 /** A program's kind from its shader key: `binary_MUL`, `unary_EXP`, `matMulPacked`, … */
 function programName(program: { constructor: { name: string }; shaderKey?: string }): string {
   const parts = (program.shaderKey ?? '').split('_');
@@ -92,10 +115,13 @@ export function countWebGPUWork(): WebGPUWorkCounter {
   let dispatches = 0;
   let readBacks = 0;
   const byProgram = new Map<string, number>();
-  backend.runWebGPUProgram = function (this: unknown, program, ...rest) {
+  const count = (name: string) => {
     dispatches += 1;
-    const name = programName(program);
     byProgram.set(name, (byProgram.get(name) ?? 0) + 1);
+  };
+  listenersOf(backend).add(count);
+  backend.runWebGPUProgram = function (this: unknown, program, ...rest) {
+    count(programName(program));
     return run.call(this, program, ...rest);
   };
   engine.runKernel = function (this: unknown, ...rest) {
@@ -115,6 +141,7 @@ export function countWebGPUWork(): WebGPUWorkCounter {
       byProgram.clear();
     },
     stop: () => {
+      listenersOf(backend).delete(count);
       engine.runKernel = runKernel;
       backend.runWebGPUProgram = run;
       backend.getBufferData = read;

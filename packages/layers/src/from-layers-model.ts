@@ -15,7 +15,7 @@ import {
   type Structure,
   selectParameters,
 } from '@fineprune/core';
-import { addMany, dense, maskedDense, maskedWeight } from '@fineprune/tensor';
+import { addMany, dense, type MaskedDenseActivation, maskedDense, maskedWeight } from '@fineprune/tensor';
 import { sharedState } from '@fineprune/tensor/runtime';
 import { ErrorCodes, FinepruneError } from '@fineprune/tensor/errors';
 import { assertLayersModel } from './check-model';
@@ -566,15 +566,25 @@ function fastDenseCall(
         const kernel = factors ? undefined : (inner.kernel!.read() as tf.Tensor2D);
         const [features, units] = (factors?.weight ?? kernel!).shape as [number, number];
         const flat = (input.rank === 2 ? input : tf.reshape(input, [-1, features])) as tf.Tensor2D;
+        // ReLU and GELU (exact, as tfjs-layers' 'gelu') fold into maskedDense
+        const folded = factors ? foldedActivation(inner.activation) : undefined;
         let output: tf.Tensor = factors
-          ? maskedDense(flat, factors.weight as tf.Tensor2D, factors.mask, bias, factors.scores)
+          ? maskedDense(flat, factors.weight as tf.Tensor2D, factors.mask, bias, factors.scores, {
+              activation: folded ?? 'linear',
+            })
           : dense(flat, kernel!, bias);
         if (input.rank !== 2) output = tf.reshape(output, [...input.shape.slice(0, -1), units]);
-        return inner.activation ? inner.activation.apply(output) : output;
+        return inner.activation && folded === undefined ? inner.activation.apply(output) : output;
       } finally {
         state.depth -= 1;
       }
     });
+}
+
+/** The `maskedDense` activation that computes the layer's own, if there is one. */
+function foldedActivation(activation: LayerInternals['activation']): MaskedDenseActivation | undefined {
+  const name = activation?.getClassName() ?? 'linear';
+  return name === 'linear' || name === 'relu' || name === 'gelu' ? name : undefined;
 }
 
 /** Any other layer's call, with its patched weights reading as W ⊙ M while it runs. */

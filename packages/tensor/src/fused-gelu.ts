@@ -191,6 +191,29 @@ export function gelu<T extends tf.Tensor>(x: T): T {
 }
 
 /**
+ * The gradient of exact GELU at x against the upstream gradient dy, dy ⊙ (Φ(x) + x·φ(x)), without a
+ * forward pass: the registered fused kernel where a backend package registered one (WebGPU), the
+ * fused SIMD pass on `wasm`, the op chain elsewhere. For code that saved the pre-activation x itself
+ * (`maskedDense` with `activation: 'gelu'`).
+ *
+ * @param x - the pre-activation, any float32 tensor
+ * @param dy - the gradient in GELU(x), same shape
+ * @returns dy ⊙ GELU′(x), same shape
+ *
+ * @example
+ * ```ts
+ * geluGradient(tf.scalar(0), tf.scalar(1)).print(); // 0.5
+ * ```
+ */
+export function geluGradient<T extends tf.Tensor>(x: T, dy: T): T {
+  if (fusedKernelAvailable(FUSED_KERNELS.geluGrad))
+    return runRegisteredKernel(FUSED_KERNELS.geluGrad, { x, dy }) as T;
+  if (fused([x]))
+    return runWasmKernel(FUSED_GELU_GRAD_KERNEL, geluGradKernel, { x, dy }, { approximate: false })[0] as T;
+  return tf.tidy(() => tf.mul(dy, chains.exact.slope(x, chains.exact.inner(x)))) as T;
+}
+
+/**
  * The tanh approximation of GELU, ½x(1 + tanh(√(2/π)(x + 0.044715x³))) (Hendrycks & Gimpel 2016,
  * Sec. 2; Hugging Face `gelu_new`), with its closed-form gradient; fused on `wasm` like {@link gelu}.
  *

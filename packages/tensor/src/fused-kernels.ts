@@ -22,6 +22,17 @@ import * as tf from '@tensorflow/tfjs-core';
  *   (dβ = Σ_rows dy is a plain `tf.sum`).
  * - `gelu`: input `{ x }`. Output x·Φ(x), Φ from the erf of Abramowitz & Stegun 7.1.26 (as TF.js's Erf).
  * - `geluGrad`: inputs `{ x, dy }`. Output dy ⊙ (Φ(x) + x·φ(x)).
+ * - `maskedMatMul`: inputs `{ x, weight, mask }` and optionally `{ bias }` ([R, K], [K, N], [K, N],
+ *   [N]); attribute `activation` (`'linear' | 'relu' | 'gelu'`). Output y = act(x·(W ⊙ M) + b), and
+ *   for `'gelu'` a second output, the pre-activation z = x·(W ⊙ M) + b, which the gradients need.
+ * - `maskedMatMulInputGrad`: inputs `{ dy, weight, mask }` and, unless linear, `{ saved }` (y for
+ *   relu, z for gelu); attribute `activation`. Output dx = g·(W ⊙ M)ᵀ with g = dy ⊙ act′, [R, K].
+ * - `maskedMatMulWeightGrad`: inputs `{ x, dy, weight, mask }` (+ `saved`); attributes `activation`
+ *   and `withScores`. Outputs ∂L/∂W = (xᵀ·g) ⊙ M and, when `withScores`, ∂L/∂S = (xᵀ·g) ⊙ W
+ *   (Movement Pruning, Sanh et al. 2020, Eq. 2).
+ * - `maskedMatMulBiasGrad`: inputs `{ dy }` (+ `saved`); attribute `activation`. Output Σ_rows g, [N].
+ *   The four are reached through `maskedDense`, whose custom gradient calls the three gradient
+ *   kernels (no `tf.registerGradient` for them: S is not an input of the forward kernel).
  *
  * @example
  * ```ts
@@ -36,6 +47,10 @@ export const FUSED_KERNELS = {
   layerNormParamGrad: 'FinepruneFusedLayerNormParamGrad',
   gelu: 'FinepruneFusedGelu',
   geluGrad: 'FinepruneFusedGeluGrad',
+  maskedMatMul: 'FinepruneFusedMaskedMatMul',
+  maskedMatMulInputGrad: 'FinepruneFusedMaskedMatMulInputGrad',
+  maskedMatMulWeightGrad: 'FinepruneFusedMaskedMatMulWeightGrad',
+  maskedMatMulBiasGrad: 'FinepruneFusedMaskedMatMulBiasGrad',
 } as const;
 
 /**

@@ -17,7 +17,7 @@ export {
 } from './backend';
 export { batchMatMul, SLICED_BATCH_MAT_MUL_KERNEL } from './batch-mat-mul';
 export { dense } from './dense';
-export { FUSED_GELU_GRAD_KERNEL, FUSED_GELU_KERNEL, gelu, geluTanh } from './fused-gelu';
+export { FUSED_GELU_GRAD_KERNEL, FUSED_GELU_KERNEL, gelu, geluGradient, geluTanh } from './fused-gelu';
 export { columnSums, FUSED_COLUMN_SUM_KERNEL } from './fused-column-sum';
 export {
   FUSED_CROSS_ENTROPY_KERNELS,
@@ -75,7 +75,7 @@ export {
   registerFusedKernelGradients,
 } from './fused-kernels';
 export { countTensors, type LeakGuardOptions, withLeakGuard } from './leak-guard';
-export { maskedDense } from './masked-dense';
+export { type MaskedDenseActivation, type MaskedDenseOptions, maskedDense } from './masked-dense';
 export {
   MASKED_SPARSE_KERNELS,
   SPARSE_ROUTE_MAX_DENSITY,

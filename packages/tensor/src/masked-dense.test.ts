@@ -201,3 +201,163 @@ describe('maskedDense memory on wasm', () => {
     tf.dispose([...tensors.weights, ...tensors.scores, ...tensors.masks, tensors.x]);
   });
 });
+
+/** erf by its Taylor series in float64 (|x| ≤ 4: error below 1e-9), independent of TF.js's Erf. */
+function erf(x: number): number {
+  let term = x;
+  let sum = x;
+  for (let n = 1; n < 120; n += 1) {
+    term *= (-x * x) / n;
+    sum += term / (2 * n + 1);
+  }
+  return (2 / Math.sqrt(Math.PI)) * sum;
+}
+
+/** The activations and their derivatives in float64: relu′ = 1{z > 0}, GELU′ = Φ(z) + z·φ(z). */
+const reference = {
+  relu: { value: (z: number) => Math.max(z, 0), slope: (z: number) => (z > 0 ? 1 : 0) },
+  gelu: {
+    value: (z: number) => z * 0.5 * (1 + erf(z / Math.SQRT2)),
+    slope: (z: number) =>
+      0.5 * (1 + erf(z / Math.SQRT2)) + (z * Math.exp(-0.5 * z * z)) / Math.sqrt(2 * Math.PI),
+  },
+} as const;
+
+/** L = Σ c ⊙ act(x·(W ⊙ M) + b) and its gradients in (x, W, b, S), in float64 by hand. */
+function handDerived(values: ReturnType<typeof fixture>, activation: 'relu' | 'gelu') {
+  const { x, w, m, b, c } = values;
+  const act = reference[activation];
+  const g = new Float64Array(ROWS * OUT); // g = c ⊙ act′(z)
+  const out = { loss: 0, dx: new Float64Array(ROWS * IN), dw: new Float64Array(IN * OUT), minAbsZ: Infinity };
+  const db = new Float64Array(OUT);
+  const ds = new Float64Array(IN * OUT);
+  for (let r = 0; r < ROWS; r += 1) {
+    for (let o = 0; o < OUT; o += 1) {
+      let z = b[o]!;
+      for (let i = 0; i < IN; i += 1) z += x[r * IN + i]! * w[i * OUT + o]! * m[i * OUT + o]!;
+      out.minAbsZ = Math.min(out.minAbsZ, Math.abs(z));
+      out.loss += c[r * OUT + o]! * act.value(z);
+      g[r * OUT + o] = c[r * OUT + o]! * act.slope(z);
+      db[o] = db[o]! + g[r * OUT + o]!;
+    }
+  }
+  for (let i = 0; i < IN; i += 1) {
+    for (let o = 0; o < OUT; o += 1) {
+      let dMasked = 0;
+      for (let r = 0; r < ROWS; r += 1) dMasked += x[r * IN + i]! * g[r * OUT + o]!;
+      out.dw[i * OUT + o] = dMasked * m[i * OUT + o]!;
+      ds[i * OUT + o] = dMasked * w[i * OUT + o]!; // Movement Pruning Eq. 2, straight through M
+      for (let r = 0; r < ROWS; r += 1)
+        out.dx[r * IN + i]! += g[r * OUT + o]! * w[i * OUT + o]! * m[i * OUT + o]!;
+    }
+  }
+  return { ...out, db, ds };
+}
+
+for (const backend of ['cpu', 'wasm'] as const) {
+  describe(`maskedDense activations on ${backend}${backend === 'wasm' ? ' (1 thread)' : ''}`, () => {
+    beforeAll(() => setBackend(backend, backend === 'wasm' ? { wasmThreads: 1 } : {}));
+
+    for (const activation of ['relu', 'gelu'] as const) {
+      it(`${activation}: value and the gradients of x, W, b and S derived by hand`, async () => {
+        await withLeakGuard(async () => {
+          const values = fixture(4);
+          const mask = tf.tensor2d(values.m, [IN, OUT]);
+          const got = lossGradients((x, w, b, s) => maskedDense(x, w, mask, b, s, { activation }), values);
+          const expected = handDerived(values, activation);
+          // Some pre-activations on each side of relu's kink, none within float32 reach of it.
+          expect(expected.minAbsZ).toBeGreaterThan(1e-3);
+          // float32 sums of at most 5 products in [−1, 1] and an erf within 1.5e-7 (A&S 7.1.26): 1e-5.
+          const references = [[expected.loss], expected.dx, expected.dw, expected.db, expected.ds];
+          for (const [index, tensor] of got.entries()) {
+            const data = await tensor.data();
+            for (let k = 0; k < data.length; k += 1)
+              expect(Math.abs(data[k]! - references[index]![k]!)).toBeLessThan(1e-5);
+          }
+          tf.dispose([...got, mask]);
+        });
+      });
+    }
+
+    it('linear is the default: { activation: "linear" } equals leaving the option out', async () => {
+      await withLeakGuard(async () => {
+        const values = fixture(5);
+        const mask = tf.tensor2d(values.m, [IN, OUT]);
+        const plain = lossGradients((x, w, b, s) => maskedDense(x, w, mask, b, s), values);
+        const linear = lossGradients(
+          (x, w, b, s) => maskedDense(x, w, mask, b, s, { activation: 'linear' }),
+          values,
+        );
+        for (const [index, tensor] of linear.entries())
+          expect(Array.from(await tensor.data())).toEqual(Array.from(await plain[index]!.data()));
+        tf.dispose([...plain, ...linear, mask]);
+      });
+    });
+
+    it('rejects an unknown activation with INVALID_ARGUMENT', () => {
+      const x = tf.zeros([ROWS, IN]) as tf.Tensor2D;
+      const w = tf.zeros([IN, OUT]) as tf.Tensor2D;
+      const options = { activation: 'tanh' } as unknown as { activation: 'relu' };
+      expect(() => maskedDense(x, w, tf.ones([IN, OUT]), undefined, undefined, options)).toThrow(
+        /activation must be 'linear', 'relu' or 'gelu', got "tanh"/,
+      );
+      tf.dispose([x, w]);
+    });
+  });
+}
+
+describe('maskedDense activations on cpu against central finite differences', () => {
+  beforeAll(() => setBackend('cpu'));
+
+  for (const activation of ['relu', 'gelu'] as const) {
+    it(`${activation}: every gradient of x, W, b and S`, async () => {
+      await withLeakGuard(async () => {
+        const values = fixture(6);
+        const mask = tf.tensor2d(values.m, [IN, OUT]);
+        const loss = (x: Float32Array, w: Float32Array, b: Float32Array, s: Float32Array) =>
+          tf.tidy(
+            () =>
+              tf
+                .sum(
+                  tf.mul(
+                    tf.tensor2d(values.c, [ROWS, OUT]),
+                    maskedDense(
+                      tf.tensor2d(x, [ROWS, IN]),
+                      tf.tensor2d(w, [IN, OUT]),
+                      mask,
+                      tf.tensor1d(b),
+                      tf.tensor2d(s, [IN, OUT]),
+                      { activation },
+                    ),
+                  ),
+                )
+                .dataSync()[0]!,
+          );
+        expect(handDerived(values, activation).minAbsZ).toBeGreaterThan(0.01); // h = 1e-3 never crosses relu's kink
+        const got = lossGradients((x, w, b, s) => maskedDense(x, w, mask, b, s, { activation }), values);
+        const parameters = [values.x, values.w, values.b, values.s];
+        const h = 1e-3;
+        const numeric = (which: number, k: number) => {
+          const shifted = (delta: number) => {
+            const copy = parameters.map((array) => array.slice()) as Float32Array[];
+            copy[which]![k] = parameters[which]![k]! + delta;
+            return loss(copy[0]!, copy[1]!, copy[2]!, copy[3]!);
+          };
+          return (shifted(h) - shifted(-h)) / (2 * h);
+        };
+        // x, W and b: float32 losses of ~1 differ in the 7th digit, noise ~1e-7 / 2e-3 = 5e-5, plus O(h²).
+        const [dx, dw, db, ds] = await Promise.all(got.slice(1).map((tensor) => tensor.data()));
+        for (const [which, analytic] of [dx!, dw!, db!].entries()) {
+          for (let k = 0; k < analytic.length; k += 1)
+            expect(Math.abs(numeric(which, k) - analytic[k]!)).toBeLessThan(3e-4);
+        }
+        // S moves no value (its gradient is straight-through, Movement Pruning Eq. 2): where M = 1,
+        // ∂L/∂S = ∂L/∂(W ⊙ M) ⊙ W = (numeric ∂L/∂W) ⊙ W.
+        for (let k = 0; k < ds!.length; k += 1) {
+          if (values.m[k] === 1) expect(Math.abs(numeric(1, k) * values.w[k]! - ds![k]!)).toBeLessThan(3e-4);
+        }
+        tf.dispose([...got, mask]);
+      });
+    });
+  }
+});

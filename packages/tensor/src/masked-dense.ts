@@ -5,7 +5,10 @@
 
 import * as tf from '@tensorflow/tfjs-core';
 import { checkShapes, inputAndKernelGradients, type LazyGradient, opWithLazyGradients } from './dense';
+import { check } from './errors';
 import { columnSums } from './fused-column-sum';
+import { gelu, geluGradient } from './fused-gelu';
+import { FUSED_KERNELS, fusedKernelAvailable, runRegisteredKernel } from './fused-kernels';
 import {
   sparseMaskedInputGradient,
   sparseMaskedProduct,
@@ -18,42 +21,173 @@ import { checkSameShape } from './masked-weight';
 // package.json `sideEffects`) instead of a shared chunk.
 import '@fineprune/tensor/register-gradients';
 
+/** What `maskedDense` applies after x·(W ⊙ M) + b. */
+export type MaskedDenseActivation = 'linear' | 'relu' | 'gelu';
+
 /**
- * The gradients of one masked dense op, each computed only if the backward pass asks for it, in the
- * order of its inputs (x, W, then b and S if given).
+ * Options of {@link maskedDense}.
+ *
+ * @example
+ * ```ts
+ * const options: MaskedDenseOptions = { activation: 'gelu' };
+ * ```
  */
-function maskedDenseGradients(
-  dy: tf.Tensor2D,
-  saved: tf.Tensor[],
-  options: { withBias: boolean; withScores: boolean; sparse: boolean },
-): LazyGradient[] {
-  const { withBias, withScores } = options;
-  const [x, weight, mask, transposedInput] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D, tf.Tensor2D?];
-  /** dx over the kept entries, listed again (nothing of the list is held between the passes). */
+export interface MaskedDenseOptions {
+  /** `'linear'` (default), `'relu'` or exact `'gelu'` (x·Φ(x), Hendrycks & Gimpel 2016, Eq. 1). */
+  activation?: MaskedDenseActivation;
+}
+
+const ACTIVATIONS: readonly MaskedDenseActivation[] = ['linear', 'relu', 'gelu'];
+
+/** One masked dense forward pass: its value and what its backward pass needs beyond x, W and M. */
+interface Forward {
+  value: tf.Tensor2D;
+  /** y for relu, the pre-activation z for gelu; absent when linear. */
+  saved?: tf.Tensor2D;
+}
+
+/** g = dy ⊙ act′: through the saved output y for relu (1{y > 0}), the saved z for gelu. */
+function activationGradient(dy: tf.Tensor2D, activation: MaskedDenseActivation, saved?: tf.Tensor2D) {
+  if (activation === 'relu') return tf.mul(dy, tf.step(saved!)) as tf.Tensor2D;
+  if (activation === 'gelu') return geluGradient(saved!, dy);
+  return dy;
+}
+
+/** The op chain's forward pass (any backend): W ⊙ M, then one matMul with bias and relu fused. */
+function chainForward(
+  x: tf.Tensor2D,
+  masked: tf.Tensor2D,
+  bias: tf.Tensor1D | undefined,
+  activation: MaskedDenseActivation,
+): Forward {
+  const fusedActivation = activation === 'relu' ? 'relu' : 'linear';
+  const product = (
+    bias === undefined && fusedActivation === 'linear'
+      ? tf.matMul(x, masked)
+      : tf.fused.matMul({ a: x, b: masked, ...(bias ? { bias } : {}), activation: fusedActivation })
+  ) as tf.Tensor2D;
+  if (activation === 'gelu') return { value: gelu(product), saved: product };
+  return activation === 'relu' ? { value: product, saved: product } : { value: product };
+}
+
+/** The registered fused kernel's forward pass (one dispatch on WebGPU): y, and z for gelu. */
+function fusedForward(inputs: tf.NamedTensorMap, activation: MaskedDenseActivation): Forward {
+  const outputs = tf.engine().runKernel(FUSED_KERNELS.maskedMatMul, inputs, { activation });
+  const [value, preActivation] = (Array.isArray(outputs) ? outputs : [outputs]) as tf.Tensor2D[];
+  if (activation === 'gelu') return { value: value!, saved: preActivation! };
+  return activation === 'relu' ? { value: value!, saved: value! } : { value: value! };
+}
+
+interface GradientPlan {
+  withBias: boolean;
+  withScores: boolean;
+  activation: MaskedDenseActivation;
+}
+
+/** The same gradients by the registered fused kernels: dx, then ∂L/∂W with ∂L/∂S, then ∂L/∂b. */
+function fusedGradients(dy: tf.Tensor2D, saved: tf.Tensor[], plan: GradientPlan): tf.Tensor[] {
+  const [x, weight, mask, activationSaved] = saved as tf.Tensor2D[];
+  const extra: tf.NamedTensorMap = activationSaved ? { saved: activationSaved } : {};
+  const attrs = { activation: plan.activation };
+  const inputGradient = runRegisteredKernel(
+    FUSED_KERNELS.maskedMatMulInputGrad,
+    { dy, weight: weight!, mask: mask!, ...extra },
+    attrs,
+  );
+  const weightOutputs = tf
+    .engine()
+    .runKernel(
+      FUSED_KERNELS.maskedMatMulWeightGrad,
+      { x: x!, dy, weight: weight!, mask: mask!, ...extra },
+      { ...attrs, withScores: plan.withScores },
+    );
+  const [weightGradient, scoreGradient] = (
+    Array.isArray(weightOutputs) ? weightOutputs : [weightOutputs]
+  ) as tf.Tensor[];
+  const gradients = [inputGradient, weightGradient!];
+  if (plan.withBias)
+    gradients.push(runRegisteredKernel(FUSED_KERNELS.maskedMatMulBiasGrad, { dy, ...extra }, attrs));
+  if (plan.withScores) gradients.push(scoreGradient!);
+  return gradients;
+}
+
+function checkActivation(activation: unknown): asserts activation is MaskedDenseActivation {
+  check(
+    ACTIVATIONS.includes(activation as MaskedDenseActivation),
+    `maskedDense() activation must be 'linear', 'relu' or 'gelu', got ${JSON.stringify(activation)}.`,
+    "Pass { activation: 'linear' | 'relu' | 'gelu' } or leave it out (linear).",
+  );
+}
+
+/**
+ * The sparse route's forward pass (wasm, few weights kept; masked-sparse.ts): y from the kept
+ * entries of W ⊙ M, listed now, with bias and ReLU in the product's last pass; `undefined` where the
+ * route does not apply. `transposed` is xᵀ, kept for the weight gradient when the batch needed no
+ * padding.
+ */
+function sparseForward(
+  x: tf.Tensor2D,
+  weight: tf.Tensor2D,
+  mask: tf.Tensor,
+  bias: tf.Tensor1D | undefined,
+  activation: MaskedDenseActivation,
+): (Forward & { transposed?: tf.Tensor2D }) | undefined {
+  const sparse = sparseMaskedWeight(weight, mask, x.shape[0]);
+  if (sparse === undefined) return undefined;
+  const transposedInput = transposedPadded(x, sparse.paddedBatch);
+  const product = sparseMaskedProduct(transposedInput, x.shape[0], sparse, bias, activation === 'relu');
+  const transposed = sparse.paddedBatch === x.shape[0] ? transposedInput : undefined;
+  if (activation === 'gelu') return { value: gelu(product), saved: product, transposed };
+  return activation === 'relu'
+    ? { value: product, saved: product, transposed }
+    : { value: product, transposed };
+}
+
+/** What the lazy backward pass needs to know of its forward pass. */
+interface LazyPlan extends GradientPlan {
+  /** The forward pass took the sparse route. */
+  sparse: boolean;
+  /** Which of the saved tensors after x, W and M are there. */
+  activationSaved: boolean;
+  transposedSaved: boolean;
+}
+
+/**
+ * The gradients of one masked dense op off the fused kernels, each computed only when the backward
+ * pass asks for it, in the order of its inputs (x, W, then b and S if given). g = dy ⊙ act′ is made
+ * once, here, for all of them.
+ */
+function lazyGradients(dy: tf.Tensor2D, saved: tf.Tensor[], plan: LazyPlan): LazyGradient[] {
+  const [x, weight, mask] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
+  const activationSaved = plan.activationSaved ? (saved[3] as tf.Tensor2D) : undefined;
+  const transposedInput = plan.transposedSaved
+    ? (saved[plan.activationSaved ? 4 : 3] as tf.Tensor2D)
+    : undefined;
+  const g = activationGradient(dy, plan.activation, activationSaved);
+  // dx = g·(W ⊙ M)ᵀ, W ⊙ M made again only for as long as this takes
+  const denseInputGradient = () =>
+    tf.tidy(() => inputAndKernelGradients(g, x, tf.mul(weight, mask) as tf.Tensor2D)[0]());
+  // the same over the kept entries, listed again (nothing of the list is held between the passes)
   const sparseInputGradient = () =>
     tf.tidy(() => {
       const sparse = sparseMaskedWeight(weight, mask, x.shape[0]);
       if (sparse === undefined) return denseInputGradient();
-      const dx = sparseMaskedInputGradient(dy, sparse);
+      const dx = sparseMaskedInputGradient(g, sparse);
       tf.dispose([sparse.structure, sparse.values]);
       return dx;
     });
-  // dx = dy·(W ⊙ M)ᵀ, W ⊙ M made again only for as long as this takes
-  const denseInputGradient = () =>
-    tf.tidy(() => inputAndKernelGradients(dy, x, tf.mul(weight, mask) as tf.Tensor2D)[0]());
-  // dW′ = xᵀ·dy, the gradient in W ⊙ M (the kernel thunk reads only x and dy), from the forward
-  // pass's xᵀ where the sparse route made one
+  // dW′ = xᵀ·g, the gradient in W ⊙ M, from the forward pass's xᵀ where the sparse route made one
   const kernelGradient = transposedInput
-    ? () => tf.matMul(transposedInput, dy)
-    : inputAndKernelGradients(dy, x, weight)[1];
+    ? () => tf.matMul(transposedInput, g)
+    : inputAndKernelGradients(g, x, weight)[1]; // this thunk reads only x and g
   // ∂L/∂S of the ∂L/∂W thunk, which makes both from one dW′; the ∂L/∂S thunk takes it
   let pendingScores: tf.Tensor | undefined;
   const gradients: LazyGradient[] = [
-    options.sparse ? sparseInputGradient : denseInputGradient,
+    plan.sparse ? sparseInputGradient : denseInputGradient,
     () =>
       tf.tidy(() => {
         const dMasked = kernelGradient();
-        if (!withScores) return tf.mul(dMasked, mask); // ∂L/∂W = dW′ ⊙ M
+        if (!plan.withScores) return tf.mul(dMasked, mask); // ∂L/∂W = dW′ ⊙ M
         const [dWeight, dScores] = straightThroughGradients(dMasked, weight, mask);
         pendingScores = tf.keep(dScores);
         // Freed here if the backward pass does not ask for ∂L/∂S (scores not differentiated).
@@ -64,8 +198,8 @@ function maskedDenseGradients(
         return dWeight;
       }),
   ];
-  if (withBias) gradients.push(() => columnSums(dy)); // ∂L/∂b = Σ_rows dy
-  if (withScores) {
+  if (plan.withBias) gradients.push(() => columnSums(g)); // ∂L/∂b = Σ_rows g
+  if (plan.withScores) {
     // ∂L/∂S = dW′ ⊙ W: straight through the mask (Movement Pruning, Sanh et al. 2020, Eq. 2)
     gradients.push(() => {
       const ready = pendingScores;
@@ -79,6 +213,28 @@ function maskedDenseGradients(
   return gradients;
 }
 
+/** The op on the registered fused kernels (WebGPU): one dispatch forward, three backward. */
+function fusedMaskedDense(
+  inputs: tf.Tensor[],
+  x: tf.Tensor2D,
+  weight: tf.Tensor2D,
+  mask: tf.Tensor,
+  bias: tf.Tensor1D | undefined,
+  plan: GradientPlan,
+): tf.Tensor2D {
+  const op = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const save = args[args.length - 1] as tf.GradSaveFunc;
+    const floatMask = mask.dtype === 'float32' ? mask : tf.cast(mask, 'float32');
+    const forward = fusedForward({ x, weight, mask: floatMask, ...(bias ? { bias } : {}) }, plan.activation);
+    save(forward.saved ? [x, weight, floatMask, forward.saved] : [x, weight, floatMask]);
+    return {
+      value: forward.value,
+      gradFunc: (dy, saved) => tf.tidy(() => fusedGradients(dy as tf.Tensor2D, saved, plan)),
+    };
+  });
+  return op(...inputs) as tf.Tensor2D;
+}
+
 /**
  * `dense(x, maskedWeight(W, M, S), b)` as one op: y = x·(W ⊙ M) + b, with the same gradients —
  * dx = dy·(W ⊙ M)ᵀ, ∂L/∂W = (xᵀ·dy) ⊙ M, ∂L/∂b = Σ_rows dy and, when the scores S behind the mask
@@ -89,17 +245,31 @@ function maskedDenseGradients(
  * in W ⊙ M until the whole backward pass ends: three copies of every masked weight in a training
  * step (at BERT-base scale, about 1 GB).
  *
+ * With `activation`, y = act(x·(W ⊙ M) + b) and g = dy ⊙ act′ takes dy's place in every gradient. Where
+ * a backend package registered the fused kernels of `FUSED_KERNELS.maskedMatMul…` (WebGPU), the
+ * forward pass is one kernel that reads W ⊙ M in its tile loads and adds b and the activation at the
+ * end, and the backward pass is three (dx; ∂L/∂W with ∂L/∂S; ∂L/∂b); elsewhere it is the op chain
+ * (W ⊙ M, then `tf.fused.matMul` with the bias and relu, then GELU). On wasm, when at most
+ * `SPARSE_ROUTE_MAX_DENSITY` (30%) of W is kept, the forward product and dx run over the kept
+ * entries only (masked-sparse.ts); ∂L/∂W and ∂L/∂S still come from the dense dW′. Off the fused
+ * kernels each gradient is computed only when the backward pass asks for it (a network's first
+ * layer never computes dx).
+ *
  * @param x - input, [batch, inputs]
  * @param weight - W, [inputs, units], float32
  * @param mask - M, same shape as W (0/1 or soft values; cast to float32); a constant of the op
  * @param bias - optional b, [units]
  * @param scores - optional S, same shape as W; pass it to get ∂L/∂S from `tf.variableGrads`
+ * @param options - `activation`: y = act(x·(W ⊙ M) + b) with act `'linear'` (default), `'relu'` (its
+ *   gradient dy ⊙ 1{y > 0}) or exact `'gelu'` (the pre-activation is kept for the gradient)
  * @returns [batch, units]
- * @throws FinepruneError `SHAPE_MISMATCH` when the input, weight, bias, mask or scores do not fit together
+ * @throws FinepruneError `SHAPE_MISMATCH` when the input, weight, bias, mask or scores do not fit together;
+ *   `INVALID_ARGUMENT` for an unknown activation
  *
  * @example
  * ```ts
  * const { grads } = tf.variableGrads(() => tf.sum(maskedDense(x, kernel, mask, bias, scores)));
+ * const hidden = maskedDense(x, kernel, mask, bias, scores, { activation: 'gelu' });
  * ```
  */
 export function maskedDense(
@@ -108,39 +278,42 @@ export function maskedDense(
   mask: tf.Tensor,
   bias?: tf.Tensor1D,
   scores?: tf.Tensor,
+  options: MaskedDenseOptions = {},
 ): tf.Tensor2D {
   checkShapes(x, weight, bias);
   checkSameShape('mask', mask, weight);
   if (scores !== undefined) checkSameShape('scores', scores, weight);
+  const activation = options.activation ?? 'linear';
+  checkActivation(activation);
   const inputs: tf.Tensor[] = [x, weight];
   if (bias !== undefined) inputs.push(bias);
   if (scores !== undefined) inputs.push(scores);
-  let routedSparse = false;
+  const plan: GradientPlan = { withBias: bias !== undefined, withScores: scores !== undefined, activation };
+  // One dispatch each way where a backend package registered the fused kernels (WebGPU).
+  if (fusedKernelAvailable(FUSED_KERNELS.maskedMatMul) && x.size > 0 && weight.size > 0)
+    return fusedMaskedDense(inputs, x, weight, mask, bias, plan);
+  const lazy: LazyPlan = { ...plan, sparse: false, activationSaved: false, transposedSaved: false };
   return opWithLazyGradients(
     inputs,
     (save) =>
       tf.tidy(() => {
         const floatMask = mask.dtype === 'float32' ? mask : tf.cast(mask, 'float32');
-        // Few entries kept (wasm): y from the kept entries of W ⊙ M, listed now (masked-sparse.ts)
-        const sparse = sparseMaskedWeight(weight, floatMask, x.shape[0]);
-        if (sparse !== undefined) {
-          routedSparse = true;
-          const transposedInput = transposedPadded(x, sparse.paddedBatch);
-          // xᵀ is kept for the weight gradient xᵀ·dy when the batch needed no padding
-          const kept = sparse.paddedBatch === x.shape[0] ? [transposedInput] : [];
-          save([x, weight, floatMask, ...kept]);
-          return sparseMaskedProduct(transposedInput, x.shape[0], sparse, bias);
-        }
-        save([x, weight, floatMask]);
-        // y = x·(W ⊙ M) + b; W ⊙ M is a temporary of this tidy
-        const masked = tf.mul(weight, floatMask) as tf.Tensor2D;
-        return bias === undefined ? tf.matMul(x, masked) : tf.fused.matMul({ a: x, b: masked, bias });
+        // Few entries kept (wasm): y from the kept entries of W ⊙ M, listed now (masked-sparse.ts);
+        // else W ⊙ M as a temporary of this tidy, then one matMul with bias and relu
+        const sparse = sparseForward(x, weight, floatMask, bias, activation);
+        const forward = sparse ?? chainForward(x, tf.mul(weight, floatMask) as tf.Tensor2D, bias, activation);
+        lazy.sparse = sparse !== undefined;
+        lazy.activationSaved = forward.saved !== undefined;
+        lazy.transposedSaved = sparse?.transposed !== undefined;
+        save([
+          x,
+          weight,
+          floatMask,
+          ...(forward.saved ? [forward.saved] : []),
+          ...(sparse?.transposed ? [sparse.transposed] : []),
+        ]);
+        return forward.value;
       }),
-    (dy, saved) =>
-      maskedDenseGradients(dy as tf.Tensor2D, saved, {
-        withBias: bias !== undefined,
-        withScores: scores !== undefined,
-        sparse: routedSparse,
-      }),
+    (dy, saved) => lazyGradients(dy as tf.Tensor2D, saved, lazy),
   ) as tf.Tensor2D;
 }

@@ -153,6 +153,52 @@ describe('maskedDense, sparse route on wasm', () => {
     });
   }
 
+  for (const activation of ['relu', 'gelu'] as const) {
+    it(`with ${activation}: the same value and gradients as the dense route (1e-5)`, async () => {
+      await withLeakGuard(async () => {
+        const shape = { batch: 20, inputs: 24, units: 16, kept: 0.2 };
+        const v = fixture(shape, 12);
+        const both = (sparse: boolean) => {
+          if (sparse) delete process.env.FINEPRUNE_SPARSE_ROUTE;
+          else process.env.FINEPRUNE_SPARSE_ROUTE = '0';
+          try {
+            return tf.tidy(() => {
+              const c = tf.tensor2d(v.c, [shape.batch, shape.units]);
+              const mask = tf.tensor2d(v.m, [shape.inputs, shape.units]);
+              const f = (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, s: tf.Tensor) =>
+                tf.sum(
+                  tf.mul(
+                    c,
+                    maskedDense(x as tf.Tensor2D, w as tf.Tensor2D, mask, b as tf.Tensor1D, s, {
+                      activation,
+                    }),
+                  ),
+                );
+              const { value, grads } = tf.valueAndGrads(f)([
+                tf.tensor2d(v.x, [shape.batch, shape.inputs]),
+                tf.tensor2d(v.w, [shape.inputs, shape.units]),
+                tf.tensor1d(v.b),
+                tf.tensor2d(v.s, [shape.inputs, shape.units]),
+              ]);
+              return [value, ...grads];
+            });
+          } finally {
+            delete process.env.FINEPRUNE_SPARSE_ROUTE;
+          }
+        };
+        const names = await kernelNames(() => both(true));
+        expect(names).toContain(MASKED_SPARSE_KERNELS.product);
+        const [sparse, dense] = [both(true), both(false)];
+        for (const [index, tensor] of sparse.entries()) {
+          const [got, want] = [await tensor.data(), await dense[index]!.data()];
+          for (let k = 0; k < want.length; k += 1)
+            expect(Math.abs(got[k]! - want[k]!)).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(want[k]!)));
+        }
+        tf.dispose([...sparse, ...dense]);
+      });
+    });
+  }
+
   it('takes the sparse kernels at ≤ 30% kept and the dense product above, remembering a dense mask', async () => {
     await withLeakGuard(async () => {
       const shape = { batch: 8, inputs: 40, units: 20, kept: 0.1 };

@@ -467,6 +467,26 @@ export function createBertModel(options: BertModelOptions): BertModel {
     return (hidden) => maskedDense(hidden, factors.weight as tf.Tensor2D, factors.mask, bias, factors.scores);
   };
   const activation = config.hiddenActivation === 'gelu' ? gelu : geluTanh;
+  /**
+   * The feed-forward's first projection and its activation. Exact GELU after a W ⊙ M projection is
+   * maskedDense's own activation (one kernel with the product on WebGPU); otherwise GELU after it.
+   */
+  const intermediateOf = (name: string, hidden: tf.Tensor2D, training: boolean): tf.Tensor2D => {
+    const factors = parameterByName.get(`${name}/kernel`)!.maskedFactors?.();
+    const custom = !training && projections?.has(`${name}/kernel`);
+    if (!factors || custom || config.hiddenActivation !== 'gelu')
+      return activation(applyProjection(projectionOf(name, training), hidden));
+    return maskedDense(
+      hidden,
+      factors.weight as tf.Tensor2D,
+      factors.mask,
+      v1(`${name}/bias`),
+      factors.scores,
+      {
+        activation: 'gelu',
+      },
+    );
+  };
   const dropout = <T extends tf.Tensor>(x: T, rate: number, training: boolean): T =>
     training && rate > 0 ? seededDropout(x, rate, dropoutRandom.nextUint32()) : x;
 
@@ -543,9 +563,7 @@ export function createBertModel(options: BertModelOptions): BertModel {
         config.layerNormEpsilon,
       );
       // Position-wise feed-forward: H → I → GELU → H, dropout, residual, LayerNorm.
-      const intermediate = activation(
-        applyProjection(projectionOf(`${p}/ffn/intermediate`, training), afterAttention),
-      );
+      const intermediate = intermediateOf(`${p}/ffn/intermediate`, afterAttention, training);
       const output = dropout(
         applyProjection(projectionOf(`${p}/ffn/output`, training), intermediate),
         config.hiddenDropout,
