@@ -47,8 +47,10 @@ export function machineDescription(): Record<string, unknown> {
 
 /**
  * How this process was started, stored with every result so that it can be run again: the script
- * and its arguments as typed, the working directory, and the git commit (with `dirty` when tracked
- * files differ from it; absent where there is no repository, as with the bundle on another machine).
+ * and its arguments as typed, the working directory, the `FINEPRUNE_*` environment variables that
+ * change what runs (threads, fused kernels, the sparse route), and the git commit (with `dirty` when
+ * tracked files differ from it; absent where there is no repository, as with the bundle on another
+ * machine).
  *
  * @example
  * ```ts
@@ -64,9 +66,13 @@ export function invocation(): Record<string, unknown> {
     }
   };
   const commit = git('git rev-parse HEAD');
+  const environment = Object.fromEntries(
+    Object.entries(process.env).filter(([name]) => name.startsWith('FINEPRUNE_')),
+  );
   return {
     script: path.relative(process.cwd(), process.argv[1] ?? ''),
     arguments: process.argv.slice(2),
+    ...(Object.keys(environment).length > 0 ? { environment } : {}),
     cwd: process.cwd(),
     ...(commit ? { commit, dirty: (git('git status --porcelain --untracked-files=no') ?? '') !== '' } : {}),
   };

@@ -389,25 +389,114 @@ function chunkFunction(vectors: number, transposed: boolean) {
   };
 }
 
+/** `i8x16.shuffle` of the two vectors on the stack by float lanes (0–3 the first, 4–7 the second). */
+function shuffleLanes(lanes: [number, number, number, number]): number[] {
+  return [...simd(0x0d), ...lanes.flatMap((lane) => [4 * lane, 4 * lane + 1, 4 * lane + 2, 4 * lane + 3])];
+}
+
+/**
+ * `untranspose(source, bias, target, batch, columns, sourceRowBytes, hasBias, floor)`:
+ * target[b][n] = max(source[n][b] + (hasBias ? bias[n] : 0), floor) — floor −∞ keeps the value, 0 is
+ * ReLU. 4 × 4 blocks are transposed in registers (four loads, eight shuffles, four stores); the
+ * last columns % 4 and batch % 4 entries go one by one.
+ */
 function untransposeFunction() {
   const [source, bias, target, batch, columns, sourceRowBytes, hasBias, floor] = [0, 1, 2, 3, 4, 5, 6, 7];
   const locals = new Locals(8);
-  const [b, column, out] = locals.i32s(3);
-  // target[b][column] = max(source[column][b] + (hasBias ? bias[column] : 0), floor): floor −∞ keeps
-  // the value, 0 is ReLU
-  const value = [
-    ...get(out),
+  const [b, column, batchEnd, columnEnd, biasMask] = [...locals.i32s(4), locals.v128()];
+  const [floorVector, biasVector] = locals.v128s(2);
+  const rows = locals.v128s(4);
+  const pairs = locals.v128s(4);
+  // source + column·sourceRowBytes + 4b, plus `offset` rows of the source
+  const sourceAt = (row: number) => [
     ...get(source),
     ...get(column),
+    ...i32Const(row),
+    op.i32Add,
     ...get(sourceRowBytes),
     op.i32Mul,
     op.i32Add,
-    ...shiftLeft2(b),
+    ...get(b),
+    ...i32Const(2),
+    op.i32Shl,
     op.i32Add,
+  ];
+  // target + ((b + row)·columns + column)·4
+  const targetAt = (row: number) => [
+    ...get(target),
+    ...get(b),
+    ...i32Const(row),
+    op.i32Add,
+    ...get(columns),
+    op.i32Mul,
+    ...get(column),
+    op.i32Add,
+    ...i32Const(2),
+    op.i32Shl,
+    op.i32Add,
+  ];
+  const finish = (vector: number[]) => [
+    ...vector,
+    ...get(biasVector),
+    ...simd(simdOp.f32x4Add),
+    ...get(floorVector),
+    ...simd(simdOp.f32x4Max),
+  ];
+  const both = (first: number, second: number, lanes: [number, number, number, number]) => [
+    ...get(first),
+    ...get(second),
+    ...shuffleLanes(lanes),
+  ];
+  const block = [
+    // bias[column..column + 3], zeroed without a bias (the lanes are and-ed with 0)
+    ...get(bias),
+    ...get(column),
+    ...i32Const(2),
+    op.i32Shl,
+    op.i32Add,
+    ...simd(simdOp.v128Load),
+    ...memarg(),
+    ...get(biasMask),
+    ...simd(simdOp.v128And),
+    ...set(biasVector),
+    ...[0, 1, 2, 3].flatMap((row) => [
+      ...sourceAt(row),
+      ...simd(simdOp.v128Load),
+      ...memarg(),
+      ...set(rows[row]!),
+    ]),
+    ...both(rows[0]!, rows[1]!, [0, 4, 1, 5]),
+    ...set(pairs[0]!),
+    ...both(rows[0]!, rows[1]!, [2, 6, 3, 7]),
+    ...set(pairs[1]!),
+    ...both(rows[2]!, rows[3]!, [0, 4, 1, 5]),
+    ...set(pairs[2]!),
+    ...both(rows[2]!, rows[3]!, [2, 6, 3, 7]),
+    ...set(pairs[3]!),
+    ...[
+      [0, [0, 1, 4, 5]],
+      [0, [2, 3, 6, 7]],
+      [1, [0, 1, 4, 5]],
+      [1, [2, 3, 6, 7]],
+    ].flatMap(([pair, lanes], row) => [
+      ...targetAt(row),
+      ...finish(
+        both(pairs[pair as number]!, pairs[(pair as number) + 2]!, lanes as [number, number, number, number]),
+      ),
+      ...simd(simdOp.v128Store),
+      ...memarg(),
+    ]),
+  ];
+  // one entry: target[b][column] = max(source[column][b] + bias?, floor)
+  const single = [
+    ...targetAt(0),
+    ...sourceAt(0),
     op.f32Load,
     ...memarg(),
     ...get(bias),
-    ...shiftLeft2(column),
+    ...get(column),
+    ...i32Const(2),
+    op.i32Shl,
     op.i32Add,
     op.f32Load,
     ...memarg(),
@@ -419,7 +508,11 @@ function untransposeFunction() {
     op.f32Max,
     op.f32Store,
     ...memarg(),
-    ...increment(out, 4),
+  ];
+  const overColumns = (from: number[], to: number, step: number, body: number[]) => [
+    ...from,
+    ...set(column),
+    ...whileBelow(column, to, [...body, ...increment(column, step)]),
   ];
   return {
     name: 'untranspose',
@@ -427,14 +520,37 @@ function untransposeFunction() {
     results: [],
     locals: locals.types,
     body: [
-      ...get(target),
-      ...set(out),
-      ...whileBelow(b, batch, [
-        ...i32Const(0),
-        ...set(column),
-        ...whileBelow(column, columns, [...value, ...increment(column, 1)]),
-        ...increment(b, 1),
+      // batchEnd, columnEnd: where the 4 × 4 blocks stop
+      ...get(batch),
+      ...get(batch),
+      ...i32Const(3),
+      op.i32And,
+      op.i32Sub,
+      ...set(batchEnd),
+      ...get(columns),
+      ...get(columns),
+      ...i32Const(3),
+      op.i32And,
+      op.i32Sub,
+      ...set(columnEnd),
+      ...i32Const(0),
+      ...get(hasBias),
+      op.i32Sub,
+      ...simd(simdOp.i32x4Splat),
+      ...set(biasMask),
+      ...get(floor),
+      ...simd(simdOp.f32x4Splat),
+      ...set(floorVector),
+      ...whileBelow(b, batchEnd, [
+        ...overColumns(i32Const(0), columnEnd, 4, block),
+        // the row block's last columns % 4 entries, one by one, for each of its 4 rows
+        ...[0, 1, 2, 3].flatMap((row) => [
+          ...overColumns(get(columnEnd), columns, 1, single),
+          ...increment(b, 1),
+        ]),
       ]),
+      // the last batch % 4 rows, one entry at a time
+      ...whileBelow(b, batch, [...overColumns(i32Const(0), columns, 1, single), ...increment(b, 1)]),
     ],
   };
 }
