@@ -19,7 +19,7 @@ import {
   type MaskedSparseFunctions,
   maskedSparseFunctions,
 } from './masked-sparse-module';
-import { wasmHeapOf } from './wasm-heap';
+import { type WasmHeap, wasmHeapOf } from './wasm-heap';
 
 /**
  * The largest share of W's entries that the sparse route lists; past it `maskedDense` takes XNNPACK's
@@ -76,6 +76,21 @@ function heapAndFunctions(backend: unknown): {
   return { heap, at: (info) => heap.offsetOf(info), functions: maskedSparseFunctions(heap.memory)! };
 }
 
+/** Where each heap keeps compress's 256-byte shuffle table (allocated once, never freed). */
+const tables = new WeakMap<WebAssembly.Memory, number>();
+
+/** The shuffle table's offset in the heap; `undefined` where the backend exposes no `malloc`. */
+function compactionTableIn(heap: WasmHeap): number | undefined {
+  let offset = tables.get(heap.memory);
+  const malloc = heap.backend.wasm?._malloc;
+  if (offset === undefined && malloc !== undefined) {
+    offset = malloc(256);
+    new Uint8Array(heap.memory.buffer, offset, 256).set(compactionTable());
+    tables.set(heap.memory, offset);
+  }
+  return offset;
+}
+
 function compressKernel({ inputs, backend, attrs }: KernelArguments): tf.TensorInfo[] {
   const { heap, at, functions } = heapAndFunctions(backend);
   const { weight, mask } = inputs as Record<string, tf.TensorInfo>;
@@ -87,8 +102,7 @@ function compressKernel({ inputs, backend, attrs }: KernelArguments): tf.TensorI
   // The count goes out as a tensor: the kernel is registered once per process, so state of this
   // module (a copy of the package loaded twice) would not be the caller's.
   const count = heap.backend.makeOutput([1], 'int32');
-  const table = heap.backend.makeOutput([64], 'int32');
-  new Uint8Array(heap.memory.buffer, at(table), 256).set(compactionTable());
+  const table = compactionTableIn(heap)!; // checked by sparseMaskedWeight
   const start = at(structure);
   const listed = functions.compress(
     at(weight!),
@@ -100,9 +114,8 @@ function compressKernel({ inputs, backend, attrs }: KernelArguments): tf.TensorI
     at(values),
     capacity,
     (attrs!.paddedBatch as number) * 4,
-    at(table),
+    table,
   );
-  heap.backend.disposeData(table.dataId);
   new Int32Array(heap.memory.buffer, at(count), 1)[0] = listed;
   return [structure, values, count];
 }
@@ -239,7 +252,8 @@ export function sparseMaskedWeight(
     denseWeights.set(weight, skips - 1);
     return undefined;
   }
-  if (fusedRoute(maskedSparseFunctions, [weight, mask]) === undefined) return undefined;
+  const route = fusedRoute(maskedSparseFunctions, [weight, mask]);
+  if (route === undefined || compactionTableIn(route.heap) === undefined) return undefined;
   const [rows, columns] = weight.shape;
   const paddedBatch = Math.ceil(batch / 4) * 4;
   const capacity = Math.floor(weight.size * SPARSE_ROUTE_MAX_DENSITY);
