@@ -63,3 +63,23 @@ export function seededValues(count: number, seed: number, scale = 1): Float32Arr
   const random = createRandom(seed);
   return Float32Array.from({ length: count }, () => (random.next() * 2 - 1) * scale);
 }
+
+/** erf in float64 from its Maclaurin series (|x| ≤ 3) or its continued fraction (|x| > 3). */
+export function erf64(x: number): number {
+  const a = Math.abs(x);
+  let result: number;
+  if (a <= 3) {
+    let term = a;
+    let sum = a;
+    for (let n = 1; n < 200; n += 1) {
+      term *= (-a * a) / n;
+      sum += term / (2 * n + 1);
+    }
+    result = (2 / Math.sqrt(Math.PI)) * sum;
+  } else {
+    let fraction = 0;
+    for (let k = 60; k >= 1; k -= 1) fraction = k / 2 / (a + fraction);
+    result = 1 - Math.exp(-a * a) / Math.sqrt(Math.PI) / (a + fraction);
+  }
+  return Math.sign(x) * result;
+}

@@ -12,7 +12,7 @@
 
 import * as tf from '@tensorflow/tfjs-core';
 import { fusedRoute, moduleFunctions, runWasmKernel } from './fused-module';
-import { Locals } from './simd-math';
+import { Locals, shuffleLanes } from './simd-math';
 import {
   get,
   I32,
@@ -32,11 +32,6 @@ import { wasmHeapOf } from './wasm-heap';
 export const FUSED_TRANSPOSE_KERNEL = 'FinepruneTransposeLastTwo';
 
 type Transpose = (x: number, out: number, count: number, rows: number, columns: number) => void;
-
-/** `i8x16.shuffle` of two vectors by float lanes (0–3 from the first, 4–7 from the second). */
-function shuffle(lanes: [number, number, number, number]): number[] {
-  return [...simd(0x0d), ...lanes.flatMap((lane) => [4 * lane, 4 * lane + 1, 4 * lane + 2, 4 * lane + 3])];
-}
 
 const functionsFor = moduleFunctions<{ transpose: Transpose }>(() => {
   const [x, out, count, rows, columns] = [0, 1, 2, 3, 4];
@@ -92,7 +87,7 @@ const functionsFor = moduleFunctions<{ transpose: Transpose }>(() => {
   const both = (a: number, b: number, lanes: [number, number, number, number]) => [
     ...get(a),
     ...get(b),
-    ...shuffle(lanes),
+    ...shuffleLanes(lanes),
   ];
   const block = [
     ...sourceAddress,

@@ -3,6 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { setBackend } from './backend';
 import { dense } from './dense';
 import { FinepruneError } from './errors';
+import { erf64 } from './fused-test-support';
 import { withLeakGuard } from './leak-guard';
 import { maskedDense } from './masked-dense';
 import { maskedWeight } from './masked-weight';
@@ -202,24 +203,13 @@ describe('maskedDense memory on wasm', () => {
   });
 });
 
-/** erf by its Taylor series in float64 (|x| ≤ 4: error below 1e-9), independent of TF.js's Erf. */
-function erf(x: number): number {
-  let term = x;
-  let sum = x;
-  for (let n = 1; n < 120; n += 1) {
-    term *= (-x * x) / n;
-    sum += term / (2 * n + 1);
-  }
-  return (2 / Math.sqrt(Math.PI)) * sum;
-}
-
 /** The activations and their derivatives in float64: relu′ = 1{z > 0}, GELU′ = Φ(z) + z·φ(z). */
 const reference = {
   relu: { value: (z: number) => Math.max(z, 0), slope: (z: number) => (z > 0 ? 1 : 0) },
   gelu: {
-    value: (z: number) => z * 0.5 * (1 + erf(z / Math.SQRT2)),
+    value: (z: number) => z * 0.5 * (1 + erf64(z / Math.SQRT2)),
     slope: (z: number) =>
-      0.5 * (1 + erf(z / Math.SQRT2)) + (z * Math.exp(-0.5 * z * z)) / Math.sqrt(2 * Math.PI),
+      0.5 * (1 + erf64(z / Math.SQRT2)) + (z * Math.exp(-0.5 * z * z)) / Math.sqrt(2 * Math.PI),
   },
 } as const;
 

@@ -22,7 +22,7 @@
  */
 
 import { moduleFunctions } from './fused-module';
-import { Locals, load, mul, overRow, store } from './simd-math';
+import { Locals, load, mul, overRow, shuffleLanes, store } from './simd-math';
 import {
   F32,
   f32Const,
@@ -140,6 +140,18 @@ function compressFunction() {
   const swizzled = (vector: number[]) => [...vector, ...get(shuffle), ...simd(0x0e)]; // i8x16.swizzle
   // More kept than the capacity: return −1
   const overCapacity = [...get(unitAt), ...get(limit), op.i32GtU, ...when([], [...i32Const(-1), 0x0f])];
+  // The write position moves on by `step` bytes (4 per kept entry); then the capacity check.
+  const advance = [
+    ...get(unitAt),
+    ...get(step),
+    op.i32Add,
+    ...set(unitAt),
+    ...get(valueAt),
+    ...get(step),
+    op.i32Add,
+    ...set(valueAt),
+    ...overCapacity,
+  ];
   // Four entries at once, without a branch: the kept lanes' units and W·M are moved to the front of
   // a vector by a byte shuffle from the table, stored at the next free slot, which moves on by their
   // count (the arrays have 4 slots of slack).
@@ -173,19 +185,11 @@ function compressFunction() {
     ...i32Const(2),
     op.i32Shl,
     ...set(step),
-    ...get(unitAt),
-    ...get(step),
-    op.i32Add,
-    ...set(unitAt),
-    ...get(valueAt),
-    ...get(step),
-    op.i32Add,
-    ...set(valueAt),
     ...get(unitVector),
     ...get(unitStep),
     ...simd(simdOp.i32x4Add),
     ...set(unitVector),
-    ...overCapacity,
+    ...advance,
   ];
   // One entry (the row's last columns % 4): written, then kept when M ≠ 0.
   const single = [
@@ -217,15 +221,7 @@ function compressFunction() {
     ...i32Const(2),
     op.i32Shl,
     ...set(step),
-    ...get(unitAt),
-    ...get(step),
-    op.i32Add,
-    ...set(unitAt),
-    ...get(valueAt),
-    ...get(step),
-    op.i32Add,
-    ...set(valueAt),
-    ...overCapacity,
+    ...advance,
   ];
   const rowBody = [
     // rowStart[row] = count
@@ -387,11 +383,6 @@ function chunkFunction(vectors: number, transposed: boolean) {
     locals: locals.types,
     body: whileBelow(row, rows, rowBody),
   };
-}
-
-/** `i8x16.shuffle` of the two vectors on the stack by float lanes (0–3 the first, 4–7 the second). */
-function shuffleLanes(lanes: [number, number, number, number]): number[] {
-  return [...simd(0x0d), ...lanes.flatMap((lane) => [4 * lane, 4 * lane + 1, 4 * lane + 2, 4 * lane + 3])];
 }
 
 /**

@@ -135,6 +135,32 @@ function overChunks(paddedBatch: number, run: (vectors: number, chunkBytes: numb
   }
 }
 
+/** Runs `product<V>` or `inputGradient<V>` over the list for every chunk of the batch. */
+function overList(
+  functions: MaskedSparseFunctions,
+  name: 'product' | 'inputGradient',
+  input: number,
+  structure: number,
+  values: number,
+  rows: number,
+  output: number,
+  paddedBatch: number,
+): void {
+  const units = structure + 4 * (rows + 1);
+  overChunks(paddedBatch, (vectors, chunkBytes) =>
+    functions[`${name}${vectors}`]!(
+      input,
+      structure,
+      units,
+      values,
+      rows,
+      output,
+      paddedBatch * 4,
+      chunkBytes,
+    ),
+  );
+}
+
 function productKernel({ inputs, backend, attrs }: KernelArguments): tf.TensorInfo {
   const { heap, at, functions } = heapAndFunctions(backend);
   const { transposedInput, structure, values, bias } = inputs as Record<string, tf.TensorInfo>;
@@ -144,18 +170,15 @@ function productKernel({ inputs, backend, attrs }: KernelArguments): tf.TensorIn
   // yᵀ [N][Bpad], accumulated from zero, then written out as y [B][N] (+ b, then ReLU if asked)
   const transposed = heap.backend.makeOutput([units, paddedBatch], 'float32');
   new Float32Array(heap.memory.buffer, at(transposed), units * paddedBatch).fill(0);
-  const start = at(structure!);
-  overChunks(paddedBatch, (vectors, chunkBytes) =>
-    functions[`product${vectors}`]!(
-      at(transposedInput!),
-      start,
-      start + 4 * (rows + 1),
-      at(values!),
-      rows,
-      at(transposed),
-      paddedBatch * 4,
-      chunkBytes,
-    ),
+  overList(
+    functions,
+    'product',
+    at(transposedInput!),
+    at(structure!),
+    at(values!),
+    rows,
+    at(transposed),
+    paddedBatch,
   );
   functions.untranspose(
     at(transposed),
@@ -178,18 +201,15 @@ function inputGradientKernel({ inputs, backend, attrs }: KernelArguments): tf.Te
   const paddedBatch = transposedGradient!.shape[1]!;
   const out = heap.backend.makeOutput([batch, rows], 'float32');
   const transposed = heap.backend.makeOutput([rows, paddedBatch], 'float32'); // dxᵀ, every entry written
-  const start = at(structure!);
-  overChunks(paddedBatch, (vectors, chunkBytes) =>
-    functions[`inputGradient${vectors}`]!(
-      at(transposedGradient!),
-      start,
-      start + 4 * (rows + 1),
-      at(values!),
-      rows,
-      at(transposed),
-      paddedBatch * 4,
-      chunkBytes,
-    ),
+  overList(
+    functions,
+    'inputGradient',
+    at(transposedGradient!),
+    at(structure!),
+    at(values!),
+    rows,
+    at(transposed),
+    paddedBatch,
   );
   functions.untranspose(
     at(transposed),

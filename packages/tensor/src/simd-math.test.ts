@@ -9,6 +9,7 @@ import {
   tanhLocals,
   tanhVector,
 } from './simd-math';
+import { erf64 } from './fused-test-support';
 import { buildModule, instantiate } from './wasm-binary';
 
 type Map = (input: number, output: number, bytes: number) => void;
@@ -29,26 +30,6 @@ function compiled() {
     return heap.slice(values.length, 2 * values.length);
   };
   return { run };
-}
-
-/** erf in float64 from its Maclaurin series (|x| ≤ 3) or its continued fraction (|x| > 3). */
-function erf64(x: number): number {
-  const a = Math.abs(x);
-  let result: number;
-  if (a <= 3) {
-    let term = a;
-    let sum = a;
-    for (let n = 1; n < 200; n += 1) {
-      term *= (-a * a) / n;
-      sum += term / (2 * n + 1);
-    }
-    result = (2 / Math.sqrt(Math.PI)) * sum;
-  } else {
-    let fraction = 0;
-    for (let k = 60; k >= 1; k -= 1) fraction = k / 2 / (a + fraction);
-    result = 1 - Math.exp(-a * a) / Math.sqrt(Math.PI) / (a + fraction);
-  }
-  return Math.sign(x) * result;
 }
 
 function grid(from: number, to: number, count: number): Float32Array {

@@ -67,6 +67,11 @@ export type LocalTuple<N extends number> = N extends 1
             ? [number, number, number, number, number, number]
             : [number, number, number, number, number, number, number, number];
 
+/** `i8x16.shuffle` of the two vectors on the stack by float lanes (0–3 the first, 4–7 the second). */
+export function shuffleLanes(lanes: [number, number, number, number]): number[] {
+  return [...simd(0x0d), ...lanes.flatMap((lane) => [4 * lane, 4 * lane + 1, 4 * lane + 2, 4 * lane + 3])];
+}
+
 /** `f32x4.splat(value)`: a constant in all four lanes. */
 export function splat(value: number): number[] {
   return [...f32Const(value), ...simd(simdOp.f32x4Splat)];
