@@ -535,10 +535,10 @@ function untransposeFunction() {
       ...whileBelow(b, batchEnd, [
         ...overColumns(i32Const(0), columnEnd, 4, block),
         // the row block's last columns % 4 entries, one by one, for each of its 4 rows
-        ...[0, 1, 2, 3].flatMap((row) => [
+        ...Array.from({ length: 4 }, () => [
           ...overColumns(get(columnEnd), columns, 1, single),
           ...increment(b, 1),
-        ]),
+        ]).flat(),
       ]),
       // the last batch % 4 rows, one entry at a time
       ...whileBelow(b, batch, [...overColumns(i32Const(0), columns, 1, single), ...increment(b, 1)]),
