@@ -1,7 +1,7 @@
 /**
  * The sparse route of `maskedDense` against its dense route on wasm, for one training step's forward
  * and backward of a masked projection with learned scores (y = x·(W ⊙ M) + b, then ∂L/∂W, ∂L/∂b,
- * ∂L/∂S and, with `inputGradient`, ∂L/∂x): the share of kept weights at which the two meet, per
+ * ∂L/∂S and, with `inputGradient`, ∂L/∂x in the same backward pass): the share of kept weights at which the two meet, per
  * shape and thread count. W changes between steps as in training, so the dense route packs a new
  * W ⊙ M for XNNPACK at every step. The two routes run interleaved step by step in one process
  * (the dense one by `FINEPRUNE_SPARSE_ROUTE` set off and on around its calls).
@@ -57,18 +57,14 @@ export async function main(argv = process.argv.slice(2)): Promise<Record<string,
         setSparseRoute(sparse);
         const start = performance.now();
         const outputs = tf.tidy(() => {
-          const f = () =>
-            tf.sum(maskedDense(x, weight as tf.Tensor2D, mask, bias as tf.Tensor1D, scores)) as tf.Scalar;
-          if (shape.inputGradient) {
-            const { grads } = tf.valueAndGrads((input: tf.Tensor) => {
-              return tf.sum(
-                maskedDense(input as tf.Tensor2D, weight as tf.Tensor2D, mask, bias as tf.Tensor1D, scores),
-              );
-            })([x]);
-            const { grads: variableGrads } = tf.variableGrads(f, variables);
-            return [grads, variableGrads];
-          }
-          return tf.variableGrads(f, variables).grads;
+          // one forward and backward: the gradients in W, b and S, and in x where the layer is not
+          // the first (x is then one of the differentiated inputs)
+          const project = (input: tf.Tensor, w: tf.Tensor, b: tf.Tensor, s: tf.Tensor) =>
+            tf.sum(
+              maskedDense(input as tf.Tensor2D, w as tf.Tensor2D, mask, b as tf.Tensor1D, s),
+            ) as tf.Scalar;
+          if (shape.inputGradient) return tf.valueAndGrads(project)([x, weight, bias, scores]).grads;
+          return tf.variableGrads(() => project(x, weight, bias, scores), variables).grads;
         });
         tf.dispose(outputs as tf.TensorContainer);
         // a new W at every step, as after an optimizer update (the dense route packs it again)

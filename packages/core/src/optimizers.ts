@@ -26,6 +26,17 @@ export interface HostArray {
   readonly values: Float32Array;
 }
 
+/** A loaded slot must belong to a variable of the model (its name starts with one's prefix). */
+function checkSlotOwner(name: string, prefixOk: (name: string) => boolean): void {
+  if (!prefixOk(name)) {
+    throw new FinepruneError({
+      code: ErrorCodes.CHECKPOINT_MISMATCH,
+      message: `Optimizer state names slot "${name}", which belongs to no variable of the model.`,
+      fix: 'Load the checkpoint into the model it was saved from.',
+    });
+  }
+}
+
 /**
  * An optimizer with state that can be saved and restored bit for bit. fineprune runs its own
  * optimizers (rather than `tf.train.*`) so that a resumed run repeats an uninterrupted one exactly.
@@ -102,13 +113,7 @@ class SlotStore {
   load(state: Record<string, tf.Tensor>, prefixOk: (name: string) => boolean): void {
     this.dispose();
     for (const [name, tensor] of Object.entries(state)) {
-      if (!prefixOk(name)) {
-        throw new FinepruneError({
-          code: ErrorCodes.CHECKPOINT_MISMATCH,
-          message: `Optimizer state names slot "${name}", which belongs to no variable of the model.`,
-          fix: 'Load the checkpoint into the model it was saved from.',
-        });
-      }
+      checkSlotOwner(name, prefixOk);
       this.slots.set(
         name,
         tf.tidy(() => tf.variable(tensor.clone(), false)),
@@ -154,13 +159,7 @@ class HostSlotStore {
   load(state: Record<string, tf.Tensor>, prefixOk: (name: string) => boolean): void {
     this.dispose();
     for (const [name, tensor] of Object.entries(state)) {
-      if (!prefixOk(name)) {
-        throw new FinepruneError({
-          code: ErrorCodes.CHECKPOINT_MISMATCH,
-          message: `Optimizer state names slot "${name}", which belongs to no variable of the model.`,
-          fix: 'Load the checkpoint into the model it was saved from.',
-        });
-      }
+      checkSlotOwner(name, prefixOk);
       this.slots.set(name, Float32Array.from(tensor.dataSync() as Float32Array));
     }
   }

@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { setBackend } from './backend';
 import { withLeakGuard } from './leak-guard';
 import { maskedDense } from './masked-dense';
-import { MASKED_SPARSE_KERNELS, SPARSE_ROUTE_MAX_DENSITY, straightThroughGradients } from './masked-sparse';
+import { MASKED_SPARSE_KERNELS, straightThroughGradients } from './masked-sparse';
 import { createRandom } from './random';
 
 interface Case {
@@ -218,7 +218,6 @@ describe('maskedDense, sparse route on wasm', () => {
       expect(first).not.toContain(MASKED_SPARSE_KERNELS.product);
       const second = await kernelNames(() => maskedDense(x, w, denseMask));
       expect(second).not.toContain(MASKED_SPARSE_KERNELS.compress);
-      expect(SPARSE_ROUTE_MAX_DENSITY).toBe(0.3);
       tf.dispose([x, w, sparseMask, denseMask]);
     });
   });

@@ -5,92 +5,14 @@
  */
 
 import * as tf from '@tensorflow/tfjs-core';
-import {
-  batchMatMul as slicedBatchMatMul,
-  dense,
-  gelu as fusedGelu,
-  geluTanh as fusedGeluTanh,
-  dropoutMask,
-  layerNorm as fusedLayerNorm,
-  scaledMaskedSoftmax,
-} from '@fineprune/tensor';
+import { batchMatMul, dense, dropoutMask, scaledMaskedSoftmax } from '@fineprune/tensor';
 
 /**
- * Exact GELU, x·Φ(x) with Φ(x) = ½(1 + erf(x/√2)) (Hendrycks & Gimpel 2016, Eq. 1; Hugging Face
- * `gelu`), with the closed-form gradient Φ(x) + x·φ(x): `gelu` of @fineprune/tensor, one fused SIMD
- * pass each way on wasm and the op chain elsewhere.
- *
- * @param x - any float32 tensor
- * @returns GELU(x), same shape
- *
- * @example
- * ```ts
- * gelu(tf.tensor1d([1, -1])).print(); // [0.8413447, -0.1586553]
- * ```
+ * GELU exact and tanh (Hendrycks & Gimpel 2016, Eq. 1 and Sec. 2), LayerNorm (Ba et al. 2016, Eq. 4)
+ * and the batched product with explicit transposes in its gradient are @fineprune/tensor's, with
+ * their closed-form gradients and fused wasm passes; the encoder takes them from here.
  */
-export function gelu<T extends tf.Tensor>(x: T): T {
-  return fusedGelu(x);
-}
-
-/**
- * The tanh approximation of GELU, ½x(1 + tanh(√(2/π)(x + 0.044715x³))) (Hendrycks & Gimpel 2016,
- * Sec. 2; Hugging Face `gelu_new`), with its closed-form gradient: `geluTanh` of @fineprune/tensor.
- *
- * @param x - any float32 tensor
- * @returns the approximate GELU, same shape
- *
- * @example
- * ```ts
- * geluTanh(tf.scalar(1)).print(); // ≈ 0.8411920
- * ```
- */
-export function geluTanh<T extends tf.Tensor>(x: T): T {
-  return fusedGeluTanh(x);
-}
-
-/**
- * LayerNorm over the last axis of a [rows, features] matrix (Ba et al. 2016, Eq. 4):
- * y = γ ⊙ (x − μ)/√(σ² + ε) + β, with the biased variance σ². The gradient is the closed form
- * dx = r·(g − mean(g) − x̂·mean(g ⊙ x̂)) with g = dy ⊙ γ, r = 1/√(σ² + ε), dγ = Σ dy ⊙ x̂, dβ = Σ dy:
- * `layerNorm` of @fineprune/tensor, one fused SIMD pass each way on wasm.
- *
- * @param x - [rows, features]
- * @param gamma - [features]
- * @param beta - [features]
- * @param epsilon - ε added to the variance
- * @returns [rows, features]
- *
- * @example
- * ```ts
- * layerNorm(tf.tensor2d([[1, 2, 3]]), tf.ones([3]), tf.zeros([3]), 1e-12).print(); // [[-1.2247, 0, 1.2247]]
- * ```
- */
-export function layerNorm(
-  x: tf.Tensor2D,
-  gamma: tf.Tensor1D,
-  beta: tf.Tensor1D,
-  epsilon: number,
-): tf.Tensor2D {
-  return fusedLayerNorm(x, gamma, beta, epsilon);
-}
-
-/**
- * Batched matrix product a·b over the last two axes (same leading axes), with the gradient
- * dA = dy·Bᵀ, dB = Aᵀ·dy from explicitly transposed copies; on wasm one XNNPACK product per matrix
- * pair. The implementation is `batchMatMul` of @fineprune/tensor.
- *
- * @param a - [..., m, k]
- * @param b - [..., k, n]
- * @returns [..., m, n]
- *
- * @example
- * ```ts
- * const scores = batchMatMul(queries, keysTransposed); // [B, heads, L, L]
- * ```
- */
-export function batchMatMul(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
-  return slicedBatchMatMul(a, b);
-}
+export { batchMatMul, gelu, geluTanh, layerNorm } from '@fineprune/tensor';
 
 /**
  * Inverted dropout with a seeded mask (Srivastava et al. 2014): each entry is kept with probability
