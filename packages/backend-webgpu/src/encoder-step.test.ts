@@ -159,9 +159,12 @@ describe('the encoder on webgpu with the fused kernels', () => {
     registerFusedWebGPUKernels();
     const fused = await lossAndGradients(true);
     expectSameLossAndGradients(fused, chain);
-    // 2 layers × 6 prunable projections (query, key, value, attention output, FFN in and out).
-    for (const program of ['', 'InputGrad', 'WeightGrad', 'BiasGrad'])
+    // 2 layers × 6 prunable projections (query, key, value, attention output, FFN in and out). The
+    // input gradient only where the backward pass asks for it: layer 0's query, key and value read
+    // the frozen embeddings' output, which leads to no trained variable.
+    for (const program of ['', 'WeightGrad', 'BiasGrad'])
       expect(fused.byProgram.get(`finepruneMaskedMatMul${program}`), program).toBe(12);
+    expect(fused.byProgram.get('finepruneMaskedMatMulInputGrad'), 'InputGrad').toBe(9);
     // The FFN's GELU is in the projection's dispatches: no GELU kernel is left.
     expect(fused.byProgram.get('finepruneGelu')).toBeUndefined();
     expect(fused.byProgram.get('finepruneGeluGrad')).toBeUndefined();

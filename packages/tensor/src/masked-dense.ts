@@ -84,31 +84,43 @@ interface GradientPlan {
   activation: MaskedDenseActivation;
 }
 
-/** The same gradients by the registered fused kernels: dx, then ∂L/∂W with ∂L/∂S, then ∂L/∂b. */
-function fusedGradients(dy: tf.Tensor2D, saved: tf.Tensor[], plan: GradientPlan): tf.Tensor[] {
+/**
+ * How the backward pass gets each of the op's gradients; `weightAndScores` makes ∂L/∂W and, when the
+ * op has scores, ∂L/∂S from one dW′, and `scores` makes ∂L/∂S alone (W not differentiated).
+ */
+interface GradientParts {
+  input: LazyGradient;
+  weightAndScores: () => tf.Tensor[];
+  scores: LazyGradient;
+  bias: LazyGradient;
+}
+
+/** The parts from the registered fused kernels (WebGPU): dx; ∂L/∂W with ∂L/∂S; ∂L/∂b. act′ is folded in. */
+function fusedParts(dy: tf.Tensor2D, saved: tf.Tensor[], plan: GradientPlan): GradientParts {
   const [x, weight, mask, activationSaved] = saved as tf.Tensor2D[];
   const extra: tf.NamedTensorMap = activationSaved ? { saved: activationSaved } : {};
   const attrs = { activation: plan.activation };
-  const inputGradient = runRegisteredKernel(
-    FUSED_KERNELS.maskedMatMulInputGrad,
-    { dy, weight: weight!, mask: mask!, ...extra },
-    attrs,
-  );
-  const weightOutputs = tf
-    .engine()
-    .runKernel(
-      FUSED_KERNELS.maskedMatMulWeightGrad,
-      { x: x!, dy, weight: weight!, mask: mask!, ...extra },
-      { ...attrs, withScores: plan.withScores },
-    );
-  const [weightGradient, scoreGradient] = (
-    Array.isArray(weightOutputs) ? weightOutputs : [weightOutputs]
-  ) as tf.Tensor[];
-  const gradients = [inputGradient, weightGradient!];
-  if (plan.withBias)
-    gradients.push(runRegisteredKernel(FUSED_KERNELS.maskedMatMulBiasGrad, { dy, ...extra }, attrs));
-  if (plan.withScores) gradients.push(scoreGradient!);
-  return gradients;
+  const weightGradients = (withScores: boolean) => {
+    const outputs = tf
+      .engine()
+      .runKernel(
+        FUSED_KERNELS.maskedMatMulWeightGrad,
+        { x: x!, dy, weight: weight!, mask: mask!, ...extra },
+        { ...attrs, withScores },
+      );
+    return (Array.isArray(outputs) ? outputs : [outputs]) as tf.Tensor[];
+  };
+  return {
+    input: () =>
+      runRegisteredKernel(
+        FUSED_KERNELS.maskedMatMulInputGrad,
+        { dy, weight: weight!, mask: mask!, ...extra },
+        attrs,
+      ),
+    weightAndScores: () => weightGradients(plan.withScores),
+    scores: () => tf.tidy(() => weightGradients(true)[1]!),
+    bias: () => runRegisteredKernel(FUSED_KERNELS.maskedMatMulBiasGrad, { dy, ...extra }, attrs),
+  };
 }
 
 function checkActivation(activation: unknown): asserts activation is MaskedDenseActivation {
@@ -153,11 +165,10 @@ interface LazyPlan extends GradientPlan {
 }
 
 /**
- * The gradients of one masked dense op off the fused kernels, each computed only when the backward
- * pass asks for it, in the order of its inputs (x, W, then b and S if given). g = dy ⊙ act′ is made
- * once, here, for all of them.
+ * The parts off the fused kernels: g = dy ⊙ act′ is made once, here, for all of them; dx over the
+ * kept entries where the forward pass took the sparse route.
  */
-function lazyGradients(dy: tf.Tensor2D, saved: tf.Tensor[], plan: LazyPlan): LazyGradient[] {
+function chainParts(dy: tf.Tensor2D, saved: tf.Tensor[], plan: LazyPlan): GradientParts {
   const [x, weight, mask] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
   const activationSaved = plan.activationSaved ? (saved[3] as tf.Tensor2D) : undefined;
   const transposedInput = plan.transposedSaved
@@ -180,59 +191,54 @@ function lazyGradients(dy: tf.Tensor2D, saved: tf.Tensor[], plan: LazyPlan): Laz
   const kernelGradient = transposedInput
     ? () => tf.matMul(transposedInput, g)
     : inputAndKernelGradients(g, x, weight)[1]; // this thunk reads only x and g
+  return {
+    input: plan.sparse ? sparseInputGradient : denseInputGradient,
+    weightAndScores: () => {
+      const dMasked = kernelGradient();
+      // ∂L/∂W = dW′ ⊙ M, and ∂L/∂S = dW′ ⊙ W (Movement Pruning Eq. 2) in the same pass
+      return plan.withScores ? straightThroughGradients(dMasked, weight, mask) : [tf.mul(dMasked, mask)];
+    },
+    scores: () => tf.tidy(() => tf.mul(kernelGradient(), weight)),
+    bias: () => columnSums(g), // ∂L/∂b = Σ_rows g
+  };
+}
+
+/**
+ * The op's gradients as thunks, each computed only when the backward pass asks for it, in the order
+ * of its inputs (x, W, then b and S if given): a network's first layer never computes dx.
+ */
+function lazyGradients(parts: GradientParts, plan: GradientPlan): LazyGradient[] {
   // ∂L/∂S of the ∂L/∂W thunk, which makes both from one dW′; the ∂L/∂S thunk takes it
   let pendingScores: tf.Tensor | undefined;
   const gradients: LazyGradient[] = [
-    plan.sparse ? sparseInputGradient : denseInputGradient,
+    parts.input,
     () =>
       tf.tidy(() => {
-        const dMasked = kernelGradient();
-        if (!plan.withScores) return tf.mul(dMasked, mask); // ∂L/∂W = dW′ ⊙ M
-        const [dWeight, dScores] = straightThroughGradients(dMasked, weight, mask);
-        pendingScores = tf.keep(dScores);
-        // Freed here if the backward pass does not ask for ∂L/∂S (scores not differentiated).
-        queueMicrotask(() => {
-          pendingScores?.dispose();
-          pendingScores = undefined;
-        });
-        return dWeight;
+        const [dWeight, dScores] = parts.weightAndScores();
+        if (dScores !== undefined) {
+          pendingScores = tf.keep(dScores);
+          // Freed here if the backward pass does not ask for ∂L/∂S (scores not differentiated).
+          queueMicrotask(() => {
+            pendingScores?.dispose();
+            pendingScores = undefined;
+          });
+        }
+        return dWeight!;
       }),
   ];
-  if (plan.withBias) gradients.push(() => columnSums(g)); // ∂L/∂b = Σ_rows g
+  if (plan.withBias) gradients.push(parts.bias);
   if (plan.withScores) {
     // ∂L/∂S = dW′ ⊙ W: straight through the mask (Movement Pruning, Sanh et al. 2020, Eq. 2)
     gradients.push(() => {
       const ready = pendingScores;
       pendingScores = undefined;
-      if (ready === undefined) return tf.tidy(() => tf.mul(kernelGradient(), weight));
+      if (ready === undefined) return parts.scores();
       const gradient = tf.clone(ready);
       ready.dispose();
       return gradient;
     });
   }
   return gradients;
-}
-
-/** The op on the registered fused kernels (WebGPU): one dispatch forward, three backward. */
-function fusedMaskedDense(
-  inputs: tf.Tensor[],
-  x: tf.Tensor2D,
-  weight: tf.Tensor2D,
-  mask: tf.Tensor,
-  bias: tf.Tensor1D | undefined,
-  plan: GradientPlan,
-): tf.Tensor2D {
-  const op = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
-    const save = args[args.length - 1] as tf.GradSaveFunc;
-    const floatMask = mask.dtype === 'float32' ? mask : tf.cast(mask, 'float32');
-    const forward = fusedForward({ x, weight, mask: floatMask, ...(bias ? { bias } : {}) }, plan.activation);
-    save(forward.saved ? [x, weight, floatMask, forward.saved] : [x, weight, floatMask]);
-    return {
-      value: forward.value,
-      gradFunc: (dy, saved) => tf.tidy(() => fusedGradients(dy as tf.Tensor2D, saved, plan)),
-    };
-  });
-  return op(...inputs) as tf.Tensor2D;
 }
 
 /**
@@ -289,19 +295,20 @@ export function maskedDense(
   if (bias !== undefined) inputs.push(bias);
   if (scores !== undefined) inputs.push(scores);
   const plan: GradientPlan = { withBias: bias !== undefined, withScores: scores !== undefined, activation };
-  // One dispatch each way where a backend package registered the fused kernels (WebGPU).
-  if (fusedKernelAvailable(FUSED_KERNELS.maskedMatMul) && x.size > 0 && weight.size > 0)
-    return fusedMaskedDense(inputs, x, weight, mask, bias, plan);
+  // One dispatch forward and three backward where a backend package registered the fused kernels
+  // (WebGPU); else the sparse route (wasm, few weights kept) or the op chain.
+  const fused = fusedKernelAvailable(FUSED_KERNELS.maskedMatMul) && x.size > 0 && weight.size > 0;
   const lazy: LazyPlan = { ...plan, sparse: false, activationSaved: false, transposedSaved: false };
   return opWithLazyGradients(
     inputs,
     (save) =>
       tf.tidy(() => {
         const floatMask = mask.dtype === 'float32' ? mask : tf.cast(mask, 'float32');
-        // Few entries kept (wasm): y from the kept entries of W ⊙ M, listed now (masked-sparse.ts);
-        // else W ⊙ M as a temporary of this tidy, then one matMul with bias and relu
-        const sparse = sparseForward(x, weight, floatMask, bias, activation);
-        const forward = sparse ?? chainForward(x, tf.mul(weight, floatMask) as tf.Tensor2D, bias, activation);
+        // W ⊙ M, where made, is a temporary of this tidy
+        const sparse = fused ? undefined : sparseForward(x, weight, floatMask, bias, activation);
+        const forward = fused
+          ? fusedForward({ x, weight, mask: floatMask, ...(bias ? { bias } : {}) }, activation)
+          : (sparse ?? chainForward(x, tf.mul(weight, floatMask) as tf.Tensor2D, bias, activation));
         lazy.sparse = sparse !== undefined;
         lazy.activationSaved = forward.saved !== undefined;
         lazy.transposedSaved = sparse?.transposed !== undefined;
@@ -314,6 +321,10 @@ export function maskedDense(
         ]);
         return forward.value;
       }),
-    (dy, saved) => lazyGradients(dy as tf.Tensor2D, saved, lazy),
+    (dy, saved) =>
+      lazyGradients(
+        fused ? fusedParts(dy as tf.Tensor2D, saved, plan) : chainParts(dy as tf.Tensor2D, saved, lazy),
+        plan,
+      ),
   ) as tf.Tensor2D;
 }
